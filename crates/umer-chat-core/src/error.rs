@@ -1,0 +1,108 @@
+//! Typed errors. Each names the rule or the file at fault, and maps to a stable `code`
+//! that the app sends to the UI.
+
+use std::path::{Path, PathBuf};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Usernames must be 1 to 32 characters long; {name:?} has {len}.")]
+    UsernameLength { name: String, len: usize },
+    #[error(
+        "Usernames may only use letters, digits, '_', '-' and '.'; {name:?} contains {bad:?}."
+    )]
+    UsernameCharacter { name: String, bad: char },
+    #[error("Usernames cannot start or end with '.'; choose another than {name:?}.")]
+    UsernameDots { name: String },
+    #[error("{name:?} is a reserved name on some systems; choose another username.")]
+    ReservedUsername { name: String },
+    #[error("The username {name:?} is already taken (names are not case-sensitive).")]
+    UsernameTaken { name: String },
+    #[error("Passwords must be at least {min} characters long.")]
+    PasswordTooShort { min: usize },
+    #[error("Passwords can be at most {max} characters long.")]
+    PasswordTooLong { max: usize },
+    #[error("There is no user called {name:?}. Check the spelling or sign up.")]
+    UnknownUser { name: String },
+    #[error("Wrong password for {name:?}.")]
+    WrongPassword { name: String },
+    #[error("No chat with id {id:?} exists in this data folder.")]
+    ChatNotFound { id: String },
+    #[error("You are not a member of chat {id:?}.")]
+    NotAMember { id: String },
+    #[error("A message needs some text or an image.")]
+    EmptyMessage,
+    #[error("Messages can be at most {max} characters long; this one has {len}.")]
+    MessageTooLong { len: usize, max: usize },
+    #[error("Images can be at most {max} bytes (10 MiB); this one has {len}.")]
+    ImageTooLarge { len: usize, max: usize },
+    #[error("Only PNG, JPEG, GIF and WebP images can be sent: {reason}.")]
+    UnsupportedImage { reason: String },
+    #[error("Images can be at most {max}×{max} pixels; this one is {width}×{height}.")]
+    ImageDimensions { width: u32, height: u32, max: u32 },
+    #[error("The image {name:?} is not in this data folder (it may not have synced yet).")]
+    ImageNotFound { name: String },
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{path}: {reason}")]
+    CorruptFile { path: PathBuf, reason: String },
+    #[error("{path} uses format {found}, newer than this app understands ({supported}); update Umer Chat.")]
+    UnsupportedFormat {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
+    #[error("Could not {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// A stable, machine-readable code; the UI branches on these.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::UsernameLength { .. }
+            | Error::UsernameCharacter { .. }
+            | Error::UsernameDots { .. } => "invalid_username",
+            Error::ReservedUsername { .. } => "reserved_username",
+            Error::UsernameTaken { .. } => "username_taken",
+            Error::PasswordTooShort { .. } => "password_too_short",
+            Error::PasswordTooLong { .. } => "password_too_long",
+            Error::UnknownUser { .. } => "unknown_user",
+            Error::WrongPassword { .. } => "wrong_password",
+            Error::ChatNotFound { .. } => "chat_not_found",
+            Error::NotAMember { .. } => "not_a_member",
+            Error::EmptyMessage => "empty_message",
+            Error::MessageTooLong { .. } => "message_too_long",
+            Error::ImageTooLarge { .. } => "image_too_large",
+            Error::UnsupportedImage { .. } => "unsupported_image",
+            Error::ImageDimensions { .. } => "image_dimensions",
+            Error::ImageNotFound { .. } => "image_not_found",
+            Error::InvalidArgument(_) => "invalid_argument",
+            Error::CorruptFile { .. } => "corrupt_file",
+            Error::UnsupportedFormat { .. } => "unsupported_format",
+            Error::Io { .. } => "io",
+        }
+    }
+
+    pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.to_path_buf();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(path: &Path, reason: impl std::fmt::Display) -> Error {
+        Error::CorruptFile {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        }
+    }
+}

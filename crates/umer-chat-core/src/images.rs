@@ -1,0 +1,157 @@
+//! Images: `images/<sha256>.<ext>`, content-addressed and written once.
+
+use std::fs;
+use std::io::Cursor;
+
+use base64::Engine;
+use image::{ImageFormat, ImageReader, Limits};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::fsio::{write_atomic, write_once};
+use crate::password::hex_lower;
+use crate::store::Store;
+
+pub const MAX_IMAGE_BYTES: usize = 10 * 1024 * 1024;
+/// Bounds the decoded size, so a small file cannot expand into gigabytes of pixels.
+pub const MAX_IMAGE_SIDE: u32 = 12_000;
+const MAX_DECODE_ALLOC: u64 = 512 * 1024 * 1024;
+
+/// The formats we accept, recognised by their first bytes, never by a file name.
+fn sniff(bytes: &[u8]) -> Option<(ImageFormat, &'static str, &'static str)> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some((ImageFormat::Png, "png", "image/png"))
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some((ImageFormat::Jpeg, "jpg", "image/jpeg"))
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some((ImageFormat::Gif, "gif", "image/gif"))
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some((ImageFormat::WebP, "webp", "image/webp"))
+    } else {
+        None
+    }
+}
+
+fn mime_of(name: &str) -> Option<&'static str> {
+    match name.rsplit_once('.')?.1 {
+        "png" => Some("image/png"),
+        "jpg" => Some("image/jpeg"),
+        "gif" => Some("image/gif"),
+        "webp" => Some("image/webp"),
+        _ => None,
+    }
+}
+
+/// True for a name this store could have given an image: `<64 hex>.<known ext>`.
+pub fn is_image_name(name: &str) -> bool {
+    name.rsplit_once('.').is_some_and(|(hash, _)| {
+        hash.len() == 64
+            && hash
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }) && mime_of(name).is_some()
+}
+
+/// Checks that `bytes` are a whole, decodable image within limits; gives its extension.
+pub fn validate_image(bytes: &[u8]) -> Result<&'static str> {
+    if bytes.len() > MAX_IMAGE_BYTES {
+        return Err(Error::ImageTooLarge {
+            len: bytes.len(),
+            max: MAX_IMAGE_BYTES,
+        });
+    }
+    let (format, ext, _) = sniff(bytes).ok_or_else(|| Error::UnsupportedImage {
+        reason: if bytes.starts_with(b"<") || bytes.windows(4).take(512).any(|w| w == b"<svg") {
+            "SVG and other text formats are refused".into()
+        } else {
+            "the content is not a PNG, JPEG, GIF or WebP image".into()
+        },
+    })?;
+    let header = ImageReader::with_format(Cursor::new(bytes), format);
+    let (width, height) = header
+        .into_dimensions()
+        .map_err(|e| Error::UnsupportedImage {
+            reason: format!("the {ext} header cannot be read ({e})"),
+        })?;
+    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
+        return Err(Error::ImageDimensions {
+            width,
+            height,
+            max: MAX_IMAGE_SIDE,
+        });
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_ALLOC);
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(limits);
+    reader.decode().map_err(|e| Error::UnsupportedImage {
+        reason: format!("the {ext} data is damaged or truncated ({e})"),
+    })?;
+    Ok(ext)
+}
+
+impl Store {
+    /// Validates and stores an image; returns its name in `images/` for `append_message`.
+    pub fn save_image_bytes(&self, bytes: &[u8]) -> Result<String> {
+        let ext = validate_image(bytes)?;
+        let name = format!("{}.{ext}", hex_lower(&Sha256::digest(bytes)));
+        let path = self.images_dir().join(&name);
+        if !write_once(&path, bytes)? && !self.image_is_intact(&name)? {
+            // A damaged copy (cut short by a sync tool): the name fixes the content, so
+            // replacing it cannot lose anything.
+            write_atomic(&path, bytes)?;
+        }
+        Ok(name)
+    }
+
+    fn image_is_intact(&self, name: &str) -> Result<bool> {
+        let path = self.images_dir().join(name);
+        let bytes = fs::read(&path).map_err(Error::io("read", &path))?;
+        Ok(name.starts_with(&hex_lower(&Sha256::digest(&bytes))))
+    }
+
+    pub(crate) fn check_image_exists(&self, name: &str) -> Result<()> {
+        if !is_image_name(name) {
+            return Err(Error::InvalidArgument(format!(
+                "{name:?} is not an image name."
+            )));
+        }
+        if self.images_dir().join(name).is_file() {
+            Ok(())
+        } else {
+            Err(Error::ImageNotFound {
+                name: name.to_string(),
+            })
+        }
+    }
+
+    /// The image's MIME type and bytes, checked against its name.
+    pub fn image_bytes(&self, name: &str) -> Result<(&'static str, Vec<u8>)> {
+        self.check_image_exists(name)?;
+        let path = self.images_dir().join(name);
+        let meta = fs::metadata(&path).map_err(Error::io("stat", &path))?;
+        if meta.len() > MAX_IMAGE_BYTES as u64 {
+            return Err(Error::corrupt(
+                &path,
+                "larger than any image this app stores",
+            ));
+        }
+        let bytes = fs::read(&path).map_err(Error::io("read", &path))?;
+        if !name.starts_with(&hex_lower(&Sha256::digest(&bytes))) {
+            return Err(Error::corrupt(
+                &path,
+                "its content does not match its name (still syncing?)",
+            ));
+        }
+        Ok((mime_of(name).expect("checked by is_image_name"), bytes))
+    }
+
+    /// A `data:` URL of the image, for display.
+    pub fn image_to_data_url(&self, name: &str) -> Result<String> {
+        let (mime, bytes) = self.image_bytes(name)?;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        Ok(format!("data:{mime};base64,{b64}"))
+    }
+}

@@ -1,0 +1,43 @@
+//! Umer Chat's core: the domain and the storage of a chat app whose only "server" is a
+//! folder that several devices share through a sync tool, a network drive or a USB stick.
+//!
+//! The rule that keeps it safe: every file in the data folder has one writer, or is written
+//! once and never changed. See `data/FORMAT.md` and `ARCHITECTURE.md`.
+//!
+//! This crate never depends on tauri; the app and the CLI are thin layers over [`Store`].
+
+mod chats;
+pub mod config;
+mod doctor;
+pub mod error;
+pub mod fsio;
+mod images;
+pub mod logs;
+mod messages;
+pub mod model;
+pub mod names;
+pub mod password;
+mod reads;
+mod search;
+pub mod skip;
+mod store;
+pub mod username;
+mod users;
+
+pub use chats::{
+    ChatListWatch, ChatSummary, ChatView, Page, MAX_GROUP_NAME_CHARS, PAGE_SIZE, UNREAD_CAP,
+};
+pub use config::{default_data_dir, resolve_data_dir, LocalConfig};
+pub use error::{Error, Result};
+pub use images::{validate_image, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE};
+pub use logs::LogCursor;
+pub use messages::MAX_TEXT_CHARS;
+pub use model::{ChatId, ChatKind, ChatRecord, DeviceId, Event, EventKey};
+pub use search::SearchHit;
+pub use skip::{SkipReason, Skipped};
+pub use store::Store;
+pub use username::{UserKey, Username};
+pub use users::User;
+
+/// A message is an event of type `message`, the only kind so far.
+pub type Message = Event;

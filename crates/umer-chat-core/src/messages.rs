@@ -1,0 +1,113 @@
+//! Sending and polling: one append-only log per user and device.
+
+use crate::error::{Error, Result};
+use crate::fsio::AppendFile;
+use crate::logs::{self, log_file_name, LogCursor};
+use crate::model::{month_of, new_event_id, now_ms, Event, FORMAT_VERSION, MESSAGE_EVENT};
+use crate::store::Store;
+use crate::username::UserKey;
+
+pub const MAX_TEXT_CHARS: usize = 10_000;
+
+impl Store {
+    /// Appends a message with text and/or an image (a name from `save_image_bytes`).
+    /// When this returns, the message is on disk (fsynced).
+    pub fn append_message(
+        &self,
+        user: &UserKey,
+        chat: &str,
+        text: Option<&str>,
+        image: Option<&str>,
+    ) -> Result<Event> {
+        let chat = self.member_chat(user, chat)?;
+        let text = text.filter(|t| !t.trim().is_empty());
+        if let Some(text) = text {
+            let len = text.chars().count();
+            if len > MAX_TEXT_CHARS {
+                return Err(Error::MessageTooLong {
+                    len,
+                    max: MAX_TEXT_CHARS,
+                });
+            }
+        }
+        if let Some(image) = image {
+            self.check_image_exists(image)?;
+        }
+        if text.is_none() && image.is_none() {
+            return Err(Error::EmptyMessage);
+        }
+        let now = now_ms();
+        let path = self
+            .log_dir(&chat.id)
+            .join(month_of(now))
+            .join(log_file_name(user, self.device()));
+        // The lock orders appends of several processes of this device; other devices write
+        // other files, so no lock is ever shared between devices.
+        let mut log = AppendFile::open_locked(&path)?;
+        let last = last_event(&mut log, &path)?;
+        let (ts, seq) = match last {
+            // Never behind our own last event, so each file stays sorted.
+            Some((last_ts, last_seq)) => (now.max(last_ts), last_seq + 1),
+            None => (now, 0),
+        };
+        let event = Event {
+            v: FORMAT_VERSION,
+            id: new_event_id(),
+            kind: MESSAGE_EVENT.to_string(),
+            chat: chat.id.clone(),
+            sender: user.clone(),
+            device: self.device().clone(),
+            seq,
+            ts,
+            text: text.map(str::to_string),
+            image: image.map(str::to_string),
+        };
+        let line = serde_json::to_string(&event).expect("events serialise");
+        log.append_line(&line, &path)?;
+        Ok(event)
+    }
+
+    /// What was appended to the chat since `cursor` (from `get_chat` or the last poll),
+    /// oldest first, and the next cursor. An idle poll lists folders and stats files only.
+    pub fn poll(
+        &self,
+        user: &UserKey,
+        chat: &str,
+        cursor: &LogCursor,
+    ) -> Result<(Vec<Event>, LogCursor)> {
+        let chat = self.member_chat(user, chat)?;
+        let files = logs::list(&self.log_dir(&chat.id), &mut Vec::new())?;
+        logs::read_since(&files, &chat.id, cursor)
+    }
+
+    /// Every message of a chat, oldest first (for export and the CLI's `read`).
+    pub fn all_messages(&self, user: &UserKey, chat: &str) -> Result<Vec<Event>> {
+        let chat = self.member_chat(user, chat)?;
+        let files = logs::list(&self.log_dir(&chat.id), &mut Vec::new())?;
+        let mut events = Vec::new();
+        for file in &files {
+            events.extend(logs::read_all(file, &chat.id, &mut Vec::new())?);
+        }
+        Ok(logs::sort_dedup(events))
+    }
+}
+
+/// `(ts, seq)` of the newest event in our own log, read from its end.
+fn last_event(log: &mut AppendFile, path: &std::path::Path) -> Result<Option<(i64, u64)>> {
+    if log.is_empty() {
+        return Ok(None);
+    }
+    for window in [64 * 1024, u64::MAX] {
+        let lines = log.last_lines(window).map_err(Error::io("read", path))?;
+        let newest = lines
+            .iter()
+            .find_map(|line| serde_json::from_str::<Event>(line).ok());
+        if let Some(event) = newest {
+            return Ok(Some((event.ts, event.seq)));
+        }
+        if window >= log.len() {
+            break;
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,3 @@
+fn main() {
+    umer_chat_app::run()
+}
