@@ -1,1 +1,249 @@
-fn main() {}
+//! `umer-chat-cli`: Umer Chat from a terminal, on the same core and data folder as the app.
+//!
+//! Exit codes: 0 success; 1 a user error (one line on stderr saying what to do);
+//! 2 a usage error (from clap).
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use umer_chat_core::{config, ChatKind, Error, Event, LocalConfig, Store, UserKey, PAGE_SIZE};
+
+#[derive(Parser)]
+#[command(
+    name = "umer-chat-cli",
+    version,
+    about = "Umer Chat on the command line"
+)]
+struct Cli {
+    /// The data folder (default: the folder the app uses).
+    #[arg(long, global = true, env = config::DATA_DIR_ENV, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Act as this user; the password comes from UMER_CHAT_PASSWORD or the first line of stdin.
+    #[arg(long, global = true, value_name = "NAME")]
+    user: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an account (password from UMER_CHAT_PASSWORD or stdin).
+    Signup { name: String },
+    /// List every user.
+    Users,
+    /// List your chats, newest activity first (JSON lines).
+    Chats,
+    /// Open (or create) the DM with OTHER; prints its chat id.
+    Dm { other: String },
+    /// Create a group; prints its chat id.
+    Group {
+        name: String,
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    /// Send TEXT and/or an image; with neither, each stdin line is one message.
+    Send {
+        chat: String,
+        text: Option<String>,
+        #[arg(long, value_name = "PATH")]
+        image: Option<PathBuf>,
+    },
+    /// Print messages oldest first, one JSON object per line.
+    Read {
+        chat: String,
+        #[arg(long, value_name = "N")]
+        last: Option<usize>,
+    },
+    /// Search your chats, newest first (JSON lines).
+    Search { query: String },
+    /// List every file or line that readers skip, and why; exits 1 if there is any.
+    Doctor,
+}
+
+/// A failure that ends the run with exit code 1.
+struct Failure(String);
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(Failure(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    let config = LocalConfig::load(&LocalConfig::default_dir()?)?;
+    let data_dir = match cli.data_dir {
+        Some(dir) => dir,
+        None => config::resolve_data_dir(&config)?,
+    };
+    let store = Store::open(&data_dir, config.device_id())?;
+    let mut stdin = std::io::stdin().lock();
+    let mut out = std::io::stdout().lock();
+    let sign_in = |stdin: &mut dyn BufRead| -> Result<UserKey, Failure> {
+        let name = cli.user.as_deref().ok_or_else(|| {
+            Failure("this command needs --user NAME (and the password on stdin or in UMER_CHAT_PASSWORD)".into())
+        })?;
+        let password = read_password(stdin)?;
+        Ok(store.verify_user(name, &password)?.key)
+    };
+    match cli.command {
+        Command::Signup { name } => {
+            let password = read_password(&mut stdin)?;
+            let user = store.create_user(&name, &password)?;
+            writeln!(out, "{}", user.name).ok();
+        }
+        Command::Users => {
+            for user in store.list_users()? {
+                writeln!(out, "{}", user.name).ok();
+            }
+        }
+        Command::Chats => {
+            let me = sign_in(&mut stdin)?;
+            for summary in store.list_user_chats(&me)? {
+                let chat = &summary.chat;
+                let title = match chat.kind {
+                    ChatKind::Group => chat.name.clone().unwrap_or_default(),
+                    ChatKind::Dm => chat
+                        .members
+                        .iter()
+                        .find(|m| **m != me)
+                        .map(|m| store.display_name(m))
+                        .unwrap_or_default(),
+                };
+                let line = json!({
+                    "id": chat.id,
+                    "kind": chat.kind,
+                    "title": title,
+                    "members": chat.members,
+                    "last_activity": summary.last_activity(),
+                    "unread": summary.unread,
+                    "preview": summary.last.as_ref().and_then(|e| e.text.clone()),
+                });
+                writeln!(out, "{line}").ok();
+            }
+        }
+        Command::Dm { other } => {
+            let me = sign_in(&mut stdin)?;
+            writeln!(out, "{}", store.create_private_chat(&me, &other)?.id).ok();
+        }
+        Command::Group { name, members } => {
+            let me = sign_in(&mut stdin)?;
+            let members: Vec<&str> = members.iter().map(String::as_str).collect();
+            writeln!(out, "{}", store.create_group_chat(&me, &name, &members)?.id).ok();
+        }
+        Command::Send { chat, text, image } => {
+            let me = sign_in(&mut stdin)?;
+            if text.is_none() && image.is_none() {
+                // One process, many messages: each line is acknowledged once it is on disk.
+                for line in stdin.lines() {
+                    let line = line.map_err(|e| Failure(format!("cannot read stdin: {e}")))?;
+                    let event = store.append_message(&me, &chat, Some(&line), None)?;
+                    writeln!(out, "{}", message_json(&event)).ok();
+                }
+            } else {
+                let image = match image {
+                    Some(path) => {
+                        let bytes = std::fs::read(&path).map_err(|e| {
+                            Failure(format!("cannot read image {}: {e}", path.display()))
+                        })?;
+                        Some(store.save_image_bytes(&bytes)?)
+                    }
+                    None => None,
+                };
+                let event = store.append_message(&me, &chat, text.as_deref(), image.as_deref())?;
+                writeln!(out, "{}", message_json(&event)).ok();
+            }
+        }
+        Command::Read { chat, last } => {
+            let me = sign_in(&mut stdin)?;
+            let messages = match last {
+                Some(n) => {
+                    let mut page = store.get_chat(&me, &chat)?.page;
+                    // Page backwards until we have N or reach the start.
+                    let mut messages = page.messages;
+                    while messages.len() < n {
+                        let Some(before) = page.older.take() else {
+                            break;
+                        };
+                        page = store.older_messages(
+                            &me,
+                            &chat,
+                            &before,
+                            PAGE_SIZE.max(n - messages.len()),
+                        )?;
+                        page.messages.append(&mut messages);
+                        messages = std::mem::take(&mut page.messages);
+                    }
+                    let excess = messages.len().saturating_sub(n);
+                    messages.drain(..excess);
+                    messages
+                }
+                None => store.all_messages(&me, &chat)?,
+            };
+            for event in messages {
+                writeln!(out, "{}", message_json(&event)).ok();
+            }
+        }
+        Command::Search { query } => {
+            let me = sign_in(&mut stdin)?;
+            for hit in store.search(&me, &query, 1000)? {
+                writeln!(out, "{}", message_json(&hit.message)).ok();
+            }
+        }
+        Command::Doctor => {
+            let skipped = store.doctor()?;
+            for skip in &skipped {
+                writeln!(out, "{skip}").ok();
+            }
+            if !skipped.is_empty() {
+                eprintln!(
+                    "error: {} file(s) or line(s) were skipped; they are left untouched for you to inspect",
+                    skipped.len()
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn message_json(event: &Event) -> serde_json::Value {
+    json!({
+        "id": event.id,
+        "chat": event.chat,
+        "sender": event.sender,
+        "ts": event.ts,
+        "text": event.text,
+        "image": event.image,
+    })
+}
+
+fn read_password(stdin: &mut dyn BufRead) -> Result<String, Failure> {
+    if let Ok(password) = std::env::var("UMER_CHAT_PASSWORD") {
+        return Ok(password);
+    }
+    let mut line = String::new();
+    stdin
+        .read_line(&mut line)
+        .map_err(|e| Failure(format!("cannot read the password from stdin: {e}")))?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        return Err(Failure(
+            "no password: set UMER_CHAT_PASSWORD or pass it as the first line of stdin".into(),
+        ));
+    }
+    Ok(password)
+}
