@@ -1,3 +1,33 @@
+const COMMANDS: &[&str] = &[
+    "session",
+    "signup",
+    "login",
+    "logout",
+    "username_available",
+    "list_users",
+    "list_chats",
+    "create_dm",
+    "create_group",
+    "open_chat",
+    "older_messages",
+    "send_text",
+    "send_image",
+    "choose_image",
+    "image_data",
+    "poll",
+    "mark_read",
+    "search",
+    "data_folder",
+    "set_data_folder",
+    "choose_data_folder",
+];
+
 fn main() {
-    tauri_build::build()
+    // Declaring the commands makes capabilities decide who may call them
+    // (by default every app command would be allowed).
+    tauri_build::try_build(
+        tauri_build::Attributes::new()
+            .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)),
+    )
+    .expect("tauri build script failed");
 }

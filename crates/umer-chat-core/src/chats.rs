@@ -208,6 +208,14 @@ impl Store {
         Ok(changed)
     }
 
+    /// One chat's summary, for a member.
+    pub fn chat_summary(&self, user: &UserKey, id: &str) -> Result<ChatSummary> {
+        let chat = self.member_chat(user, id)?;
+        let markers = self.read_markers(user)?;
+        let files = logs::list(&self.log_dir(&chat.id), &mut Vec::new())?;
+        self.summarise(user, chat.clone(), &files, markers.get(&chat.id))
+    }
+
     fn member_chats(&self, user: &UserKey) -> Result<Vec<Arc<ChatRecord>>> {
         let dir = self.chats_dir();
         let mut chats = Vec::new();

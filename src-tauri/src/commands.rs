@@ -1,0 +1,393 @@
+//! The app's commands: thin wrappers over `umer_chat_core::Store`. Each acts as the user
+//! signed in in [`AppState`], and runs its file I/O on a blocking thread so the window
+//! never freezes.
+
+use std::path::PathBuf;
+
+use base64::Engine;
+use tauri::{AppHandle, Runtime, State};
+use umer_chat_core::{ChatListWatch, EventKey, LogCursor, Username, MAX_IMAGE_BYTES, PAGE_SIZE};
+
+use crate::dto::*;
+use crate::error::{CommandError, CommandResult};
+use crate::state::AppState;
+
+const SEARCH_LIMIT: usize = 50;
+
+/// Runs `f` on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> CommandResult<T> + Send + 'static,
+) -> CommandResult<T> {
+    tauri::async_runtime::spawn_blocking(f)
+        .await
+        .map_err(|e| CommandError {
+            code: "internal",
+            message: format!("A background task failed: {e}"),
+        })?
+}
+
+fn session_dto(state: &AppState) -> Option<SessionDto> {
+    state.user().map(|user| SessionDto {
+        username: user.name.to_string(),
+        data_folder: state.data_folder().display().to_string(),
+    })
+}
+
+#[tauri::command]
+pub async fn session(state: State<'_, AppState>) -> CommandResult<Option<SessionDto>> {
+    Ok(session_dto(&state))
+}
+
+#[tauri::command]
+pub async fn signup(
+    state: State<'_, AppState>,
+    username: String,
+    password: String,
+) -> CommandResult<SessionDto> {
+    let store = state.store();
+    let store_for_task = store.clone();
+    let user = blocking(move || Ok(store_for_task.create_user(&username, &password)?)).await?;
+    state.sign_in(&store, user);
+    session_dto(&state).ok_or_else(CommandError::not_signed_in)
+}
+
+#[tauri::command]
+pub async fn login(
+    state: State<'_, AppState>,
+    username: String,
+    password: String,
+) -> CommandResult<SessionDto> {
+    let store = state.store();
+    let store_for_task = store.clone();
+    let user = blocking(move || Ok(store_for_task.verify_user(&username, &password)?)).await?;
+    state.sign_in(&store, user);
+    session_dto(&state).ok_or_else(CommandError::not_signed_in)
+}
+
+#[tauri::command]
+pub async fn logout(state: State<'_, AppState>) -> CommandResult<()> {
+    state.sign_out();
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn username_available(
+    state: State<'_, AppState>,
+    username: String,
+) -> CommandResult<AvailabilityDto> {
+    let store = state.store();
+    blocking(move || {
+        let verdict = Username::parse(&username).and_then(|name| {
+            if store.user_exists(name.as_str())? {
+                Err(umer_chat_core::Error::UsernameTaken {
+                    name: name.to_string(),
+                })
+            } else {
+                Ok(())
+            }
+        });
+        Ok(match verdict {
+            Ok(()) => AvailabilityDto {
+                available: true,
+                message: None,
+            },
+            Err(e) if e.code() == "io" => return Err(e.into()),
+            Err(e) => AvailabilityDto {
+                available: false,
+                message: Some(e.to_string()),
+            },
+        })
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn list_users(state: State<'_, AppState>) -> CommandResult<Vec<String>> {
+    let (store, _) = state.signed_in()?;
+    blocking(move || {
+        Ok(store
+            .list_users()?
+            .into_iter()
+            .map(|u| u.name.to_string())
+            .collect())
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn list_chats(state: State<'_, AppState>) -> CommandResult<Vec<ChatSummaryDto>> {
+    let (store, user) = state.signed_in()?;
+    // A fresh watch sees every chat as changed: that is the full list, and it primes polls.
+    let (chats, watch) = blocking(move || {
+        let mut watch = ChatListWatch::default();
+        let summaries = store.changed_chats(&user.key, &mut watch)?;
+        let mut names = Names::new(&store);
+        let dtos = summaries
+            .iter()
+            .map(|s| names.summary(s, &user.key))
+            .collect();
+        Ok((dtos, watch))
+    })
+    .await?;
+    state.set_watch(watch);
+    Ok(chats)
+}
+
+#[tauri::command]
+pub async fn create_dm(state: State<'_, AppState>, other: String) -> CommandResult<ChatSummaryDto> {
+    let (store, user) = state.signed_in()?;
+    blocking(move || {
+        let chat = store.create_private_chat(&user.key, &other)?;
+        let summary = store.chat_summary(&user.key, chat.id.as_str())?;
+        Ok(Names::new(&store).summary(&summary, &user.key))
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn create_group(
+    state: State<'_, AppState>,
+    name: String,
+    members: Vec<String>,
+) -> CommandResult<ChatSummaryDto> {
+    let (store, user) = state.signed_in()?;
+    blocking(move || {
+        let members: Vec<&str> = members.iter().map(String::as_str).collect();
+        let chat = store.create_group_chat(&user.key, &name, &members)?;
+        let summary = store.chat_summary(&user.key, chat.id.as_str())?;
+        Ok(Names::new(&store).summary(&summary, &user.key))
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn open_chat(state: State<'_, AppState>, chat_id: String) -> CommandResult<ChatPageDto> {
+    let (store, user) = state.signed_in()?;
+    blocking(move || {
+        let view = store.get_chat(&user.key, &chat_id)?;
+        let summary = store.chat_summary(&user.key, &chat_id)?;
+        let mut names = Names::new(&store);
+        Ok(ChatPageDto {
+            chat: names.summary(&summary, &user.key),
+            messages: names.messages(&view.page.messages),
+            older_cursor: view.page.older.map(|k| k.to_cursor()),
+            poll_cursor: view.cursor.encode(),
+        })
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn older_messages(
+    state: State<'_, AppState>,
+    chat_id: String,
+    before: String,
+) -> CommandResult<OlderDto> {
+    let (store, user) = state.signed_in()?;
+    blocking(move || {
+        let before = EventKey::from_cursor(&before)?;
+        let page = store.older_messages(&user.key, &chat_id, &before, PAGE_SIZE)?;
+        Ok(OlderDto {
+            messages: Names::new(&store).messages(&page.messages),
+            older_cursor: page.older.map(|k| k.to_cursor()),
+        })
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn send_text(
+    state: State<'_, AppState>,
+    chat_id: String,
+    text: String,
+) -> CommandResult<MessageDto> {
+    let (store, user) = state.signed_in()?;
+    blocking(move || {
+        let event = store.append_message(&user.key, &chat_id, Some(&text), None)?;
+        Ok(Names::new(&store).message(&event))
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn send_image(
+    state: State<'_, AppState>,
+    chat_id: String,
+    data_base64: String,
+    text: Option<String>,
+) -> CommandResult<MessageDto> {
+    let (store, user) = state.signed_in()?;
+    // Refuse before decoding: base64 is 4/3 of the bytes.
+    if data_base64.len() / 4 * 3 > MAX_IMAGE_BYTES + 3 {
+        return Err(umer_chat_core::Error::ImageTooLarge {
+            len: data_base64.len() / 4 * 3,
+            max: MAX_IMAGE_BYTES,
+        }
+        .into());
+    }
+    blocking(move || {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data_base64.trim())
+            .map_err(|_| CommandError::invalid("The image data is not valid base64."))?;
+        let image = store.save_image_bytes(&bytes)?;
+        let event = store.append_message(&user.key, &chat_id, text.as_deref(), Some(&image))?;
+        Ok(Names::new(&store).message(&event))
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn choose_image<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+) -> CommandResult<Option<PickedImageDto>> {
+    state.signed_in()?;
+    blocking(move || {
+        use tauri_plugin_dialog::DialogExt;
+        let Some(picked) = app
+            .dialog()
+            .file()
+            .add_filter("Images", &["png", "jpg", "jpeg", "gif", "webp"])
+            .blocking_pick_file()
+        else {
+            return Ok(None);
+        };
+        let path = picked.into_path().map_err(|_| {
+            CommandError::invalid(
+                "This file cannot be opened here; paste or drop the image instead.",
+            )
+        })?;
+        let bytes = std::fs::read(&path).map_err(|e| {
+            CommandError::invalid(format!("Could not read {}: {e}", path.display()))
+        })?;
+        let ext = umer_chat_core::validate_image(&bytes)?;
+        Ok(Some(PickedImageDto {
+            name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| format!("image.{ext}")),
+            mime: match ext {
+                "png" => "image/png",
+                "jpg" => "image/jpeg",
+                "gif" => "image/gif",
+                _ => "image/webp",
+            },
+            data_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+        }))
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn image_data(state: State<'_, AppState>, image: String) -> CommandResult<String> {
+    let (store, _) = state.signed_in()?;
+    blocking(move || Ok(store.image_to_data_url(&image)?)).await
+}
+
+#[tauri::command]
+pub async fn poll(
+    state: State<'_, AppState>,
+    chat_id: Option<String>,
+    cursor: Option<String>,
+) -> CommandResult<PollDto> {
+    let (store, user) = state.signed_in()?;
+    let mut watch = state.with_watch(std::mem::take)?;
+    let (result, watch) = blocking(move || {
+        let mut names = Names::new(&store);
+        let (messages, cursor) = match (chat_id, cursor) {
+            (Some(chat_id), Some(cursor)) => {
+                let cursor = LogCursor::decode(&cursor)?;
+                let (events, next) = store.poll(&user.key, &chat_id, &cursor)?;
+                (names.messages(&events), Some(next.encode()))
+            }
+            _ => (Vec::new(), None),
+        };
+        let chats = store.changed_chats(&user.key, &mut watch).map(|changed| {
+            changed
+                .iter()
+                .map(|s| names.summary(s, &user.key))
+                .collect()
+        });
+        // The watch goes back even when listing failed, so the next poll is not a full one.
+        Ok((
+            chats.map(|chats| PollDto {
+                messages,
+                cursor,
+                chats,
+            }),
+            watch,
+        ))
+    })
+    .await?;
+    state.set_watch(watch);
+    Ok(result?)
+}
+
+#[tauri::command]
+pub async fn mark_read(state: State<'_, AppState>, chat_id: String) -> CommandResult<()> {
+    let (store, user) = state.signed_in()?;
+    blocking(move || Ok(store.mark_read(&user.key, &chat_id)?)).await
+}
+
+#[tauri::command]
+pub async fn search(state: State<'_, AppState>, query: String) -> CommandResult<Vec<SearchHitDto>> {
+    let (store, user) = state.signed_in()?;
+    blocking(move || {
+        let hits = store.search(&user.key, &query, SEARCH_LIMIT)?;
+        let mut names = Names::new(&store);
+        hits.into_iter()
+            .map(|hit| {
+                let chat = store.chat_summary(&user.key, hit.chat.as_str())?;
+                Ok(SearchHitDto {
+                    chat: hit.chat.to_string(),
+                    chat_title: names.title(&chat.chat, &user.key),
+                    message: names.message(&hit.message),
+                })
+            })
+            .collect()
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn data_folder(state: State<'_, AppState>) -> CommandResult<String> {
+    Ok(state.data_folder().display().to_string())
+}
+
+#[tauri::command]
+pub async fn set_data_folder(state: State<'_, AppState>, path: String) -> CommandResult<String> {
+    let path = PathBuf::from(path.trim());
+    if !path.is_absolute() {
+        return Err(CommandError::invalid(
+            "Give the full path of the folder, e.g. /home/you/Sync/umer-chat.",
+        ));
+    }
+    let state = state.inner();
+    Ok(state.set_data_folder(path)?.display().to_string())
+}
+
+#[tauri::command]
+pub async fn choose_data_folder<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+) -> CommandResult<Option<String>> {
+    #[cfg(desktop)]
+    {
+        use tauri_plugin_dialog::DialogExt;
+        let picked = blocking(move || Ok(app.dialog().file().blocking_pick_folder())).await?;
+        let Some(picked) = picked else {
+            return Ok(None);
+        };
+        let path = picked.into_path().map_err(|_| {
+            CommandError::invalid("This folder cannot be used; pick a local folder.")
+        })?;
+        Ok(Some(state.set_data_folder(path)?.display().to_string()))
+    }
+    #[cfg(mobile)]
+    {
+        let _ = (app, state);
+        Err(CommandError::invalid(
+            "On phones the data folder is the app's own; share it from a desktop.",
+        ))
+    }
+}

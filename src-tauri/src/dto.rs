@@ -1,0 +1,158 @@
+//! The shapes the UI receives (see docs/commands.md), built from core types.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use umer_chat_core::{ChatKind, ChatRecord, ChatSummary, Event, Store, UserKey};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionDto {
+    pub username: String,
+    pub data_folder: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatSummaryDto {
+    pub id: String,
+    pub kind: ChatKind,
+    pub title: String,
+    pub members: Vec<String>,
+    pub last_activity: Option<i64>,
+    pub preview: Option<String>,
+    pub unread: usize,
+    pub unread_capped: bool,
+}
+
+#[derive(Serialize, Clone)]
+pub struct MessageDto {
+    pub id: String,
+    pub chat: String,
+    pub sender: String,
+    pub ts: i64,
+    pub text: Option<String>,
+    pub image: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatPageDto {
+    pub chat: ChatSummaryDto,
+    pub messages: Vec<MessageDto>,
+    pub older_cursor: Option<String>,
+    pub poll_cursor: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OlderDto {
+    pub messages: Vec<MessageDto>,
+    pub older_cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct PollDto {
+    pub messages: Vec<MessageDto>,
+    pub cursor: Option<String>,
+    pub chats: Vec<ChatSummaryDto>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchHitDto {
+    pub chat: String,
+    pub chat_title: String,
+    pub message: MessageDto,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PickedImageDto {
+    pub name: String,
+    pub mime: &'static str,
+    pub data_base64: String,
+}
+
+#[derive(Serialize)]
+pub struct AvailabilityDto {
+    pub available: bool,
+    pub message: Option<String>,
+}
+
+const PREVIEW_CHARS: usize = 80;
+
+/// Display names by key; user records are read once per command, not once per message.
+pub struct Names<'a> {
+    store: &'a Store,
+    cache: HashMap<UserKey, String>,
+}
+
+impl<'a> Names<'a> {
+    pub fn new(store: &'a Store) -> Self {
+        Names {
+            store,
+            cache: HashMap::new(),
+        }
+    }
+
+    pub fn of(&mut self, key: &UserKey) -> String {
+        self.cache
+            .entry(key.clone())
+            .or_insert_with(|| self.store.display_name(key))
+            .clone()
+    }
+
+    pub fn message(&mut self, event: &Event) -> MessageDto {
+        MessageDto {
+            id: event.id.clone(),
+            chat: event.chat.to_string(),
+            sender: self.of(&event.sender),
+            ts: event.ts,
+            text: event.text.clone(),
+            image: event.image.clone(),
+        }
+    }
+
+    pub fn messages(&mut self, events: &[Event]) -> Vec<MessageDto> {
+        events.iter().map(|e| self.message(e)).collect()
+    }
+
+    /// A DM is titled with the other person's name, a group with its own.
+    pub fn title(&mut self, chat: &ChatRecord, me: &UserKey) -> String {
+        match chat.kind {
+            ChatKind::Group => chat.name.clone().unwrap_or_default(),
+            ChatKind::Dm => match chat.members.iter().find(|m| *m != me) {
+                Some(other) => self.of(other),
+                None => self.of(me),
+            },
+        }
+    }
+
+    pub fn summary(&mut self, summary: &ChatSummary, me: &UserKey) -> ChatSummaryDto {
+        let chat = &summary.chat;
+        let preview = summary.last.as_ref().map(|last| {
+            let body = match (&last.text, &last.image) {
+                (Some(text), _) => {
+                    let mut short: String = text.chars().take(PREVIEW_CHARS).collect();
+                    if text.chars().count() > PREVIEW_CHARS {
+                        short.push('…');
+                    }
+                    short
+                }
+                (None, _) => "[image]".to_string(),
+            };
+            format!("{}: {body}", self.of(&last.sender))
+        });
+        ChatSummaryDto {
+            id: chat.id.to_string(),
+            kind: chat.kind,
+            title: self.title(chat, me),
+            members: chat.members.iter().map(|m| self.of(m)).collect(),
+            last_activity: summary.last_activity(),
+            preview,
+            unread: summary.unread,
+            unread_capped: summary.unread_capped,
+        }
+    }
+}

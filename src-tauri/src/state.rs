@@ -1,0 +1,122 @@
+//! What the app holds in Rust between commands: the open data folder and who is signed in.
+//! The UI never says who it is; every command acts as `session`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use umer_chat_core::{config, ChatListWatch, LocalConfig, Store, User};
+
+use crate::error::{CommandError, CommandResult};
+
+pub struct AppState {
+    inner: Mutex<Inner>,
+    /// The OS app-data folder: the data folder unless the user chose another.
+    default_data_dir: PathBuf,
+}
+
+struct Inner {
+    config: LocalConfig,
+    store: Arc<Store>,
+    session: Option<Session>,
+}
+
+/// The signed-in user, with what the chat list looked like at their last poll.
+pub struct Session {
+    pub user: User,
+    pub watch: ChatListWatch,
+}
+
+impl AppState {
+    /// Opens the data folder: `$UMER_CHAT_DATA_DIR`, else the one chosen before, else
+    /// `default_data_dir`.
+    pub fn open(config_dir: &Path, default_data_dir: PathBuf) -> umer_chat_core::Result<Self> {
+        let config = LocalConfig::load(config_dir)?;
+        let data_dir = match std::env::var_os(config::DATA_DIR_ENV) {
+            Some(dir) => PathBuf::from(dir),
+            None => config
+                .chosen_data_dir()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| default_data_dir.clone()),
+        };
+        let store = Arc::new(Store::open(data_dir, config.device_id())?);
+        Ok(AppState {
+            inner: Mutex::new(Inner {
+                config,
+                store,
+                session: None,
+            }),
+            default_data_dir,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere must not lock the user out; the data is still consistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn store(&self) -> Arc<Store> {
+        self.lock().store.clone()
+    }
+
+    /// The store and the signed-in user, or `not_signed_in`.
+    pub fn signed_in(&self) -> CommandResult<(Arc<Store>, User)> {
+        let inner = self.lock();
+        let session = inner
+            .session
+            .as_ref()
+            .ok_or_else(CommandError::not_signed_in)?;
+        Ok((inner.store.clone(), session.user.clone()))
+    }
+
+    pub fn sign_in(&self, store: &Arc<Store>, user: User) {
+        let mut inner = self.lock();
+        // A login that raced a folder switch must not sign in to the new folder.
+        if Arc::ptr_eq(&inner.store, store) {
+            inner.session = Some(Session {
+                user,
+                watch: ChatListWatch::default(),
+            });
+        }
+    }
+
+    pub fn sign_out(&self) {
+        self.lock().session = None;
+    }
+
+    pub fn user(&self) -> Option<User> {
+        self.lock().session.as_ref().map(|s| s.user.clone())
+    }
+
+    /// Runs `f` with the session's chat-list watch (for polls).
+    pub fn with_watch<T>(&self, f: impl FnOnce(&mut ChatListWatch) -> T) -> CommandResult<T> {
+        let mut inner = self.lock();
+        let session = inner
+            .session
+            .as_mut()
+            .ok_or_else(CommandError::not_signed_in)?;
+        Ok(f(&mut session.watch))
+    }
+
+    /// Replaces the watch, e.g. after a full chat list was sent.
+    pub fn set_watch(&self, watch: ChatListWatch) {
+        if let Some(session) = self.lock().session.as_mut() {
+            session.watch = watch;
+        }
+    }
+
+    pub fn data_folder(&self) -> PathBuf {
+        self.lock().store.root().to_path_buf()
+    }
+
+    /// Switches to another data folder, remembered in local config, and signs out:
+    /// accounts live in the folder.
+    pub fn set_data_folder(&self, dir: PathBuf) -> umer_chat_core::Result<PathBuf> {
+        let mut inner = self.lock();
+        let store = Arc::new(Store::open(dir.clone(), inner.config.device_id())?);
+        let chosen = (dir != self.default_data_dir).then_some(dir.clone());
+        inner.config.set_data_dir(chosen)?;
+        inner.store = store;
+        inner.session = None;
+        Ok(dir)
+    }
+}
