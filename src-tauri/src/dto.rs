@@ -31,6 +31,9 @@ pub struct MessageDto {
     pub chat: String,
     pub sender: String,
     pub ts: i64,
+    /// With `seq`, orders messages of one millisecond the way the core does.
+    pub device: String,
+    pub seq: u64,
     pub text: Option<String>,
     pub image: Option<String>,
 }
@@ -109,6 +112,8 @@ impl<'a> Names<'a> {
             chat: event.chat.to_string(),
             sender: self.of(&event.sender),
             ts: event.ts,
+            device: event.device.as_str().to_string(),
+            seq: event.seq,
             text: event.text.clone(),
             image: event.image.clone(),
         }

@@ -1,0 +1,55 @@
+// The only module that talks to the Rust side. One function per command in
+// docs/commands.md; each resolves with the command's result or rejects with
+// a plain `{ code, message }` object.
+
+/** Turn whatever the bridge threw into `{ code, message }`. */
+export function normaliseError(e) {
+  if (e && typeof e === 'object') {
+    const code = typeof e.code === 'string' && e.code ? e.code : 'unknown';
+    if (typeof e.message === 'string') return { code, message: e.message };
+    if (code !== 'unknown') return { code, message: code };
+  }
+  return { code: 'unknown', message: String(e) };
+}
+
+async function call(command, args) {
+  const invoke = window.__TAURI__?.core?.invoke;
+  if (typeof invoke !== 'function') {
+    throw { code: 'unknown', message: 'The app backend is not available.' };
+  }
+  try {
+    return await invoke(command, args);
+  } catch (e) {
+    throw normaliseError(e);
+  }
+}
+
+// Account
+export const session = () => call('session');
+export const signup = (username, password) => call('signup', { username, password });
+export const login = (username, password) => call('login', { username, password });
+export const logout = () => call('logout');
+export const usernameAvailable = (username) => call('username_available', { username });
+export const listUsers = () => call('list_users');
+
+// Chats
+export const listChats = () => call('list_chats');
+export const createDm = (other) => call('create_dm', { other });
+export const createGroup = (name, members) => call('create_group', { name, members });
+export const openChat = (chatId) => call('open_chat', { chatId });
+export const olderMessages = (chatId, before) => call('older_messages', { chatId, before });
+export const markRead = (chatId) => call('mark_read', { chatId });
+export const poll = (chatId, cursor) => call('poll', { chatId: chatId ?? null, cursor: cursor ?? null });
+export const search = (query) => call('search', { query });
+
+// Messages and images
+export const sendText = (chatId, text) => call('send_text', { chatId, text });
+export const sendImage = (chatId, dataBase64, text) =>
+  call('send_image', { chatId, dataBase64, text: text ?? null });
+export const chooseImage = () => call('choose_image');
+export const imageData = (image) => call('image_data', { image });
+
+// Data folder
+export const dataFolder = () => call('data_folder');
+export const setDataFolder = (path) => call('set_data_folder', { path });
+export const chooseDataFolder = () => call('choose_data_folder');

@@ -1,0 +1,373 @@
+// The open chat: header, message list, older pages, scroll pinning,
+// read markers and jumping to a search hit. Messages are only ever
+// inserted/prepended; the list is rebuilt only when another chat opens.
+
+import * as api from './api.js';
+import { $, el } from './dom.js';
+import { store } from './store.js';
+import { formatTime } from './format.js';
+import { imageUrl } from './images.js';
+import { openViewer } from './viewer.js';
+import { reportError } from './errors.js';
+import { setActive, setUnread, upsertChats } from './chatlist.js';
+
+const mainView = $('main-view');
+const emptyPane = $('chat-empty');
+const view = $('chat-view');
+const titleEl = $('chat-title');
+const membersEl = $('chat-members');
+const box = $('messages');
+const marker = $('history-marker');
+const markerText = $('history-text');
+const olderButton = $('load-older');
+const jumpButton = $('jump-latest');
+
+const PIN_SLACK = 40;        // px from the bottom that still counts as "at the bottom"
+const TOP_SLACK = 80;        // px from the top that triggers loading older messages
+const MAX_JUMP_PAGES = 20;   // bound on older pages fetched to reach a search hit
+const MAX_FILL_PAGES = 5;    // bound on pages fetched just to fill a tall window
+
+const nodes = new Map();     // message id -> element, for the open chat (view cache)
+const changeListeners = [];
+let openPromise = null;      // load of the open chat, shared by repeat callers
+let olderLoad = null;        // { epoch, promise } of the older page in flight
+let markReading = null;      // chatId whose mark_read is in flight
+let markAgain = false;       // another mark_read was asked for meanwhile
+
+/** fn(newChatId | null, previousChatId | null), called synchronously on every switch. */
+export function onChatChanged(fn) {
+  changeListeners.push(fn);
+}
+
+export function initChat() {
+  box.addEventListener('scroll', onScroll, { passive: true });
+  box.addEventListener('click', (e) => {
+    const thumb = e.target.closest('.thumb');
+    if (thumb && thumb.src) openViewer(thumb.src, thumb.alt);
+  });
+  box.addEventListener('keydown', (e) => {
+    if ((e.key === 'Enter' || e.key === ' ') && e.target.classList?.contains('thumb')) {
+      e.preventDefault();
+      e.target.click();
+    }
+  });
+  olderButton.addEventListener('click', () => loadOlder());
+  jumpButton.addEventListener('click', () => { scrollToBottom(); maybeMarkRead(); });
+  $('back-to-chats').addEventListener('click', () => closeChat());
+  document.addEventListener('visibilitychange', maybeMarkRead);
+}
+
+/** Open a chat (no-op if it is already open). Resolves true once loaded. */
+export function openChat(chatId) {
+  if (chatId === store.openChatId && openPromise) return openPromise;
+  const previous = store.openChatId;
+  store.openChatId = chatId;
+  store.epoch += 1;
+  resetMessages();
+  mainView.classList.add('chat-open');
+  emptyPane.hidden = true;
+  view.hidden = false;
+  // After showing the pane, so the composer can size and focus its textarea.
+  for (const fn of changeListeners) fn(chatId, previous);
+  setActive(chatId);
+  const known = store.chats.get(chatId);
+  if (known) renderHeader(known);
+  else { titleEl.textContent = ''; membersEl.textContent = ''; }
+
+  openPromise = loadChat(chatId, store.epoch);
+  return openPromise;
+}
+
+export function closeChat() {
+  const previous = store.openChatId;
+  store.openChatId = null;
+  store.epoch += 1;
+  resetMessages();
+  for (const fn of changeListeners) fn(null, previous);
+  mainView.classList.remove('chat-open');
+  view.hidden = true;
+  emptyPane.hidden = false;
+  titleEl.textContent = '';
+  membersEl.textContent = '';
+  setActive(null);
+}
+
+async function loadChat(chatId, epoch) {
+  box.setAttribute('aria-busy', 'true');
+  updateMarker();
+  let page;
+  try {
+    page = await api.openChat(chatId);
+  } catch (e) {
+    if (epoch === store.epoch) {
+      closeChat();
+      reportError(e);
+    }
+    return false;
+  }
+  if (epoch !== store.epoch) return false;
+
+  store.olderCursor = page.olderCursor ?? null;
+  store.cursor = page.pollCursor;
+  upsertChats([page.chat]);
+  renderHeader(page.chat);
+  insertMessages(page.messages || []);
+  store.chatLoaded = true;
+  box.removeAttribute('aria-busy');
+  updateMarker();
+  scrollToBottom();
+  markRead(chatId);
+  await fillViewport(epoch);
+  return epoch === store.epoch;
+}
+
+function resetMessages() {
+  store.chatLoaded = false;
+  store.messages = [];
+  store.olderCursor = null;
+  store.pinned = true;
+  openPromise = null;
+  olderLoad = null;
+  nodes.clear();
+  box.replaceChildren(marker);
+  jumpButton.hidden = true;
+  updateMarker();
+}
+
+function renderHeader(chat) {
+  titleEl.textContent = chat.title;
+  membersEl.textContent = (chat.members || []).join(', ');
+  membersEl.title = membersEl.textContent;
+}
+
+/** Apply a poll result; `epoch` is the open-chat epoch when the poll started. */
+export function applyPoll(result, epoch) {
+  if (result.chats?.length) {
+    upsertChats(result.chats);
+    const open = result.chats.find((c) => c.id === store.openChatId);
+    if (open) renderHeader(open);
+  }
+  // The open chat changed while polling: its messages and cursor are stale.
+  if (epoch !== store.epoch) return;
+  store.cursor = result.cursor;
+  if (!store.openChatId || !store.chatLoaded) return;
+  const added = addMessages(result.messages || []);
+  if (added && store.pinned && document.visibilityState === 'visible') markRead(store.openChatId);
+  else maybeMarkRead();
+}
+
+/**
+ * Add new messages of the open chat (from poll or send), deduped and in
+ * the core's order. Stays pinned to the bottom if it was; otherwise keeps the
+ * visible messages where they are.
+ */
+export function addMessages(messages, { toBottom = false } = {}) {
+  if (!store.chatLoaded) return 0;
+  const stick = toBottom || store.pinned;
+  const anchor = stick ? null : visibleAnchor();
+  const added = insertMessages(messages);
+  if (!added) return 0;
+  if (stick) {
+    scrollToBottom();
+  } else {
+    if (anchor) box.scrollTop = anchor.node.offsetTop - anchor.offset;
+    jumpButton.hidden = false;
+  }
+  return added;
+}
+
+function insertMessages(messages) {
+  let added = 0;
+  for (const m of messages) {
+    if (!m || nodes.has(m.id)) continue;
+    if (m.chat && m.chat !== store.openChatId) continue;
+    const index = insertionIndex(m);
+    const next = store.messages[index];
+    const node = renderMessage(m);
+    box.insertBefore(node, next ? nodes.get(next.id) : null);
+    store.messages.splice(index, 0, m);
+    nodes.set(m.id, node);
+    added += 1;
+  }
+  return added;
+}
+
+/** The core's order, the same on every device: time, device, sequence, id. */
+function comesBefore(a, b) {
+  if (a.ts !== b.ts) return a.ts < b.ts;
+  if (a.device !== b.device) return a.device < b.device;
+  if (a.seq !== b.seq) return a.seq < b.seq;
+  return a.id < b.id;
+}
+
+function insertionIndex(m) {
+  let lo = 0;
+  let hi = store.messages.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (comesBefore(store.messages[mid], m)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function renderMessage(m) {
+  const own = m.sender === store.session?.username;
+  return el('div', { class: own ? 'message own' : 'message', dataset: { id: m.id } },
+    el('div', { class: 'bubble' },
+      el('div', { class: 'meta' },
+        el('span', { class: 'sender' }, m.sender),
+        el('time', { class: 'time', dateTime: new Date(m.ts).toISOString() }, formatTime(m.ts))),
+      m.image ? renderThumb(m.image) : null,
+      m.text !== null && m.text !== undefined && m.text !== '' ? el('div', { class: 'text' }, m.text) : null));
+}
+
+function renderThumb(ref) {
+  // Fixed-size box (CSS) so a late-loading image never shifts the scroll position.
+  const img = el('img', {
+    class: 'thumb loading', alt: 'Image', role: 'button', tabIndex: 0,
+    'aria-label': 'Open image', decoding: 'async',
+  });
+  imageUrl(ref).then(
+    (url) => { img.src = url; img.classList.remove('loading'); },
+    (e) => {
+      img.classList.remove('loading');
+      img.classList.add('broken');
+      img.alt = 'Image unavailable';
+      img.title = e?.message || '';
+    });
+  return img;
+}
+
+/** The first message at least partly visible, and its offset from the top edge. */
+function visibleAnchor() {
+  const top = box.scrollTop;
+  let lo = 0;
+  let hi = store.messages.length - 1;
+  let found = null;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const node = nodes.get(store.messages[mid].id);
+    if (node.offsetTop + node.offsetHeight > top) { found = node; hi = mid - 1; } else lo = mid + 1;
+  }
+  return found ? { node: found, offset: found.offsetTop - top } : null;
+}
+
+function scrollToBottom() {
+  box.scrollTop = box.scrollHeight;
+  store.pinned = true;
+  jumpButton.hidden = true;
+}
+
+function atBottom() {
+  return box.scrollHeight - box.scrollTop - box.clientHeight <= PIN_SLACK;
+}
+
+function onScroll() {
+  store.pinned = atBottom();
+  if (store.pinned) {
+    jumpButton.hidden = true;
+    maybeMarkRead();
+  }
+  if (box.scrollTop <= TOP_SLACK) loadOlder();
+}
+
+/** Fetch the previous page and prepend it without moving what is on screen. */
+export function loadOlder() {
+  if (olderLoad && olderLoad.epoch === store.epoch) return olderLoad.promise;
+  const chatId = store.openChatId;
+  const epoch = store.epoch;
+  const before = store.olderCursor;
+  if (!chatId || !store.chatLoaded || !before) return Promise.resolve(false);
+
+  const promise = (async () => {
+    try {
+      const page = await api.olderMessages(chatId, before);
+      if (epoch !== store.epoch) return false;
+      const height = box.scrollHeight;
+      const top = box.scrollTop;
+      insertMessages(page.messages || []);
+      box.scrollTop = top + (box.scrollHeight - height);
+      store.olderCursor = page.olderCursor ?? null;
+      return true;
+    } catch (e) {
+      if (epoch === store.epoch) reportError(e);
+      return false;
+    } finally {
+      if (olderLoad && olderLoad.epoch === epoch) {
+        olderLoad = null;
+        updateMarker();
+      }
+    }
+  })();
+  olderLoad = { epoch, promise };
+  updateMarker();
+  return promise;
+}
+
+// A short first page in a tall window has no scrollbar, so scrolling up can't
+// trigger loading; fetch a few more pages until there is something to scroll.
+async function fillViewport(epoch) {
+  for (let i = 0; i < MAX_FILL_PAGES; i++) {
+    if (epoch !== store.epoch || !store.olderCursor) return;
+    if (box.scrollHeight > box.clientHeight + TOP_SLACK) return;
+    if (!(await loadOlder())) return;
+  }
+}
+
+function updateMarker() {
+  let state;
+  if (!store.openChatId) state = 'none';
+  else if (!store.chatLoaded || olderLoad) state = 'loading';
+  else if (store.olderCursor === null) state = 'start';
+  else state = 'more';
+  marker.dataset.state = state;
+  markerText.textContent =
+    state === 'loading' ? 'Loading…' : state === 'start' ? 'Beginning of conversation' : '';
+  olderButton.hidden = state !== 'more';
+}
+
+/** Open a chat and bring one message into view, loading older pages if needed. */
+export async function jumpToMessage(chatId, messageId) {
+  await openChat(chatId);
+  if (store.openChatId !== chatId || !store.chatLoaded) return false;
+  const epoch = store.epoch;
+  let node = nodes.get(messageId);
+  for (let i = 0; !node && store.olderCursor && i < MAX_JUMP_PAGES; i++) {
+    const loaded = await loadOlder();
+    if (epoch !== store.epoch || !loaded) break;
+    node = nodes.get(messageId);
+  }
+  if (!node || epoch !== store.epoch) return false;
+  for (const old of box.querySelectorAll('.message.highlight')) old.classList.remove('highlight');
+  node.classList.add('highlight');
+  node.scrollIntoView({ block: 'center' });
+  store.pinned = atBottom();
+  jumpButton.hidden = store.pinned;
+  return true;
+}
+
+/** Mark read if the user can actually see the newest messages. */
+export function maybeMarkRead() {
+  const chatId = store.openChatId;
+  if (!chatId || !store.chatLoaded || !store.pinned || markReading === chatId) return;
+  if (document.visibilityState !== 'visible') return;
+  const chat = store.chats.get(chatId);
+  if (chat && (chat.unread > 0 || chat.unreadCapped)) markRead(chatId);
+}
+
+async function markRead(chatId) {
+  if (markReading === chatId) { markAgain = true; return; }
+  markReading = chatId;
+  markAgain = false;
+  const gen = store.gen;
+  try {
+    await api.markRead(chatId);
+    if (gen === store.gen) setUnread(chatId, 0);
+  } catch (e) {
+    if (gen === store.gen) reportError(e);
+  } finally {
+    markReading = null;
+    if (markAgain && gen === store.gen && chatId === store.openChatId) markRead(chatId);
+  }
+}

@@ -1,0 +1,125 @@
+// Sidebar chat list. Items are updated in place and only moved when the
+// order changes, so polling never rebuilds the list.
+
+import { $, el, paintAvatar } from './dom.js';
+import { store } from './store.js';
+import { formatListTime, formatTime } from './format.js';
+
+const list = $('chat-list');
+const empty = $('chat-list-empty');
+const items = new Map(); // chatId -> <li>, a view cache for the summaries in store.chats
+
+export function initChatList({ onOpen }) {
+  list.addEventListener('click', (e) => {
+    const item = e.target.closest('.chat-item');
+    if (item) onOpen(item.dataset.chatId);
+  });
+}
+
+/** Replace the whole list (after list_chats). */
+export function setChats(chats) {
+  clearChatList();
+  upsertChats(chats);
+}
+
+/** Insert or update summaries, then re-sort. */
+export function upsertChats(chats) {
+  for (const chat of chats || []) {
+    store.chats.set(chat.id, chat);
+    renderItem(chat);
+  }
+  sortItems();
+}
+
+export function clearChatList() {
+  store.chats.clear();
+  items.clear();
+  list.replaceChildren();
+  empty.hidden = false;
+}
+
+export function setUnread(chatId, unread) {
+  const chat = store.chats.get(chatId);
+  if (!chat || (chat.unread === unread && !chat.unreadCapped)) return;
+  upsertChats([{ ...chat, unread, unreadCapped: false }]);
+}
+
+/** Reflect a message we just sent, until the next poll brings the core's summary. */
+export function noteMessage(msg) {
+  const chat = store.chats.get(msg.chat);
+  if (!chat || (chat.lastActivity !== null && chat.lastActivity > msg.ts)) return;
+  const body = msg.text ?? '[image]';
+  upsertChats([{ ...chat, lastActivity: msg.ts, preview: `${msg.sender}: ${body}` }]);
+}
+
+export function setActive(chatId) {
+  for (const [id, item] of items) {
+    const on = id === chatId;
+    item.classList.toggle('active', on);
+    const button = item.firstElementChild;
+    if (on) button.setAttribute('aria-current', 'true');
+    else button.removeAttribute('aria-current');
+  }
+}
+
+function renderItem(chat) {
+  let item = items.get(chat.id);
+  if (!item) {
+    item = el('li', { class: 'chat-item', dataset: { chatId: chat.id } },
+      el('button', { type: 'button', class: 'chat-button' },
+        el('span', { class: 'avatar', 'aria-hidden': 'true' }),
+        el('span', { class: 'chat-main' },
+          el('span', { class: 'chat-row' },
+            el('span', { class: 'chat-title' }),
+            el('time', { class: 'chat-time' })),
+          el('span', { class: 'chat-row' },
+            el('span', { class: 'chat-preview' }),
+            el('span', { class: 'unread-badge' })))));
+    if (chat.id === store.openChatId) {
+      item.classList.add('active');
+      item.firstElementChild.setAttribute('aria-current', 'true');
+    }
+    items.set(chat.id, item);
+  }
+  item.classList.toggle('group', chat.kind === 'group');
+  const avatar = item.querySelector('.avatar');
+  paintAvatar(avatar, chat.title);
+  if (chat.kind === 'group') avatar.textContent = '#';
+  item.querySelector('.chat-title').textContent = chat.title;
+
+  const time = item.querySelector('.chat-time');
+  time.textContent = formatListTime(chat.lastActivity);
+  time.title = chat.lastActivity === null ? '' : formatTime(chat.lastActivity);
+
+  const preview = item.querySelector('.chat-preview');
+  preview.textContent = chat.preview ?? 'No messages yet';
+  preview.classList.toggle('muted', chat.preview === null);
+
+  const badge = item.querySelector('.unread-badge');
+  const count = chat.unreadCapped ? '999+' : String(chat.unread);
+  badge.textContent = count;
+  badge.hidden = !chat.unreadCapped && !(chat.unread > 0);
+  badge.setAttribute('aria-label', `${count} unread`);
+  item.classList.toggle('has-unread', !badge.hidden);
+}
+
+// Newest activity first; chats without messages last; title breaks ties.
+function compareChats(a, b) {
+  const la = a.lastActivity;
+  const lb = b.lastActivity;
+  if (la !== lb) {
+    if (la === null) return 1;
+    if (lb === null) return -1;
+    return lb - la;
+  }
+  return a.title.localeCompare(b.title) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+function sortItems() {
+  const wanted = [...store.chats.values()].sort(compareChats).map((c) => items.get(c.id));
+  // Move only the items that are out of place (keeps focus and avoids churn).
+  wanted.forEach((item, i) => {
+    if (list.children[i] !== item) list.insertBefore(item, list.children[i] || null);
+  });
+  empty.hidden = wanted.length > 0;
+}

@@ -1,0 +1,76 @@
+// Small DOM helpers. Data only ever enters the page as text nodes or
+// textContent; nothing here parses markup.
+
+/** Element by id; throws early so a renamed id fails loudly, not silently. */
+export function $(id) {
+  const node = document.getElementById(id);
+  if (!node) throw new Error(`Missing element #${id}`);
+  return node;
+}
+
+/**
+ * el('li', { class: 'x', dataset: { id }, on: { click } }, 'text', child)
+ * Strings become text nodes; null/false children are skipped.
+ */
+export function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  if (props) {
+    for (const [key, value] of Object.entries(props)) setProp(node, key, value);
+  }
+  append(node, children);
+  return node;
+}
+
+function setProp(node, key, value) {
+  if (value === undefined || value === null || value === false) return;
+  if (/html/i.test(key)) throw new Error(`el(): "${key}" is not allowed`);
+  if (key === 'class') {
+    node.className = Array.isArray(value) ? value.filter(Boolean).join(' ') : value;
+  } else if (key === 'dataset') {
+    Object.assign(node.dataset, value);
+  } else if (key === 'on') {
+    for (const [type, fn] of Object.entries(value)) node.addEventListener(type, fn);
+  } else if (key === 'text') {
+    node.textContent = value;
+  } else if (key === 'role' || key === 'for' || key.startsWith('aria-')) {
+    node.setAttribute(key, value === true ? 'true' : String(value));
+  } else if (key in node) {
+    node[key] = value;
+  } else {
+    node.setAttribute(key, value === true ? '' : String(value));
+  }
+}
+
+function append(node, children) {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    if (Array.isArray(child)) append(node, child);
+    else node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+/** Show text in an element that is hidden while empty (error/info lines). */
+export function setMessage(node, text) {
+  node.textContent = text || '';
+  node.hidden = !text;
+}
+
+/** First visible character of a name, for avatars. */
+export function initial(name) {
+  const first = Array.from(String(name || '?').trim())[0] || '?';
+  return first.toUpperCase();
+}
+
+/** Stable colour bucket (0-7) for a name, used as a class so no inline styles. */
+export function hueClass(name) {
+  let h = 0;
+  for (const ch of String(name || '')) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+  return `hue-${h % 8}`;
+}
+
+/** Set an avatar element's letter and colour. */
+export function paintAvatar(node, name) {
+  node.textContent = initial(name);
+  node.className = node.className.replace(/\bhue-\d\b/g, '').trim();
+  node.classList.add(hueClass(name));
+}

@@ -1,0 +1,37 @@
+// Global error banner, plus the one rule every caller shares:
+// `not_signed_in` anywhere sends the user back to the login view.
+
+import { $ } from './dom.js';
+
+const banner = $('error-banner');
+const text = $('error-text');
+let signedOutHandler = () => {};
+
+export function initErrors({ onSignedOut }) {
+  signedOutHandler = onSignedOut;
+  $('error-dismiss').addEventListener('click', hideBanner);
+}
+
+export function isSignedOut(e) {
+  return e?.code === 'not_signed_in';
+}
+
+export function showBanner(message) {
+  text.textContent = message;
+  banner.hidden = false;
+}
+
+export function hideBanner() {
+  banner.hidden = true;
+  text.textContent = '';
+}
+
+/** Report an unexpected failure. Returns true if it was a sign-out. */
+export function reportError(e) {
+  if (isSignedOut(e)) {
+    signedOutHandler(e);
+    return true;
+  }
+  showBanner(e?.message || String(e));
+  return false;
+}

@@ -1,0 +1,152 @@
+// Login / sign-up view. Core error messages are shown exactly as worded.
+
+import * as api from './api.js';
+import { $, setMessage } from './dom.js';
+
+const view = $('login-view');
+const tabs = { login: $('tab-login'), signup: $('tab-signup') };
+const forms = { login: $('login-form'), signup: $('signup-form') };
+const info = $('login-info');
+const loginError = $('login-error');
+const signupError = $('signup-error');
+const availability = $('signup-availability');
+const confirmHint = $('signup-confirm-hint');
+const signupUser = $('signup-username');
+const signupPass = $('signup-password');
+const signupConfirm = $('signup-confirm');
+
+const AVAILABILITY_DELAY = 250;
+let availabilityTimer = null;
+let availabilitySeq = 0; // drops answers to older keystrokes
+let onSignedIn = () => {};
+
+export function initLogin(handlers) {
+  onSignedIn = handlers.onSignedIn;
+
+  tabs.login.addEventListener('click', () => selectTab('login'));
+  tabs.signup.addEventListener('click', () => selectTab('signup'));
+  // Arrow keys move between tabs (WAI-ARIA tabs pattern).
+  for (const tab of Object.values(tabs)) {
+    tab.addEventListener('keydown', (e) => {
+      if (e.key === 'ArrowLeft' || e.key === 'ArrowRight') {
+        e.preventDefault();
+        selectTab(tab === tabs.login ? 'signup' : 'login', true);
+      }
+    });
+  }
+
+  forms.login.addEventListener('submit', (e) => { e.preventDefault(); submitLogin(); });
+  forms.signup.addEventListener('submit', (e) => { e.preventDefault(); submitSignup(); });
+
+  signupUser.addEventListener('input', scheduleAvailability);
+  signupPass.addEventListener('input', updateConfirmHint);
+  signupConfirm.addEventListener('input', updateConfirmHint);
+}
+
+/** Show the login view; `note` is an optional status line (e.g. "signed out"). */
+export function showLoginView(note) {
+  view.hidden = false;
+  setMessage(info, note || '');
+  setMessage(loginError, '');
+  setMessage(signupError, '');
+  $('login-password').value = '';
+  signupPass.value = '';
+  signupConfirm.value = '';
+  confirmHint.textContent = '';
+  selectTab('login');
+  $('login-username').focus();
+  showDataFolder();
+}
+
+export function hideLoginView() {
+  view.hidden = true;
+}
+
+function selectTab(name, focus = false) {
+  for (const [key, tab] of Object.entries(tabs)) {
+    const on = key === name;
+    tab.setAttribute('aria-selected', String(on));
+    tab.tabIndex = on ? 0 : -1;
+    tab.classList.toggle('active', on);
+    forms[key].hidden = !on;
+  }
+  if (focus) tabs[name].focus();
+}
+
+async function submitLogin() {
+  const button = $('login-submit');
+  if (button.disabled) return;
+  setMessage(loginError, '');
+  button.disabled = true;
+  try {
+    const s = await api.login($('login-username').value, $('login-password').value);
+    onSignedIn(s);
+  } catch (e) {
+    setMessage(loginError, e.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function submitSignup() {
+  const button = $('signup-submit');
+  if (button.disabled) return;
+  setMessage(signupError, '');
+  // Checked here so a typo never reaches the core.
+  if (signupPass.value !== signupConfirm.value) {
+    setMessage(signupError, 'Passwords do not match.');
+    signupConfirm.focus();
+    return;
+  }
+  button.disabled = true;
+  try {
+    const s = await api.signup(signupUser.value, signupPass.value);
+    onSignedIn(s);
+  } catch (e) {
+    setMessage(signupError, e.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function updateConfirmHint() {
+  const mismatch = signupConfirm.value !== '' && signupConfirm.value !== signupPass.value;
+  confirmHint.textContent = mismatch ? 'Passwords do not match.' : '';
+  signupConfirm.setAttribute('aria-invalid', String(mismatch));
+}
+
+function scheduleAvailability() {
+  clearTimeout(availabilityTimer);
+  const seq = ++availabilitySeq;
+  const name = signupUser.value;
+  setAvailability('', null);
+  if (!name.trim()) return;
+  availabilityTimer = setTimeout(async () => {
+    try {
+      const res = await api.usernameAvailable(name);
+      if (seq !== availabilitySeq) return;
+      if (res.available) setAvailability('✓ available', true);
+      else setAvailability(res.message || 'That username is not available.', false);
+    } catch (e) {
+      if (seq === availabilitySeq) setAvailability(e.message, false);
+    }
+  }, AVAILABILITY_DELAY);
+}
+
+function setAvailability(text, ok) {
+  availability.textContent = text;
+  availability.classList.toggle('ok', ok === true);
+  availability.classList.toggle('bad', ok === false);
+}
+
+// Nice to know before signing in; silent if the core can't tell us.
+async function showDataFolder() {
+  const line = $('login-folder-line');
+  try {
+    const folder = await api.dataFolder();
+    $('login-data-folder').textContent = folder;
+    line.hidden = !folder;
+  } catch {
+    line.hidden = true;
+  }
+}

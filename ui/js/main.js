@@ -1,0 +1,105 @@
+// Entry point: wires the modules together and switches between the login
+// view and the main view.
+
+import * as api from './api.js';
+import { $, paintAvatar } from './dom.js';
+import { store, resetStore } from './store.js';
+import { initErrors, reportError, showBanner } from './errors.js';
+import { initLogin, showLoginView, hideLoginView } from './login.js';
+import { initChatList, setChats, clearChatList } from './chatlist.js';
+import { initChat, openChat, closeChat, jumpToMessage } from './chat.js';
+import { initComposer, resetComposer } from './composer.js';
+import { initNewChat, closeNewChatDialogs } from './newchat.js';
+import { initSearch, clearSearch } from './search.js';
+import { initSettings, showFolder } from './settings.js';
+import { startPolling, stopPolling, setAutoRefresh } from './poller.js';
+import { initViewer, closeViewer } from './viewer.js';
+import { clearImages } from './images.js';
+
+const mainView = $('main-view');
+const autoRefresh = $('auto-refresh');
+
+function init() {
+  initErrors({ onSignedOut: (e) => leaveMain(e.message) });
+  initLogin({ onSignedIn: enterMain });
+  initChatList({ onOpen: (id) => openChat(id) });
+  initChat();
+  initComposer();
+  initNewChat({ onCreated: (id) => openChat(id) });
+  initSearch({ onPick: (chatId, messageId) => jumpToMessage(chatId, messageId) });
+  initSettings({
+    onFolderChanged: (folder) => leaveMain(`Data folder changed to ${folder}. Sign in or create an account there.`),
+  });
+  initViewer();
+
+  $('logout').addEventListener('click', logout);
+  autoRefresh.addEventListener('change', () => setAutoRefresh(autoRefresh.checked));
+}
+
+async function boot() {
+  init();
+  let current = null;
+  try {
+    current = await api.session();
+  } catch (e) {
+    showBanner(e.message);
+  }
+  if (current) enterMain(current);
+  else showLoginView();
+}
+
+async function enterMain(session) {
+  resetStore();
+  store.session = session;
+  store.autoRefresh = autoRefresh.checked;
+  const gen = store.gen;
+
+  hideLoginView();
+  mainView.hidden = false;
+  $('current-user').textContent = session.username;
+  paintAvatar($('current-avatar'), session.username);
+  showFolder(session.dataFolder);
+  closeChat();
+
+  try {
+    const chats = await api.listChats();
+    if (gen !== store.gen) return;
+    setChats(chats);
+  } catch (e) {
+    if (gen !== store.gen) return;
+    if (reportError(e)) return;
+  }
+  startPolling();
+}
+
+/** Back to the login view, dropping everything tied to the old session. */
+function leaveMain(note) {
+  if (!store.session && mainView.hidden) return; // already there; don't wipe what is being typed
+  stopPolling();
+  closeChat();
+  resetStore();
+  resetComposer();
+  clearChatList();
+  clearSearch(true);
+  clearImages();
+  closeNewChatDialogs();
+  closeViewer();
+  mainView.hidden = true;
+  showLoginView(note);
+}
+
+async function logout() {
+  const button = $('logout');
+  button.disabled = true;
+  try {
+    await api.logout();
+  } catch (e) {
+    // Signed out either way; only a real failure is worth mentioning.
+    if (e.code !== 'not_signed_in') showBanner(e.message);
+  } finally {
+    button.disabled = false;
+  }
+  leaveMain('');
+}
+
+boot();
