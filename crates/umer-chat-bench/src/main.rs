@@ -1,1 +1,439 @@
-fn main() {}
+//! Storage benchmark: Umer Chat's append-only device logs against one JSON file per chat
+//! rewritten on every message (how the original Streamlit app stored chats).
+//!
+//! `cargo run --release -p umer-chat-bench`. It only prints figures; it never fails.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use umer_chat_core::logs::log_file_name;
+use umer_chat_core::model::{month_of, new_event_id, now_ms, FORMAT_VERSION, MESSAGE_EVENT};
+use umer_chat_core::{ChatId, DeviceId, Event, Store, UserKey};
+
+const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
+const USERS: [&str; 4] = ["alice", "bob", "carol", "dave"];
+const WARMUP: usize = 5;
+const APPENDS: usize = 200;
+const POLLS: usize = 1_000;
+const OPENS: usize = 50;
+const SEARCHES: usize = 20;
+/// Caps each measure: at 100k one baseline append or poll takes 0.1-1 s. At least
+/// `MIN_SAMPLES` are always taken, and the table says how many (n=).
+const BUDGET: Duration = Duration::from_secs(10);
+const MIN_SAMPLES: usize = 5;
+const SEARCH_LIMIT: usize = 50;
+
+/// In `RARE_HITS` messages at every size; `ABSENT` is in none. Neither can match the hex
+/// ids on a raw line, so the search prefilter is exercised honestly.
+const RARE: &str = "marmalade";
+const RARE_HITS: usize = 5;
+const ABSENT: &str = "xylophone";
+const WORDS: [&str; 20] = [
+    "hello", "lunch", "meeting", "tomorrow", "coffee", "project", "deadline", "weekend", "train",
+    "photo", "great", "thanks", "see", "you", "at", "the", "office", "later", "maybe", "tonight",
+];
+
+/// Targets. The read targets are stated for 100k messages and marked at every size.
+const APPEND_TARGET: Duration = Duration::from_millis(2);
+const POLL_TARGET: Duration = Duration::from_micros(500);
+const OPEN_TARGET: Duration = Duration::from_millis(10);
+const SEARCH_TARGET: Duration = Duration::from_millis(50);
+
+struct Stats {
+    n: usize,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Runs `f` `max` times, or fewer once `BUDGET` is spent, and returns its percentiles.
+fn time(max: usize, mut f: impl FnMut()) -> Stats {
+    let start = Instant::now();
+    let mut samples = Vec::with_capacity(max);
+    while samples.len() < max && (samples.len() < MIN_SAMPLES || start.elapsed() < BUDGET) {
+        let t = Instant::now();
+        f();
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
+    Stats {
+        n: samples.len(),
+        p50: at(0.5),
+        p99: at(0.99),
+    }
+}
+
+struct Figures {
+    append: Stats,
+    poll: Stats,
+    open: Stats,
+    search_hit: Stats,
+    search_miss: Stats,
+}
+
+/// A tiny deterministic generator: the bench needs varied text, not good randomness.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) as usize
+    }
+
+    fn text(&mut self) -> String {
+        let len = 6 + self.next() % 10;
+        let words: Vec<&str> = (0..len).map(|_| WORDS[self.next() % WORDS.len()]).collect();
+        words.join(" ")
+    }
+}
+
+fn event(
+    chat: &ChatId,
+    sender: &UserKey,
+    device: &DeviceId,
+    seq: u64,
+    ts: i64,
+    text: String,
+) -> Event {
+    Event {
+        v: FORMAT_VERSION,
+        id: new_event_id(),
+        kind: MESSAGE_EVENT.to_string(),
+        chat: chat.clone(),
+        sender: sender.clone(),
+        device: device.clone(),
+        seq,
+        ts,
+        text: Some(text),
+        image: None,
+    }
+}
+
+/// Writes `n` messages straight into the chat's device logs, one device per user, in
+/// exactly the lines `append_message` writes (an fsync per message would take minutes).
+/// Returns the events, oldest first, for the baseline, and the bytes written.
+fn build_history(root: &Path, chat: &ChatId, users: &[UserKey], n: usize) -> (Vec<Event>, u64) {
+    let devices: Vec<DeviceId> = users.iter().map(|_| DeviceId::random()).collect();
+    let mut seqs = vec![0u64; users.len()];
+    let mut files: HashMap<PathBuf, BufWriter<File>> = HashMap::new();
+    let mut rng = Lcg(n as u64);
+    let mut events = Vec::with_capacity(n);
+    let mut bytes = 0;
+    // One ms apart, ending now: each file is sorted by ts, and appends come after.
+    let first_ts = now_ms() - n as i64;
+    for i in 0..n {
+        let u = i % users.len();
+        let mut text = rng.text();
+        if i % (n / RARE_HITS) == n / RARE_HITS / 2 {
+            text = format!("{text} {RARE}");
+        }
+        let ts = first_ts + i as i64;
+        let e = event(chat, &users[u], &devices[u], seqs[u], ts, text);
+        seqs[u] += 1;
+        // The layout of data/FORMAT.md: chats/<id>/log/<YYYY-MM>/<user>.<device>.jsonl.
+        let path = root
+            .join("chats")
+            .join(chat.as_str())
+            .join("log")
+            .join(month_of(ts))
+            .join(log_file_name(&users[u], &devices[u]));
+        let out = files.entry(path.clone()).or_insert_with(|| {
+            fs::create_dir_all(path.parent().unwrap()).expect("create log folder");
+            BufWriter::new(File::create(&path).expect("create log"))
+        });
+        let mut line = serde_json::to_vec(&e).expect("serialise");
+        line.push(b'\n');
+        out.write_all(&line).expect("write log");
+        bytes += line.len() as u64;
+        events.push(e);
+    }
+    // On disk before timing, so writeback of the history does not land in the append figures.
+    for (_, out) in files {
+        out.into_inner().unwrap().sync_all().expect("sync log");
+    }
+    (events, bytes)
+}
+
+/// What any durable append costs on this disk: write one line, fdatasync, no app code.
+/// Measured beside each run, since fsync latency depends on what else writes to the disk.
+fn measure_fsync_floor(dir: &Path) -> Stats {
+    let path = dir.join("fsync-floor.jsonl");
+    let mut file = File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open floor file");
+    let line = [b'x'; 280];
+    time(APPENDS, || {
+        file.write_all(&line)
+            .and_then(|_| file.sync_data())
+            .expect("write floor file");
+    })
+}
+
+fn measure_store(root: &Path, user: &UserKey, chat: &str) -> Figures {
+    let store = Store::open(root, DeviceId::random()).expect("open store");
+    let mut rng = Lcg(7);
+    for _ in 0..WARMUP {
+        store
+            .append_message(user, chat, Some("warm-up"), None)
+            .unwrap();
+    }
+    let append = time(APPENDS, || {
+        store
+            .append_message(user, chat, Some(&rng.text()), None)
+            .expect("append");
+    });
+    let view = store.get_chat(user, chat).expect("get_chat");
+    let poll = time(POLLS, || {
+        let (new, _) = store.poll(user, chat, &view.cursor).expect("poll");
+        assert!(new.is_empty());
+    });
+    // A fresh Store per run: no chat cache. Opened outside the timing, as an app does once.
+    let mut fresh: Vec<Store> = (0..OPENS)
+        .map(|_| Store::open(root, DeviceId::random()).expect("open store"))
+        .collect();
+    let open = time(OPENS, || {
+        let view = fresh.pop().unwrap().get_chat(user, chat).expect("get_chat");
+        assert_eq!(view.page.messages.len(), 50);
+    });
+    let search = |word: &str, hits: usize| {
+        time(SEARCHES, || {
+            let found = store.search(user, word, SEARCH_LIMIT).expect("search");
+            assert_eq!(found.len(), hits);
+        })
+    };
+    Figures {
+        append,
+        poll,
+        open,
+        search_hit: search(RARE, RARE_HITS),
+        search_miss: search(ABSENT, 0),
+    }
+}
+
+fn read_baseline(path: &Path) -> Vec<Event> {
+    serde_json::from_slice(&fs::read(path).expect("read chat file")).expect("parse chat file")
+}
+
+/// The naive layout: read the whole file, parse, push, serialise, rewrite in place, fsync.
+fn measure_baseline(path: &Path, chat: &ChatId, user: &UserKey) -> Figures {
+    let device = DeviceId::random();
+    let mut rng = Lcg(7);
+    let append_one = |text: String| {
+        let mut all = read_baseline(path);
+        all.push(event(chat, user, &device, all.len() as u64, now_ms(), text));
+        let mut file = File::create(path).expect("rewrite chat file");
+        file.write_all(&serde_json::to_vec(&all).expect("serialise"))
+            .and_then(|_| file.sync_all())
+            .expect("write chat file");
+    };
+    for _ in 0..WARMUP {
+        append_one("warm-up".into());
+    }
+    let append = time(APPENDS, || append_one(rng.text()));
+    let known = read_baseline(path).len();
+    let poll = time(POLLS, || assert_eq!(read_baseline(path).len(), known));
+    let open = time(OPENS, || {
+        let mut all = read_baseline(path);
+        let latest = all.split_off(all.len().saturating_sub(50));
+        assert_eq!(latest.len(), 50);
+    });
+    let search = |word: &str, hits: usize| {
+        time(SEARCHES, || {
+            let found: Vec<Event> = read_baseline(path)
+                .into_iter()
+                .rev()
+                .filter(|e| {
+                    e.text
+                        .as_deref()
+                        .is_some_and(|t| t.to_lowercase().contains(word))
+                })
+                .take(SEARCH_LIMIT)
+                .collect();
+            assert_eq!(found.len(), hits);
+        })
+    };
+    Figures {
+        append,
+        poll,
+        open,
+        search_hit: search(RARE, RARE_HITS),
+        search_miss: search(ABSENT, 0),
+    }
+}
+
+/// 100000 -> "100,000".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn fmt_duration(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1_000.0 {
+        format!("{us:.0} µs")
+    } else if us < 1_000_000.0 {
+        format!("{:.2} ms", us / 1e3)
+    } else {
+        format!("{:.2} s", us / 1e6)
+    }
+}
+
+fn print_table(n: usize, floor: &Stats, umer: &Figures, base: &Figures) {
+    println!(
+        "| {} messages | target | umer-chat | one-file baseline |",
+        thousands(n)
+    );
+    println!("|---|---|---|---|");
+    println!(
+        "| disk floor: 1-line write + fdatasync p50 | - | {} (n={}) | (same disk) |",
+        fmt_duration(floor.p50),
+        floor.n
+    );
+    let row = |name: &str, target: Option<Duration>, u: &Stats, b: &Stats, p99: bool| {
+        let cell = |s: &Stats| {
+            let d = if p99 { s.p99 } else { s.p50 };
+            let mark = match target {
+                Some(t) if d <= t => " PASS",
+                Some(_) => " MISS",
+                None => "",
+            };
+            format!("{}{mark} (n={})", fmt_duration(d), s.n)
+        };
+        let shown = target.map_or("-".into(), |t| format!("≤ {}", fmt_duration(t)));
+        println!("| {name} | {shown} | {} | {} |", cell(u), cell(b));
+    };
+    let (hit, miss) = (
+        format!("search \"{RARE}\" p50 ({RARE_HITS} hits)"),
+        format!("search \"{ABSENT}\" p50 (0 hits)"),
+    );
+    let (u, b) = (umer, base);
+    row(
+        "append p50 (fsync)",
+        Some(APPEND_TARGET),
+        &u.append,
+        &b.append,
+        false,
+    );
+    row("append p99 (fsync)", None, &u.append, &b.append, true);
+    row("idle poll p50", Some(POLL_TARGET), &u.poll, &b.poll, false);
+    row(
+        "open latest 50 p50",
+        Some(OPEN_TARGET),
+        &u.open,
+        &b.open,
+        false,
+    );
+    row(
+        &hit,
+        Some(SEARCH_TARGET),
+        &u.search_hit,
+        &b.search_hit,
+        false,
+    );
+    row(
+        &miss,
+        Some(SEARCH_TARGET),
+        &u.search_miss,
+        &b.search_miss,
+        false,
+    );
+    println!();
+}
+
+/// nproc, CPU model, kernel, and the filesystem holding `dir` (from /proc/mounts).
+fn print_machine(dir: &Path) {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let kernel =
+        fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_else(|_| "unknown".into());
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    // The longest mount point that contains `dir` is the one it lives on.
+    let mount = fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 2 && dir.starts_with(f[1]))
+                .then(|| (f[1].len(), format!("{} on {} ({})", f[2], f[1], f[0])))
+        })
+        .max()
+        .map_or_else(|| "unknown".into(), |(_, m)| m);
+    println!("- CPU: {cpu}, nproc {nproc}");
+    println!("- kernel: {}", kernel.trim());
+    println!(
+        "- temp dir: {} (std::env::temp_dir(); set TMPDIR to move it)",
+        dir.display()
+    );
+    println!("- filesystem: {mount}");
+    println!();
+}
+
+fn main() {
+    let base_dir = std::env::temp_dir();
+    println!("# umer-chat storage benchmark\n");
+    print_machine(&base_dir);
+    for n in SIZES {
+        let dir = tempfile::tempdir_in(&base_dir).expect("temp dir");
+        let root = dir.path().join("data");
+        let store = Store::open(&root, DeviceId::random()).expect("open store");
+        let users: Vec<UserKey> = USERS
+            .iter()
+            .map(|u| {
+                store
+                    .create_user(u, "benchmark-password")
+                    .expect("create user")
+                    .key
+            })
+            .collect();
+        let chat = store
+            .create_group_chat(&users[0], "bench", &USERS[1..])
+            .expect("create chat")
+            .id
+            .clone();
+
+        let started = Instant::now();
+        let (events, log_bytes) = build_history(&root, &chat, &users, n);
+        let baseline = dir.path().join("baseline-chat.json");
+        let mut out = File::create(&baseline).expect("create baseline");
+        out.write_all(&serde_json::to_vec(&events).expect("serialise"))
+            .and_then(|_| out.sync_all())
+            .expect("write baseline");
+        let baseline_bytes = fs::metadata(&baseline).map_or(0, |m| m.len());
+        println!(
+            "{} messages: {} device logs, {:.1} MB in all; baseline file {:.1} MB (built in {:.1} s)\n",
+            thousands(n),
+            USERS.len(),
+            log_bytes as f64 / 1e6,
+            baseline_bytes as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        );
+
+        let floor = measure_fsync_floor(dir.path());
+        let umer = measure_store(&root, &users[0], chat.as_str());
+        let base = measure_baseline(&baseline, &chat, &users[0]);
+        print_table(n, &floor, &umer, &base);
+    }
+}

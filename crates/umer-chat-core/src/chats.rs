@@ -216,7 +216,7 @@ impl Store {
         self.summarise(user, chat.clone(), &files, markers.get(&chat.id))
     }
 
-    fn member_chats(&self, user: &UserKey) -> Result<Vec<Arc<ChatRecord>>> {
+    pub(crate) fn member_chats(&self, user: &UserKey) -> Result<Vec<Arc<ChatRecord>>> {
         let dir = self.chats_dir();
         let mut chats = Vec::new();
         for entry in fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
@@ -248,6 +248,11 @@ impl Store {
         for file in files {
             if first_unread_month.as_ref().is_some_and(|m| &file.month < m) {
                 continue; // every event in an older month is older than the marker
+            }
+            if &file.owner == user {
+                // Only the owner's events are valid in a file, so none is unread; scanning
+                // it would cost the user's whole history when there is no read marker.
+                continue;
             }
             logs::scan_back(file, &chat.id, |event| {
                 if marker.is_some_and(|m| event.key() <= *m) {

@@ -30,8 +30,8 @@ impl Store {
         let finder = ascii_needle.as_deref().map(memmem::Finder::new);
         let mut hits = Vec::new();
         let mut lowered = Vec::new();
-        for summary_chat in self.list_user_chats(user)? {
-            let chat = &summary_chat.chat;
+        // Chat records only: summaries would count unread messages search does not need.
+        for chat in self.member_chats(user)? {
             for file in logs::list(&self.log_dir(&chat.id), &mut Vec::new())? {
                 let bytes = fs::read(&file.path).map_err(Error::io("read", &file.path))?;
                 for line in bytes.split(|&b| b == b'\n') {
