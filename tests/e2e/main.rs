@@ -310,3 +310,74 @@ fn two_instances_on_one_folder_see_each_other_within_one_refresh() {
     assert_eq!(message_texts(&a.session), expected);
     assert_eq!(message_texts(&b.session), expected);
 }
+
+#[test]
+fn scrolling_up_loads_history_and_a_refresh_neither_jumps_nor_drops_the_draft() {
+    let display = Display::start();
+    let data = support::temp_dir();
+    let seeded = support::open_store(data.path());
+    let keys = support::sign_up(&seeded, &["alice", "bob"]);
+    let dm = seeded.create_private_chat(&keys[0], "bob").unwrap();
+    let total = 130;
+    for i in 0..total {
+        let sender = &keys[i % 2];
+        seeded
+            .append_message(
+                sender,
+                dm.id.as_str(),
+                Some(&format!("history {i:03}")),
+                None,
+            )
+            .unwrap();
+    }
+    let app = AppInstance::launch(&display, data.path());
+    let s = &app.session;
+    log_in(s, "alice", PASSWORD);
+    wait_signed_in(s, "alice");
+    open_chat_titled(s, "bob");
+    wait_message(s, "history 129", UI);
+    let first_page = message_texts(s).len();
+    assert!(
+        first_page < total,
+        "the first page is not the whole history ({first_page})"
+    );
+
+    // Scroll to the top until the start of the conversation: every message once, in order.
+    let all = s.wait_until("the whole history", Duration::from_secs(20), || {
+        s.execute(
+            "document.getElementById('messages').scrollTop = 0",
+            json!([]),
+        );
+        let texts = message_texts(s);
+        (texts.len() == total).then_some(texts)
+    });
+    let expected: Vec<String> = (0..total).map(|i| format!("history {i:03}")).collect();
+    assert_eq!(all, expected);
+
+    // Read somewhere in the middle with a draft typed, while a new message arrives.
+    s.type_into("#message-input", "half-written reply");
+    let scroll_top =
+        "const box = document.getElementById('messages'); return Math.round(box.scrollTop)";
+    s.execute(
+        "const box = document.getElementById('messages'); box.scrollTop = box.scrollHeight / 3",
+        json!([]),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let before = s.execute(scroll_top, json!([]));
+    seeded
+        .append_message(&keys[1], dm.id.as_str(), Some("news while you read"), None)
+        .unwrap();
+    wait_message(s, "news while you read", ONE_REFRESH);
+    assert_eq!(
+        s.execute(scroll_top, json!([])),
+        before,
+        "a refresh must not move what you read"
+    );
+    assert_eq!(
+        s.execute(
+            "return document.getElementById('message-input').value",
+            json!([])
+        ),
+        json!("half-written reply")
+    );
+}

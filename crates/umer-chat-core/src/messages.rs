@@ -1,5 +1,7 @@
 //! Sending and polling: one append-only log per user and device.
 
+use std::sync::atomic::Ordering;
+
 use crate::error::{Error, Result};
 use crate::fsio::AppendFile;
 use crate::logs::{self, log_file_name, LogCursor};
@@ -45,11 +47,12 @@ impl Store {
         // other files, so no lock is ever shared between devices.
         let mut log = AppendFile::open_locked(&path)?;
         let last = last_event(&mut log, &path)?;
-        let (ts, seq) = match last {
+        let (ts, file_seq) = match last {
             // Never behind our own last event, so each file stays sorted.
             Some((last_ts, last_seq)) => (now.max(last_ts), last_seq + 1),
             None => (now, 0),
         };
+        let seq = file_seq.max(self.next_seq.load(Ordering::Relaxed));
         let event = Event {
             v: FORMAT_VERSION,
             id: new_event_id(),
@@ -64,6 +67,7 @@ impl Store {
         };
         let line = serde_json::to_string(&event).expect("events serialise");
         log.append_line(&line, &path)?;
+        self.next_seq.fetch_max(seq + 1, Ordering::Relaxed);
         Ok(event)
     }
 

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use serde::de::DeserializeOwned;
@@ -19,6 +20,9 @@ pub struct Store {
     device: DeviceId,
     /// chat.json is written once, so a parsed one never goes stale.
     pub(crate) chat_cache: Mutex<HashMap<ChatId, Arc<ChatRecord>>>,
+    /// The next sequence number this process gives, across all of this device's logs, so
+    /// that two users appending through one device in one millisecond keep send order.
+    pub(crate) next_seq: AtomicU64,
 }
 
 impl Store {
@@ -35,6 +39,7 @@ impl Store {
             root,
             device,
             chat_cache: Mutex::new(HashMap::new()),
+            next_seq: AtomicU64::new(0),
         })
     }
 
