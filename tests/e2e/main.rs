@@ -205,6 +205,20 @@ fn sign_up_log_in_chat_send_images_and_see_cli_messages() {
         "the image round-trips byte for byte"
     );
     save_screenshot(s, "screenshot-chat.png");
+    s.click("#messages .message img.thumb");
+    s.wait_visible("#image-viewer");
+    assert_eq!(
+        s.execute(
+            "return document.getElementById('image-viewer-img').src",
+            json!([])
+        ),
+        json!(src),
+        "the thumbnail opens the same image full size"
+    );
+    s.click("#image-viewer-close");
+    s.wait_until("the viewer to close", UI, || {
+        (!s.is_displayed("#image-viewer")).then_some(())
+    });
 
     // A fake image is refused with the core's words, and the draft is kept.
     s.execute(
@@ -276,6 +290,29 @@ fn sign_up_log_in_chat_send_images_and_see_cli_messages() {
         (badge == "1").then_some(())
     });
     save_screenshot(s, "screenshot-chats.png");
+
+    // A phone-sized window: one column, nothing wider than the screen, a way back to the list.
+    s.set_window_size(360, 740);
+    s.wait_until("the narrow layout", UI, || {
+        let width = s.execute("return window.innerWidth", json!([]));
+        (width == json!(360)).then_some(())
+    });
+    let overflow = "return document.documentElement.scrollWidth > window.innerWidth";
+    assert_eq!(
+        s.execute(overflow, json!([])),
+        json!(false),
+        "no sideways scrolling at 360 px"
+    );
+    assert!(s.is_displayed("#chat-view"));
+    assert!(
+        !s.is_displayed("#chat-list"),
+        "one column: the open chat hides the list"
+    );
+    s.click("#back-to-chats");
+    s.wait_visible("#chat-list");
+    assert_eq!(s.execute(overflow, json!([])), json!(false));
+    open_chat_titled(s, "Weekend trip");
+    wait_message(s, "I do!", UI);
 }
 
 #[test]

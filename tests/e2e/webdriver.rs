@@ -137,6 +137,16 @@ impl Session {
         .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
+    /// Resizes the app window (there is no window manager, so this is exact).
+    pub fn set_window_size(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        )
+        .unwrap_or_else(|e| panic!("resize to {width}×{height}: {e}"));
+    }
+
     pub fn screenshot_png(&self) -> Vec<u8> {
         use base64::Engine;
         let b64 = self.call("GET", "/screenshot", None).expect("screenshot");
