@@ -171,6 +171,24 @@ fn read_lines(path: &Path, start: u64, end: u64) -> Result<(Vec<String>, u64)> {
     Ok((lines, start + complete as u64))
 }
 
+/// The offset where the line holding the byte just before `offset` starts; `offset` itself
+/// when that byte is a newline.
+fn line_start(path: &Path, offset: u64) -> Result<u64> {
+    let file = File::open(path).map_err(Error::io("open", path))?;
+    let mut end = offset;
+    let mut buf = [0u8; 4096];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        read_exact_at(&file, chunk, start).map_err(Error::io("read", path))?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
 /// Every event of a file, with what had to be skipped (by line).
 pub fn read_all(file: &LogFile, chat: &ChatId, skipped: &mut Vec<Skipped>) -> Result<Vec<Event>> {
     let (lines, complete) = read_lines(&file.path, 0, file.len)?;
@@ -309,7 +327,13 @@ pub fn read_since(
     let mut ignored = Vec::new();
     for file in files {
         let known = cursor.offsets.get(&file.rel).copied().unwrap_or(0);
-        let start = if known > file.len { 0 } else { known };
+        let start = match known.cmp(&file.len) {
+            std::cmp::Ordering::Greater => 0,
+            std::cmp::Ordering::Equal => known,
+            // A cursor taken while the last line was torn points into that line, which its
+            // owner has since cut and written again: read it from its start.
+            std::cmp::Ordering::Less => line_start(&file.path, known)?,
+        };
         let (lines, reached) = read_lines(&file.path, start, file.len)?;
         next.offsets.insert(file.rel.clone(), reached);
         let mut new = parse_lines(&lines, file, chat, 0, &mut ignored);
