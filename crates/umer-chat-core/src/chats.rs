@@ -1,6 +1,6 @@
 //! DMs and groups: `chats/<id>/chat.json`, and the per-user chat list.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::sync::Arc;
 
@@ -245,6 +245,8 @@ impl Store {
         let mut unread = 0;
         let mut capped = false;
         let first_unread_month = marker.map(|m| month_of(m.ts));
+        // A conflict copy repeats most of its original: count each event once.
+        let mut counted = HashSet::new();
         for file in files {
             if first_unread_month.as_ref().is_some_and(|m| &file.month < m) {
                 continue; // every event in an older month is older than the marker
@@ -258,7 +260,7 @@ impl Store {
                 if marker.is_some_and(|m| event.key() <= *m) {
                     return logs::Scan::Stop;
                 }
-                if &event.sender != user {
+                if &event.sender != user && counted.insert(event.id.clone()) {
                     unread += 1;
                 }
                 if unread > UNREAD_CAP {
