@@ -72,6 +72,9 @@ impl Store {
                     line: None,
                     reason: SkipReason::Misplaced(format!("describes chat {}", record.id)),
                 }),
+                // No record and no messages: a creation cut short (its temp file is listed
+                // below) or a chat still arriving; there is nothing a reader had to skip.
+                Ok(None) if !self.log_dir(&id).exists() => {}
                 Ok(None) => skipped.push(Skipped {
                     path: chat_file.clone(),
                     line: None,
