@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fsio::write_atomic;
+use crate::fsio::{write_atomic, write_once};
 use crate::model::DeviceId;
 
 /// Tauri's bundle identifier: the app's data folder is `<OS data dir>/<APP_ID>`, and the CLI
@@ -47,9 +47,12 @@ impl LocalConfig {
     /// Loads the config in `dir`, creating a device id on first use.
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join("settings.json");
-        let settings = match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&path, e))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Settings::default(),
+        let (settings, existed) = match fs::read(&path) {
+            Ok(bytes) => (
+                serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&path, e))?,
+                true,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Settings::default(), false),
             Err(e) => return Err(Error::io("read", &path)(e)),
         };
         let mut config = LocalConfig {
@@ -58,7 +61,13 @@ impl LocalConfig {
         };
         if config.settings.device_id.is_none() {
             config.settings.device_id = Some(DeviceId::random());
-            config.save()?;
+            if existed {
+                config.save()?;
+            } else if !write_once(&path, &config.to_json())? {
+                // Another process of this device (the app and the CLI started together)
+                // created it first: use its id, so the device keeps one.
+                return Self::load(dir);
+            }
         }
         Ok(config)
     }
@@ -77,9 +86,12 @@ impl LocalConfig {
         self.save()
     }
 
+    fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(&self.settings).expect("settings serialise")
+    }
+
     fn save(&self) -> Result<()> {
-        let json = serde_json::to_vec_pretty(&self.settings).expect("settings serialise");
-        write_atomic(&self.dir.join("settings.json"), &json)
+        write_atomic(&self.dir.join("settings.json"), &self.to_json())
     }
 }
 
