@@ -1,1 +1,3 @@
-//! support
+//! Shared helpers of the integration and end-to-end tests.
+
+pub mod support;

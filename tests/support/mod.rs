@@ -1,0 +1,243 @@
+//! Test support: temp data folders, stores as simulated devices, quick sign-ups, and the real
+//! `umer-chat-cli` binary as a child process that is always killed and reaped.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+
+use tempfile::TempDir;
+use umer_chat_core::{DeviceId, LocalConfig, Skipped, Store, UserKey};
+
+/// The password every test user gets unless a test says otherwise.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A fresh, empty temp folder (a data folder, a config folder, or anything else).
+pub fn temp_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("umer-chat-test-")
+        .tempdir()
+        .expect("create a temp folder")
+}
+
+/// Opens the data folder at `dir` as a new device with a random id.
+pub fn open_store(dir: &Path) -> Store {
+    Store::open(dir, DeviceId::random()).expect("open the data folder")
+}
+
+/// Opens the data folder at `dir` as the device `device`.
+pub fn open_store_as(dir: &Path, device: &DeviceId) -> Store {
+    Store::open(dir, device.clone()).expect("open the data folder")
+}
+
+/// Signs up each of `names` with [`PASSWORD`] and returns their keys, in order.
+pub fn sign_up(store: &Store, names: &[&str]) -> Vec<UserKey> {
+    names
+        .iter()
+        .map(|name| {
+            store
+                .create_user(name, PASSWORD)
+                .unwrap_or_else(|e| panic!("sign up {name}: {e}"))
+                .key
+        })
+        .collect()
+}
+
+/// The key of a valid username.
+pub fn key(name: &str) -> UserKey {
+    UserKey::of(name).expect("a valid username")
+}
+
+/// The doctor's report, which must not fail.
+pub fn doctor(store: &Store) -> Vec<Skipped> {
+    store.doctor().expect("doctor reads the folder")
+}
+
+/// Sets up a simulated device's local config folder and returns its device id, so that
+/// processes started together on it agree on one device.
+pub fn device_config(dir: &Path) -> DeviceId {
+    LocalConfig::load(dir).expect("local config").device_id()
+}
+
+/// Every regular file under `dir`, recursively, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).expect("list a folder") {
+            let entry = entry.expect("list a folder");
+            let path = entry.path();
+            if entry.file_type().expect("file type").is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Copies `from` into `to` recursively (`to` may exist).
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("create a folder");
+    for entry in fs::read_dir(from).expect("list a folder") {
+        let entry = entry.expect("list a folder");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).expect("copy a file");
+        }
+    }
+}
+
+/// The built `umer-chat-cli` next to this test executable (`target/<profile>/`), built with
+/// `$CARGO build -p umer-chat-cli` first when it is missing or older than this executable.
+pub fn cli_path() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test executable's path");
+        let mut dir = exe.parent().expect("the test executable's folder");
+        if dir.ends_with("deps") {
+            dir = dir.parent().expect("target/<profile>");
+        }
+        let bin = dir.join(format!("umer-chat-cli{}", std::env::consts::EXE_SUFFIX));
+        let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+        let stale = match (modified(&bin), modified(&exe)) {
+            (Some(bin_time), Some(exe_time)) => bin_time < exe_time,
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        if stale {
+            build_cli(dir);
+        }
+        assert!(
+            bin.is_file(),
+            "{} does not exist even after `cargo build -p umer-chat-cli`",
+            bin.display()
+        );
+        bin
+    })
+}
+
+fn build_cli(profile_dir: &Path) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root");
+    let mut build = Command::new(&cargo);
+    build
+        .current_dir(workspace)
+        .args(["build", "--quiet", "-p", "umer-chat-cli"]);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let status = build.status().unwrap_or_else(|e| {
+        panic!("cannot run `{cargo} build -p umer-chat-cli` to build the CLI under test: {e}")
+    });
+    assert!(
+        status.success(),
+        "`{cargo} build -p umer-chat-cli` failed ({status}); the CLI tests need that binary"
+    );
+}
+
+/// A `umer-chat-cli` command on the data folder `data_dir`, as the device whose local config
+/// is in `config_dir`. The password comes from `UMER_CHAT_PASSWORD` ([`PASSWORD`]) unless
+/// the test removes or changes it.
+pub fn cli(data_dir: &Path, config_dir: &Path) -> Command {
+    let mut cmd = Command::new(cli_path());
+    cmd.env("UMER_CHAT_DATA_DIR", data_dir)
+        .env("UMER_CHAT_CONFIG_DIR", config_dir)
+        .env("UMER_CHAT_PASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// What a finished CLI run printed.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// The exit code; panics if the process was killed by a signal.
+    pub fn code(&self) -> i32 {
+        self.status
+            .code()
+            .unwrap_or_else(|| panic!("killed by a signal: {self:?}"))
+    }
+
+    /// Stdout, after checking the run succeeded.
+    pub fn ok(self) -> String {
+        assert!(self.status.success(), "the CLI failed: {self:?}");
+        self.stdout
+    }
+
+    /// Each stdout line parsed as JSON.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect()
+    }
+}
+
+/// Runs `cmd` to completion (stdin closed) and captures its output.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .expect("run umer-chat-cli");
+    Output {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A running child process that is killed and reaped when dropped, also when a test panics.
+pub struct Running {
+    child: Option<Child>,
+}
+
+impl Running {
+    pub fn spawn(cmd: &mut Command) -> Running {
+        let child = cmd.spawn().expect("start umer-chat-cli");
+        Running { child: Some(child) }
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("not yet reaped")
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().expect("not yet reaped").id()
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("not yet reaped");
+        child.wait().expect("wait for umer-chat-cli")
+    }
+
+    /// Sends SIGKILL (on Unix) and reaps the process.
+    pub fn kill(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("not yet reaped");
+        let _ = child.kill(); // fails only when it already exited
+        child.wait().expect("reap umer-chat-cli")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
