@@ -1,1 +1,8 @@
+//! Integration tests of the storage core and the CLI: real files, real processes, real kills.
 
+mod bad_input;
+mod concurrency;
+mod crash;
+mod merge;
+mod store;
+mod sync;

@@ -1,0 +1,192 @@
+//! Property: however the device logs of a chat are laid out on disk (split across months,
+//! partly repeated in conflict copies, written in any order), every reader gets the same
+//! history: the input's events, each once, in (ts, device, seq, id) order.
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use umer_chat_core::model::month_of;
+use umer_chat_core::{ChatId, DeviceId, Event, LogCursor, Store, UserKey};
+use umer_chat_tests::support::{key, open_store, sign_up, temp_dir};
+
+const USERS: [&str; 2] = ["alice", "bob"];
+const DEVICES: [&str; 3] = ["00000000000000aa", "0123456789abcdef", "ffffffffffffff00"];
+/// 2024-03-31T23:59:58Z: histories cross into April, so most have two month folders.
+const START_TS: i64 = 1_711_929_598_000;
+
+/// Where an event is written: in its device's log, in a conflict copy of it, or both.
+#[derive(Debug, Clone, Copy)]
+enum Placement {
+    Original,
+    Both,
+    CopyOnly,
+}
+
+fn placement() -> impl Strategy<Value = Placement> {
+    prop_oneof![
+        4 => Just(Placement::Original),
+        1 => Just(Placement::Both),
+        1 => Just(Placement::CopyOnly),
+    ]
+}
+
+/// One writer (a user on a device): steps of (ms since its previous event, seq increment).
+#[derive(Debug, Clone)]
+struct Writer {
+    user: usize,
+    device: usize,
+    steps: Vec<(i64, u64, Placement)>,
+    syncthing_style: bool,
+}
+
+fn writer() -> impl Strategy<Value = Writer> {
+    (
+        0..USERS.len(),
+        0..DEVICES.len(),
+        prop::collection::vec((0i64..1500, 1u64..3, placement()), 0..25),
+        any::<bool>(),
+    )
+        .prop_map(|(user, device, steps, syncthing_style)| Writer {
+            user,
+            device,
+            steps,
+            syncthing_style,
+        })
+}
+
+/// A 32-hex id that does not follow the order of creation.
+fn event_id(n: u64) -> String {
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    format!("{:016x}{:016x}", mix(n.wrapping_add(0x9e37_79b9)), mix(n))
+}
+
+/// Writes the writers' logs into the chat's log folder; returns every distinct event.
+fn lay_out(store: &Store, chat: &ChatId, writers: &[Writer], seed: u64) -> Vec<Event> {
+    let log_dir = store.root().join("chats").join(chat.as_str()).join("log");
+    let _ = fs::remove_dir_all(&log_dir);
+    let mut files: BTreeMap<String, String> = BTreeMap::new(); // relative path -> content
+    let mut events = Vec::new();
+    let mut next_id = seed.wrapping_mul(1000);
+    let mut used = std::collections::HashSet::new();
+    for w in writers {
+        if !used.insert((w.user, w.device)) {
+            continue; // one log per user and device
+        }
+        let user = UserKey::of(USERS[w.user]).unwrap();
+        let device = DeviceId::parse(DEVICES[w.device]).unwrap();
+        let (mut ts, mut seq) = (START_TS, 0);
+        for &(dt, dseq, placement) in &w.steps {
+            ts += dt;
+            seq += dseq;
+            next_id += 1;
+            let event = Event {
+                v: 1,
+                id: event_id(next_id),
+                kind: "message".into(),
+                chat: chat.clone(),
+                sender: user.clone(),
+                device: device.clone(),
+                seq,
+                ts,
+                text: Some(format!("{user} on {} #{seq}", device.as_str())),
+                image: None,
+            };
+            let line = serde_json::to_string(&event).unwrap() + "\n";
+            let month = month_of(ts);
+            let name = format!("{user}.{}", device.as_str());
+            let original = format!("{month}/{name}.jsonl");
+            let copy = if w.syncthing_style {
+                format!("{month}/{name}.sync-conflict-20240402-101010-ABCDEFG.jsonl")
+            } else {
+                format!("{month}/{name} (conflicted copy 2024-04-02 101010).jsonl")
+            };
+            if !matches!(placement, Placement::CopyOnly) {
+                files.entry(original).or_default().push_str(&line);
+            }
+            if !matches!(placement, Placement::Original) {
+                files.entry(copy).or_default().push_str(&line);
+            }
+            events.push(event);
+        }
+    }
+    let mut order: Vec<(String, String)> = files.into_iter().collect();
+    order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+    for (rel, content) in order {
+        let path = log_dir.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+    events
+}
+
+#[test]
+fn every_layout_of_the_same_events_reads_as_one_history() {
+    let dir = temp_dir();
+    let writer_store = open_store(dir.path());
+    sign_up(&writer_store, &USERS);
+    let chat = writer_store
+        .create_group_chat(&key("alice"), "merge", &["bob"])
+        .unwrap()
+        .id
+        .clone();
+    let mut runner = TestRunner::new(Config {
+        cases: 64,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = (
+        prop::collection::vec(writer(), 1..6),
+        any::<u64>(),
+        1usize..12,
+    );
+    runner
+        .run(&strategy, |(writers, seed, page)| {
+            let mut expected = lay_out(&writer_store, &chat, &writers, seed);
+            expected.sort_by_key(Event::key);
+            let (alice, bob) = (key("alice"), key("bob"));
+
+            for reader in [open_store(dir.path()), open_store(dir.path())] {
+                prop_assert_eq!(
+                    &reader.all_messages(&alice, chat.as_str()).unwrap(),
+                    &expected
+                );
+            }
+            let reader = open_store(dir.path());
+            let (polled, _) = reader
+                .poll(&bob, chat.as_str(), &LogCursor::default())
+                .unwrap();
+            prop_assert_eq!(&polled, &expected);
+
+            // Paging back from the latest page, `page` at a time, meets each event once.
+            let view = reader.get_chat(&bob, chat.as_str()).unwrap();
+            let latest = expected.len().saturating_sub(umer_chat_core::PAGE_SIZE);
+            prop_assert_eq!(&view.page.messages, &expected[latest..].to_vec());
+            let mut paged = view.page.messages;
+            let mut older = view.page.older;
+            while let Some(before) = older {
+                let mut p = reader
+                    .older_messages(&alice, chat.as_str(), &before, page)
+                    .unwrap();
+                prop_assert!(!p.messages.is_empty() && p.messages.len() <= page);
+                p.messages.append(&mut paged);
+                paged = p.messages;
+                older = p.older;
+            }
+            prop_assert_eq!(&paged, &expected);
+
+            let summary = reader.list_user_chats(&alice).unwrap().remove(0);
+            prop_assert_eq!(summary.last.as_ref(), expected.last());
+            let from_bob = expected.iter().filter(|e| e.sender == bob).count();
+            prop_assert_eq!(summary.unread, from_bob, "Alice's unread: Bob's messages");
+            Ok(())
+        })
+        .unwrap();
+}
