@@ -137,8 +137,9 @@ impl AppendFile {
     }
 }
 
-/// Length of the prefix of `file` (of length `len`) that ends with a newline.
-fn complete_len(file: &File, len: u64) -> std::io::Result<u64> {
+/// Length of the prefix of `file`'s first `len` bytes that ends with a newline: where the
+/// line holding byte `len - 1` starts (`len` itself when that byte is a newline).
+pub(crate) fn complete_len(file: &File, len: u64) -> std::io::Result<u64> {
     let mut end = len;
     let mut buf = [0u8; 4096];
     while end > 0 {

@@ -11,7 +11,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fsio::read_exact_at;
+use crate::fsio::{complete_len, read_exact_at};
 use crate::model::{is_month, ChatId, DeviceId, Event, FORMAT_VERSION, MESSAGE_EVENT};
 use crate::names::{classify, EntryName};
 use crate::skip::{SkipReason, Skipped};
@@ -171,24 +171,6 @@ fn read_lines(path: &Path, start: u64, end: u64) -> Result<(Vec<String>, u64)> {
     Ok((lines, start + complete as u64))
 }
 
-/// The offset where the line holding the byte just before `offset` starts; `offset` itself
-/// when that byte is a newline.
-fn line_start(path: &Path, offset: u64) -> Result<u64> {
-    let file = File::open(path).map_err(Error::io("open", path))?;
-    let mut end = offset;
-    let mut buf = [0u8; 4096];
-    while end > 0 {
-        let start = end.saturating_sub(buf.len() as u64);
-        let chunk = &mut buf[..(end - start) as usize];
-        read_exact_at(&file, chunk, start).map_err(Error::io("read", path))?;
-        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
-            return Ok(start + i as u64 + 1);
-        }
-        end = start;
-    }
-    Ok(0)
-}
-
 /// Every event of a file, with what had to be skipped (by line).
 pub fn read_all(file: &LogFile, chat: &ChatId, skipped: &mut Vec<Skipped>) -> Result<Vec<Event>> {
     let (lines, complete) = read_lines(&file.path, 0, file.len)?;
@@ -332,7 +314,9 @@ pub fn read_since(
             std::cmp::Ordering::Equal => known,
             // A cursor taken while the last line was torn points into that line, which its
             // owner has since cut and written again: read it from its start.
-            std::cmp::Ordering::Less => line_start(&file.path, known)?,
+            std::cmp::Ordering::Less => File::open(&file.path)
+                .and_then(|f| complete_len(&f, known))
+                .map_err(Error::io("read", &file.path))?,
         };
         let (lines, reached) = read_lines(&file.path, start, file.len)?;
         next.offsets.insert(file.rel.clone(), reached);
