@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use base64::Engine;
 use tauri::{AppHandle, Runtime, State};
-use umer_chat_core::{ChatListWatch, EventKey, LogCursor, Username, MAX_IMAGE_BYTES, PAGE_SIZE};
+use umer_chat_core::{
+    ChatListWatch, EventKey, LogCursor, Store, User, Username, MAX_IMAGE_BYTES, PAGE_SIZE,
+};
 
 use crate::dto::*;
 use crate::error::{CommandError, CommandResult};
@@ -38,17 +40,25 @@ pub async fn session(state: State<'_, AppState>) -> CommandResult<Option<Session
     Ok(session_dto(&state))
 }
 
+/// Checks credentials with `check` off the main thread, then signs that user in.
+async fn sign_in_with(
+    state: &AppState,
+    check: impl FnOnce(&Store) -> umer_chat_core::Result<User> + Send + 'static,
+) -> CommandResult<SessionDto> {
+    let store = state.store();
+    let task_store = store.clone();
+    let user = blocking(move || Ok(check(&task_store)?)).await?;
+    state.sign_in(&store, user);
+    session_dto(state).ok_or_else(CommandError::not_signed_in)
+}
+
 #[tauri::command]
 pub async fn signup(
     state: State<'_, AppState>,
     username: String,
     password: String,
 ) -> CommandResult<SessionDto> {
-    let store = state.store();
-    let store_for_task = store.clone();
-    let user = blocking(move || Ok(store_for_task.create_user(&username, &password)?)).await?;
-    state.sign_in(&store, user);
-    session_dto(&state).ok_or_else(CommandError::not_signed_in)
+    sign_in_with(&state, move |store| store.create_user(&username, &password)).await
 }
 
 #[tauri::command]
@@ -57,11 +67,7 @@ pub async fn login(
     username: String,
     password: String,
 ) -> CommandResult<SessionDto> {
-    let store = state.store();
-    let store_for_task = store.clone();
-    let user = blocking(move || Ok(store_for_task.verify_user(&username, &password)?)).await?;
-    state.sign_in(&store, user);
-    session_dto(&state).ok_or_else(CommandError::not_signed_in)
+    sign_in_with(&state, move |store| store.verify_user(&username, &password)).await
 }
 
 #[tauri::command]
