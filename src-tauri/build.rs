@@ -17,6 +17,7 @@ const COMMANDS: &[&str] = &[
     "poll",
     "mark_read",
     "search",
+    "startup_notice",
     "data_folder",
     "set_data_folder",
     "choose_data_folder",

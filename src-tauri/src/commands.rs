@@ -356,6 +356,11 @@ pub async fn search(state: State<'_, AppState>, query: String) -> CommandResult<
 }
 
 #[tauri::command]
+pub async fn startup_notice(state: State<'_, AppState>) -> CommandResult<Option<String>> {
+    Ok(state.take_startup_notice())
+}
+
+#[tauri::command]
 pub async fn data_folder(state: State<'_, AppState>) -> CommandResult<String> {
     Ok(state.data_folder().display().to_string())
 }

@@ -36,6 +36,7 @@ macro_rules! app_commands {
             $crate::commands::poll,
             $crate::commands::mark_read,
             $crate::commands::search,
+            $crate::commands::startup_notice,
             $crate::commands::data_folder,
             $crate::commands::set_data_folder,
             $crate::commands::choose_data_folder,

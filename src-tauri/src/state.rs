@@ -12,6 +12,8 @@ pub struct AppState {
     inner: Mutex<Inner>,
     /// The OS app-data folder: the data folder unless the user chose another.
     default_data_dir: PathBuf,
+    /// Why the app did not open the folder it was asked to, for the UI to show once.
+    startup_notice: Mutex<Option<String>>,
 }
 
 struct Inner {
@@ -28,7 +30,8 @@ pub struct Session {
 
 impl AppState {
     /// Opens the data folder: `$UMER_CHAT_DATA_DIR`, else the one chosen before, else
-    /// `default_data_dir`.
+    /// `default_data_dir`. A folder that cannot be opened (a shared drive not mounted, a
+    /// USB stick not plugged in) falls back to `default_data_dir`, with a notice saying so.
     pub fn open(config_dir: &Path, default_data_dir: PathBuf) -> umer_chat_core::Result<Self> {
         let config = LocalConfig::load(config_dir)?;
         let data_dir = match std::env::var_os(config::DATA_DIR_ENV) {
@@ -38,15 +41,35 @@ impl AppState {
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| default_data_dir.clone()),
         };
-        let store = Arc::new(Store::open(data_dir, config.device_id())?);
+        let (store, notice) = match Store::open(&data_dir, config.device_id()) {
+            Ok(store) => (store, None),
+            Err(e) if data_dir != default_data_dir => {
+                let store = Store::open(&default_data_dir, config.device_id())?;
+                let notice = format!(
+                    "{e}. Using {} for now; choose the shared folder again under Data folder once it is available.",
+                    default_data_dir.display()
+                );
+                (store, Some(notice))
+            }
+            Err(e) => return Err(e),
+        };
         Ok(AppState {
             inner: Mutex::new(Inner {
                 config,
-                store,
+                store: Arc::new(store),
                 session: None,
             }),
             default_data_dir,
+            startup_notice: Mutex::new(notice),
         })
+    }
+
+    /// The startup notice, once.
+    pub fn take_startup_notice(&self) -> Option<String> {
+        self.startup_notice
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

@@ -311,3 +311,22 @@ fn switching_the_data_folder_signs_out_and_is_remembered() {
         "accounts live in the folder"
     );
 }
+
+#[test]
+fn a_missing_shared_folder_falls_back_to_the_default_and_says_so() {
+    let dirs = tempfile::tempdir().unwrap();
+    let config = dirs.path().join("config");
+    let default = dirs.path().join("default");
+    let unplugged = dirs.path().join("usb-stick");
+    umer_chat_core::LocalConfig::load(&config)
+        .unwrap()
+        .set_data_dir(Some(unplugged.join("umer-chat")))
+        .unwrap();
+    // A file where the folder's parent should be: the folder cannot be created.
+    std::fs::write(&unplugged, b"not a folder").unwrap();
+    let state = AppState::open(&config, default.clone()).unwrap();
+    assert_eq!(state.data_folder(), default);
+    let notice = state.take_startup_notice().expect("the user is told why");
+    assert!(notice.contains("usb-stick"), "{notice}");
+    assert_eq!(state.take_startup_notice(), None, "said once");
+}

@@ -125,6 +125,22 @@ fn sign_up_log_in_chat_send_images_and_see_cli_messages() {
     log_in(s, "ALICE", PASSWORD);
     wait_signed_in(s, "Alice");
 
+    // The CSP refuses inline and data: scripts, even when something injects them.
+    s.execute(
+        "for (const src of [null, 'data:text/javascript,window.__fromData = 1']) {
+           const script = document.createElement('script');
+           if (src) script.src = src; else script.textContent = 'window.__inline = 1';
+           document.body.append(script);
+         }",
+        json!([]),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        s.execute("return [typeof window.__inline, typeof window.__fromData]", json!([])),
+        json!(["undefined", "undefined"]),
+        "inline and data: scripts must not run"
+    );
+
     // A DM, text, a multi-line message, and HTML shown as text.
     s.click("#new-dm");
     s.wait_visible("#dm-user");

@@ -50,6 +50,7 @@ export const chooseImage = () => call('choose_image');
 export const imageData = (image) => call('image_data', { image });
 
 // Data folder
+export const startupNotice = () => call('startup_notice');
 export const dataFolder = () => call('data_folder');
 export const setDataFolder = (path) => call('set_data_folder', { path });
 export const chooseDataFolder = () => call('choose_data_folder');

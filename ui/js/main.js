@@ -40,6 +40,8 @@ async function boot() {
   init();
   let current = null;
   try {
+    const notice = await api.startupNotice();
+    if (notice) showBanner(notice);
     current = await api.session();
   } catch (e) {
     showBanner(e.message);
