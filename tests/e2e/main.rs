@@ -136,7 +136,10 @@ fn sign_up_log_in_chat_send_images_and_see_cli_messages() {
     );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
-        s.execute("return [typeof window.__inline, typeof window.__fromData]", json!([])),
+        s.execute(
+            "return [typeof window.__inline, typeof window.__fromData]",
+            json!([])
+        ),
         json!(["undefined", "undefined"]),
         "inline and data: scripts must not run"
     );
