@@ -53,6 +53,8 @@ pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
 
 #[cfg_attr(mobile, tauri::mobile_entry_point)]
 pub fn run() {
+    #[cfg(target_os = "linux")]
+    avoid_software_gl_compositing();
     builder(tauri::Builder::default())
         .setup(|app| {
             let paths = app.path();
@@ -68,6 +70,32 @@ pub fn run() {
         })
         .run(tauri::generate_context!())
         .expect("error while running Umer Chat");
+}
+
+/// WebKitGTK composites pages with OpenGL. On a machine with no GPU (a VM, a remote or
+/// virtual display) that OpenGL is Mesa's llvmpipe, which draws every frame on the CPU:
+/// there, each caret blink cost about 20 ms of CPU, and an idle window with the composer
+/// focused used 2.5 CPU-seconds a minute (BENCHMARKS.md). WebKit's non-composited path
+/// draws the same pages for a fifth of that. So without a usable DRM render node, use it,
+/// unless the user set `WEBKIT_DISABLE_COMPOSITING_MODE` themselves. Machines with a GPU
+/// are unchanged.
+#[cfg(target_os = "linux")]
+fn avoid_software_gl_compositing() {
+    const VAR: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
+    let has_render_node = std::fs::read_dir("/dev/dri").is_ok_and(|entries| {
+        entries.flatten().any(|entry| {
+            entry.file_name().to_string_lossy().starts_with("renderD")
+                && std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(entry.path())
+                    .is_ok()
+        })
+    });
+    if !has_render_node && std::env::var_os(VAR).is_none() {
+        // Called first thing in `run`, before any other thread exists.
+        std::env::set_var(VAR, "1");
+    }
 }
 
 #[cfg(test)]
