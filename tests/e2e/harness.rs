@@ -51,10 +51,24 @@ impl Display {
     }
 }
 
-/// The built app binary: `target/<profile>/umer-chat`, next to this test's `deps` folder.
+/// The built app binary: `$UMER_CHAT_APP_BIN` if set, else `target/<profile>/umer-chat`
+/// beside the running executable (a bin such as the app bench) or beside its `deps` folder
+/// (a test).
 pub fn app_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os(APP_BIN_ENV) {
+        let bin = PathBuf::from(bin);
+        assert!(
+            bin.is_file(),
+            "{APP_BIN_ENV}={} is not a file",
+            bin.display()
+        );
+        return bin;
+    }
     let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let mut profile_dir = exe.parent().unwrap();
+    if profile_dir.ends_with("deps") {
+        profile_dir = profile_dir.parent().unwrap();
+    }
     let bin = profile_dir.join("umer-chat");
     assert!(
         bin.is_file(),
@@ -63,6 +77,9 @@ pub fn app_binary() -> PathBuf {
     );
     bin
 }
+
+/// Names the app binary to launch instead of the one beside the running executable.
+pub const APP_BIN_ENV: &str = "UMER_CHAT_APP_BIN";
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -75,6 +92,12 @@ fn free_port() -> u16 {
 /// One running app instance: its own WebKit profile and device config, a shared data folder.
 pub struct AppInstance {
     pub session: Session,
+    /// How long WebKitWebDriver took to start the app and open the session.
+    #[allow(dead_code)] // read by the app bench (tests/bench), not by the e2e tests
+    pub session_start: Duration,
+    /// WebKitWebDriver's pid; the app is its child.
+    #[allow(dead_code)] // read by the app bench (tests/bench), not by the e2e tests
+    pub driver_pid: u32,
     _driver: KillOnDrop,
     _home: tempfile::TempDir,
 }
@@ -107,9 +130,14 @@ impl AppInstance {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        let session = Session::start(&base, app_binary().to_str().unwrap());
+        let binary = app_binary();
+        let started = Instant::now();
+        let session = Session::start(&base, binary.to_str().unwrap());
+        let session_start = started.elapsed();
         AppInstance {
             session,
+            session_start,
+            driver_pid: driver.0.id(),
             _driver: driver,
             _home: home,
         }

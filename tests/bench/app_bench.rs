@@ -1,0 +1,1057 @@
+//! App benchmark: the release app in its real WebKit window, under Xvfb, driven through
+//! WebKitWebDriver, at 1k, 10k and 100k messages of history in one DM.
+//!
+//! ```sh
+//! cargo build --release -p umer-chat
+//! cargo run --release -p umer-chat-tests --bin app-bench
+//! ```
+//!
+//! It measures launch, log in to the open chat, idle CPU and memory of the app and its
+//! WebKit processes, and delivery between two instances on one folder. It only prints
+//! figures (a markdown table per size); it is never a test. `UMER_CHAT_APP_BIN` picks
+//! another app binary. Every process it starts is killed when it ends, also on a panic.
+
+#[allow(dead_code)] // the e2e tests use the rest of the client
+#[path = "../e2e/webdriver.rs"]
+mod webdriver;
+
+#[allow(dead_code)]
+#[path = "../e2e/harness.rs"]
+mod harness;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use umer_chat_core::logs::log_file_name;
+use umer_chat_core::model::{month_of, new_event_id, now_ms, FORMAT_VERSION, MESSAGE_EVENT};
+use umer_chat_core::{DeviceId, Event, Store};
+use umer_chat_tests::support::{self, PASSWORD};
+
+use harness::{AppInstance, Display};
+use webdriver::{Session, ENTER};
+
+const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
+/// Log in to the open chat this many times per size: the first right after launch, then
+/// after logging out.
+const LOGIN_RUNS: usize = 3;
+/// Before the idle window: the chat has just opened and may still be settling.
+const SETTLE: Duration = Duration::from_secs(10);
+const IDLE_WINDOW: Duration = Duration::from_secs(60);
+/// Set to try the bench out: 1k only, 10 s idle windows. Its figures are not the bench's.
+const QUICK_ENV: &str = "APP_BENCH_QUICK";
+/// Memory is sampled this many idle windows in at 1k (over time), and one at the other sizes.
+const IDLE_WINDOWS_FIRST_SIZE: usize = 2;
+const DELIVERY_SAMPLES: usize = 5;
+/// The UI's refresh interval (ui/js/poller.js).
+const REFRESH: Duration = Duration::from_secs(3);
+/// Gives up on one step after this long (a figure that bad is a MISS either way).
+const STEP_TIMEOUT: Duration = Duration::from_secs(120);
+/// History timestamps are this far apart, ending a minute ago: 100k messages span about
+/// 69 days, so several month folders.
+const SPACING_MS: i64 = 60_000;
+
+const CHAT_TARGET: Duration = Duration::from_millis(500);
+const IDLE_CPU_TARGET: f64 = 0.6;
+const DELIVERY_TARGET: Duration = Duration::from_secs(3);
+
+const WORDS: [&str; 20] = [
+    "hello", "lunch", "meeting", "tomorrow", "coffee", "project", "deadline", "weekend", "train",
+    "photo", "great", "thanks", "see", "you", "at", "the", "office", "later", "maybe", "tonight",
+];
+
+/// A tiny deterministic generator: the bench needs varied text, not good randomness.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) as usize
+    }
+
+    fn text(&mut self) -> String {
+        let len = 4 + self.next() % 12;
+        let words: Vec<&str> = (0..len).map(|_| WORDS[self.next() % WORDS.len()]).collect();
+        words.join(" ")
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The data folder
+
+struct History {
+    last_text: String,
+    bytes: u64,
+    files: usize,
+}
+
+/// Signs up alice and bob with the core (real Argon2id hashes), creates their DM, and
+/// writes `n` messages straight into two device logs, in the lines `append_message`
+/// writes (`chats/<id>/log/<YYYY-MM>/<user>.<device>.jsonl`, each file sorted by `ts`),
+/// with one fsync per file instead of one per message. The last message is bob's.
+fn build_history(root: &Path, n: usize) -> History {
+    let store = support::open_store(root);
+    let keys = support::sign_up(&store, &["alice", "bob"]);
+    let chat = store
+        .create_private_chat(&keys[0], "bob")
+        .expect("create the DM")
+        .id
+        .clone();
+    let devices = [DeviceId::random(), DeviceId::random()];
+    let mut seqs = [0u64; 2];
+    let mut rng = Lcg(n as u64);
+    let mut files: HashMap<PathBuf, BufWriter<File>> = HashMap::new();
+    let mut bytes = 0;
+    let mut last_text = String::new();
+    let first_ts = now_ms() - SPACING_MS * (n as i64 + 1);
+    for i in 0..n {
+        // Runs of one to three messages from each side, ending with bob.
+        let u = if i + 1 == n { 1 } else { (i / (1 + i % 3)) % 2 };
+        let text = if i + 1 == n {
+            format!("the last of {} messages, from bob", thousands(n))
+        } else {
+            rng.text()
+        };
+        let ts = first_ts + i as i64 * SPACING_MS;
+        let event = Event {
+            v: FORMAT_VERSION,
+            id: new_event_id(),
+            kind: MESSAGE_EVENT.to_string(),
+            chat: chat.clone(),
+            sender: keys[u].clone(),
+            device: devices[u].clone(),
+            seq: seqs[u],
+            ts,
+            text: Some(text.clone()),
+            image: None,
+        };
+        seqs[u] += 1;
+        let path = root
+            .join("chats")
+            .join(chat.as_str())
+            .join("log")
+            .join(month_of(ts))
+            .join(log_file_name(&keys[u], &devices[u]));
+        let out = files.entry(path.clone()).or_insert_with(|| {
+            fs::create_dir_all(path.parent().unwrap()).expect("create a log folder");
+            BufWriter::new(File::create(&path).expect("create a log"))
+        });
+        let mut line = serde_json::to_vec(&event).expect("serialise");
+        line.push(b'\n');
+        out.write_all(&line).expect("write a log");
+        bytes += line.len() as u64;
+        last_text = text;
+    }
+    let file_count = files.len();
+    // On disk before anything is timed.
+    for (_, out) in files {
+        out.into_inner().unwrap().sync_all().expect("sync a log");
+    }
+    History {
+        last_text,
+        bytes,
+        files: file_count,
+    }
+}
+
+/// `Store::verify_user` in this (release) process: the Argon2id cost inside every login.
+fn time_argon2(root: &Path) -> Duration {
+    let store = Store::open(root, DeviceId::random()).expect("open the data folder");
+    let mut samples: Vec<Duration> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            store.verify_user("alice", PASSWORD).expect("alice logs in");
+            t.elapsed()
+        })
+        .collect();
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+// ---------------------------------------------------------------------------------------
+// Processes: /proc
+
+#[derive(Clone, Debug)]
+struct Proc {
+    pid: u32,
+    ppid: u32,
+    /// Clock ticks since boot when it started: with the pid, names one process.
+    start: u64,
+    /// utime + stime, in clock ticks.
+    cpu: u64,
+    name: String,
+}
+
+fn read_proc(pid: u32) -> Option<Proc> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let num = |field: usize| f.get(field - 3)?.parse::<u64>().ok();
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let arg0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
+    let comm = stat.get(stat.find('(')? + 1..stat.rfind(')')?)?.to_string();
+    let name = Path::new(&*String::from_utf8_lossy(arg0))
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(comm);
+    Some(Proc {
+        pid,
+        ppid: num(4)? as u32,
+        start: num(22)?,
+        cpu: num(14)? + num(15)?,
+        name,
+    })
+}
+
+fn all_procs() -> Vec<Proc> {
+    fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter_map(read_proc)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `root` and every process below it.
+fn tree(root: u32) -> Vec<Proc> {
+    let procs = all_procs();
+    let mut found: Vec<Proc> = procs.iter().filter(|p| p.pid == root).cloned().collect();
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i].pid;
+        found.extend(procs.iter().filter(|p| p.ppid == parent).cloned());
+        i += 1;
+    }
+    found
+}
+
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    all_procs()
+        .into_iter()
+        .filter(|p| p.ppid == parent && p.name == name)
+        .map(|p| p.pid)
+        .collect()
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// RSS and PSS in kB, from smaps_rollup.
+fn memory_kb(pid: u32) -> Option<(u64, u64)> {
+    let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let field = |name: &str| {
+        rollup.lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+    };
+    Some((field("Rss:")?, field("Pss:")?))
+}
+
+/// Short, stable names for the table: the WebKit helpers by role, the rest as is.
+fn role(name: &str) -> String {
+    match name {
+        n if n.starts_with("WebKitWebProc") => "WebKitWebProcess".into(),
+        n if n.starts_with("WebKitNetworkP") => "WebKitNetworkProcess".into(),
+        n => n.to_string(),
+    }
+}
+
+#[derive(Default)]
+struct MemSample {
+    rss_kb: u64,
+    pss_kb: u64,
+    by_role: BTreeMap<String, (u64, u64)>,
+}
+
+fn sample_memory(procs: &[Proc]) -> MemSample {
+    let mut sample = MemSample::default();
+    for p in procs {
+        if let Some((rss, pss)) = memory_kb(p.pid) {
+            sample.rss_kb += rss;
+            sample.pss_kb += pss;
+            let entry = sample.by_role.entry(role(&p.name)).or_default();
+            entry.0 += rss;
+            entry.1 += pss;
+        }
+    }
+    sample
+}
+
+/// CPU seconds each role used between two snapshots of one tree.
+fn cpu_between(before: &[Proc], after: &[Proc], ticks: f64) -> BTreeMap<String, f64> {
+    let mut by_role = BTreeMap::new();
+    for p in after {
+        let base = before
+            .iter()
+            .find(|b| b.pid == p.pid && b.start == p.start)
+            .map_or(0, |b| b.cpu);
+        *by_role.entry(role(&p.name)).or_insert(0.0) += (p.cpu - base) as f64 / ticks;
+    }
+    by_role
+}
+
+// ---------------------------------------------------------------------------------------
+// One app instance, and its guard
+
+/// An app instance (WebKitWebDriver, the app, its WebKit processes). Dropping it ends the
+/// session, kills the driver, then kills anything of the app's tree still alive.
+struct Instance {
+    app: Option<AppInstance>,
+    app_pid: u32,
+    seen: Vec<Proc>,
+    session_start: Duration,
+    to_login_view: Duration,
+}
+
+impl Instance {
+    fn launch(display: &Display, data: &Path) -> Instance {
+        let app = AppInstance::launch(display, data);
+        let session_start = app.session_start;
+        let started = Instant::now();
+        let mut instance = Instance {
+            app_pid: 0,
+            seen: Vec::new(),
+            session_start,
+            to_login_view: Duration::ZERO,
+            app: Some(app),
+        };
+        wait_for("the login view", || {
+            instance
+                .js_bool(
+                    "const v = document.getElementById('login-view');
+                     return !!v && !v.hidden && v.getClientRects().length > 0",
+                    json!([]),
+                )
+                .then_some(())
+        });
+        instance.to_login_view = session_start + started.elapsed();
+        let driver = instance.app.as_ref().unwrap().driver_pid;
+        let apps = children_named(driver, "umer-chat");
+        assert_eq!(
+            apps.len(),
+            1,
+            "expected one umer-chat child of WebKitWebDriver (pid {driver}), found {apps:?}"
+        );
+        instance.app_pid = apps[0];
+        instance.tree();
+        instance
+    }
+
+    fn session(&self) -> &Session {
+        &self.app.as_ref().expect("running").session
+    }
+
+    fn js(&self, script: &str, args: Value) -> Value {
+        self.session().execute(script, args)
+    }
+
+    fn js_bool(&self, script: &str, args: Value) -> bool {
+        self.js(script, args) == Value::Bool(true)
+    }
+
+    /// The app and its descendants now; remembered for the clean-up.
+    fn tree(&mut self) -> Vec<Proc> {
+        let now = tree(self.app_pid);
+        for p in &now {
+            if !self
+                .seen
+                .iter()
+                .any(|s| s.pid == p.pid && s.start == p.start)
+            {
+                self.seen.push(p.clone());
+            }
+        }
+        now
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if self.app_pid != 0 {
+            self.tree();
+        }
+        drop(self.app.take());
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let alive: Vec<&Proc> = self
+                .seen
+                .iter()
+                .filter(|p| read_proc(p.pid).is_some_and(|now| now.start == p.start))
+                .collect();
+            if alive.is_empty() {
+                return;
+            }
+            if Instant::now() > deadline {
+                for p in alive {
+                    let _ = Command::new("kill")
+                        .args(["-KILL", &p.pid.to_string()])
+                        .status();
+                }
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Polls `check` every 10 ms until it gives a value; panics after `STEP_TIMEOUT`.
+fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < STEP_TIMEOUT,
+            "timed out after {STEP_TIMEOUT:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Log in and open the chat
+
+/// Installed in the page right before Log in is clicked: timestamps (performance.now())
+/// of the click, of the first frame that shows the chat list, of the click on the chat,
+/// and of the first frame in which the last message's text is inside the message box.
+/// A requestAnimationFrame loop checks once per frame.
+const LOGIN_PROBE: &str = r#"
+const last = arguments[0];
+const $ = (id) => document.getElementById(id);
+const b = { click: null, list: null, pick: null, shown: null };
+window.__bench = b;
+const shownIn = (e, box) => {
+  const r = e.getBoundingClientRect(), o = box.getBoundingClientRect();
+  return r.height > 0 && r.bottom > o.top && r.top < o.bottom;
+};
+function frame(now) {
+  const t = performance.now();
+  if (b.list === null && !$('main-view').hidden && document.querySelector('#chat-list .chat-item')) b.list = t;
+  if (b.pick !== null && b.shown === null) {
+    const texts = document.querySelectorAll('#messages .message .text');
+    const e = texts[texts.length - 1];
+    if (e && e.textContent === last && shownIn(e, $('messages'))) b.shown = t;
+  }
+  if (b.shown === null) requestAnimationFrame(frame);
+}
+$('login-submit').addEventListener('click', () => {
+  b.click = performance.now();
+  requestAnimationFrame(frame);
+}, { capture: true, once: true });
+$('chat-list').addEventListener('click', () => { b.pick = performance.now(); }, { capture: true, once: true });
+"#;
+
+struct LoginRun {
+    to_list: Duration,
+    to_shown: Duration,
+    /// App time: to the list, plus from the click on the chat to its last message.
+    app: Duration,
+    /// From sending the click to seeing the message, through WebDriver.
+    wall: Duration,
+}
+
+fn probe(instance: &Instance, key: &str) -> Option<f64> {
+    instance
+        .js(
+            "return window.__bench ? window.__bench[arguments[0]] : null",
+            json!([key]),
+        )
+        .as_f64()
+}
+
+fn ms(v: f64) -> Duration {
+    Duration::from_secs_f64(v.max(0.0) / 1e3)
+}
+
+fn log_in_and_open(instance: &Instance, user: &str, last_text: &str) -> LoginRun {
+    let s = instance.session();
+    s.click("#tab-login");
+    s.clear("#login-username");
+    s.type_into("#login-username", user);
+    s.clear("#login-password");
+    s.type_into("#login-password", PASSWORD);
+    instance.js(LOGIN_PROBE, json!([last_text]));
+    let wall = Instant::now();
+    s.click("#login-submit");
+    wait_for("the chat list", || probe(instance, "list"));
+    s.click(".chat-item");
+    let shown = wait_for("the last message", || probe(instance, "shown"));
+    let wall = wall.elapsed();
+    let click = probe(instance, "click").expect("the click was seen");
+    let list = probe(instance, "list").expect("the list was seen");
+    let pick = probe(instance, "pick").expect("the chat click was seen");
+    LoginRun {
+        to_list: ms(list - click),
+        to_shown: ms(shown - pick),
+        app: ms(list - click + shown - pick),
+        wall,
+    }
+}
+
+fn log_out(instance: &Instance) {
+    let s = instance.session();
+    s.click("#logout");
+    wait_for("the login view", || {
+        instance
+            .js_bool(
+                "return !document.getElementById('login-view').hidden",
+                json!([]),
+            )
+            .then_some(())
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Delivery
+
+/// In the receiving page: when (Date.now()) each message text first appears.
+const SEEN_PROBE: &str = r#"
+window.__seen = {};
+new MutationObserver(() => {
+  for (const e of document.querySelectorAll('#messages .message .text')) {
+    if (!(e.textContent in window.__seen)) window.__seen[e.textContent] = Date.now();
+  }
+}).observe(document.getElementById('messages'), { childList: true, subtree: true });
+"#;
+
+/// In the sending page: when (Date.now()) Enter went down in the composer.
+const SENT_PROBE: &str = r#"
+window.__sent = null;
+document.getElementById('message-input').addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey) window.__sent = Date.now();
+}, { capture: true });
+"#;
+
+struct Delivery {
+    /// Enter pressed in the sender to the text in the receiver's DOM (both pages' clocks
+    /// are this machine's clock).
+    in_page: Duration,
+    /// The same, seen by this process through WebDriver.
+    wall: Duration,
+}
+
+fn deliver(from: &Instance, to: &Instance, text: &str) -> Delivery {
+    let s = from.session();
+    s.type_into("#message-input", text);
+    let wall = Instant::now();
+    s.type_into("#message-input", ENTER);
+    let seen = wait_for("the message in the other instance", || {
+        to.js("return window.__seen[arguments[0]] ?? null", json!([text]))
+            .as_f64()
+    });
+    let wall = wall.elapsed();
+    let sent = from
+        .js("return window.__sent", json!([]))
+        .as_f64()
+        .expect("Enter was seen");
+    Delivery {
+        in_page: ms(seen - sent),
+        wall,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// One size
+
+struct Figures {
+    n: usize,
+    history: History,
+    session_start: Duration,
+    to_login_view: Duration,
+    argon2: Duration,
+    logins: Vec<LoginRun>,
+    idle_window: Duration,
+    /// CPU seconds by role, one map per idle window.
+    idle_cpu: Vec<BTreeMap<String, f64>>,
+    /// Xvfb's CPU seconds in each idle window: the X server draws what the app paints.
+    xvfb_cpu: Vec<f64>,
+    memory: Vec<(Duration, MemSample)>,
+    processes: Vec<String>,
+    rendering: String,
+    /// What had the focus while idle (the app focuses the composer when a chat opens).
+    focus: String,
+    deliveries: Vec<Delivery>,
+}
+
+/// How the WebProcess draws: WebKitGTK composites with OpenGL unless
+/// `WEBKIT_DISABLE_COMPOSITING_MODE` is set (the app sets it when there is no GPU), and
+/// without a GPU that OpenGL is Mesa's software rasteriser.
+fn rendering(procs: &[Proc]) -> String {
+    let Some(web) = procs.iter().find(|p| role(&p.name) == "WebKitWebProcess") else {
+        return "unknown (no WebKitWebProcess found)".into();
+    };
+    let environ = fs::read(format!("/proc/{}/environ", web.pid)).unwrap_or_default();
+    let disabled = environ
+        .split(|&b| b == 0)
+        .filter_map(|kv| kv.strip_prefix(b"WEBKIT_DISABLE_COMPOSITING_MODE="))
+        .any(|v| v != b"0");
+    let maps = fs::read_to_string(format!("/proc/{}/maps", web.pid)).unwrap_or_default();
+    let software_gl = maps.contains("swrast_dri") || maps.contains("libgallium");
+    match (disabled, software_gl) {
+        (true, _) => "non-composited (WEBKIT_DISABLE_COMPOSITING_MODE=1 in the WebProcess)".into(),
+        (false, true) => {
+            "composited with OpenGL on Mesa's software rasteriser (swrast_dri.so)".into()
+        }
+        (false, false) => "composited with OpenGL".into(),
+    }
+}
+
+fn xvfb_pids() -> Vec<u32> {
+    children_named(std::process::id(), "Xvfb")
+}
+
+fn xvfb_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|&p| read_proc(p))
+        .map(|p| p.cpu)
+        .sum()
+}
+
+fn measure(
+    display: &Display,
+    n: usize,
+    idle_windows: usize,
+    idle_window: Duration,
+    ticks: f64,
+) -> Figures {
+    let dir = support::temp_dir();
+    let root = dir.path().join("data");
+    let built = Instant::now();
+    let history = build_history(&root, n);
+    eprintln!(
+        "[{n}] history: {} messages, {:.1} MB in {} files, built in {:.1} s",
+        thousands(n),
+        history.bytes as f64 / 1e6,
+        history.files,
+        built.elapsed().as_secs_f64()
+    );
+    let argon2 = time_argon2(&root);
+
+    let mut alice = Instance::launch(display, &root);
+    eprintln!(
+        "[{n}] alice launched: session {:.2} s, login view {:.2} s",
+        alice.session_start.as_secs_f64(),
+        alice.to_login_view.as_secs_f64()
+    );
+    let mut logins = Vec::new();
+    for run in 0..LOGIN_RUNS {
+        if run > 0 {
+            log_out(&alice);
+        }
+        let r = log_in_and_open(&alice, "alice", &history.last_text);
+        eprintln!(
+            "[{n}] login run {}: list {} ms, chat {} ms, app {} ms, wall {} ms",
+            run + 1,
+            r.to_list.as_millis(),
+            r.to_shown.as_millis(),
+            r.app.as_millis(),
+            r.wall.as_millis()
+        );
+        logins.push(r);
+    }
+    assert!(
+        alice.js_bool(
+            "return document.getElementById('auto-refresh').checked",
+            json!([])
+        ),
+        "auto-refresh is on"
+    );
+
+    let focus = alice
+        .js(
+            "const e = document.activeElement; return e ? (e.id ? '#' + e.id : e.tagName.toLowerCase()) : 'nothing'",
+            json!([]),
+        )
+        .as_str()
+        .unwrap_or("unknown")
+        .to_string();
+
+    // Idle: the chat open, auto-refresh on, no WebDriver traffic at all.
+    std::thread::sleep(SETTLE);
+    let xvfb = xvfb_pids();
+    let mut before = alice.tree();
+    let mut xvfb_before = xvfb_ticks(&xvfb);
+    let idle_start = Instant::now();
+    let mut memory = vec![(Duration::ZERO, sample_memory(&before))];
+    let processes = before
+        .iter()
+        .map(|p| format!("{} (pid {})", role(&p.name), p.pid))
+        .collect();
+    let rendering = rendering(&before);
+    let mut idle_cpu = Vec::new();
+    let mut xvfb_cpu = Vec::new();
+    for window in 0..idle_windows {
+        std::thread::sleep(idle_window);
+        let after = alice.tree();
+        let xvfb_after = xvfb_ticks(&xvfb);
+        idle_cpu.push(cpu_between(&before, &after, ticks));
+        xvfb_cpu.push((xvfb_after - xvfb_before) as f64 / ticks);
+        memory.push((idle_start.elapsed(), sample_memory(&after)));
+        eprintln!(
+            "[{n}] idle window {}: {:.2} CPU-s (app + WebKit), RSS {:.0} MB",
+            window + 1,
+            idle_cpu.last().unwrap().values().sum::<f64>(),
+            memory.last().unwrap().1.rss_kb as f64 / 1024.0
+        );
+        before = after;
+        xvfb_before = xvfb_after;
+    }
+
+    // Delivery: bob in a second instance on the same folder, the DM open.
+    let bob = Instance::launch(display, &root);
+    log_in_and_open(&bob, "bob", &history.last_text);
+    bob.js(SEEN_PROBE, json!([]));
+    alice.js(SENT_PROBE, json!([]));
+    let mut deliveries = Vec::new();
+    for i in 0..DELIVERY_SAMPLES {
+        // A random phase against the receiver's 3 s refresh.
+        let pause = 300 + rand::random::<u64>() % REFRESH.as_millis() as u64;
+        std::thread::sleep(Duration::from_millis(pause));
+        let d = deliver(
+            &alice,
+            &bob,
+            &format!("delivery {} at {}", i + 1, thousands(n)),
+        );
+        eprintln!(
+            "[{n}] delivery {}: {} ms in page, {} ms wall",
+            i + 1,
+            d.in_page.as_millis(),
+            d.wall.as_millis()
+        );
+        deliveries.push(d);
+    }
+    let (session_start, to_login_view) = (alice.session_start, alice.to_login_view);
+    drop(bob);
+    drop(alice);
+
+    Figures {
+        n,
+        history,
+        session_start,
+        to_login_view,
+        argon2,
+        logins,
+        idle_window,
+        idle_cpu,
+        xvfb_cpu,
+        memory,
+        processes,
+        rendering,
+        focus,
+        deliveries,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Printing
+
+/// 100000 -> "100,000".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn fmt(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1e3;
+    if ms < 1_000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.2} s", ms / 1e3)
+    }
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "MISS"
+    }
+}
+
+fn mb(kb: u64) -> String {
+    format!("{:.0} MB", kb as f64 / 1024.0)
+}
+
+fn list(values: impl IntoIterator<Item = Duration>) -> String {
+    values.into_iter().map(fmt).collect::<Vec<_>>().join(", ")
+}
+
+fn print_table(f: &Figures) {
+    println!(
+        "| {} messages ({:.1} MB of logs) | target | measured |",
+        thousands(f.n),
+        f.history.bytes as f64 / 1e6
+    );
+    println!("|---|---|---|");
+    println!(
+        "| WebDriver session start (app launched, page loaded) | - | {} |",
+        fmt(f.session_start)
+    );
+    println!(
+        "| launch → login view shown (from the session request, so it includes the row above) | - | {} |",
+        fmt(f.to_login_view)
+    );
+    println!(
+        "| Argon2id check in `verify_user` (in-process, release) | - | {} |",
+        fmt(f.argon2)
+    );
+    let runs = &f.logins;
+    let worst = |get: fn(&LoginRun) -> Duration| runs.iter().map(get).max().unwrap();
+    println!(
+        "| Log in → chat list shown ({} runs; first is right after launch) | - | {} |",
+        runs.len(),
+        list(runs.iter().map(|r| r.to_list))
+    );
+    println!(
+        "| click on the DM → last message shown | - | {} |",
+        list(runs.iter().map(|r| r.to_shown))
+    );
+    println!(
+        "| **Log in → chat shown** (the two above; worst marked) | ≤ {} | {} {} |",
+        fmt(CHAT_TARGET),
+        list(runs.iter().map(|r| r.app)),
+        mark(worst(|r| r.app) <= CHAT_TARGET)
+    );
+    println!(
+        "| the same, wall clock through WebDriver (adds the bench's own round trips) | - | {} |",
+        list(runs.iter().map(|r| r.wall))
+    );
+    // CPU seconds per minute of idle.
+    let per_minute = 60.0 / f.idle_window.as_secs_f64();
+    for (i, cpu) in f.idle_cpu.iter().enumerate() {
+        let total = cpu.values().sum::<f64>() * per_minute;
+        let parts: Vec<String> = cpu
+            .iter()
+            .map(|(role, s)| format!("{role} {:.2}", s * per_minute))
+            .collect();
+        println!(
+            "| **idle CPU per minute**, window {} of {:.0} s from {:.0} s after the chat opened (app + WebKit, auto-refresh on) | ≤ {IDLE_CPU_TARGET:.1} CPU-s | {total:.2} CPU-s {} ({}) |",
+            i + 1,
+            f.idle_window.as_secs_f64(),
+            SETTLE.as_secs_f64() + i as f64 * f.idle_window.as_secs_f64(),
+            mark(total <= IDLE_CPU_TARGET),
+            parts.join(", ")
+        );
+        println!(
+            "| Xvfb in the same window (the X server; not counted) | - | {:.2} CPU-s per minute |",
+            f.xvfb_cpu[i] * per_minute
+        );
+    }
+    let at = |(t, _): &(Duration, MemSample)| format!("{:.0} s", t.as_secs_f64());
+    let when: Vec<String> = f.memory.iter().map(at).collect();
+    let rss: Vec<String> = f.memory.iter().map(|(_, m)| mb(m.rss_kb)).collect();
+    let pss: Vec<String> = f.memory.iter().map(|(_, m)| mb(m.pss_kb)).collect();
+    println!(
+        "| idle RSS, app + WebKit, at {} | - | {} |",
+        when.join(" / "),
+        rss.join(" / ")
+    );
+    println!(
+        "| idle PSS, app + WebKit, at {} | - | {} |",
+        when.join(" / "),
+        pss.join(" / ")
+    );
+    if let Some((_, last)) = f.memory.last() {
+        let parts: Vec<String> = last
+            .by_role
+            .iter()
+            .map(|(role, (rss, pss))| format!("{role} {}/{}", mb(*rss), mb(*pss)))
+            .collect();
+        println!(
+            "| RSS/PSS by process at the last sample | - | {} |",
+            parts.join(", ")
+        );
+    }
+    let mut in_page: Vec<Duration> = f.deliveries.iter().map(|d| d.in_page).collect();
+    let samples = list(in_page.iter().copied());
+    in_page.sort();
+    let worst_delivery = *in_page.last().unwrap();
+    println!(
+        "| **delivery**, Enter in alice's window → shown in bob's ({} samples) | ≤ {} each | {samples}; median {} {} |",
+        in_page.len(),
+        fmt(DELIVERY_TARGET),
+        fmt(in_page[in_page.len() / 2]),
+        mark(worst_delivery <= DELIVERY_TARGET)
+    );
+    println!(
+        "| the same, wall clock through WebDriver | - | {} |",
+        list(f.deliveries.iter().map(|d| d.wall))
+    );
+    println!();
+    println!("Processes measured: {}.", f.processes.join(", "));
+    println!("WebKit rendering: {}.", f.rendering);
+    println!(
+        "Focus while idle: {}{}.",
+        f.focus,
+        if f.focus == "#message-input" {
+            " (the composer, so its caret blinks)"
+        } else {
+            ""
+        }
+    );
+    println!();
+}
+
+fn command_line(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn print_machine(app: &Path) {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let kernel =
+        fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_else(|_| "unknown".into());
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let webkit = command_line("dpkg-query", &["-W", "libwebkit2gtk-4.1-0"])
+        .unwrap_or_else(|| "unknown (dpkg-query failed)".into());
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("- CPU: {cpu}, nproc {nproc}");
+    println!("- kernel: {}", kernel.trim());
+    println!("- WebKitGTK: {}", webkit.replace('\t', " "));
+    println!(
+        "- load average at start: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "- display: Xvfb 1280x860x24 (software rendering); clock ticks {}/s",
+        clock_ticks()
+    );
+    println!("- app: {}", app.display());
+    println!();
+}
+
+fn file_size(path: &Path) -> Option<u64> {
+    fs::metadata(path).ok().map(|m| m.len())
+}
+
+fn print_sizes(app: &Path) {
+    println!("| artefact | size |");
+    println!("|---|---|");
+    println!(
+        "| release binary `{}` | {:.1} MB |",
+        app.display(),
+        file_size(app).unwrap_or(0) as f64 / 1e6
+    );
+    let bundle = app
+        .parent()
+        .map(|d| d.join("bundle"))
+        .unwrap_or_else(|| PathBuf::from("target/release/bundle"));
+    for kind in ["deb", "rpm"] {
+        let found: Vec<PathBuf> = fs::read_dir(bundle.join(kind))
+            .map(|dir| {
+                dir.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == kind))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if found.is_empty() {
+            println!("| .{kind} bundle | not built (scripts/bundle) |");
+        }
+        for p in found {
+            println!(
+                "| .{kind} `{}` | {:.1} MB |",
+                p.file_name().unwrap_or_default().to_string_lossy(),
+                file_size(&p).unwrap_or(0) as f64 / 1e6
+            );
+        }
+    }
+    println!();
+}
+
+/// `target/release/umer-chat` beside this binary, or `$UMER_CHAT_APP_BIN`.
+fn find_app() -> PathBuf {
+    if let Some(bin) = std::env::var_os(harness::APP_BIN_ENV) {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("this executable's path");
+    exe.parent().expect("its folder").join("umer-chat")
+}
+
+fn main() {
+    let app = find_app();
+    if !app.is_file() {
+        eprintln!(
+            "app-bench: {} is missing. Build the release app first:\n\n    cargo build --release -p umer-chat\n\nthen run `cargo run --release -p umer-chat-tests --bin app-bench` (or set {} to an app binary).",
+            app.display(),
+            harness::APP_BIN_ENV
+        );
+        std::process::exit(1);
+    }
+    if cfg!(debug_assertions) {
+        eprintln!("app-bench: this is a debug build of the bench; the Argon2id row is only right with --release");
+    }
+    let app = app.canonicalize().unwrap_or(app);
+    std::env::set_var(harness::APP_BIN_ENV, &app);
+    let ticks = clock_ticks();
+    let started = Instant::now();
+
+    println!("# umer-chat app benchmark\n");
+    print_machine(&app);
+    print_sizes(&app);
+
+    let quick = std::env::var_os(QUICK_ENV).is_some();
+    let (sizes, idle_window) = if quick {
+        println!("**{QUICK_ENV} is set: 1k only, 10 s idle windows. Not the bench's figures.**\n");
+        (&SIZES[..1], Duration::from_secs(10))
+    } else {
+        (&SIZES[..], IDLE_WINDOW)
+    };
+    let display = Display::start();
+    for (i, &n) in sizes.iter().enumerate() {
+        let windows = if i == 0 { IDLE_WINDOWS_FIRST_SIZE } else { 1 };
+        let figures = measure(&display, n, windows, idle_window, ticks);
+        print_table(&figures);
+    }
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "Ran in {:.0} s; load average at the end: {}.",
+        started.elapsed().as_secs_f64(),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
