@@ -19,15 +19,13 @@ mod webdriver;
 #[path = "../e2e/harness.rs"]
 mod harness;
 
-use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use umer_chat_core::logs::log_file_name;
 use umer_chat_core::model::{month_of, new_event_id, now_ms, FORMAT_VERSION, MESSAGE_EVENT};
 use umer_chat_core::{DeviceId, Event, Store};
 use umer_chat_tests::support::{self, PASSWORD};
@@ -93,9 +91,9 @@ struct History {
 }
 
 /// Signs up alice and bob with the core (real Argon2id hashes), creates their DM, and
-/// writes `n` messages straight into two device logs, in the lines `append_message`
-/// writes (`chats/<id>/log/<YYYY-MM>/<user>.<device>.jsonl`, each file sorted by `ts`),
-/// with one fsync per file instead of one per message. The last message is bob's.
+/// writes `n` messages into two device logs through `Store::import_events`: the lines
+/// `append_message` writes, with one fsync per file instead of one per message. The last
+/// message is bob's.
 fn build_history(root: &Path, n: usize) -> History {
     let store = support::open_store(root);
     let keys = support::sign_up(&store, &["alice", "bob"]);
@@ -107,57 +105,42 @@ fn build_history(root: &Path, n: usize) -> History {
     let devices = [DeviceId::random(), DeviceId::random()];
     let mut seqs = [0u64; 2];
     let mut rng = Lcg(n as u64);
-    let mut files: HashMap<PathBuf, BufWriter<File>> = HashMap::new();
-    let mut bytes = 0;
-    let mut last_text = String::new();
     let first_ts = now_ms() - SPACING_MS * (n as i64 + 1);
-    for i in 0..n {
-        // Runs of one to three messages from each side, ending with bob.
-        let u = if i + 1 == n { 1 } else { (i / (1 + i % 3)) % 2 };
-        let text = if i + 1 == n {
-            format!("the last of {} messages, from bob", thousands(n))
-        } else {
-            rng.text()
-        };
-        let ts = first_ts + i as i64 * SPACING_MS;
-        let event = Event {
-            v: FORMAT_VERSION,
-            id: new_event_id(),
-            kind: MESSAGE_EVENT.to_string(),
-            chat: chat.clone(),
-            sender: keys[u].clone(),
-            device: devices[u].clone(),
-            seq: seqs[u],
-            ts,
-            text: Some(text.clone()),
-            image: None,
-        };
-        seqs[u] += 1;
-        let path = root
-            .join("chats")
-            .join(chat.as_str())
-            .join("log")
-            .join(month_of(ts))
-            .join(log_file_name(&keys[u], &devices[u]));
-        let out = files.entry(path.clone()).or_insert_with(|| {
-            fs::create_dir_all(path.parent().unwrap()).expect("create a log folder");
-            BufWriter::new(File::create(&path).expect("create a log"))
-        });
-        let mut line = serde_json::to_vec(&event).expect("serialise");
-        line.push(b'\n');
-        out.write_all(&line).expect("write a log");
-        bytes += line.len() as u64;
-        last_text = text;
-    }
-    let file_count = files.len();
-    // On disk before anything is timed.
-    for (_, out) in files {
-        out.into_inner().unwrap().sync_all().expect("sync a log");
-    }
+    let events: Vec<Event> = (0..n)
+        .map(|i| {
+            // Runs of one to three messages from each side, ending with bob.
+            let u = if i + 1 == n { 1 } else { (i / (1 + i % 3)) % 2 };
+            let text = if i + 1 == n {
+                format!("the last of {} messages, from bob", thousands(n))
+            } else {
+                rng.text()
+            };
+            let event = Event {
+                v: FORMAT_VERSION,
+                id: new_event_id(),
+                kind: MESSAGE_EVENT.to_string(),
+                chat: chat.clone(),
+                sender: keys[u].clone(),
+                device: devices[u].clone(),
+                seq: seqs[u],
+                ts: first_ts + i as i64 * SPACING_MS,
+                text: Some(text),
+                image: None,
+            };
+            seqs[u] += 1;
+            event
+        })
+        .collect();
+    let bytes = store.import_events(&events).expect("import the history");
+    let files: BTreeSet<(String, &DeviceId)> =
+        events.iter().map(|e| (month_of(e.ts), &e.device)).collect();
     History {
-        last_text,
+        last_text: events
+            .last()
+            .and_then(|e| e.text.clone())
+            .unwrap_or_default(),
         bytes,
-        files: file_count,
+        files: files.len(),
     }
 }
 

@@ -415,3 +415,55 @@ fn the_example_data_folder_loads_cleanly() {
     store.verify_user("dave", "password1").unwrap();
     assert_eq!(doctor(&store), vec![]);
 }
+
+#[test]
+fn imported_events_read_back_in_order_and_bad_ones_are_refused() {
+    let dir = temp_dir();
+    let store = open_store(dir.path());
+    let keys = sign_up(&store, &["alice", "bob", "eve"]);
+    let chat = store
+        .create_private_chat(&keys[0], "bob")
+        .unwrap()
+        .id
+        .clone();
+    let device = DeviceId::random();
+    let message = |sender: usize, seq: u64, ts: i64, text: &str| Event {
+        v: 1,
+        id: umer_chat_core::model::new_event_id(),
+        kind: "message".into(),
+        chat: chat.clone(),
+        sender: keys[sender].clone(),
+        device: device.clone(),
+        seq,
+        ts,
+        text: Some(text.into()),
+        image: None,
+    };
+    let now = umer_chat_core::model::now_ms();
+    let events = [
+        message(0, 0, now - 30, "one"),
+        message(1, 0, now - 20, "two"),
+        message(0, 1, now - 10, "three"),
+    ];
+    assert!(store.import_events(&events).unwrap() > 0);
+    assert_eq!(
+        texts(&store.all_messages(&keys[1], chat.as_str()).unwrap()),
+        ["one", "two", "three"]
+    );
+    assert_eq!(
+        store
+            .import_events(&[message(2, 0, now, "let me in")])
+            .unwrap_err()
+            .code(),
+        "not_a_member"
+    );
+    let backwards = [
+        message(0, 5, now, "later"),
+        message(0, 6, now - 1000, "earlier"),
+    ];
+    assert_eq!(
+        store.import_events(&backwards).unwrap_err().code(),
+        "invalid_argument"
+    );
+    assert!(doctor(&store).is_empty());
+}

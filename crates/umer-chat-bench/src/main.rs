@@ -3,14 +3,12 @@
 //!
 //! `cargo run --release -p umer-chat-bench`. It only prints figures; it never fails.
 
-use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use umer_chat_core::logs::log_file_name;
-use umer_chat_core::model::{month_of, new_event_id, now_ms, FORMAT_VERSION, MESSAGE_EVENT};
+use umer_chat_core::model::{new_event_id, now_ms, FORMAT_VERSION, MESSAGE_EVENT};
 use umer_chat_core::{ChatId, DeviceId, Event, Store, UserKey};
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
@@ -115,48 +113,36 @@ fn event(
     }
 }
 
-/// Writes `n` messages straight into the chat's device logs, one device per user, in
-/// exactly the lines `append_message` writes (an fsync per message would take minutes).
-/// Returns the events, oldest first, for the baseline, and the bytes written.
-fn build_history(root: &Path, chat: &ChatId, users: &[UserKey], n: usize) -> (Vec<Event>, u64) {
+/// Writes `n` messages into the chat's device logs, one device per user, through
+/// `Store::import_events`: the lines `append_message` writes, with one fsync per file
+/// (an fsync per message would take minutes). Returns the events, oldest first, for the
+/// baseline, and the bytes written.
+fn build_history(store: &Store, chat: &ChatId, users: &[UserKey], n: usize) -> (Vec<Event>, u64) {
     let devices: Vec<DeviceId> = users.iter().map(|_| DeviceId::random()).collect();
     let mut seqs = vec![0u64; users.len()];
-    let mut files: HashMap<PathBuf, BufWriter<File>> = HashMap::new();
     let mut rng = Lcg(n as u64);
-    let mut events = Vec::with_capacity(n);
-    let mut bytes = 0;
     // One ms apart, ending now: each file is sorted by ts, and appends come after.
     let first_ts = now_ms() - n as i64;
-    for i in 0..n {
-        let u = i % users.len();
-        let mut text = rng.text();
-        if i % (n / RARE_HITS) == n / RARE_HITS / 2 {
-            text = format!("{text} {RARE}");
-        }
-        let ts = first_ts + i as i64;
-        let e = event(chat, &users[u], &devices[u], seqs[u], ts, text);
-        seqs[u] += 1;
-        // The layout of data/FORMAT.md: chats/<id>/log/<YYYY-MM>/<user>.<device>.jsonl.
-        let path = root
-            .join("chats")
-            .join(chat.as_str())
-            .join("log")
-            .join(month_of(ts))
-            .join(log_file_name(&users[u], &devices[u]));
-        let out = files.entry(path.clone()).or_insert_with(|| {
-            fs::create_dir_all(path.parent().unwrap()).expect("create log folder");
-            BufWriter::new(File::create(&path).expect("create log"))
-        });
-        let mut line = serde_json::to_vec(&e).expect("serialise");
-        line.push(b'\n');
-        out.write_all(&line).expect("write log");
-        bytes += line.len() as u64;
-        events.push(e);
-    }
-    // On disk before timing, so writeback of the history does not land in the append figures.
-    for (_, out) in files {
-        out.into_inner().unwrap().sync_all().expect("sync log");
-    }
+    let events: Vec<Event> = (0..n)
+        .map(|i| {
+            let u = i % users.len();
+            let mut text = rng.text();
+            if i % (n / RARE_HITS) == n / RARE_HITS / 2 {
+                text = format!("{text} {RARE}");
+            }
+            let e = event(
+                chat,
+                &users[u],
+                &devices[u],
+                seqs[u],
+                first_ts + i as i64,
+                text,
+            );
+            seqs[u] += 1;
+            e
+        })
+        .collect();
+    let bytes = store.import_events(&events).expect("import the history");
     (events, bytes)
 }
 
@@ -415,7 +401,7 @@ fn main() {
             .clone();
 
         let started = Instant::now();
-        let (events, log_bytes) = build_history(&root, &chat, &users, n);
+        let (events, log_bytes) = build_history(&store, &chat, &users, n);
         let baseline = dir.path().join("baseline-chat.json");
         let mut out = File::create(&baseline).expect("create baseline");
         out.write_all(&serde_json::to_vec(&events).expect("serialise"))

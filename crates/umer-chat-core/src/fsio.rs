@@ -128,8 +128,14 @@ impl AppendFile {
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
+        self.append_lines(&bytes, path)
+    }
+
+    /// Appends complete lines (`bytes` ends with a newline) with one write and one fsync.
+    pub fn append_lines(&mut self, bytes: &[u8], path: &Path) -> Result<()> {
+        debug_assert!(bytes.last() == Some(&b'\n'));
         self.file
-            .write_all(&bytes)
+            .write_all(bytes)
             .and_then(|_| self.file.sync_data())
             .map_err(Error::io("append to", path))?;
         self.len += bytes.len() as u64;
