@@ -26,6 +26,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use umer_chat_bench::{thousands, Lcg};
 use umer_chat_core::model::{month_of, new_event_id, now_ms, FORMAT_VERSION, MESSAGE_EVENT};
 use umer_chat_core::{DeviceId, Event, Store};
 use umer_chat_tests::support::{self, PASSWORD};
@@ -56,30 +57,6 @@ const SPACING_MS: i64 = 60_000;
 const CHAT_TARGET: Duration = Duration::from_millis(500);
 const IDLE_CPU_TARGET: f64 = 0.6;
 const DELIVERY_TARGET: Duration = Duration::from_secs(3);
-
-const WORDS: [&str; 20] = [
-    "hello", "lunch", "meeting", "tomorrow", "coffee", "project", "deadline", "weekend", "train",
-    "photo", "great", "thanks", "see", "you", "at", "the", "office", "later", "maybe", "tonight",
-];
-
-/// A tiny deterministic generator: the bench needs varied text, not good randomness.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) as usize
-    }
-
-    fn text(&mut self) -> String {
-        let len = 4 + self.next() % 12;
-        let words: Vec<&str> = (0..len).map(|_| WORDS[self.next() % WORDS.len()]).collect();
-        words.join(" ")
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // The data folder
@@ -113,7 +90,7 @@ fn build_history(root: &Path, n: usize) -> History {
             let text = if i + 1 == n {
                 format!("the last of {} messages, from bob", thousands(n))
             } else {
-                rng.text()
+                rng.text(4..16)
             };
             let event = Event {
                 v: FORMAT_VERSION,
@@ -750,19 +727,6 @@ fn measure(
 
 // ---------------------------------------------------------------------------------------
 // Printing
-
-/// 100000 -> "100,000".
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 fn fmt(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1e3;

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use umer_chat_bench::{thousands, Lcg};
 use umer_chat_core::model::{new_event_id, now_ms, FORMAT_VERSION, MESSAGE_EVENT};
 use umer_chat_core::{ChatId, DeviceId, Event, Store, UserKey};
 
@@ -29,10 +30,6 @@ const SEARCH_LIMIT: usize = 50;
 const RARE: &str = "marmalade";
 const RARE_HITS: usize = 5;
 const ABSENT: &str = "xylophone";
-const WORDS: [&str; 20] = [
-    "hello", "lunch", "meeting", "tomorrow", "coffee", "project", "deadline", "weekend", "train",
-    "photo", "great", "thanks", "see", "you", "at", "the", "office", "later", "maybe", "tonight",
-];
 
 /// Targets. The read targets are stated for 100k messages and marked at every size.
 const APPEND_TARGET: Duration = Duration::from_millis(2);
@@ -72,25 +69,6 @@ struct Figures {
     search_miss: Stats,
 }
 
-/// A tiny deterministic generator: the bench needs varied text, not good randomness.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) as usize
-    }
-
-    fn text(&mut self) -> String {
-        let len = 6 + self.next() % 10;
-        let words: Vec<&str> = (0..len).map(|_| WORDS[self.next() % WORDS.len()]).collect();
-        words.join(" ")
-    }
-}
-
 fn event(
     chat: &ChatId,
     sender: &UserKey,
@@ -126,7 +104,7 @@ fn build_history(store: &Store, chat: &ChatId, users: &[UserKey], n: usize) -> (
     let events: Vec<Event> = (0..n)
         .map(|i| {
             let u = i % users.len();
-            let mut text = rng.text();
+            let mut text = rng.text(6..16);
             if i % (n / RARE_HITS) == n / RARE_HITS / 2 {
                 text = format!("{text} {RARE}");
             }
@@ -173,7 +151,7 @@ fn measure_store(root: &Path, user: &UserKey, chat: &str) -> Figures {
     }
     let append = time(APPENDS, || {
         store
-            .append_message(user, chat, Some(&rng.text()), None)
+            .append_message(user, chat, Some(&rng.text(6..16)), None)
             .expect("append");
     });
     let view = store.get_chat(user, chat).expect("get_chat");
@@ -223,7 +201,7 @@ fn measure_baseline(path: &Path, chat: &ChatId, user: &UserKey) -> Figures {
     for _ in 0..WARMUP {
         append_one("warm-up".into());
     }
-    let append = time(APPENDS, || append_one(rng.text()));
+    let append = time(APPENDS, || append_one(rng.text(6..16)));
     let known = read_baseline(path).len();
     let poll = time(POLLS, || assert_eq!(read_baseline(path).len(), known));
     let open = time(OPENS, || {
@@ -253,19 +231,6 @@ fn measure_baseline(path: &Path, chat: &ChatId, user: &UserKey) -> Figures {
         search_hit: search(RARE, RARE_HITS),
         search_miss: search(ABSENT, 0),
     }
-}
-
-/// 100000 -> "100,000".
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn fmt_duration(d: Duration) -> String {
