@@ -266,18 +266,13 @@ pub async fn choose_image<R: Runtime>(
         let bytes = std::fs::read(&path).map_err(|e| {
             CommandError::invalid(format!("Could not read {}: {e}", path.display()))
         })?;
-        let ext = umer_chat_core::validate_image(&bytes)?;
+        let kind = umer_chat_core::validate_image(&bytes)?;
         Ok(Some(PickedImageDto {
             name: path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| format!("image.{ext}")),
-            mime: match ext {
-                "png" => "image/png",
-                "jpg" => "image/jpeg",
-                "gif" => "image/gif",
-                _ => "image/webp",
-            },
+                .unwrap_or_else(|| format!("image.{}", kind.ext)),
+            mime: kind.mime,
             data_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
         }))
     })
@@ -343,10 +338,11 @@ pub async fn search(state: State<'_, AppState>, query: String) -> CommandResult<
         let mut names = Names::new(&store);
         hits.into_iter()
             .map(|hit| {
-                let chat = store.chat_summary(&user.key, hit.chat.as_str())?;
+                // The record names the chat; a full summary would scan its logs per hit.
+                let chat = store.member_chat(&user.key, hit.chat.as_str())?;
                 Ok(SearchHitDto {
                     chat: hit.chat.to_string(),
-                    chat_title: names.title(&chat.chat, &user.key),
+                    chat_title: names.title(&chat, &user.key),
                     message: names.message(&hit.message),
                 })
             })

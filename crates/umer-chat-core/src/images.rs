@@ -52,15 +52,22 @@ pub fn is_image_name(name: &str) -> bool {
     }) && mime_of(name).is_some()
 }
 
-/// Checks that `bytes` are a whole, decodable image within limits; gives its extension.
-pub fn validate_image(bytes: &[u8]) -> Result<&'static str> {
+/// What an accepted image is: its file extension and MIME type, from its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageType {
+    pub ext: &'static str,
+    pub mime: &'static str,
+}
+
+/// Checks that `bytes` are a whole, decodable image within limits; gives its type.
+pub fn validate_image(bytes: &[u8]) -> Result<ImageType> {
     if bytes.len() > MAX_IMAGE_BYTES {
         return Err(Error::ImageTooLarge {
             len: bytes.len(),
             max: MAX_IMAGE_BYTES,
         });
     }
-    let (format, ext, _) = sniff(bytes).ok_or_else(|| Error::UnsupportedImage {
+    let (format, ext, mime) = sniff(bytes).ok_or_else(|| Error::UnsupportedImage {
         reason: if bytes.starts_with(b"<") || bytes.windows(4).take(512).any(|w| w == b"<svg") {
             "SVG and other text formats are refused".into()
         } else {
@@ -89,13 +96,13 @@ pub fn validate_image(bytes: &[u8]) -> Result<&'static str> {
     reader.decode().map_err(|e| Error::UnsupportedImage {
         reason: format!("the {ext} data is damaged or truncated ({e})"),
     })?;
-    Ok(ext)
+    Ok(ImageType { ext, mime })
 }
 
 impl Store {
     /// Validates and stores an image; returns its name in `images/` for `append_message`.
     pub fn save_image_bytes(&self, bytes: &[u8]) -> Result<String> {
-        let ext = validate_image(bytes)?;
+        let ext = validate_image(bytes)?.ext;
         let name = format!("{}.{ext}", hex_lower(&Sha256::digest(bytes)));
         let path = self.images_dir().join(&name);
         if !write_once(&path, bytes)? && !self.image_is_intact(&name)? {
