@@ -26,7 +26,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use umer_chat_bench::{thousands, Lcg};
+use umer_chat_bench::{print_cpu_and_kernel, thousands, Lcg};
 use umer_chat_core::model::{month_of, new_event_id, now_ms, FORMAT_VERSION, MESSAGE_EVENT};
 use umer_chat_core::{DeviceId, Event, Store};
 use umer_chat_tests::support::{self, PASSWORD};
@@ -877,23 +877,10 @@ fn command_line(cmd: &str, args: &[&str]) -> Option<String> {
 }
 
 fn print_machine(app: &Path) {
-    let cpu = fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let kernel =
-        fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_else(|_| "unknown".into());
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    print_cpu_and_kernel();
     let webkit = command_line("dpkg-query", &["-W", "libwebkit2gtk-4.1-0"])
         .unwrap_or_else(|| "unknown (dpkg-query failed)".into());
     let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("- CPU: {cpu}, nproc {nproc}");
-    println!("- kernel: {}", kernel.trim());
     println!("- WebKitGTK: {}", webkit.replace('\t', " "));
     println!(
         "- load average at start: {}",

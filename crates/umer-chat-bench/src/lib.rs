@@ -40,3 +40,21 @@ pub fn thousands(n: usize) -> String {
     }
     out
 }
+
+/// Prints the lines every benchmark starts with: CPU model, nproc and kernel.
+pub fn print_cpu_and_kernel() {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let kernel =
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_else(|_| "unknown".into());
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("- CPU: {cpu}, nproc {nproc}");
+    println!("- kernel: {}", kernel.trim());
+}

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use umer_chat_bench::{thousands, Lcg};
+use umer_chat_bench::{print_cpu_and_kernel, thousands, Lcg};
 use umer_chat_core::model::{new_event_id, now_ms, FORMAT_VERSION, MESSAGE_EVENT};
 use umer_chat_core::{ChatId, DeviceId, Event, Store, UserKey};
 
@@ -308,18 +308,7 @@ fn print_table(n: usize, floor: &Stats, umer: &Figures, base: &Figures) {
 
 /// nproc, CPU model, kernel, and the filesystem holding `dir` (from /proc/mounts).
 fn print_machine(dir: &Path) {
-    let cpu = fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let kernel =
-        fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_else(|_| "unknown".into());
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    print_cpu_and_kernel();
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     // The longest mount point that contains `dir` is the one it lives on.
     let mount = fs::read_to_string("/proc/mounts")
@@ -332,8 +321,6 @@ fn print_machine(dir: &Path) {
         })
         .max()
         .map_or_else(|| "unknown".into(), |(_, m)| m);
-    println!("- CPU: {cpu}, nproc {nproc}");
-    println!("- kernel: {}", kernel.trim());
     println!(
         "- temp dir: {} (std::env::temp_dir(); set TMPDIR to move it)",
         dir.display()
