@@ -1,11 +1,9 @@
 //! DMs and groups: `chats/<id>/chat.json`, and the per-user chat list.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::fs;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::fsio::write_once;
 use crate::logs::{self, LogCursor};
 use crate::model::{
     month_of, now_ms, ChatId, ChatKind, ChatRecord, Event, EventKey, FORMAT_VERSION,
@@ -66,23 +64,21 @@ impl Store {
                 "A DM needs another person; pick someone other than yourself.".into(),
             ));
         }
-        let id = ChatId::for_dm(user, &other);
-        let mut members = vec![user.clone(), other];
-        members.sort();
-        let record = ChatRecord {
-            format: FORMAT_VERSION,
-            id: id.clone(),
-            kind: ChatKind::Dm,
-            name: None,
-            members,
-            created_by: None,
-            created_at: None,
-        };
-        write_once(
+        let record = ChatRecord::dm(user, &other);
+        let id = record.id.clone();
+        self.write_once(
             &self.chat_dir(&id).join("chat.json"),
             &to_pretty_json(&record),
         )?;
-        self.chat(&id)
+        match self.chat(&id) {
+            Ok(chat) => Ok(chat),
+            // Someone planted another record at this DM's path: the id alone says who is in
+            // it, so the two can still talk (doctor reports the planted file).
+            Err(Error::CorruptFile { .. }) | Err(Error::NotARegularFile { .. }) => {
+                Ok(self.stand_in_for_dm(record))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// A new group named `name` with `user` and `members` (at least one other person).
@@ -94,17 +90,7 @@ impl Store {
     ) -> Result<Arc<ChatRecord>> {
         self.require_user(user)?;
         let name = name.trim();
-        let name_chars = name.chars().count();
-        if name_chars == 0 || name_chars > MAX_GROUP_NAME_CHARS {
-            return Err(Error::InvalidArgument(format!(
-                "A group name must be 1 to {MAX_GROUP_NAME_CHARS} characters long."
-            )));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(Error::InvalidArgument(
-                "A group name cannot contain control characters.".into(),
-            ));
-        }
+        check_group_name(name)?;
         let mut keys = BTreeSet::from([user.clone()]);
         for member in members {
             keys.insert(self.get_user(member)?.key);
@@ -129,7 +115,7 @@ impl Store {
             created_by: Some(user.clone()),
             created_at: Some(now_ms()),
         };
-        write_once(
+        self.write_once(
             &self.chat_dir(&id).join("chat.json"),
             &to_pretty_json(&record),
         )?;
@@ -140,7 +126,8 @@ impl Store {
         self.get_user(user.as_str()).map(|_| ())
     }
 
-    /// A chat's record, from cache when seen before (chat.json never changes).
+    /// A chat's valid record, from cache when seen before (chat.json never changes).
+    /// A record that breaks a rule (see [`ChatRecord::check`]) is `CorruptFile`.
     pub(crate) fn chat(&self, id: &ChatId) -> Result<Arc<ChatRecord>> {
         if let Some(chat) = self.chat_cache.lock().expect("chat cache").get(id) {
             return Ok(chat.clone());
@@ -148,29 +135,70 @@ impl Store {
         let path = self.chat_dir(id).join("chat.json");
         let record: ChatRecord =
             read_record(&path)?.ok_or_else(|| Error::ChatNotFound { id: id.to_string() })?;
-        if &record.id != id {
-            return Err(Error::corrupt(
-                &path,
-                format!("it describes chat {}", record.id),
-            ));
-        }
+        record.check(id).map_err(|why| Error::corrupt(&path, why))?;
+        Ok(self.cache_chat(record))
+    }
+
+    /// Uses the record a DM's id implies in place of an unusable chat.json.
+    fn stand_in_for_dm(&self, record: ChatRecord) -> Arc<ChatRecord> {
+        self.refused_dm_records
+            .lock()
+            .expect("refused records")
+            .insert(record.id.clone());
+        self.cache_chat(record)
+    }
+
+    /// What the user should know about a chat they are in, if anything: today, that the
+    /// record in its folder was planted or damaged and was not used.
+    pub fn chat_notice(&self, id: &ChatId) -> Option<String> {
+        let refused = self.refused_dm_records.lock().expect("refused records");
+        refused.contains(id).then(|| {
+            "A file in this chat's folder named other members; it was ignored, and this \
+             conversation stays between the two of you. `umer-chat-cli doctor` shows the file."
+                .to_string()
+        })
+    }
+
+    fn cache_chat(&self, record: ChatRecord) -> Arc<ChatRecord> {
         let record = Arc::new(record);
         self.chat_cache
             .lock()
             .expect("chat cache")
-            .insert(id.clone(), record.clone());
-        Ok(record)
+            .insert(record.id.clone(), record.clone());
+        record
     }
 
     /// A chat that `user` may read and write; everyone else gets `NotAMember`.
     pub fn member_chat(&self, user: &UserKey, id: &str) -> Result<Arc<ChatRecord>> {
         let id = ChatId::parse(id)?;
-        let chat = self.chat(&id)?;
+        let chat = match self.chat(&id) {
+            Ok(chat) => chat,
+            Err(e @ (Error::CorruptFile { .. } | Error::NotARegularFile { .. })) if id.is_dm() => {
+                // A planted or damaged DM record: the id alone says who is in the DM.
+                let partners = self.dm_partners(user)?;
+                match partners.get(&id) {
+                    Some(other) => self.stand_in_for_dm(ChatRecord::dm(user, other)),
+                    None => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
         if chat.is_member(user) {
             Ok(chat)
         } else {
             Err(Error::NotAMember { id: id.to_string() })
         }
+    }
+
+    /// The id of `user`'s DM with each other user: how a DM is found when its record is not
+    /// usable. It reads the user directory, so it is only called then.
+    fn dm_partners(&self, user: &UserKey) -> Result<HashMap<ChatId, UserKey>> {
+        Ok(self
+            .list_users()?
+            .into_iter()
+            .filter(|other| &other.key != user)
+            .map(|other| (ChatId::for_dm(user, &other.key), other.key))
+            .collect())
     }
 
     /// Every chat `user` belongs to, newest activity first.
@@ -190,7 +218,7 @@ impl Store {
         let markers = self.read_markers(user)?;
         let mut changed = Vec::new();
         for chat in self.member_chats(user)? {
-            let files = logs::list(&self.log_dir(&chat.id), &mut Vec::new())?;
+            let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
             let state = (LogCursor::at_end_of(&files), markers.get(&chat.id).cloned());
             if watch.seen.get(&chat.id) == Some(&state) {
                 continue;
@@ -206,23 +234,37 @@ impl Store {
     pub fn chat_summary(&self, user: &UserKey, id: &str) -> Result<ChatSummary> {
         let chat = self.member_chat(user, id)?;
         let markers = self.read_markers(user)?;
-        let files = logs::list(&self.log_dir(&chat.id), &mut Vec::new())?;
+        let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         self.summarise(user, chat.clone(), &files, markers.get(&chat.id))
     }
 
     pub(crate) fn member_chats(&self, user: &UserKey) -> Result<Vec<Arc<ChatRecord>>> {
         let dir = self.chats_dir();
         let mut chats = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
-            let entry = entry.map_err(Error::io("list", &dir))?;
+        let mut partners = None;
+        // Entries that cannot be used are reported by doctor, never fail the list.
+        for entry in logs::list_dir(&dir, &mut Vec::new()) {
             let Ok(id) = ChatId::parse(&entry.file_name().to_string_lossy()) else {
-                continue; // reported by doctor
+                continue;
             };
-            // A chat whose chat.json has not synced yet, or is damaged, is left out for now.
-            if let Ok(chat) = self.chat(&id) {
-                if chat.is_member(user) {
-                    chats.push(chat);
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            match self.chat(&id) {
+                Ok(chat) if chat.is_member(user) => chats.push(chat),
+                Ok(_) => {}
+                // A chat whose chat.json has not synced yet is left out for now.
+                Err(Error::ChatNotFound { .. }) => {}
+                // A planted or damaged DM record: its id still says who is in it.
+                Err(_) if id.is_dm() => {
+                    if partners.is_none() {
+                        partners = Some(self.dm_partners(user)?);
+                    }
+                    if let Some(other) = partners.as_ref().and_then(|p| p.get(&id)) {
+                        chats.push(self.stand_in_for_dm(ChatRecord::dm(user, other)));
+                    }
                 }
+                Err(_) => {}
             }
         }
         Ok(chats)
@@ -235,7 +277,7 @@ impl Store {
         files: &[logs::LogFile],
         marker: Option<&EventKey>,
     ) -> Result<ChatSummary> {
-        let last = newest(files, &chat.id, None, 1)?.pop();
+        let last = newest(files, &chat, None, 1).pop();
         let mut unread = 0;
         let mut capped = false;
         let first_unread_month = marker.map(|m| month_of(m.ts));
@@ -250,7 +292,7 @@ impl Store {
                 // it would cost the user's whole history when there is no read marker.
                 continue;
             }
-            logs::scan_back(file, &chat.id, |event| {
+            logs::scan_back(file, &chat, |event| {
                 if marker.is_some_and(|m| event.key() <= *m) {
                     return logs::Scan::Stop;
                 }
@@ -262,7 +304,7 @@ impl Store {
                     return logs::Scan::Stop;
                 }
                 logs::Scan::Skip
-            })?;
+            });
             if capped {
                 break;
             }
@@ -280,9 +322,9 @@ impl Store {
         let chat = self.member_chat(user, id)?;
         // Lengths first, then reads bounded by them: a message written in between is
         // picked up by the next poll rather than lost or shown twice.
-        let files = logs::list(&self.log_dir(&chat.id), &mut Vec::new())?;
+        let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         let cursor = LogCursor::at_end_of(&files);
-        let page = page_before(&files, &chat.id, None, PAGE_SIZE)?;
+        let page = page_before(&files, &chat, None, PAGE_SIZE);
         Ok(ChatView { chat, page, cursor })
     }
 
@@ -295,8 +337,13 @@ impl Store {
         limit: usize,
     ) -> Result<Page> {
         let chat = self.member_chat(user, id)?;
-        let files = logs::list(&self.log_dir(&chat.id), &mut Vec::new())?;
-        page_before(&files, &chat.id, Some(before), limit.clamp(1, 500))
+        let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+        Ok(page_before(
+            &files,
+            &chat,
+            Some(before),
+            limit.clamp(1, 500),
+        ))
     }
 }
 
@@ -311,28 +358,28 @@ fn sort_by_activity(summaries: &mut [ChatSummary]) {
 
 fn page_before(
     files: &[logs::LogFile],
-    chat: &ChatId,
+    chat: &ChatRecord,
     before: Option<&EventKey>,
     limit: usize,
-) -> Result<Page> {
+) -> Page {
     // One more than asked tells whether older messages exist.
-    let mut messages = newest(files, chat, before, limit + 1)?;
+    let mut messages = newest(files, chat, before, limit + 1);
     let has_older = messages.len() > limit;
     if has_older {
         messages.remove(0);
     }
     let older = has_older.then(|| messages[0].key());
-    Ok(Page { messages, older })
+    Page { messages, older }
 }
 
 /// The `limit` newest events below `before`, oldest first. Months are read newest first and
 /// the scan stops once enough are found, so the cost follows `limit`, not history.
 pub(crate) fn newest(
     files: &[logs::LogFile],
-    chat: &ChatId,
+    chat: &ChatRecord,
     before: Option<&EventKey>,
     limit: usize,
-) -> Result<Vec<Event>> {
+) -> Vec<Event> {
     let mut found = Vec::new();
     let mut months: Vec<&str> = files.iter().map(|f| f.month.as_str()).collect();
     months.dedup();
@@ -348,7 +395,7 @@ pub(crate) fn newest(
                 }
                 taken += 1;
                 logs::Scan::Take
-            })?);
+            }));
         }
         found = logs::sort_dedup(found);
         if found.len() >= limit {
@@ -357,5 +404,98 @@ pub(crate) fn newest(
     }
     let excess = found.len().saturating_sub(limit);
     found.drain(..excess);
-    Ok(found)
+    found
+}
+
+/// Characters that change how text around them is shown without being seen themselves:
+/// bidi controls and invisible or blank-looking characters. A name with one can pose as
+/// another, or reverse what follows it in a list.
+pub(crate) fn is_invisible_or_bidi(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+        | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// A group name: 1 to 64 characters, no control, bidi or invisible characters (a zero-width
+/// joiner or variation selector only inside an emoji sequence).
+pub(crate) fn check_group_name(name: &str) -> Result<()> {
+    let chars: Vec<char> = name.chars().collect();
+    if chars.is_empty() || chars.len() > MAX_GROUP_NAME_CHARS || name.trim().is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "A group name must be 1 to {MAX_GROUP_NAME_CHARS} characters long."
+        )));
+    }
+    if chars.iter().any(|c| c.is_control()) {
+        return Err(Error::InvalidArgument(
+            "A group name cannot contain control characters.".into(),
+        ));
+    }
+    let is_emoji =
+        |c: Option<&char>| c.is_some_and(|&c| c as u32 >= 0x2000 && !c.is_alphanumeric());
+    for (i, &c) in chars.iter().enumerate() {
+        let emoji_glue = match c {
+            '\u{200D}' => {
+                is_emoji(i.checked_sub(1).and_then(|p| chars.get(p))) && is_emoji(chars.get(i + 1))
+            }
+            '\u{FE0E}' | '\u{FE0F}' => is_emoji(i.checked_sub(1).and_then(|p| chars.get(p))),
+            _ => false,
+        };
+        if (is_invisible_or_bidi(c) || matches!(c, '\u{FE00}'..='\u{FE0F}')) && !emoji_glue {
+            return Err(Error::InvalidArgument(format!(
+                "A group name cannot contain invisible or text-direction characters (found U+{:04X}).",
+                c as u32
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_names_refuse_invisible_and_direction_characters() {
+        for ok in ["Trip", "Family 👨‍👩‍👧", "Love ❤️", "Équipe été", "チーム", "a"]
+        {
+            check_group_name(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+        }
+        for bad in [
+            "",
+            "   ",
+            "evil\u{202E}gnp.exe",
+            "zero\u{200B}width",
+            "\u{3164}",
+            "soft\u{00AD}hyphen",
+            "tag\u{E0041}",
+            "join\u{200D}ed",
+            "line\nbreak",
+            &"x".repeat(65),
+        ] {
+            assert!(check_group_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_dm_record_is_valid_only_as_the_record_of_its_two_members() {
+        let alice = UserKey::parse("alice").unwrap();
+        let bob = UserKey::parse("bob").unwrap();
+        let mallory = UserKey::parse("mallory").unwrap();
+        let record = ChatRecord::dm(&alice, &bob);
+        record.check(&record.id).unwrap();
+        let mut planted = record.clone();
+        planted.members = vec![alice.clone(), bob.clone(), mallory.clone()];
+        assert!(planted.check(&record.id).is_err());
+        let mut named = record.clone();
+        named.name = Some("ours".into());
+        assert!(named.check(&record.id).is_err());
+        let other = ChatRecord::dm(&alice, &mallory);
+        assert!(
+            other.check(&record.id).is_err(),
+            "another DM's record at this path"
+        );
+    }
 }

@@ -1,14 +1,18 @@
 //! `doctor`: a full read of the data folder that reports everything a reader had to skip.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::fsio;
 use crate::images::is_image_name;
 use crate::logs;
-use crate::model::{ChatId, ChatRecord};
+use crate::model::{ChatId, ChatKind, ChatRecord, FORMAT_VERSION};
 use crate::names::{classify, EntryName};
 use crate::skip::{SkipReason, Skipped};
 use crate::store::{read_record, Store};
+use crate::username::UserKey;
 
 impl Store {
     /// Reads every file as the app would and lists each one (or line) it could not use.
@@ -28,115 +32,179 @@ impl Store {
 
     fn check_reads_root(
         &self,
-        users: &std::collections::BTreeMap<crate::username::UserKey, crate::users::User>,
+        users: &BTreeMap<UserKey, crate::users::User>,
         skipped: &mut Vec<Skipped>,
     ) -> Result<()> {
         let dir = self.root().join("reads");
-        for entry in fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
-            let entry = entry.map_err(Error::io("list", &dir))?;
+        for entry in logs::list_dir(&dir, skipped) {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !users.keys().any(|k| k.as_str() == name) {
-                skipped.push(Skipped {
-                    path: entry.path(),
-                    line: None,
-                    reason: SkipReason::UnexpectedName,
-                });
-            }
+            let reason = if !users.keys().any(|k| k.as_str() == name) {
+                logs::name_reason(&name)
+            } else if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                not_regular(&entry)
+            } else {
+                continue;
+            };
+            skipped.push(skip(entry.path(), None, reason));
         }
         Ok(())
     }
 
     fn check_chats(&self, skipped: &mut Vec<Skipped>) -> Result<()> {
         let dir = self.chats_dir();
-        for entry in fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
-            let entry = entry.map_err(Error::io("list", &dir))?;
+        for entry in logs::list_dir(&dir, skipped) {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             let Ok(id) = ChatId::parse(&name) else {
-                let reason = match classify(&name) {
-                    EntryName::TempFile => SkipReason::TempFile,
-                    _ => SkipReason::UnexpectedName,
-                };
-                skipped.push(Skipped {
-                    path,
-                    line: None,
-                    reason,
-                });
+                skipped.push(skip(path, None, logs::name_reason(&name)));
                 continue;
             };
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                skipped.push(skip(path, None, not_regular(&entry)));
+                continue;
+            }
             let chat_file = path.join("chat.json");
-            match read_record::<ChatRecord>(&chat_file) {
-                Ok(Some(record)) if record.id == id => {}
-                Ok(Some(record)) => skipped.push(Skipped {
-                    path: chat_file.clone(),
-                    line: None,
-                    reason: SkipReason::Misplaced(format!("describes chat {}", record.id)),
-                }),
+            let log_dir = self.log_dir(&id);
+            let record = match read_record::<ChatRecord>(&chat_file) {
+                Ok(Some(record)) if record.id != id => {
+                    let why = format!("describes chat {}", record.id);
+                    skipped.push(skip(chat_file.clone(), None, SkipReason::Misplaced(why)));
+                    None
+                }
+                Ok(Some(record)) => match record.check(&id) {
+                    Ok(()) => Some(record),
+                    Err(why) => {
+                        let why = if id.is_dm() {
+                            format!("{why}; the DM's two members are used instead")
+                        } else {
+                            why
+                        };
+                        skipped.push(skip(chat_file.clone(), None, SkipReason::Invalid(why)));
+                        None
+                    }
+                },
                 // No record and no messages: a creation cut short (its temp file is listed
                 // below) or a chat still arriving; there is nothing a reader had to skip.
-                Ok(None) if !self.log_dir(&id).exists() => {}
-                Ok(None) => skipped.push(Skipped {
-                    path: chat_file.clone(),
-                    line: None,
-                    reason: SkipReason::Unparseable("missing (not synced yet?)".into()),
-                }),
-                Err(Error::UnsupportedFormat { found, .. }) => skipped.push(Skipped {
-                    path: chat_file.clone(),
-                    line: None,
-                    reason: SkipReason::NewerFormat(found),
-                }),
-                Err(e) => skipped.push(Skipped {
-                    path: chat_file.clone(),
-                    line: None,
-                    reason: SkipReason::Unparseable(e.to_string()),
-                }),
-            }
-            for other in fs::read_dir(&path).map_err(Error::io("list", &path))? {
-                let other = other.map_err(Error::io("list", &path))?;
+                Ok(None) if fs::symlink_metadata(&log_dir).is_err() => None,
+                Ok(None) => {
+                    let why = SkipReason::Unparseable("missing (not synced yet?)".into());
+                    skipped.push(skip(chat_file.clone(), None, why));
+                    None
+                }
+                Err(e) => {
+                    skipped.push(skip(chat_file.clone(), None, SkipReason::from_error(&e)));
+                    None
+                }
+            };
+            for other in logs::list_dir(&path, skipped) {
                 let other_name = other.file_name().to_string_lossy().into_owned();
-                if other_name != "chat.json" && other_name != "log" {
-                    let reason = match classify(&other_name) {
-                        EntryName::TempFile => SkipReason::TempFile,
-                        EntryName::ConflictCopy { .. } => SkipReason::ConflictCopy,
-                        EntryName::Regular => SkipReason::UnexpectedName,
-                    };
-                    skipped.push(Skipped {
-                        path: other.path(),
-                        line: None,
-                        reason,
-                    });
+                let is_dir = other.file_type().is_ok_and(|t| t.is_dir());
+                let is_file = other.file_type().is_ok_and(|t| t.is_file());
+                let reason = match other_name.as_str() {
+                    "chat.json" if is_file => continue,
+                    "log" if is_dir => continue,
+                    "chat.json" | "log" => not_regular(&other),
+                    _ => logs::name_reason(&other_name),
+                };
+                if other_name != "chat.json" {
+                    skipped.push(skip(other.path(), None, reason));
                 }
             }
-            for file in logs::list(&self.log_dir(&id), skipped)? {
-                logs::read_all(&file, &id, skipped)?;
+            let record = record.unwrap_or_else(|| self.stand_in_record(&id, &log_dir));
+            let mut events = Vec::new();
+            let mut found_in = HashMap::new();
+            for file in logs::list(&log_dir, &record, skipped) {
+                for event in logs::read_all(&file, &record, skipped) {
+                    found_in
+                        .entry((event.sender.clone(), event.id.clone()))
+                        .or_insert_with(|| file.path.clone());
+                    events.push(event);
+                }
+            }
+            for (id, senders) in logs::reused_ids(&events) {
+                for sender in &senders {
+                    let others = senders.iter().filter(|s| *s != sender).cloned().collect();
+                    if let Some(path) = found_in.get(&(sender.clone(), id.clone())) {
+                        skipped.push(skip(path.clone(), None, SkipReason::ReusedId { others }));
+                    }
+                }
             }
         }
         Ok(())
     }
 
+    /// For reading the logs of a chat without a usable record: a DM's two members follow
+    /// from its id (found among the logs' owners); otherwise the owners themselves, so that
+    /// doctor still checks every line.
+    fn stand_in_record(&self, id: &ChatId, log_dir: &Path) -> ChatRecord {
+        let mut owners = BTreeSet::new();
+        let everyone = ChatRecord {
+            format: FORMAT_VERSION,
+            id: id.clone(),
+            kind: ChatKind::Group,
+            name: None,
+            members: Vec::new(),
+            created_by: None,
+            created_at: None,
+        };
+        let mut ignored = Vec::new();
+        for month in logs::list_dir(log_dir, &mut ignored) {
+            for file in logs::list_dir(&month.path(), &mut ignored) {
+                let name = file.file_name().to_string_lossy().into_owned();
+                if let Some((user, _)) = name.split_once('.') {
+                    if let Ok(key) = UserKey::parse(user) {
+                        owners.insert(key);
+                    }
+                }
+            }
+        }
+        if id.is_dm() {
+            for a in &owners {
+                for b in &owners {
+                    if a < b && &ChatId::for_dm(a, b) == id {
+                        return ChatRecord::dm(a, b);
+                    }
+                }
+            }
+        }
+        ChatRecord {
+            members: owners.into_iter().collect(),
+            ..everyone
+        }
+    }
+
     fn check_images(&self, skipped: &mut Vec<Skipped>) -> Result<()> {
         let dir = self.images_dir();
-        for entry in fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
-            let entry = entry.map_err(Error::io("list", &dir))?;
+        for entry in logs::list_dir(&dir, skipped) {
             let name = entry.file_name().to_string_lossy().into_owned();
             let reason = match classify(&name) {
                 EntryName::TempFile => Some(SkipReason::TempFile),
                 EntryName::ConflictCopy { .. } => Some(SkipReason::ConflictCopy),
                 EntryName::Regular if !is_image_name(&name) => Some(SkipReason::UnexpectedName),
+                EntryName::Regular if !entry.file_type().is_ok_and(|t| t.is_file()) => {
+                    Some(not_regular(&entry))
+                }
                 EntryName::Regular => match self.image_bytes(&name) {
                     Ok(_) => None,
                     Err(Error::CorruptFile { .. }) => Some(SkipReason::ContentMismatch),
-                    Err(e) => Some(SkipReason::Unparseable(e.to_string())),
+                    Err(e) => Some(SkipReason::from_error(&e)),
                 },
             };
             if let Some(reason) = reason {
-                skipped.push(Skipped {
-                    path: entry.path(),
-                    line: None,
-                    reason,
-                });
+                skipped.push(skip(entry.path(), None, reason));
             }
         }
         Ok(())
     }
+}
+
+fn skip(path: PathBuf, line: Option<usize>, reason: SkipReason) -> Skipped {
+    Skipped { path, line, reason }
+}
+
+fn not_regular(entry: &fs::DirEntry) -> SkipReason {
+    let kind = fs::symlink_metadata(entry.path())
+        .map(|m| fsio::entry_kind(&m))
+        .unwrap_or("special file");
+    SkipReason::NotARegularFile(kind.to_string())
 }

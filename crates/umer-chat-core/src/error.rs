@@ -19,6 +19,26 @@ pub enum Error {
     ReservedUsername { name: String },
     #[error("The username {name:?} is already taken (names are not case-sensitive).")]
     UsernameTaken { name: String },
+    #[error("Usernames cannot contain invisible or text-direction characters; {name:?} contains U+{:04X}. Type it again without that character.", u32::from(*.bad))]
+    UsernameInvisible { name: String, bad: char },
+    #[error("Usernames cannot start with a combining mark (U+{:04X}); start {name:?} with a letter or digit.", u32::from(*.mark))]
+    UsernameLeadingMark { name: String, mark: char },
+    #[error("{bad:?} (U+{:04X}) in {name:?} cannot be used in usernames: it is historic, technical or easily misread; use letters and digits in everyday use.", u32::from(*.bad))]
+    UsernameRestrictedCharacter { name: String, bad: char },
+    #[error("{name:?} mixes writing systems: {first:?} (U+{:04X}) and {second:?} (U+{:04X}) are from different scripts, which lets a name imitate another; use one script (digits, '_', '-' and '.' go with any).", u32::from(*.first), u32::from(*.second))]
+    UsernameMixedScript {
+        name: String,
+        first: char,
+        second: char,
+    },
+    #[error("{name:?} has {len} characters when compared without case (\"ß\" counts as \"ss\"); usernames can have at most 32.")]
+    UsernameFoldedLength { name: String, len: usize },
+    #[error(
+        "{name:?} looks like the existing user {existing:?}; choose a clearly different name."
+    )]
+    UsernameConfusable { name: String, existing: String },
+    #[error("{raw:?} is not a user key as Umer Chat writes them (that would be {key:?}).")]
+    NotAUserKey { raw: String, key: String },
     #[error("Passwords must be at least {min} characters long.")]
     PasswordTooShort { min: usize },
     #[error("Passwords can be at most {max} characters long.")]
@@ -53,6 +73,10 @@ pub enum Error {
         found: u64,
         supported: u64,
     },
+    #[error("{path} is a {kind}, not a regular file; Umer Chat does not read or write through it (see `umer-chat-cli doctor`).")]
+    NotARegularFile { path: PathBuf, kind: String },
+    #[error("{path} is {len} bytes, more than the {max} this kind of file can have; it was left alone (see `umer-chat-cli doctor`).")]
+    FileTooLarge { path: PathBuf, len: u64, max: u64 },
     #[error("Could not {action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -68,9 +92,16 @@ impl Error {
         match self {
             Error::UsernameLength { .. }
             | Error::UsernameCharacter { .. }
-            | Error::UsernameDots { .. } => "invalid_username",
+            | Error::UsernameDots { .. }
+            | Error::UsernameInvisible { .. }
+            | Error::UsernameLeadingMark { .. }
+            | Error::UsernameRestrictedCharacter { .. }
+            | Error::UsernameMixedScript { .. }
+            | Error::UsernameFoldedLength { .. }
+            | Error::NotAUserKey { .. } => "invalid_username",
             Error::ReservedUsername { .. } => "reserved_username",
             Error::UsernameTaken { .. } => "username_taken",
+            Error::UsernameConfusable { .. } => "username_confusable",
             Error::PasswordTooShort { .. } => "password_too_short",
             Error::PasswordTooLong { .. } => "password_too_long",
             Error::UnknownUser { .. } => "unknown_user",
@@ -86,6 +117,8 @@ impl Error {
             Error::InvalidArgument(_) => "invalid_argument",
             Error::CorruptFile { .. } => "corrupt_file",
             Error::UnsupportedFormat { .. } => "unsupported_format",
+            Error::NotARegularFile { .. } => "not_a_regular_file",
+            Error::FileTooLarge { .. } => "file_too_large",
             Error::Io { .. } => "io",
         }
     }
@@ -96,6 +129,13 @@ impl Error {
             action,
             path,
             source,
+        }
+    }
+
+    pub(crate) fn not_regular(path: &Path, kind: &str) -> Error {
+        Error::NotARegularFile {
+            path: path.to_path_buf(),
+            kind: kind.to_string(),
         }
     }
 

@@ -2,15 +2,21 @@
 //! - [`write_atomic`]: temp file in the same directory, fsync, rename, fsync the directory.
 //! - [`write_once`]: the same, but never replaces a file that already exists.
 //! - [`AppendFile`]: one `write` of a whole line, then fsync, under a local lock.
+//!
+//! And the only ways it opens files of the data folder, which anyone who shares the folder
+//! can fill with anything: [`open_regular`] never follows a symlink, never blocks on a FIFO
+//! and hands back only regular files; [`read_capped`] also bounds the length.
+//! [`ensure_dir_within`] makes sure no folder on the way to a write is a symlink.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::names::TEMP_PREFIX;
 
 /// Writes `bytes` to `path` so that readers see the old file or the new one, never a mix.
+/// A symlink at `path` is replaced, never followed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let temp = write_temp_beside(path, bytes)?;
     temp.persist(path)
@@ -18,10 +24,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(parent(path))
 }
 
-/// Creates `path` with `bytes` unless it exists. Returns `false` when it already existed,
-/// in which case the existing file is left untouched.
+/// Creates `path` with `bytes` unless something (even a dangling symlink) is there already.
+/// Returns `false` when it was, in which case the existing entry is left untouched.
 pub fn write_once(path: &Path, bytes: &[u8]) -> Result<bool> {
-    if path.exists() {
+    if fs::symlink_metadata(path).is_ok() {
         return Ok(false);
     }
     let temp = write_temp_beside(path, bytes)?;
@@ -38,8 +44,13 @@ pub fn write_once(path: &Path, bytes: &[u8]) -> Result<bool> {
 fn write_temp_beside(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
     let dir = parent(path);
     fs::create_dir_all(dir).map_err(Error::io("create folder", dir))?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX);
+    // tempfile's default is 0600; folder records must be readable by the other OS users
+    // who share the drive, so let the umask decide, as for any other file.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut temp = builder
         .tempfile_in(dir)
         .map_err(Error::io("create a temp file in", dir))?;
     temp.write_all(bytes)
@@ -50,6 +61,201 @@ fn write_temp_beside(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFil
 
 fn parent(path: &Path) -> &Path {
     path.parent().unwrap_or(Path::new("."))
+}
+
+/// What an entry of the data folder is, for messages and the skip report.
+pub fn entry_kind(meta: &Metadata) -> &'static str {
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        return "symlink";
+    }
+    if kind.is_dir() {
+        return "folder";
+    }
+    if kind.is_file() {
+        return "file";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "FIFO";
+        }
+        if kind.is_socket() {
+            return "socket";
+        }
+        if kind.is_block_device() || kind.is_char_device() {
+            return "device";
+        }
+    }
+    "special file"
+}
+
+/// Options that never follow a symlink in the last component and never block on a FIFO.
+fn no_follow(options: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        // Open a reparse point (symlink, junction) itself instead of what it points to;
+        // the handle's type is checked below.
+        const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+        options.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
+    }
+    options
+}
+
+/// Maps an open error caused by what the entry is (a symlink, a socket) to `NotARegularFile`.
+fn open_error(path: &Path, action: &'static str, e: std::io::Error) -> Error {
+    #[cfg(unix)]
+    {
+        // O_NOFOLLOW on a symlink gives ELOOP; opening a socket gives ENXIO.
+        match e.raw_os_error() {
+            Some(libc::ELOOP) | Some(libc::EMLINK) => return Error::not_regular(path, "symlink"),
+            Some(libc::ENXIO) | Some(libc::EOPNOTSUPP) => {
+                let kind = fs::symlink_metadata(path)
+                    .map(|m| entry_kind(&m))
+                    .unwrap_or("special file");
+                return Error::not_regular(path, kind);
+            }
+            _ => {}
+        }
+    }
+    if e.kind() == std::io::ErrorKind::IsADirectory {
+        return Error::not_regular(path, "folder");
+    }
+    Error::io(action, path)(e)
+}
+
+/// Checks that an open handle is a regular file, and gives its metadata.
+fn regular(file: File, path: &Path) -> Result<(File, Metadata)> {
+    let meta = file.metadata().map_err(Error::io("stat", path))?;
+    if meta.is_file() && !meta.file_type().is_symlink() {
+        Ok((file, meta))
+    } else {
+        Err(Error::not_regular(path, entry_kind(&meta)))
+    }
+}
+
+/// Opens `path` for reading only if it is a regular file. `Ok(None)` when nothing is there.
+pub fn open_regular(path: &Path) -> Result<Option<(File, Metadata)>> {
+    match no_follow(OpenOptions::new().read(true)).open(path) {
+        Ok(file) => regular(file, path).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(open_error(path, "open", e)),
+    }
+}
+
+/// Reads a regular file of at most `max` bytes. `Ok(None)` when nothing is there.
+pub fn read_capped(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
+    let Some((file, meta)) = open_regular(path)? else {
+        return Ok(None);
+    };
+    let too_large = |len| Error::FileTooLarge {
+        path: path.to_path_buf(),
+        len,
+        max,
+    };
+    if meta.len() > max {
+        return Err(too_large(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // The file may grow after the stat: read one byte more than allowed to notice.
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(Error::io("read", path))?;
+    if bytes.len() as u64 > max {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(Some(bytes))
+}
+
+/// Makes sure every folder from `root` (exclusive) down to `dir` (inclusive) is a real
+/// folder, creating missing ones and fsyncing each new one's parent, so that a write under
+/// `dir` cannot be sent outside the data folder by a symlink someone put on the way.
+/// Anything else found where a folder belongs (a symlink, a file, a FIFO) is moved aside
+/// within its own folder, never deleted or followed (see [`move_aside`]).
+pub fn ensure_dir_within(root: &Path, dir: &Path) -> Result<()> {
+    let rel = dir.strip_prefix(root).map_err(|_| {
+        Error::InvalidArgument(format!(
+            "{} is not inside the data folder {}.",
+            dir.display(),
+            root.display()
+        ))
+    })?;
+    let mut current = root.to_path_buf();
+    for component in rel.components() {
+        let Component::Normal(name) = component else {
+            return Err(Error::InvalidArgument(format!(
+                "{} is not a plain path inside the data folder.",
+                dir.display()
+            )));
+        };
+        let parent_dir = current.clone();
+        current.push(name);
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.is_dir() && !meta.file_type().is_symlink() => continue,
+            Ok(_) => {
+                move_aside(&current)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("stat", &current)(e)),
+        }
+        match fs::create_dir(&current) {
+            Ok(()) => sync_dir(&parent_dir)?,
+            // Another process made it at the same moment: check what it is.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let meta = fs::symlink_metadata(&current).map_err(Error::io("stat", &current))?;
+                if !meta.is_dir() || meta.file_type().is_symlink() {
+                    return Err(Error::not_regular(&current, entry_kind(&meta)));
+                }
+            }
+            Err(e) => return Err(Error::io("create folder", &current)(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Renames an entry that squats a path only this device writes (a symlink or FIFO where
+/// our log or a folder belongs) to a hidden name beside it. Renaming a symlink moves the
+/// link itself, so nothing outside the folder is touched, and nothing is deleted: readers
+/// skip hidden names and `doctor` lists them.
+pub fn move_aside(path: &Path) -> Result<PathBuf> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let aside = parent(path).join(format!(
+        "{MOVED_ASIDE_PREFIX}{}-{name}",
+        crate::model::new_event_id()
+    ));
+    fs::rename(path, &aside).map_err(Error::io("move aside", path))?;
+    sync_dir(parent(path))?;
+    Ok(aside)
+}
+
+/// Prefix of entries moved out of our way by [`move_aside`].
+pub const MOVED_ASIDE_PREFIX: &str = ".umer-moved-aside-";
+
+/// Opens (creating if needed) a lock file of this device, without following a symlink.
+pub fn open_lock_file(path: &Path) -> Result<File> {
+    let open = || no_follow(OpenOptions::new().create(true).truncate(false).write(true)).open(path);
+    let file = match open() {
+        Ok(file) => file,
+        Err(e) => match open_error(path, "open", e) {
+            Error::NotARegularFile { .. } => {
+                move_aside(path)?;
+                open().map_err(|e| open_error(path, "open", e))?
+            }
+            other => return Err(other),
+        },
+    };
+    let (file, _) = regular(file, path)?;
+    Ok(file)
 }
 
 /// Makes a rename or a new entry in `dir` durable.
@@ -74,16 +280,34 @@ pub struct AppendFile {
 
 impl AppendFile {
     /// Opens (creating if needed) and locks `path`; a torn last line is cut off first.
+    /// Only a regular file with one link is ever opened: a symlink, FIFO or folder that
+    /// someone put at our own log's path is moved aside first (see [`move_aside`]), so the
+    /// repair below can only ever cut our own file.
     pub fn open_locked(path: &Path) -> Result<Self> {
         let dir = parent(path);
         fs::create_dir_all(dir).map_err(Error::io("create folder", dir))?;
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(Error::io("open", path))?;
+        let open = || {
+            no_follow(OpenOptions::new().read(true).append(true).create(true))
+                .open(path)
+                .map_err(|e| open_error(path, "open", e))
+                .and_then(|file| regular(file, path))
+        };
+        let (file, meta) = match open() {
+            Ok(opened) => opened,
+            Err(Error::NotARegularFile { .. }) => {
+                move_aside(path)?;
+                open()?
+            }
+            Err(e) => return Err(e),
+        };
+        #[cfg(unix)]
+        if std::os::unix::fs::MetadataExt::nlink(&meta) > 1 {
+            // A hard link could tie our log to a file elsewhere; never write through one.
+            return Err(Error::not_regular(path, "file with other hard links"));
+        }
         file.lock().map_err(Error::io("lock", path))?;
+        #[cfg(not(unix))]
+        let _ = meta;
         let mut len = file.metadata().map_err(Error::io("stat", path))?.len();
         if len == 0 {
             // A new file: make its directory entry durable before anything is acknowledged.
@@ -105,21 +329,6 @@ impl AppendFile {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
-    }
-
-    /// The last complete lines, newest first, reading at most `max_bytes` from the end.
-    pub fn last_lines(&mut self, max_bytes: u64) -> std::io::Result<Vec<String>> {
-        let start = self.len.saturating_sub(max_bytes);
-        let mut buf = Vec::with_capacity((self.len - start) as usize);
-        self.file.seek(SeekFrom::Start(start))?;
-        (&self.file).take(self.len - start).read_to_end(&mut buf)?;
-        let text = String::from_utf8_lossy(&buf);
-        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-        if start > 0 && !lines.is_empty() {
-            lines.remove(0); // may start mid-line
-        }
-        lines.reverse();
-        Ok(lines)
     }
 
     /// Appends one complete line with a single write, then fsyncs. `line` has no newline.
@@ -219,7 +428,6 @@ mod tests {
             fs::read_to_string(&path).unwrap(),
             "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n"
         );
-        assert_eq!(log.last_lines(1024).unwrap()[0], "{\"a\":3}");
     }
 
     #[test]

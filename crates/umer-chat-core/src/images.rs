@@ -8,7 +8,7 @@ use image::{ImageFormat, ImageReader, Limits};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::fsio::{write_atomic, write_once};
+use crate::fsio;
 use crate::password::hex_lower;
 use crate::store::Store;
 
@@ -105,18 +105,20 @@ impl Store {
         let ext = validate_image(bytes)?.ext;
         let name = format!("{}.{ext}", hex_lower(&Sha256::digest(bytes)));
         let path = self.images_dir().join(&name);
-        if !write_once(&path, bytes)? && !self.image_is_intact(&name)? {
-            // A damaged copy (cut short by a sync tool): the name fixes the content, so
-            // replacing it cannot lose anything.
-            write_atomic(&path, bytes)?;
+        if !self.write_once(&path, bytes)? && !self.image_is_intact(&name) {
+            // A damaged copy (cut short by a sync tool), or something that is not a file at
+            // all: the name fixes the content, so replacing it cannot lose anything.
+            self.write_atomic(&path, bytes)?;
         }
         Ok(name)
     }
 
-    fn image_is_intact(&self, name: &str) -> Result<bool> {
+    fn image_is_intact(&self, name: &str) -> bool {
         let path = self.images_dir().join(name);
-        let bytes = fs::read(&path).map_err(Error::io("read", &path))?;
-        Ok(name.starts_with(&hex_lower(&Sha256::digest(&bytes))))
+        match fsio::read_capped(&path, MAX_IMAGE_BYTES as u64) {
+            Ok(Some(bytes)) => name.starts_with(&hex_lower(&Sha256::digest(&bytes))),
+            _ => false,
+        }
     }
 
     pub(crate) fn check_image_exists(&self, name: &str) -> Result<()> {
@@ -125,7 +127,8 @@ impl Store {
                 "{name:?} is not an image name."
             )));
         }
-        if self.images_dir().join(name).is_file() {
+        let path = self.images_dir().join(name);
+        if fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
             Ok(())
         } else {
             Err(Error::ImageNotFound {
@@ -138,14 +141,11 @@ impl Store {
     pub fn image_bytes(&self, name: &str) -> Result<(&'static str, Vec<u8>)> {
         self.check_image_exists(name)?;
         let path = self.images_dir().join(name);
-        let meta = fs::metadata(&path).map_err(Error::io("stat", &path))?;
-        if meta.len() > MAX_IMAGE_BYTES as u64 {
-            return Err(Error::corrupt(
-                &path,
-                "larger than any image this app stores",
-            ));
-        }
-        let bytes = fs::read(&path).map_err(Error::io("read", &path))?;
+        let bytes = fsio::read_capped(&path, MAX_IMAGE_BYTES as u64)?.ok_or_else(|| {
+            Error::ImageNotFound {
+                name: name.to_string(),
+            }
+        })?;
         if !name.starts_with(&hex_lower(&Sha256::digest(&bytes))) {
             return Err(Error::corrupt(
                 &path,

@@ -1,9 +1,12 @@
 //! Reading a chat's device logs: `chats/<id>/log/<YYYY-MM>/<user>.<device>.jsonl`.
 //!
 //! Each file has one writer and is sorted by [`EventKey`]; readers merge files, drop
-//! duplicate event ids (conflict copies repeat them), and skip what they cannot use.
+//! duplicate events of one sender (conflict copies repeat them), and skip what they cannot
+//! use. Anyone who shares the folder can put anything here, so every reader works in
+//! bounded memory: a file over [`MAX_LOG_BYTES`] is not read, a line over
+//! [`MAX_LINE_BYTES`] is skipped without being held, and only regular files are opened.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
@@ -11,13 +14,24 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fsio::{complete_len, read_exact_at};
-use crate::model::{is_month, ChatId, DeviceId, Event, FORMAT_VERSION, MESSAGE_EVENT};
+use crate::fsio::{self, complete_len, read_exact_at};
+use crate::model::{is_month, ChatRecord, DeviceId, Event, FORMAT_VERSION, MESSAGE_EVENT};
 use crate::names::{classify, EntryName};
 use crate::skip::{SkipReason, Skipped};
 use crate::username::UserKey;
 
 pub const LOG_EXT: &str = ".jsonl";
+
+/// No valid event is longer: 10,000 characters of text, each at most 6 bytes once
+/// JSON-escaped, plus the other fields.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// One device's log for one month of one chat is never near this (about a million
+/// messages); a bigger file is someone's junk and is not read.
+pub const MAX_LOG_BYTES: u64 = 128 * 1024 * 1024;
+
+/// How much a reader reads at once.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// One log file as found on disk.
 #[derive(Debug, Clone)]
@@ -42,35 +56,88 @@ pub fn log_file_name(user: &UserKey, device: &DeviceId) -> String {
 fn parse_log_name(name: &str) -> Option<(UserKey, DeviceId)> {
     let stem = name.strip_suffix(LOG_EXT)?;
     let (user, device) = stem.rsplit_once('.')?;
-    let key = UserKey::of(user).ok()?;
-    (key.as_str() == user).then_some(())?;
-    Some((key, DeviceId::parse(device).ok()?))
+    Some((UserKey::parse(user).ok()?, DeviceId::parse(device).ok()?))
 }
 
-/// Lists every log file of a chat, conflict copies included, oldest month first.
-pub fn list(log_dir: &Path, skipped: &mut Vec<Skipped>) -> Result<Vec<LogFile>> {
-    let mut files = Vec::new();
-    let months = match fs::read_dir(log_dir) {
+fn skip(path: PathBuf, reason: SkipReason) -> Skipped {
+    Skipped {
+        path,
+        line: None,
+        reason,
+    }
+}
+
+/// The entries of a folder that must be a real folder. A listing that cannot be read (or a
+/// symlink, file or FIFO where the folder belongs) is reported and treated as empty, and so
+/// is each entry that cannot be read: one bad entry never fails the whole listing.
+pub(crate) fn list_dir(dir: &Path, skipped: &mut Vec<Skipped>) -> Vec<fs::DirEntry> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() && !meta.file_type().is_symlink() => {}
+        Ok(meta) => {
+            let kind = fsio::entry_kind(&meta).to_string();
+            skipped.push(skip(dir.to_path_buf(), SkipReason::NotARegularFile(kind)));
+            return Vec::new();
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            skipped.push(skip(
+                dir.to_path_buf(),
+                SkipReason::Unreadable(e.to_string()),
+            ));
+            return Vec::new();
+        }
+    }
+    let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(files),
-        Err(e) => return Err(Error::io("list", log_dir)(e)),
+        Err(e) => {
+            skipped.push(skip(
+                dir.to_path_buf(),
+                SkipReason::Unreadable(e.to_string()),
+            ));
+            return Vec::new();
+        }
     };
+    let mut found = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(entry) => found.push(entry),
+            Err(e) => {
+                skipped.push(skip(
+                    dir.to_path_buf(),
+                    SkipReason::Unreadable(e.to_string()),
+                ));
+                break;
+            }
+        }
+    }
+    found
+}
+
+/// What a directory entry is, without following a symlink.
+fn entry_kind_of(entry: &fs::DirEntry) -> Option<fs::FileType> {
+    entry.file_type().ok()
+}
+
+/// Lists every log file of a chat that its members may have written, conflict copies
+/// included, oldest month first. Everything else is reported in `skipped`.
+pub fn list(log_dir: &Path, chat: &ChatRecord, skipped: &mut Vec<Skipped>) -> Vec<LogFile> {
+    let mut files = Vec::new();
     let mut month_dirs = Vec::new();
-    for entry in months {
-        let entry = entry.map_err(Error::io("list", log_dir))?;
+    for entry in list_dir(log_dir, skipped) {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if is_month(&name) && entry.file_type().is_ok_and(|t| t.is_dir()) {
+        let kind = entry_kind_of(&entry);
+        if is_month(&name) && kind.is_some_and(|t| t.is_dir()) {
             month_dirs.push((name, entry.path()));
+        } else if is_month(&name) {
+            skipped.push(skip(entry.path(), not_regular_reason(&entry)));
         } else {
             skipped.push(skip(entry.path(), name_reason(&name)));
         }
     }
     month_dirs.sort();
     for (month, dir) in month_dirs {
-        let entries = fs::read_dir(&dir).map_err(Error::io("list", &dir))?;
         let mut in_month = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(Error::io("list", &dir))?;
+        for entry in list_dir(&dir, skipped) {
             let name = entry.file_name().to_string_lossy().into_owned();
             let (conflict_of, owner_name) = match classify(&name) {
                 EntryName::Regular => (None, name.clone()),
@@ -86,10 +153,32 @@ pub fn list(log_dir: &Path, skipped: &mut Vec<Skipped>) -> Result<Vec<LogFile>> 
                 skipped.push(skip(entry.path(), SkipReason::UnexpectedName));
                 continue;
             };
-            let len = entry
-                .metadata()
-                .map_err(Error::io("stat", &entry.path()))?
-                .len();
+            if !entry_kind_of(&entry).is_some_and(|t| t.is_file()) {
+                skipped.push(skip(entry.path(), not_regular_reason(&entry)));
+                continue;
+            }
+            if !chat.is_member(&owner) {
+                skipped.push(skip(entry.path(), SkipReason::NotAMember(owner)));
+                continue;
+            }
+            // DirEntry::metadata does not follow symlinks; the type was checked above.
+            let len = match entry.metadata() {
+                Ok(meta) => meta.len(),
+                Err(e) => {
+                    skipped.push(skip(entry.path(), SkipReason::Unreadable(e.to_string())));
+                    continue;
+                }
+            };
+            if len > MAX_LOG_BYTES {
+                skipped.push(skip(
+                    entry.path(),
+                    SkipReason::TooLarge {
+                        len,
+                        max: MAX_LOG_BYTES,
+                    },
+                ));
+                continue;
+            }
             in_month.push(LogFile {
                 path: entry.path(),
                 rel: format!("{month}/{name}"),
@@ -103,44 +192,51 @@ pub fn list(log_dir: &Path, skipped: &mut Vec<Skipped>) -> Result<Vec<LogFile>> 
         in_month.sort_by(|a, b| a.rel.cmp(&b.rel));
         files.extend(in_month);
     }
-    Ok(files)
+    files
 }
 
-fn name_reason(name: &str) -> SkipReason {
+fn not_regular_reason(entry: &fs::DirEntry) -> SkipReason {
+    let kind = fs::symlink_metadata(entry.path())
+        .map(|m| fsio::entry_kind(&m))
+        .unwrap_or("special file");
+    SkipReason::NotARegularFile(kind.to_string())
+}
+
+pub(crate) fn name_reason(name: &str) -> SkipReason {
     match classify(name) {
         EntryName::TempFile => SkipReason::TempFile,
-        _ => SkipReason::UnexpectedName,
+        EntryName::ConflictCopy { .. } => SkipReason::ConflictCopy,
+        EntryName::Regular => SkipReason::UnexpectedName,
     }
 }
 
-fn skip(path: PathBuf, reason: SkipReason) -> Skipped {
-    Skipped {
-        path,
-        line: None,
-        reason,
+/// Parses and checks one line of `file`: the format, every value a writer would refuse,
+/// the place it was found in, and that its sender is a member of `chat`.
+pub fn parse_line(line: &[u8], file: &LogFile, chat: &ChatRecord) -> Result<Event, SkipReason> {
+    let event: Event = match serde_json::from_slice(line) {
+        Ok(event) => event,
+        Err(e) => {
+            #[derive(Deserialize)]
+            struct Version {
+                v: u64,
+            }
+            // A newer writer's line may not fit this version's shape: say so, not "unreadable".
+            return Err(match serde_json::from_slice::<Version>(line) {
+                Ok(version) if version.v > FORMAT_VERSION => SkipReason::NewerFormat(version.v),
+                _ => SkipReason::Unparseable(e.to_string()),
+            });
+        }
+    };
+    if event.v > FORMAT_VERSION {
+        return Err(SkipReason::NewerFormat(event.v));
     }
-}
-
-/// Parses and checks one line of `file`.
-pub fn parse_line(line: &str, file: &LogFile, chat: &ChatId) -> Result<Event, SkipReason> {
-    #[derive(Deserialize)]
-    struct Version {
-        v: u64,
-    }
-    let version: Version =
-        serde_json::from_str(line).map_err(|e| SkipReason::Unparseable(e.to_string()))?;
-    if version.v > FORMAT_VERSION {
-        return Err(SkipReason::NewerFormat(version.v));
-    }
-    let event: Event =
-        serde_json::from_str(line).map_err(|e| SkipReason::Unparseable(e.to_string()))?;
     if event.kind != MESSAGE_EVENT {
         return Err(SkipReason::Unparseable(format!(
             "unknown event type {:?}",
             event.kind
         )));
     }
-    if &event.chat != chat {
+    if event.chat != chat.id {
         return Err(SkipReason::Misplaced(format!(
             "event of chat {}",
             event.chat
@@ -153,59 +249,140 @@ pub fn parse_line(line: &str, file: &LogFile, chat: &ChatId) -> Result<Event, Sk
             event.device.as_str()
         )));
     }
+    if !chat.is_member(&event.sender) {
+        return Err(SkipReason::NotAMember(event.sender));
+    }
+    event
+        .check(crate::model::now_ms())
+        .map_err(SkipReason::Invalid)?;
     Ok(event)
 }
 
-/// Reads bytes `[start, end)` of a file and returns its complete lines with their 1-based
-/// numbers when `start` is 0 (else `None`), plus the offset just past the last newline.
-fn read_lines(path: &Path, start: u64, end: u64) -> Result<(Vec<String>, u64)> {
-    if end <= start {
-        return Ok((Vec::new(), start));
+/// One line as a reader meets it: its bytes, or only its length when it is too long to be
+/// an event (it is never held in memory).
+pub(crate) enum Line<'a> {
+    Complete(&'a [u8]),
+    TooLong(u64),
+}
+
+/// Calls `visit(offset, line)` for each complete line of bytes `[start, end)` of `handle`,
+/// oldest first, holding at most one line of [`MAX_LINE_BYTES`] and one chunk in memory.
+/// Returns the offset just past the last newline (the end of what was read).
+pub(crate) fn for_each_line(
+    handle: &File,
+    start: u64,
+    end: u64,
+    mut visit: impl FnMut(u64, Line<'_>),
+) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut pending: Vec<u8> = Vec::new();
+    let mut overlong = false;
+    let mut line_start = start;
+    let mut pos = start;
+    while pos < end {
+        let n = READ_CHUNK.min((end - pos) as usize);
+        let chunk = &mut buf[..n];
+        read_exact_at(handle, chunk, pos)?;
+        let mut i = 0;
+        while let Some(j) = memchr::memchr(b'\n', &chunk[i..]) {
+            let piece = &chunk[i..i + j];
+            let newline_at = pos + (i + j) as u64;
+            let len = newline_at - line_start;
+            if overlong || len > MAX_LINE_BYTES as u64 {
+                visit(line_start, Line::TooLong(len));
+            } else if pending.is_empty() {
+                visit(line_start, Line::Complete(piece));
+            } else {
+                pending.extend_from_slice(piece);
+                visit(line_start, Line::Complete(&pending));
+            }
+            pending.clear();
+            overlong = false;
+            line_start = newline_at + 1;
+            i += j + 1;
+        }
+        let rest = &chunk[i..];
+        if !overlong {
+            if pending.len() + rest.len() > MAX_LINE_BYTES {
+                overlong = true;
+                pending.clear();
+            } else {
+                pending.extend_from_slice(rest);
+            }
+        }
+        pos += n as u64;
     }
-    let file = File::open(path).map_err(Error::io("open", path))?;
-    let mut buf = vec![0u8; (end - start) as usize];
-    read_exact_at(&file, &mut buf, start).map_err(Error::io("read", path))?;
-    let complete = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let text = String::from_utf8_lossy(&buf[..complete]);
-    let lines = text.lines().map(str::to_string).collect();
-    Ok((lines, start + complete as u64))
+    Ok(line_start)
+}
+
+/// Opens a listed log file, reporting it when it is gone bad since the listing.
+fn open_log(file: &LogFile, skipped: &mut Vec<Skipped>) -> Option<File> {
+    match fsio::open_regular(&file.path) {
+        Ok(Some((handle, _))) => Some(handle),
+        Ok(None) => None, // removed since the listing (a sync tool's rename)
+        Err(e) => {
+            skipped.push(skip(file.path.clone(), SkipReason::from_error(&e)));
+            None
+        }
+    }
 }
 
 /// Every event of a file, with what had to be skipped (by line).
-pub fn read_all(file: &LogFile, chat: &ChatId, skipped: &mut Vec<Skipped>) -> Result<Vec<Event>> {
-    let (lines, complete) = read_lines(&file.path, 0, file.len)?;
-    if complete < file.len {
-        skipped.push(Skipped {
-            path: file.path.clone(),
-            line: Some(lines.len() + 1),
-            reason: SkipReason::TornLine,
-        });
-    }
-    Ok(parse_lines(&lines, file, chat, 1, skipped))
+pub fn read_all(file: &LogFile, chat: &ChatRecord, skipped: &mut Vec<Skipped>) -> Vec<Event> {
+    read_range(file, chat, 0, skipped).0
 }
 
-fn parse_lines(
-    lines: &[String],
+/// The events of `file` from byte `start` (a line start) to its listed length, and the
+/// offset reached. Line numbers are reported only when reading from the start.
+fn read_range(
     file: &LogFile,
-    chat: &ChatId,
-    first_line: usize,
+    chat: &ChatRecord,
+    start: u64,
     skipped: &mut Vec<Skipped>,
-) -> Vec<Event> {
-    let mut events = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
+) -> (Vec<Event>, u64) {
+    let Some(handle) = open_log(file, skipped) else {
+        return (Vec::new(), start);
+    };
+    let mut events = Vec::new();
+    let mut line_no = 0usize;
+    let numbered = start == 0;
+    let mut report = |line_no: usize, reason| {
+        skipped.push(Skipped {
+            path: file.path.clone(),
+            line: numbered.then_some(line_no),
+            reason,
+        })
+    };
+    let reached = for_each_line(&handle, start, file.len, |_, line| {
+        line_no += 1;
+        match line {
+            Line::Complete(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {}
+            Line::Complete(bytes) => match parse_line(bytes, file, chat) {
+                Ok(event) => events.push(event),
+                Err(reason) => report(line_no, reason),
+            },
+            Line::TooLong(len) => report(
+                line_no,
+                SkipReason::LineTooLong {
+                    len,
+                    max: MAX_LINE_BYTES as u64,
+                },
+            ),
         }
-        match parse_line(line, file, chat) {
-            Ok(event) => events.push(event),
-            Err(reason) => skipped.push(Skipped {
-                path: file.path.clone(),
-                line: Some(first_line + i),
-                reason,
-            }),
+    });
+    match reached {
+        Ok(reached) => {
+            if reached < file.len && numbered {
+                report(line_no + 1, SkipReason::TornLine);
+            }
+            (events, reached)
+        }
+        Err(e) => {
+            // Shrunk or unreadable since the listing: keep what was read, report the rest.
+            report(line_no + 1, SkipReason::Unreadable(e.to_string()));
+            (events, start)
         }
     }
-    events
 }
 
 /// What a backwards scan does with each event it meets.
@@ -218,52 +395,105 @@ pub enum Scan {
 
 /// Scans `file` from its end towards its start, newest event first, handing each valid
 /// event to `visit`. Reads in growing chunks, so the cost follows how far back the scan
-/// goes, not the file's length.
+/// goes, not the file's length; a line too long to be an event is passed over without
+/// being held. Lines that cannot be used are left to `doctor` to report.
 pub fn scan_back(
     file: &LogFile,
-    chat: &ChatId,
+    chat: &ChatRecord,
     mut visit: impl FnMut(&Event) -> Scan,
-) -> Result<Vec<Event>> {
+) -> Vec<Event> {
     let mut taken = Vec::new();
+    let Some(handle) = open_log(file, &mut Vec::new()) else {
+        return taken;
+    };
     let mut end = file.len;
     let mut chunk: u64 = 8 * 1024;
-    let mut carry: Vec<u8> = Vec::new(); // the start of a line cut by the previous chunk
-    let handle = File::open(&file.path).map_err(Error::io("open", &file.path))?;
+    // The end of a line whose start is in an earlier chunk, unless it is already too long.
+    let mut carry: Vec<u8> = Vec::new();
+    let mut overlong = false;
     let mut first_chunk = true;
+    let mut buf = Vec::new();
     while end > 0 {
         let start = end.saturating_sub(chunk);
         chunk = (chunk * 2).min(1024 * 1024);
-        let mut buf = vec![0u8; (end - start) as usize];
-        read_exact_at(&handle, &mut buf, start).map_err(Error::io("read", &file.path))?;
-        buf.extend_from_slice(&carry);
+        buf.clear();
+        buf.resize((end - start) as usize, 0);
+        if read_exact_at(&handle, &mut buf, start).is_err() {
+            return taken; // shrunk since the listing; the next read sees the new file
+        }
+        let mut upto = buf.len();
         if first_chunk {
             // A torn last line is not an event yet.
-            let complete = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            buf.truncate(complete);
+            upto = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
             first_chunk = false;
-        }
-        let mut lines: Vec<&[u8]> = buf.split(|&b| b == b'\n').collect();
-        carry = if start > 0 {
-            lines.remove(0).to_vec()
-        } else {
-            Vec::new()
-        };
-        for line in lines.iter().rev() {
-            if line.is_empty() {
+            if upto == 0 && start > 0 {
+                // No newline yet in a file still being read backwards: all of it is torn.
+                end = start;
+                overlong = true;
                 continue;
             }
-            let Ok(event) = parse_line(&String::from_utf8_lossy(line), file, chat) else {
-                continue; // skipped lines are reported by `doctor`, not on every read
+        }
+        // Lines wholly inside this chunk, newest first; the first piece may continue back.
+        let mut line_end = upto;
+        loop {
+            let line_start = memchr::memrchr(b'\n', &buf[..line_end]).map(|i| i + 1);
+            let Some(line_start) = line_start.or((start == 0).then_some(0)) else {
+                // The piece before the chunk's first newline continues into an earlier chunk.
+                let piece = &buf[..line_end];
+                if overlong || piece.len() + carry.len() > MAX_LINE_BYTES {
+                    overlong = true;
+                    carry.clear();
+                } else {
+                    let mut joined = piece.to_vec();
+                    joined.extend_from_slice(&carry);
+                    carry = joined;
+                }
+                break;
             };
-            match visit(&event) {
-                Scan::Take => taken.push(event),
-                Scan::Skip => {}
-                Scan::Stop => return Ok(taken),
+            let piece = &buf[line_start..line_end];
+            let verdict = if overlong {
+                overlong = false;
+                None
+            } else if carry.is_empty() {
+                visit_line(piece, file, chat, &mut visit, &mut taken)
+            } else if piece.len() + carry.len() <= MAX_LINE_BYTES {
+                let mut joined = piece.to_vec();
+                joined.extend_from_slice(&carry);
+                carry.clear();
+                visit_line(&joined, file, chat, &mut visit, &mut taken)
+            } else {
+                carry.clear();
+                None
+            };
+            if matches!(verdict, Some(Scan::Stop)) {
+                return taken;
             }
+            if line_start == 0 {
+                break;
+            }
+            line_end = line_start - 1;
         }
         end = start;
     }
-    Ok(taken)
+    taken
+}
+
+fn visit_line(
+    line: &[u8],
+    file: &LogFile,
+    chat: &ChatRecord,
+    visit: &mut impl FnMut(&Event) -> Scan,
+    taken: &mut Vec<Event>,
+) -> Option<Scan> {
+    if line.is_empty() {
+        return None;
+    }
+    let event = parse_line(line, file, chat).ok()?;
+    let verdict = visit(&event);
+    if matches!(verdict, Scan::Take) {
+        taken.push(event);
+    }
+    Some(verdict)
 }
 
 /// Where a reader has got to in each log file of one chat: byte offsets by `rel`.
@@ -301,9 +531,9 @@ impl LogCursor {
 /// ids the caller already has are dropped by the caller.
 pub fn read_since(
     files: &[LogFile],
-    chat: &ChatId,
+    chat: &ChatRecord,
     cursor: &LogCursor,
-) -> Result<(Vec<Event>, LogCursor)> {
+) -> (Vec<Event>, LogCursor) {
     let mut events = Vec::new();
     let mut next = LogCursor::default();
     let mut ignored = Vec::new();
@@ -314,35 +544,204 @@ pub fn read_since(
             std::cmp::Ordering::Equal => known,
             // A cursor taken while the last line was torn points into that line, which its
             // owner has since cut and written again: read it from its start.
-            std::cmp::Ordering::Less => File::open(&file.path)
-                .and_then(|f| complete_len(&f, known))
-                .map_err(Error::io("read", &file.path))?,
+            std::cmp::Ordering::Less => match open_log(file, &mut ignored) {
+                Some(handle) => complete_len(&handle, known).unwrap_or(0),
+                None => known,
+            },
         };
-        let (lines, reached) = read_lines(&file.path, start, file.len)?;
+        if start == file.len {
+            next.offsets.insert(file.rel.clone(), start);
+            continue;
+        }
+        let (mut new, reached) = read_range(file, chat, start, &mut ignored);
         next.offsets.insert(file.rel.clone(), reached);
-        let mut new = parse_lines(&lines, file, chat, 0, &mut ignored);
         if file.conflict_of.is_some() && !new.is_empty() {
             // A conflict copy mostly repeats its original: keep only what the original lacks.
             let originals: HashSet<String> = files
                 .iter()
                 .filter(|f| Some(&f.rel) == file.conflict_of.as_ref())
-                .map(|f| read_all(f, chat, &mut ignored))
-                .collect::<Result<Vec<_>>>()?
-                .into_iter()
-                .flatten()
+                .flat_map(|f| read_all(f, chat, &mut ignored))
                 .map(|e| e.id)
                 .collect();
             new.retain(|e| !originals.contains(&e.id));
         }
         events.extend(new);
     }
-    Ok((sort_dedup(events), next))
+    (sort_dedup(events), next)
 }
 
-/// The one order every device agrees on, each event id once.
+/// The one order every device agrees on, each event once. Only one sender's copies of an
+/// event (a conflict copy repeats its owner's lines) are merged: an id that another sender
+/// also used does not hide the first sender's event. [`reused_ids`] reports such ids.
 pub fn sort_dedup(mut events: Vec<Event>) -> Vec<Event> {
-    events.sort_by(|a, b| a.key().cmp(&b.key()).then_with(|| a.id.cmp(&b.id)));
+    events.sort_by(|a, b| {
+        a.key()
+            .cmp(&b.key())
+            .then_with(|| a.id.cmp(&b.id))
+            .then_with(|| a.sender.cmp(&b.sender))
+    });
     let mut seen = HashSet::with_capacity(events.len());
-    events.retain(|e| seen.insert(e.id.clone()));
+    events.retain(|e| seen.insert((e.sender.clone(), e.id.clone())));
     events
+}
+
+/// Event ids that more than one sender used, with those senders: no honest writer does
+/// that (ids are 128 random bits), so one of them copied another's.
+pub fn reused_ids(events: &[Event]) -> BTreeMap<String, Vec<UserKey>> {
+    let mut senders: HashMap<&str, Vec<&UserKey>> = HashMap::new();
+    for event in events {
+        let list = senders.entry(&event.id).or_default();
+        if !list.contains(&&event.sender) {
+            list.push(&event.sender);
+        }
+    }
+    senders
+        .into_iter()
+        .filter(|(_, list)| list.len() > 1)
+        .map(|(id, list)| (id.to_string(), list.into_iter().cloned().collect()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{new_event_id, now_ms};
+    use proptest::prelude::*;
+    use std::io::Write;
+
+    fn chat() -> ChatRecord {
+        ChatRecord::dm(
+            &UserKey::parse("alice").unwrap(),
+            &UserKey::parse("bob").unwrap(),
+        )
+    }
+
+    fn event(chat: &ChatRecord, seq: u64, text: &str) -> Event {
+        Event {
+            v: FORMAT_VERSION,
+            id: new_event_id(),
+            kind: MESSAGE_EVENT.into(),
+            chat: chat.id.clone(),
+            sender: UserKey::parse("bob").unwrap(),
+            device: DeviceId::parse("00112233aabbccdd").unwrap(),
+            seq,
+            ts: now_ms(),
+            text: Some(text.into()),
+            image: None,
+        }
+    }
+
+    /// One line of a test log: an event, or junk of a given length (no newline in it).
+    #[derive(Debug, Clone)]
+    enum Piece {
+        Event(usize),
+        Junk(usize),
+    }
+
+    fn write_log(
+        dir: &Path,
+        chat: &ChatRecord,
+        pieces: &[Piece],
+        torn: usize,
+    ) -> (LogFile, Vec<Event>) {
+        let path = dir.join("bob.00112233aabbccdd.jsonl");
+        let mut file = File::create(&path).unwrap();
+        let mut events = Vec::new();
+        for (seq, piece) in pieces.iter().enumerate() {
+            match piece {
+                Piece::Event(len) => {
+                    let e = event(chat, seq as u64, &"t".repeat(*len + 1));
+                    writeln!(file, "{}", serde_json::to_string(&e).unwrap()).unwrap();
+                    events.push(e);
+                }
+                Piece::Junk(len) => writeln!(file, "{}", "j".repeat(*len)).unwrap(),
+            }
+        }
+        file.write_all(&b"{".repeat(torn)).unwrap();
+        let len = fs::metadata(&path).unwrap().len();
+        let log = LogFile {
+            path,
+            rel: "2026-01/bob.00112233aabbccdd.jsonl".into(),
+            month: "2026-01".into(),
+            owner: UserKey::parse("bob").unwrap(),
+            device: DeviceId::parse("00112233aabbccdd").unwrap(),
+            len,
+            conflict_of: None,
+        };
+        (log, events)
+    }
+
+    fn pieces() -> impl Strategy<Value = Vec<Piece>> {
+        prop::collection::vec(
+            prop_oneof![
+                (0usize..9_000).prop_map(Piece::Event),
+                prop_oneof![0usize..100, 60_000usize..70_000, 130_000usize..300_000]
+                    .prop_map(Piece::Junk),
+            ],
+            0..24,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Forward and backward readers agree with a plain split, whatever the line lengths
+        /// around chunk boundaries and the line cap, and with a torn tail of any length.
+        #[test]
+        fn both_readers_find_exactly_the_events(pieces in pieces(), torn in prop_oneof![Just(0usize), 1usize..200_000]) {
+            let dir = tempfile::tempdir().unwrap();
+            let chat = chat();
+            let (log, events) = write_log(dir.path(), &chat, &pieces, torn);
+            let forward = read_all(&log, &chat, &mut Vec::new());
+            prop_assert_eq!(&forward, &events);
+            let mut backward = scan_back(&log, &chat, |_| Scan::Take);
+            backward.reverse();
+            prop_assert_eq!(&backward, &events);
+            // A scan that stops after the newest event reads only that one.
+            let mut seen = false;
+            let newest = scan_back(&log, &chat, |_| if seen { Scan::Stop } else { seen = true; Scan::Take });
+            prop_assert_eq!(newest.first(), events.last());
+        }
+    }
+
+    #[test]
+    fn lines_over_the_cap_are_reported_not_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let chat = chat();
+        let pieces = [
+            Piece::Event(5),
+            Piece::Junk(MAX_LINE_BYTES + 1),
+            Piece::Event(7),
+        ];
+        let (log, events) = write_log(dir.path(), &chat, &pieces, 0);
+        let mut skipped = Vec::new();
+        assert_eq!(read_all(&log, &chat, &mut skipped), events);
+        assert_eq!(
+            skipped
+                .iter()
+                .map(|s| (s.line, s.reason.clone()))
+                .collect::<Vec<_>>(),
+            vec![(
+                Some(2),
+                SkipReason::LineTooLong {
+                    len: MAX_LINE_BYTES as u64 + 1,
+                    max: MAX_LINE_BYTES as u64
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn copies_of_an_id_merge_only_within_one_sender() {
+        let chat = chat();
+        let original = event(&chat, 1, "mine");
+        let mut copy = original.clone();
+        copy.sender = UserKey::parse("alice").unwrap();
+        copy.ts -= 1_000; // sorts first: must not hide the original
+        copy.text = Some("stolen".into());
+        let merged = sort_dedup(vec![original.clone(), copy.clone(), original.clone()]);
+        assert_eq!(merged, vec![copy.clone(), original.clone()]);
+        let reused = reused_ids(&merged);
+        assert_eq!(reused.len(), 1);
+    }
 }

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
-use crate::fsio::AppendFile;
-use crate::logs::{self, log_file_name, LogCursor};
+use crate::logs::{self, log_file_name, LogCursor, MAX_LOG_BYTES};
 use crate::model::{
-    month_of, new_event_id, now_ms, Event, EventKey, FORMAT_VERSION, MESSAGE_EVENT,
+    month_of, new_event_id, now_ms, ChatRecord, Event, EventKey, FORMAT_VERSION, MAX_SEQ,
+    MESSAGE_EVENT,
 };
 use crate::store::Store;
 use crate::username::UserKey;
@@ -49,14 +49,29 @@ impl Store {
             .join(log_file_name(user, self.device()));
         // The lock orders appends of several processes of this device; other devices write
         // other files, so no lock is ever shared between devices.
-        let mut log = AppendFile::open_locked(&path)?;
-        let last = last_event(&mut log, &path)?;
+        let mut log = self.open_log(&path)?;
+        if log.len() >= MAX_LOG_BYTES {
+            return Err(Error::FileTooLarge {
+                path,
+                len: log.len(),
+                max: MAX_LOG_BYTES,
+            });
+        }
+        // Only a line every reader accepts counts: a line someone planted in our log with an
+        // absurd `ts` or `seq` is skipped by readers, and is not inherited here either.
+        let last = last_valid_event(&path, &chat, user, self.device(), log.len());
         let (ts, file_seq) = match last {
             // Never behind our own last event, so each file stays sorted.
             Some((last_ts, last_seq)) => (now.max(last_ts), last_seq + 1),
             None => (now, 0),
         };
         let seq = file_seq.max(self.next_seq.load(Ordering::Relaxed));
+        if seq > MAX_SEQ {
+            return Err(Error::corrupt(
+                &path,
+                "its sequence numbers have run out; this should never happen",
+            ));
+        }
         let event = Event {
             v: FORMAT_VERSION,
             id: new_event_id(),
@@ -89,6 +104,9 @@ impl Store {
                 )));
             }
             let chat = self.member_chat(&event.sender, event.chat.as_str())?;
+            event
+                .check(now_ms())
+                .map_err(|why| Error::InvalidArgument(format!("event {}: {why}", event.id)))?;
             let path = self
                 .log_dir(&chat.id)
                 .join(month_of(event.ts))
@@ -106,7 +124,7 @@ impl Store {
         }
         let mut written = 0;
         for (path, (bytes, _)) in by_file {
-            AppendFile::open_locked(&path)?.append_lines(&bytes, &path)?;
+            self.open_log(&path)?.append_lines(&bytes, &path)?;
             written += bytes.len() as u64;
         }
         Ok(written)
@@ -121,38 +139,46 @@ impl Store {
         cursor: &LogCursor,
     ) -> Result<(Vec<Event>, LogCursor)> {
         let chat = self.member_chat(user, chat)?;
-        let files = logs::list(&self.log_dir(&chat.id), &mut Vec::new())?;
-        logs::read_since(&files, &chat.id, cursor)
+        let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+        Ok(logs::read_since(&files, &chat, cursor))
     }
 
     /// Every message of a chat, oldest first (for export and the CLI's `read`).
     pub fn all_messages(&self, user: &UserKey, chat: &str) -> Result<Vec<Event>> {
         let chat = self.member_chat(user, chat)?;
-        let files = logs::list(&self.log_dir(&chat.id), &mut Vec::new())?;
+        let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         let mut events = Vec::new();
         for file in &files {
-            events.extend(logs::read_all(file, &chat.id, &mut Vec::new())?);
+            events.extend(logs::read_all(file, &chat, &mut Vec::new()));
         }
         Ok(logs::sort_dedup(events))
     }
 }
 
-/// `(ts, seq)` of the newest event in our own log, read from its end.
-fn last_event(log: &mut AppendFile, path: &std::path::Path) -> Result<Option<(i64, u64)>> {
-    if log.is_empty() {
-        return Ok(None);
-    }
-    for window in [64 * 1024, u64::MAX] {
-        let lines = log.last_lines(window).map_err(Error::io("read", path))?;
-        let newest = lines
-            .iter()
-            .find_map(|line| serde_json::from_str::<Event>(line).ok());
-        if let Some(event) = newest {
-            return Ok(Some((event.ts, event.seq)));
+/// `(ts, seq)` of the newest valid event in our own log, read from its end.
+fn last_valid_event(
+    path: &std::path::Path,
+    chat: &ChatRecord,
+    user: &UserKey,
+    device: &crate::model::DeviceId,
+    len: u64,
+) -> Option<(i64, u64)> {
+    let file = logs::LogFile {
+        path: path.to_path_buf(),
+        rel: String::new(),
+        month: String::new(),
+        owner: user.clone(),
+        device: device.clone(),
+        len,
+        conflict_of: None,
+    };
+    let mut found = false;
+    let newest = logs::scan_back(&file, chat, |_| {
+        if found {
+            return logs::Scan::Stop;
         }
-        if window >= log.len() {
-            break;
-        }
-    }
-    Ok(None)
+        found = true;
+        logs::Scan::Take
+    });
+    newest.first().map(|event| (event.ts, event.seq))
 }

@@ -28,9 +28,23 @@ fn is_lower_hex(s: &str, len: usize) -> bool {
 }
 
 /// A device's random id: 16 hex characters, kept in local config, never in the shared folder.
+/// Deserialising checks the form, so no record can smuggle a path into a file name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct DeviceId(String);
+
+impl TryFrom<String> for DeviceId {
+    type Error = Error;
+    fn try_from(raw: String) -> Result<Self> {
+        DeviceId::parse(&raw)
+    }
+}
+
+impl From<DeviceId> for String {
+    fn from(id: DeviceId) -> String {
+        id.0
+    }
+}
 
 impl DeviceId {
     pub fn random() -> Self {
@@ -54,8 +68,21 @@ impl DeviceId {
 
 /// `dm-<32 hex>` (derived from the two members) or `g-<32 hex>` (random).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct ChatId(String);
+
+impl TryFrom<String> for ChatId {
+    type Error = Error;
+    fn try_from(raw: String) -> Result<Self> {
+        ChatId::parse(&raw)
+    }
+}
+
+impl From<ChatId> for String {
+    fn from(id: ChatId) -> String {
+        id.0
+    }
+}
 
 impl ChatId {
     /// The same id for the same two people, whoever asks, on every device.
@@ -85,6 +112,10 @@ impl ChatId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    pub fn is_dm(&self) -> bool {
+        self.0.starts_with("dm-")
+    }
 }
 
 impl fmt::Display for ChatId {
@@ -96,6 +127,20 @@ impl fmt::Display for ChatId {
 pub fn new_event_id() -> String {
     random_hex(16)
 }
+
+/// True for an id [`new_event_id`] could have made: 32 lowercase hex characters.
+pub fn is_event_id(raw: &str) -> bool {
+    is_lower_hex(raw, 32)
+}
+
+/// Events are never older than this (2020-01-01T00:00:00Z), nor more than
+/// [`MAX_CLOCK_AHEAD_MS`] ahead of the reader's clock. An event outside the window is
+/// skipped, not clamped: clamping to each reader's clock would give each device its own order.
+pub const MIN_EVENT_TS: i64 = 1_577_836_800_000;
+pub const MAX_CLOCK_AHEAD_MS: i64 = 24 * 60 * 60 * 1000;
+/// Sequence numbers stay where JSON readers (the UI's JavaScript) hold them exactly, and
+/// far from overflow.
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -142,7 +187,64 @@ pub struct ChatRecord {
 
 impl ChatRecord {
     pub fn is_member(&self, user: &UserKey) -> bool {
-        self.members.contains(user)
+        self.members.binary_search(user).is_ok()
+    }
+
+    /// The DM record both members write, identical whoever creates it.
+    pub fn dm(a: &UserKey, b: &UserKey) -> ChatRecord {
+        let mut members = vec![a.clone(), b.clone()];
+        members.sort();
+        ChatRecord {
+            format: FORMAT_VERSION,
+            id: ChatId::for_dm(a, b),
+            kind: ChatKind::Dm,
+            name: None,
+            members,
+            created_by: None,
+            created_at: None,
+        }
+    }
+
+    /// Everything a writer would refuse, checked on read: `Err` says what is wrong.
+    /// A DM record is valid only as the exact record of the two people its id comes from,
+    /// so nobody can plant a third member into someone else's DM.
+    pub fn check(&self, path_id: &ChatId) -> std::result::Result<(), String> {
+        if &self.id != path_id {
+            return Err(format!("it describes chat {}", self.id));
+        }
+        if !self.members.windows(2).all(|w| w[0] < w[1]) {
+            return Err("its members are not sorted and unique".into());
+        }
+        match self.kind {
+            ChatKind::Dm => {
+                let [a, b] = self.members.as_slice() else {
+                    return Err("a DM has exactly two members".into());
+                };
+                if *self != ChatRecord::dm(a, b) {
+                    return Err("it is not the DM record of its two members".into());
+                }
+            }
+            ChatKind::Group => {
+                if !self.id.as_str().starts_with("g-") {
+                    return Err("a group's id starts with g-".into());
+                }
+                let count = self.members.len();
+                if !(2..=crate::chats::MAX_GROUP_MEMBERS).contains(&count) {
+                    return Err(format!("a group has 2 to 256 members, not {count}"));
+                }
+                let name = self.name.as_deref().unwrap_or("");
+                crate::chats::check_group_name(name).map_err(|e| e.to_string())?;
+                if name != name.trim() {
+                    return Err("its name has leading or trailing spaces".into());
+                }
+                if let Some(creator) = &self.created_by {
+                    if !self.is_member(creator) {
+                        return Err("its creator is not a member".into());
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -197,6 +299,33 @@ impl PartialOrd for EventKey {
 }
 
 impl Event {
+    /// Everything a writer would refuse, checked on read against the reader's clock `now`.
+    pub fn check(&self, now: i64) -> std::result::Result<(), String> {
+        if !is_event_id(&self.id) {
+            return Err("its id is not 32 lowercase hex characters".into());
+        }
+        check_ts_seq(self.ts, self.seq, now)?;
+        let text = self.text.as_deref().filter(|t| !t.trim().is_empty());
+        if let Some(text) = text {
+            let len = text.chars().count();
+            if len > crate::messages::MAX_TEXT_CHARS {
+                return Err(format!(
+                    "its text has {len} characters, more than {}",
+                    crate::messages::MAX_TEXT_CHARS
+                ));
+            }
+        }
+        if let Some(image) = &self.image {
+            if !crate::images::is_image_name(image) {
+                return Err(format!("{image:?} is not an image name"));
+            }
+        }
+        if text.is_none() && self.image.is_none() {
+            return Err("it has neither text nor an image".into());
+        }
+        Ok(())
+    }
+
     pub fn key(&self) -> EventKey {
         EventKey {
             ts: self.ts,
@@ -207,7 +336,31 @@ impl Event {
     }
 }
 
+/// `ts` within the window of [`MIN_EVENT_TS`] and [`MAX_CLOCK_AHEAD_MS`], `seq` below [`MAX_SEQ`].
+pub fn check_ts_seq(ts: i64, seq: u64, now: i64) -> std::result::Result<(), String> {
+    if ts < MIN_EVENT_TS {
+        return Err(format!("its time {ts} is before 2020"));
+    }
+    if ts > now.saturating_add(MAX_CLOCK_AHEAD_MS) {
+        return Err(format!(
+            "its time {ts} is more than a day ahead of this device's clock"
+        ));
+    }
+    if seq > MAX_SEQ {
+        return Err(format!("its sequence number {seq} is out of range"));
+    }
+    Ok(())
+}
+
 impl EventKey {
+    /// The same checks as for the event it names.
+    pub fn check(&self, now: i64) -> std::result::Result<(), String> {
+        if !is_event_id(&self.id) {
+            return Err("its id is not 32 lowercase hex characters".into());
+        }
+        check_ts_seq(self.ts, self.seq, now)
+    }
+
     /// A compact cursor for paging: `<ts>.<device>.<seq>.<id>`.
     pub fn to_cursor(&self) -> String {
         format!(

@@ -59,8 +59,52 @@ pub fn hash(password: &str) -> String {
         .to_string()
 }
 
-/// `None` when the password is wrong or the stored hash cannot be read.
+/// The costs a stored Argon2 hash may ask for. The record is in the shared folder, so
+/// anyone could ask for 4 GiB or four billion passes; such a record is refused unhashed.
+const MAX_MEMORY_KIB: u32 = 256 * 1024;
+const MAX_PASSES: u32 = 16;
+const MAX_LANES: u32 = 16;
+const MAX_OUTPUT_BYTES: usize = 64;
+
+/// Checks that verifying `stored` costs a sane amount of memory and time. `Err` says why not.
+pub fn check_stored(stored: &StoredPassword) -> std::result::Result<(), String> {
+    let StoredPassword::Phc(phc) = stored else {
+        return Ok(());
+    };
+    let parsed =
+        PasswordHash::new(phc).map_err(|e| format!("its password hash cannot be read ({e})"))?;
+    if !matches!(
+        parsed.algorithm.as_str(),
+        "argon2id" | "argon2i" | "argon2d"
+    ) {
+        return Err(format!(
+            "its password hash uses {}, not Argon2",
+            parsed.algorithm
+        ));
+    }
+    let params = Params::try_from(&parsed)
+        .map_err(|e| format!("its Argon2 parameters are not valid ({e})"))?;
+    let out_len = parsed.hash.map_or(0, |h| h.len());
+    if params.m_cost() > MAX_MEMORY_KIB
+        || params.t_cost() > MAX_PASSES
+        || params.p_cost() > MAX_LANES
+        || out_len > MAX_OUTPUT_BYTES
+    {
+        return Err(format!(
+            "its Argon2 parameters (m={}, t={}, p={}) are beyond what this app will compute \
+             (m≤{MAX_MEMORY_KIB}, t≤{MAX_PASSES}, p≤{MAX_LANES})",
+            params.m_cost(),
+            params.t_cost(),
+            params.p_cost()
+        ));
+    }
+    Ok(())
+}
+
+/// `None` when the password is wrong or the stored hash cannot be read or is refused by
+/// [`check_stored`].
 pub fn verify(password: &str, stored: &StoredPassword) -> Option<Verified> {
+    check_stored(stored).ok()?;
     match stored {
         StoredPassword::Phc(phc) => {
             let parsed = PasswordHash::new(phc).ok()?;
@@ -147,6 +191,24 @@ mod tests {
             verify("password1", &StoredPassword::Phc(weak)),
             Some(Verified::NeedsRehash)
         );
+    }
+
+    #[test]
+    fn absurd_stored_costs_are_refused_before_hashing() {
+        let salt = "c29tZXNhbHRzb21lc2FsdA";
+        let hash = "aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+        for (params, ok) in [
+            ("m=19456,t=2,p=1", true),
+            ("m=4194304,t=2,p=1", false),
+            ("m=19456,t=4294967295,p=1", false),
+            ("m=19456,t=2,p=255", false),
+        ] {
+            let stored = StoredPassword::Phc(format!("$argon2id$v=19${params}${salt}${hash}"));
+            assert_eq!(check_stored(&stored).is_ok(), ok, "{params}");
+            let started = std::time::Instant::now();
+            assert_eq!(verify("whatever1", &stored), None);
+            assert!(started.elapsed().as_secs() < 5, "{params} was hashed");
+        }
     }
 
     #[test]

@@ -3,18 +3,17 @@
 //! unread counts follow the user from device to device.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, OpenOptions};
 
 use serde::{Deserialize, Serialize};
 
 use crate::chats::newest;
 use crate::error::{Error, Result};
-use crate::fsio::write_atomic;
+use crate::fsio;
 use crate::logs;
-use crate::model::{ChatId, DeviceId, EventKey, FORMAT_VERSION};
+use crate::model::{now_ms, ChatId, DeviceId, EventKey, FORMAT_VERSION};
 use crate::names::{classify, EntryName};
 use crate::skip::{SkipReason, Skipped};
-use crate::store::{parse_record, read_record, to_pretty_json, Store};
+use crate::store::{read_record, to_pretty_json, Store};
 use crate::username::UserKey;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,35 +29,37 @@ impl Store {
     /// Marks everything in the chat, as of now, as read by `user`.
     pub fn mark_read(&self, user: &UserKey, chat: &str) -> Result<()> {
         let chat = self.member_chat(user, chat)?;
-        let files = logs::list(&self.log_dir(&chat.id), &mut Vec::new())?;
-        let Some(latest) = newest(&files, &chat.id, None, 1)?.pop() else {
+        let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+        let Some(latest) = newest(&files, &chat, None, 1).pop() else {
             return Ok(());
         };
         let dir = self.reads_dir(user);
-        fs::create_dir_all(&dir).map_err(Error::io("create folder", &dir))?;
+        fsio::ensure_dir_within(self.root(), &dir)?;
         // Our own file, so read-modify-write is safe against other devices; the lock keeps
         // two processes of this device (app and CLI) from losing each other's update.
         let lock_path = dir.join(format!(".{}.lock", self.device().as_str()));
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(Error::io("open", &lock_path))?;
+        let lock = fsio::open_lock_file(&lock_path)?;
         lock.lock().map_err(Error::io("lock", &lock_path))?;
         let path = dir.join(format!("{}.json", self.device().as_str()));
-        let mut markers = read_record::<ReadMarkers>(&path)?.unwrap_or_else(|| ReadMarkers {
+        let new = || ReadMarkers {
             format: FORMAT_VERSION,
             user: user.clone(),
             device: self.device().clone(),
             chats: BTreeMap::new(),
-        });
+        };
+        // Our own file, but anyone can write it: start afresh rather than keep what is not ours.
+        let mut markers = match read_record::<ReadMarkers>(&path) {
+            Ok(Some(markers)) if markers.check(user, self.device()).is_ok() => markers,
+            Ok(_) | Err(Error::CorruptFile { .. }) | Err(Error::NotARegularFile { .. }) => new(),
+            Err(Error::FileTooLarge { .. }) => new(),
+            Err(e) => return Err(e),
+        };
         let key = latest.key();
         if markers.chats.get(&chat.id).is_some_and(|old| *old >= key) {
             return Ok(());
         }
         markers.chats.insert(chat.id.clone(), key);
-        write_atomic(&path, &to_pretty_json(&markers))
+        self.write_atomic(&path, &to_pretty_json(&markers))
     }
 
     /// The user's newest marker per chat, over all their devices.
@@ -83,14 +84,8 @@ impl Store {
         skipped: &mut Vec<Skipped>,
     ) -> Result<Vec<ReadMarkers>> {
         let dir = self.reads_dir(user);
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("list", &dir)(e)),
-        };
         let mut found = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(Error::io("list", &dir))?;
+        for entry in logs::list_dir(&dir, skipped) {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.ends_with(".lock") && name.starts_with('.') {
@@ -101,32 +96,55 @@ impl Store {
                 line: None,
                 reason,
             };
-            match classify(&name) {
-                EntryName::TempFile => skipped.push(skip(SkipReason::TempFile)),
-                // A conflict copy of a marker file still holds real markers: use it too.
-                EntryName::Regular | EntryName::ConflictCopy { .. } if name.contains(".json") => {
-                    let parsed = fs::read(&path)
-                        .map_err(|e| SkipReason::Unparseable(e.to_string()))
-                        .and_then(|bytes| {
-                            parse_record::<ReadMarkers>(&path, &bytes).map_err(|e| match e {
-                                Error::UnsupportedFormat { found, .. } => {
-                                    SkipReason::NewerFormat(found)
-                                }
-                                other => SkipReason::Unparseable(other.to_string()),
-                            })
-                        });
-                    match parsed {
-                        Ok(markers) if &markers.user == user => found.push(markers),
-                        Ok(markers) => skipped.push(skip(SkipReason::Misplaced(format!(
-                            "markers of {} in the folder of {user}",
-                            markers.user
-                        )))),
-                        Err(reason) => skipped.push(skip(reason)),
-                    }
+            // A conflict copy of a marker file still holds real markers: use it too.
+            let original = match classify(&name) {
+                EntryName::TempFile => {
+                    skipped.push(skip(SkipReason::TempFile));
+                    continue;
                 }
-                _ => skipped.push(skip(SkipReason::UnexpectedName)),
+                EntryName::Regular => name.clone(),
+                EntryName::ConflictCopy { original } => original,
+            };
+            let device = original
+                .strip_suffix(".json")
+                .and_then(|stem| DeviceId::parse(stem).ok());
+            let Some(device) = device else {
+                skipped.push(skip(SkipReason::UnexpectedName));
+                continue;
+            };
+            let parsed = read_record::<ReadMarkers>(&path)
+                .map_err(|e| SkipReason::from_error(&e))
+                .and_then(|m| m.ok_or(SkipReason::Unreadable("removed while read".into())))
+                .and_then(|markers| markers.check(user, &device).map(|()| markers));
+            match parsed {
+                Ok(markers) => found.push(markers),
+                Err(reason) => skipped.push(skip(reason)),
             }
         }
         Ok(found)
+    }
+}
+
+impl ReadMarkers {
+    /// A marker file counts only for its own user, and only with markers a reader could
+    /// have written: a marker far in the future would mark every chat read for good.
+    fn check(&self, user: &UserKey, device: &DeviceId) -> Result<(), SkipReason> {
+        if &self.user != user {
+            return Err(SkipReason::Misplaced(format!(
+                "markers of {} in the folder of {user}",
+                self.user
+            )));
+        }
+        if &self.device != device {
+            return Err(SkipReason::Misplaced(format!(
+                "markers of device {} in the file of another",
+                self.device.as_str()
+            )));
+        }
+        let now = now_ms();
+        for key in self.chats.values() {
+            key.check(now).map_err(SkipReason::Invalid)?;
+        }
+        Ok(())
     }
 }

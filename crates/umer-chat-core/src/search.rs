@@ -1,10 +1,9 @@
 //! Case-insensitive search over the messages of a user's own chats.
 
-use std::fs;
-
 use memchr::memmem;
 
 use crate::error::{Error, Result};
+use crate::fsio;
 use crate::logs;
 use crate::model::{ChatId, Event};
 use crate::store::Store;
@@ -32,9 +31,15 @@ impl Store {
         let mut lowered = Vec::new();
         // Chat records only: summaries would count unread messages search does not need.
         for chat in self.member_chats(user)? {
-            for file in logs::list(&self.log_dir(&chat.id), &mut Vec::new())? {
-                let bytes = fs::read(&file.path).map_err(Error::io("read", &file.path))?;
-                for line in bytes.split(|&b| b == b'\n') {
+            for file in logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new()) {
+                let Ok(Some((handle, _))) = fsio::open_regular(&file.path) else {
+                    continue; // reported by `doctor`
+                };
+                // Lines are streamed, so a huge file costs time in proportion, never memory.
+                let _ = logs::for_each_line(&handle, 0, file.len, |_, line| {
+                    let logs::Line::Complete(line) = line else {
+                        return;
+                    };
                     // Cheap test on the raw line first; only lines that may match are parsed.
                     // Lines with escapes are always parsed, since `\u0041` may hide a match.
                     if let Some(finder) = &finder {
@@ -42,17 +47,14 @@ impl Store {
                             lowered.clear();
                             lowered.extend(line.iter().map(u8::to_ascii_lowercase));
                             if finder.find(&lowered).is_none() {
-                                continue;
+                                return;
                             }
                         }
                     }
-                    let Ok(line) = std::str::from_utf8(line) else {
-                        continue;
-                    };
                     if line.is_empty() {
-                        continue;
+                        return;
                     }
-                    match logs::parse_line(line, &file, &chat.id) {
+                    match logs::parse_line(line, &file, &chat) {
                         Ok(event)
                             if event
                                 .text
@@ -63,7 +65,7 @@ impl Store {
                         }
                         _ => {} // skipped lines are reported by `doctor`
                     }
-                }
+                });
             }
         }
         let mut hits = logs::sort_dedup(hits);

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::username::UserKey;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
     pub path: PathBuf,
@@ -29,6 +31,38 @@ pub enum SkipReason {
     TornLine,
     /// An image whose content does not match its name.
     ContentMismatch,
+    /// A symlink, folder, FIFO, socket or device where a regular file (or a folder where a
+    /// folder) belongs: never followed, opened or waited on.
+    NotARegularFile(String),
+    /// Longer than any file of its kind can be; not read.
+    TooLarge { len: u64, max: u64 },
+    /// A log line longer than any event can be; passed over without being held.
+    LineTooLong { len: u64, max: u64 },
+    /// Well-formed, but breaks a rule a writer keeps (the reason says which).
+    Invalid(String),
+    /// Written by, or in the name of, someone who is not a member of the chat.
+    NotAMember(UserKey),
+    /// An event id that another sender's event also uses; both are shown, as two messages.
+    ReusedId { others: Vec<UserKey> },
+    /// The file or folder could not be read (permissions, I/O error).
+    Unreadable(String),
+}
+
+impl SkipReason {
+    /// The reason to report for an error met while opening or reading a file.
+    pub fn from_error(e: &crate::Error) -> SkipReason {
+        match e {
+            crate::Error::NotARegularFile { kind, .. } => SkipReason::NotARegularFile(kind.clone()),
+            crate::Error::FileTooLarge { len, max, .. } => SkipReason::TooLarge {
+                len: *len,
+                max: *max,
+            },
+            crate::Error::UnsupportedFormat { found, .. } => SkipReason::NewerFormat(*found),
+            crate::Error::Io { source, .. } => SkipReason::Unreadable(source.to_string()),
+            crate::Error::CorruptFile { reason, .. } => SkipReason::Unparseable(reason.clone()),
+            other => SkipReason::Unparseable(other.to_string()),
+        }
+    }
 }
 
 impl fmt::Display for SkipReason {
@@ -46,6 +80,37 @@ impl fmt::Display for SkipReason {
                 f.write_str("last line is incomplete (a write in progress or cut short)")
             }
             SkipReason::ContentMismatch => f.write_str("content does not match its file name"),
+            SkipReason::NotARegularFile(kind) => {
+                write!(
+                    f,
+                    "a {kind} where a regular file belongs; never followed or opened"
+                )
+            }
+            SkipReason::TooLarge { len, max } => {
+                write!(
+                    f,
+                    "{len} bytes, more than the {max} a file of this kind can have"
+                )
+            }
+            SkipReason::LineTooLong { len, max } => {
+                write!(
+                    f,
+                    "a line of {len} bytes, more than the {max} an event can have"
+                )
+            }
+            SkipReason::Invalid(why) => write!(f, "invalid: {why}"),
+            SkipReason::NotAMember(user) => {
+                write!(f, "written as {user}, who is not a member of this chat")
+            }
+            SkipReason::ReusedId { others } => {
+                let others: Vec<&str> = others.iter().map(|u| u.as_str()).collect();
+                write!(
+                    f,
+                    "its event id is also used by {} (a copied id; both messages are shown)",
+                    others.join(", ")
+                )
+            }
+            SkipReason::Unreadable(why) => write!(f, "cannot be read: {why}"),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! [`Store`]: one data folder, seen from one device. The domain API is split over the
 //! modules `users`, `chats`, `messages`, `images`, `reads`, `search` and `doctor`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::fsio::write_once;
+use crate::fsio::{self, AppendFile};
 use crate::model::{ChatId, ChatRecord, DeviceId, FORMAT_VERSION};
 use crate::username::UserKey;
 
@@ -20,6 +20,8 @@ pub struct Store {
     device: DeviceId,
     /// chat.json is written once, so a parsed one never goes stale.
     pub(crate) chat_cache: Mutex<HashMap<ChatId, Arc<ChatRecord>>>,
+    /// DMs whose chat.json was planted or damaged, and that are read by their id instead.
+    pub(crate) refused_dm_records: Mutex<HashSet<ChatId>>,
     /// The next sequence number this process gives, across all of this device's logs, so
     /// that two users appending through one device in one millisecond keep send order.
     pub(crate) next_seq: AtomicU64,
@@ -29,18 +31,42 @@ impl Store {
     /// Opens (and on first use lays out) the data folder at `root`, as device `device`.
     pub fn open(root: impl Into<PathBuf>, device: DeviceId) -> Result<Store> {
         let root = root.into();
-        for dir in ["users", "chats", "images", "reads"] {
-            let path = root.join(dir);
-            fs::create_dir_all(&path).map_err(Error::io("create folder", &path))?;
-        }
-        let marker = format!("{{\n  \"format\": {FORMAT_VERSION},\n  \"app\": \"umer-chat\"\n}}\n");
-        write_once(&root.join("umer-chat.json"), marker.as_bytes())?;
-        Ok(Store {
+        fs::create_dir_all(&root).map_err(Error::io("create folder", &root))?;
+        let store = Store {
             root,
             device,
             chat_cache: Mutex::new(HashMap::new()),
+            refused_dm_records: Mutex::new(HashSet::new()),
             next_seq: AtomicU64::new(0),
-        })
+        };
+        for dir in ["users", "chats", "images", "reads"] {
+            fsio::ensure_dir_within(&store.root, &store.root.join(dir))?;
+        }
+        let marker = format!("{{\n  \"format\": {FORMAT_VERSION},\n  \"app\": \"umer-chat\"\n}}\n");
+        store.write_once(&store.root.join("umer-chat.json"), marker.as_bytes())?;
+        Ok(store)
+    }
+
+    /// [`fsio::write_atomic`], after checking that no folder on the way is a symlink.
+    pub(crate) fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        self.ensure_parent(path)?;
+        fsio::write_atomic(path, bytes)
+    }
+
+    /// [`fsio::write_once`], after checking that no folder on the way is a symlink.
+    pub(crate) fn write_once(&self, path: &Path, bytes: &[u8]) -> Result<bool> {
+        self.ensure_parent(path)?;
+        fsio::write_once(path, bytes)
+    }
+
+    /// One of this device's own logs, open and locked for appending.
+    pub(crate) fn open_log(&self, path: &Path) -> Result<AppendFile> {
+        self.ensure_parent(path)?;
+        AppendFile::open_locked(path)
+    }
+
+    pub(crate) fn ensure_parent(&self, path: &Path) -> Result<()> {
+        fsio::ensure_dir_within(&self.root, path.parent().unwrap_or(&self.root))
     }
 
     pub fn root(&self) -> &Path {
@@ -80,15 +106,18 @@ impl Store {
     }
 }
 
+/// No whole-file record (a user, a chat, read markers) is anywhere near this big; a file
+/// that is gets skipped rather than read into memory.
+pub const MAX_RECORD_BYTES: u64 = 1024 * 1024;
+
 /// Reads a whole-file JSON record. `Ok(None)` when the file does not exist; a clear error
-/// naming the file when it is unreadable or from a newer format.
+/// naming the file when it is not a regular file, too large, unreadable or from a newer
+/// format.
 pub(crate) fn read_record<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("read", path)(e)),
-    };
-    parse_record(path, &bytes).map(Some)
+    match fsio::read_capped(path, MAX_RECORD_BYTES)? {
+        Some(bytes) => parse_record(path, &bytes).map(Some),
+        None => Ok(None),
+    }
 }
 
 pub(crate) fn parse_record<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
