@@ -64,7 +64,9 @@ pub fn run() {
                 Some(dir) => dir.into(),
                 None => paths.app_config_dir()?,
             };
-            let state = AppState::open(&config_dir, paths.app_data_dir()?)?;
+            // The chat data lives in a subfolder of the app-data folder, which is also
+            // WebKit's; data an older version kept beside WebKit's files is moved there.
+            let state = AppState::open_in_app_data(&config_dir, paths.app_data_dir()?)?;
             app.manage(state);
             Ok(())
         })

@@ -10,9 +10,13 @@ use crate::error::{CommandError, CommandResult};
 
 pub struct AppState {
     inner: Mutex<Inner>,
-    /// The OS app-data folder: the data folder unless the user chose another.
+    /// `<app data>/chat-data`: the data folder unless the user chose another.
     default_data_dir: PathBuf,
-    /// Why the app did not open the folder it was asked to, for the UI to show once.
+    /// Where older versions kept the default folder's data (the app-data folder itself), to
+    /// move it from whenever the default folder is opened.
+    legacy_data_dir: Option<PathBuf>,
+    /// Why the app did not open the folder it was asked to, or could not move old data,
+    /// for the UI to show once.
     startup_notice: Mutex<Option<String>>,
 }
 
@@ -29,30 +33,60 @@ pub struct Session {
 }
 
 impl AppState {
+    /// Opens the data folder of an app whose OS app-data folder is `app_data_dir`. The
+    /// default folder is its `chat-data` subfolder: the app-data folder is also WebKit's.
+    pub fn open_in_app_data(
+        config_dir: &Path,
+        app_data_dir: PathBuf,
+    ) -> umer_chat_core::Result<Self> {
+        let default = config::data_dir_in(&app_data_dir);
+        Self::open_with(config_dir, default, Some(app_data_dir))
+    }
+
     /// Opens the data folder: `$UMER_CHAT_DATA_DIR`, else the one chosen before, else
     /// `default_data_dir`. A folder that cannot be opened (a shared drive not mounted, a
     /// USB stick not plugged in) falls back to `default_data_dir`, with a notice saying so.
     pub fn open(config_dir: &Path, default_data_dir: PathBuf) -> umer_chat_core::Result<Self> {
+        Self::open_with(config_dir, default_data_dir, None)
+    }
+
+    fn open_with(
+        config_dir: &Path,
+        default_data_dir: PathBuf,
+        legacy_data_dir: Option<PathBuf>,
+    ) -> umer_chat_core::Result<Self> {
         let config = LocalConfig::load(config_dir)?;
-        let data_dir = match std::env::var_os(config::DATA_DIR_ENV) {
+        let overridden = std::env::var_os(config::DATA_DIR_ENV);
+        // Old data moves only into the default folder as the user knows it, not in a run
+        // pointed elsewhere by the environment (tests, a second device on one machine).
+        let legacy = legacy_data_dir.as_deref().filter(|_| overridden.is_none());
+        let data_dir = match overridden {
             Some(dir) => PathBuf::from(dir),
             None => config
                 .chosen_data_dir()
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| default_data_dir.clone()),
         };
-        let (store, notice) = match Store::open(&data_dir, config.device_id()) {
-            Ok(store) => (store, None),
-            Err(e) if data_dir != default_data_dir => {
-                let store = Store::open(&default_data_dir, config.device_id())?;
-                let notice = format!(
-                    "{e}. Using {} for now; choose the shared folder again under Data folder once it is available.",
-                    default_data_dir.display()
-                );
-                (store, Some(notice))
-            }
-            Err(e) => return Err(e),
+        let mut notices = Vec::new();
+        let open_default = |notices: &mut Vec<String>| {
+            notices.extend(move_legacy(legacy, &default_data_dir));
+            Store::open(&default_data_dir, config.device_id())
         };
+        let store = if data_dir == default_data_dir {
+            open_default(&mut notices)?
+        } else {
+            match Store::open(&data_dir, config.device_id()) {
+                Ok(store) => store,
+                Err(e) => {
+                    notices.push(format!(
+                        "{e}. Using {} for now; choose the shared folder again under Data folder once it is available.",
+                        default_data_dir.display()
+                    ));
+                    open_default(&mut notices)?
+                }
+            }
+        };
+        let notice = (!notices.is_empty()).then(|| notices.join(" "));
         Ok(AppState {
             inner: Mutex::new(Inner {
                 config,
@@ -60,6 +94,7 @@ impl AppState {
                 session: None,
             }),
             default_data_dir,
+            legacy_data_dir,
             startup_notice: Mutex::new(notice),
         })
     }
@@ -135,11 +170,29 @@ impl AppState {
     /// accounts live in the folder.
     pub fn set_data_folder(&self, dir: PathBuf) -> umer_chat_core::Result<PathBuf> {
         let mut inner = self.lock();
-        let store = Arc::new(Store::open(dir.clone(), inner.config.device_id())?);
         let chosen = (dir != self.default_data_dir).then_some(dir.clone());
+        if chosen.is_none() {
+            // Back to the default: bring over what an older version left. Anything that
+            // stays is reported at the next start, which tries again.
+            move_legacy(self.legacy_data_dir.as_deref(), &dir);
+        }
+        let store = Arc::new(Store::open(dir.clone(), inner.config.device_id())?);
         inner.config.set_data_dir(chosen)?;
         inner.store = store;
         inner.session = None;
         Ok(dir)
+    }
+}
+
+/// Moves old default-folder data into `default_data_dir`; a notice if anything stayed.
+fn move_legacy(legacy_data_dir: Option<&Path>, default_data_dir: &Path) -> Option<String> {
+    let legacy = legacy_data_dir?;
+    match config::move_legacy_default_data(legacy, default_data_dir) {
+        Ok(report) => report.notice(default_data_dir),
+        Err(e) => Some(format!(
+            "Umer Chat now keeps its data in {}, but could not move the data in {} there: {e}. Nothing was deleted.",
+            default_data_dir.display(),
+            legacy.display()
+        )),
     }
 }

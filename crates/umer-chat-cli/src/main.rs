@@ -85,9 +85,18 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let config = LocalConfig::load(&LocalConfig::default_dir()?)?;
-    let data_dir = match cli.data_dir {
-        Some(dir) => dir,
-        None => config::resolve_data_dir(&config)?,
+    // `--data-dir` also takes $UMER_CHAT_DATA_DIR (clap's `env`).
+    let data_dir = match (cli.data_dir, config.chosen_data_dir()) {
+        (Some(dir), _) => dir,
+        (None, Some(dir)) => dir.to_path_buf(),
+        (None, None) => {
+            // The default folder, as the app's: old data beside WebKit's files moves first.
+            let (dir, moved) = config::open_default_data_dir()?;
+            if let Some(notice) = moved.notice(&dir) {
+                eprintln!("warning: {notice}");
+            }
+            dir
+        }
     };
     let store = Store::open(&data_dir, config.device_id())?;
     let mut stdin = std::io::stdin().lock();
@@ -246,4 +255,35 @@ fn read_password(stdin: &mut dyn BufRead) -> Result<String, Failure> {
         ));
     }
     Ok(password)
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// The only test in this binary: it sets process-wide variables.
+    #[test]
+    fn the_default_folder_is_chat_data_and_old_data_moves_there() {
+        let home = std::env::temp_dir().join(format!("umer-chat-cli-{}", std::process::id()));
+        let app_data = home.join("share").join(config::APP_ID);
+        // An older version's data, beside a WebKit file.
+        let old = Store::open(&app_data, umer_chat_core::DeviceId::random()).unwrap();
+        old.create_user("alice", "correct horse").unwrap();
+        std::fs::write(app_data.join("hsts-storage.sqlite"), b"webkit").unwrap();
+        std::env::set_var("XDG_DATA_HOME", home.join("share"));
+        std::env::set_var(config::CONFIG_DIR_ENV, home.join("config"));
+        std::env::remove_var(config::DATA_DIR_ENV);
+
+        let done = run(Cli::parse_from(["umer-chat-cli", "users"])).map_err(|f| f.0);
+        assert_eq!(
+            format!("{done:?}"),
+            format!("{:?}", Ok::<_, String>(ExitCode::SUCCESS))
+        );
+        let new_root = app_data.join(config::DATA_SUBDIR);
+        assert_eq!(config::default_data_dir().unwrap(), new_root);
+        assert!(new_root.join("users/alice.json").is_file());
+        assert!(!app_data.join("users").exists());
+        assert!(app_data.join("hsts-storage.sqlite").is_file());
+        std::fs::remove_dir_all(&home).unwrap();
+    }
 }
