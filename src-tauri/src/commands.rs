@@ -127,11 +127,8 @@ pub async fn list_chats(state: State<'_, AppState>) -> CommandResult<Vec<ChatSum
     let (chats, watch) = blocking(move || {
         let mut watch = ChatListWatch::default();
         let summaries = store.changed_chats(&user.key, &mut watch)?;
-        let mut names = Names::new(&store);
-        let dtos = summaries
-            .iter()
-            .map(|s| names.summary(s, &user.key))
-            .collect();
+        let mut names = Names::new(&store, &user.key);
+        let dtos = summaries.iter().map(|s| names.summary(s)).collect();
         Ok((dtos, watch))
     })
     .await?;
@@ -145,7 +142,7 @@ pub async fn create_dm(state: State<'_, AppState>, other: String) -> CommandResu
     blocking(move || {
         let chat = store.create_private_chat(&user.key, &other)?;
         let summary = store.chat_summary(&user.key, chat.id.as_str())?;
-        Ok(Names::new(&store).summary(&summary, &user.key))
+        Ok(Names::new(&store, &user.key).summary(&summary))
     })
     .await
 }
@@ -161,7 +158,7 @@ pub async fn create_group(
         let members: Vec<&str> = members.iter().map(String::as_str).collect();
         let chat = store.create_group_chat(&user.key, &name, &members)?;
         let summary = store.chat_summary(&user.key, chat.id.as_str())?;
-        Ok(Names::new(&store).summary(&summary, &user.key))
+        Ok(Names::new(&store, &user.key).summary(&summary))
     })
     .await
 }
@@ -172,9 +169,9 @@ pub async fn open_chat(state: State<'_, AppState>, chat_id: String) -> CommandRe
     blocking(move || {
         let view = store.get_chat(&user.key, &chat_id)?;
         let summary = store.chat_summary(&user.key, &chat_id)?;
-        let mut names = Names::new(&store);
+        let mut names = Names::new(&store, &user.key);
         Ok(ChatPageDto {
-            chat: names.summary(&summary, &user.key),
+            chat: names.summary(&summary),
             messages: names.messages(&view.page.messages),
             older_cursor: view.page.older.map(|k| k.to_cursor()),
             poll_cursor: view.cursor.encode(),
@@ -194,7 +191,7 @@ pub async fn older_messages(
         let before = EventKey::from_cursor(&before)?;
         let page = store.older_messages(&user.key, &chat_id, &before, PAGE_SIZE)?;
         Ok(OlderDto {
-            messages: Names::new(&store).messages(&page.messages),
+            messages: Names::new(&store, &user.key).messages(&page.messages),
             older_cursor: page.older.map(|k| k.to_cursor()),
         })
     })
@@ -210,7 +207,7 @@ pub async fn send_text(
     let (store, user) = state.signed_in()?;
     blocking(move || {
         let event = store.append_message(&user.key, &chat_id, Some(&text), None)?;
-        Ok(Names::new(&store).message(&event))
+        Ok(Names::new(&store, &user.key).message(&event))
     })
     .await
 }
@@ -237,7 +234,7 @@ pub async fn send_image(
             .map_err(|_| CommandError::invalid("The image data is not valid base64."))?;
         let image = store.save_image_bytes(&bytes)?;
         let event = store.append_message(&user.key, &chat_id, text.as_deref(), Some(&image))?;
-        Ok(Names::new(&store).message(&event))
+        Ok(Names::new(&store, &user.key).message(&event))
     })
     .await
 }
@@ -294,7 +291,7 @@ pub async fn poll(
     let (store, user) = state.signed_in()?;
     let mut watch = state.with_watch(std::mem::take)?;
     let (result, watch) = blocking(move || {
-        let mut names = Names::new(&store);
+        let mut names = Names::new(&store, &user.key);
         let (messages, cursor) = match (chat_id, cursor) {
             (Some(chat_id), Some(cursor)) => {
                 let cursor = LogCursor::decode(&cursor)?;
@@ -303,12 +300,9 @@ pub async fn poll(
             }
             _ => (Vec::new(), None),
         };
-        let chats = store.changed_chats(&user.key, &mut watch).map(|changed| {
-            changed
-                .iter()
-                .map(|s| names.summary(s, &user.key))
-                .collect()
-        });
+        let chats = store
+            .changed_chats(&user.key, &mut watch)
+            .map(|changed| changed.iter().map(|s| names.summary(s)).collect());
         // The watch goes back even when listing failed, so the next poll is not a full one.
         Ok((
             chats.map(|chats| PollDto {
@@ -335,14 +329,14 @@ pub async fn search(state: State<'_, AppState>, query: String) -> CommandResult<
     let (store, user) = state.signed_in()?;
     blocking(move || {
         let hits = store.search(&user.key, &query, SEARCH_LIMIT)?;
-        let mut names = Names::new(&store);
+        let mut names = Names::new(&store, &user.key);
         hits.into_iter()
             .map(|hit| {
                 // The record names the chat; a full summary would scan its logs per hit.
                 let chat = store.member_chat(&user.key, hit.chat.as_str())?;
                 Ok(SearchHitDto {
                     chat: hit.chat.to_string(),
-                    chat_title: names.title(&chat, &user.key),
+                    chat_title: names.title(&chat),
                     message: names.message(&hit.message),
                 })
             })

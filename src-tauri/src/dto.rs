@@ -23,13 +23,21 @@ pub struct ChatSummaryDto {
     pub preview: Option<String>,
     pub unread: usize,
     pub unread_capped: bool,
+    /// Something the user should know about this chat (a planted record was ignored).
+    pub notice: Option<String>,
 }
 
 #[derive(Serialize, Clone)]
 pub struct MessageDto {
     pub id: String,
+    /// Unique per message: `<sender key>/<id>`. Ids are merged only within one sender, so
+    /// another sender's copy of an id is a second message and must not replace the first.
+    pub key: String,
     pub chat: String,
+    /// A display name, which another user's record can copy: never use it to tell "mine".
     pub sender: String,
+    /// Sent by the signed-in user, decided by key.
+    pub mine: bool,
     pub ts: i64,
     /// With `seq`, orders messages of one millisecond the way the core does.
     pub device: String,
@@ -85,16 +93,19 @@ pub struct AvailabilityDto {
 
 const PREVIEW_CHARS: usize = 80;
 
-/// Display names by key; user records are read once per command, not once per message.
+/// Display names by key, as seen by the signed-in user `me`; user records are read once per
+/// command, not once per message.
 pub struct Names<'a> {
     store: &'a Store,
+    me: &'a UserKey,
     cache: HashMap<UserKey, String>,
 }
 
 impl<'a> Names<'a> {
-    pub fn new(store: &'a Store) -> Self {
+    pub fn new(store: &'a Store, me: &'a UserKey) -> Self {
         Names {
             store,
+            me,
             cache: HashMap::new(),
         }
     }
@@ -109,8 +120,10 @@ impl<'a> Names<'a> {
     pub fn message(&mut self, event: &Event) -> MessageDto {
         MessageDto {
             id: event.id.clone(),
+            key: format!("{}/{}", event.sender, event.id),
             chat: event.chat.to_string(),
             sender: self.of(&event.sender),
+            mine: event.sender == *self.me,
             ts: event.ts,
             device: event.device.as_str().to_string(),
             seq: event.seq,
@@ -124,7 +137,8 @@ impl<'a> Names<'a> {
     }
 
     /// A DM is titled with the other person's name, a group with its own.
-    pub fn title(&mut self, chat: &ChatRecord, me: &UserKey) -> String {
+    pub fn title(&mut self, chat: &ChatRecord) -> String {
+        let me = self.me;
         match chat.kind {
             ChatKind::Group => chat.name.clone().unwrap_or_default(),
             ChatKind::Dm => match chat.members.iter().find(|m| *m != me) {
@@ -134,7 +148,7 @@ impl<'a> Names<'a> {
         }
     }
 
-    pub fn summary(&mut self, summary: &ChatSummary, me: &UserKey) -> ChatSummaryDto {
+    pub fn summary(&mut self, summary: &ChatSummary) -> ChatSummaryDto {
         let chat = &summary.chat;
         let preview = summary.last.as_ref().map(|last| {
             let body = match (&last.text, &last.image) {
@@ -152,12 +166,13 @@ impl<'a> Names<'a> {
         ChatSummaryDto {
             id: chat.id.to_string(),
             kind: chat.kind,
-            title: self.title(chat, me),
+            title: self.title(chat),
             members: chat.members.iter().map(|m| self.of(m)).collect(),
             last_activity: summary.last_activity(),
             preview,
             unread: summary.unread,
             unread_capped: summary.unread_capped,
+            notice: self.store.chat_notice(&chat.id),
         }
     }
 }

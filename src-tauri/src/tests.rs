@@ -21,6 +21,11 @@ impl TestApp {
         let dirs = tempfile::tempdir().unwrap();
         let data = shared.map_or_else(|| dirs.path().join("data"), |p| p.to_path_buf());
         let state = AppState::open(&dirs.path().join("config"), data).unwrap();
+        Self::with_state(state, dirs)
+    }
+
+    /// A mock app on `state`; `dirs` lives as long as the app.
+    fn with_state(state: AppState, dirs: tempfile::TempDir) -> Self {
         let app = builder(mock_builder())
             .manage(state)
             .build(tauri::generate_context!())
@@ -329,4 +334,219 @@ fn a_missing_shared_folder_falls_back_to_the_default_and_says_so() {
     let notice = state.take_startup_notice().expect("the user is told why");
     assert!(notice.contains("usb-stick"), "{notice}");
     assert_eq!(state.take_startup_notice(), None, "said once");
+}
+
+#[test]
+fn mine_is_decided_by_key_not_by_display_name() {
+    let alice = TestApp::new(None);
+    let folder = alice.data_folder();
+    let mallory = TestApp::new(Some(&folder));
+    alice.ok("signup", creds("alice"));
+    mallory.ok("signup", creds("mallory"));
+    let chat_id = alice.ok("create_dm", json!({ "other": "mallory" }))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let page = alice.ok("open_chat", json!({ "chatId": chat_id }));
+    let sent = alice.ok(
+        "send_text",
+        json!({ "chatId": chat_id, "text": "from alice" }),
+    );
+    assert_eq!(sent["mine"], true);
+    // Any folder member can rewrite their own record to take another's display name. The
+    // core may show that name or skip the record; `mine` must not depend on either.
+    let record_path = folder.join("users/mallory.json");
+    let mut record: Value = serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    record["username"] = json!("alice");
+    std::fs::write(&record_path, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+    let hostile = mallory.ok(
+        "send_text",
+        json!({ "chatId": chat_id, "text": "from mallory" }),
+    );
+    assert_eq!(hostile["mine"], true, "mallory's own message, to mallory");
+
+    let mine_by_text = |messages: &Value| -> Vec<(String, bool)> {
+        messages
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["text"].as_str().unwrap().to_string(),
+                    m["mine"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let for_alice = [
+        ("from alice".to_string(), true),
+        ("from mallory".to_string(), false),
+    ];
+    let page_now = alice.ok("open_chat", json!({ "chatId": chat_id }));
+    assert_eq!(mine_by_text(&page_now["messages"]), for_alice);
+    let polled = alice.ok(
+        "poll",
+        json!({ "chatId": chat_id, "cursor": page["pollCursor"] }),
+    );
+    assert_eq!(mine_by_text(&polled["messages"]), for_alice);
+    let hits = alice.ok("search", json!({ "query": "from" }));
+    let mut searched: Vec<(String, bool)> = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["message"]["text"].as_str().unwrap().to_string(),
+                h["message"]["mine"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    searched.sort();
+    assert_eq!(searched, for_alice);
+    let for_mallory = [
+        ("from alice".to_string(), false),
+        ("from mallory".to_string(), true),
+    ];
+    let mallory_page = mallory.ok("open_chat", json!({ "chatId": chat_id }));
+    assert_eq!(mine_by_text(&mallory_page["messages"]), for_mallory);
+}
+
+/// An app-data folder as an older version left it: alice's account beside WebKit's files.
+fn legacy_app_data(app_data: &std::path::Path) {
+    let store = umer_chat_core::Store::open(app_data, umer_chat_core::DeviceId::random()).unwrap();
+    store.create_user("alice", "correct horse").unwrap();
+    std::fs::write(app_data.join("hsts-storage.sqlite"), b"webkit").unwrap();
+    std::fs::create_dir_all(app_data.join("WebKitCache")).unwrap();
+}
+
+#[test]
+fn the_default_folder_is_chat_data_and_old_data_moves_there() {
+    let dirs = tempfile::tempdir().unwrap();
+    let app_data = dirs.path().join("app.umerchat.desktop");
+    legacy_app_data(&app_data);
+    let state = AppState::open_in_app_data(&dirs.path().join("config"), app_data.clone()).unwrap();
+    let app = TestApp::with_state(state, dirs);
+    let expected = app_data.join("chat-data");
+    assert_eq!(
+        app.ok("data_folder", json!({})),
+        json!(expected.display().to_string())
+    );
+    assert_eq!(
+        app.ok("startup_notice", json!({})),
+        Value::Null,
+        "all moved"
+    );
+    assert_eq!(app.ok("login", creds("alice"))["username"], "alice");
+    assert!(expected.join("users/alice.json").is_file());
+    for name in umer_chat_core::config::LEGACY_ENTRIES {
+        assert!(!app_data.join(name).exists(), "{name} left behind");
+    }
+    assert!(
+        app_data.join("hsts-storage.sqlite").is_file(),
+        "WebKit's files stay"
+    );
+    assert!(!expected.join("WebKitCache").exists());
+}
+
+#[test]
+fn old_data_that_cannot_move_is_kept_and_the_user_is_told_once() {
+    let dirs = tempfile::tempdir().unwrap();
+    let app_data = dirs.path().join("app.umerchat.desktop");
+    legacy_app_data(&app_data);
+    // The new folder already has an account: both `users` folders are kept.
+    let new_root = app_data.join("chat-data");
+    umer_chat_core::Store::open(&new_root, umer_chat_core::DeviceId::random())
+        .unwrap()
+        .create_user("bob", "correct horse")
+        .unwrap();
+    let state = AppState::open_in_app_data(&dirs.path().join("config"), app_data.clone()).unwrap();
+    let app = TestApp::with_state(state, dirs);
+    let notice = app.ok("startup_notice", json!({}));
+    let notice = notice.as_str().expect("the user is told");
+    assert!(
+        notice.contains(&app_data.join("users").display().to_string()),
+        "{notice}"
+    );
+    assert_eq!(
+        app.ok("startup_notice", json!({})),
+        Value::Null,
+        "said once"
+    );
+    assert!(app_data.join("users/alice.json").is_file(), "nothing lost");
+    assert_eq!(app.ok("login", creds("bob"))["username"], "bob");
+}
+
+#[test]
+fn old_data_moves_only_into_the_default_folder() {
+    let dirs = tempfile::tempdir().unwrap();
+    let app_data = dirs.path().join("app.umerchat.desktop");
+    let config = dirs.path().join("config");
+    let chosen = dirs.path().join("shared");
+    legacy_app_data(&app_data);
+    umer_chat_core::LocalConfig::load(&config)
+        .unwrap()
+        .set_data_dir(Some(chosen.clone()))
+        .unwrap();
+    let state = AppState::open_in_app_data(&config, app_data.clone()).unwrap();
+    let app = TestApp::with_state(state, dirs);
+    assert_eq!(app.data_folder(), chosen);
+    assert!(
+        app_data.join("users/alice.json").is_file(),
+        "not moved for a chosen folder"
+    );
+    // Going back to the default folder brings the old data along.
+    let default = app_data.join("chat-data");
+    app.ok("set_data_folder", json!({ "path": default }));
+    assert!(!app_data.join("users").exists());
+    assert_eq!(app.ok("login", creds("alice"))["username"], "alice");
+}
+
+#[test]
+fn a_planted_dm_record_is_ignored_and_the_user_is_told() {
+    let alice = TestApp::new(None);
+    let folder = alice.data_folder();
+    let bob = TestApp::new(Some(&folder));
+    alice.ok("signup", creds("alice"));
+    bob.ok("signup", creds("bob"));
+    bob.ok("signup", creds("mallory"));
+    // Mallory plants the record alice and bob's DM will have, with herself in it.
+    let id = umer_chat_core::ChatId::for_dm(
+        &umer_chat_core::UserKey::of("alice").unwrap(),
+        &umer_chat_core::UserKey::of("bob").unwrap(),
+    );
+    let dir = folder.join("chats").join(id.as_str());
+    std::fs::create_dir_all(&dir).unwrap();
+    let planted = json!({
+        "format": 1, "id": id.as_str(), "kind": "dm", "name": "ours",
+        "members": ["alice", "bob", "mallory"], "created_by": null, "created_at": null,
+    });
+    std::fs::write(dir.join("chat.json"), planted.to_string()).unwrap();
+
+    let chat = alice.ok("create_dm", json!({ "other": "bob" }));
+    assert_eq!(chat["id"], id.as_str());
+    assert_eq!(chat["members"], json!(["alice", "bob"]));
+    assert!(
+        chat["notice"].as_str().unwrap().contains("ignored"),
+        "{chat}"
+    );
+    let page = alice.ok("open_chat", json!({ "chatId": id.as_str() }));
+    assert!(page["chat"]["notice"].is_string());
+    // Bob finds the DM in his list, and the two can talk.
+    bob.ok("login", creds("bob"));
+    alice.ok(
+        "send_text",
+        json!({ "chatId": id.as_str(), "text": "just us" }),
+    );
+    let listed = bob.ok("list_chats", json!({}));
+    assert!(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["id"] == id.as_str()));
+    let seen = bob.ok("open_chat", json!({ "chatId": id.as_str() }));
+    assert_eq!(seen["messages"][0]["text"], "just us");
+    assert_eq!(
+        seen["messages"][0]["key"],
+        format!("alice/{}", seen["messages"][0]["id"].as_str().unwrap())
+    );
 }

@@ -5,7 +5,7 @@
 import * as api from './api.js';
 import { $, el } from './dom.js';
 import { store } from './store.js';
-import { formatTime } from './format.js';
+import { formatTime, isoTime } from './format.js';
 import { imageUrl } from './images.js';
 import { openViewer } from './viewer.js';
 import { reportError } from './errors.js';
@@ -16,6 +16,7 @@ const emptyPane = $('chat-empty');
 const view = $('chat-view');
 const titleEl = $('chat-title');
 const membersEl = $('chat-members');
+const noticeEl = $('chat-notice');
 const box = $('messages');
 const marker = $('history-marker');
 const markerText = $('history-text');
@@ -138,6 +139,8 @@ function renderHeader(chat) {
   titleEl.textContent = chat.title;
   membersEl.textContent = (chat.members || []).join(', ');
   membersEl.title = membersEl.textContent;
+  noticeEl.textContent = chat.notice || '';
+  noticeEl.hidden = !chat.notice;
 }
 
 /** Apply a poll result; `epoch` is the open-chat epoch when the poll started. */
@@ -179,14 +182,14 @@ export function addMessages(messages, { toBottom = false } = {}) {
 function insertMessages(messages) {
   let added = 0;
   for (const m of messages) {
-    if (!m || nodes.has(m.id)) continue;
+    if (!m || nodes.has(m.key)) continue;
     if (m.chat && m.chat !== store.openChatId) continue;
     const index = insertionIndex(m);
     const next = store.messages[index];
     const node = renderMessage(m);
-    box.insertBefore(node, next ? nodes.get(next.id) : null);
+    box.insertBefore(node, next ? nodes.get(next.key) : null);
     store.messages.splice(index, 0, m);
-    nodes.set(m.id, node);
+    nodes.set(m.key, node);
     added += 1;
   }
   return added;
@@ -197,7 +200,8 @@ function comesBefore(a, b) {
   if (a.ts !== b.ts) return a.ts < b.ts;
   if (a.device !== b.device) return a.device < b.device;
   if (a.seq !== b.seq) return a.seq < b.seq;
-  return a.id < b.id;
+  if (a.id !== b.id) return a.id < b.id;
+  return a.key < b.key;
 }
 
 function insertionIndex(m) {
@@ -212,12 +216,12 @@ function insertionIndex(m) {
 }
 
 function renderMessage(m) {
-  const own = m.sender === store.session?.username;
-  return el('div', { class: own ? 'message own' : 'message', dataset: { id: m.id } },
+  // `mine` is decided by key in Rust: a display name can be copied by another user.
+  return el('div', { class: m.mine ? 'message own' : 'message', dataset: { id: m.id } },
     el('div', { class: 'bubble' },
       el('div', { class: 'meta' },
         el('span', { class: 'sender' }, m.sender),
-        el('time', { class: 'time', dateTime: new Date(m.ts).toISOString() }, formatTime(m.ts))),
+        el('time', { class: 'time', dateTime: isoTime(m.ts) }, formatTime(m.ts))),
       m.image ? renderThumb(m.image) : null,
       m.text !== null && m.text !== undefined && m.text !== '' ? el('div', { class: 'text' }, m.text) : null));
 }
@@ -247,7 +251,7 @@ function visibleAnchor() {
   let found = null;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
-    const node = nodes.get(store.messages[mid].id);
+    const node = nodes.get(store.messages[mid].key);
     if (node.offsetTop + node.offsetHeight > top) { found = node; hi = mid - 1; } else lo = mid + 1;
   }
   return found ? { node: found, offset: found.offsetTop - top } : null;

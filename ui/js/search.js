@@ -2,7 +2,7 @@
 
 import * as api from './api.js';
 import { $, el } from './dom.js';
-import { formatTime } from './format.js';
+import { formatTime, isoTime } from './format.js';
 import { isSignedOut, reportError } from './errors.js';
 
 const input = $('search-input');
@@ -82,7 +82,7 @@ function renderResult(r) {
   },
   el('span', { class: 'search-row' },
     el('span', { class: 'search-chat' }, r.chatTitle),
-    el('time', { class: 'search-time', dateTime: new Date(m.ts).toISOString() }, formatTime(m.ts))),
+    el('time', { class: 'search-time', dateTime: isoTime(m.ts) }, formatTime(m.ts))),
   el('span', { class: 'search-row' },
     el('span', { class: 'search-sender' }, m.sender),
     el('span', { class: 'search-text' }, m.text ?? '[image]')));
