@@ -3,6 +3,9 @@
 mod bad_input;
 mod concurrency;
 mod crash;
+mod fuzz;
+mod hostile;
 mod merge;
+mod os_users;
 mod store;
 mod sync;
