@@ -306,7 +306,8 @@ impl Event {
         }
         check_ts_seq(self.ts, self.seq, now)?;
         let text = self.text.as_deref().filter(|t| !t.trim().is_empty());
-        if let Some(text) = text {
+        // Counting characters is needed only when the bytes could exceed the limit.
+        if let Some(text) = text.filter(|t| t.len() > crate::messages::MAX_TEXT_CHARS) {
             let len = text.chars().count();
             if len > crate::messages::MAX_TEXT_CHARS {
                 return Err(format!(
