@@ -22,10 +22,26 @@ impl Drop for KillOnDrop {
 pub struct Display {
     pub name: String,
     _xvfb: KillOnDrop,
+    /// Kept open: Xvfb must never find its stdout closed.
+    _stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Display {
+    /// Starts Xvfb, and starts a fresh one if it exits at start (several displays starting
+    /// at once can race for one number), so a test never waits on a dead display.
     pub fn start() -> Display {
+        let mut why = String::new();
+        for _ in 0..5 {
+            match Display::try_start() {
+                Ok(display) => return display,
+                Err(e) => why = e,
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("Xvfb did not start a display after 5 tries: {why}");
+    }
+
+    fn try_start() -> Result<Display, String> {
         let mut child = Command::new("Xvfb")
             .args([
                 "-displayfd",
@@ -40,14 +56,33 @@ impl Display {
             .stderr(Stdio::null())
             .spawn()
             .expect("Xvfb is installed (apt-get install xvfb); scripts/test installs it");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut xvfb = KillOnDrop(child);
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
+        stdout
             .read_line(&mut line)
-            .expect("Xvfb prints its display number");
-        Display {
-            name: format!(":{}", line.trim()),
-            _xvfb: KillOnDrop(child),
+            .map_err(|e| format!("reading its display number: {e}"))?;
+        let number = line.trim().to_string();
+        if number.is_empty() || number.parse::<u32>().is_err() {
+            return Err(format!("it printed {line:?} and exited"));
         }
+        // The display is usable once its socket exists and the server is still running.
+        let socket = PathBuf::from(format!("/tmp/.X11-unix/X{number}"));
+        let start = Instant::now();
+        while !socket.exists() {
+            if start.elapsed() > Duration::from_secs(10) {
+                return Err(format!("{} never appeared", socket.display()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Ok(Some(status)) = xvfb.0.try_wait() {
+            return Err(format!("display :{number} exited at start ({status})"));
+        }
+        Ok(Display {
+            name: format!(":{number}"),
+            _xvfb: xvfb,
+            _stdout: stdout,
+        })
     }
 }
 
@@ -103,7 +138,20 @@ pub struct AppInstance {
 }
 
 impl AppInstance {
+    /// Launches the app through a fresh WebKitWebDriver, and tries again with a fresh one
+    /// if the session does not open, so a stalled start fails fast with its reason.
     pub fn launch(display: &Display, data_dir: &Path) -> AppInstance {
+        let mut why = String::new();
+        for _ in 0..3 {
+            match AppInstance::try_launch(display, data_dir) {
+                Ok(app) => return app,
+                Err(e) => why = e,
+            }
+        }
+        panic!("the app did not open a WebDriver session after 3 tries: {why}");
+    }
+
+    fn try_launch(display: &Display, data_dir: &Path) -> Result<AppInstance, String> {
         let home = tempfile::tempdir().unwrap();
         let port = free_port();
         let driver = Command::new("WebKitWebDriver")
@@ -120,27 +168,29 @@ impl AppInstance {
             .stderr(Stdio::null())
             .spawn()
             .expect("WebKitWebDriver is installed (apt-get install webkit2gtk-driver)");
-        let driver = KillOnDrop(driver);
+        let mut driver = KillOnDrop(driver);
         let base = format!("http://127.0.0.1:{port}");
         let start = Instant::now();
         while ureq::get(&format!("{base}/status")).call().is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "WebKitWebDriver did not start"
-            );
+            if let Ok(Some(status)) = driver.0.try_wait() {
+                return Err(format!("WebKitWebDriver exited ({status})"));
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                return Err("WebKitWebDriver did not start within 20 s".into());
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
         let binary = app_binary();
         let started = Instant::now();
-        let session = Session::start(&base, binary.to_str().unwrap());
+        let session = Session::try_start(&base, binary.to_str().unwrap())?;
         let session_start = started.elapsed();
-        AppInstance {
+        Ok(AppInstance {
             session,
             session_start,
             driver_pid: driver.0.id(),
             _driver: driver,
             _home: home,
-        }
+        })
     }
 }
 

@@ -19,29 +19,33 @@ pub struct Session {
 pub struct Element(String);
 
 impl Session {
-    /// Starts the app through the driver at `base` (e.g. `http://127.0.0.1:4444`).
-    pub fn start(base: &str, binary: &str) -> Session {
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(60))
+    /// Starts the app through the driver at `base` (e.g. `http://127.0.0.1:4444`). A session
+    /// that has not opened in 30 s will not: the caller starts over with a fresh driver.
+    pub fn try_start(base: &str, binary: &str) -> Result<Session, String> {
+        let opening = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(30))
             .build();
         let caps = json!({ "capabilities": { "alwaysMatch": {
             "webkitgtk:browserOptions": { "binary": binary, "args": [] }
         }}});
-        let response: Value = agent
+        let response: Value = opening
             .post(&format!("{base}/session"))
             .send_json(caps)
-            .expect("WebKitWebDriver starts a session")
+            .map_err(|e| format!("opening a session: {e}"))?
             .into_json()
-            .unwrap();
+            .map_err(|e| format!("reading the new session: {e}"))?;
         let id = response["value"]["sessionId"]
             .as_str()
-            .unwrap_or_else(|| panic!("no session id in {response}"))
+            .ok_or_else(|| format!("no session id in {response}"))?
             .to_string();
-        Session {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(60))
+            .build();
+        Ok(Session {
             agent,
             base: base.to_string(),
             id,
-        }
+        })
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {

@@ -332,15 +332,15 @@ function updateMarker() {
 }
 
 /** Open a chat and bring one message into view, loading older pages if needed. */
-export async function jumpToMessage(chatId, messageId) {
+export async function jumpToMessage(chatId, messageKey) {
   await openChat(chatId);
   if (store.openChatId !== chatId || !store.chatLoaded) return false;
   const epoch = store.epoch;
-  let node = nodes.get(messageId);
+  let node = nodes.get(messageKey);
   for (let i = 0; !node && store.olderCursor && i < MAX_JUMP_PAGES; i++) {
     const loaded = await loadOlder();
     if (epoch !== store.epoch || !loaded) break;
-    node = nodes.get(messageId);
+    node = nodes.get(messageKey);
   }
   if (!node || epoch !== store.epoch) return false;
   for (const old of box.querySelectorAll('.message.highlight')) old.classList.remove('highlight');

@@ -26,7 +26,7 @@ function init() {
   initChat();
   initComposer();
   initNewChat({ onCreated: (id) => openChat(id) });
-  initSearch({ onPick: (chatId, messageId) => jumpToMessage(chatId, messageId) });
+  initSearch({ onPick: (chatId, messageKey) => jumpToMessage(chatId, messageKey) });
   initSettings({
     onFolderChanged: (folder) => leaveMain(`Data folder changed to ${folder}. Sign in or create an account there.`),
   });

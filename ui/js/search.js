@@ -51,7 +51,7 @@ export function clearSearch(resetInput = true) {
 function pick(item) {
   for (const other of list.querySelectorAll('.search-result.selected')) other.classList.remove('selected');
   item.classList.add('selected');
-  onPick(item.dataset.chatId, item.dataset.messageId);
+  onPick(item.dataset.chatId, item.dataset.messageKey);
 }
 
 async function runSearch() {
@@ -78,7 +78,7 @@ function renderResult(r) {
   const m = r.message;
   return el('li', {
     class: 'search-result', tabIndex: 0, role: 'button',
-    dataset: { chatId: r.chat, messageId: m.id },
+    dataset: { chatId: r.chat, messageKey: m.key },
   },
   el('span', { class: 'search-row' },
     el('span', { class: 'search-chat' }, r.chatTitle),
