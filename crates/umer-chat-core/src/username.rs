@@ -625,5 +625,4 @@ mod tests {
             proptest::prop_assert_eq!(is_plain_ascii_key(&raw), full.is_some(), "{:?}", raw);
         }
     }
-
 }
