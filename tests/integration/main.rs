@@ -3,6 +3,7 @@
 mod bad_input;
 mod concurrency;
 mod crash;
+mod durability;
 mod fuzz;
 mod hostile;
 mod merge;
