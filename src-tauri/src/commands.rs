@@ -178,6 +178,7 @@ pub async fn open_chat(state: State<'_, AppState>, chat_id: String) -> CommandRe
         })
     })
     .await
+    .inspect(|page| state.show_images(page.messages.iter().map(|m| &m.image)))
 }
 
 #[tauri::command]
@@ -196,6 +197,7 @@ pub async fn older_messages(
         })
     })
     .await
+    .inspect(|page| state.show_images(page.messages.iter().map(|m| &m.image)))
 }
 
 #[tauri::command]
@@ -237,6 +239,7 @@ pub async fn send_image(
         Ok(Names::new(&store, &user.key).message(&event))
     })
     .await
+    .inspect(|message| state.show_images([&message.image]))
 }
 
 #[tauri::command]
@@ -279,6 +282,12 @@ pub async fn choose_image<R: Runtime>(
 #[tauri::command]
 pub async fn image_data(state: State<'_, AppState>, image: String) -> CommandResult<String> {
     let (store, _) = state.signed_in()?;
+    if umer_chat_core::is_image_name(&image) && !state.may_see_image(&image) {
+        return Err(CommandError {
+            code: "not_a_member",
+            message: "This image is not in any of your chats.".into(),
+        });
+    }
     blocking(move || Ok(store.image_to_data_url(&image)?)).await
 }
 
@@ -315,7 +324,9 @@ pub async fn poll(
     })
     .await?;
     state.set_watch(watch);
-    Ok(result?)
+    let result = result?;
+    state.show_images(result.messages.iter().map(|m| &m.image));
+    Ok(result)
 }
 
 #[tauri::command]
@@ -343,6 +354,7 @@ pub async fn search(state: State<'_, AppState>, query: String) -> CommandResult<
             .collect()
     })
     .await
+    .inspect(|hits: &Vec<SearchHitDto>| state.show_images(hits.iter().map(|h| &h.message.image)))
 }
 
 #[tauri::command]

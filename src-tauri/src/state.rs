@@ -1,6 +1,7 @@
 //! What the app holds in Rust between commands: the open data folder and who is signed in.
 //! The UI never says who it is; every command acts as `session`.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -30,6 +31,9 @@ struct Inner {
 pub struct Session {
     pub user: User,
     pub watch: ChatListWatch,
+    /// Images of the messages this session was given: the only ones `image_data` serves,
+    /// so a signed-in user cannot fetch an image of a chat they are not in by its name.
+    pub shown_images: HashSet<String>,
 }
 
 impl AppState {
@@ -133,6 +137,7 @@ impl AppState {
             inner.session = Some(Session {
                 user,
                 watch: ChatListWatch::default(),
+                shown_images: HashSet::new(),
             });
         }
     }
@@ -153,6 +158,23 @@ impl AppState {
             .as_mut()
             .ok_or_else(CommandError::not_signed_in)?;
         Ok(f(&mut session.watch))
+    }
+
+    /// Remembers the images of messages sent to the UI, which may then fetch them.
+    pub fn show_images<'a>(&self, images: impl IntoIterator<Item = &'a Option<String>>) {
+        if let Some(session) = self.lock().session.as_mut() {
+            session
+                .shown_images
+                .extend(images.into_iter().flatten().cloned());
+        }
+    }
+
+    /// Whether the signed-in user was given a message with this image.
+    pub fn may_see_image(&self, image: &str) -> bool {
+        self.lock()
+            .session
+            .as_ref()
+            .is_some_and(|s| s.shown_images.contains(image))
     }
 
     /// Replaces the watch, e.g. after a full chat list was sent.

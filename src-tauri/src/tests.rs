@@ -550,3 +550,58 @@ fn a_planted_dm_record_is_ignored_and_the_user_is_told() {
         format!("alice/{}", seen["messages"][0]["id"].as_str().unwrap())
     );
 }
+
+#[test]
+fn images_are_served_only_to_members_of_a_chat_that_shows_them() {
+    // A valid 1×1 PNG.
+    const PNG: &str =
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    let alice = TestApp::new(None);
+    let folder = alice.data_folder();
+    let bob = TestApp::new(Some(&folder));
+    let carol = TestApp::new(Some(&folder));
+    alice.ok("signup", creds("alice"));
+    bob.ok("signup", creds("bob"));
+    carol.ok("signup", creds("carol"));
+    let chat_id = alice.ok("create_dm", json!({ "other": "bob" }))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sent = alice.ok(
+        "send_image",
+        json!({ "chatId": chat_id, "dataBase64": PNG, "text": null }),
+    );
+    let image = sent["image"].as_str().unwrap().to_string();
+    assert!(alice
+        .ok("image_data", json!({ "image": image }))
+        .as_str()
+        .unwrap()
+        .starts_with("data:image/png;base64,"));
+    // Bob gets it once a message with it has reached him; carol, who is not in the DM and
+    // knows the name, never does.
+    assert_eq!(
+        bob.err_code("image_data", json!({ "image": image })),
+        "not_a_member"
+    );
+    bob.ok("open_chat", json!({ "chatId": chat_id }));
+    bob.ok("image_data", json!({ "image": image }));
+    assert_eq!(
+        carol.err_code("image_data", json!({ "image": image })),
+        "not_a_member"
+    );
+    assert_eq!(
+        carol.err_code("open_chat", json!({ "chatId": chat_id })),
+        "not_a_member"
+    );
+    assert_eq!(
+        carol.err_code("image_data", json!({ "image": image })),
+        "not_a_member"
+    );
+    // Signing out forgets what was shown.
+    bob.ok("logout", json!({}));
+    bob.ok("login", creds("bob"));
+    assert_eq!(
+        bob.err_code("image_data", json!({ "image": image })),
+        "not_a_member"
+    );
+}

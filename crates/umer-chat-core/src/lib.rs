@@ -29,7 +29,7 @@ pub use chats::{
 };
 pub use config::{default_data_dir, resolve_data_dir, LocalConfig};
 pub use error::{Error, Result};
-pub use images::{validate_image, ImageType, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE};
+pub use images::{is_image_name, validate_image, ImageType, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE};
 pub use logs::LogCursor;
 pub use messages::MAX_TEXT_CHARS;
 pub use model::{ChatId, ChatKind, ChatRecord, DeviceId, Event, EventKey};
