@@ -34,7 +34,10 @@ impl Display {
         for _ in 0..5 {
             match Display::try_start() {
                 Ok(display) => return display,
-                Err(e) => why = e,
+                Err(e) => {
+                    eprintln!("Xvfb failed to start, starting another: {e}");
+                    why = e;
+                }
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -145,7 +148,10 @@ impl AppInstance {
         for _ in 0..3 {
             match AppInstance::try_launch(display, data_dir) {
                 Ok(app) => return app,
-                Err(e) => why = e,
+                Err(e) => {
+                    eprintln!("the app's WebDriver session did not open, launching again: {e}");
+                    why = e;
+                }
             }
         }
         panic!("the app did not open a WebDriver session after 3 tries: {why}");
