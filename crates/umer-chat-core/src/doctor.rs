@@ -5,7 +5,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::fsio;
 use crate::images::is_image_name;
 use crate::logs;
 use crate::model::{ChatId, ChatKind, ChatRecord, FORMAT_VERSION};
@@ -41,7 +40,7 @@ impl Store {
             let reason = if !users.keys().any(|k| k.as_str() == name) {
                 logs::name_reason(&name)
             } else if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                not_regular(&entry)
+                logs::not_regular_reason(&entry)
             } else {
                 continue;
             };
@@ -60,7 +59,7 @@ impl Store {
                 continue;
             };
             if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                skipped.push(skip(path, None, not_regular(&entry)));
+                skipped.push(skip(path, None, logs::not_regular_reason(&entry)));
                 continue;
             }
             let chat_file = path.join("chat.json");
@@ -103,7 +102,7 @@ impl Store {
                 let reason = match other_name.as_str() {
                     "chat.json" if is_file => continue,
                     "log" if is_dir => continue,
-                    "chat.json" | "log" => not_regular(&other),
+                    "chat.json" | "log" => logs::not_regular_reason(&other),
                     _ => logs::name_reason(&other_name),
                 };
                 if other_name != "chat.json" {
@@ -182,7 +181,7 @@ impl Store {
                 EntryName::ConflictCopy { .. } => Some(SkipReason::ConflictCopy),
                 EntryName::Regular if !is_image_name(&name) => Some(SkipReason::UnexpectedName),
                 EntryName::Regular if !entry.file_type().is_ok_and(|t| t.is_file()) => {
-                    Some(not_regular(&entry))
+                    Some(logs::not_regular_reason(&entry))
                 }
                 EntryName::Regular => match self.image_bytes(&name) {
                     Ok(_) => None,
@@ -200,11 +199,4 @@ impl Store {
 
 fn skip(path: PathBuf, line: Option<usize>, reason: SkipReason) -> Skipped {
     Skipped { path, line, reason }
-}
-
-fn not_regular(entry: &fs::DirEntry) -> SkipReason {
-    let kind = fs::symlink_metadata(entry.path())
-        .map(|m| fsio::entry_kind(&m))
-        .unwrap_or("special file");
-    SkipReason::NotARegularFile(kind.to_string())
 }

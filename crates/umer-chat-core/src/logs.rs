@@ -195,7 +195,8 @@ pub fn list(log_dir: &Path, chat: &ChatRecord, skipped: &mut Vec<Skipped>) -> Ve
     files
 }
 
-fn not_regular_reason(entry: &fs::DirEntry) -> SkipReason {
+/// Why a directory entry of the wrong type (a symlink, FIFO, folder...) is skipped.
+pub(crate) fn not_regular_reason(entry: &fs::DirEntry) -> SkipReason {
     let kind = fs::symlink_metadata(entry.path())
         .map(|m| fsio::entry_kind(&m))
         .unwrap_or("special file");

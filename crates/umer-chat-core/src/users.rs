@@ -1,13 +1,11 @@
 //! Sign-up, login and the user directory: `users/<key>.json`.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::PathBuf;
 
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::fsio;
 use crate::logs;
 use crate::model::{now_ms, UserRecord, FORMAT_VERSION};
 use crate::names::{classify, EntryName};
@@ -41,10 +39,7 @@ impl Store {
                 EntryName::ConflictCopy { .. } => Some(SkipReason::ConflictCopy),
                 EntryName::Regular if !name.ends_with(".json") => Some(SkipReason::UnexpectedName),
                 EntryName::Regular if !entry.file_type().is_ok_and(|t| t.is_file()) => {
-                    let kind = fs::symlink_metadata(&path)
-                        .map(|m| fsio::entry_kind(&m))
-                        .unwrap_or("special file");
-                    Some(SkipReason::NotARegularFile(kind.to_string()))
+                    Some(logs::not_regular_reason(&entry))
                 }
                 EntryName::Regular => None,
             };
@@ -296,6 +291,8 @@ fn record_key(stem: &str, username: &str) -> Option<UserKey> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use sha2::{Digest, Sha256};
 
     use super::*;
