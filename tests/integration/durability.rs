@@ -5,26 +5,20 @@
 use std::path::Path;
 use std::process::Command;
 
-use umer_chat_tests::support::{cli, run, temp_dir};
+use umer_chat_tests::support::{cli, cli_under, run, temp_dir};
 
 /// Runs the CLI under `strace -f -y` and returns the traced calls.
 fn traced(data: &Path, config: &Path, args: &[&str]) -> Vec<String> {
-    let template = cli(data, config);
-    let mut cmd = Command::new("strace");
-    cmd.args([
+    let mut strace = Command::new("strace");
+    strace.args([
         "-f",
         "-y",
         "-qq",
         "-e",
         "trace=mkdir,mkdirat,fsync,fdatasync,write",
-    ])
-    .arg(template.get_program())
-    .args(args);
-    for (key, value) in template.get_envs() {
-        if let Some(value) = value {
-            cmd.env(key, value);
-        }
-    }
+    ]);
+    let mut cmd = cli_under(strace, data, config);
+    cmd.args(args);
     let out = run(&mut cmd);
     assert!(out.status.success(), "{args:?}: {out:?}");
     out.stderr.lines().map(str::to_string).collect()

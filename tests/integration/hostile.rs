@@ -15,7 +15,7 @@ use tempfile::TempDir;
 use umer_chat_core::model::{month_of, now_ms};
 use umer_chat_core::{DeviceId, Store};
 use umer_chat_tests::support::{
-    cli, cli_path, device_config, open_store_as, run, sign_up, temp_dir, Output,
+    cli, cli_under, device_config, open_store_as, run, sign_up, temp_dir, Output,
 };
 
 /// Far more than any command needs here, far less than a runaway read would take.
@@ -128,21 +128,14 @@ impl Fixture {
             }
         }
         let args = args.as_slice();
-        let mut limited = Command::new("timeout");
-        limited
+        let mut wrapper = Command::new("timeout");
+        wrapper
             .args(["--kill-after=2", &TIME_LIMIT.as_secs().to_string()])
             .arg("prlimit")
             .arg(format!("--as={MEMORY_LIMIT_BYTES}"))
-            .arg("--")
-            .arg(cli_path())
-            .args(args);
-        // The environment (data folder, config, password) of the usual CLI command.
-        let template = cli(self.data.path(), cfg);
-        for (key, value) in template.get_envs() {
-            if let Some(value) = value {
-                limited.env(key, value);
-            }
-        }
+            .arg("--");
+        let mut limited = cli_under(wrapper, self.data.path(), cfg);
+        limited.args(args);
         let started = Instant::now();
         let out = run(&mut limited);
         let took = started.elapsed();

@@ -7,7 +7,7 @@ use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
-use umer_chat_tests::support::{cli_path, run, temp_dir, Output, PASSWORD};
+use umer_chat_tests::support::{cli_under, run, temp_dir, Output};
 
 const SHARED_GID: u32 = 4242;
 
@@ -20,17 +20,14 @@ fn is_root() -> bool {
 
 /// The CLI as OS user `uid` in the shared group, with umask 002 (a group-shared drive).
 fn as_os_user(uid: u32, data: &Path, config: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new("setpriv");
-    cmd.arg(format!("--reuid={uid}"))
+    let mut setpriv = Command::new("setpriv");
+    setpriv
+        .arg(format!("--reuid={uid}"))
         .arg(format!("--regid={SHARED_GID}"))
         .arg("--clear-groups")
-        .args(["--", "sh", "-c", "umask 002; exec \"$0\" \"$@\""])
-        .arg(cli_path())
-        .args(args)
-        .env("UMER_CHAT_DATA_DIR", data)
-        .env("UMER_CHAT_CONFIG_DIR", config)
-        .env("UMER_CHAT_PASSWORD", PASSWORD)
-        .env("HOME", config);
+        .args(["--", "sh", "-c", "umask 002; exec \"$0\" \"$@\""]);
+    let mut cmd = cli_under(setpriv, data, config);
+    cmd.args(args).env("HOME", config);
     run(&mut cmd)
 }
 

@@ -156,6 +156,23 @@ pub fn cli(data_dir: &Path, config_dir: &Path) -> Command {
     cmd
 }
 
+/// [`cli`], run under `wrapper` (e.g. `timeout`, `prlimit` or `strace` with their arguments):
+/// the CLI's path is appended to the wrapper's arguments, with the same environment.
+pub fn cli_under(mut wrapper: Command, data_dir: &Path, config_dir: &Path) -> Command {
+    let plain = cli(data_dir, config_dir);
+    wrapper.arg(plain.get_program());
+    for (key, value) in plain.get_envs() {
+        if let Some(value) = value {
+            wrapper.env(key, value);
+        }
+    }
+    wrapper
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    wrapper
+}
+
 /// What a finished CLI run printed.
 #[derive(Debug)]
 pub struct Output {
