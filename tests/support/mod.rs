@@ -158,10 +158,19 @@ pub fn cli(data_dir: &Path, config_dir: &Path) -> Command {
 
 /// [`cli`], run under `wrapper` (e.g. `timeout`, `prlimit` or `strace` with their arguments):
 /// the CLI's path is appended to the wrapper's arguments, with the same environment.
-pub fn cli_under(mut wrapper: Command, data_dir: &Path, config_dir: &Path) -> Command {
-    let plain = cli(data_dir, config_dir);
-    wrapper.arg(plain.get_program());
-    for (key, value) in plain.get_envs() {
+pub fn cli_under(wrapper: Command, data_dir: &Path, config_dir: &Path) -> Command {
+    program_under(wrapper, cli_path(), data_dir, config_dir)
+}
+
+/// [`cli_under`] with another copy of the CLI binary.
+pub fn program_under(
+    mut wrapper: Command,
+    program: &Path,
+    data_dir: &Path,
+    config_dir: &Path,
+) -> Command {
+    wrapper.arg(program);
+    for (key, value) in cli(data_dir, config_dir).get_envs() {
         if let Some(value) = value {
             wrapper.env(key, value);
         }
