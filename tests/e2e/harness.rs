@@ -89,31 +89,62 @@ impl Display {
     }
 }
 
+/// Set by `scripts/test`: the window tests must run, so a missing display server, driver or
+/// app binary is a failure there rather than a skip.
+pub const REQUIRED_ENV: &str = "UMER_CHAT_E2E_REQUIRED";
+
+/// A display for a window test, or `None` (with the reason printed) when this machine
+/// cannot run one and `UMER_CHAT_E2E_REQUIRED` is not set: a plain `cargo test` then runs
+/// everything that needs no display.
+pub fn display_or_skip() -> Option<Display> {
+    let missing = [("Xvfb", "-help"), ("WebKitWebDriver", "--version")]
+        .into_iter()
+        .find(|(tool, arg)| Command::new(tool).arg(arg).output().is_err())
+        .map(|(tool, _)| format!("{tool} is not installed"))
+        .or_else(|| {
+            let bin = app_binary_path();
+            (!bin.is_file()).then(|| format!("{} is not built", bin.display()))
+        });
+    match missing {
+        None => Some(Display::start()),
+        Some(why) if std::env::var_os(REQUIRED_ENV).is_some() => {
+            panic!("{why}, and {REQUIRED_ENV} says the window tests must run (scripts/test installs and builds everything)")
+        }
+        Some(why) => {
+            eprintln!("skipped: {why}; scripts/test runs the window tests");
+            None
+        }
+    }
+}
+
 /// The built app binary: `$UMER_CHAT_APP_BIN` if set, else `target/<profile>/umer-chat`
 /// beside the running executable (a bin such as the app bench) or beside its `deps` folder
 /// (a test).
 pub fn app_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os(APP_BIN_ENV) {
-        let bin = PathBuf::from(bin);
-        assert!(
-            bin.is_file(),
-            "{APP_BIN_ENV}={} is not a file",
-            bin.display()
-        );
-        return bin;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let mut profile_dir = exe.parent().unwrap();
-    if profile_dir.ends_with("deps") {
-        profile_dir = profile_dir.parent().unwrap();
-    }
-    let bin = profile_dir.join("umer-chat");
+    let bin = app_binary_path();
     assert!(
         bin.is_file(),
         "{} is missing: build the app first (`cargo build -p umer-chat`; scripts/test does)",
         bin.display()
     );
     bin
+}
+
+fn app_binary_path() -> PathBuf {
+    if let Some(bin) = std::env::var_os(APP_BIN_ENV) {
+        return PathBuf::from(bin);
+    }
+    profile_dir().join("umer-chat")
+}
+
+/// `target/<profile>/`: beside the running executable, or above its `deps` folder.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let mut dir = exe.parent().unwrap();
+    if dir.ends_with("deps") {
+        dir = dir.parent().unwrap();
+    }
+    dir.to_path_buf()
 }
 
 /// Names the app binary to launch instead of the one beside the running executable.
