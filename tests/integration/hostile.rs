@@ -777,3 +777,44 @@ fn every_accepted_name_can_send_and_be_read() {
     let (doctor, _) = f.cli(f.alice_cfg.path(), &["doctor"]);
     assert_eq!(doctor.code(), 0, "{doctor:?}");
 }
+
+#[test]
+fn entries_squatting_a_devices_own_files_are_moved_aside() {
+    let f = Fixture::new();
+    let alice = umer_chat_tests::support::key("alice");
+    let phone = Store::open(f.data.path(), f.alice_phone.clone()).unwrap();
+    // A folder, a FIFO and a symlink where the phone's read markers and their lock go.
+    let markers = f.path(&format!("reads/alice/{}.json", f.alice_phone.as_str()));
+    let lock = f.path(&format!("reads/alice/.{}.lock", f.alice_phone.as_str()));
+    fs::create_dir_all(markers.join("inside")).unwrap();
+    mkfifo(&lock);
+    phone.mark_read(&alice, &f.dm).unwrap();
+    assert!(fs::symlink_metadata(&markers).unwrap().is_file());
+    assert_eq!(phone.chat_summary(&alice, &f.dm).unwrap().unread, 0);
+    // A folder where the image alice is about to send will be stored.
+    let png = {
+        let mut bytes = Vec::new();
+        image::RgbImage::new(3, 2)
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .unwrap();
+        bytes
+    };
+    let name = {
+        use sha2::Digest;
+        let hash = sha2::Sha256::digest(&png);
+        format!(
+            "{}.png",
+            hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        )
+    };
+    fs::create_dir_all(f.path(&format!("images/{name}/inside"))).unwrap();
+    assert_eq!(phone.save_image_bytes(&png).unwrap(), name);
+    phone
+        .append_message(&alice, &f.dm, None, Some(&name))
+        .unwrap();
+    assert_eq!(phone.image_bytes(&name).unwrap().1, png);
+    f.assert_victims_unharmed("squatted own files", &[]);
+}

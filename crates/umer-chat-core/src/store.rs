@@ -47,9 +47,14 @@ impl Store {
         Ok(store)
     }
 
-    /// [`fsio::write_atomic`], after checking that no folder on the way is a symlink.
+    /// [`fsio::write_atomic`], after checking that no folder on the way is a symlink. Only
+    /// paths this device may replace come here, so a folder squatting one (which a rename
+    /// cannot replace) is moved aside first.
     pub(crate) fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         self.ensure_parent(path)?;
+        if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+            fsio::move_aside(path)?;
+        }
         fsio::write_atomic(path, bytes)
     }
 
