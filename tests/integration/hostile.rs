@@ -818,3 +818,32 @@ fn entries_squatting_a_devices_own_files_are_moved_aside() {
     assert_eq!(phone.image_bytes(&name).unwrap().1, png);
     f.assert_victims_unharmed("squatted own files", &[]);
 }
+
+#[test]
+fn doctor_reads_a_dm_with_a_planted_record_as_its_two_members_even_with_dotted_names() {
+    let f = Fixture::new();
+    let store = open_store_as(f.data.path(), &f.bob);
+    sign_up(&store, &["j.doe"]);
+    let jdoe = umer_chat_tests::support::key("j.doe");
+    let dm = umer_chat_core::ChatId::for_dm(&jdoe, &umer_chat_tests::support::key("bob"));
+    // Mallory plants the record first, with herself in it; the two talk anyway.
+    let dir = f.path(&format!("chats/{dm}"));
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("chat.json"),
+        serde_json::json!({
+            "format": 1, "id": dm, "kind": "dm", "name": null,
+            "members": ["bob", "j.doe", "mallory"], "created_by": null, "created_at": null,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    store.create_private_chat(&jdoe, "bob").unwrap();
+    store
+        .append_message(&jdoe, dm.as_str(), Some("dotted"), None)
+        .unwrap();
+    let report = store.doctor().unwrap();
+    let about_dm: Vec<_> = report.iter().filter(|s| s.path.starts_with(&dir)).collect();
+    assert_eq!(about_dm.len(), 1, "only the planted record: {about_dm:?}");
+    assert!(about_dm[0].path.ends_with("chat.json"));
+}

@@ -149,12 +149,8 @@ impl Store {
         let mut ignored = Vec::new();
         for month in logs::list_dir(log_dir, &mut ignored) {
             for file in logs::list_dir(&month.path(), &mut ignored) {
-                let name = file.file_name().to_string_lossy().into_owned();
-                if let Some((user, _)) = name.split_once('.') {
-                    if let Ok(key) = UserKey::parse(user) {
-                        owners.insert(key);
-                    }
-                }
+                // The device id is after the last dot: user keys may contain dots.
+                owners.extend(logs::log_owner(&file.file_name().to_string_lossy()));
             }
         }
         if id.is_dm() {

@@ -59,6 +59,16 @@ fn parse_log_name(name: &str) -> Option<(UserKey, DeviceId)> {
     Some((UserKey::parse(user).ok()?, DeviceId::parse(device).ok()?))
 }
 
+/// Whose log a file name (or a sync tool's conflict copy of one) says it is.
+pub(crate) fn log_owner(name: &str) -> Option<UserKey> {
+    let original = match classify(name) {
+        EntryName::Regular => name.to_string(),
+        EntryName::ConflictCopy { original } => original,
+        EntryName::TempFile => return None,
+    };
+    parse_log_name(&original).map(|(owner, _)| owner)
+}
+
 fn skip(path: PathBuf, reason: SkipReason) -> Skipped {
     Skipped {
         path,
