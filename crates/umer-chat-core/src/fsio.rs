@@ -283,9 +283,9 @@ impl AppendFile {
     /// Only a regular file with one link is ever opened: a symlink, FIFO or folder that
     /// someone put at our own log's path is moved aside first (see [`move_aside`]), so the
     /// repair below can only ever cut our own file.
+    /// Its folder must exist: `Store::open_log` makes it, checking every folder on the way.
     pub fn open_locked(path: &Path) -> Result<Self> {
         let dir = parent(path);
-        fs::create_dir_all(dir).map_err(Error::io("create folder", dir))?;
         let open = || {
             no_follow(OpenOptions::new().read(true).append(true).create(true))
                 .open(path)
