@@ -61,6 +61,26 @@ enum Command {
     Search { query: String },
     /// List every file or line that readers skip, and why; exits 1 if there is any.
     Doctor,
+    /// Check every signature in the folder; list what fails and whose keys changed since
+    /// this device first saw them. Exits 1 if there is any.
+    Verify,
+    /// Show USER's key fingerprint and the safety number to compare with them (JSON).
+    Fingerprint { other: String },
+    /// Accept the keys USER's record shows now (after a change); with --verified, also mark
+    /// them as checked in person on this device.
+    Trust {
+        other: String,
+        #[arg(long)]
+        verified: bool,
+    },
+    /// Change your password (current one as usual; the new one from UMER_CHAT_NEW_PASSWORD
+    /// or the next line of stdin). Your keys, chats and messages stay as they are.
+    Passwd,
+    /// Set a new password for NAME with the recovery key (from UMER_CHAT_RECOVERY_KEY or the
+    /// first line of stdin; the new password from UMER_CHAT_NEW_PASSWORD or the next line).
+    Recover { name: String },
+    /// Show your recovery key again (needs your password).
+    RecoveryKey,
 }
 
 /// A failure that ends the run with exit code 1.
@@ -99,6 +119,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
     };
     let store = Store::open(&data_dir, config.device_id())?;
+    // Keys pinned on first sight live in local config, shared with the app on this device.
+    store.use_pin_file(LocalConfig::default_dir()?.join(PIN_FILE))?;
     let mut stdin = std::io::stdin().lock();
     let mut out = std::io::stdout().lock();
     let sign_in = |stdin: &mut dyn BufRead| -> Result<UserKey, Failure> {
@@ -106,13 +128,20 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Failure("this command needs --user NAME (and the password on stdin or in UMER_CHAT_PASSWORD)".into())
         })?;
         let password = read_password(stdin)?;
-        Ok(store.verify_user(name, &password)?.key)
+        let user = store.verify_user(name, &password)?;
+        if let Some(recovery) = store.new_recovery_key(&user.key) {
+            eprintln!("{}", recovery_notice(&recovery));
+        }
+        Ok(user.key)
     };
     match cli.command {
         Command::Signup { name } => {
             let password = read_password(&mut stdin)?;
             let user = store.create_user(&name, &password)?;
             writeln!(out, "{}", user.name).ok();
+            if let Some(recovery) = store.new_recovery_key(&user.key) {
+                eprintln!("{}", recovery_notice(&recovery));
+            }
         }
         Command::Users => {
             for user in store.list_users()? {
@@ -139,6 +168,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     "members": chat.members,
                     "last_activity": summary.last_activity(),
                     "unread": summary.unread,
+                    "key_changes": summary.key_changes,
                     "preview": summary.last.as_ref().and_then(|e| e.text.clone()),
                 });
                 writeln!(out, "{line}").ok();
@@ -168,7 +198,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                         let bytes = std::fs::read(&path).map_err(|e| {
                             Failure(format!("cannot read image {}: {e}", path.display()))
                         })?;
-                        Some(store.save_image_bytes(&bytes)?)
+                        Some(store.save_image(&me, &chat, &bytes)?)
                     }
                     None => None,
                 };
@@ -225,8 +255,83 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Verify => {
+            let report = store.verify_folder()?;
+            for failure in &report.failures {
+                writeln!(out, "{failure}").ok();
+            }
+            for user in &report.changed_keys {
+                writeln!(
+                    out,
+                    "{}: keys differ from the ones this device first saw; compare safety numbers (`fingerprint {user}`), then `trust {user}`",
+                    store.display_name(user)
+                )
+                .ok();
+            }
+            let problems = report.failures.len() + report.changed_keys.len();
+            if problems > 0 {
+                eprintln!("error: {problems} signature problem(s); nothing was changed");
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Fingerprint { other } => {
+            let me = sign_in(&mut stdin)?;
+            writeln!(out, "{}", contact_json(&store.contact_keys(&me, &other)?)).ok();
+        }
+        Command::Trust { other, verified } => {
+            let me = sign_in(&mut stdin)?;
+            let mut contact = store.trust_keys(&me, &other)?;
+            if verified {
+                contact = store.set_verified(&me, &other, true)?;
+            }
+            writeln!(out, "{}", contact_json(&contact)).ok();
+        }
+        Command::Passwd => {
+            let name = cli.user.as_deref().ok_or_else(|| {
+                Failure("passwd needs --user NAME (the current password on stdin or in UMER_CHAT_PASSWORD)".into())
+            })?;
+            let old = read_password(&mut stdin)?;
+            let new = read_secret(&mut stdin, "UMER_CHAT_NEW_PASSWORD", "new password")?;
+            store.change_password(name, &old, &new)?;
+            eprintln!("Password changed. Your keys, chats and recovery key are unchanged.");
+        }
+        Command::Recover { name } => {
+            let recovery = read_secret(&mut stdin, "UMER_CHAT_RECOVERY_KEY", "recovery key")?;
+            let new = read_secret(&mut stdin, "UMER_CHAT_NEW_PASSWORD", "new password")?;
+            let user = store.recover_account(&name, &recovery, &new)?;
+            writeln!(out, "{}", user.name).ok();
+            eprintln!("Password set. Sign in with the new password from now on.");
+        }
+        Command::RecoveryKey => {
+            let name = cli.user.as_deref().ok_or_else(|| {
+                Failure("recovery-key needs --user NAME (and the password)".into())
+            })?;
+            let password = read_password(&mut stdin)?;
+            let me = store.get_user(name)?.key;
+            writeln!(out, "{}", store.recovery_key(&me, &password)?).ok();
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The local file (in the config folder) that holds the keys this device pinned.
+const PIN_FILE: &str = "pinned-keys.json";
+
+fn recovery_notice(recovery: &str) -> String {
+    format!(
+        "Your recovery key (shown once; keep it somewhere safe, it resets a forgotten password):\n{recovery}"
+    )
+}
+
+fn contact_json(contact: &umer_chat_core::ContactKeys) -> serde_json::Value {
+    json!({
+        "user": contact.user,
+        "name": contact.name,
+        "fingerprint": contact.fingerprint,
+        "safety_number": contact.safety_number,
+        "changed": contact.changed,
+        "verified": contact.verified,
+    })
 }
 
 fn message_json(event: &Event) -> serde_json::Value {
@@ -237,24 +342,38 @@ fn message_json(event: &Event) -> serde_json::Value {
         "ts": event.ts,
         "text": event.text,
         "image": event.image,
+        "trust": trust_name(event.trust),
     })
 }
 
+fn trust_name(trust: umer_chat_core::Trust) -> &'static str {
+    match trust {
+        umer_chat_core::Trust::Verified => "verified",
+        umer_chat_core::Trust::KeyChanged => "key_changed",
+        umer_chat_core::Trust::Unsigned => "unsigned",
+    }
+}
+
 fn read_password(stdin: &mut dyn BufRead) -> Result<String, Failure> {
-    if let Ok(password) = std::env::var("UMER_CHAT_PASSWORD") {
-        return Ok(password);
+    read_secret(stdin, "UMER_CHAT_PASSWORD", "password")
+}
+
+/// A secret from the environment variable `var`, else the next line of stdin.
+fn read_secret(stdin: &mut dyn BufRead, var: &str, what: &str) -> Result<String, Failure> {
+    if let Ok(secret) = std::env::var(var) {
+        return Ok(secret);
     }
     let mut line = String::new();
     stdin
         .read_line(&mut line)
-        .map_err(|e| Failure(format!("cannot read the password from stdin: {e}")))?;
-    let password = line.trim_end_matches(['\r', '\n']).to_string();
-    if password.is_empty() {
-        return Err(Failure(
-            "no password: set UMER_CHAT_PASSWORD or pass it as the first line of stdin".into(),
-        ));
+        .map_err(|e| Failure(format!("cannot read the {what} from stdin: {e}")))?;
+    let secret = line.trim_end_matches(['\r', '\n']).to_string();
+    if secret.is_empty() {
+        return Err(Failure(format!(
+            "no {what}: set {var} or pass it as the next line of stdin"
+        )));
     }
-    Ok(password)
+    Ok(secret)
 }
 
 #[cfg(all(test, target_os = "linux"))]

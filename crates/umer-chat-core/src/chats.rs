@@ -3,13 +3,17 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::crypto::{ContentKey, CHAT_RECORD_DOMAIN};
 use crate::error::{Error, Result};
+use crate::fsio;
 use crate::logs::{self, LogCursor};
 use crate::model::{
     month_of, now_ms, ChatId, ChatKind, ChatRecord, Event, EventKey, FORMAT_VERSION,
 };
-use crate::store::{read_record, to_pretty_json, Store};
+use crate::reader::ChatReader;
+use crate::store::{parse_record, to_pretty_json, Store, MAX_RECORD_BYTES};
 use crate::username::UserKey;
+use serde_json::value::RawValue;
 
 pub const MAX_GROUP_NAME_CHARS: usize = 64;
 pub const MAX_GROUP_MEMBERS: usize = 256;
@@ -24,6 +28,8 @@ pub struct ChatSummary {
     pub last: Option<Event>,
     pub unread: usize,
     pub unread_capped: bool,
+    /// Other members whose keys changed since this device first saw them.
+    pub key_changes: Vec<UserKey>,
 }
 
 impl ChatSummary {
@@ -105,21 +111,47 @@ impl Store {
                 "A group can have at most {MAX_GROUP_MEMBERS} members."
             )));
         }
+        let creator = self.keyring.require_identity(user)?;
         let id = ChatId::random_group();
+        // Every member's key must be there, and the one this device knows: the group's key
+        // is wrapped for each of them and for nobody else.
+        let mut member_keys = Vec::new();
+        for member in &keys {
+            let sender = self.keyring.sender(member);
+            if sender.changed() {
+                return Err(Error::KeyChanged {
+                    name: self.display_name(member),
+                });
+            }
+            let public = sender.current().ok_or_else(|| Error::MemberWithoutKeys {
+                name: self.display_name(member),
+            })?;
+            member_keys.push((member.clone(), public));
+        }
+        let content = ContentKey::random();
+        let wrapped = content.wrap_for(&id, member_keys.iter().map(|(k, p)| (k, p)));
         let record = ChatRecord {
             format: FORMAT_VERSION,
             id: id.clone(),
             kind: ChatKind::Group,
-            name: Some(name.to_string()),
+            name: None,
             members: keys.into_iter().collect(),
             created_by: Some(user.clone()),
             created_at: Some(now_ms()),
+            sealed_name: Some(content.seal_name(&id, name)),
+            keys: Some(wrapped),
         };
-        self.write_once(
-            &self.chat_dir(&id).join("chat.json"),
-            &to_pretty_json(&record),
-        )?;
-        self.chat(&id)
+        let signed = serde_json::to_string(&record).expect("records serialise");
+        let sig = creator.keys.sign(CHAT_RECORD_DOMAIN, signed.as_bytes());
+        let file = format!(
+            "{{\n  \"format\": {FORMAT_VERSION},\n  \"record\": {signed},\n  \"sig\": \"{sig}\"\n}}\n"
+        );
+        self.write_once(&self.chat_dir(&id).join("chat.json"), file.as_bytes())?;
+        self.opened_names
+            .lock()
+            .expect("opened names")
+            .insert(id.clone(), name.to_string());
+        self.member_chat(user, id.as_str())
     }
 
     fn require_user(&self, user: &UserKey) -> Result<()> {
@@ -133,10 +165,66 @@ impl Store {
             return Ok(chat.clone());
         }
         let path = self.chat_dir(id).join("chat.json");
-        let record: ChatRecord =
-            read_record(&path)?.ok_or_else(|| Error::ChatNotFound { id: id.to_string() })?;
+        let record = self
+            .read_chat_record(&path)?
+            .ok_or_else(|| Error::ChatNotFound { id: id.to_string() })?;
         record.check(id).map_err(|why| Error::corrupt(&path, why))?;
         Ok(self.cache_chat(record))
+    }
+
+    /// A chat.json, parsed and its signature checked (not yet its rules).
+    pub(crate) fn read_chat_record(&self, path: &std::path::Path) -> Result<Option<ChatRecord>> {
+        match fsio::read_capped(path, MAX_RECORD_BYTES)? {
+            Some(bytes) => self.parse_chat_record(path, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A format-1 record as it is, or a format-2 group's record once its creator's
+    /// signature over its exact bytes checks.
+    fn parse_chat_record(&self, path: &std::path::Path, bytes: &[u8]) -> Result<ChatRecord> {
+        #[derive(serde::Deserialize)]
+        struct Envelope<'a> {
+            #[serde(borrow)]
+            record: Option<&'a RawValue>,
+            sig: Option<String>,
+        }
+        let envelope: Envelope = serde_json::from_slice(bytes)
+            .map_err(|e| Error::corrupt(path, format!("not a JSON record ({e})")))?;
+        let Some(raw) = envelope.record else {
+            let record: ChatRecord = parse_record(path, bytes)?;
+            if record.format >= 2 {
+                return Err(Error::corrupt(
+                    path,
+                    "a format-2 chat record without a signature",
+                ));
+            }
+            return Ok(record);
+        };
+        let record: ChatRecord = parse_record(path, raw.get().as_bytes())?;
+        if record.format < 2 || record.kind != ChatKind::Group {
+            return Err(Error::corrupt(
+                path,
+                "only format-2 group records are signed",
+            ));
+        }
+        let creator = record
+            .created_by
+            .clone()
+            .ok_or_else(|| Error::corrupt(path, "a signed record without its creator"))?;
+        let signer = self.keyring.sender(&creator);
+        let sig = envelope.sig.unwrap_or_default();
+        if !signer
+            .accepted
+            .iter()
+            .any(|(key, _)| key.verify(CHAT_RECORD_DOMAIN, raw.get().as_bytes(), &sig))
+        {
+            return Err(Error::corrupt(
+                path,
+                format!("its signature is not {creator}'s, who it says created it"),
+            ));
+        }
+        Ok(record)
     }
 
     /// Uses the record a DM's id implies in place of an unusable chat.json.
@@ -184,10 +272,38 @@ impl Store {
             Err(e) => return Err(e),
         };
         if chat.is_member(user) {
-            Ok(chat)
+            Ok(self.open_name(user, chat))
         } else {
             Err(Error::NotAMember { id: id.to_string() })
         }
+    }
+
+    /// The record with its sealed name opened for `user`, a member, when they can open it.
+    fn open_name(&self, user: &UserKey, chat: Arc<ChatRecord>) -> Arc<ChatRecord> {
+        let Some(sealed) = chat.sealed_name.as_ref().filter(|_| chat.name.is_none()) else {
+            return chat;
+        };
+        let known = self
+            .opened_names
+            .lock()
+            .expect("opened names")
+            .get(&chat.id)
+            .cloned();
+        let name = known.or_else(|| {
+            let identity = self.keyring.identity(user)?;
+            let reader = ChatReader::new(chat.clone(), self.keyring.clone(), Some(identity));
+            let key = reader.content_keys().get(&sealed.kid)?;
+            let name = key.open_name(&chat.id, sealed)?;
+            check_group_name(&name).ok()?;
+            self.opened_names
+                .lock()
+                .expect("opened names")
+                .insert(chat.id.clone(), name.clone());
+            Some(name)
+        });
+        let mut opened = (*chat).clone();
+        opened.name = Some(name.unwrap_or_else(|| "(group name cannot be opened)".into()));
+        Arc::new(opened)
     }
 
     /// The id of `user`'s DM with each other user: how a DM is found when its record is not
@@ -223,8 +339,10 @@ impl Store {
             if watch.seen.get(&chat.id) == Some(&state) {
                 continue;
             }
-            changed.push(self.summarise(user, chat.clone(), &files, state.1.as_ref())?);
-            watch.seen.insert(chat.id.clone(), state);
+            let id = chat.id.clone();
+            let reader = self.reader_for(user, chat)?;
+            changed.push(self.summarise(user, reader, &files, state.1.as_ref())?);
+            watch.seen.insert(id, state);
         }
         sort_by_activity(&mut changed);
         Ok(changed)
@@ -235,7 +353,8 @@ impl Store {
         let chat = self.member_chat(user, id)?;
         let markers = self.read_markers(user)?;
         let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
-        self.summarise(user, chat.clone(), &files, markers.get(&chat.id))
+        let marker = markers.get(&chat.id);
+        self.summarise(user, self.reader_for(user, chat)?, &files, marker)
     }
 
     pub(crate) fn member_chats(&self, user: &UserKey) -> Result<Vec<Arc<ChatRecord>>> {
@@ -251,7 +370,7 @@ impl Store {
                 continue;
             }
             match self.chat(&id) {
-                Ok(chat) if chat.is_member(user) => chats.push(chat),
+                Ok(chat) if chat.is_member(user) => chats.push(self.open_name(user, chat)),
                 Ok(_) => {}
                 // A chat whose chat.json has not synced yet is left out for now.
                 Err(Error::ChatNotFound { .. }) => {}
@@ -273,7 +392,7 @@ impl Store {
     fn summarise(
         &self,
         user: &UserKey,
-        chat: Arc<ChatRecord>,
+        chat: ChatReader,
         files: &[logs::LogFile],
         marker: Option<&EventKey>,
     ) -> Result<ChatSummary> {
@@ -309,8 +428,14 @@ impl Store {
                 break;
             }
         }
+        let others = chat.members.iter().filter(|m| *m != user);
+        let key_changes = others
+            .filter(|m| chat.sender(m).changed())
+            .cloned()
+            .collect();
         Ok(ChatSummary {
-            chat,
+            key_changes,
+            chat: chat.record().clone(),
             last,
             unread: unread.min(UNREAD_CAP),
             unread_capped: capped,
@@ -324,7 +449,8 @@ impl Store {
         // picked up by the next poll rather than lost or shown twice.
         let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         let cursor = LogCursor::at_end_of(&files);
-        let page = page_before(&files, &chat, None, PAGE_SIZE);
+        let reader = self.reader_for(user, chat.clone())?;
+        let page = page_before(&files, &reader, None, PAGE_SIZE);
         Ok(ChatView { chat, page, cursor })
     }
 
@@ -340,7 +466,7 @@ impl Store {
         let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         Ok(page_before(
             &files,
-            &chat,
+            &self.reader_for(user, chat)?,
             Some(before),
             limit.clamp(1, 500),
         ))
@@ -358,7 +484,7 @@ fn sort_by_activity(summaries: &mut [ChatSummary]) {
 
 fn page_before(
     files: &[logs::LogFile],
-    chat: &ChatRecord,
+    chat: &ChatReader,
     before: Option<&EventKey>,
     limit: usize,
 ) -> Page {
@@ -376,7 +502,7 @@ fn page_before(
 /// the scan stops once enough are found, so the cost follows `limit`, not history.
 pub(crate) fn newest(
     files: &[logs::LogFile],
-    chat: &ChatRecord,
+    chat: &ChatReader,
     before: Option<&EventKey>,
     limit: usize,
 ) -> Vec<Event> {

@@ -10,7 +10,7 @@ use crate::logs;
 use crate::model::{ChatId, ChatKind, ChatRecord, FORMAT_VERSION};
 use crate::names::{classify, EntryName};
 use crate::skip::{SkipReason, Skipped};
-use crate::store::{read_record, Store};
+use crate::store::Store;
 use crate::username::UserKey;
 
 impl Store {
@@ -21,6 +21,7 @@ impl Store {
         let users = self.scan_users(&mut skipped)?;
         for user in users.keys() {
             self.scan_read_markers(user, &mut skipped)?;
+            self.check_user_keys(user, &mut skipped);
         }
         self.check_reads_root(&users, &mut skipped)?;
         self.check_chats(&mut skipped)?;
@@ -64,7 +65,7 @@ impl Store {
             }
             let chat_file = path.join("chat.json");
             let log_dir = self.log_dir(&id);
-            let record = match read_record::<ChatRecord>(&chat_file) {
+            let record = match self.read_chat_record(&chat_file) {
                 Ok(Some(record)) if record.id != id => {
                     let why = format!("describes chat {}", record.id);
                     skipped.push(skip(chat_file.clone(), None, SkipReason::Misplaced(why)));
@@ -101,8 +102,8 @@ impl Store {
                 let is_file = other.file_type().is_ok_and(|t| t.is_file());
                 let reason = match other_name.as_str() {
                     "chat.json" if is_file => continue,
-                    "log" if is_dir => continue,
-                    "chat.json" | "log" => logs::not_regular_reason(&other),
+                    "log" | "keys" if is_dir => continue,
+                    "chat.json" | "log" | "keys" => logs::not_regular_reason(&other),
                     _ => logs::name_reason(&other_name),
                 };
                 if other_name != "chat.json" {
@@ -110,6 +111,12 @@ impl Store {
                 }
             }
             let record = record.unwrap_or_else(|| self.stand_in_record(&id, &log_dir));
+            let record = self.checker_for(std::sync::Arc::new(record));
+            for epoch in logs::list_dir(&path.join("keys"), skipped) {
+                if let Err(reason) = record.read_epoch(&epoch.path()) {
+                    skipped.push(skip(epoch.path(), None, reason));
+                }
+            }
             let mut events = Vec::new();
             let mut found_in = HashMap::new();
             for file in logs::list(&log_dir, &record, skipped) {
@@ -145,6 +152,8 @@ impl Store {
             members: Vec::new(),
             created_by: None,
             created_at: None,
+            sealed_name: None,
+            keys: None,
         };
         let mut ignored = Vec::new();
         for month in logs::list_dir(log_dir, &mut ignored) {
@@ -179,7 +188,7 @@ impl Store {
                 EntryName::Regular if !entry.file_type().is_ok_and(|t| t.is_file()) => {
                     Some(logs::not_regular_reason(&entry))
                 }
-                EntryName::Regular => match self.image_bytes(&name) {
+                EntryName::Regular => match self.stored_image_bytes(&name) {
                     Ok(_) => None,
                     Err(Error::CorruptFile { .. }) => Some(SkipReason::ContentMismatch),
                     Err(e) => Some(SkipReason::from_error(&e)),

@@ -77,6 +77,14 @@ pub enum Error {
     NotARegularFile { path: PathBuf, kind: String },
     #[error("{path} is {len} bytes, more than the {max} this kind of file can have; it was left alone (see `umer-chat-cli doctor`).")]
     FileTooLarge { path: PathBuf, len: u64, max: u64 },
+    #[error("{name} is not signed in on this device; sign in to read and send as them.")]
+    NotSignedIn { name: String },
+    #[error("Wrong recovery key for {name:?}. It is the 64 characters shown when the account got its keys.")]
+    WrongRecoveryKey { name: String },
+    #[error("{name} has not signed in since messages were encrypted, so nothing can be sent to them yet. Once they sign in with this version, their keys are created and this chat works.")]
+    MemberWithoutKeys { name: String },
+    #[error("{name}'s keys changed since this device first saw them. Compare safety numbers (Verify) and accept the new keys before sending; until then nothing is encrypted to them.")]
+    KeyChanged { name: String },
     #[error("Could not {action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -119,6 +127,10 @@ impl Error {
             Error::UnsupportedFormat { .. } => "unsupported_format",
             Error::NotARegularFile { .. } => "not_a_regular_file",
             Error::FileTooLarge { .. } => "file_too_large",
+            Error::NotSignedIn { .. } => "not_signed_in",
+            Error::WrongRecoveryKey { .. } => "wrong_recovery_key",
+            Error::MemberWithoutKeys { .. } => "member_without_keys",
+            Error::KeyChanged { .. } => "key_changed",
             Error::Io { .. } => "io",
         }
     }

@@ -439,3 +439,24 @@ mod tests {
         assert!(log.is_empty());
     }
 }
+
+/// What tells a changed file from an unchanged one without reading it: length, mtime,
+/// inode (a replaced file has a new one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    inode: u64,
+}
+
+/// The stamp of a regular file, or `None` (missing, or not a regular file).
+pub fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = fs::symlink_metadata(path).ok().filter(|m| m.is_file())?;
+    Some(Stamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        #[cfg(unix)]
+        inode: std::os::unix::fs::MetadataExt::ino(&meta),
+    })
+}

@@ -7,10 +7,12 @@ use base64::Engine;
 use image::{ImageFormat, ImageReader, Limits};
 use sha2::{Digest, Sha256};
 
+use crate::crypto;
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::password::hex_lower;
 use crate::store::Store;
+use crate::username::UserKey;
 
 pub const MAX_IMAGE_BYTES: usize = 10 * 1024 * 1024;
 /// Bounds the decoded size, so a small file cannot expand into gigabytes of pixels.
@@ -32,8 +34,12 @@ fn sniff(bytes: &[u8]) -> Option<(ImageFormat, &'static str, &'static str)> {
     }
 }
 
+/// The extension of an encrypted image (format 2): its type is known only once opened.
+pub const SEALED_IMAGE_EXT: &str = "enc";
+
 fn mime_of(name: &str) -> Option<&'static str> {
     match name.rsplit_once('.')?.1 {
+        SEALED_IMAGE_EXT => Some("application/octet-stream"),
         "png" => Some("image/png"),
         "jpg" => Some("image/jpeg"),
         "gif" => Some("image/gif"),
@@ -100,22 +106,29 @@ pub fn validate_image(bytes: &[u8]) -> Result<ImageType> {
 }
 
 impl Store {
-    /// Validates and stores an image; returns its name in `images/` for `append_message`.
-    pub fn save_image_bytes(&self, bytes: &[u8]) -> Result<String> {
-        let ext = validate_image(bytes)?.ext;
-        let name = format!("{}.{ext}", hex_lower(&Sha256::digest(bytes)));
+    /// Validates an image and stores it encrypted with the chat's key, for `append_message`
+    /// to reference. The file is `images/<sha256 of its bytes>.enc`: its bytes are not the
+    /// image, and its name says nothing about it.
+    pub fn save_image(&self, user: &UserKey, chat: &str, bytes: &[u8]) -> Result<String> {
+        validate_image(bytes)?;
+        let identity = self.keyring.require_identity(user)?;
+        let chat = self.member_chat(user, chat)?;
+        let reader = self.reader_for(user, chat.clone())?;
+        let key = self.sending_key(&identity, &reader)?;
+        let sealed = key.seal_image(&chat.id, bytes);
+        let name = format!("{}.{SEALED_IMAGE_EXT}", hex_lower(&Sha256::digest(&sealed)));
         let path = self.images_dir().join(&name);
-        if !self.write_once(&path, bytes)? && !self.image_is_intact(&name) {
+        if !self.write_once(&path, &sealed)? && !self.image_is_intact(&name) {
             // A damaged copy (cut short by a sync tool), or something that is not a file at
             // all: the name fixes the content, so replacing it cannot lose anything.
-            self.write_atomic(&path, bytes)?;
+            self.write_atomic(&path, &sealed)?;
         }
         Ok(name)
     }
 
     fn image_is_intact(&self, name: &str) -> bool {
         let path = self.images_dir().join(name);
-        match fsio::read_capped(&path, MAX_IMAGE_BYTES as u64) {
+        match fsio::read_capped(&path, MAX_SEALED_IMAGE_BYTES) {
             Ok(Some(bytes)) => name.starts_with(&hex_lower(&Sha256::digest(&bytes))),
             _ => false,
         }
@@ -137,11 +150,36 @@ impl Store {
         }
     }
 
-    /// The image's MIME type and bytes, checked against its name.
-    pub fn image_bytes(&self, name: &str) -> Result<(&'static str, Vec<u8>)> {
+    /// The image's MIME type and bytes, checked against its name and, when sealed, opened
+    /// with the key of `chat` that `user` (a member) holds.
+    pub fn image_bytes(
+        &self,
+        user: &UserKey,
+        chat: &str,
+        name: &str,
+    ) -> Result<(&'static str, Vec<u8>)> {
+        let chat = self.member_chat(user, chat)?;
+        let bytes = self.stored_image_bytes(name)?;
+        if !name.ends_with(SEALED_IMAGE_EXT) {
+            return Ok((mime_of(name).expect("checked by is_image_name"), bytes));
+        }
+        let path = self.images_dir().join(name);
+        let reader = self.reader_for(user, chat.clone())?;
+        let opened = crypto::image_kid(&bytes)
+            .and_then(|kid| reader.content_keys().get(&kid))
+            .and_then(|key| key.open_image(&chat.id, &bytes))
+            .ok_or_else(|| Error::corrupt(&path, "it does not open with this chat's keys"))?;
+        let mime = sniff(&opened)
+            .map(|(_, _, mime)| mime)
+            .ok_or_else(|| Error::corrupt(&path, "it opens, but is not an image"))?;
+        Ok((mime, opened))
+    }
+
+    /// An image file's bytes as stored, checked against its name.
+    pub(crate) fn stored_image_bytes(&self, name: &str) -> Result<Vec<u8>> {
         self.check_image_exists(name)?;
         let path = self.images_dir().join(name);
-        let bytes = fsio::read_capped(&path, MAX_IMAGE_BYTES as u64)?.ok_or_else(|| {
+        let bytes = fsio::read_capped(&path, MAX_SEALED_IMAGE_BYTES)?.ok_or_else(|| {
             Error::ImageNotFound {
                 name: name.to_string(),
             }
@@ -152,13 +190,16 @@ impl Store {
                 "its content does not match its name (still syncing?)",
             ));
         }
-        Ok((mime_of(name).expect("checked by is_image_name"), bytes))
+        Ok(bytes)
     }
 
     /// A `data:` URL of the image, for display.
-    pub fn image_to_data_url(&self, name: &str) -> Result<String> {
-        let (mime, bytes) = self.image_bytes(name)?;
+    pub fn image_to_data_url(&self, user: &UserKey, chat: &str, name: &str) -> Result<String> {
+        let (mime, bytes) = self.image_bytes(user, chat, name)?;
         let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
         Ok(format!("data:{mime};base64,{b64}"))
     }
 }
+
+/// A sealed image is the image plus 52 bytes of header and tag.
+const MAX_SEALED_IMAGE_BYTES: u64 = MAX_IMAGE_BYTES as u64 + 1024;

@@ -8,15 +8,19 @@
 
 mod chats;
 pub mod config;
+mod contacts;
+pub mod crypto;
 mod doctor;
 pub mod error;
 pub mod fsio;
 mod images;
+pub mod keys;
 pub mod logs;
 mod messages;
 pub mod model;
 pub mod names;
 pub mod password;
+pub mod reader;
 mod reads;
 mod search;
 pub mod skip;
@@ -28,11 +32,14 @@ pub use chats::{
     ChatListWatch, ChatSummary, ChatView, Page, MAX_GROUP_NAME_CHARS, PAGE_SIZE, UNREAD_CAP,
 };
 pub use config::{default_data_dir, resolve_data_dir, LocalConfig};
+pub use contacts::{ContactKeys, VerifyReport};
 pub use error::{Error, Result};
 pub use images::{is_image_name, validate_image, ImageType, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE};
+pub use keys::Trust;
 pub use logs::LogCursor;
 pub use messages::MAX_TEXT_CHARS;
 pub use model::{ChatId, ChatKind, ChatRecord, DeviceId, Event, EventKey};
+pub use reader::ChatReader;
 pub use search::SearchHit;
 pub use skip::{SkipReason, Skipped};
 pub use store::Store;

@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fsio::{self, complete_len, read_exact_at};
-use crate::model::{is_month, ChatRecord, DeviceId, Event, FORMAT_VERSION, MESSAGE_EVENT};
+use crate::model::{is_month, ChatRecord, DeviceId, Event};
 use crate::names::{classify, EntryName};
+use crate::reader::ChatReader;
 use crate::skip::{SkipReason, Skipped};
 use crate::username::UserKey;
 
@@ -221,52 +222,14 @@ pub(crate) fn name_reason(name: &str) -> SkipReason {
     }
 }
 
-/// Parses and checks one line of `file`: the format, every value a writer would refuse,
-/// the place it was found in, and that its sender is a member of `chat`.
-pub fn parse_line(line: &[u8], file: &LogFile, chat: &ChatRecord) -> Result<Event, SkipReason> {
-    let event: Event = match serde_json::from_slice(line) {
-        Ok(event) => event,
-        Err(e) => {
-            #[derive(Deserialize)]
-            struct Version {
-                v: u64,
-            }
-            // A newer writer's line may not fit this version's shape: say so, not "unreadable".
-            return Err(match serde_json::from_slice::<Version>(line) {
-                Ok(version) if version.v > FORMAT_VERSION => SkipReason::NewerFormat(version.v),
-                _ => SkipReason::Unparseable(e.to_string()),
-            });
-        }
-    };
-    if event.v > FORMAT_VERSION {
-        return Err(SkipReason::NewerFormat(event.v));
-    }
-    if event.kind != MESSAGE_EVENT {
-        return Err(SkipReason::Unparseable(format!(
-            "unknown event type {:?}",
-            event.kind
-        )));
-    }
-    if event.chat != chat.id {
-        return Err(SkipReason::Misplaced(format!(
-            "event of chat {}",
-            event.chat
-        )));
-    }
-    if event.sender != file.owner || event.device != file.device {
-        return Err(SkipReason::Misplaced(format!(
-            "event of {}.{} in another device's log",
-            event.sender,
-            event.device.as_str()
-        )));
-    }
-    if !chat.is_member(&event.sender) {
-        return Err(SkipReason::NotAMember(event.sender));
-    }
-    event
-        .check(crate::model::now_ms())
-        .map_err(SkipReason::Invalid)?;
-    Ok(event)
+/// Parses and checks one line of `file` at byte `offset`; see [`ChatReader::parse_line`].
+pub fn parse_line(
+    line: &[u8],
+    offset: u64,
+    file: &LogFile,
+    chat: &ChatReader,
+) -> Result<Event, SkipReason> {
+    chat.parse_line(line, offset, file)
 }
 
 /// One line as a reader meets it: its bytes, or only its length when it is too long to be
@@ -339,7 +302,7 @@ fn open_log(file: &LogFile, skipped: &mut Vec<Skipped>) -> Option<File> {
 }
 
 /// Every event of a file, with what had to be skipped (by line).
-pub fn read_all(file: &LogFile, chat: &ChatRecord, skipped: &mut Vec<Skipped>) -> Vec<Event> {
+pub fn read_all(file: &LogFile, chat: &ChatReader, skipped: &mut Vec<Skipped>) -> Vec<Event> {
     read_range(file, chat, 0, skipped).0
 }
 
@@ -347,7 +310,7 @@ pub fn read_all(file: &LogFile, chat: &ChatRecord, skipped: &mut Vec<Skipped>) -
 /// offset reached. Line numbers are reported only when reading from the start.
 fn read_range(
     file: &LogFile,
-    chat: &ChatRecord,
+    chat: &ChatReader,
     start: u64,
     skipped: &mut Vec<Skipped>,
 ) -> (Vec<Event>, u64) {
@@ -364,11 +327,11 @@ fn read_range(
             reason,
         })
     };
-    let reached = for_each_line(&handle, start, file.len, |_, line| {
+    let reached = for_each_line(&handle, start, file.len, |offset, line| {
         line_no += 1;
         match line {
             Line::Complete(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {}
-            Line::Complete(bytes) => match parse_line(bytes, file, chat) {
+            Line::Complete(bytes) => match parse_line(bytes, offset, file, chat) {
                 Ok(event) => events.push(event),
                 Err(reason) => report(line_no, reason),
             },
@@ -410,7 +373,7 @@ pub enum Scan {
 /// being held. Lines that cannot be used are left to `doctor` to report.
 pub fn scan_back(
     file: &LogFile,
-    chat: &ChatRecord,
+    chat: &ChatReader,
     mut visit: impl FnMut(&Event) -> Scan,
 ) -> Vec<Event> {
     let mut taken = Vec::new();
@@ -466,12 +429,14 @@ pub fn scan_back(
                 overlong = false;
                 None
             } else if carry.is_empty() {
-                visit_line(piece, file, chat, &mut visit, &mut taken)
+                let offset = start + line_start as u64;
+                visit_line(piece, offset, file, chat, &mut visit, &mut taken)
             } else if piece.len() + carry.len() <= MAX_LINE_BYTES {
                 let mut joined = piece.to_vec();
                 joined.extend_from_slice(&carry);
                 carry.clear();
-                visit_line(&joined, file, chat, &mut visit, &mut taken)
+                let offset = start + line_start as u64;
+                visit_line(&joined, offset, file, chat, &mut visit, &mut taken)
             } else {
                 carry.clear();
                 None
@@ -491,15 +456,16 @@ pub fn scan_back(
 
 fn visit_line(
     line: &[u8],
+    offset: u64,
     file: &LogFile,
-    chat: &ChatRecord,
+    chat: &ChatReader,
     visit: &mut impl FnMut(&Event) -> Scan,
     taken: &mut Vec<Event>,
 ) -> Option<Scan> {
     if line.is_empty() {
         return None;
     }
-    let event = parse_line(line, file, chat).ok()?;
+    let event = parse_line(line, offset, file, chat).ok()?;
     let verdict = visit(&event);
     if matches!(verdict, Scan::Take) {
         taken.push(event);
@@ -542,7 +508,7 @@ impl LogCursor {
 /// ids the caller already has are dropped by the caller.
 pub fn read_since(
     files: &[LogFile],
-    chat: &ChatRecord,
+    chat: &ChatReader,
     cursor: &LogCursor,
 ) -> (Vec<Event>, LogCursor) {
     let mut events = Vec::new();
@@ -616,20 +582,28 @@ pub fn reused_ids(events: &[Event]) -> BTreeMap<String, Vec<UserKey>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{new_event_id, now_ms};
+    use crate::model::{new_event_id, now_ms, MESSAGE_EVENT};
     use proptest::prelude::*;
     use std::io::Write;
 
-    fn chat() -> ChatRecord {
-        ChatRecord::dm(
+    /// A reader that checks signatures only, in a folder where nobody has keys yet, so
+    /// the format-1 lines these tests write are read as unsigned history.
+    fn chat() -> ChatReader {
+        let record = ChatRecord::dm(
             &UserKey::parse("alice").unwrap(),
             &UserKey::parse("bob").unwrap(),
+        );
+        let keyring = crate::keys::Keyring::new(&std::env::temp_dir().join("no-such-umer-folder"));
+        ChatReader::new(
+            std::sync::Arc::new(record),
+            std::sync::Arc::new(keyring),
+            None,
         )
     }
 
     fn event(chat: &ChatRecord, seq: u64, text: &str) -> Event {
         Event {
-            v: FORMAT_VERSION,
+            v: 1,
             id: new_event_id(),
             kind: MESSAGE_EVENT.into(),
             chat: chat.id.clone(),
@@ -639,6 +613,7 @@ mod tests {
             ts: now_ms(),
             text: Some(text.into()),
             image: None,
+            trust: Default::default(),
         }
     }
 

@@ -1,15 +1,17 @@
 //! Sending and polling: one append-only log per user and device.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
+use crate::crypto::ContentKey;
 use crate::error::{Error, Result};
+use crate::keys::{Identity, Trust};
 use crate::logs::{self, log_file_name, LogCursor, MAX_LOG_BYTES};
 use crate::model::{
-    month_of, new_event_id, now_ms, ChatRecord, Event, EventKey, FORMAT_VERSION, MAX_SEQ,
-    MESSAGE_EVENT,
+    month_of, now_ms, ChatId, DeviceId, Event, EventKey, FORMAT_VERSION, MAX_SEQ, MESSAGE_EVENT,
 };
+use crate::reader::{epoch_file, signed_line, Body, ChatReader, KeyEpoch, SignedEvent};
 use crate::store::Store;
 use crate::username::UserKey;
 
@@ -25,6 +27,7 @@ impl Store {
         text: Option<&str>,
         image: Option<&str>,
     ) -> Result<Event> {
+        let identity = self.keyring.require_identity(user)?;
         let chat = self.member_chat(user, chat)?;
         let text = text.filter(|t| !t.trim().is_empty());
         if let Some(text) = text {
@@ -42,6 +45,8 @@ impl Store {
         if text.is_none() && image.is_none() {
             return Err(Error::EmptyMessage);
         }
+        let reader = self.reader_for(user, chat.clone())?;
+        let key = self.sending_key(&identity, &reader)?;
         let now = now_ms();
         let path = self
             .log_dir(&chat.id)
@@ -59,7 +64,7 @@ impl Store {
         }
         // Only a line every reader accepts counts: a line someone planted in our log with an
         // absurd `ts` or `seq` is skipped by readers, and is not inherited here either.
-        let last = last_valid_event(&path, &chat, user, self.device(), log.len());
+        let last = last_valid_event(&path, &reader, user, self.device(), log.len());
         let (ts, file_seq) = match last {
             // Never behind our own last event, so each file stays sorted.
             Some((last_ts, last_seq)) => (now.max(last_ts), last_seq + 1),
@@ -72,19 +77,11 @@ impl Store {
                 "its sequence numbers have run out; this should never happen",
             ));
         }
-        let event = Event {
-            v: FORMAT_VERSION,
-            id: new_event_id(),
-            kind: MESSAGE_EVENT.to_string(),
-            chat: chat.id.clone(),
-            sender: user.clone(),
-            device: self.device().clone(),
-            seq,
-            ts,
+        let body = Body {
             text: text.map(str::to_string),
             image: image.map(str::to_string),
         };
-        let line = serde_json::to_string(&event).expect("events serialise");
+        let (event, line) = seal_event(&identity, &key, &chat.id, self.device(), seq, ts, body);
         log.append_line(&line, &path)?;
         self.next_seq.fetch_max(seq + 1, Ordering::Relaxed);
         Ok(event)
@@ -96,17 +93,28 @@ impl Store {
     /// Returns the bytes written.
     pub fn import_events(&self, events: &[Event]) -> Result<u64> {
         let mut by_file: BTreeMap<PathBuf, (Vec<u8>, Option<EventKey>)> = BTreeMap::new();
+        let mut keys: HashMap<ChatId, ContentKey> = HashMap::new();
         for event in events {
-            if event.kind != MESSAGE_EVENT || event.v != FORMAT_VERSION {
+            if event.kind != MESSAGE_EVENT {
                 return Err(Error::InvalidArgument(format!(
-                    "event {} is not a version {FORMAT_VERSION} message",
+                    "event {} is not a message",
                     event.id
                 )));
             }
+            let identity = self.keyring.require_identity(&event.sender)?;
             let chat = self.member_chat(&event.sender, event.chat.as_str())?;
             event
                 .check(now_ms())
                 .map_err(|why| Error::InvalidArgument(format!("event {}: {why}", event.id)))?;
+            let key = match keys.get(&chat.id) {
+                Some(key) => key.clone(),
+                None => {
+                    let reader = self.reader_for(&event.sender, chat.clone())?;
+                    let key = self.sending_key(&identity, &reader)?;
+                    keys.insert(chat.id.clone(), key.clone());
+                    key
+                }
+            };
             let path = self
                 .log_dir(&chat.id)
                 .join(month_of(event.ts))
@@ -118,9 +126,22 @@ impl Store {
                     event.id
                 )));
             }
-            serde_json::to_writer(&mut *bytes, event).expect("events serialise");
+            let body = Body {
+                text: event.text.clone(),
+                image: event.image.clone(),
+            };
+            let (sealed, line) = seal_event(
+                &identity,
+                &key,
+                &chat.id,
+                &event.device,
+                event.seq,
+                event.ts,
+                body,
+            );
+            bytes.extend_from_slice(line.as_bytes());
             bytes.push(b'\n');
-            *last = Some(event.key());
+            *last = Some(sealed.key());
         }
         let mut written = 0;
         for (path, (bytes, _)) in by_file {
@@ -128,6 +149,36 @@ impl Store {
             written += bytes.len() as u64;
         }
         Ok(written)
+    }
+
+    /// The key a new message of `identity` in `reader`'s chat is sealed with. A group from
+    /// before format 2 has none yet: the sender makes one, wrapped for every member, as a
+    /// key epoch file of their own (two members doing so at once make two valid epochs).
+    pub(crate) fn sending_key(
+        &self,
+        identity: &Identity,
+        reader: &ChatReader,
+    ) -> Result<ContentKey> {
+        if let Some(key) = reader.sending_key(identity)? {
+            return Ok(key);
+        }
+        let mut members = Vec::new();
+        for member in &reader.members {
+            members.push((member.clone(), reader.current_keys_of(member)?));
+        }
+        let key = ContentKey::random();
+        let epoch = KeyEpoch {
+            chat: reader.id.clone(),
+            by: identity.user.key.clone(),
+            created_at: now_ms(),
+            keys: key.wrap_for(&reader.id, members.iter().map(|(k, p)| (k, p))),
+        };
+        let path = self
+            .chat_dir(&reader.id)
+            .join("keys")
+            .join(format!("{}.json", epoch.keys.kid));
+        self.write_once(&path, &epoch_file(identity, &epoch))?;
+        Ok(key)
     }
 
     /// What was appended to the chat since `cursor` (from `get_chat` or the last poll),
@@ -140,25 +191,69 @@ impl Store {
     ) -> Result<(Vec<Event>, LogCursor)> {
         let chat = self.member_chat(user, chat)?;
         let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
-        Ok(logs::read_since(&files, &chat, cursor))
+        Ok(logs::read_since(
+            &files,
+            &self.reader_for(user, chat)?,
+            cursor,
+        ))
     }
 
     /// Every message of a chat, oldest first (for export and the CLI's `read`).
     pub fn all_messages(&self, user: &UserKey, chat: &str) -> Result<Vec<Event>> {
         let chat = self.member_chat(user, chat)?;
         let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+        let reader = self.reader_for(user, chat)?;
         let mut events = Vec::new();
         for file in &files {
-            events.extend(logs::read_all(file, &chat, &mut Vec::new()));
+            events.extend(logs::read_all(file, &reader, &mut Vec::new()));
         }
         Ok(logs::sort_dedup(events))
     }
 }
 
+/// Seals `body` into a signed format-2 line of `identity`; the event as readers see it,
+/// and the line.
+fn seal_event(
+    identity: &Identity,
+    key: &ContentKey,
+    chat: &ChatId,
+    device: &DeviceId,
+    seq: u64,
+    ts: i64,
+    body: Body,
+) -> (Event, String) {
+    let sender = &identity.user.key;
+    let plain = serde_json::to_vec(&body).expect("bodies serialise");
+    let signed = SignedEvent {
+        kind: MESSAGE_EVENT.to_string(),
+        chat: chat.clone(),
+        sender: sender.clone(),
+        device: device.clone(),
+        seq,
+        ts,
+        body: key.seal_message(chat, sender, &plain),
+    };
+    let (id, line) = signed_line(identity, &signed);
+    let event = Event {
+        v: FORMAT_VERSION,
+        id,
+        kind: MESSAGE_EVENT.to_string(),
+        chat: chat.clone(),
+        sender: sender.clone(),
+        device: device.clone(),
+        seq,
+        ts,
+        text: body.text,
+        image: body.image,
+        trust: Trust::Verified,
+    };
+    (event, line)
+}
+
 /// `(ts, seq)` of the newest valid event in our own log, read from its end.
 fn last_valid_event(
     path: &std::path::Path,
-    chat: &ChatRecord,
+    chat: &ChatReader,
     user: &UserKey,
     device: &crate::model::DeviceId,
     len: u64,

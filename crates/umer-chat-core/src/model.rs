@@ -12,8 +12,12 @@ use crate::error::{Error, Result};
 use crate::password::hex_lower;
 use crate::username::UserKey;
 
-/// The format version this build writes and fully understands.
-pub const FORMAT_VERSION: u64 = 1;
+/// The format version this build writes and fully understands. Version 2 signs every
+/// event and encrypts chats; version 1 folders are still read (see `data/FORMAT.md`).
+pub const FORMAT_VERSION: u64 = 2;
+/// DM records keep version 1's shape: the record is the same whoever writes it, and
+/// format-1 readers can still see the chat.
+pub const DM_RECORD_FORMAT: u64 = 1;
 
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -165,6 +169,11 @@ pub struct UserRecord {
     pub password_hash: Option<String>,
     #[serde(default)]
     pub created_at: Value,
+    /// Format 2: public keys, signed, and the private keys sealed. Read on its own (see
+    /// `keys::load_record_keys`) so its signed part keeps its exact bytes; on reading this
+    /// struct it lands in `extra`, which a writer clears of it.
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<crate::keys::KeysRecord>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -183,6 +192,12 @@ pub struct ChatRecord {
     pub created_by: Option<UserKey>,
     /// Unix ms; `null` for a DM, as above.
     pub created_at: Option<i64>,
+    /// A format-2 group's name, sealed with its content key (`name` is then `null`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_name: Option<crate::crypto::Sealed>,
+    /// A format-2 group's first content key, wrapped for each member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<crate::crypto::WrappedKeys>,
 }
 
 impl ChatRecord {
@@ -195,13 +210,15 @@ impl ChatRecord {
         let mut members = vec![a.clone(), b.clone()];
         members.sort();
         ChatRecord {
-            format: FORMAT_VERSION,
+            format: DM_RECORD_FORMAT,
             id: ChatId::for_dm(a, b),
             kind: ChatKind::Dm,
             name: None,
             members,
             created_by: None,
             created_at: None,
+            sealed_name: None,
+            keys: None,
         }
     }
 
@@ -232,10 +249,22 @@ impl ChatRecord {
                 if !(2..=crate::chats::MAX_GROUP_MEMBERS).contains(&count) {
                     return Err(format!("a group has 2 to 256 members, not {count}"));
                 }
-                let name = self.name.as_deref().unwrap_or("");
-                crate::chats::check_group_name(name).map_err(|e| e.to_string())?;
-                if name != name.trim() {
-                    return Err("its name has leading or trailing spaces".into());
+                // A sealed name is checked once it is opened.
+                if self.sealed_name.is_none() || self.name.is_some() {
+                    let name = self.name.as_deref().unwrap_or("");
+                    crate::chats::check_group_name(name).map_err(|e| e.to_string())?;
+                    if name != name.trim() {
+                        return Err("its name has leading or trailing spaces".into());
+                    }
+                }
+                if let Some(keys) = &self.keys {
+                    if let Some(stranger) = keys
+                        .to
+                        .keys()
+                        .find(|k| UserKey::parse(k).map_or(true, |k| !self.is_member(&k)))
+                    {
+                        return Err(format!("its key is wrapped for {stranger:?}, not a member"));
+                    }
                 }
                 if let Some(creator) = &self.created_by {
                     if !self.is_member(creator) {
@@ -266,6 +295,9 @@ pub struct Event {
     /// An image file name in `images/`, e.g. `<sha256>.png`.
     #[serde(default)]
     pub image: Option<String>,
+    /// How far this device trusts who wrote it; not stored, decided on reading.
+    #[serde(skip)]
+    pub trust: crate::keys::Trust,
 }
 
 pub const MESSAGE_EVENT: &str = "message";

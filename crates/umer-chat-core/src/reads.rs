@@ -30,7 +30,8 @@ impl Store {
     pub fn mark_read(&self, user: &UserKey, chat: &str) -> Result<()> {
         let chat = self.member_chat(user, chat)?;
         let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
-        let Some(latest) = newest(&files, &chat, None, 1).pop() else {
+        let reader = self.reader_for(user, chat.clone())?;
+        let Some(latest) = newest(&files, &reader, None, 1).pop() else {
             return Ok(());
         };
         let dir = self.reads_dir(user);

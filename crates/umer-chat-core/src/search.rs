@@ -31,12 +31,14 @@ impl Store {
         let mut lowered = Vec::new();
         // Chat records only: summaries would count unread messages search does not need.
         for chat in self.member_chats(user)? {
-            for file in logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new()) {
+            let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+            let chat = self.reader_for(user, chat)?;
+            for file in files {
                 let Ok(Some((handle, _))) = fsio::open_regular(&file.path) else {
                     continue; // reported by `doctor`
                 };
                 // Lines are streamed, so a huge file costs time in proportion, never memory.
-                let _ = logs::for_each_line(&handle, 0, file.len, |_, line| {
+                let _ = logs::for_each_line(&handle, 0, file.len, |offset, line| {
                     let logs::Line::Complete(line) = line else {
                         return;
                     };
@@ -54,7 +56,7 @@ impl Store {
                     if line.is_empty() {
                         return;
                     }
-                    match logs::parse_line(line, &file, &chat) {
+                    match logs::parse_line(line, offset, &file, &chat) {
                         Ok(event)
                             if event
                                 .text

@@ -46,6 +46,13 @@ pub enum SkipReason {
     ReusedId { others: Vec<UserKey> },
     /// The file or folder could not be read (permissions, I/O error).
     Unreadable(String),
+    /// Its signature does not verify against any key its signer is known by.
+    BadSignature(String),
+    /// A line without a signature that its sender's keys do not vouch for (written by hand,
+    /// or by an older app after the sender got keys).
+    Unsigned(String),
+    /// Signed correctly, but this device holds no key that opens it.
+    Undecryptable(String),
 }
 
 impl SkipReason {
@@ -111,6 +118,9 @@ impl fmt::Display for SkipReason {
                 )
             }
             SkipReason::Unreadable(why) => write!(f, "cannot be read: {why}"),
+            SkipReason::BadSignature(why) => write!(f, "signature does not verify: {why}"),
+            SkipReason::Unsigned(why) => write!(f, "not signed: {why}"),
+            SkipReason::Undecryptable(why) => write!(f, "cannot be decrypted: {why}"),
         }
     }
 }

@@ -12,7 +12,9 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::fsio::{self, AppendFile};
-use crate::model::{ChatId, ChatRecord, DeviceId, FORMAT_VERSION};
+use crate::keys::Keyring;
+use crate::model::{ChatId, ChatRecord, DeviceId, DM_RECORD_FORMAT, FORMAT_VERSION};
+use crate::reader::ChatReader;
 use crate::username::UserKey;
 
 pub struct Store {
@@ -25,6 +27,10 @@ pub struct Store {
     /// The next sequence number this process gives, across all of this device's logs, so
     /// that two users appending through one device in one millisecond keep send order.
     pub(crate) next_seq: AtomicU64,
+    /// Identities signed in through this store, public keys read, keys pinned.
+    pub(crate) keyring: Arc<Keyring>,
+    /// Sealed group names opened by a member in this process, never written anywhere.
+    pub(crate) opened_names: Mutex<HashMap<ChatId, String>>,
 }
 
 impl Store {
@@ -33,16 +39,20 @@ impl Store {
         let root = root.into();
         fs::create_dir_all(&root).map_err(Error::io("create folder", &root))?;
         let store = Store {
-            root,
+            root: root.clone(),
             device,
             chat_cache: Mutex::new(HashMap::new()),
             refused_dm_records: Mutex::new(HashSet::new()),
             next_seq: AtomicU64::new(0),
+            keyring: Arc::new(Keyring::new(&root)),
+            opened_names: Mutex::new(HashMap::new()),
         };
         for dir in ["users", "chats", "images", "reads"] {
             fsio::ensure_dir_within(&store.root, &store.root.join(dir))?;
         }
-        let marker = format!("{{\n  \"format\": {FORMAT_VERSION},\n  \"app\": \"umer-chat\"\n}}\n");
+        // The folder's marker names the oldest format that reads it; it is never rewritten.
+        let marker =
+            format!("{{\n  \"format\": {DM_RECORD_FORMAT},\n  \"app\": \"umer-chat\"\n}}\n");
         store.write_once(&store.root.join("umer-chat.json"), marker.as_bytes())?;
         Ok(store)
     }
@@ -72,6 +82,32 @@ impl Store {
 
     pub(crate) fn ensure_parent(&self, path: &Path) -> Result<()> {
         fsio::ensure_dir_within(&self.root, path.parent().unwrap_or(&self.root))
+    }
+
+    /// Keeps this device's pinned keys in `file` (in local config, never in the folder).
+    pub fn use_pin_file(&self, file: PathBuf) -> Result<()> {
+        self.keyring.pins.attach(file)
+    }
+
+    /// Forgets `user`'s private keys in this process.
+    pub fn sign_out(&self, user: &UserKey) {
+        self.keyring.lock(user);
+    }
+
+    /// Whether `user` is signed in through this store (their keys are unlocked).
+    pub fn is_signed_in(&self, user: &UserKey) -> bool {
+        self.keyring.identity(user).is_some()
+    }
+
+    /// `chat` as `user` reads it: signatures checked, bodies opened with their keys.
+    pub(crate) fn reader_for(&self, user: &UserKey, chat: Arc<ChatRecord>) -> Result<ChatReader> {
+        let identity = self.keyring.require_identity(user)?;
+        Ok(ChatReader::new(chat, self.keyring.clone(), Some(identity)))
+    }
+
+    /// `chat` as a checker reads it: signatures only, bodies left sealed.
+    pub(crate) fn checker_for(&self, chat: Arc<ChatRecord>) -> ChatReader {
+        ChatReader::new(chat, self.keyring.clone(), None)
     }
 
     pub fn root(&self) -> &Path {

@@ -5,11 +5,13 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use crate::crypto::{SecretKeys, UnsealError};
 use crate::error::{Error, Result};
+use crate::keys::{collect_history, load_record_keys, new_keys_record, Identity};
 use crate::logs;
 use crate::model::{now_ms, UserRecord, FORMAT_VERSION};
 use crate::names::{classify, EntryName};
-use crate::password::{self, StoredPassword, Verified};
+use crate::password::{self, StoredPassword};
 use crate::skip::{SkipReason, Skipped};
 use crate::store::{read_record, to_pretty_json, Store};
 use crate::username::{skeleton, UserKey, Username};
@@ -173,8 +175,10 @@ impl Store {
         Ok(())
     }
 
-    /// Signs a new user up. Names are unique without regard to case or width, under the
-    /// old key rule as well as the current one, and must not look like an existing name.
+    /// Signs a new user up, and signs them in: their keys are made, sealed under the
+    /// password and the recovery key, and held unlocked by this store. Names are unique
+    /// without regard to case or width, under the old key rule as well as the current one,
+    /// and must not look like an existing name.
     pub fn create_user(&self, name: &str, password: &str) -> Result<User> {
         let name = Username::parse(name)?;
         password::check_rules(password)?;
@@ -185,13 +189,15 @@ impl Store {
             });
         }
         self.refuse_look_alike(&name, &key)?;
+        let secret = SecretKeys::generate();
         let record = UserRecord {
             format: FORMAT_VERSION,
             username: name.to_string(),
-            password: Some(password::hash(password)),
+            password: None,
             salt: None,
             password_hash: None,
             created_at: Value::from(now_ms()),
+            keys: Some(new_keys_record(&key, &secret, password, Vec::new())),
             extra: Default::default(),
         };
         if !self.write_once(&self.user_path(&key), &to_pretty_json(&record))? {
@@ -199,15 +205,48 @@ impl Store {
                 name: name.to_string(),
             });
         }
-        Ok(User { name, key })
+        let user = User { name, key };
+        self.unlock(user.clone(), secret, true);
+        Ok(user)
     }
 
-    /// Checks a login. A seed-era or weaker hash that verifies is upgraded to Argon2id.
+    fn unlock(&self, user: User, keys: SecretKeys, created_now: bool) {
+        self.keyring.forget_record(&user.key);
+        let public = keys.public();
+        self.keyring.unlock(Identity {
+            user,
+            keys,
+            public,
+            created_now,
+        });
+    }
+
+    /// Signs a user in: opens their sealed keys with the password (that is the password
+    /// check). An account without keys (format 1, or the seed app's salted SHA-256) is
+    /// checked against its hash, then gets keys, rewritten by its owner.
     pub fn verify_user(&self, name: &str, password: &str) -> Result<User> {
         let unknown = || Error::UnknownUser {
             name: name.trim().to_string(),
         };
         let (key, path, mut record) = self.find_user_record(name)?.ok_or_else(unknown)?;
+        let user = User {
+            name: Username::parse_existing(&record.username)?,
+            key,
+        };
+        if let Some(keys) = load_record_keys(&path, &user.key)? {
+            let secret = keys
+                .record
+                .sealed
+                .open_with_password(&user.key, &keys.public, password)
+                .map_err(|e| match e {
+                    UnsealError::WrongSecret => Error::WrongPassword {
+                        name: record.username.clone(),
+                    },
+                    UnsealError::Damaged(why) => Error::corrupt(&path, why),
+                })?;
+            self.unlock(user.clone(), secret, false);
+            return Ok(user);
+        }
         let stored = match (&record.password, &record.salt, &record.password_hash) {
             (Some(phc), _, _) => StoredPassword::Phc(phc.clone()),
             (None, Some(salt), Some(hash_hex)) => StoredPassword::LegacySha256 {
@@ -218,22 +257,113 @@ impl Store {
         };
         // The record is in the shared folder: refuse absurd costs before hashing anything.
         password::check_stored(&stored).map_err(|why| Error::corrupt(&path, why))?;
-        let verified = password::verify(password, &stored).ok_or_else(|| Error::WrongPassword {
+        password::verify(password, &stored).ok_or_else(|| Error::WrongPassword {
             name: record.username.clone(),
         })?;
+        // Only this user's own login rewrites the record: the password hash gives way to
+        // keys sealed under the same password, vouching for the history written so far.
+        let secret = SecretKeys::generate();
+        let history = collect_history(self.root(), &user.key);
+        record.format = FORMAT_VERSION;
+        record.password = None;
+        record.salt = None;
+        record.password_hash = None;
+        record.extra.remove("keys");
+        record.keys = Some(new_keys_record(&user.key, &secret, password, history));
+        self.write_atomic(&self.user_path(&user.key), &to_pretty_json(&record))?;
+        self.unlock(user.clone(), secret, true);
+        Ok(user)
+    }
+
+    /// Re-seals `user`'s keys under a new password; the keys, and so every signature and
+    /// chat, stay the same. Needs the current password.
+    pub fn change_password(&self, name: &str, old: &str, new: &str) -> Result<()> {
+        password::check_rules(new)?;
+        let signed_in = self.verify_user(name, old)?;
+        let identity = self.keyring.require_identity(&signed_in.key)?;
+        self.reseal(&identity, new)
+    }
+
+    /// Sets a new password with the recovery key, when the password is forgotten, and
+    /// signs the user in.
+    pub fn recover_account(&self, name: &str, recovery_key: &str, new: &str) -> Result<User> {
+        password::check_rules(new)?;
+        let (key, path, record) =
+            self.find_user_record(name)?
+                .ok_or_else(|| Error::UnknownUser {
+                    name: name.trim().to_string(),
+                })?;
         let user = User {
             name: Username::parse_existing(&record.username)?,
             key,
         };
-        if verified == Verified::NeedsRehash {
-            // Only this user's own login rewrites the record, with an equally valid hash.
-            record.format = FORMAT_VERSION;
-            record.password = Some(password::hash(password));
-            record.salt = None;
-            record.password_hash = None;
-            self.write_atomic(&self.user_path(&user.key), &to_pretty_json(&record))?;
-        }
+        let keys = load_record_keys(&path, &user.key)?.ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{} has no keys yet, so there is no recovery key; sign in with the password once.",
+                user.name
+            ))
+        })?;
+        let secret = keys
+            .record
+            .recovery
+            .open_with_recovery(&user.key, &keys.public, recovery_key)
+            .map_err(|e| match e {
+                UnsealError::WrongSecret => Error::WrongRecoveryKey {
+                    name: record.username.clone(),
+                },
+                UnsealError::Damaged(why) => Error::corrupt(&path, why),
+            })?;
+        self.unlock(user.clone(), secret, false);
+        let identity = self.keyring.require_identity(&user.key)?;
+        self.reseal(&identity, new)?;
         Ok(user)
+    }
+
+    /// The recovery key of a signed-in user, after checking their password again.
+    pub fn recovery_key(&self, user: &UserKey, password: &str) -> Result<String> {
+        let (_, path, record) =
+            self.find_user_record(user.as_str())?
+                .ok_or_else(|| Error::UnknownUser {
+                    name: user.as_str().to_string(),
+                })?;
+        let keys = load_record_keys(&path, user)?
+            .ok_or_else(|| Error::corrupt(&path, "the account has no keys"))?;
+        let secret = keys
+            .record
+            .sealed
+            .open_with_password(user, &keys.public, password)
+            .map_err(|e| match e {
+                UnsealError::WrongSecret => Error::WrongPassword {
+                    name: record.username.clone(),
+                },
+                UnsealError::Damaged(why) => Error::corrupt(&path, why),
+            })?;
+        Ok(secret.recovery_key())
+    }
+
+    /// The recovery key, when `user`'s keys were made by the sign-up or sign-in that
+    /// unlocked them in this process: the moment to show it.
+    pub fn new_recovery_key(&self, user: &UserKey) -> Option<String> {
+        let identity = self.keyring.identity(user)?;
+        identity.created_now.then(|| identity.keys.recovery_key())
+    }
+
+    fn reseal(&self, identity: &Identity, password: &str) -> Result<()> {
+        let key = &identity.user.key;
+        let (_, path, mut record) =
+            self.find_user_record(key.as_str())?
+                .ok_or_else(|| Error::UnknownUser {
+                    name: key.as_str().to_string(),
+                })?;
+        let mut keys = load_record_keys(&path, key)?
+            .ok_or_else(|| Error::corrupt(&path, "the account has no keys"))?
+            .record;
+        keys.sealed = identity.keys.seal_with_password(key, password);
+        record.extra.remove("keys");
+        record.keys = Some(keys);
+        self.write_atomic(&self.user_path(key), &to_pretty_json(&record))?;
+        self.keyring.forget_record(key);
+        Ok(())
     }
 }
 
@@ -333,9 +463,18 @@ mod tests {
             assert_eq!(user.key.as_str(), "straße", "{typed}");
             assert_eq!(user.name.as_str(), "Straße");
         }
-        // The login upgraded the hash in place, under the old key.
+        // The login gave the account keys sealed under the password, in place, under the
+        // old key; the fast seed hash is gone.
         let upgraded = fs::read_to_string(store.users_dir().join("straße.json")).unwrap();
-        assert!(upgraded.contains("$argon2id$"), "{upgraded}");
+        assert!(upgraded.contains("\"sealed\""), "{upgraded}");
+        assert!(upgraded.contains("\"kdf\": \"argon2id\""), "{upgraded}");
+        assert!(!upgraded.contains("password_hash"), "{upgraded}");
+        let key = UserKey::parse("straße").unwrap();
+        assert!(
+            load_record_keys(&store.users_dir().join("straße.json"), &key)
+                .unwrap()
+                .is_some()
+        );
         assert!(!store.users_dir().join("strasse.json").exists());
         let key = UserKey::parse("straße").unwrap();
         assert_eq!(store.get_user(key.as_str()).unwrap().key, key);

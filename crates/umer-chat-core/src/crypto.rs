@@ -1,0 +1,851 @@
+//! The cryptography of format 2, composed from audited crates only (dalek, RustCrypto):
+//! Ed25519 identity keys sign events and records, X25519 keys agree DM keys and wrap group
+//! keys, XChaCha20-Poly1305 seals texts, images and private keys, Argon2id and HKDF-SHA256
+//! derive AEAD keys. Every construction has its own domain string, so a signature or a
+//! ciphertext made for one purpose is never valid for another. `data/FORMAT.md` describes
+//! each one byte for byte, with test vectors.
+
+use std::collections::BTreeMap;
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use hkdf::Hkdf;
+use rand::rngs::OsRng;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256, Sha512};
+use x25519_dalek::{PublicKey as DhPublic, StaticSecret};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::model::ChatId;
+use crate::password::hex_lower;
+use crate::username::UserKey;
+
+pub const EVENT_DOMAIN: &[u8] = b"umer-chat/event/v2\0";
+pub const EVENT_ID_DOMAIN: &[u8] = b"umer-chat/event-id/v2\0";
+pub const CHAT_RECORD_DOMAIN: &[u8] = b"umer-chat/chat-record/v2\0";
+pub const USER_KEYS_DOMAIN: &[u8] = b"umer-chat/user-keys/v2\0";
+pub const KEY_EPOCH_DOMAIN: &[u8] = b"umer-chat/key-epoch/v2\0";
+const SEALED_KEYS_AAD: &[u8] = b"umer-chat/sealed-keys/v2\0";
+const RECOVERY_SALT: &[u8] = b"umer-chat/recovery/v2";
+const DM_SALT: &[u8] = b"umer-chat/dm-key/v2";
+const WRAP_SALT: &[u8] = b"umer-chat/wrap/v2";
+const KID_DOMAIN: &[u8] = b"umer-chat/kid/v2\0";
+const MESSAGE_AAD: &[u8] = b"umer-chat/message/v2\0";
+const IMAGE_AAD: &[u8] = b"umer-chat/image/v2\0";
+const NAME_AAD: &[u8] = b"umer-chat/group-name/v2\0";
+const SAFETY_DOMAIN: &[u8] = b"umer-chat/safety-number/v2\0";
+
+/// Argon2id cost for sealing private keys under a password: OWASP's minimum (19 MiB,
+/// 2 passes), the same as the password hash it replaces, so login costs what it did.
+pub const SEAL_MEMORY_KIB: u32 = 19 * 1024;
+pub const SEAL_PASSES: u32 = 2;
+pub const SEAL_LANES: u32 = 1;
+/// Costs a sealed record may ask for before we refuse to compute them (it is in the
+/// shared folder, so anyone could ask for 4 GiB).
+const MAX_SEAL_MEMORY_KIB: u32 = 256 * 1024;
+const MAX_SEAL_PASSES: u32 = 16;
+const MAX_SEAL_LANES: u32 = 16;
+
+pub fn b64(bytes: &[u8]) -> String {
+    B64.encode(bytes)
+}
+
+pub fn from_b64<const N: usize>(raw: &str) -> Option<[u8; N]> {
+    // Decode at most a little more than needed: a huge field costs nothing.
+    if raw.len() > N * 4 / 3 + 4 {
+        return None;
+    }
+    B64.decode(raw).ok()?.try_into().ok()
+}
+
+fn from_b64_vec(raw: &str, max: usize) -> Option<Vec<u8>> {
+    if raw.len() > max * 4 / 3 + 4 {
+        return None;
+    }
+    B64.decode(raw).ok()
+}
+
+fn hkdf32(salt: &[u8], ikm: &[u8], info: &[&[u8]]) -> Zeroizing<[u8; 32]> {
+    let mut okm = Zeroizing::new([0u8; 32]);
+    Hkdf::<Sha256>::new(Some(salt), ikm)
+        .expand_multi_info(info, okm.as_mut())
+        .expect("32 bytes is a valid HKDF-SHA256 length");
+    okm
+}
+
+fn aead_seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> ([u8; 24], Vec<u8>) {
+    let mut nonce = [0u8; 24];
+    OsRng.fill_bytes(&mut nonce);
+    let ct = XChaCha20Poly1305::new(key.into())
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .expect("XChaCha20-Poly1305 encryption of a bounded message cannot fail");
+    (nonce, ct)
+}
+
+fn aead_open(key: &[u8; 32], nonce: &[u8; 24], aad: &[u8], ct: &[u8]) -> Option<Vec<u8>> {
+    XChaCha20Poly1305::new(key.into())
+        .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
+        .ok()
+}
+
+/// A user's public keys, as `users/<key>.json` lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicKeys {
+    pub sign: VerifyingKey,
+    pub dh: DhPublic,
+}
+
+impl PublicKeys {
+    pub fn from_b64(sign: &str, dh: &str) -> Option<PublicKeys> {
+        let sign = VerifyingKey::from_bytes(&from_b64::<32>(sign)?).ok()?;
+        // A key of small order would make every signature trivially forgeable.
+        if sign.is_weak() {
+            return None;
+        }
+        Some(PublicKeys {
+            sign,
+            dh: DhPublic::from(from_b64::<32>(dh)?),
+        })
+    }
+
+    pub fn sign_b64(&self) -> String {
+        b64(self.sign.as_bytes())
+    }
+
+    pub fn dh_b64(&self) -> String {
+        b64(self.dh.as_bytes())
+    }
+
+    /// Checks `sig` over `domain || message` with `verify_strict`: exact bytes, no
+    /// re-serialisation, and none of the malleable encodings plain verification lets by.
+    pub fn verify(&self, domain: &[u8], message: &[u8], sig: &str) -> bool {
+        let Some(sig) = from_b64::<64>(sig) else {
+            return false;
+        };
+        let mut signed = Vec::with_capacity(domain.len() + message.len());
+        signed.extend_from_slice(domain);
+        signed.extend_from_slice(message);
+        self.sign
+            .verify_strict(&signed, &Signature::from_bytes(&sig))
+            .is_ok()
+    }
+
+    /// 64 hex characters of the identity key, in groups of four, for `fingerprint`.
+    pub fn fingerprint(&self) -> String {
+        let hex = hex_lower(&Sha256::digest(self.sign.as_bytes()));
+        hex.as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).expect("hex is ASCII"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// A user's private keys, held only in the memory of a signed-in process.
+pub struct SecretKeys {
+    sign: SigningKey,
+    dh: StaticSecret,
+    recovery: Zeroizing<[u8; 32]>,
+}
+
+/// What is sealed: the two private keys and the recovery key, 96 bytes.
+const SECRET_LEN: usize = 96;
+
+impl SecretKeys {
+    pub fn generate() -> SecretKeys {
+        let mut recovery = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(recovery.as_mut());
+        SecretKeys {
+            sign: SigningKey::generate(&mut OsRng),
+            dh: StaticSecret::random_from_rng(OsRng),
+            recovery,
+        }
+    }
+
+    /// Keys from fixed bytes, for the test vectors in FORMAT.md.
+    pub fn from_seed(sign: [u8; 32], dh: [u8; 32], recovery: [u8; 32]) -> SecretKeys {
+        SecretKeys {
+            sign: SigningKey::from_bytes(&sign),
+            dh: StaticSecret::from(dh),
+            recovery: Zeroizing::new(recovery),
+        }
+    }
+
+    fn to_bytes(&self) -> Zeroizing<[u8; SECRET_LEN]> {
+        let mut out = Zeroizing::new([0u8; SECRET_LEN]);
+        out[..32].copy_from_slice(&self.sign.to_bytes());
+        out[32..64].copy_from_slice(self.dh.as_bytes());
+        out[64..].copy_from_slice(self.recovery.as_ref());
+        out
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<SecretKeys> {
+        let bytes: &[u8; SECRET_LEN] = bytes.try_into().ok()?;
+        let mut sign = [0u8; 32];
+        let mut dh = [0u8; 32];
+        let mut recovery = [0u8; 32];
+        sign.copy_from_slice(&bytes[..32]);
+        dh.copy_from_slice(&bytes[32..64]);
+        recovery.copy_from_slice(&bytes[64..]);
+        let keys = SecretKeys::from_seed(sign, dh, recovery);
+        sign.zeroize();
+        dh.zeroize();
+        recovery.zeroize();
+        Some(keys)
+    }
+
+    pub fn public(&self) -> PublicKeys {
+        PublicKeys {
+            sign: self.sign.verifying_key(),
+            dh: DhPublic::from(&self.dh),
+        }
+    }
+
+    /// Base64 of an Ed25519 signature over `domain || message`.
+    pub fn sign(&self, domain: &[u8], message: &[u8]) -> String {
+        let mut signed = Vec::with_capacity(domain.len() + message.len());
+        signed.extend_from_slice(domain);
+        signed.extend_from_slice(message);
+        b64(&self.sign.sign(&signed).to_bytes())
+    }
+
+    /// The recovery key as shown to the user: 64 hex digits in 16 groups of four.
+    pub fn recovery_key(&self) -> String {
+        let hex = hex_lower(self.recovery.as_ref());
+        hex.as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).expect("hex is ASCII"))
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+
+    /// Seals these keys under `password` (Argon2id with a fresh salt, then XChaCha20-Poly1305).
+    pub fn seal_with_password(&self, user: &UserKey, password: &str) -> SealedKeys {
+        let mut salt = [0u8; 16];
+        OsRng.fill_bytes(&mut salt);
+        let params = SealParams {
+            m: SEAL_MEMORY_KIB,
+            t: SEAL_PASSES,
+            p: SEAL_LANES,
+        };
+        let key = params
+            .derive(password, &salt)
+            .expect("the default Argon2 parameters are valid");
+        let (nonce, ct) = aead_seal(&key, &self.seal_aad(user), self.to_bytes().as_ref());
+        SealedKeys {
+            kdf: "argon2id".into(),
+            m: Some(params.m),
+            t: Some(params.t),
+            p: Some(params.p),
+            salt: Some(b64(&salt)),
+            nonce: b64(&nonce),
+            ciphertext: b64(&ct),
+        }
+    }
+
+    /// Seals these keys under their own recovery key (256 random bits, so HKDF suffices).
+    pub fn seal_with_recovery(&self, user: &UserKey) -> SealedKeys {
+        let key = recovery_seal_key(self.recovery.as_ref(), user);
+        let (nonce, ct) = aead_seal(&key, &self.seal_aad(user), self.to_bytes().as_ref());
+        SealedKeys {
+            kdf: "hkdf-sha256".into(),
+            m: None,
+            t: None,
+            p: None,
+            salt: None,
+            nonce: b64(&nonce),
+            ciphertext: b64(&ct),
+        }
+    }
+
+    fn seal_aad(&self, user: &UserKey) -> Vec<u8> {
+        seal_aad(user, &self.public())
+    }
+
+    /// The key of the DM `chat` between us and the owner of `theirs`: X25519 of the two
+    /// static keys through HKDF, the same on both sides. `None` for a degenerate public key.
+    pub fn dm_key(&self, chat: &ChatId, theirs: &PublicKeys) -> Option<ContentKey> {
+        let shared = self.dh.diffie_hellman(&theirs.dh);
+        if !shared.was_contributory() {
+            return None;
+        }
+        let ours = DhPublic::from(&self.dh);
+        let (lo, hi) = if ours.as_bytes() <= theirs.dh.as_bytes() {
+            (ours, theirs.dh)
+        } else {
+            (theirs.dh, ours)
+        };
+        let key = hkdf32(
+            DM_SALT,
+            shared.as_bytes(),
+            &[
+                chat.as_str().as_bytes(),
+                b"\0",
+                lo.as_bytes(),
+                hi.as_bytes(),
+            ],
+        );
+        Some(ContentKey(key))
+    }
+
+    /// Our copy of a chat's content key from `wrapped`, if one was wrapped for us.
+    pub fn unwrap_key(
+        &self,
+        chat: &ChatId,
+        me: &UserKey,
+        wrapped: &WrappedKeys,
+    ) -> Option<ContentKey> {
+        let eph = DhPublic::from(from_b64::<32>(&wrapped.eph)?);
+        let sealed = wrapped.to.get(me.as_str())?;
+        let bytes = from_b64_vec(sealed, 24 + 32 + 16)?;
+        if bytes.len() != 24 + 32 + 16 {
+            return None;
+        }
+        let shared = self.dh.diffie_hellman(&eph);
+        if !shared.was_contributory() {
+            return None;
+        }
+        let ours = DhPublic::from(&self.dh);
+        let kek = wrap_key(chat, me, shared.as_bytes(), &eph, &ours);
+        let nonce: [u8; 24] = bytes[..24].try_into().expect("checked length");
+        let key = aead_open(&kek, &nonce, &wrap_aad(chat, me), &bytes[24..])?;
+        let key: [u8; 32] = key.as_slice().try_into().ok()?;
+        let key = ContentKey(Zeroizing::new(key));
+        (key.kid() == wrapped.kid).then_some(key)
+    }
+}
+
+fn seal_aad(user: &UserKey, public: &PublicKeys) -> Vec<u8> {
+    let mut aad = SEALED_KEYS_AAD.to_vec();
+    aad.extend_from_slice(user.as_str().as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(public.sign.as_bytes());
+    aad.extend_from_slice(public.dh.as_bytes());
+    aad
+}
+
+fn recovery_seal_key(recovery: &[u8], user: &UserKey) -> Zeroizing<[u8; 32]> {
+    hkdf32(RECOVERY_SALT, recovery, &[user.as_str().as_bytes()])
+}
+
+fn wrap_key(
+    chat: &ChatId,
+    member: &UserKey,
+    shared: &[u8],
+    eph: &DhPublic,
+    member_dh: &DhPublic,
+) -> Zeroizing<[u8; 32]> {
+    hkdf32(
+        WRAP_SALT,
+        shared,
+        &[
+            chat.as_str().as_bytes(),
+            b"\0",
+            member.as_str().as_bytes(),
+            b"\0",
+            eph.as_bytes(),
+            member_dh.as_bytes(),
+        ],
+    )
+}
+
+fn wrap_aad(chat: &ChatId, member: &UserKey) -> Vec<u8> {
+    let mut aad = WRAP_SALT.to_vec();
+    aad.push(0);
+    aad.extend_from_slice(chat.as_str().as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(member.as_str().as_bytes());
+    aad
+}
+
+/// Argon2id costs as a sealed record states them.
+#[derive(Debug, Clone, Copy)]
+struct SealParams {
+    m: u32,
+    t: u32,
+    p: u32,
+}
+
+impl SealParams {
+    fn derive(&self, password: &str, salt: &[u8]) -> Result<Zeroizing<[u8; 32]>, String> {
+        if self.m > MAX_SEAL_MEMORY_KIB || self.t > MAX_SEAL_PASSES || self.p > MAX_SEAL_LANES {
+            return Err(format!(
+                "its Argon2 parameters (m={}, t={}, p={}) are beyond what this app will compute",
+                self.m, self.t, self.p
+            ));
+        }
+        let params = Params::new(self.m, self.t, self.p, Some(32))
+            .map_err(|e| format!("its Argon2 parameters are not valid ({e})"))?;
+        let mut key = Zeroizing::new([0u8; 32]);
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_into(password.as_bytes(), salt, key.as_mut())
+            .map_err(|e| format!("its Argon2 salt is not valid ({e})"))?;
+        Ok(key)
+    }
+}
+
+/// Private keys sealed under a password or the recovery key, as stored in the user record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedKeys {
+    /// `argon2id` (password) or `hkdf-sha256` (recovery key).
+    pub kdf: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub m: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
+    pub nonce: String,
+    pub ciphertext: String,
+}
+
+/// Why sealed keys could not be opened.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UnsealError {
+    /// The password or recovery key is not the one they were sealed with.
+    WrongSecret,
+    /// The sealed keys are damaged, or do not belong to the record's public keys.
+    Damaged(String),
+}
+
+impl SealedKeys {
+    /// Opens keys sealed with [`SecretKeys::seal_with_password`]. The keys must match
+    /// `public`, so a sealed blob moved from another record cannot pose as this user's.
+    pub fn open_with_password(
+        &self,
+        user: &UserKey,
+        public: &PublicKeys,
+        password: &str,
+    ) -> Result<SecretKeys, UnsealError> {
+        let (Some(m), Some(t), Some(p), Some(salt)) = (self.m, self.t, self.p, &self.salt) else {
+            return Err(UnsealError::Damaged(
+                "its password seal lacks Argon2 parameters".into(),
+            ));
+        };
+        if self.kdf != "argon2id" {
+            return Err(UnsealError::Damaged(format!(
+                "unknown key derivation {:?}",
+                self.kdf
+            )));
+        }
+        let salt = from_b64_vec(salt, 64)
+            .ok_or_else(|| UnsealError::Damaged("its salt is not base64".into()))?;
+        let key = SealParams { m, t, p }
+            .derive(password, &salt)
+            .map_err(UnsealError::Damaged)?;
+        self.open(&key, user, public)
+    }
+
+    pub fn open_with_recovery(
+        &self,
+        user: &UserKey,
+        public: &PublicKeys,
+        recovery_key: &str,
+    ) -> Result<SecretKeys, UnsealError> {
+        let hex: String = recovery_key
+            .chars()
+            .filter(|c| c.is_ascii_hexdigit())
+            .collect();
+        let bytes: Option<Vec<u8>> = (hex.len() == 64)
+            .then(|| {
+                (0..32)
+                    .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+                    .collect()
+            })
+            .flatten();
+        let Some(bytes) = bytes else {
+            return Err(UnsealError::WrongSecret);
+        };
+        let key = recovery_seal_key(&bytes, user);
+        self.open(&key, user, public)
+    }
+
+    fn open(
+        &self,
+        key: &[u8; 32],
+        user: &UserKey,
+        public: &PublicKeys,
+    ) -> Result<SecretKeys, UnsealError> {
+        let nonce = from_b64::<24>(&self.nonce)
+            .ok_or_else(|| UnsealError::Damaged("its nonce is not 24 bytes of base64".into()))?;
+        let ct = from_b64_vec(&self.ciphertext, SECRET_LEN + 16)
+            .ok_or_else(|| UnsealError::Damaged("its ciphertext is not base64".into()))?;
+        let plain = Zeroizing::new(
+            aead_open(key, &nonce, &seal_aad(user, public), &ct).ok_or(UnsealError::WrongSecret)?,
+        );
+        let keys = SecretKeys::from_bytes(&plain)
+            .ok_or_else(|| UnsealError::Damaged("the sealed keys have the wrong length".into()))?;
+        if keys.public() != *public {
+            return Err(UnsealError::Damaged(
+                "the sealed keys are not the record's public keys".into(),
+            ));
+        }
+        Ok(keys)
+    }
+}
+
+/// A chat's symmetric key (one epoch of a group, or a DM's derived key).
+pub struct ContentKey(Zeroizing<[u8; 32]>);
+
+impl Clone for ContentKey {
+    fn clone(&self) -> Self {
+        ContentKey(Zeroizing::new(*self.0))
+    }
+}
+
+impl std::fmt::Debug for ContentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ContentKey({})", self.kid())
+    }
+}
+
+/// A sealed message body or group name: which key, a fresh nonce, the ciphertext.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed {
+    pub kid: String,
+    pub nonce: String,
+    pub ct: String,
+}
+
+/// What a group's content key looks like in its record or a key epoch: the key's id, an
+/// ephemeral X25519 key, and the content key sealed for each member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrappedKeys {
+    pub kid: String,
+    pub eph: String,
+    pub to: BTreeMap<String, String>,
+}
+
+impl ContentKey {
+    pub fn random() -> ContentKey {
+        let mut key = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(key.as_mut());
+        ContentKey(key)
+    }
+
+    pub fn from_bytes(bytes: [u8; 32]) -> ContentKey {
+        ContentKey(Zeroizing::new(bytes))
+    }
+
+    /// 16 hex characters naming this key: a hash, which says nothing about the key itself.
+    pub fn kid(&self) -> String {
+        let digest = Sha256::new()
+            .chain_update(KID_DOMAIN)
+            .chain_update(self.0.as_ref())
+            .finalize();
+        hex_lower(&digest[..8])
+    }
+
+    fn message_aad(chat: &ChatId, sender: &UserKey) -> Vec<u8> {
+        let mut aad = MESSAGE_AAD.to_vec();
+        aad.extend_from_slice(chat.as_str().as_bytes());
+        aad.push(0);
+        aad.extend_from_slice(sender.as_str().as_bytes());
+        aad
+    }
+
+    /// Seals a message body. The chat and sender are bound in, so nobody can lift the
+    /// ciphertext into a message of their own.
+    pub fn seal_message(&self, chat: &ChatId, sender: &UserKey, body: &[u8]) -> Sealed {
+        let (nonce, ct) = aead_seal(&self.0, &Self::message_aad(chat, sender), body);
+        Sealed {
+            kid: self.kid(),
+            nonce: b64(&nonce),
+            ct: b64(&ct),
+        }
+    }
+
+    pub fn open_message(
+        &self,
+        chat: &ChatId,
+        sender: &UserKey,
+        sealed: &Sealed,
+    ) -> Option<Vec<u8>> {
+        let nonce = from_b64::<24>(&sealed.nonce)?;
+        let ct = from_b64_vec(&sealed.ct, 64 * 1024)?;
+        aead_open(&self.0, &nonce, &Self::message_aad(chat, sender), &ct)
+    }
+
+    pub fn seal_name(&self, chat: &ChatId, name: &str) -> Sealed {
+        let aad = [NAME_AAD, chat.as_str().as_bytes()].concat();
+        let (nonce, ct) = aead_seal(&self.0, &aad, name.as_bytes());
+        Sealed {
+            kid: self.kid(),
+            nonce: b64(&nonce),
+            ct: b64(&ct),
+        }
+    }
+
+    pub fn open_name(&self, chat: &ChatId, sealed: &Sealed) -> Option<String> {
+        let aad = [NAME_AAD, chat.as_str().as_bytes()].concat();
+        let nonce = from_b64::<24>(&sealed.nonce)?;
+        let ct = from_b64_vec(&sealed.ct, 1024)?;
+        String::from_utf8(aead_open(&self.0, &nonce, &aad, &ct)?).ok()
+    }
+
+    /// An image file's bytes: `UMI2`, the key id (8 bytes), a nonce (24), the ciphertext.
+    pub fn seal_image(&self, chat: &ChatId, image: &[u8]) -> Vec<u8> {
+        let aad = [IMAGE_AAD, chat.as_str().as_bytes()].concat();
+        let (nonce, ct) = aead_seal(&self.0, &aad, image);
+        let kid = Sha256::new()
+            .chain_update(KID_DOMAIN)
+            .chain_update(self.0.as_ref())
+            .finalize();
+        [IMAGE_MAGIC, &kid[..8], &nonce, &ct].concat()
+    }
+
+    pub fn open_image(&self, chat: &ChatId, file: &[u8]) -> Option<Vec<u8>> {
+        let (kid, nonce, ct) = split_image(file)?;
+        if hex_lower(kid) != self.kid() {
+            return None;
+        }
+        let aad = [IMAGE_AAD, chat.as_str().as_bytes()].concat();
+        aead_open(&self.0, nonce, &aad, ct)
+    }
+
+    /// Wraps this key for each member, under one fresh ephemeral X25519 key.
+    pub fn wrap_for<'a>(
+        &self,
+        chat: &ChatId,
+        members: impl IntoIterator<Item = (&'a UserKey, &'a PublicKeys)>,
+    ) -> WrappedKeys {
+        let eph_secret = StaticSecret::random_from_rng(OsRng);
+        let eph = DhPublic::from(&eph_secret);
+        let mut to = BTreeMap::new();
+        for (member, keys) in members {
+            let shared = eph_secret.diffie_hellman(&keys.dh);
+            let kek = wrap_key(chat, member, shared.as_bytes(), &eph, &keys.dh);
+            let (nonce, ct) = aead_seal(&kek, &wrap_aad(chat, member), self.0.as_ref());
+            to.insert(
+                member.as_str().to_string(),
+                b64(&[&nonce[..], &ct].concat()),
+            );
+        }
+        WrappedKeys {
+            kid: self.kid(),
+            eph: b64(eph.as_bytes()),
+            to,
+        }
+    }
+}
+
+pub const IMAGE_MAGIC: &[u8; 4] = b"UMI2";
+
+/// The key id (hex) a sealed image file names, if the file has the sealed image layout.
+pub fn image_kid(file: &[u8]) -> Option<String> {
+    split_image(file).map(|(kid, _, _)| hex_lower(kid))
+}
+
+fn split_image(file: &[u8]) -> Option<(&[u8], &[u8; 24], &[u8])> {
+    let rest = file.strip_prefix(IMAGE_MAGIC.as_slice())?;
+    if rest.len() < 8 + 24 + 16 {
+        return None;
+    }
+    let (kid, rest) = rest.split_at(8);
+    let (nonce, ct) = rest.split_at(24);
+    Some((kid, nonce.try_into().ok()?, ct))
+}
+
+/// An event's id: the first 16 bytes of SHA-256 over the exact signed bytes, in hex. It is
+/// bound to the content, so nobody can give another event the same id.
+pub fn event_id(signed: &[u8]) -> String {
+    let digest = Sha256::new()
+        .chain_update(EVENT_ID_DOMAIN)
+        .chain_update(signed)
+        .finalize();
+    hex_lower(&digest[..16])
+}
+
+/// The number two people compare to check that each has the other's real identity key:
+/// 60 digits in 12 groups, the same on both sides.
+pub fn safety_number(a: (&UserKey, &PublicKeys), b: (&UserKey, &PublicKeys)) -> String {
+    let (first, second) =
+        if (a.0.as_str(), a.1.sign.as_bytes()) <= (b.0.as_str(), b.1.sign.as_bytes()) {
+            (a, b)
+        } else {
+            (b, a)
+        };
+    let mut hasher = Sha512::new();
+    hasher.update(SAFETY_DOMAIN);
+    for (user, keys) in [first, second] {
+        hasher.update((user.as_str().len() as u32).to_be_bytes());
+        hasher.update(user.as_str().as_bytes());
+        hasher.update(keys.sign.as_bytes());
+    }
+    let digest = hasher.finalize();
+    digest[..60]
+        .chunks(5)
+        .map(|c| {
+            let n = c.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+            format!("{:05}", n % 100_000)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> UserKey {
+        UserKey::parse(name).unwrap()
+    }
+
+    #[test]
+    fn sealed_keys_open_only_with_the_password_or_recovery_key() {
+        let alice = key("alice");
+        let keys = SecretKeys::generate();
+        let public = keys.public();
+        let sealed = keys.seal_with_password(&alice, "correct horse");
+        let opened = sealed
+            .open_with_password(&alice, &public, "correct horse")
+            .unwrap();
+        assert_eq!(opened.public(), public);
+        assert!(matches!(
+            sealed.open_with_password(&alice, &public, "wrong horse"),
+            Err(UnsealError::WrongSecret)
+        ));
+        // Moved to another user's record, it does not open.
+        assert!(sealed
+            .open_with_password(&key("bob"), &public, "correct horse")
+            .is_err());
+        let other = SecretKeys::generate().public();
+        assert!(sealed
+            .open_with_password(&alice, &other, "correct horse")
+            .is_err());
+        let recovery = keys.seal_with_recovery(&alice);
+        let typed = keys.recovery_key().to_uppercase().replace('-', " ");
+        assert_eq!(
+            recovery
+                .open_with_recovery(&alice, &public, &typed)
+                .unwrap()
+                .public(),
+            public
+        );
+        assert!(recovery
+            .open_with_recovery(&alice, &public, &"0".repeat(64))
+            .is_err());
+    }
+
+    #[test]
+    fn absurd_argon2_costs_are_refused_unhashed() {
+        let alice = key("alice");
+        let keys = SecretKeys::generate();
+        let mut sealed = keys.seal_with_password(&alice, "pw");
+        sealed.m = Some(4 * 1024 * 1024);
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            sealed.open_with_password(&alice, &keys.public(), "pw"),
+            Err(UnsealError::Damaged(_))
+        ));
+        assert!(started.elapsed().as_secs() < 2);
+    }
+
+    #[test]
+    fn signatures_cover_exact_bytes_and_domain() {
+        let keys = SecretKeys::generate();
+        let sig = keys.sign(EVENT_DOMAIN, b"{\"a\":1}");
+        let public = keys.public();
+        assert!(public.verify(EVENT_DOMAIN, b"{\"a\":1}", &sig));
+        assert!(
+            !public.verify(EVENT_DOMAIN, b"{\"a\": 1}", &sig),
+            "whitespace counts"
+        );
+        assert!(!public.verify(CHAT_RECORD_DOMAIN, b"{\"a\":1}", &sig));
+        assert!(!public.verify(EVENT_DOMAIN, b"{\"a\":1}", &sig[..sig.len() - 4]));
+        assert!(!SecretKeys::generate()
+            .public()
+            .verify(EVENT_DOMAIN, b"{\"a\":1}", &sig));
+    }
+
+    #[test]
+    fn both_members_derive_the_same_dm_key_and_nobody_else_does() {
+        let (a, b, c) = (
+            SecretKeys::generate(),
+            SecretKeys::generate(),
+            SecretKeys::generate(),
+        );
+        let chat = ChatId::for_dm(&key("a"), &key("b"));
+        let ab = a.dm_key(&chat, &b.public()).unwrap();
+        let ba = b.dm_key(&chat, &a.public()).unwrap();
+        assert_eq!(ab.kid(), ba.kid());
+        assert_ne!(c.dm_key(&chat, &a.public()).unwrap().kid(), ab.kid());
+        let sealed = ab.seal_message(&chat, &key("a"), b"hello");
+        assert_eq!(
+            ba.open_message(&chat, &key("a"), &sealed).unwrap(),
+            b"hello"
+        );
+        assert!(
+            ba.open_message(&chat, &key("b"), &sealed).is_none(),
+            "bound to its sender"
+        );
+        let low_order = PublicKeys {
+            sign: b.public().sign,
+            dh: DhPublic::from([0u8; 32]),
+        };
+        assert!(a.dm_key(&chat, &low_order).is_none());
+    }
+
+    #[test]
+    fn a_group_key_unwraps_for_its_members_only() {
+        let chat = ChatId::random_group();
+        let (a, b, c) = (
+            SecretKeys::generate(),
+            SecretKeys::generate(),
+            SecretKeys::generate(),
+        );
+        let (ka, kb) = (key("a"), key("b"));
+        let (pa, pb) = (a.public(), b.public());
+        let content = ContentKey::random();
+        let wrapped = content.wrap_for(&chat, [(&ka, &pa), (&kb, &pb)]);
+        assert_eq!(
+            a.unwrap_key(&chat, &ka, &wrapped).unwrap().kid(),
+            content.kid()
+        );
+        assert_eq!(
+            b.unwrap_key(&chat, &kb, &wrapped).unwrap().kid(),
+            content.kid()
+        );
+        assert!(c.unwrap_key(&chat, &key("c"), &wrapped).is_none());
+        assert!(
+            c.unwrap_key(&chat, &kb, &wrapped).is_none(),
+            "b's copy needs b's key"
+        );
+        assert!(a
+            .unwrap_key(&ChatId::random_group(), &ka, &wrapped)
+            .is_none());
+        let image = content.seal_image(&chat, b"\x89PNG...");
+        assert_eq!(image_kid(&image).unwrap(), content.kid());
+        assert_eq!(content.open_image(&chat, &image).unwrap(), b"\x89PNG...");
+        assert!(content
+            .open_image(&ChatId::random_group(), &image)
+            .is_none());
+    }
+
+    #[test]
+    fn safety_numbers_agree_and_change_with_either_key() {
+        let (a, b) = (
+            SecretKeys::generate().public(),
+            SecretKeys::generate().public(),
+        );
+        let (ka, kb) = (key("alice"), key("bob"));
+        let n = safety_number((&ka, &a), (&kb, &b));
+        assert_eq!(n, safety_number((&kb, &b), (&ka, &a)));
+        assert_eq!(n.len(), 12 * 5 + 11);
+        let c = SecretKeys::generate().public();
+        assert_ne!(n, safety_number((&ka, &a), (&kb, &c)));
+    }
+}

@@ -1,0 +1,541 @@
+//! Whose key is whose: the keys in `users/<key>.json`, the identities unlocked in this
+//! process, and the keys this device pinned the first time it saw each user.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+use crate::crypto::{PublicKeys, SealedKeys, SecretKeys, USER_KEYS_DOMAIN};
+use crate::error::{Error, Result};
+use crate::fsio;
+use crate::model::now_ms;
+use crate::password::hex_lower;
+use crate::store::MAX_RECORD_BYTES;
+use crate::username::UserKey;
+use crate::users::User;
+
+/// The `keys` member of a format-2 user record, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeysRecord {
+    /// [`SignedUserKeys`] as exact JSON bytes: the signature covers them as they are.
+    pub signed: Box<RawValue>,
+    /// Ed25519 signature, by the identity key itself, over `USER_KEYS_DOMAIN || signed`.
+    pub sig: String,
+    pub sealed: SealedKeys,
+    pub recovery: SealedKeys,
+}
+
+/// What the owner of a record vouches for with their identity key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignedUserKeys {
+    pub user: UserKey,
+    /// Ed25519 identity key (base64).
+    pub sign: String,
+    /// X25519 key (base64).
+    pub dh: String,
+    pub created_at: i64,
+    /// The owner's logs as they were when the keys were made: the only places where a
+    /// line without a signature is still this user's.
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// One of the owner's format-1 logs: its path from the data folder's root, and the length
+/// and SHA-256 of its complete lines at the time the keys were made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub file: String,
+    pub len: u64,
+    pub sha256: String,
+}
+
+/// A user's keys as read from their record, checked: the signature holds and names them.
+#[derive(Debug)]
+pub struct UserKeys {
+    pub public: PublicKeys,
+    pub created_at: i64,
+    pub history: HashMap<String, (u64, String)>,
+    pub record: KeysRecord,
+}
+
+impl UserKeys {
+    /// Checks a `keys` record found in `user`'s file. `Err` says what is wrong.
+    pub fn check(user: &UserKey, record: KeysRecord) -> std::result::Result<UserKeys, String> {
+        let signed: SignedUserKeys = serde_json::from_str(record.signed.get())
+            .map_err(|e| format!("its keys cannot be read ({e})"))?;
+        if &signed.user != user {
+            return Err(format!("its keys are {}'s", signed.user));
+        }
+        let public = PublicKeys::from_b64(&signed.sign, &signed.dh)
+            .ok_or("its public keys are not valid keys")?;
+        if !public.verify(
+            USER_KEYS_DOMAIN,
+            record.signed.get().as_bytes(),
+            &record.sig,
+        ) {
+            return Err("its keys are not signed by their identity key".into());
+        }
+        let history = signed
+            .history
+            .into_iter()
+            .map(|e| (e.file, (e.len, e.sha256)))
+            .collect();
+        Ok(UserKeys {
+            public,
+            created_at: signed.created_at,
+            history,
+            record,
+        })
+    }
+}
+
+/// Makes the `keys` record for new keys, sealed under `password`.
+pub fn new_keys_record(
+    user: &UserKey,
+    keys: &SecretKeys,
+    password: &str,
+    history: Vec<HistoryEntry>,
+) -> KeysRecord {
+    let public = keys.public();
+    let signed = SignedUserKeys {
+        user: user.clone(),
+        sign: public.sign_b64(),
+        dh: public.dh_b64(),
+        created_at: now_ms(),
+        history,
+    };
+    let signed = serde_json::to_string(&signed).expect("keys serialise");
+    let sig = keys.sign(USER_KEYS_DOMAIN, signed.as_bytes());
+    KeysRecord {
+        signed: RawValue::from_string(signed).expect("serde_json wrote valid JSON"),
+        sig,
+        sealed: keys.seal_with_password(user, password),
+        recovery: keys.seal_with_recovery(user),
+    }
+}
+
+/// A signed-in user: their name and their private keys, in this process's memory only.
+pub struct Identity {
+    pub user: User,
+    pub keys: SecretKeys,
+    pub public: PublicKeys,
+    /// The keys were made by the sign-up or sign-in that unlocked them.
+    pub created_now: bool,
+}
+
+/// How far this device trusts a message's signer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum Trust {
+    /// Signed with the key this device knows for the sender.
+    Verified,
+    /// Signed with a key the sender's record shows now, but which is not the one this
+    /// device pinned: shown, marked, until the user accepts the change.
+    KeyChanged,
+    /// Written before its sender had keys ("sent before messages were signed").
+    #[default]
+    Unsigned,
+}
+
+/// What this device pinned for one user of one folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pin {
+    pub sign: String,
+    pub dh: String,
+    pub first_seen: i64,
+    /// Safety number compared and confirmed by the user of this device.
+    #[serde(default)]
+    pub verified: bool,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct PinFile {
+    #[serde(default)]
+    format: u64,
+    /// Data folder path → user key → pin.
+    #[serde(default)]
+    folders: BTreeMap<String, BTreeMap<String, Pin>>,
+}
+
+/// The keys this device pinned, kept in its local config (never in the shared folder).
+/// Without a file (tests, a throwaway store) pins live as long as the process.
+pub(crate) struct Pins {
+    file: Mutex<Option<PathBuf>>,
+    folder: String,
+    pins: Mutex<BTreeMap<String, Pin>>,
+}
+
+impl Pins {
+    pub(crate) fn in_memory(folder: &Path) -> Pins {
+        Pins {
+            file: Mutex::new(None),
+            folder: folder.to_string_lossy().into_owned(),
+            pins: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Reads the pins of this folder from `file`, and saves to it from now on.
+    pub(crate) fn attach(&self, file: PathBuf) -> Result<()> {
+        let stored = read_pin_file(&file)?;
+        let mut pins = self.pins.lock().expect("pins");
+        if let Some(ours) = stored.folders.get(&self.folder) {
+            for (user, pin) in ours {
+                pins.entry(user.clone()).or_insert_with(|| pin.clone());
+            }
+        }
+        *self.file.lock().expect("pin file") = Some(file);
+        drop(pins);
+        self.save()
+    }
+
+    pub(crate) fn get(&self, user: &UserKey) -> Option<Pin> {
+        self.pins.lock().expect("pins").get(user.as_str()).cloned()
+    }
+
+    pub(crate) fn set(&self, user: &UserKey, pin: Pin) -> Result<()> {
+        self.pins
+            .lock()
+            .expect("pins")
+            .insert(user.as_str().to_string(), pin);
+        self.save()
+    }
+
+    /// Merges our pins into the file: another process of this device (the CLI beside the
+    /// app) may have pinned other users meanwhile; what is on disk first stays first.
+    fn save(&self) -> Result<()> {
+        let file = self.file.lock().expect("pin file");
+        let Some(path) = file.as_ref() else {
+            return Ok(());
+        };
+        let mut stored = read_pin_file(path).unwrap_or_default();
+        stored.format = 1;
+        let ours = stored.folders.entry(self.folder.clone()).or_default();
+        for (user, pin) in self.pins.lock().expect("pins").iter() {
+            // A local decision (trust, verified) is newer than what the file says.
+            ours.insert(user.clone(), pin.clone());
+        }
+        let mut json = serde_json::to_vec_pretty(&stored).expect("pins serialise");
+        json.push(b'\n');
+        fsio::write_atomic(path, &json)
+    }
+}
+
+fn read_pin_file(path: &Path) -> Result<PinFile> {
+    match fsio::read_capped(path, 16 * MAX_RECORD_BYTES)? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(path, e)),
+        None => Ok(PinFile::default()),
+    }
+}
+
+/// A user's keys as this device sees them: the record's, the pinned ones, and what follows.
+#[derive(Debug)]
+pub struct SenderKeys {
+    /// Keys a signature may verify with, best first, and the trust each gives.
+    pub accepted: Vec<(PublicKeys, Trust)>,
+    /// The record's keys, when it has valid ones.
+    pub record: Option<Arc<UserKeys>>,
+    pub pin: Option<Pin>,
+}
+
+impl SenderKeys {
+    /// The record's keys differ from the pinned ones, or are gone.
+    pub fn changed(&self) -> bool {
+        match (&self.record, &self.pin) {
+            (Some(record), Some(pin)) => !pin_matches(pin, &record.public),
+            (None, Some(_)) => true,
+            _ => false,
+        }
+    }
+
+    /// The keys to encrypt to and verify by when nothing is in doubt.
+    pub fn current(&self) -> Option<PublicKeys> {
+        if self.changed() {
+            return None;
+        }
+        self.record.as_ref().map(|r| r.public)
+    }
+
+    pub fn verified(&self) -> bool {
+        !self.changed() && self.pin.as_ref().is_some_and(|p| p.verified)
+    }
+}
+
+pub(crate) fn pin_matches(pin: &Pin, keys: &PublicKeys) -> bool {
+    pin.sign == keys.sign_b64() && pin.dh == keys.dh_b64()
+}
+
+fn pinned_keys(pin: &Pin) -> Option<PublicKeys> {
+    PublicKeys::from_b64(&pin.sign, &pin.dh)
+}
+
+/// The process-wide view of keys for one data folder.
+pub(crate) struct Keyring {
+    pub(crate) root: PathBuf,
+    pub(crate) unlocked: RwLock<HashMap<UserKey, Arc<Identity>>>,
+    /// Parsed key records, with the file stamp they were read at.
+    records: Mutex<HashMap<UserKey, (Option<fsio::Stamp>, Option<Arc<UserKeys>>)>>,
+    pub(crate) pins: Pins,
+    /// Legacy logs whose sealed prefix was checked: path → the length vouched for (0 when
+    /// the file no longer matches what its owner sealed).
+    history: Mutex<HashMap<PathBuf, (u64, u64)>>,
+}
+
+impl Keyring {
+    pub(crate) fn new(root: &Path) -> Keyring {
+        Keyring {
+            root: root.to_path_buf(),
+            unlocked: RwLock::new(HashMap::new()),
+            records: Mutex::new(HashMap::new()),
+            pins: Pins::in_memory(root),
+            history: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn identity(&self, user: &UserKey) -> Option<Arc<Identity>> {
+        self.unlocked.read().expect("identities").get(user).cloned()
+    }
+
+    pub(crate) fn require_identity(&self, user: &UserKey) -> Result<Arc<Identity>> {
+        self.identity(user).ok_or_else(|| Error::NotSignedIn {
+            name: user.as_str().to_string(),
+        })
+    }
+
+    pub(crate) fn unlock(&self, identity: Identity) -> Arc<Identity> {
+        let identity = Arc::new(identity);
+        self.unlocked
+            .write()
+            .expect("identities")
+            .insert(identity.user.key.clone(), identity.clone());
+        identity
+    }
+
+    pub(crate) fn lock(&self, user: &UserKey) {
+        self.unlocked.write().expect("identities").remove(user);
+    }
+
+    fn user_path(&self, user: &UserKey) -> PathBuf {
+        self.root
+            .join("users")
+            .join(format!("{}.json", user.as_str()))
+    }
+
+    /// The valid keys in `users/<user>.json`, re-read only when the file changed.
+    pub(crate) fn record_keys(&self, user: &UserKey) -> Option<Arc<UserKeys>> {
+        let path = self.user_path(user);
+        let stamp = fsio::stamp(&path);
+        if let Some((seen, keys)) = self.records.lock().expect("key records").get(user) {
+            if stamp.is_some() && *seen == stamp {
+                return keys.clone();
+            }
+        }
+        let keys = load_record_keys(&path, user).ok().flatten().map(Arc::new);
+        self.records
+            .lock()
+            .expect("key records")
+            .insert(user.clone(), (stamp, keys.clone()));
+        keys
+    }
+
+    /// Forgets a cached record, after this process rewrote it.
+    pub(crate) fn forget_record(&self, user: &UserKey) {
+        self.records.lock().expect("key records").remove(user);
+    }
+
+    /// The keys of `user` as this device sees them. The first valid keys seen are pinned.
+    pub(crate) fn sender(&self, user: &UserKey) -> SenderKeys {
+        let record = self.record_keys(user);
+        let mut pin = self.pins.get(user);
+        if let (Some(record), None) = (&record, &pin) {
+            let first = Pin {
+                sign: record.public.sign_b64(),
+                dh: record.public.dh_b64(),
+                first_seen: now_ms(),
+                verified: false,
+            };
+            // A pin that cannot be saved still holds for this process.
+            let _ = self.pins.set(user, first.clone());
+            pin = Some(first);
+        }
+        let mut accepted = Vec::new();
+        if let Some(pinned) = pin.as_ref().and_then(pinned_keys) {
+            accepted.push((pinned, Trust::Verified));
+        }
+        if let Some(record) = &record {
+            if !accepted.iter().any(|(k, _)| *k == record.public) {
+                accepted.push((record.public, Trust::KeyChanged));
+            }
+        }
+        SenderKeys {
+            accepted,
+            record,
+            pin,
+        }
+    }
+
+    /// Accepts the keys `user`'s record shows now, replacing the pin.
+    pub(crate) fn trust(&self, user: &UserKey) -> Result<PublicKeys> {
+        let record = self.record_keys(user).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{user} has no valid keys in this folder to accept."
+            ))
+        })?;
+        self.pins.set(
+            user,
+            Pin {
+                sign: record.public.sign_b64(),
+                dh: record.public.dh_b64(),
+                first_seen: now_ms(),
+                verified: false,
+            },
+        )?;
+        Ok(record.public)
+    }
+
+    pub(crate) fn mark_verified(&self, user: &UserKey, verified: bool) -> Result<()> {
+        let sender = self.sender(user);
+        let changed = sender.changed();
+        let (Some(mut pin), false) = (sender.pin, changed) else {
+            return Err(Error::KeyChanged {
+                name: user.as_str().to_string(),
+            });
+        };
+        pin.verified = verified;
+        self.pins.set(user, pin)
+    }
+
+    /// How many bytes from the start of the legacy log `path` (the file `rel` from the
+    /// root) the owner's keys vouch for: the sealed length when the file still starts with
+    /// exactly the sealed bytes, else 0. Checked once per file and length.
+    pub(crate) fn vouched_history(&self, keys: &UserKeys, path: &Path, rel: &str, len: u64) -> u64 {
+        let Some((sealed_len, sealed_hash)) = keys.history.get(rel) else {
+            return 0;
+        };
+        if len < *sealed_len {
+            return 0;
+        }
+        if let Some((seen_len, ok)) = self.history.lock().expect("history").get(path) {
+            if *seen_len == len {
+                return *ok;
+            }
+        }
+        let ok = match prefix_sha256(path, *sealed_len) {
+            Some(hash) if &hash == sealed_hash => *sealed_len,
+            _ => 0,
+        };
+        self.history
+            .lock()
+            .expect("history")
+            .insert(path.to_path_buf(), (len, ok));
+        ok
+    }
+}
+
+/// `Ok(None)` for a record without keys (format 1); `Err` for keys that do not check.
+pub(crate) fn load_record_keys(path: &Path, user: &UserKey) -> Result<Option<UserKeys>> {
+    #[derive(Deserialize)]
+    struct KeysOnly {
+        #[serde(default)]
+        keys: Option<KeysRecord>,
+    }
+    let Some(bytes) = fsio::read_capped(path, MAX_RECORD_BYTES)? else {
+        return Ok(None);
+    };
+    // Parsed on its own (no flatten), so the signed part keeps its exact bytes.
+    let only: KeysOnly = serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(path, e))?;
+    match only.keys {
+        None => Ok(None),
+        Some(record) => UserKeys::check(user, record)
+            .map(Some)
+            .map_err(|why| Error::corrupt(path, why)),
+    }
+}
+
+fn prefix_sha256(path: &Path, len: u64) -> Option<String> {
+    use std::io::Read;
+    let (file, _) = fsio::open_regular(path).ok()??;
+    let mut hasher = Sha256::new();
+    let mut limited = file.take(len);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = limited.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    (total == len).then(|| hex_lower(&hasher.finalize()))
+}
+
+/// The owner's format-1 logs under `chats/`, for sealing into their new keys: every
+/// `<user>.<device>.jsonl` with its complete lines' length and hash.
+pub(crate) fn collect_history(root: &Path, user: &UserKey) -> Vec<HistoryEntry> {
+    let mut entries = Vec::new();
+    let chats = root.join("chats");
+    for chat in crate::logs::list_dir(&chats, &mut Vec::new()) {
+        if !chat.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let log = chat.path().join("log");
+        for month in crate::logs::list_dir(&log, &mut Vec::new()) {
+            let month_name = month.file_name().to_string_lossy().into_owned();
+            if !crate::model::is_month(&month_name) || !month.file_type().is_ok_and(|t| t.is_dir())
+            {
+                continue;
+            }
+            for file in crate::logs::list_dir(&month.path(), &mut Vec::new()) {
+                let name = file.file_name().to_string_lossy().into_owned();
+                if crate::logs::log_owner(&name).as_ref() != Some(user)
+                    || !file.file_type().is_ok_and(|t| t.is_file())
+                {
+                    continue;
+                }
+                let path = file.path();
+                let Some(len) = complete_lines_len(&path) else {
+                    continue;
+                };
+                if len == 0 {
+                    continue;
+                }
+                let Some(sha256) = prefix_sha256(&path, len) else {
+                    continue;
+                };
+                let rel = path
+                    .strip_prefix(root)
+                    .expect("listed under root")
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                entries.push(HistoryEntry {
+                    file: rel,
+                    len,
+                    sha256,
+                });
+            }
+        }
+    }
+    entries.sort_by(|a, b| a.file.cmp(&b.file));
+    entries
+}
+
+/// The length of a file up to and including its last newline.
+fn complete_lines_len(path: &Path) -> Option<u64> {
+    let (file, meta) = fsio::open_regular(path).ok()??;
+    let len = meta.len().min(crate::logs::MAX_LOG_BYTES);
+    let mut end = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        fsio::read_exact_at(&file, chunk, start).ok()?;
+        if let Some(i) = memchr::memrchr(b'\n', chunk) {
+            return Some(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Some(0)
+}

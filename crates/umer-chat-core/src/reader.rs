@@ -1,0 +1,458 @@
+//! [`ChatReader`]: one chat as one reader sees it. It checks every line's signature against
+//! the sender's keys, and opens message bodies with the chat's keys when the reader is a
+//! signed-in member. Without a reader (`doctor`, `verify`) it checks signatures only.
+
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::crypto::{self, ContentKey, PublicKeys, Sealed, WrappedKeys, KEY_EPOCH_DOMAIN};
+use crate::keys::{Identity, Keyring, SenderKeys, Trust};
+use crate::logs::LogFile;
+use crate::model::{
+    check_ts_seq, now_ms, ChatId, ChatKind, ChatRecord, DeviceId, Event, FORMAT_VERSION,
+    MESSAGE_EVENT,
+};
+use crate::skip::SkipReason;
+use crate::username::UserKey;
+
+/// The signed part of a format-2 event line, in the order it is written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignedEvent {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub chat: ChatId,
+    pub sender: UserKey,
+    pub device: DeviceId,
+    pub seq: u64,
+    pub ts: i64,
+    pub body: Sealed,
+}
+
+/// What a message body holds once opened.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Body {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+/// A format-2 line: `{"v":2,"id":…,"event":{…},"sig":…}`.
+#[derive(Deserialize)]
+struct SignedLine<'a> {
+    v: u64,
+    id: String,
+    #[serde(borrow)]
+    event: &'a RawValue,
+    sig: String,
+}
+
+/// The line a sender writes for `event`, signed and with its id bound to its bytes.
+/// Returns the id and the line.
+pub(crate) fn signed_line(identity: &Identity, event: &SignedEvent) -> (String, String) {
+    let signed = serde_json::to_string(event).expect("events serialise");
+    let sig = identity.keys.sign(crypto::EVENT_DOMAIN, signed.as_bytes());
+    let id = crypto::event_id(signed.as_bytes());
+    let line = format!(r#"{{"v":{FORMAT_VERSION},"id":"{id}","event":{signed},"sig":"{sig}"}}"#);
+    (id, line)
+}
+
+/// A key epoch file, `chats/<id>/keys/<kid>.json`: a content key for the chat, wrapped for
+/// its members by one of them. Groups from before format 2 get their key this way; member
+/// changes will add epochs the same way, never rewriting the record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyEpoch {
+    pub chat: ChatId,
+    pub by: UserKey,
+    pub created_at: i64,
+    pub keys: WrappedKeys,
+}
+
+#[derive(Deserialize)]
+struct SignedEpoch {
+    #[serde(default)]
+    format: u64,
+    epoch: Box<RawValue>,
+    sig: String,
+}
+
+pub(crate) fn epoch_file(identity: &Identity, epoch: &KeyEpoch) -> Vec<u8> {
+    let signed = serde_json::to_string(epoch).expect("epochs serialise");
+    let sig = identity.keys.sign(KEY_EPOCH_DOMAIN, signed.as_bytes());
+    format!(
+        "{{\n  \"format\": {FORMAT_VERSION},\n  \"epoch\": {signed},\n  \"sig\": \"{sig}\"\n}}\n"
+    )
+    .into_bytes()
+}
+
+pub struct ChatReader {
+    chat: Arc<ChatRecord>,
+    keyring: Arc<Keyring>,
+    reader: Option<Arc<Identity>>,
+    senders: Mutex<HashMap<UserKey, Arc<SenderKeys>>>,
+    content_keys: OnceLock<HashMap<String, ContentKey>>,
+}
+
+impl Deref for ChatReader {
+    type Target = ChatRecord;
+    fn deref(&self) -> &ChatRecord {
+        &self.chat
+    }
+}
+
+impl ChatReader {
+    pub(crate) fn new(
+        chat: Arc<ChatRecord>,
+        keyring: Arc<Keyring>,
+        reader: Option<Arc<Identity>>,
+    ) -> ChatReader {
+        ChatReader {
+            chat,
+            keyring,
+            reader,
+            senders: Mutex::new(HashMap::new()),
+            content_keys: OnceLock::new(),
+        }
+    }
+
+    pub fn record(&self) -> &Arc<ChatRecord> {
+        &self.chat
+    }
+
+    pub(crate) fn sender(&self, user: &UserKey) -> Arc<SenderKeys> {
+        self.senders
+            .lock()
+            .expect("senders")
+            .entry(user.clone())
+            .or_insert_with(|| Arc::new(self.keyring.sender(user)))
+            .clone()
+    }
+
+    /// The chat's content keys this reader holds, by key id.
+    pub(crate) fn content_keys(&self) -> &HashMap<String, ContentKey> {
+        self.content_keys.get_or_init(|| {
+            let mut keys = HashMap::new();
+            let Some(me) = &self.reader else {
+                return keys;
+            };
+            if !self.chat.is_member(&me.user.key) {
+                return keys;
+            }
+            match self.chat.kind {
+                ChatKind::Dm => {
+                    let other = self
+                        .chat
+                        .members
+                        .iter()
+                        .find(|m| **m != me.user.key)
+                        .unwrap_or(&me.user.key);
+                    for (public, _) in &self.sender(other).accepted {
+                        if let Some(key) = me.keys.dm_key(&self.chat.id, public) {
+                            keys.insert(key.kid(), key);
+                        }
+                    }
+                }
+                ChatKind::Group => {
+                    if let Some(wrapped) = &self.chat.keys {
+                        if let Some(key) = me.keys.unwrap_key(&self.chat.id, &me.user.key, wrapped)
+                        {
+                            keys.insert(key.kid(), key);
+                        }
+                    }
+                    for epoch in self.key_epochs() {
+                        if let Some(key) =
+                            me.keys.unwrap_key(&self.chat.id, &me.user.key, &epoch.keys)
+                        {
+                            keys.insert(key.kid(), key);
+                        }
+                    }
+                }
+            }
+            keys
+        })
+    }
+
+    /// The valid key epochs in `chats/<id>/keys/`, oldest first.
+    pub(crate) fn key_epochs(&self) -> Vec<KeyEpoch> {
+        let dir = self
+            .keyring
+            .root
+            .join("chats")
+            .join(self.chat.id.as_str())
+            .join("keys");
+        let mut epochs = Vec::new();
+        for entry in crate::logs::list_dir(&dir, &mut Vec::new()) {
+            if let Ok(epoch) = self.read_epoch(&entry.path()) {
+                epochs.push(epoch);
+            }
+        }
+        epochs.sort_by(|a, b| (a.created_at, &a.keys.kid).cmp(&(b.created_at, &b.keys.kid)));
+        epochs
+    }
+
+    /// Reads and checks one key epoch file. `Err` says why it cannot be used.
+    pub(crate) fn read_epoch(&self, path: &Path) -> Result<KeyEpoch, SkipReason> {
+        let bytes = crate::fsio::read_capped(path, crate::store::MAX_RECORD_BYTES)
+            .map_err(|e| SkipReason::from_error(&e))?
+            .ok_or_else(|| SkipReason::Unreadable("removed while listed".into()))?;
+        let signed: SignedEpoch =
+            serde_json::from_slice(&bytes).map_err(|e| SkipReason::Unparseable(e.to_string()))?;
+        if signed.format > FORMAT_VERSION {
+            return Err(SkipReason::NewerFormat(signed.format));
+        }
+        let epoch: KeyEpoch = serde_json::from_str(signed.epoch.get())
+            .map_err(|e| SkipReason::Unparseable(e.to_string()))?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if name.as_deref() != Some(&format!("{}.json", epoch.keys.kid)) {
+            return Err(SkipReason::Misplaced(
+                "a key epoch under another key id's name".into(),
+            ));
+        }
+        if epoch.chat != self.chat.id {
+            return Err(SkipReason::Misplaced(format!(
+                "key epoch of chat {}",
+                epoch.chat
+            )));
+        }
+        if !self.chat.is_member(&epoch.by) {
+            return Err(SkipReason::NotAMember(epoch.by));
+        }
+        self.verify(
+            &epoch.by,
+            KEY_EPOCH_DOMAIN,
+            signed.epoch.get().as_bytes(),
+            &signed.sig,
+        )
+        .map(|_| epoch)
+    }
+
+    /// Which of `signer`'s keys made `sig`, as a trust level; `Err` when none did.
+    pub(crate) fn verify(
+        &self,
+        signer: &UserKey,
+        domain: &[u8],
+        signed: &[u8],
+        sig: &str,
+    ) -> Result<Trust, SkipReason> {
+        let keys = self.sender(signer);
+        if keys.accepted.is_empty() {
+            return Err(SkipReason::BadSignature(format!(
+                "{signer} has no keys in this folder to check it with"
+            )));
+        }
+        keys.accepted
+            .iter()
+            .find(|(public, _)| public.verify(domain, signed, sig))
+            .map(|(_, trust)| *trust)
+            .ok_or_else(|| SkipReason::BadSignature(format!("it was not made with {signer}'s key")))
+    }
+
+    /// The key to encrypt a new message of `sender` with, if the chat already has one.
+    /// `Ok(None)` for a group that has no key yet (one from before format 2).
+    pub(crate) fn sending_key(&self, sender: &Identity) -> crate::Result<Option<ContentKey>> {
+        match self.chat.kind {
+            ChatKind::Dm => {
+                let other = self
+                    .chat
+                    .members
+                    .iter()
+                    .find(|m| **m != sender.user.key)
+                    .unwrap_or(&sender.user.key);
+                let theirs = self.current_keys_of(other)?;
+                sender
+                    .keys
+                    .dm_key(&self.chat.id, &theirs)
+                    .map(Some)
+                    .ok_or_else(|| crate::Error::KeyChanged {
+                        name: other.as_str().to_string(),
+                    })
+            }
+            ChatKind::Group => {
+                let keys = self.content_keys();
+                let newest = self
+                    .chat
+                    .keys
+                    .as_ref()
+                    .map(|w| w.kid.clone())
+                    .into_iter()
+                    .chain(self.key_epochs().into_iter().map(|e| e.keys.kid))
+                    .find(|kid| keys.contains_key(kid));
+                Ok(newest.and_then(|kid| keys.get(&kid).cloned()))
+            }
+        }
+    }
+
+    /// `user`'s keys when nothing is in doubt: present, and the ones this device pinned.
+    pub(crate) fn current_keys_of(&self, user: &UserKey) -> crate::Result<PublicKeys> {
+        let keys = self.sender(user);
+        if keys.changed() {
+            return Err(crate::Error::KeyChanged {
+                name: user.as_str().to_string(),
+            });
+        }
+        keys.current()
+            .ok_or_else(|| crate::Error::MemberWithoutKeys {
+                name: user.as_str().to_string(),
+            })
+    }
+
+    /// Parses and checks one line of `file` found at byte `offset`: the format, the
+    /// signature, every value a writer would refuse, the place it was found in, and that
+    /// its sender is a member; then opens its body when this reader can.
+    pub fn parse_line(
+        &self,
+        line: &[u8],
+        offset: u64,
+        file: &LogFile,
+    ) -> Result<Event, SkipReason> {
+        match serde_json::from_slice::<SignedLine>(line) {
+            Ok(signed) => self.parse_signed(signed, file),
+            Err(signed_err) => self.parse_unsigned(line, offset, file, signed_err),
+        }
+    }
+
+    fn parse_signed(&self, line: SignedLine<'_>, file: &LogFile) -> Result<Event, SkipReason> {
+        if line.v > FORMAT_VERSION {
+            return Err(SkipReason::NewerFormat(line.v));
+        }
+        if line.v < 2 {
+            return Err(SkipReason::Invalid(format!(
+                "a signed line of version {}",
+                line.v
+            )));
+        }
+        let event: SignedEvent = serde_json::from_str(line.event.get())
+            .map_err(|e| SkipReason::Unparseable(e.to_string()))?;
+        self.check_place(&event.kind, &event.chat, &event.sender, &event.device, file)?;
+        check_ts_seq(event.ts, event.seq, now_ms()).map_err(SkipReason::Invalid)?;
+        let bytes = line.event.get().as_bytes();
+        if line.id != crypto::event_id(bytes) {
+            return Err(SkipReason::Invalid(
+                "its id is not the one its signed content gives".into(),
+            ));
+        }
+        let trust = self.verify(&event.sender, crypto::EVENT_DOMAIN, bytes, &line.sig)?;
+        let mut out = Event {
+            v: line.v,
+            id: line.id,
+            kind: event.kind,
+            chat: event.chat,
+            sender: event.sender,
+            device: event.device,
+            seq: event.seq,
+            ts: event.ts,
+            text: None,
+            image: None,
+            trust,
+        };
+        if self.reader.is_none() {
+            return Ok(out); // checking signatures only: the body stays sealed
+        }
+        let key = self.content_keys().get(&event.body.kid).ok_or_else(|| {
+            SkipReason::Undecryptable(format!(
+                "this device has no key {} for the chat",
+                event.body.kid
+            ))
+        })?;
+        let plain = key
+            .open_message(&out.chat, &out.sender, &event.body)
+            .ok_or_else(|| {
+                SkipReason::Undecryptable("it does not open with the chat's key".into())
+            })?;
+        let body: Body = serde_json::from_slice(&plain)
+            .map_err(|e| SkipReason::Unparseable(format!("its body: {e}")))?;
+        out.text = body.text;
+        out.image = body.image;
+        out.check(now_ms()).map_err(SkipReason::Invalid)?;
+        Ok(out)
+    }
+
+    fn parse_unsigned(
+        &self,
+        line: &[u8],
+        offset: u64,
+        file: &LogFile,
+        signed_err: serde_json::Error,
+    ) -> Result<Event, SkipReason> {
+        #[derive(Deserialize)]
+        struct Version {
+            v: u64,
+        }
+        let event: Event = match serde_json::from_slice(line) {
+            Ok(event) => event,
+            Err(e) => {
+                // A newer writer's line may not fit this version's shape: say so.
+                return Err(match serde_json::from_slice::<Version>(line) {
+                    Ok(version) if version.v > FORMAT_VERSION => SkipReason::NewerFormat(version.v),
+                    Ok(version) if version.v >= 2 => {
+                        SkipReason::Unparseable(signed_err.to_string())
+                    }
+                    _ => SkipReason::Unparseable(e.to_string()),
+                });
+            }
+        };
+        if event.v != 1 {
+            return Err(if event.v > FORMAT_VERSION {
+                SkipReason::NewerFormat(event.v)
+            } else {
+                SkipReason::Unsigned(format!("a version {} line without a signature", event.v))
+            });
+        }
+        self.check_place(&event.kind, &event.chat, &event.sender, &event.device, file)?;
+        event.check(now_ms()).map_err(SkipReason::Invalid)?;
+        let keys = self.sender(&event.sender);
+        if let Some(record) = &keys.record {
+            // Once a sender has keys, an unsigned line is theirs only inside the history
+            // they sealed when the keys were made.
+            let rel = file
+                .path
+                .strip_prefix(&self.keyring.root)
+                .map(|p| p.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_default();
+            let vouched = self
+                .keyring
+                .vouched_history(record, &file.path, &rel, file.len);
+            if offset + line.len() as u64 >= vouched {
+                return Err(SkipReason::Unsigned(format!(
+                    "{} signs their messages, and this line is not in the history they sealed",
+                    event.sender
+                )));
+            }
+        }
+        Ok(event)
+    }
+
+    fn check_place(
+        &self,
+        kind: &str,
+        chat: &ChatId,
+        sender: &UserKey,
+        device: &DeviceId,
+        file: &LogFile,
+    ) -> Result<(), SkipReason> {
+        if kind != MESSAGE_EVENT {
+            return Err(SkipReason::Unparseable(format!(
+                "unknown event type {kind:?}"
+            )));
+        }
+        if *chat != self.chat.id {
+            return Err(SkipReason::Misplaced(format!("event of chat {chat}")));
+        }
+        if *sender != file.owner || *device != file.device {
+            return Err(SkipReason::Misplaced(format!(
+                "event of {}.{} in another device's log",
+                sender,
+                device.as_str()
+            )));
+        }
+        if !self.chat.is_member(sender) {
+            return Err(SkipReason::NotAMember(sender.clone()));
+        }
+        Ok(())
+    }
+}
