@@ -93,52 +93,20 @@ impl Store {
     /// Returns the bytes written.
     pub fn import_events(&self, events: &[Event]) -> Result<u64> {
         let mut by_file: BTreeMap<PathBuf, (Vec<u8>, Option<EventKey>)> = BTreeMap::new();
-        let mut keys: HashMap<ChatId, ContentKey> = HashMap::new();
+        let mut keys = HashMap::new();
         for event in events {
-            if event.kind != MESSAGE_EVENT {
-                return Err(Error::InvalidArgument(format!(
-                    "event {} is not a message",
-                    event.id
-                )));
-            }
-            let identity = self.keyring.require_identity(&event.sender)?;
-            let chat = self.member_chat(&event.sender, event.chat.as_str())?;
-            event
-                .check(now_ms())
-                .map_err(|why| Error::InvalidArgument(format!("event {}: {why}", event.id)))?;
-            let key = match keys.get(&chat.id) {
-                Some(key) => key.clone(),
-                None => {
-                    let reader = self.reader_for(&event.sender, chat.clone())?;
-                    let key = self.sending_key(&identity, &reader)?;
-                    keys.insert(chat.id.clone(), key.clone());
-                    key
-                }
-            };
+            let (sealed, line) = self.sealed_line(event, &mut keys)?;
             let path = self
-                .log_dir(&chat.id)
+                .log_dir(&sealed.chat)
                 .join(month_of(event.ts))
                 .join(log_file_name(&event.sender, &event.device));
             let (bytes, last) = by_file.entry(path).or_default();
-            if last.as_ref().is_some_and(|last| *last > event.key()) {
+            if last.as_ref().is_some_and(|last| *last > sealed.key()) {
                 return Err(Error::InvalidArgument(format!(
                     "event {} comes before the one written ahead of it to its log",
                     event.id
                 )));
             }
-            let body = Body {
-                text: event.text.clone(),
-                image: event.image.clone(),
-            };
-            let (sealed, line) = seal_event(
-                &identity,
-                &key,
-                &chat.id,
-                &event.device,
-                event.seq,
-                event.ts,
-                body,
-            );
             bytes.extend_from_slice(line.as_bytes());
             bytes.push(b'\n');
             *last = Some(sealed.key());
@@ -149,6 +117,54 @@ impl Store {
             written += bytes.len() as u64;
         }
         Ok(written)
+    }
+
+    /// The signed, sealed line its sender's device would write for `event` (whose `id`
+    /// and `v` are ignored: the id follows from the signed content), and the event as
+    /// readers will see it. For importers, benchmarks and tests that place lines
+    /// themselves; the sender must be signed in through this store.
+    pub fn event_line(&self, event: &Event) -> Result<(Event, String)> {
+        self.sealed_line(event, &mut HashMap::new())
+    }
+
+    fn sealed_line(
+        &self,
+        event: &Event,
+        keys: &mut HashMap<ChatId, ContentKey>,
+    ) -> Result<(Event, String)> {
+        if event.kind != MESSAGE_EVENT {
+            return Err(Error::InvalidArgument(format!(
+                "event {} is not a message",
+                event.id
+            )));
+        }
+        let identity = self.keyring.require_identity(&event.sender)?;
+        let chat = self.member_chat(&event.sender, event.chat.as_str())?;
+        event
+            .check(now_ms())
+            .map_err(|why| Error::InvalidArgument(format!("event {}: {why}", event.id)))?;
+        let key = match keys.get(&chat.id) {
+            Some(key) => key.clone(),
+            None => {
+                let reader = self.reader_for(&event.sender, chat.clone())?;
+                let key = self.sending_key(&identity, &reader)?;
+                keys.insert(chat.id.clone(), key.clone());
+                key
+            }
+        };
+        let body = Body {
+            text: event.text.clone(),
+            image: event.image.clone(),
+        };
+        Ok(seal_event(
+            &identity,
+            &key,
+            &chat.id,
+            &event.device,
+            event.seq,
+            event.ts,
+            body,
+        ))
     }
 
     /// The key a new message of `identity` in `reader`'s chat is sealed with. A group from

@@ -105,6 +105,13 @@ impl Store {
         Ok(ChatReader::new(chat, self.keyring.clone(), Some(identity)))
     }
 
+    /// Chat `chat` as `user` (signed in, a member) reads it, for callers that read log
+    /// files themselves (tools, tests) with `logs::read_all` or `logs::scan_back`.
+    pub fn chat_reader(&self, user: &UserKey, chat: &str) -> Result<ChatReader> {
+        let record = self.member_chat(user, chat)?;
+        self.reader_for(user, record)
+    }
+
     /// `chat` as a checker reads it: signatures only, bodies left sealed.
     pub(crate) fn checker_for(&self, chat: Arc<ChatRecord>) -> ChatReader {
         ChatReader::new(chat, self.keyring.clone(), None)
