@@ -568,6 +568,31 @@ impl ContentKey {
         }
     }
 
+    /// [`ContentKey::seal_message`] with a given nonce, for the published test vectors
+    /// only: a nonce must never be used twice with one key.
+    pub fn seal_message_with_nonce(
+        &self,
+        chat: &ChatId,
+        sender: &UserKey,
+        body: &[u8],
+        nonce: [u8; 24],
+    ) -> Sealed {
+        let ct = XChaCha20Poly1305::new(self.0.as_ref().into())
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: body,
+                    aad: &Self::message_aad(chat, sender),
+                },
+            )
+            .expect("XChaCha20-Poly1305 encryption of a bounded message cannot fail");
+        Sealed {
+            kid: self.kid(),
+            nonce: b64(&nonce),
+            ct: b64(&ct),
+        }
+    }
+
     pub fn open_message(
         &self,
         chat: &ChatId,
@@ -834,6 +859,65 @@ mod tests {
             .open_image(&ChatId::random_group(), &image)
             .is_none());
     }
+
+    /// The vectors published in `data/FORMAT.md` ("Test vectors"): if this fails, either the
+    /// format changed (bump it) or FORMAT.md is wrong.
+    #[test]
+    fn published_test_vectors() {
+        let alice = SecretKeys::from_seed([1; 32], [2; 32], [3; 32]);
+        let bob = SecretKeys::from_seed([4; 32], [5; 32], [6; 32]);
+        let (ka, kb) = (key("alice"), key("bob"));
+        let (pa, pb) = (alice.public(), bob.public());
+        let chat = ChatId::for_dm(&ka, &kb);
+        let dm = alice.dm_key(&chat, &pb).unwrap();
+        assert_eq!(dm.kid(), bob.dm_key(&chat, &pa).unwrap().kid());
+        let sealed = dm.seal_message_with_nonce(&chat, &ka, br#"{"text":"hello bob"}"#, [7; 24]);
+        let signed = format!(
+            r#"{{"type":"message","chat":"{chat}","sender":"alice","device":"00112233aabbccdd","seq":0,"ts":1764288000000,"body":{{"kid":"{}","nonce":"{}","ct":"{}"}}}}"#,
+            sealed.kid, sealed.nonce, sealed.ct
+        );
+        let sig = alice.sign(EVENT_DOMAIN, signed.as_bytes());
+        let id = event_id(signed.as_bytes());
+        let vectors = [
+            ("alice sign public", pa.sign_b64()),
+            ("alice dh public", pa.dh_b64()),
+            ("bob sign public", pb.sign_b64()),
+            ("bob dh public", pb.dh_b64()),
+            ("dm key", hex_lower(dm.0.as_ref())),
+            ("dm kid", dm.kid()),
+            ("signed", signed.clone()),
+            ("sig", sig.clone()),
+            ("id", id.clone()),
+            ("safety number", safety_number((&ka, &pa), (&kb, &pb))),
+            ("alice recovery key", alice.recovery_key()),
+        ];
+        for (name, value) in &vectors {
+            println!("{name}: {value}");
+        }
+        assert!(pa.verify(EVENT_DOMAIN, signed.as_bytes(), &sig));
+        assert_eq!(
+            dm.open_message(&chat, &ka, &sealed).unwrap(),
+            br#"{"text":"hello bob"}"#
+        );
+        let expected: &[(&str, &str)] = &VECTORS;
+        for ((name, value), (want_name, want)) in vectors.iter().zip(expected) {
+            assert_eq!((*name, value.as_str()), (*want_name, *want));
+        }
+    }
+
+    const VECTORS: [(&str, &str); 11] = [
+        ("alice sign public", "iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w="),
+        ("alice dh public", "zo060cy2M+x7cMF4FKXHbs0CloUFDTRHRboFhw5YfVk="),
+        ("bob sign public", "ypOsFwUYcHHWe4PH/w7+gQjo7EUwV113JoeTM9vavnw="),
+        ("bob dh public", "UKYUCbHd0DJemxa3AOcZ6XcsBwALG9d4bpB8ZT0gSV0="),
+        ("dm key", "04e1bca03dbadd91ed6d581a39ada1ea70711e04f3129096a1bc240d6f2aa971"),
+        ("dm kid", "e9c92c6e5454e068"),
+        ("signed", r#"{"type":"message","chat":"dm-2217923fae852bc1c6b8e242558d64d1","sender":"alice","device":"00112233aabbccdd","seq":0,"ts":1764288000000,"body":{"kid":"e9c92c6e5454e068","nonce":"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH","ct":"XdRWaSRNkS55C3+8r3tyogzOcOM2RyC7txmucZbHWzyMv0oy"}}"#),
+        ("sig", "i6v/bBMZnOOViaVt3ffTVtp8jpNe+Nh2dGqEtLrslqvtwfcZi6OvN8x7lKY0ZRtZjEwZMTZultf5ZtG8bYt8AQ=="),
+        ("id", "4ff3d1cc7608aaf0637b62127b7fdf98"),
+        ("safety number", "25361 28510 38677 87761 35650 83613 64185 21371 16112 75804 37745 05343"),
+        ("alice recovery key", "0303-0303-0303-0303-0303-0303-0303-0303-0303-0303-0303-0303-0303-0303-0303-0303"),
+    ];
 
     #[test]
     fn safety_numbers_agree_and_change_with_either_key() {

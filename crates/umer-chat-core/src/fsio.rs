@@ -450,6 +450,16 @@ pub struct Stamp {
     inode: u64,
 }
 
+impl Stamp {
+    /// Whether both stamps are of one file (not one replaced by a rename).
+    pub fn same_file(&self, other: &Stamp) -> bool {
+        #[cfg(unix)]
+        return self.inode == other.inode;
+        #[cfg(not(unix))]
+        return self.len <= other.len;
+    }
+}
+
 /// The stamp of a regular file, or `None` (missing, or not a regular file).
 pub fn stamp(path: &Path) -> Option<Stamp> {
     let meta = fs::symlink_metadata(path).ok().filter(|m| m.is_file())?;

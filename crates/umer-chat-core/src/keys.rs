@@ -149,6 +149,16 @@ pub struct Pin {
     /// Safety number compared and confirmed by the user of this device.
     #[serde(default)]
     pub verified: bool,
+    /// Keys accepted before this one: what they signed stays verified.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous: Vec<OldKey>,
+}
+
+/// A key a user had before the pinned one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OldKey {
+    pub sign: String,
+    pub dh: String,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -163,6 +173,8 @@ struct PinFile {
 /// The keys this device pinned, kept in its local config (never in the shared folder).
 /// Without a file (tests, a throwaway store) pins live as long as the process.
 pub(crate) struct Pins {
+    /// Counts changes, for the keyring's generation.
+    pub(crate) changed: std::sync::atomic::AtomicU64,
     file: Mutex<Option<PathBuf>>,
     folder: String,
     pins: Mutex<BTreeMap<String, Pin>>,
@@ -171,6 +183,7 @@ pub(crate) struct Pins {
 impl Pins {
     pub(crate) fn in_memory(folder: &Path) -> Pins {
         Pins {
+            changed: std::sync::atomic::AtomicU64::new(0),
             file: Mutex::new(None),
             folder: folder.to_string_lossy().into_owned(),
             pins: Mutex::new(BTreeMap::new()),
@@ -196,6 +209,8 @@ impl Pins {
     }
 
     pub(crate) fn set(&self, user: &UserKey, pin: Pin) -> Result<()> {
+        self.changed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.pins
             .lock()
             .expect("pins")
@@ -268,6 +283,7 @@ pub(crate) fn pin_matches(pin: &Pin, keys: &PublicKeys) -> bool {
 }
 
 fn pinned_keys(pin: &Pin) -> Option<PublicKeys> {
+    // `from_b64` refuses weak keys, so a tampered pin file cannot admit one.
     PublicKeys::from_b64(&pin.sign, &pin.dh)
 }
 
@@ -278,6 +294,9 @@ pub(crate) struct Keyring {
     /// Parsed key records, with the file stamp they were read at.
     records: Mutex<HashMap<UserKey, (Option<fsio::Stamp>, Option<Arc<UserKeys>>)>>,
     pub(crate) pins: Pins,
+    /// Bumped whenever what a key vouches for may have changed (a record re-read, a key
+    /// accepted), so caches of checked events know to start again.
+    pub(crate) generation: std::sync::atomic::AtomicU64,
     /// Legacy logs whose sealed prefix was checked: path → the length vouched for (0 when
     /// the file no longer matches what its owner sealed).
     history: Mutex<HashMap<PathBuf, (u64, u64)>>,
@@ -290,6 +309,7 @@ impl Keyring {
             unlocked: RwLock::new(HashMap::new()),
             records: Mutex::new(HashMap::new()),
             pins: Pins::in_memory(root),
+            generation: std::sync::atomic::AtomicU64::new(0),
             history: Mutex::new(HashMap::new()),
         }
     }
@@ -333,11 +353,22 @@ impl Keyring {
             }
         }
         let keys = load_record_keys(&path, user).ok().flatten().map(Arc::new);
+        self.bump();
         self.records
             .lock()
             .expect("key records")
             .insert(user.clone(), (stamp, keys.clone()));
         keys
+    }
+
+    pub(crate) fn bump(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.generation.load(Relaxed) + self.pins.changed.load(Relaxed)
     }
 
     /// Forgets a cached record, after this process rewrote it.
@@ -355,14 +386,21 @@ impl Keyring {
                 dh: record.public.dh_b64(),
                 first_seen: now_ms(),
                 verified: false,
+                previous: Vec::new(),
             };
             // A pin that cannot be saved still holds for this process.
             let _ = self.pins.set(user, first.clone());
             pin = Some(first);
         }
         let mut accepted = Vec::new();
-        if let Some(pinned) = pin.as_ref().and_then(pinned_keys) {
-            accepted.push((pinned, Trust::Verified));
+        if let Some(pin) = &pin {
+            let old = pin
+                .previous
+                .iter()
+                .filter_map(|k| PublicKeys::from_b64(&k.sign, &k.dh));
+            for key in pinned_keys(pin).into_iter().chain(old) {
+                accepted.push((key, Trust::Verified));
+            }
         }
         if let Some(record) = &record {
             if !accepted.iter().any(|(k, _)| *k == record.public) {
@@ -383,6 +421,16 @@ impl Keyring {
                 "{user} has no valid keys in this folder to accept."
             ))
         })?;
+        let mut previous = Vec::new();
+        if let Some(old) = self.pins.get(user) {
+            if !pin_matches(&old, &record.public) {
+                previous = old.previous;
+                previous.push(OldKey {
+                    sign: old.sign,
+                    dh: old.dh,
+                });
+            }
+        }
         self.pins.set(
             user,
             Pin {
@@ -390,6 +438,7 @@ impl Keyring {
                 dh: record.public.dh_b64(),
                 first_seen: now_ms(),
                 verified: false,
+                previous,
             },
         )?;
         Ok(record.public)

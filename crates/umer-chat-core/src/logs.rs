@@ -308,7 +308,7 @@ pub fn read_all(file: &LogFile, chat: &ChatReader, skipped: &mut Vec<Skipped>) -
 
 /// The events of `file` from byte `start` (a line start) to its listed length, and the
 /// offset reached. Line numbers are reported only when reading from the start.
-fn read_range(
+pub(crate) fn read_range(
     file: &LogFile,
     chat: &ChatReader,
     start: u64,

@@ -31,6 +31,8 @@ pub struct Store {
     pub(crate) keyring: Arc<Keyring>,
     /// Sealed group names opened by a member in this process, never written anywhere.
     pub(crate) opened_names: Mutex<HashMap<ChatId, String>>,
+    /// Opened messages for search, in memory only.
+    pub(crate) search_index: Mutex<crate::search::SearchIndex>,
 }
 
 impl Store {
@@ -46,6 +48,7 @@ impl Store {
             next_seq: AtomicU64::new(0),
             keyring: Arc::new(Keyring::new(&root)),
             opened_names: Mutex::new(HashMap::new()),
+            search_index: Mutex::new(Default::default()),
         };
         for dir in ["users", "chats", "images", "reads"] {
             fsio::ensure_dir_within(&store.root, &store.root.join(dir))?;
@@ -92,6 +95,9 @@ impl Store {
     /// Forgets `user`'s private keys in this process.
     pub fn sign_out(&self, user: &UserKey) {
         self.keyring.lock(user);
+        // What was opened for them is no business of whoever signs in next.
+        *self.search_index.lock().expect("search index") = Default::default();
+        self.opened_names.lock().expect("opened names").clear();
     }
 
     /// Whether `user` is signed in through this store (their keys are unlocked).
