@@ -15,9 +15,10 @@ use crate::username::UserKey;
 /// The format version this build writes and fully understands. Version 2 signs every
 /// event and encrypts chats; version 1 folders are still read (see `data/FORMAT.md`).
 pub const FORMAT_VERSION: u64 = 2;
-/// DM records keep version 1's shape: the record is the same whoever writes it, and
-/// format-1 readers can still see the chat.
-pub const DM_RECORD_FORMAT: u64 = 1;
+/// Records whose shape format 2 kept (DM records, read markers, the folder's marker) still
+/// say format 1, so format-1 apps keep reading them; a DM record is also the same whoever
+/// writes it.
+pub const UNCHANGED_RECORD_FORMAT: u64 = 1;
 
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -210,7 +211,7 @@ impl ChatRecord {
         let mut members = vec![a.clone(), b.clone()];
         members.sort();
         ChatRecord {
-            format: DM_RECORD_FORMAT,
+            format: UNCHANGED_RECORD_FORMAT,
             id: ChatId::for_dm(a, b),
             kind: ChatKind::Dm,
             name: None,

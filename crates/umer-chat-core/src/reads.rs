@@ -10,7 +10,7 @@ use crate::chats::newest;
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::logs;
-use crate::model::{now_ms, ChatId, DeviceId, EventKey, FORMAT_VERSION};
+use crate::model::{now_ms, ChatId, DeviceId, EventKey, UNCHANGED_RECORD_FORMAT};
 use crate::names::{classify, EntryName};
 use crate::skip::{SkipReason, Skipped};
 use crate::store::{read_record, to_pretty_json, Store};
@@ -43,7 +43,8 @@ impl Store {
         lock.lock().map_err(Error::io("lock", &lock_path))?;
         let path = dir.join(format!("{}.json", self.device().as_str()));
         let new = || ReadMarkers {
-            format: FORMAT_VERSION,
+            // Their shape did not change in format 2: older apps keep reading them.
+            format: UNCHANGED_RECORD_FORMAT,
             user: user.clone(),
             device: self.device().clone(),
             chats: BTreeMap::new(),

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::fsio::{self, AppendFile};
 use crate::keys::Keyring;
-use crate::model::{ChatId, ChatRecord, DeviceId, DM_RECORD_FORMAT, FORMAT_VERSION};
+use crate::model::{ChatId, ChatRecord, DeviceId, UNCHANGED_RECORD_FORMAT, FORMAT_VERSION};
 use crate::reader::ChatReader;
 use crate::username::UserKey;
 
@@ -55,7 +55,7 @@ impl Store {
         }
         // The folder's marker names the oldest format that reads it; it is never rewritten.
         let marker =
-            format!("{{\n  \"format\": {DM_RECORD_FORMAT},\n  \"app\": \"umer-chat\"\n}}\n");
+            format!("{{\n  \"format\": {UNCHANGED_RECORD_FORMAT},\n  \"app\": \"umer-chat\"\n}}\n");
         store.write_once(&store.root.join("umer-chat.json"), marker.as_bytes())?;
         Ok(store)
     }
