@@ -353,11 +353,12 @@ impl Keyring {
             }
         }
         let keys = load_record_keys(&path, user).ok().flatten().map(Arc::new);
-        self.bump();
-        self.records
-            .lock()
-            .expect("key records")
-            .insert(user.clone(), (stamp, keys.clone()));
+        let mut records = self.records.lock().expect("key records");
+        let before = records.get(user).map(|(_, k)| k.as_ref().map(|k| k.public));
+        if before.is_some_and(|before| before != keys.as_ref().map(|k| k.public)) {
+            self.bump(); // what the old keys vouched for may read differently now
+        }
+        records.insert(user.clone(), (stamp, keys.clone()));
         keys
     }
 
