@@ -299,7 +299,7 @@ pub(crate) struct Keyring {
     pub(crate) generation: std::sync::atomic::AtomicU64,
     /// Legacy logs whose sealed prefix was checked: path → the length vouched for (0 when
     /// the file no longer matches what its owner sealed).
-    history: Mutex<HashMap<PathBuf, (u64, u64)>>,
+    history: Mutex<HashMap<PathBuf, (u64, String, u64)>>,
 }
 
 impl Keyring {
@@ -467,8 +467,8 @@ impl Keyring {
         if len < *sealed_len {
             return 0;
         }
-        if let Some((seen_len, ok)) = self.history.lock().expect("history").get(path) {
-            if *seen_len == len {
+        if let Some((seen_len, seen_hash, ok)) = self.history.lock().expect("history").get(path) {
+            if *seen_len == len && seen_hash == sealed_hash {
                 return *ok;
             }
         }
@@ -479,7 +479,7 @@ impl Keyring {
         self.history
             .lock()
             .expect("history")
-            .insert(path.to_path_buf(), (len, ok));
+            .insert(path.to_path_buf(), (len, sealed_hash.clone(), ok));
         ok
     }
 }
