@@ -702,3 +702,54 @@ fn format_2_lines_are_skipped_and_reported_by_a_format_1_reading_of_unknown_vers
     ));
     let _ = UserKey::parse("bob");
 }
+
+#[test]
+fn the_format_2_example_reads_and_verifies() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/example-v2");
+    let dir = temp_dir();
+    copy_tree(&example, dir.path());
+    let store = open_store_as(dir.path(), &DeviceId::random());
+    assert_eq!(doctor(&store), vec![]);
+    let report = store.verify_folder().unwrap();
+    assert!(report.failures.is_empty() && report.changed_keys.is_empty());
+    let bob = store.verify_user("bob", "bob-example-22").unwrap().key;
+    store.verify_user("carol", "carol-example-333").unwrap();
+    let chats = store.list_user_chats(&bob).unwrap();
+    let dm = chats.iter().find(|c| c.chat.kind == ChatKind::Dm).unwrap();
+    let group = chats.iter().find(|c| c.chat.kind == ChatKind::Group).unwrap();
+    assert_eq!(group.chat.name.as_deref(), Some("Weekend hike"));
+    let dm_texts: Vec<(String, Trust)> = store
+        .all_messages(&bob, dm.chat.id.as_str())
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.text.unwrap_or_default(), e.trust))
+        .collect();
+    assert_eq!(
+        dm_texts,
+        [
+            ("Are you coming on Saturday?".to_string(), Trust::Verified),
+            ("Yes! Bringing the map.".to_string(), Trust::Verified),
+            ("Here is the route".to_string(), Trust::Verified),
+        ]
+    );
+    let image = store
+        .all_messages(&bob, dm.chat.id.as_str())
+        .unwrap()
+        .into_iter()
+        .find_map(|e| e.image)
+        .unwrap();
+    assert_eq!(
+        store.image_bytes(&bob, dm.chat.id.as_str(), &image).unwrap().0,
+        "image/png"
+    );
+    // Carol is not in the DM: the same picture is nothing to her.
+    assert_eq!(
+        store
+            .image_bytes(&key("carol"), dm.chat.id.as_str(), &image)
+            .unwrap_err()
+            .code(),
+        "not_a_member"
+    );
+    assert_nowhere(dir.path(), b"Weekend hike", 12, "the group's name");
+    assert_nowhere(dir.path(), b"Bringing the map", 16, "a DM text");
+}
