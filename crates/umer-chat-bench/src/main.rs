@@ -24,6 +24,7 @@ const SEARCHES: usize = 20;
 const BUDGET: Duration = Duration::from_secs(10);
 const MIN_SAMPLES: usize = 5;
 const SEARCH_LIMIT: usize = 50;
+const PASSWORD: &str = "benchmark-password";
 
 /// In `RARE_HITS` messages at every size; `ABSENT` is in none. Neither can match the hex
 /// ids on a raw line, so the search prefilter is exercised honestly.
@@ -88,12 +89,14 @@ fn event(
         ts,
         text: Some(text),
         image: None,
+        trust: Default::default(),
     }
 }
 
 /// Writes `n` messages into the chat's device logs, one device per user, through
-/// `Store::import_events`: the lines `append_message` writes, with one fsync per file
-/// (an fsync per message would take minutes). Returns the events, oldest first, for the
+/// `Store::import_events`: the lines `append_message` writes (signed and sealed for their
+/// senders, who are signed in on `store`), with one fsync per file (an fsync per message
+/// would take minutes). Returns the events, oldest first, for the
 /// baseline, and the bytes written.
 fn build_history(store: &Store, chat: &ChatId, users: &[UserKey], n: usize) -> (Vec<Event>, u64) {
     let devices: Vec<DeviceId> = users.iter().map(|_| DeviceId::random()).collect();
@@ -141,8 +144,16 @@ fn measure_fsync_floor(dir: &Path) -> Stats {
     })
 }
 
-fn measure_store(root: &Path, user: &UserKey, chat: &str) -> Figures {
+/// A store on `root` as a new device, with `user` signed in (their keys unlocked), as an
+/// app is once its user has logged in.
+fn signed_in_store(root: &Path, user: &UserKey) -> Store {
     let store = Store::open(root, DeviceId::random()).expect("open store");
+    store.verify_user(user.as_str(), PASSWORD).expect("sign in");
+    store
+}
+
+fn measure_store(root: &Path, user: &UserKey, chat: &str) -> Figures {
+    let store = signed_in_store(root, user);
     let mut rng = Lcg(7);
     for _ in 0..WARMUP {
         store
@@ -159,10 +170,9 @@ fn measure_store(root: &Path, user: &UserKey, chat: &str) -> Figures {
         let (new, _) = store.poll(user, chat, &view.cursor).expect("poll");
         assert!(new.is_empty());
     });
-    // A fresh Store per run: no chat cache. Opened outside the timing, as an app does once.
-    let mut fresh: Vec<Store> = (0..OPENS)
-        .map(|_| Store::open(root, DeviceId::random()).expect("open store"))
-        .collect();
+    // A fresh Store per run: no chat cache. Opened and signed in outside the timing, as an
+    // app does once.
+    let mut fresh: Vec<Store> = (0..OPENS).map(|_| signed_in_store(root, user)).collect();
     let open = time(OPENS, || {
         let view = fresh.pop().unwrap().get_chat(user, chat).expect("get_chat");
         assert_eq!(view.page.messages.len(), 50);
@@ -339,12 +349,7 @@ fn main() {
         let store = Store::open(&root, DeviceId::random()).expect("open store");
         let users: Vec<UserKey> = USERS
             .iter()
-            .map(|u| {
-                store
-                    .create_user(u, "benchmark-password")
-                    .expect("create user")
-                    .key
-            })
+            .map(|u| store.create_user(u, PASSWORD).expect("create user").key)
             .collect();
         let chat = store
             .create_group_chat(&users[0], "bench", &USERS[1..])

@@ -74,6 +74,19 @@ impl Store {
             .collect())
     }
 
+    /// Reads `user`'s chats into the search index now (the app does this in the background
+    /// after sign-in), so that the first search costs what later ones do.
+    pub fn prepare_search(&self, user: &UserKey) -> Result<()> {
+        for chat in self.member_chats(user)? {
+            let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+            let reader = self.reader_for(user, chat)?;
+            for file in &files {
+                self.indexed(file, &reader);
+            }
+        }
+        Ok(())
+    }
+
     /// The opened messages of `file`, read from where the index got to.
     fn indexed(
         &self,
