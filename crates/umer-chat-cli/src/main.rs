@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
-use umer_chat_core::{config, ChatKind, Error, Event, LocalConfig, Store, UserKey, PAGE_SIZE};
+use umer_chat_core::{
+    config, ChatKind, Error, Event, LocalConfig, PhotoSize, Store, UserKey, PAGE_SIZE,
+};
 
 #[derive(Parser)]
 #[command(
@@ -50,6 +52,10 @@ enum Command {
         text: Option<String>,
         #[arg(long, value_name = "PATH")]
         image: Option<PathBuf>,
+        /// Keep the photo's full size (metadata is removed either way; without this, the
+        /// long side is scaled to 2560 pixels).
+        #[arg(long, requires = "image")]
+        original: bool,
     },
     /// Print messages oldest first, one JSON object per line.
     Read {
@@ -183,7 +189,12 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let members: Vec<&str> = members.iter().map(String::as_str).collect();
             writeln!(out, "{}", store.create_group_chat(&me, &name, &members)?.id).ok();
         }
-        Command::Send { chat, text, image } => {
+        Command::Send {
+            chat,
+            text,
+            image,
+            original,
+        } => {
             let me = sign_in(&mut stdin)?;
             if text.is_none() && image.is_none() {
                 // One process, many messages: each line is acknowledged once it is on disk.
@@ -198,7 +209,12 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                         let bytes = std::fs::read(&path).map_err(|e| {
                             Failure(format!("cannot read image {}: {e}", path.display()))
                         })?;
-                        Some(store.save_image(&me, &chat, &bytes)?)
+                        let size = if original {
+                            PhotoSize::Original
+                        } else {
+                            PhotoSize::Scaled
+                        };
+                        Some(store.save_image_sized(&me, &chat, &bytes, size)?)
                     }
                     None => None,
                 };

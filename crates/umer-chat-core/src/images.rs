@@ -4,7 +4,11 @@ use std::fs;
 use std::io::Cursor;
 
 use base64::Engine;
-use image::{ImageFormat, ImageReader, Limits};
+use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::PngEncoder;
+use image::imageops::FilterType;
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageFormat, ImageReader, Limits};
 use sha2::{Digest, Sha256};
 
 use crate::crypto;
@@ -93,16 +97,91 @@ pub fn validate_image(bytes: &[u8]) -> Result<ImageType> {
             max: MAX_IMAGE_SIDE,
         });
     }
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(MAX_IMAGE_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_ALLOC);
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    reader.limits(limits);
+    reader.limits(decode_limits());
     reader.decode().map_err(|e| Error::UnsupportedImage {
         reason: format!("the {ext} data is damaged or truncated ({e})"),
     })?;
     Ok(ImageType { ext, mime })
+}
+
+/// How large a sent photo is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PhotoSize {
+    /// At most [`MAX_SENT_SIDE`] pixels on the long side.
+    #[default]
+    Scaled,
+    /// Every pixel kept ("original quality"); metadata still removed.
+    Original,
+}
+
+/// The long side a sent photo is scaled down to, unless sent in original quality.
+pub const MAX_SENT_SIDE: u32 = 2560;
+const JPEG_QUALITY: u8 = 85;
+const JPEG_QUALITY_ORIGINAL: u8 = 95;
+
+/// The bytes to store for a sent image: decoded, turned upright by its EXIF orientation,
+/// scaled down unless `size` is `Original`, and encoded again, so that no metadata (EXIF,
+/// GPS, XMP, maker notes, comments) is carried into the shared folder. The colour profile
+/// is kept. A GIF is kept as it is (it carries no EXIF, and re-encoding would lose its
+/// animation); a WebP becomes a PNG (with transparency) or a JPEG (without).
+pub fn prepare_image(bytes: &[u8], size: PhotoSize) -> Result<Vec<u8>> {
+    let kind = validate_image(bytes)?;
+    if kind.ext == "gif" {
+        return Ok(bytes.to_vec());
+    }
+    let (format, _, _) = sniff(bytes).expect("validated");
+    let damaged = |e: image::ImageError| Error::UnsupportedImage {
+        reason: format!("the {} data is damaged or truncated ({e})", kind.ext),
+    };
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(decode_limits());
+    let mut decoder = reader.into_decoder().map_err(damaged)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let icc = decoder.icc_profile().ok().flatten();
+    let mut picture = DynamicImage::from_decoder(decoder).map_err(damaged)?;
+    picture.apply_orientation(orientation);
+    let long_side = picture.width().max(picture.height());
+    if size == PhotoSize::Scaled && long_side > MAX_SENT_SIDE {
+        picture = picture.resize(MAX_SENT_SIDE, MAX_SENT_SIDE, FilterType::Lanczos3);
+    }
+    let as_png = match format {
+        ImageFormat::Png => true,
+        ImageFormat::WebP => picture.color().has_alpha(),
+        _ => false,
+    };
+    let mut out = Vec::new();
+    let encoded = if as_png {
+        let mut encoder = PngEncoder::new(&mut out);
+        if let Some(icc) = icc {
+            let _ = encoder.set_icc_profile(icc);
+        }
+        picture.write_with_encoder(encoder)
+    } else {
+        let quality = match size {
+            PhotoSize::Scaled => JPEG_QUALITY,
+            PhotoSize::Original => JPEG_QUALITY_ORIGINAL,
+        };
+        let mut encoder = JpegEncoder::new_with_quality(&mut out, quality);
+        if let Some(icc) = icc {
+            let _ = encoder.set_icc_profile(icc);
+        }
+        // JPEG has no alpha and at most 8 bits: CMYK, 16-bit and alpha become RGB.
+        DynamicImage::ImageRgb8(picture.to_rgb8()).write_with_encoder(encoder)
+    };
+    encoded.map_err(|e| Error::UnsupportedImage {
+        reason: format!("it could not be encoded again without its metadata ({e})"),
+    })?;
+    validate_image(&out)?;
+    Ok(out)
+}
+
+fn decode_limits() -> Limits {
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_ALLOC);
+    limits
 }
 
 impl Store {
@@ -110,7 +189,20 @@ impl Store {
     /// to reference. The file is `images/<sha256 of its bytes>.enc`: its bytes are not the
     /// image, and its name says nothing about it.
     pub fn save_image(&self, user: &UserKey, chat: &str, bytes: &[u8]) -> Result<String> {
-        validate_image(bytes)?;
+        self.save_image_sized(user, chat, bytes, PhotoSize::Scaled)
+    }
+
+    /// [`Store::save_image`], choosing the size: metadata is removed and the photo turned
+    /// upright either way (see [`prepare_image`]).
+    pub fn save_image_sized(
+        &self,
+        user: &UserKey,
+        chat: &str,
+        bytes: &[u8],
+        size: PhotoSize,
+    ) -> Result<String> {
+        let prepared = prepare_image(bytes, size)?;
+        let bytes = prepared.as_slice();
         let identity = self.keyring.require_identity(user)?;
         let chat = self.member_chat(user, chat)?;
         let reader = self.reader_for(user, chat.clone())?;
@@ -203,3 +295,126 @@ impl Store {
 
 /// A sealed image is the image plus 52 bytes of header and tag.
 const MAX_SEALED_IMAGE_BYTES: u64 = MAX_IMAGE_BYTES as u64 + 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A little-endian TIFF block as EXIF carries it: orientation `orientation` in IFD0, and
+    /// a GPS IFD with a latitude reference and a maker note, all of which must go.
+    fn exif(orientation: u16) -> Vec<u8> {
+        let mut t = b"II*\0".to_vec();
+        t.extend_from_slice(&8u32.to_le_bytes()); // IFD0 at 8
+        let entry = |t: &mut Vec<u8>, tag: u16, kind: u16, count: u32, value: u32| {
+            t.extend_from_slice(&tag.to_le_bytes());
+            t.extend_from_slice(&kind.to_le_bytes());
+            t.extend_from_slice(&count.to_le_bytes());
+            t.extend_from_slice(&value.to_le_bytes());
+        };
+        t.extend_from_slice(&2u16.to_le_bytes());
+        entry(&mut t, 0x0112, 3, 1, u32::from(orientation)); // Orientation, SHORT
+        entry(&mut t, 0x8825, 4, 1, 38); // GPS IFD pointer
+        t.extend_from_slice(&0u32.to_le_bytes()); // no next IFD; now at 38
+        t.extend_from_slice(&1u16.to_le_bytes());
+        entry(&mut t, 0x0001, 2, 2, u32::from_le_bytes(*b"N\0\0\0")); // GPSLatitudeRef
+        t.extend_from_slice(&0u32.to_le_bytes());
+        t.extend_from_slice(b"GPS-SECRET-LOCATION MakerNote");
+        t
+    }
+
+    fn photo_jpeg(width: u32, height: u32, orientation: u16) -> Vec<u8> {
+        // Left half red, right half blue, so a rotation shows where the red went.
+        let picture = image::RgbImage::from_fn(width, height, |x, _| {
+            if x < width / 2 {
+                image::Rgb([250, 10, 10])
+            } else {
+                image::Rgb([10, 10, 250])
+            }
+        });
+        let mut out = Vec::new();
+        let mut encoder = JpegEncoder::new_with_quality(&mut out, 90);
+        encoder.set_exif_metadata(exif(orientation)).unwrap();
+        DynamicImage::ImageRgb8(picture)
+            .write_with_encoder(encoder)
+            .unwrap();
+        out
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn a_phone_photo_loses_its_metadata_and_stands_upright() {
+        let sent = photo_jpeg(400, 300, 6); // stored landscape, "rotate 90° clockwise"
+        assert!(contains(&sent, b"Exif") && contains(&sent, b"GPS-SECRET"));
+        for size in [PhotoSize::Scaled, PhotoSize::Original] {
+            let stored = prepare_image(&sent, size).unwrap();
+            assert!(!contains(&stored, b"Exif"), "{size:?}");
+            assert!(!contains(&stored, b"GPS-SECRET"), "{size:?}");
+            let picture = image::load_from_memory(&stored).unwrap().to_rgb8();
+            assert_eq!(picture.dimensions(), (300, 400), "{size:?}: turned upright");
+            // Rotated clockwise, the red left half is now the top half.
+            assert!(picture.get_pixel(150, 50)[0] > 200, "{size:?}");
+            assert!(picture.get_pixel(150, 350)[2] > 200, "{size:?}");
+        }
+    }
+
+    #[test]
+    fn large_photos_are_scaled_unless_sent_in_original_quality() {
+        let sent = photo_jpeg(2700, 1800, 1);
+        let scaled =
+            image::load_from_memory(&prepare_image(&sent, PhotoSize::Scaled).unwrap()).unwrap();
+        assert_eq!(scaled.width(), MAX_SENT_SIDE);
+        assert!(
+            (1706..=1707).contains(&scaled.height()),
+            "{}",
+            scaled.height()
+        );
+        let original =
+            image::load_from_memory(&prepare_image(&sent, PhotoSize::Original).unwrap()).unwrap();
+        assert_eq!((original.width(), original.height()), (2700, 1800));
+    }
+
+    #[test]
+    fn png_text_chunks_go_and_transparency_and_depth_stay() {
+        let picture = image::ImageBuffer::<image::Rgba<u16>, _>::from_fn(20, 10, |x, _| {
+            image::Rgba([65535, 0, 0, if x < 10 { 0 } else { 65535 }])
+        });
+        let mut png = Vec::new();
+        DynamicImage::ImageRgba16(picture)
+            .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
+            .unwrap();
+        // A tEXt chunk before IEND, as cameras and editors write them.
+        let iend = png.len() - 12;
+        let text = b"Location\0Home, 12 Secret Street";
+        let mut chunk = (text.len() as u32).to_be_bytes().to_vec();
+        chunk.extend_from_slice(b"tEXt");
+        chunk.extend_from_slice(text);
+        let crc = crc32(&chunk[4..]);
+        chunk.extend_from_slice(&crc.to_be_bytes());
+        png.splice(iend..iend, chunk);
+        assert_eq!(validate_image(&png).unwrap().ext, "png");
+        let stored = prepare_image(&png, PhotoSize::Scaled).unwrap();
+        assert!(!contains(&stored, b"Secret Street"));
+        let back = image::load_from_memory(&stored).unwrap();
+        assert_eq!(back.color(), image::ColorType::Rgba16);
+        assert_eq!(back.to_rgba16().get_pixel(0, 0)[3], 0);
+    }
+
+    /// CRC-32 (IEEE) for the test's hand-made PNG chunk.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+}

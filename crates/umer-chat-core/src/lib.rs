@@ -34,7 +34,10 @@ pub use chats::{
 pub use config::{default_data_dir, resolve_data_dir, LocalConfig};
 pub use contacts::{ContactKeys, VerifyReport};
 pub use error::{Error, Result};
-pub use images::{is_image_name, validate_image, ImageType, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE};
+pub use images::{
+    is_image_name, prepare_image, validate_image, ImageType, PhotoSize, MAX_IMAGE_BYTES,
+    MAX_IMAGE_SIDE, MAX_SENT_SIDE,
+};
 pub use keys::Trust;
 pub use logs::LogCursor;
 pub use messages::MAX_TEXT_CHARS;
