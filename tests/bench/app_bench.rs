@@ -67,10 +67,10 @@ struct History {
     files: usize,
 }
 
-/// Signs up alice and bob with the core (real Argon2id hashes), creates their DM, and
-/// writes `n` messages into two device logs through `Store::import_events`: the lines
-/// `append_message` writes, with one fsync per file instead of one per message. The last
-/// message is bob's.
+/// Signs up alice and bob with the core (real keys, sealed with Argon2id), creates their
+/// DM, and writes `n` messages into two device logs through `Store::import_events`: the
+/// lines `append_message` writes (signed and sealed, as both are signed in on the store),
+/// with one fsync per file instead of one per message. The last message is bob's.
 fn build_history(root: &Path, n: usize) -> History {
     let store = support::open_store(root);
     let keys = support::sign_up(&store, &["alice", "bob"]);
@@ -103,6 +103,7 @@ fn build_history(root: &Path, n: usize) -> History {
                 ts: first_ts + i as i64 * SPACING_MS,
                 text: Some(text),
                 image: None,
+                trust: Default::default(),
             };
             seqs[u] += 1;
             event

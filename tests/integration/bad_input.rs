@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use image::{ImageFormat, Rgb, RgbImage};
 use tempfile::TempDir;
 use umer_chat_core::{
-    Error, Event, EventKey, LogCursor, SkipReason, Skipped, Store, MAX_IMAGE_BYTES, MAX_TEXT_CHARS,
+    ChatId, ChatKind, DeviceId, Error, Event, EventKey, LogCursor, SkipReason, Skipped, Store,
+    MAX_IMAGE_BYTES, MAX_TEXT_CHARS,
 };
 use umer_chat_tests::support::{
-    cli, copy_tree, doctor, files_under, key, open_store, run, sign_up, temp_dir, PASSWORD,
+    cli, copy_tree, doctor, files_under, key, open_store, run, sign_in, sign_up, temp_dir, PASSWORD,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -340,15 +341,22 @@ fn png_claiming(width: u32, height: u32) -> Vec<u8> {
     png
 }
 
+/// The name format 2 gives an image file: the SHA-256 of its (sealed) bytes, `.enc`.
+fn sealed_name_of(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(bytes);
+    format!(
+        "{}.enc",
+        hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
 #[test]
 fn images_are_checked_by_content_and_size() {
     let Chats { _dir, store, group } = chats();
-    let unsupported = |bytes: &[u8]| {
-        matches!(
-            store.save_image_bytes(bytes),
-            Err(Error::UnsupportedImage { .. })
-        )
-    };
+    let alice = key("alice");
+    let save = |bytes: &[u8]| store.save_image(&alice, &group, bytes);
+    let unsupported = |bytes: &[u8]| matches!(save(bytes), Err(Error::UnsupportedImage { .. }));
     let svg = br#"<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>"#;
     assert!(unsupported(svg), "SVG");
     assert!(
@@ -360,11 +368,11 @@ fn images_are_checked_by_content_and_size() {
     assert!(unsupported(&png[..8]), "a PNG signature only");
     let huge = vec![0u8; 11 * 1024 * 1024];
     assert!(matches!(
-        store.save_image_bytes(&huge),
+        save(&huge),
         Err(Error::ImageTooLarge { len, max }) if len == 11 << 20 && max == MAX_IMAGE_BYTES
     ));
     assert!(matches!(
-        store.save_image_bytes(&png_claiming(100_000, 100_000)),
+        save(&png_claiming(100_000, 100_000)),
         Err(Error::ImageDimensions {
             width: 100_000,
             height: 100_000,
@@ -377,21 +385,41 @@ fn images_are_checked_by_content_and_size() {
         "nothing refused was stored"
     );
 
-    // Valid images of each accepted kind are stored under their hash and can be sent.
-    for (format, ext) in [
-        (ImageFormat::Png, "png"),
-        (ImageFormat::Jpeg, "jpg"),
-        (ImageFormat::Gif, "gif"),
-        (ImageFormat::WebP, "webp"),
+    // Valid images of each accepted kind are stored encrypted for the chat, under the hash
+    // of the stored bytes, and can be sent; members get them back with the type their
+    // content says (a WebP without transparency is stored as a JPEG, see `prepare_image`).
+    for (format, mime) in [
+        (ImageFormat::Png, "image/png"),
+        (ImageFormat::Jpeg, "image/jpeg"),
+        (ImageFormat::Gif, "image/gif"),
+        (ImageFormat::WebP, "image/jpeg"),
     ] {
         let bytes = encode(format, 40, 30);
-        let name = store.save_image_bytes(&bytes).unwrap();
-        assert!(name.ends_with(&format!(".{ext}")), "{name}");
-        assert_eq!(store.save_image_bytes(&bytes).unwrap(), name, "stored once");
+        let name = save(&bytes).unwrap();
+        let stored = fs::read(store.root().join("images").join(&name)).unwrap();
+        assert_eq!(name, sealed_name_of(&stored), "named by its stored bytes");
+        assert!(
+            !stored.windows(32).any(|w| w == &bytes[..32]),
+            "{name} holds the image encrypted, not as it is"
+        );
+        // Sealed with a fresh nonce each time: the same image saved again is another file.
+        let again = save(&bytes).unwrap();
+        assert_ne!(again, name);
         store
-            .append_message(&key("alice"), &group, None, Some(&name))
+            .append_message(&alice, &group, None, Some(&name))
             .unwrap();
-        assert_eq!(store.image_bytes(&name).unwrap().1, bytes);
+        // Sent images are encoded again without metadata: the same picture, not the same bytes.
+        let sent = image::load_from_memory(&bytes).unwrap();
+        for member in [&alice, &key("bob")] {
+            let (got_mime, got) = store.image_bytes(member, &group, &name).unwrap();
+            assert_eq!(got_mime, mime);
+            let got = image::load_from_memory(&got).unwrap();
+            assert_eq!((got.width(), got.height()), (sent.width(), sent.height()));
+        }
+        assert!(matches!(
+            store.image_bytes(&key("mallory"), &group, &name),
+            Err(Error::NotAMember { .. })
+        ));
     }
     assert_eq!(store.all_messages(&key("bob"), &group).unwrap().len(), 4);
     assert_eq!(doctor(&store), vec![]);
@@ -400,12 +428,13 @@ fn images_are_checked_by_content_and_size() {
 // ---------------------------------------------------------------------------------------
 // Damaged, foreign and misplaced files
 
-/// A data folder with two users, a group with a few messages and an image; each file case
-/// works on its own copy.
+/// A data folder with two users, a group with a few messages and an image, and their DM
+/// with no messages yet; each file case works on its own copy.
 struct Folder {
     dir: TempDir,
     store: Store,
     chat: String,
+    dm: String,
     messages: Vec<Event>,
     log: PathBuf,
 }
@@ -419,8 +448,9 @@ fn template() -> TempDir {
         .unwrap()
         .id
         .to_string();
+    store.create_private_chat(&key("alice"), "bob").unwrap();
     let image = store
-        .save_image_bytes(&encode(ImageFormat::Png, 8, 8))
+        .save_image(&key("bob"), &chat, &encode(ImageFormat::Png, 8, 8))
         .unwrap();
     for (user, text) in [("alice", "one"), ("bob", "two"), ("alice", "three")] {
         store
@@ -437,12 +467,16 @@ impl Folder {
     fn copy_of(template: &Path) -> Folder {
         let dir = temp_dir();
         copy_tree(template, dir.path());
+        // Another device on the copy: the two sign in there.
         let store = open_store(dir.path());
+        sign_in(&store, &["alice", "bob"]);
         let alice = key("alice");
-        let chat = store.list_user_chats(&alice).unwrap()[0]
-            .chat
-            .id
-            .to_string();
+        let chats = store.list_user_chats(&alice).unwrap();
+        let id_of = |kind| {
+            let summary = chats.iter().find(|c| c.chat.kind == kind).unwrap();
+            summary.chat.id.to_string()
+        };
+        let (chat, dm) = (id_of(ChatKind::Group), id_of(ChatKind::Dm));
         let messages = store.all_messages(&alice, &chat).unwrap();
         let log = files_under(&dir.path().join("chats").join(&chat).join("log"))
             .into_iter()
@@ -457,6 +491,7 @@ impl Folder {
             dir,
             store,
             chat,
+            dm,
             messages,
             log,
         }
@@ -478,18 +513,49 @@ impl Folder {
         fs::write(path, all).unwrap();
     }
 
-    /// A line of Alice's log: a copy of her first message changed by `edit`.
-    fn line(&self, edit: impl FnOnce(&mut serde_json::Value)) -> String {
-        let first = self
-            .messages
+    /// Alice's first message in the group.
+    fn first_of_alice(&self) -> Event {
+        let alice = key("alice");
+        self.messages
             .iter()
-            .find(|e| e.sender == key("alice"))
-            .unwrap();
-        let mut event = serde_json::to_value(first).unwrap();
-        event["id"] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into();
-        event["text"] = "odd one".into();
+            .find(|e| e.sender == alice)
+            .unwrap()
+            .clone()
+    }
+
+    /// A genuine line, signed and sealed as its sender's app writes it, of a copy of
+    /// Alice's first message changed by `edit` (its sender must be signed in), and the
+    /// event as readers will see it.
+    fn signed(&self, edit: impl FnOnce(&mut Event)) -> (Event, String) {
+        let mut event = self.first_of_alice();
+        event.text = Some("odd one".into());
         edit(&mut event);
-        event.to_string() + "\n"
+        let (event, line) = self.store.event_line(&event).unwrap();
+        (event, line + "\n")
+    }
+
+    /// [`Folder::signed`]'s line with its JSON changed by `edit`, as someone editing the
+    /// file by hand would (the rewritten event no longer matches its id or signature).
+    fn line(&self, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+        let (_, line) = self.signed(|_| {});
+        let mut value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        edit(&mut value);
+        value.to_string() + "\n"
+    }
+
+    /// [`Folder::signed`]'s line with the text of its `field` (`id` or `sig`) replaced,
+    /// leaving the signed bytes as they are.
+    fn with_field(&self, field: &str, new: &str) -> String {
+        let (_, line) = self.signed(|_| {});
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let old = parsed[field].as_str().unwrap();
+        let edited = line.replacen(
+            &format!("\"{field}\":\"{old}\""),
+            &format!("\"{field}\":\"{new}\""),
+            1,
+        );
+        assert_ne!(edited, line);
+        edited
     }
 
     /// `doctor` lists exactly `bad` (at `line`) for `reason`; the file is still there,
@@ -547,7 +613,7 @@ impl Folder {
         assert!(chats.iter().any(|c| c.chat.id.as_str() == self.chat));
         assert_eq!(self.store.search(&bob, "three", 10).unwrap().len(), 1);
         let image = self.messages.iter().find_map(|e| e.image.clone()).unwrap();
-        self.store.image_bytes(&image).unwrap();
+        self.store.image_bytes(&alice, &self.chat, &image).unwrap();
     }
 }
 
@@ -603,13 +669,33 @@ fn damaged_or_foreign_user_files_are_skipped_and_kept() {
         matches!(r, SkipReason::Misplaced(_))
     });
 
-    // Unknown fields from a newer build of the same format: still a user.
+    // Alice's record with another name: the name is Eve's, but the keys still say they
+    // are alice's, so nobody can sign in with them as Eve.
     let f = Folder::copy_of(template.path());
     let mut record: serde_json::Value = serde_json::from_slice(&alice_record).unwrap();
     record["username"] = "Eve".into();
-    record["avatar"] = "🙂".into();
-    record["settings"] = serde_json::json!({ "theme": "dark" });
     f.put(&f.path(eve), record.to_string().as_bytes());
+    f.assert_skipped(&f.path(eve), None, |r| {
+        matches!(r, SkipReason::BadSignature(_))
+    });
+    assert!(matches!(
+        f.store.verify_user("eve", PASSWORD),
+        Err(Error::CorruptFile { path, .. }) if path == f.path(eve)
+    ));
+
+    // Unknown fields from a newer build of the same format: still a user. Eve's record is
+    // her own (signed up elsewhere, with keys of her own), with fields added by hand.
+    let f = Folder::copy_of(template.path());
+    let elsewhere = temp_dir();
+    sign_up(&open_store(elsewhere.path()), &["Eve"]);
+    let record = fs::read_to_string(elsewhere.path().join(eve)).unwrap();
+    // Added as text: a rewrite through a JSON value would reorder the signed keys.
+    let record = record.replacen(
+        '{',
+        r#"{"avatar": "🙂", "settings": { "theme": "dark" },"#,
+        1,
+    );
+    f.put(&f.path(eve), record.as_bytes());
     assert_eq!(doctor(&f.store), vec![]);
     assert_eq!(
         f.store.verify_user("eve", PASSWORD).unwrap().name.as_str(),
@@ -699,12 +785,31 @@ fn damaged_chat_files_and_strange_names_are_skipped_and_kept() {
     f.assert_skipped(&fake, None, |r| *r == SkipReason::ContentMismatch);
     assert_eq!(
         f.store
-            .image_bytes(fake.file_name().unwrap().to_str().unwrap())
+            .image_bytes(
+                &key("alice"),
+                &f.chat,
+                fake.file_name().unwrap().to_str().unwrap()
+            )
             .unwrap_err()
             .code(),
         "corrupt_file"
     );
     assert_ne!(fake.file_name().unwrap().to_str(), Some(image.as_str()));
+    // The same for an encrypted image (format 2): here, part of a real one under a name
+    // its bytes do not give.
+    let f = Folder::copy_of(template.path());
+    let stored = fs::read(f.path("images").join(&image)).unwrap();
+    let cut = f.path("images").join(format!("{}.enc", "cd".repeat(32)));
+    f.put(&cut, &stored[..stored.len() / 2]);
+    f.assert_skipped(&cut, None, |r| *r == SkipReason::ContentMismatch);
+    let cut_name = cut.file_name().unwrap().to_str().unwrap();
+    assert_eq!(
+        f.store
+            .image_bytes(&key("bob"), &f.chat, cut_name)
+            .unwrap_err()
+            .code(),
+        "corrupt_file"
+    );
 }
 
 #[test]
@@ -724,25 +829,55 @@ fn bad_log_lines_are_skipped_one_by_one() {
             Box::new(|f| f.line(|e| e["v"] = 99.into())),
             Box::new(|r| *r == SkipReason::NewerFormat(99)),
         ),
+        // Genuine lines, copied to the wrong place.
         (
             "an event of another chat",
-            Box::new(|f| f.line(|e| e["chat"] = "g-00000000000000000000000000000001".into())),
+            Box::new(|f| f.signed(|e| e.chat = ChatId::parse(&f.dm).unwrap()).1),
             Box::new(|r| matches!(r, SkipReason::Misplaced(_))),
         ),
         (
             "another sender than the file's",
-            Box::new(|f| f.line(|e| e["sender"] = "bob".into())),
+            Box::new(|f| f.signed(|e| e.sender = key("bob")).1),
             Box::new(|r| matches!(r, SkipReason::Misplaced(_))),
         ),
         (
             "another device than the file's",
-            Box::new(|f| f.line(|e| e["device"] = "0000000000000000".into())),
+            Box::new(|f| {
+                f.signed(|e| e.device = DeviceId::parse("0000000000000000").unwrap())
+                    .1
+            }),
             Box::new(|r| matches!(r, SkipReason::Misplaced(_))),
         ),
         (
             "an unknown event type",
-            Box::new(|f| f.line(|e| e["type"] = "reaction".into())),
+            Box::new(|f| f.line(|l| l["event"]["type"] = "reaction".into())),
             Box::new(is_unparseable),
+        ),
+        // What format 2 adds: whoever edits a line breaks it.
+        (
+            "an id that is not the one its content gives",
+            Box::new(|f| f.with_field("id", &"a".repeat(32))),
+            Box::new(|r| matches!(r, SkipReason::Invalid(_))),
+        ),
+        (
+            "a signature over another line",
+            Box::new(|f| {
+                let (_, other) = f.signed(|e| e.text = Some("another".into()));
+                let other: serde_json::Value = serde_json::from_str(&other).unwrap();
+                f.with_field("sig", other["sig"].as_str().unwrap())
+            }),
+            Box::new(|r| matches!(r, SkipReason::BadSignature(_))),
+        ),
+        (
+            "an unsigned format-1 line in the name of a user with keys",
+            Box::new(|f| {
+                let mut event = serde_json::to_value(f.first_of_alice()).unwrap();
+                event["v"] = 1.into();
+                event["id"] = "a".repeat(32).into();
+                event["text"] = "odd one".into();
+                event.to_string() + "\n"
+            }),
+            Box::new(|r| matches!(r, SkipReason::Unsigned(_))),
         ),
     ];
     for (name, line, reason) in cases {
@@ -754,14 +889,15 @@ fn bad_log_lines_are_skipped_one_by_one() {
 
     // A good line after a bad one still counts.
     let f = Folder::copy_of(template.path());
-    let good = f.line(|e| {
-        e["seq"] = 100.into();
-        e["ts"] = (e["ts"].as_i64().unwrap() + 1).into();
+    let newest = f.messages.iter().map(|e| e.ts).max().unwrap();
+    let (event, good) = f.signed(|e| {
+        e.seq = 100;
+        e.ts = newest + 1;
     });
     f.append(&f.log, b"{\"v\":1,\"id\":}\n");
     f.append(&f.log, good.as_bytes());
     let mut expected = f.messages.clone();
-    expected.push(serde_json::from_str(&good).unwrap());
+    expected.push(event);
     expected.sort_by_key(|e| e.key());
     assert_eq!(
         f.store.all_messages(&key("bob"), &f.chat).unwrap(),
@@ -771,7 +907,7 @@ fn bad_log_lines_are_skipped_one_by_one() {
 
     // A torn last line: a write in progress or cut short.
     let f = Folder::copy_of(template.path());
-    let whole = f.line(|_| {});
+    let (_, whole) = f.signed(|_| {});
     f.append(&f.log, &whole.as_bytes()[..whole.len() / 2]);
     f.assert_skipped(&f.log, Some(lines + 1), |r| *r == SkipReason::TornLine);
 

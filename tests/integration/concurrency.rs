@@ -6,7 +6,8 @@ use std::io::Write;
 use std::process::Stdio;
 
 use umer_chat_tests::support::{
-    cli, device_config, doctor, files_under, key, open_store, run, sign_up, temp_dir, Running,
+    cli, device_config, doctor, files_under, key, open_signed_in, open_store, run, sign_up,
+    temp_dir, Running,
 };
 
 const PROCESSES: usize = 8;
@@ -90,8 +91,8 @@ fn eight_processes_on_four_devices_lose_and_duplicate_nothing() {
     assert_eq!(names, expected_names);
 
     // Two fresh devices read the same, complete history in the same order.
-    let reader_a = open_store(data.path());
-    let reader_b = open_store(data.path());
+    let reader_a = open_signed_in(data.path(), &["carol"]);
+    let reader_b = open_signed_in(data.path(), &["bob"]);
     let history_a = reader_a.all_messages(&key("carol"), &chat).unwrap();
     let history_b = reader_b.all_messages(&key("bob"), &chat).unwrap();
     assert_eq!(history_a, history_b);

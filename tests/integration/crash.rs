@@ -8,10 +8,11 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use umer_chat_core::{DeviceId, SkipReason, Skipped, Store};
+use umer_chat_core::model::now_ms;
+use umer_chat_core::{ChatId, DeviceId, SkipReason, Skipped, Store};
 use umer_chat_tests::support::{
-    cli, device_config, doctor, files_under, key, open_store, open_store_as, run, sign_up,
-    temp_dir, Running, PASSWORD,
+    cli, device_config, doctor, files_under, key, message, open_signed_in, open_store,
+    open_store_as, run, sign_in, sign_up, temp_dir, Running, PASSWORD,
 };
 
 const APPEND_ROUNDS: usize = 30;
@@ -48,7 +49,7 @@ fn a_sender_killed_mid_append_keeps_every_acknowledged_message() {
     let config = temp_dir();
     let device = device_config(config.path());
     let out_dir = temp_dir();
-    let reader = open_store(data.path());
+    let reader = open_signed_in(data.path(), &["alice"]);
     let mut rng = rand::thread_rng();
     let mut acked_total = 0;
     let mut torn = 0;
@@ -109,6 +110,7 @@ fn a_sender_killed_mid_append_keeps_every_acknowledged_message() {
             torn += 1;
         }
         let owner = open_store_as(data.path(), &device);
+        sign_in(&owner, &["alice"]);
         let after = owner
             .append_message(&alice, &chat, Some(&format!("after kill {round}")), None)
             .unwrap();
@@ -265,12 +267,15 @@ fn a_reader_that_saw_a_torn_line_gets_the_repaired_append() {
     writer
         .append_message(&alice, &chat, Some("before"), None)
         .unwrap();
-    // A crash mid-write left half a line, and Bob opens the chat just then.
+    // A crash mid-write left half of the next line, and Bob opens the chat just then.
     let log = log_path(data.path(), &chat, "alice", &device);
+    let chat_id = ChatId::parse(&chat).unwrap();
+    let next = message(&chat_id, &alice, &device, 1, now_ms(), "cut short");
+    let (_, line) = writer.event_line(&next).unwrap();
     let mut file = fs::OpenOptions::new().append(true).open(&log).unwrap();
-    file.write_all(br#"{"v":1,"id":"0011"#).unwrap();
+    file.write_all(&line.as_bytes()[..line.len() / 2]).unwrap();
     drop(file);
-    let reader = open_store(data.path());
+    let reader = open_signed_in(data.path(), &["bob"]);
     let view = reader.get_chat(&bob, &chat).unwrap();
     assert_eq!(view.page.messages.len(), 1);
 

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use umer_chat_core::model::{month_of, now_ms};
 use umer_chat_core::{logs, DeviceId, LogCursor, Store};
-use umer_chat_tests::support::{doctor, key, open_store_as, sign_up, temp_dir};
+use umer_chat_tests::support::{doctor, key, open_store_as, sign_in, sign_up, temp_dir};
 
 /// One way to damage a line or record.
 #[derive(Debug, Clone)]
@@ -78,6 +78,38 @@ fn event_like(chat: String) -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
+/// A line that looks like a signed (format 2) event with any values in its fields.
+fn signed_like(chat: String) -> impl Strategy<Value = Vec<u8>> {
+    (
+        (any::<i64>(), any::<u64>(), 1u64..4),
+        "[0-9a-f]{0,40}",
+        prop_oneof![
+            Just("bob".to_string()),
+            Just("mallory".to_string()),
+            "\\PC{0,12}"
+        ],
+        "[A-Za-z0-9+/=]{0,100}",
+        (
+            "[0-9a-f]{0,20}",
+            "[A-Za-z0-9+/=]{0,40}",
+            "[A-Za-z0-9+/=]{0,80}",
+        ),
+    )
+        .prop_map(move |((ts, seq, v), id, sender, sig, (kid, nonce, ct))| {
+            serde_json::json!({
+                "v": v, "id": id,
+                "event": {
+                    "type": "message", "chat": chat, "sender": sender,
+                    "device": "00112233aabbccdd", "seq": seq, "ts": ts,
+                    "body": { "kid": kid, "nonce": nonce, "ct": ct },
+                },
+                "sig": sig,
+            })
+            .to_string()
+            .into_bytes()
+        })
+}
+
 #[test]
 fn readers_survive_any_damage_to_logs_and_records() {
     let dir = temp_dir();
@@ -126,6 +158,7 @@ fn readers_survive_any_damage_to_logs_and_records() {
             move |(i, m)| mutate(&lines[i], &m)
         }),
         event_like(dm.clone()),
+        signed_like(dm.clone()),
     ];
     let case = (
         prop::collection::vec(prop::option::of(junk_line), valid_lines.len() + 1),
@@ -153,9 +186,13 @@ fn readers_survive_any_damage_to_logs_and_records() {
             }
             fs::write(&log, &damaged).unwrap();
             fs::write(&group_record, mutate(&original_group, &group_damage)).unwrap();
-            fs::write(&user_record, mutate(&original_user, &user_damage)).unwrap();
 
+            // A new device, where alice and mallory sign in (mallory before her record is
+            // damaged below: her readers then meet the damage, and her next login too).
+            fs::write(&user_record, &original_user).unwrap();
             let store = Store::open(dir.path(), DeviceId::random()).unwrap();
+            sign_in(&store, &["alice", "mallory"]);
+            fs::write(&user_record, mutate(&original_user, &user_damage)).unwrap();
             let shown: BTreeSet<String> = store
                 .all_messages(&alice, &dm)
                 .unwrap()
@@ -173,8 +210,9 @@ fn readers_survive_any_damage_to_logs_and_records() {
             let _ = store.verify_user("mallory", "correct horse battery");
             doctor(&store);
             // The writer recovers from whatever its own log ends with.
-            Store::open(dir.path(), bob_device.clone())
-                .unwrap()
+            let writer = Store::open(dir.path(), bob_device.clone()).unwrap();
+            sign_in(&writer, &["bob"]);
+            writer
                 .append_message(&bob, &dm, Some("after"), None)
                 .unwrap();
             let file = logs::LogFile {
@@ -186,8 +224,8 @@ fn readers_survive_any_damage_to_logs_and_records() {
                 len: fs::metadata(&log).unwrap().len(),
                 conflict_of: None,
             };
-            let record = store.member_chat(&alice, &dm).unwrap();
-            prop_assert!(logs::scan_back(&file, &record, |_| logs::Scan::Take).len() > valid.len());
+            let reader = store.chat_reader(&alice, &dm).unwrap();
+            prop_assert!(logs::scan_back(&file, &reader, |_| logs::Scan::Take).len() > valid.len());
             Ok(())
         })
         .unwrap();

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 use umer_chat_core::model::{month_of, now_ms};
-use umer_chat_core::{DeviceId, Store};
+use umer_chat_core::{DeviceId, SkipReason, Store};
 use umer_chat_tests::support::{
-    cli, cli_under, device_config, open_store_as, run, sign_up, temp_dir, Output,
+    cli, cli_under, device_config, message, open_store_as, run, sign_in, sign_up, temp_dir, Output,
 };
 
 /// Far more than any command needs here, far less than a runaway read would take.
@@ -73,13 +73,16 @@ impl Fixture {
             .append_message(&a, &group, Some("hello group"), None)
             .unwrap();
         let bob_store = open_store_as(data.path(), &bob);
+        sign_in(&bob_store, &["bob"]);
         bob_store
             .append_message(&b, &dm, Some("hi alice"), None)
             .unwrap();
         bob_store
             .append_message(&b, &group, Some("bob in the group"), None)
             .unwrap();
-        open_store_as(data.path(), &mallory)
+        let mallory_store = open_store_as(data.path(), &mallory);
+        sign_in(&mallory_store, &["mallory"]);
+        mallory_store
             .append_message(&m, &group, Some("mallory here"), None)
             .unwrap();
         Fixture {
@@ -486,62 +489,142 @@ fn append(path: &Path, line: &str) {
     writeln!(file, "{line}").unwrap();
 }
 
+/// A format-2 line with its signed event replaced by `event` (the exact bytes), its id
+/// recomputed as readers do, and its signature kept: a forgery as good as it gets without
+/// the sender's key.
+fn with_event(line: &str, event: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(line).unwrap();
+    format!(
+        r#"{{"v":2,"id":"{}","event":{event},"sig":"{}"}}"#,
+        umer_chat_core::crypto::event_id(event.as_bytes()),
+        value["sig"].as_str().unwrap()
+    )
+}
+
+/// The exact bytes of a format-2 line's signed event.
+fn signed_part(line: &str) -> &str {
+    let rest = line.split_once(r#","event":"#).unwrap().1;
+    rest.rsplit_once(r#","sig":"#).unwrap().0
+}
+
 #[test]
 fn forged_ids_and_non_members_cannot_hide_or_post() {
     let f = Fixture::new();
-    let store = Store::open(f.data.path(), f.mallory.clone()).unwrap();
-    let alice_key = umer_chat_tests::support::key("alice");
-    let alices = store.all_messages(&alice_key, &f.dm).unwrap();
-    let stolen = &alices[0].id;
-    // Mallory reuses alice's id in her own group log, and writes herself into the DM.
+    // Mallory on her own device, signed in as herself: she can sign her own lines only.
+    let store = open_store_as(f.data.path(), &f.mallory);
+    let [mallory] = sign_in(&store, &["mallory"]).try_into().unwrap();
+    let group = umer_chat_core::ChatId::parse(&f.group).unwrap();
+    let own_line = |seq: u64, text: &str, device: &DeviceId| {
+        let event = message(&group, &mallory, device, seq, now_ms(), text);
+        store.event_line(&event).unwrap().1
+    };
+    // She can read the folder: the ids of alice's lines are in the clear.
+    let alice_device = device_config(f.alice_cfg.path());
+    let alice_dm_log = f.month_dir(&f.dm).join(log_name("alice", &alice_device));
+    let first: serde_json::Value = serde_json::from_str(
+        fs::read_to_string(&alice_dm_log)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let stolen = first["id"].as_str().unwrap();
+
+    // She reuses alice's id for her own group message: ids are bound to what they sign.
     let group_log = f.month_dir(&f.group).join(log_name("mallory", &f.mallory));
-    append(
-        &group_log,
-        &event_line(
-            stolen,
-            &f.group,
-            "mallory",
-            &f.mallory,
-            5,
-            now_ms(),
-            "copied id",
-        ),
-    );
+    let copied = own_line(5, "copied id", &f.mallory);
+    let id = serde_json::from_str::<serde_json::Value>(&copied).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    append(&group_log, &copied.replacen(&id, stolen, 1));
+    // She writes herself into the DM: a line of hers moved to a chat she is not in.
     let dm_log = f.month_dir(&f.dm).join(log_name("mallory", &f.mallory));
     append(
         &dm_log,
-        &event_line(
-            &"cd".repeat(16),
-            &f.dm,
-            "mallory",
-            &f.mallory,
-            6,
-            now_ms(),
-            "in your DM",
-        ),
+        &own_line(6, "in your DM", &f.mallory).replace(&f.group, &f.dm),
     );
-    // ...and a line in her own log that claims to be bob's.
+    // ...a line in her own log that claims to be bob's...
+    let claims_bob = own_line(7, "I am bob", &f.mallory);
+    let claims_bob = with_event(
+        &claims_bob,
+        &signed_part(&claims_bob).replacen(r#""sender":"mallory""#, r#""sender":"bob""#, 1),
+    );
+    append(&group_log, &claims_bob);
+    // ...and lines in bob's own log in bob's name: one well formed, with the id its
+    // content gives, but signed with her key; one unsigned, as format 1 let anyone write.
+    let bob_log = f.month_dir(&f.group).join(log_name("bob", &f.bob));
+    let forged = own_line(8, "I am bob", &f.bob);
+    let forged = with_event(
+        &forged,
+        &signed_part(&forged).replacen(r#""sender":"mallory""#, r#""sender":"bob""#, 1),
+    );
+    append(&bob_log, &forged);
     append(
-        &group_log,
+        &bob_log,
         &event_line(
             &"ef".repeat(16),
             &f.group,
             "bob",
-            &f.mallory,
-            7,
+            &f.bob,
+            9,
             now_ms(),
             "I am bob",
         ),
     );
-    f.assert_victims_unharmed("forged ids", &[name_of(&dm_log), name_of(&group_log)]);
+
+    // Each forged line is skipped, for what it is.
+    let report = Store::open(f.data.path(), some_device())
+        .unwrap()
+        .doctor()
+        .unwrap();
+    let reasons = |path: &Path| -> Vec<SkipReason> {
+        report
+            .iter()
+            .filter(|s| s.path == path)
+            .map(|s| s.reason.clone())
+            .collect()
+    };
+    let group_reasons = reasons(&group_log);
+    assert!(
+        matches!(
+            group_reasons.as_slice(),
+            [SkipReason::Invalid(_), SkipReason::Misplaced(_)]
+        ),
+        "{report:#?}"
+    );
+    assert_eq!(reasons(&dm_log), [SkipReason::NotAMember(mallory.clone())]);
+    let bob_reasons = reasons(&bob_log);
+    assert!(
+        matches!(
+            bob_reasons.as_slice(),
+            [SkipReason::BadSignature(_), SkipReason::Unsigned(_)]
+        ),
+        "{report:#?}"
+    );
+    assert!(
+        !report
+            .iter()
+            .any(|s| matches!(s.reason, SkipReason::ReusedId { .. })),
+        "the copied id was never shown: {report:#?}"
+    );
+
+    f.assert_victims_unharmed(
+        "forged ids",
+        &[name_of(&dm_log), name_of(&group_log), name_of(&bob_log)],
+    );
     let dm = f.texts(f.alice_cfg.path(), &f.dm);
     assert!(!dm.iter().any(|(s, _)| s == "mallory"), "{dm:?}");
+    assert!(dm.contains(&("alice".into(), "hello bob".into())), "{dm:?}");
     let group = f.texts(f.bob_cfg.path(), &f.group);
     assert!(
-        group.contains(&("mallory".into(), "copied id".into())),
-        "her own, strange"
+        group.contains(&("mallory".into(), "mallory here".into())),
+        "her genuine message stays: {group:?}"
     );
-    assert!(!group.iter().any(|(_, t)| t == "I am bob"));
+    assert!(!group
+        .iter()
+        .any(|(_, t)| t == "copied id" || t == "I am bob"));
     let (out, _) = f.cli(f.mallory_cfg.path(), &["read", &f.dm]);
     assert_eq!(out.code(), 1, "mallory cannot read the DM: {out:?}");
 }
@@ -783,6 +866,7 @@ fn entries_squatting_a_devices_own_files_are_moved_aside() {
     let f = Fixture::new();
     let alice = umer_chat_tests::support::key("alice");
     let phone = Store::open(f.data.path(), f.alice_phone.clone()).unwrap();
+    sign_in(&phone, &["alice"]);
     // A folder, a FIFO and a symlink where the phone's read markers and their lock go.
     let markers = f.path(&format!("reads/alice/{}.json", f.alice_phone.as_str()));
     let lock = f.path(&format!("reads/alice/.{}.lock", f.alice_phone.as_str()));
@@ -791,7 +875,6 @@ fn entries_squatting_a_devices_own_files_are_moved_aside() {
     phone.mark_read(&alice, &f.dm).unwrap();
     assert!(fs::symlink_metadata(&markers).unwrap().is_file());
     assert_eq!(phone.chat_summary(&alice, &f.dm).unwrap().unread, 0);
-    // A folder where the image alice is about to send will be stored.
     let png = {
         let mut bytes = Vec::new();
         image::RgbImage::new(3, 2)
@@ -802,7 +885,11 @@ fn entries_squatting_a_devices_own_files_are_moved_aside() {
             .unwrap();
         bytes
     };
-    let name = {
+    // A folder where format 1 stored the image alice is about to send: its name was the
+    // hash of the image. Format 2 names the file by the hash of its sealed bytes, which
+    // start from a fresh nonce, so nobody can know that name in advance to squat it: the
+    // image is stored beside the folder, which is left alone.
+    let legacy = {
         use sha2::Digest;
         let hash = sha2::Sha256::digest(&png);
         format!(
@@ -810,13 +897,18 @@ fn entries_squatting_a_devices_own_files_are_moved_aside() {
             hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
         )
     };
-    fs::create_dir_all(f.path(&format!("images/{name}/inside"))).unwrap();
-    assert_eq!(phone.save_image_bytes(&png).unwrap(), name);
+    let squat = f.path(&format!("images/{legacy}/inside"));
+    fs::create_dir_all(&squat).unwrap();
+    let name = phone.save_image(&alice, &f.dm, &png).unwrap();
+    assert!(name.ends_with(".enc") && name != legacy, "{name}");
+    let stored = f.path(&format!("images/{name}"));
+    assert!(fs::symlink_metadata(&stored).unwrap().is_file());
     phone
         .append_message(&alice, &f.dm, None, Some(&name))
         .unwrap();
-    assert_eq!(phone.image_bytes(&name).unwrap().1, png);
-    f.assert_victims_unharmed("squatted own files", &[]);
+    assert_eq!(phone.image_bytes(&alice, &f.dm, &name).unwrap().1, png);
+    assert!(squat.is_dir(), "the planted folder is not written through");
+    f.assert_victims_unharmed("squatted own files", &[format!("images/{legacy}")]);
 }
 
 #[test]

@@ -10,3 +10,4 @@ mod merge;
 mod os_users;
 mod store;
 mod sync;
+mod trust;

@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use umer_chat_core::model::month_of;
 use umer_chat_core::{ChatId, DeviceId, Event, LogCursor, Store, UserKey};
-use umer_chat_tests::support::{key, open_store, sign_up, temp_dir};
+use umer_chat_tests::support::{key, message, open_signed_in, open_store, sign_up, temp_dir};
 
 const USERS: [&str; 2] = ["alice", "bob"];
 const DEVICES: [&str; 3] = ["00000000000000aa", "0123456789abcdef", "ffffffffffffff00"];
@@ -58,23 +58,15 @@ fn writer() -> impl Strategy<Value = Writer> {
         })
 }
 
-/// A 32-hex id that does not follow the order of creation.
-fn event_id(n: u64) -> String {
-    let mix = |mut z: u64| {
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    format!("{:016x}{:016x}", mix(n.wrapping_add(0x9e37_79b9)), mix(n))
-}
-
-/// Writes the writers' logs into the chat's log folder; returns every distinct event.
+/// Writes the writers' logs into the chat's log folder, each line signed and sealed as
+/// its sender's device writes it (`store` has every user signed in); returns every
+/// distinct event as readers see it. Event ids follow from the signed content, so they
+/// do not follow the order of creation.
 fn lay_out(store: &Store, chat: &ChatId, writers: &[Writer], seed: u64) -> Vec<Event> {
     let log_dir = store.root().join("chats").join(chat.as_str()).join("log");
     let _ = fs::remove_dir_all(&log_dir);
     let mut files: BTreeMap<String, String> = BTreeMap::new(); // relative path -> content
     let mut events = Vec::new();
-    let mut next_id = seed.wrapping_mul(1000);
     let mut used = std::collections::HashSet::new();
     for w in writers {
         if !used.insert((w.user, w.device)) {
@@ -86,20 +78,11 @@ fn lay_out(store: &Store, chat: &ChatId, writers: &[Writer], seed: u64) -> Vec<E
         for &(dt, dseq, placement) in &w.steps {
             ts += dt;
             seq += dseq;
-            next_id += 1;
-            let event = Event {
-                v: 1,
-                id: event_id(next_id),
-                kind: "message".into(),
-                chat: chat.clone(),
-                sender: user.clone(),
-                device: device.clone(),
-                seq,
-                ts,
-                text: Some(format!("{user} on {} #{seq}", device.as_str())),
-                image: None,
-            };
-            let line = serde_json::to_string(&event).unwrap() + "\n";
+            let text = format!("{user} on {} #{seq}", device.as_str());
+            let (event, line) = store
+                .event_line(&message(chat, &user, &device, seq, ts, &text))
+                .unwrap();
+            let line = line + "\n";
             let month = month_of(ts);
             let name = format!("{user}.{}", device.as_str());
             let original = format!("{month}/{name}.jsonl");
@@ -153,13 +136,16 @@ fn every_layout_of_the_same_events_reads_as_one_history() {
             expected.sort_by_key(Event::key);
             let (alice, bob) = (key("alice"), key("bob"));
 
-            for reader in [open_store(dir.path()), open_store(dir.path())] {
+            for reader in [
+                open_signed_in(dir.path(), &["alice"]),
+                open_signed_in(dir.path(), &["alice"]),
+            ] {
                 prop_assert_eq!(
                     &reader.all_messages(&alice, chat.as_str()).unwrap(),
                     &expected
                 );
             }
-            let reader = open_store(dir.path());
+            let reader = open_signed_in(dir.path(), &USERS);
             let (polled, _) = reader
                 .poll(&bob, chat.as_str(), &LogCursor::default())
                 .unwrap();

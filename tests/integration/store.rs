@@ -8,9 +8,9 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use umer_chat_core::{ChatId, ChatKind, DeviceId, Event, LogCursor, Store, PAGE_SIZE};
+use umer_chat_core::{ChatId, ChatKind, DeviceId, Event, LogCursor, Store, Trust, PAGE_SIZE};
 use umer_chat_tests::support::{
-    copy_tree, doctor, key, open_store, open_store_as, sign_up, temp_dir,
+    copy_tree, doctor, key, message, open_store, open_store_as, sign_in, sign_up, temp_dir,
 };
 
 fn texts(events: &[Event]) -> Vec<&str> {
@@ -144,6 +144,7 @@ fn reading_a_chat_clears_its_unread_count_on_every_device() {
     let laptop = open_store_as(dir.path(), &DeviceId::random());
     let phone = open_store_as(dir.path(), &DeviceId::random());
     sign_up(&laptop, &["alice", "bob"]);
+    sign_in(&phone, &["alice"]);
     let alice = key("alice");
     let chat = laptop
         .create_private_chat(&alice, "bob")
@@ -179,6 +180,7 @@ fn paging_back_through_history_returns_every_message_once_in_order() {
     let a = open_store_as(dir.path(), &DeviceId::random());
     let b = open_store_as(dir.path(), &DeviceId::random());
     sign_up(&a, &["alice", "bob"]);
+    sign_in(&b, &["bob"]);
     let alice = key("alice");
     let chat = a.create_private_chat(&alice, "bob").unwrap().id.to_string();
     for i in 0..120 {
@@ -228,6 +230,7 @@ fn polling_returns_only_what_is_new() {
     let mine = open_store(dir.path());
     let theirs = open_store(dir.path());
     sign_up(&mine, &["alice", "bob"]);
+    sign_in(&theirs, &["bob"]);
     let (alice, bob) = (key("alice"), key("bob"));
     let chat = mine
         .create_private_chat(&alice, "bob")
@@ -319,15 +322,23 @@ fn a_seed_era_account_logs_in_and_is_upgraded_to_argon2id() {
     );
     let dave = store.verify_user("Dave", "password1").unwrap();
     assert_eq!(dave.name.as_str(), "dave");
+    assert!(store.is_signed_in(&dave.key));
 
+    // Format 2: the fast seed hash gives way to keys sealed under the same password with
+    // Argon2id at OWASP's parameters; opening them is the password check from now on.
     let upgraded: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-    assert_eq!(upgraded["format"], 1);
+    assert_eq!(upgraded["format"], 2);
     assert_eq!(upgraded["username"], "dave");
-    assert!(upgraded["password"]
-        .as_str()
-        .unwrap()
-        .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-    assert!(upgraded.get("salt").is_none() && upgraded.get("password_hash").is_none());
+    let sealed = &upgraded["keys"]["sealed"];
+    assert_eq!(sealed["kdf"], "argon2id", "{upgraded}");
+    assert_eq!(
+        (&sealed["m"], &sealed["t"], &sealed["p"]),
+        (&19456.into(), &2.into(), &1.into()),
+        "{upgraded}"
+    );
+    for gone in ["password", "salt", "password_hash"] {
+        assert!(upgraded.get(gone).is_none(), "{gone}: {upgraded}");
+    }
     store.verify_user("dave", "password1").unwrap();
     assert_eq!(
         store.verify_user("dave", "password2").unwrap_err().code(),
@@ -394,11 +405,18 @@ fn the_example_data_folder_loads_cleanly() {
         .iter()
         .find_map(|e| e.image.clone())
         .expect("a message with a picture");
-    let (mime, bytes) = store.image_bytes(&image).unwrap();
+    // Format-1 history is still shown, as written before messages were signed.
+    assert!(dm_messages
+        .iter()
+        .chain(&group_messages)
+        .all(|e| e.trust == Trust::Unsigned));
+    // A format-1 (plaintext) image is still served to the chat's members.
+    let group_id = group.chat.id.as_str();
+    let (mime, bytes) = store.image_bytes(&bob, group_id, &image).unwrap();
     assert_eq!(mime, "image/png");
     umer_chat_core::validate_image(&bytes).unwrap();
     assert!(store
-        .image_to_data_url(&image)
+        .image_to_data_url(&alice, group_id, &image)
         .unwrap()
         .starts_with("data:image/png;base64,"));
 
@@ -427,17 +445,8 @@ fn imported_events_read_back_in_order_and_bad_ones_are_refused() {
         .id
         .clone();
     let device = DeviceId::random();
-    let message = |sender: usize, seq: u64, ts: i64, text: &str| Event {
-        v: 1,
-        id: umer_chat_core::model::new_event_id(),
-        kind: "message".into(),
-        chat: chat.clone(),
-        sender: keys[sender].clone(),
-        device: device.clone(),
-        seq,
-        ts,
-        text: Some(text.into()),
-        image: None,
+    let message = |sender: usize, seq: u64, ts: i64, text: &str| {
+        message(&chat, &keys[sender], &device, seq, ts, text)
     };
     let now = umer_chat_core::model::now_ms();
     let events = [
@@ -464,6 +473,20 @@ fn imported_events_read_back_in_order_and_bad_ones_are_refused() {
     assert_eq!(
         store.import_events(&backwards).unwrap_err().code(),
         "invalid_argument"
+    );
+    // Events are signed as their sender: only a sender signed in there can be imported.
+    let other_device = open_store(dir.path());
+    assert_eq!(
+        other_device
+            .import_events(&[message(1, 9, now, "not signed in")])
+            .unwrap_err()
+            .code(),
+        "not_signed_in"
+    );
+    assert_eq!(
+        texts(&store.all_messages(&keys[1], chat.as_str()).unwrap()),
+        ["one", "two", "three"],
+        "nothing refused was written"
     );
     assert!(doctor(&store).is_empty());
 }

@@ -6,7 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use umer_chat_core::{DeviceId, Event, SkipReason, Skipped, Store};
-use umer_chat_tests::support::{doctor, files_under, key, open_store_as, sign_up, temp_dir};
+use umer_chat_tests::support::{
+    doctor, files_under, key, open_store_as, sign_in, sign_up, temp_dir,
+};
 
 /// Copies `from` to `to` the way Syncthing does: into `.syncthing.<name>.tmp` beside the
 /// target, then a rename over it.
@@ -119,11 +121,12 @@ fn two_synced_folders_converge_on_one_history() {
         .into_iter()
         .filter(|e| e.sender == alice)
         .collect();
+    // Lines are signed and sealed as Alice's device writes them (she is signed in on A).
     let mut unsent: Event = alices[0].clone();
-    unsent.id = "0123456789abcdef0123456789abcdef".into();
     unsent.text = Some("still in flight".into());
     unsent.seq = 1000;
-    let unsent_line = serde_json::to_string(&unsent).unwrap() + "\n";
+    let (unsent, unsent_line) = store_a.event_line(&unsent).unwrap();
+    let unsent_line = unsent_line + "\n";
     in_flight.extend_from_slice(unsent_line.as_bytes());
     in_flight.extend_from_slice(&unsent_line.as_bytes()[..40]);
     let temp_file = month_b.join(".syncthing.x.jsonl.tmp");
@@ -132,12 +135,12 @@ fn two_synced_folders_converge_on_one_history() {
     // A conflict copy of Alice's log on B: the same events and one that only it has.
     let mut extra: Event = alices[9].clone();
     assert_eq!(extra.text.as_deref(), Some("a9"));
-    extra.id = "fedcba9876543210fedcba9876543210".into();
     extra.text = Some("only in the conflict copy".into());
     extra.seq += 1;
     extra.ts += 1;
+    let (extra, extra_line) = store_a.event_line(&extra).unwrap();
     let mut conflict = fs::read(&alice_log_b).unwrap();
-    conflict.extend_from_slice((serde_json::to_string(&extra).unwrap() + "\n").as_bytes());
+    conflict.extend_from_slice((extra_line + "\n").as_bytes());
     let conflict_name = format!(
         "alice.{}.sync-conflict-20250101-120000-ABCDEFG.jsonl",
         device_a.as_str()
@@ -168,6 +171,11 @@ fn two_synced_folders_converge_on_one_history() {
         1
     );
     assert!(!texts.contains(&"still in flight"));
+    assert!(!ids(&history_a).contains(&unsent.id.as_str()));
+    assert!(
+        history_a.contains(&extra),
+        "the conflict copy's event, as signed"
+    );
     for i in 0..10 {
         assert!(texts.contains(&format!("a{i}").as_str()));
         assert!(texts.contains(&format!("b{i}").as_str()));
@@ -216,6 +224,7 @@ fn two_synced_folders_converge_on_one_history() {
         .unwrap();
     sync_both_ways(a, b);
     let bob_on_a = open_store_as(a, &DeviceId::random());
+    sign_in(&bob_on_a, &["bob"]);
     assert_eq!(unread(&bob_on_a, &bob), 0, "Bob's read marker followed him");
     let history_a = store_a.all_messages(&alice, &chat).unwrap();
     assert_eq!(history_a.len(), 22);

@@ -14,8 +14,8 @@ use umer_chat_core::crypto::{self, SecretKeys};
 use umer_chat_core::model::{month_of, now_ms};
 use umer_chat_core::{ChatKind, DeviceId, SkipReason, Skipped, Store, Trust, UserKey};
 use umer_chat_tests::support::{
-    cli, copy_tree, device_config, doctor, files_under, key, open_store_as, run, sign_up,
-    temp_dir, PASSWORD,
+    cli, copy_tree, device_config, doctor, files_under, key, open_store_as, run, sign_up, temp_dir,
+    PASSWORD,
 };
 
 /// Alice, bob and mallory on three devices of one folder; a DM of alice and bob and a
@@ -44,8 +44,14 @@ impl Folder {
         sign_up(&alice, &["alice"]);
         sign_up(&bob, &["bob"]);
         sign_up(&mallory, &["mallory"]);
-        for (store, cfg) in [(&alice, &alice_cfg), (&bob, &bob_cfg), (&mallory, &mallory_cfg)] {
-            store.use_pin_file(cfg.path().join("pinned-keys.json")).unwrap();
+        for (store, cfg) in [
+            (&alice, &alice_cfg),
+            (&bob, &bob_cfg),
+            (&mallory, &mallory_cfg),
+        ] {
+            store
+                .use_pin_file(cfg.path().join("pinned-keys.json"))
+                .unwrap();
         }
         let dm = alice
             .create_private_chat(&key("alice"), "bob")
@@ -109,7 +115,12 @@ impl Folder {
     }
 
     /// Every device sees exactly the genuine messages of `chat`, each verified.
-    fn assert_only_genuine(&self, chat: &str, genuine: &[(&str, &str)], readers: &[(&Store, &str)]) {
+    fn assert_only_genuine(
+        &self,
+        chat: &str,
+        genuine: &[(&str, &str)],
+        readers: &[(&Store, &str)],
+    ) {
         let expected: Vec<(String, String, Trust)> = genuine
             .iter()
             .map(|(s, t)| (s.to_string(), t.to_string(), Trust::Verified))
@@ -156,6 +167,13 @@ fn resigned(line: &str, signer: &SecretKeys, edit: impl FnOnce(&mut Value)) -> S
     format!(r#"{{"v":2,"id":"{id}","event":{signed},"sig":"{sig}"}}"#)
 }
 
+/// The exact bytes of a line's signed part (`event`), as they are in the line.
+fn signed_part(line: &str) -> &str {
+    let start = line.find(r#""event":"#).unwrap() + r#""event":"#.len();
+    let end = line.rfind(r#","sig":""#).unwrap();
+    &line[start..end]
+}
+
 /// The doctor's entries for `path` and the reason each gives.
 fn reasons_for(skipped: &[Skipped], path: &Path) -> Vec<SkipReason> {
     skipped
@@ -197,7 +215,10 @@ fn a_line_forged_in_bobs_name_is_shown_as_nobodys() {
 
     let reasons = reasons_for(&doctor(&f.alice), &log);
     assert!(
-        matches!(reasons.as_slice(), [SkipReason::BadSignature(_), SkipReason::Unsigned(_)]),
+        matches!(
+            reasons.as_slice(),
+            [SkipReason::BadSignature(_), SkipReason::Unsigned(_)]
+        ),
         "{reasons:?}"
     );
     // The CLI's `verify` names both lines and fails; `read` shows neither.
@@ -233,7 +254,12 @@ fn a_member_cannot_write_as_another_member() {
         let file = fs::read_dir(&path)
             .unwrap()
             .map(|e| e.unwrap().path())
-            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("mallory."))
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("mallory.")
+            })
             .unwrap();
         last_line(&file)
     };
@@ -253,7 +279,11 @@ fn a_member_cannot_write_as_another_member() {
     f.assert_only_genuine(
         &f.group,
         &genuine,
-        &[(&f.alice, "alice"), (&f.bob, "bob"), (&f.mallory, "mallory")],
+        &[
+            (&f.alice, "alice"),
+            (&f.bob, "bob"),
+            (&f.mallory, "mallory"),
+        ],
     );
     assert!(matches!(
         reasons_for(&doctor(&f.bob), &bob_log).as_slice(),
@@ -270,16 +300,19 @@ fn copied_replayed_and_truncated_lines_are_caught() {
     // A valid line of the DM, copied into the group (same sender and device).
     append_line(&group_log, &dm_line);
     // The same line again with a new id.
-    let mut replayed: Value = serde_json::from_str(&dm_line).unwrap();
-    replayed["id"] = Value::from("cd".repeat(16));
-    append_line(&dm_log, &replayed.to_string());
-    // With its signature cut short, and with one signed field changed.
-    let mut truncated: Value = serde_json::from_str(&dm_line).unwrap();
-    let sig = truncated["sig"].as_str().unwrap().to_string();
-    truncated["sig"] = Value::from(&sig[..sig.len() - 8]);
-    append_line(&dm_log, &truncated.to_string());
-    let tampered = dm_line.replace(r#""seq":0"#, r#""seq":7"#);
-    assert_ne!(tampered, dm_line);
+    let id = &dm_line[r#"{"v":2,"id":""#.len()..][..32];
+    append_line(&dm_log, &dm_line.replacen(id, &"cd".repeat(16), 1));
+    // With its signature cut short.
+    append_line(&dm_log, &format!("{}\"}}", &dm_line[..dm_line.len() - 10]));
+    // With one signed field changed and the id made to match: only the signature is left.
+    let signed = signed_part(&dm_line);
+    let tampered_signed = signed.replace(r#""seq":0"#, r#""seq":7"#);
+    assert_ne!(tampered_signed, signed);
+    let tampered = dm_line.replace(signed, &tampered_signed).replacen(
+        id,
+        &crypto::event_id(tampered_signed.as_bytes()),
+        1,
+    );
     append_line(&dm_log, &tampered);
     // An exact copy of the line is the same event, shown once.
     append_line(&dm_log, &dm_line);
@@ -289,15 +322,26 @@ fn copied_replayed_and_truncated_lines_are_caught() {
     for (store, user) in [(&f.alice, "alice"), (&f.bob, "bob")] {
         f.assert_only_genuine(&f.dm, &dm, &[(store, user)]);
     }
-    f.assert_only_genuine(&f.group, &group, &[(&f.alice, "alice"), (&f.mallory, "mallory")]);
+    f.assert_only_genuine(
+        &f.group,
+        &group,
+        &[(&f.alice, "alice"), (&f.mallory, "mallory")],
+    );
     let skipped = doctor(&f.alice);
     let in_group = reasons_for(&skipped, &group_log);
-    assert!(matches!(in_group.as_slice(), [SkipReason::Misplaced(_)]), "{in_group:?}");
+    assert!(
+        matches!(in_group.as_slice(), [SkipReason::Misplaced(_)]),
+        "{in_group:?}"
+    );
     let in_dm = reasons_for(&skipped, &dm_log);
     assert!(
         matches!(
             in_dm.as_slice(),
-            [SkipReason::Invalid(_), SkipReason::BadSignature(_), SkipReason::BadSignature(_)]
+            [
+                SkipReason::Invalid(_),
+                SkipReason::BadSignature(_),
+                SkipReason::BadSignature(_)
+            ]
         ),
         "{in_dm:?}"
     );
@@ -327,7 +371,11 @@ fn swap_bobs_record(f: &Folder) -> String {
         .append_message(&key("bob"), &f.dm, Some("it's me, new phone"), None)
         .unwrap();
     let log = f.bob_log(&f.dm);
-    last_line(&elsewhere.path().join(log.strip_prefix(f.data.path()).unwrap()))
+    last_line(
+        &elsewhere
+            .path()
+            .join(log.strip_prefix(f.data.path()).unwrap()),
+    )
 }
 
 #[test]
@@ -372,12 +420,28 @@ fn a_swapped_record_raises_a_key_change_until_accepted() {
     // messages no longer verify there, which its safety number would show.
     let fresh = open_store_as(f.data.path(), &DeviceId::random());
     fresh.verify_user("alice", PASSWORD).unwrap();
-    let seen_fresh: Vec<String> = f.seen(&fresh, "alice", &f.dm).into_iter().map(|m| m.1).collect();
-    assert!(seen_fresh.contains(&"it's me, new phone".to_string()), "{seen_fresh:?}");
-    assert!(!seen_fresh.contains(&"dm from bob".to_string()), "{seen_fresh:?}");
+    let seen_fresh: Vec<String> = f
+        .seen(&fresh, "alice", &f.dm)
+        .into_iter()
+        .map(|m| m.1)
+        .collect();
+    assert!(
+        seen_fresh.contains(&"it's me, new phone".to_string()),
+        "{seen_fresh:?}"
+    );
+    assert!(
+        !seen_fresh.contains(&"dm from bob".to_string()),
+        "{seen_fresh:?}"
+    );
     assert_ne!(
-        fresh.contact_keys(&key("alice"), "bob").unwrap().safety_number,
-        f.bob.contact_keys(&key("bob"), "alice").unwrap().safety_number,
+        fresh
+            .contact_keys(&key("alice"), "bob")
+            .unwrap()
+            .safety_number,
+        f.bob
+            .contact_keys(&key("bob"), "alice")
+            .unwrap()
+            .safety_number,
         "the real bob's number differs from the one alice sees"
     );
 
@@ -405,14 +469,20 @@ fn a_device_that_pinned_bob_verifies_him_and_the_safety_number_matches() {
     assert!(marked.verified);
     // Kept in local config: a new process of the same device remembers it.
     let again = open_store_as(f.data.path(), &device_config(f.alice_cfg.path()));
-    again.use_pin_file(f.alice_cfg.path().join("pinned-keys.json")).unwrap();
+    again
+        .use_pin_file(f.alice_cfg.path().join("pinned-keys.json"))
+        .unwrap();
     again.verify_user("alice", PASSWORD).unwrap();
     assert!(again.contact_keys(&key("alice"), "bob").unwrap().verified);
     // Pins are never written into the shared folder.
     let pins = fs::read_to_string(f.alice_cfg.path().join("pinned-keys.json")).unwrap();
     assert!(pins.contains("\"verified\": true"), "{pins}");
     for file in files_under(f.data.path()) {
-        assert!(!file.to_string_lossy().contains("pinned"), "{}", file.display());
+        assert!(
+            !file.to_string_lossy().contains("pinned"),
+            "{}",
+            file.display()
+        );
     }
 }
 
@@ -453,9 +523,13 @@ fn a_forged_group_record_or_key_epoch_is_refused() {
 /// Every byte sequence of `needle` (at least `window` long) absent from every file under
 /// `root`.
 fn assert_nowhere(root: &Path, needle: &[u8], window: usize, what: &str) {
-    for file in files_under(root) {
+    let readme = root.join("README.md"); // the example's description, not its data
+    for file in files_under(root).into_iter().filter(|f| *f != readme) {
         let bytes = fs::read(&file).unwrap();
-        for chunk in needle.windows(window.min(needle.len())).step_by(window / 2 + 1) {
+        for chunk in needle
+            .windows(window.min(needle.len()))
+            .step_by(window / 2 + 1)
+        {
             assert!(
                 !bytes.windows(chunk.len()).any(|w| w == chunk),
                 "{what} found in {}",
@@ -506,7 +580,10 @@ fn a_non_member_can_read_nothing_of_a_dm_or_a_group() {
         image::load_from_memory(&png).unwrap().to_rgb8(),
         "the same picture (sent images are encoded again, without metadata)"
     );
-    assert!(f.seen(&f.bob, "bob", &group).iter().any(|m| m.1 == secret_group));
+    assert!(f
+        .seen(&f.bob, "bob", &group)
+        .iter()
+        .any(|m| m.1 == secret_group));
     assert_eq!(
         f.bob.search(&key("bob"), "door code", 10).unwrap().len(),
         1,
@@ -516,7 +593,12 @@ fn a_non_member_can_read_nothing_of_a_dm_or_a_group() {
     // No byte sequence of the texts, the group's name or the image is in the folder.
     let root = f.data.path();
     assert_nowhere(root, secret_dm.as_bytes(), secret_dm.len(), "the DM's text");
-    assert_nowhere(root, secret_group.as_bytes(), secret_group.len(), "the group's text");
+    assert_nowhere(
+        root,
+        secret_group.as_bytes(),
+        secret_group.len(),
+        "the group's text",
+    );
     assert_nowhere(root, b"party planning", 14, "the group's name");
     assert_nowhere(root, &png, 32, "the image");
     let grep = std::process::Command::new("grep")
@@ -548,7 +630,10 @@ fn a_non_member_can_read_nothing_of_a_dm_or_a_group() {
     assert!(carol.search(&carol_key, "door", 10).unwrap().is_empty());
     assert!(carol.list_user_chats(&carol_key).unwrap().is_empty());
     // And through the CLI.
-    for args in [vec!["read", f.dm.as_str()], vec!["send", group.as_str(), "hi"]] {
+    for args in [
+        vec!["read", f.dm.as_str()],
+        vec!["send", group.as_str(), "hi"],
+    ] {
         let out = f.cli(&carol_cfg, "carol", &args);
         assert_eq!(out.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&out.stderr).contains("not a member"));
@@ -565,7 +650,9 @@ fn passwords_change_and_a_forgotten_one_is_reset_with_the_recovery_key() {
     let f = Folder::new();
     let recovery = f.bob.recovery_key(&key("bob"), PASSWORD).unwrap();
     assert_eq!(recovery.len(), 64 + 15);
-    f.bob.change_password("bob", PASSWORD, "a new passphrase").unwrap();
+    f.bob
+        .change_password("bob", PASSWORD, "a new passphrase")
+        .unwrap();
     let other = open_store_as(f.data.path(), &DeviceId::random());
     assert_eq!(
         other.verify_user("bob", PASSWORD).unwrap_err().code(),
@@ -617,7 +704,10 @@ fn a_format_1_folder_opens_shows_its_history_unsigned_and_every_account_gets_key
     let users = [("alice", "alice-example-1"), ("bob", "bob-example-22")];
     for (name, password) in users {
         store.verify_user(name, password).unwrap();
-        assert!(store.new_recovery_key(&key(name)).is_some(), "{name} got keys now");
+        assert!(
+            store.new_recovery_key(&key(name)).is_some(),
+            "{name} got keys now"
+        );
     }
     let alice = key("alice");
     let chats = store.list_user_chats(&alice).unwrap();
@@ -649,7 +739,10 @@ fn a_format_1_folder_opens_shows_its_history_unsigned_and_every_account_gets_key
     );
     store.verify_user("dave", "password1").unwrap();
     let record = fs::read_to_string(dir.path().join("users/dave.json")).unwrap();
-    assert!(record.contains("\"sealed\"") && !record.contains("password_hash"), "{record}");
+    assert!(
+        record.contains("\"sealed\"") && !record.contains("password_hash"),
+        "{record}"
+    );
     // Now the old group gets a key epoch, and the new message is signed and opens for all.
     store
         .append_message(&alice, &group, Some("new message"), None)
@@ -668,10 +761,18 @@ fn a_format_1_folder_opens_shows_its_history_unsigned_and_every_account_gets_key
     // history her keys sealed, whether appended to an old log or in a new one.
     let old_log = files_under(&dir.path().join("chats").join(&dm))
         .into_iter()
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("alice."))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("alice.")
+        })
         .unwrap();
     let planted = last_line(&old_log).replace("\"seq\":", "\"seq\":1");
-    append_line(&old_log, &planted.replace(r#""text":""#, r#""text":"forged "#));
+    append_line(
+        &old_log,
+        &planted.replace(r#""text":""#, r#""text":"forged "#),
+    );
     assert_eq!(store.all_messages(&alice, &dm).unwrap().len(), 4);
     assert!(matches!(
         reasons_for(&doctor(&store), &old_log).as_slice(),
@@ -681,7 +782,11 @@ fn a_format_1_folder_opens_shows_its_history_unsigned_and_every_account_gets_key
     let text = fs::read_to_string(&old_log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let rewritten = lines[0].replace("\"text\":\"", "\"text\":\"EDITED ");
-    fs::write(&old_log, format!("{rewritten}\n{}\n", lines[1..lines.len() - 1].join("\n"))).unwrap();
+    fs::write(
+        &old_log,
+        format!("{rewritten}\n{}\n", lines[1..lines.len() - 1].join("\n")),
+    )
+    .unwrap();
     let fresh = open_store_as(dir.path(), &DeviceId::random());
     fresh.verify_user("bob", "bob-example-22").unwrap();
     let texts: Vec<String> = fresh
@@ -721,7 +826,10 @@ fn the_format_2_example_reads_and_verifies() {
     store.verify_user("carol", "carol-example-333").unwrap();
     let chats = store.list_user_chats(&bob).unwrap();
     let dm = chats.iter().find(|c| c.chat.kind == ChatKind::Dm).unwrap();
-    let group = chats.iter().find(|c| c.chat.kind == ChatKind::Group).unwrap();
+    let group = chats
+        .iter()
+        .find(|c| c.chat.kind == ChatKind::Group)
+        .unwrap();
     assert_eq!(group.chat.name.as_deref(), Some("Weekend hike"));
     let dm_texts: Vec<(String, Trust)> = store
         .all_messages(&bob, dm.chat.id.as_str())
@@ -744,7 +852,10 @@ fn the_format_2_example_reads_and_verifies() {
         .find_map(|e| e.image)
         .unwrap();
     assert_eq!(
-        store.image_bytes(&bob, dm.chat.id.as_str(), &image).unwrap().0,
+        store
+            .image_bytes(&bob, dm.chat.id.as_str(), &image)
+            .unwrap()
+            .0,
         "image/png"
     );
     // Carol is not in the DM: the same picture is nothing to her.

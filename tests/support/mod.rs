@@ -7,7 +7,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 
 use tempfile::TempDir;
-use umer_chat_core::{DeviceId, LocalConfig, Skipped, Store, UserKey};
+use umer_chat_core::model::{new_event_id, FORMAT_VERSION, MESSAGE_EVENT};
+use umer_chat_core::{ChatId, DeviceId, Event, LocalConfig, Skipped, Store, UserKey};
 
 /// The password every test user gets unless a test says otherwise.
 pub const PASSWORD: &str = "correct horse battery";
@@ -41,6 +42,53 @@ pub fn sign_up(store: &Store, names: &[&str]) -> Vec<UserKey> {
                 .key
         })
         .collect()
+}
+
+/// Signs each of `names` in on `store` with [`PASSWORD`] and returns their keys, in order.
+/// A user's keys are unlocked per `Store`, so a test that opens another store on a folder
+/// (another device) signs in there before reading or sending as anyone.
+pub fn sign_in(store: &Store, names: &[&str]) -> Vec<UserKey> {
+    names
+        .iter()
+        .map(|name| {
+            store
+                .verify_user(name, PASSWORD)
+                .unwrap_or_else(|e| panic!("sign in {name}: {e}"))
+                .key
+        })
+        .collect()
+}
+
+/// Opens the data folder at `dir` as a new device, with each of `names` signed in.
+pub fn open_signed_in(dir: &Path, names: &[&str]) -> Store {
+    let store = open_store(dir);
+    sign_in(&store, names);
+    store
+}
+
+/// A text message for a test to place itself, through [`Store::event_line`] (which signs
+/// and seals it for its sender, who must be signed in there, and gives it its real id).
+pub fn message(
+    chat: &ChatId,
+    sender: &UserKey,
+    device: &DeviceId,
+    seq: u64,
+    ts: i64,
+    text: &str,
+) -> Event {
+    Event {
+        v: FORMAT_VERSION,
+        id: new_event_id(), // ignored: an event's id follows from its signed content
+        kind: MESSAGE_EVENT.to_string(),
+        chat: chat.clone(),
+        sender: sender.clone(),
+        device: device.clone(),
+        seq,
+        ts,
+        text: Some(text.to_string()),
+        image: None,
+        trust: Default::default(),
+    }
 }
 
 /// The key of a valid username.

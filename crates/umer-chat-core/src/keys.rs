@@ -287,12 +287,15 @@ fn pinned_keys(pin: &Pin) -> Option<PublicKeys> {
     PublicKeys::from_b64(&pin.sign, &pin.dh)
 }
 
+/// A user's parsed keys, with the stamp of the file they were read from.
+type CachedKeys = (Option<fsio::Stamp>, Option<Arc<UserKeys>>);
+
 /// The process-wide view of keys for one data folder.
 pub(crate) struct Keyring {
     pub(crate) root: PathBuf,
     pub(crate) unlocked: RwLock<HashMap<UserKey, Arc<Identity>>>,
     /// Parsed key records, with the file stamp they were read at.
-    records: Mutex<HashMap<UserKey, (Option<fsio::Stamp>, Option<Arc<UserKeys>>)>>,
+    records: Mutex<HashMap<UserKey, CachedKeys>>,
     pub(crate) pins: Pins,
     /// Bumped whenever what a key vouches for may have changed (a record re-read, a key
     /// accepted), so caches of checked events know to start again.

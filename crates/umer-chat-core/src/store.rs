@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::fsio::{self, AppendFile};
 use crate::keys::Keyring;
-use crate::model::{ChatId, ChatRecord, DeviceId, UNCHANGED_RECORD_FORMAT, FORMAT_VERSION};
+use crate::model::{ChatId, ChatRecord, DeviceId, FORMAT_VERSION, UNCHANGED_RECORD_FORMAT};
 use crate::reader::ChatReader;
 use crate::username::UserKey;
 
