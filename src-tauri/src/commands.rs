@@ -32,6 +32,7 @@ fn session_dto(state: &AppState) -> Option<SessionDto> {
     state.user().map(|user| SessionDto {
         username: user.name.to_string(),
         data_folder: state.data_folder().display().to_string(),
+        recovery_key: None,
     })
 }
 
@@ -40,16 +41,37 @@ pub async fn session(state: State<'_, AppState>) -> CommandResult<Option<Session
     Ok(session_dto(&state))
 }
 
-/// Checks credentials with `check` off the main thread, then signs that user in.
+/// Checks credentials with `check` off the main thread (which unlocks the user's keys in
+/// the store), then signs that user in. The answer carries the recovery key when this
+/// sign-up or login made the keys: the one moment it is shown without asking.
 async fn sign_in_with(
     state: &AppState,
     check: impl FnOnce(&Store) -> umer_chat_core::Result<User> + Send + 'static,
 ) -> CommandResult<SessionDto> {
     let store = state.store();
     let task_store = store.clone();
-    let user = blocking(move || Ok(check(&task_store)?)).await?;
-    state.sign_in(&store, user);
-    session_dto(state).ok_or_else(CommandError::not_signed_in)
+    let (user, recovery_key) = blocking(move || {
+        let user = check(&task_store)?;
+        let recovery_key = task_store.new_recovery_key(&user.key);
+        Ok((user, recovery_key))
+    })
+    .await?;
+    let key = user.key.clone();
+    if !state.sign_in(&store, user) {
+        return Err(CommandError {
+            code: "not_signed_in",
+            message: "The data folder changed while you were signing in. Sign in again.".into(),
+        });
+    }
+    // Messages are encrypted, so search reads them through the keys into an in-memory
+    // index; filling it now, in the background, makes the first search as quick as later
+    // ones. A failure here only means the first search does the work.
+    tauri::async_runtime::spawn_blocking(move || {
+        let _ = store.prepare_search(&key);
+    });
+    let mut session = session_dto(state).ok_or_else(CommandError::not_signed_in)?;
+    session.recovery_key = recovery_key;
+    Ok(session)
 }
 
 #[tauri::command]
@@ -178,7 +200,7 @@ pub async fn open_chat(state: State<'_, AppState>, chat_id: String) -> CommandRe
         })
     })
     .await
-    .inspect(|page| state.show_images(page.messages.iter().map(|m| &m.image)))
+    .inspect(|page| state.show_images(&page.messages))
 }
 
 #[tauri::command]
@@ -197,7 +219,7 @@ pub async fn older_messages(
         })
     })
     .await
-    .inspect(|page| state.show_images(page.messages.iter().map(|m| &m.image)))
+    .inspect(|page| state.show_images(&page.messages))
 }
 
 #[tauri::command]
@@ -234,12 +256,12 @@ pub async fn send_image(
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(data_base64.trim())
             .map_err(|_| CommandError::invalid("The image data is not valid base64."))?;
-        let image = store.save_image_bytes(&bytes)?;
+        let image = store.save_image(&user.key, &chat_id, &bytes)?;
         let event = store.append_message(&user.key, &chat_id, text.as_deref(), Some(&image))?;
         Ok(Names::new(&store, &user.key).message(&event))
     })
     .await
-    .inspect(|message| state.show_images([&message.image]))
+    .inspect(|message| state.show_images([message]))
 }
 
 #[tauri::command]
@@ -281,14 +303,19 @@ pub async fn choose_image<R: Runtime>(
 
 #[tauri::command]
 pub async fn image_data(state: State<'_, AppState>, image: String) -> CommandResult<String> {
-    let (store, _) = state.signed_in()?;
-    if umer_chat_core::is_image_name(&image) && !state.may_see_image(&image) {
-        return Err(CommandError {
+    let (store, user) = state.signed_in()?;
+    if !umer_chat_core::is_image_name(&image) {
+        return Err(CommandError::invalid(format!(
+            "{image:?} is not an image name."
+        )));
+    }
+    let chat = state
+        .chat_showing_image(&image)
+        .ok_or_else(|| CommandError {
             code: "not_a_member",
             message: "This image is not in any of your chats.".into(),
-        });
-    }
-    blocking(move || Ok(store.image_to_data_url(&image)?)).await
+        })?;
+    blocking(move || Ok(store.image_to_data_url(&user.key, &chat, &image)?)).await
 }
 
 #[tauri::command]
@@ -325,7 +352,7 @@ pub async fn poll(
     .await?;
     state.set_watch(watch);
     let result = result?;
-    state.show_images(result.messages.iter().map(|m| &m.image));
+    state.show_images(&result.messages);
     Ok(result)
 }
 
@@ -354,7 +381,68 @@ pub async fn search(state: State<'_, AppState>, query: String) -> CommandResult<
             .collect()
     })
     .await
-    .inspect(|hits: &Vec<SearchHitDto>| state.show_images(hits.iter().map(|h| &h.message.image)))
+    .inspect(|hits: &Vec<SearchHitDto>| state.show_images(hits.iter().map(|h| &h.message)))
+}
+
+/// `other`'s keys as this device sees them: fingerprint, safety number, changed, verified.
+#[tauri::command]
+pub async fn contact_keys(state: State<'_, AppState>, other: String) -> CommandResult<ContactDto> {
+    let (store, user) = state.signed_in()?;
+    blocking(move || Ok(store.contact_keys(&user.key, &other)?.into())).await
+}
+
+/// Accepts the keys `other`'s record shows now, after they changed.
+#[tauri::command]
+pub async fn trust_keys(state: State<'_, AppState>, other: String) -> CommandResult<ContactDto> {
+    let (store, user) = state.signed_in()?;
+    blocking(move || Ok(store.trust_keys(&user.key, &other)?.into())).await
+}
+
+/// Marks `other`'s current keys as compared in person (or not), on this device.
+#[tauri::command]
+pub async fn set_verified(
+    state: State<'_, AppState>,
+    other: String,
+    verified: bool,
+) -> CommandResult<ContactDto> {
+    let (store, user) = state.signed_in()?;
+    blocking(move || Ok(store.set_verified(&user.key, &other, verified)?.into())).await
+}
+
+/// Re-seals the signed-in user's keys under a new password; needs the current one.
+#[tauri::command]
+pub async fn change_password(
+    state: State<'_, AppState>,
+    old_password: String,
+    new_password: String,
+) -> CommandResult<()> {
+    let (store, user) = state.signed_in()?;
+    blocking(move || Ok(store.change_password(user.key.as_str(), &old_password, &new_password)?))
+        .await
+}
+
+/// The signed-in user's recovery key, after checking their password again.
+#[tauri::command]
+pub async fn show_recovery_key(
+    state: State<'_, AppState>,
+    password: String,
+) -> CommandResult<String> {
+    let (store, user) = state.signed_in()?;
+    blocking(move || Ok(store.recovery_key(&user.key, &password)?)).await
+}
+
+/// Sets a new password with the recovery key, for a forgotten password, and signs in.
+#[tauri::command]
+pub async fn recover_account(
+    state: State<'_, AppState>,
+    username: String,
+    recovery_key: String,
+    new_password: String,
+) -> CommandResult<SessionDto> {
+    sign_in_with(&state, move |store| {
+        store.recover_account(&username, &recovery_key, &new_password)
+    })
+    .await
 }
 
 #[tauri::command]

@@ -3,13 +3,77 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use umer_chat_core::{ChatKind, ChatRecord, ChatSummary, Event, Store, UserKey};
+use umer_chat_core::{
+    ChatKind, ChatRecord, ChatSummary, ContactKeys, Event, Store, Trust, UserKey,
+};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionDto {
     pub username: String,
     pub data_folder: String,
+    /// Only in the answer to the sign-up or login that made the user's keys: the recovery
+    /// key, for the UI to show once. `null` everywhere else.
+    pub recovery_key: Option<String>,
+}
+
+/// Another user as the chat list names them: the key to pass to commands, the name to show.
+#[derive(Serialize, Clone, PartialEq, Eq, Debug)]
+pub struct PersonDto {
+    pub key: String,
+    pub name: String,
+}
+
+/// Another user's keys as this device sees them, for the Verify view.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactDto {
+    pub key: String,
+    pub name: String,
+    /// The fingerprint of the identity key in their record now; `null` when they have no
+    /// keys yet (they have not signed in since messages were signed).
+    pub fingerprint: Option<String>,
+    /// 60 digits in 12 groups of 5, the same on both sides; `null` as above.
+    pub safety_number: Option<String>,
+    /// Their record's keys are not the ones this device first saw (or are gone).
+    pub changed: bool,
+    /// The user of this device compared safety numbers and marked them verified.
+    pub verified: bool,
+}
+
+impl From<ContactKeys> for ContactDto {
+    fn from(c: ContactKeys) -> Self {
+        ContactDto {
+            key: c.user.to_string(),
+            name: c.name,
+            fingerprint: c.fingerprint,
+            safety_number: c.safety_number,
+            changed: c.changed,
+            verified: c.verified,
+        }
+    }
+}
+
+/// How far this device trusts who wrote a message.
+#[derive(Serialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum TrustDto {
+    /// Signed with the key this device knows for the sender: shown as usual.
+    Verified,
+    /// Signed with keys the sender's record shows now, which this device has not accepted.
+    KeyChanged,
+    /// Written before messages were signed.
+    Unsigned,
+}
+
+impl From<Trust> for TrustDto {
+    fn from(t: Trust) -> Self {
+        match t {
+            Trust::Verified => TrustDto::Verified,
+            Trust::KeyChanged => TrustDto::KeyChanged,
+            Trust::Unsigned => TrustDto::Unsigned,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -19,6 +83,10 @@ pub struct ChatSummaryDto {
     pub kind: ChatKind,
     pub title: String,
     pub members: Vec<String>,
+    /// The members other than the signed-in user (decided by key): whom Verify is for.
+    pub others: Vec<PersonDto>,
+    /// Other members whose keys changed since this device first saw them.
+    pub key_changes: Vec<PersonDto>,
     pub last_activity: Option<i64>,
     pub preview: Option<String>,
     pub unread: usize,
@@ -28,6 +96,7 @@ pub struct ChatSummaryDto {
 }
 
 #[derive(Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
 pub struct MessageDto {
     pub id: String,
     /// Unique per message: `<sender key>/<id>`. Ids are merged only within one sender, so
@@ -36,6 +105,8 @@ pub struct MessageDto {
     pub chat: String,
     /// A display name, which another user's record can copy: never use it to tell "mine".
     pub sender: String,
+    /// The sender's user key: what `contact_keys` takes.
+    pub sender_key: String,
     /// Sent by the signed-in user, decided by key.
     pub mine: bool,
     pub ts: i64,
@@ -44,6 +115,7 @@ pub struct MessageDto {
     pub seq: u64,
     pub text: Option<String>,
     pub image: Option<String>,
+    pub trust: TrustDto,
 }
 
 #[derive(Serialize)]
@@ -117,18 +189,27 @@ impl<'a> Names<'a> {
             .clone()
     }
 
+    pub fn person(&mut self, key: &UserKey) -> PersonDto {
+        PersonDto {
+            key: key.to_string(),
+            name: self.of(key),
+        }
+    }
+
     pub fn message(&mut self, event: &Event) -> MessageDto {
         MessageDto {
             id: event.id.clone(),
             key: format!("{}/{}", event.sender, event.id),
             chat: event.chat.to_string(),
             sender: self.of(&event.sender),
+            sender_key: event.sender.to_string(),
             mine: event.sender == *self.me,
             ts: event.ts,
             device: event.device.as_str().to_string(),
             seq: event.seq,
             text: event.text.clone(),
             image: event.image.clone(),
+            trust: event.trust.into(),
         }
     }
 
@@ -150,6 +231,7 @@ impl<'a> Names<'a> {
 
     pub fn summary(&mut self, summary: &ChatSummary) -> ChatSummaryDto {
         let chat = &summary.chat;
+        let me = self.me;
         let preview = summary.last.as_ref().map(|last| {
             let body = match (&last.text, &last.image) {
                 (Some(text), _) => {
@@ -168,6 +250,13 @@ impl<'a> Names<'a> {
             kind: chat.kind,
             title: self.title(chat),
             members: chat.members.iter().map(|m| self.of(m)).collect(),
+            others: chat
+                .members
+                .iter()
+                .filter(|m| *m != me)
+                .map(|m| self.person(m))
+                .collect(),
+            key_changes: summary.key_changes.iter().map(|k| self.person(k)).collect(),
             last_activity: summary.last_activity(),
             preview,
             unread: summary.unread,

@@ -1,16 +1,23 @@
 //! What the app holds in Rust between commands: the open data folder and who is signed in.
 //! The UI never says who it is; every command acts as `session`.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use umer_chat_core::{config, ChatListWatch, LocalConfig, Store, User};
 
+use crate::dto::MessageDto;
 use crate::error::{CommandError, CommandResult};
+
+/// The keys this device pinned for each user, in its local config: the file name the CLI
+/// uses too, so the app and the CLI on one device share what they pinned.
+pub const PIN_FILE: &str = "pinned-keys.json";
 
 pub struct AppState {
     inner: Mutex<Inner>,
+    /// This device's local config folder (settings, pinned keys).
+    config_dir: PathBuf,
     /// `<app data>/chat-data`: the data folder unless the user chose another.
     default_data_dir: PathBuf,
     /// Where older versions kept the default folder's data (the app-data folder itself), to
@@ -31,9 +38,10 @@ struct Inner {
 pub struct Session {
     pub user: User,
     pub watch: ChatListWatch,
-    /// Images of the messages this session was given: the only ones `image_data` serves,
-    /// so a signed-in user cannot fetch an image of a chat they are not in by its name.
-    pub shown_images: HashSet<String>,
+    /// Images of the messages this session was given, each with the chat it was shown in:
+    /// the only ones `image_data` serves, so a signed-in user cannot fetch an image of a
+    /// chat they are not in by its name. The chat's key opens the image.
+    pub shown_images: HashMap<String, String>,
 }
 
 impl AppState {
@@ -90,6 +98,13 @@ impl AppState {
                 }
             }
         };
+        if let Err(e) = use_pins(&store, config_dir) {
+            // Starting without the pins beats not starting, but the user must know that key
+            // changes go unnoticed meanwhile.
+            notices.push(format!(
+                "{e}. Until that file is fixed or removed, this device cannot tell whether anyone's keys changed."
+            ));
+        }
         let notice = (!notices.is_empty()).then(|| notices.join(" "));
         Ok(AppState {
             inner: Mutex::new(Inner {
@@ -97,6 +112,7 @@ impl AppState {
                 store: Arc::new(store),
                 session: None,
             }),
+            config_dir: config_dir.to_path_buf(),
             default_data_dir,
             legacy_data_dir,
             startup_notice: Mutex::new(notice),
@@ -130,20 +146,35 @@ impl AppState {
         Ok((inner.store.clone(), session.user.clone()))
     }
 
-    pub fn sign_in(&self, store: &Arc<Store>, user: User) {
+    /// Makes `user`, whose keys `store` just unlocked, the session's user. Returns false
+    /// (and locks the keys again) when the folder changed meanwhile.
+    pub fn sign_in(&self, store: &Arc<Store>, user: User) -> bool {
         let mut inner = self.lock();
         // A login that raced a folder switch must not sign in to the new folder.
-        if Arc::ptr_eq(&inner.store, store) {
-            inner.session = Some(Session {
-                user,
-                watch: ChatListWatch::default(),
-                shown_images: HashSet::new(),
-            });
+        if !Arc::ptr_eq(&inner.store, store) {
+            store.sign_out(&user.key);
+            return false;
         }
+        // One user per window: whoever was signed in before is signed out, keys and all.
+        if let Some(old) = inner.session.take() {
+            if old.user.key != user.key {
+                inner.store.sign_out(&old.user.key);
+            }
+        }
+        inner.session = Some(Session {
+            user,
+            watch: ChatListWatch::default(),
+            shown_images: HashMap::new(),
+        });
+        true
     }
 
+    /// Ends the session and forgets the user's private keys.
     pub fn sign_out(&self) {
-        self.lock().session = None;
+        let mut inner = self.lock();
+        if let Some(old) = inner.session.take() {
+            inner.store.sign_out(&old.user.key);
+        }
     }
 
     pub fn user(&self) -> Option<User> {
@@ -161,20 +192,24 @@ impl AppState {
     }
 
     /// Remembers the images of messages sent to the UI, which may then fetch them.
-    pub fn show_images<'a>(&self, images: impl IntoIterator<Item = &'a Option<String>>) {
+    pub fn show_images<'a>(&self, messages: impl IntoIterator<Item = &'a MessageDto>) {
         if let Some(session) = self.lock().session.as_mut() {
-            session
-                .shown_images
-                .extend(images.into_iter().flatten().cloned());
+            for message in messages {
+                if let Some(image) = &message.image {
+                    session
+                        .shown_images
+                        .insert(image.clone(), message.chat.clone());
+                }
+            }
         }
     }
 
-    /// Whether the signed-in user was given a message with this image.
-    pub fn may_see_image(&self, image: &str) -> bool {
+    /// The chat in which the signed-in user was given a message with this image.
+    pub fn chat_showing_image(&self, image: &str) -> Option<String> {
         self.lock()
             .session
             .as_ref()
-            .is_some_and(|s| s.shown_images.contains(image))
+            .and_then(|s| s.shown_images.get(image).cloned())
     }
 
     /// Replaces the watch, e.g. after a full chat list was sent.
@@ -198,12 +233,20 @@ impl AppState {
             // stays is reported at the next start, which tries again.
             move_legacy(self.legacy_data_dir.as_deref(), &dir);
         }
-        let store = Arc::new(Store::open(dir.clone(), inner.config.device_id())?);
+        let store = Store::open(dir.clone(), inner.config.device_id())?;
+        use_pins(&store, &self.config_dir)?;
         inner.config.set_data_dir(chosen)?;
-        inner.store = store;
-        inner.session = None;
+        if let Some(old) = inner.session.take() {
+            inner.store.sign_out(&old.user.key);
+        }
+        inner.store = Arc::new(store);
         Ok(dir)
     }
+}
+
+/// Keeps `store`'s pinned keys in this device's local config.
+fn use_pins(store: &Store, config_dir: &Path) -> umer_chat_core::Result<()> {
+    store.use_pin_file(config_dir.join(PIN_FILE))
 }
 
 /// Moves old default-folder data into `default_data_dir`; a notice if anything stayed.

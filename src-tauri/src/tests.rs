@@ -1,11 +1,15 @@
 //! Command tests through `tauri::test::mock_builder`: the real commands, the real
 //! capability file, and the `{code, message}` errors the UI receives.
 
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
 use serde_json::{json, Value};
 use tauri::ipc::{CallbackFn, InvokeBody};
 use tauri::test::{get_ipc_response, mock_builder, INVOKE_KEY};
 use tauri::webview::InvokeRequest;
 use tauri::{Manager, WebviewWindow};
+use umer_chat_core::{DeviceId, Store, UserKey};
 
 use crate::{builder, AppState};
 
@@ -40,8 +44,17 @@ impl TestApp {
         }
     }
 
-    fn data_folder(&self) -> std::path::PathBuf {
+    fn data_folder(&self) -> PathBuf {
         self.window.state::<AppState>().data_folder()
+    }
+
+    /// This app's local config folder (as `new` and the tests below lay it out).
+    fn config_dir(&self) -> PathBuf {
+        self._dirs.path().join("config")
+    }
+
+    fn store(&self) -> std::sync::Arc<Store> {
+        self.window.state::<AppState>().store()
     }
 
     fn invoke(&self, cmd: &str, args: Value) -> Result<Value, Value> {
@@ -81,6 +94,69 @@ fn creds(name: &str) -> Value {
     json!({ "username": name, "password": "correct horse" })
 }
 
+fn key(name: &str) -> UserKey {
+    UserKey::of(name).unwrap()
+}
+
+/// The texts of a list of messages, in order.
+fn texts(messages: &Value) -> Vec<&str> {
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or(""))
+        .collect()
+}
+
+/// What someone who can write the folder does to pose as `name`: signs `name` up in
+/// another folder, with `password`, and puts that record, with its other keys, in place of
+/// the real one.
+fn replace_keys(folder: &Path, name: &str, password: &str) {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let store = Store::open(elsewhere.path(), DeviceId::random()).unwrap();
+    let user = store.create_user(name, password).unwrap();
+    let file = format!("{}.json", user.key);
+    std::fs::copy(
+        elsewhere.path().join("users").join(&file),
+        folder.join("users").join(&file),
+    )
+    .unwrap();
+}
+
+/// A safety number as the core shows it: 60 digits in 12 groups of 5.
+fn assert_safety_number(number: &Value) {
+    let groups: Vec<&str> = number.as_str().unwrap().split(' ').collect();
+    assert_eq!(groups.len(), 12, "{number}");
+    assert!(
+        groups
+            .iter()
+            .all(|g| g.len() == 5 && g.bytes().all(|b| b.is_ascii_digit())),
+        "{number}"
+    );
+}
+
+/// A copy of `data/example`, the format-1 folder, in a fresh temp folder.
+fn example_folder() -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/example"),
+        dir.path(),
+    );
+    dir
+}
+
 #[test]
 fn every_command_but_sign_in_requires_a_session() {
     let app = TestApp::new(None);
@@ -100,6 +176,14 @@ fn every_command_but_sign_in_requires_a_session() {
         ("poll", json!({ "chatId": null, "cursor": null })),
         ("search", json!({ "query": "hi" })),
         ("image_data", json!({ "image": "x.png" })),
+        ("contact_keys", json!({ "other": "bob" })),
+        ("trust_keys", json!({ "other": "bob" })),
+        ("set_verified", json!({ "other": "bob", "verified": true })),
+        (
+            "change_password",
+            json!({ "oldPassword": "correct horse", "newPassword": "another horse" }),
+        ),
+        ("show_recovery_key", json!({ "password": "correct horse" })),
     ] {
         assert_eq!(app.err_code(cmd, args), "not_signed_in", "{cmd}");
     }
@@ -110,7 +194,13 @@ fn sign_up_log_in_wrong_password_and_taken_names() {
     let app = TestApp::new(None);
     let session = app.ok("signup", creds("Alice"));
     assert_eq!(session["username"], "Alice");
-    assert_eq!(app.ok("session", json!({}))["username"], "Alice");
+    assert!(
+        session["recoveryKey"].is_string(),
+        "a sign-up makes keys, so it brings the recovery key: {session}"
+    );
+    let now = app.ok("session", json!({}));
+    assert_eq!(now["username"], "Alice");
+    assert_eq!(now["recoveryKey"], Value::Null, "shown once");
     assert_eq!(app.err_code("signup", creds("alice")), "username_taken");
     assert_eq!(app.err_code("signup", creds("../x")), "invalid_username");
     assert_eq!(app.err_code("signup", creds("CON")), "reserved_username");
@@ -141,7 +231,13 @@ fn sign_up_log_in_wrong_password_and_taken_names() {
         "a failed login signs nobody in"
     );
     assert_eq!(app.err_code("login", creds("nobody")), "unknown_user");
-    assert_eq!(app.ok("login", creds("ALICE"))["username"], "Alice");
+    let again = app.ok("login", creds("ALICE"));
+    assert_eq!(again["username"], "Alice");
+    assert_eq!(
+        again["recoveryKey"],
+        Value::Null,
+        "a login that made no keys brings no recovery key"
+    );
 }
 
 #[test]
@@ -354,11 +450,13 @@ fn mine_is_decided_by_key_not_by_display_name() {
     );
     assert_eq!(sent["mine"], true);
     // Any folder member can rewrite their own record to take another's display name. The
-    // core may show that name or skip the record; `mine` must not depend on either.
+    // core may show that name or skip the record; `mine` must not depend on either. (Edited
+    // as text: the signed part of the record's keys must keep its exact bytes.)
     let record_path = folder.join("users/mallory.json");
-    let mut record: Value = serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
-    record["username"] = json!("alice");
-    std::fs::write(&record_path, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+    let record = std::fs::read_to_string(&record_path).unwrap();
+    assert!(record.contains(r#""username": "mallory""#), "{record}");
+    let renamed = record.replace(r#""username": "mallory""#, r#""username": "alice""#);
+    std::fs::write(&record_path, renamed).unwrap();
     let hostile = mallory.ok(
         "send_text",
         json!({ "chatId": chat_id, "text": "from mallory" }),
@@ -572,6 +670,15 @@ fn images_are_served_only_to_members_of_a_chat_that_shows_them() {
         json!({ "chatId": chat_id, "dataBase64": PNG, "text": null }),
     );
     let image = sent["image"].as_str().unwrap().to_string();
+    assert_eq!(sent["trust"], "verified");
+    // What is stored is sealed with the chat's key: neither the PNG nor named after it.
+    let stored = std::fs::read(folder.join("images").join(&image)).unwrap();
+    assert!(
+        !stored.starts_with(b"\x89PNG"),
+        "the image is stored encrypted"
+    );
+    assert!(!image.ends_with(".png"), "{image}");
+    // It opens for the sender (re-encoded by the core, so no metadata reaches the folder).
     assert!(alice
         .ok("image_data", json!({ "image": image }))
         .as_str()
@@ -584,7 +691,11 @@ fn images_are_served_only_to_members_of_a_chat_that_shows_them() {
         "not_a_member"
     );
     bob.ok("open_chat", json!({ "chatId": chat_id }));
-    bob.ok("image_data", json!({ "image": image }));
+    assert!(bob
+        .ok("image_data", json!({ "image": image }))
+        .as_str()
+        .unwrap()
+        .starts_with("data:image/png;base64,"));
     assert_eq!(
         carol.err_code("image_data", json!({ "image": image })),
         "not_a_member"
@@ -597,11 +708,457 @@ fn images_are_served_only_to_members_of_a_chat_that_shows_them() {
         carol.err_code("image_data", json!({ "image": image })),
         "not_a_member"
     );
-    // Signing out forgets what was shown.
+    // Even the core, asked directly as carol for that chat, refuses: the key is the DM's.
+    assert_eq!(
+        carol
+            .store()
+            .image_bytes(&key("carol"), &chat_id, &image)
+            .unwrap_err()
+            .code(),
+        "not_a_member"
+    );
+    // A message polled or found by search is a message given to the session too.
+    let page = bob.ok("open_chat", json!({ "chatId": chat_id }));
+    let second = alice.ok(
+        "send_image",
+        json!({ "chatId": chat_id, "dataBase64": PNG, "text": "again" }),
+    );
+    let second_image = second["image"].as_str().unwrap().to_string();
+    assert_ne!(second_image, image, "each sealing is fresh");
     bob.ok("logout", json!({}));
     bob.ok("login", creds("bob"));
     assert_eq!(
-        bob.err_code("image_data", json!({ "image": image })),
-        "not_a_member"
+        bob.err_code("image_data", json!({ "image": second_image })),
+        "not_a_member",
+        "signing out forgets what was shown"
+    );
+    bob.ok("search", json!({ "query": "again" }));
+    bob.ok("image_data", json!({ "image": second_image }));
+    let polled = bob.ok(
+        "poll",
+        json!({ "chatId": chat_id, "cursor": page["pollCursor"] }),
+    );
+    assert_eq!(texts(&polled["messages"]), ["again"]);
+    bob.ok("image_data", json!({ "image": second_image }));
+}
+
+#[test]
+fn logging_out_and_changing_folders_forget_the_keys() {
+    let app = TestApp::new(None);
+    let store = app.store();
+    app.ok("signup", creds("alice"));
+    assert!(store.is_signed_in(&key("alice")));
+    // One user per window: signing in as another locks the first one's keys.
+    app.ok("signup", creds("bob"));
+    assert!(!store.is_signed_in(&key("alice")));
+    assert!(store.is_signed_in(&key("bob")));
+    app.ok("logout", json!({}));
+    assert!(!store.is_signed_in(&key("bob")));
+    app.ok("login", creds("alice"));
+    assert!(store.is_signed_in(&key("alice")));
+    let elsewhere = tempfile::tempdir().unwrap();
+    app.ok("set_data_folder", json!({ "path": elsewhere.path() }));
+    assert!(
+        !store.is_signed_in(&key("alice")),
+        "the old folder's store forgot them"
+    );
+    assert!(!app.store().is_signed_in(&key("alice")));
+}
+
+#[test]
+fn the_recovery_key_is_shown_once_and_resets_a_forgotten_password() {
+    let app = TestApp::new(None);
+    let bob = TestApp::new(Some(&app.data_folder()));
+    bob.ok("signup", creds("bob"));
+    let session = app.ok("signup", creds("alice"));
+    let recovery = session["recoveryKey"].as_str().unwrap().to_string();
+    assert_eq!(
+        recovery.chars().filter(|c| c.is_ascii_hexdigit()).count(),
+        64,
+        "{recovery}"
+    );
+    let chat_id = app.ok("create_dm", json!({ "other": "bob" }))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.ok(
+        "send_text",
+        json!({ "chatId": chat_id, "text": "kept across passwords" }),
+    );
+
+    // Shown again on request, with the password.
+    assert_eq!(
+        app.err_code("show_recovery_key", json!({ "password": "wrong horse" })),
+        "wrong_password"
+    );
+    assert_eq!(
+        app.ok("show_recovery_key", json!({ "password": "correct horse" })),
+        json!(recovery)
+    );
+
+    // A new password: the old one is wrong afterwards, the keys and chats stay.
+    let change = |old: &str, new: &str| json!({ "oldPassword": old, "newPassword": new });
+    assert_eq!(
+        app.err_code("change_password", change("wrong horse", "second horse")),
+        "wrong_password"
+    );
+    assert_eq!(
+        app.err_code("change_password", change("correct horse", "short")),
+        "password_too_short"
+    );
+    assert_eq!(
+        app.ok("change_password", change("correct horse", "second horse")),
+        Value::Null
+    );
+    app.ok("logout", json!({}));
+    assert_eq!(app.err_code("login", creds("alice")), "wrong_password");
+    let second = json!({ "username": "alice", "password": "second horse" });
+    assert_eq!(app.ok("login", second.clone())["recoveryKey"], Value::Null);
+    assert_eq!(
+        app.ok("show_recovery_key", json!({ "password": "second horse" })),
+        json!(recovery),
+        "the recovery key outlives a password change"
+    );
+    app.ok("logout", json!({}));
+
+    // Forgotten: the recovery key sets a new one, and signs in.
+    let recover = |user: &str, key: &str, new: &str| json!({ "username": user, "recoveryKey": key, "newPassword": new });
+    let wrong = "0000-".repeat(15) + "0000";
+    assert_eq!(
+        app.err_code("recover_account", recover("alice", &wrong, "third horse")),
+        "wrong_recovery_key"
+    );
+    assert_eq!(
+        app.err_code(
+            "recover_account",
+            recover("nobody", &recovery, "third horse")
+        ),
+        "unknown_user"
+    );
+    assert_eq!(
+        app.err_code("recover_account", recover("alice", &recovery, "short")),
+        "password_too_short"
+    );
+    assert_eq!(app.ok("session", json!({})), Value::Null);
+    // Typed by hand: other case, spaces for dashes.
+    let typed = recovery.to_uppercase().replace('-', " ");
+    let recovered = app.ok("recover_account", recover("ALICE", &typed, "third horse"));
+    assert_eq!(recovered["username"], "alice");
+    assert_eq!(recovered["recoveryKey"], Value::Null);
+    assert_eq!(app.ok("session", json!({}))["username"], "alice");
+    let page = app.ok("open_chat", json!({ "chatId": chat_id }));
+    assert_eq!(texts(&page["messages"]), ["kept across passwords"]);
+    app.ok("logout", json!({}));
+    assert_eq!(app.err_code("login", second), "wrong_password");
+    app.ok(
+        "login",
+        json!({ "username": "alice", "password": "third horse" }),
+    );
+    // Bob still reads alice's message: her keys did not change.
+    let seen = bob.ok("open_chat", json!({ "chatId": chat_id }));
+    assert_eq!(seen["messages"][0]["trust"], "verified");
+    assert_eq!(seen["chat"]["keyChanges"], json!([]));
+}
+
+#[test]
+fn a_changed_key_is_marked_until_accepted_and_verifying_is_kept_on_the_device() {
+    let alice = TestApp::new(None);
+    let folder = alice.data_folder();
+    let bob = TestApp::new(Some(&folder));
+    alice.ok("signup", creds("alice"));
+    bob.ok("signup", creds("bob"));
+    let chat = alice.ok("create_dm", json!({ "other": "bob" }));
+    let chat_id = chat["id"].as_str().unwrap().to_string();
+    assert_eq!(chat["others"], json!([{ "key": "bob", "name": "bob" }]));
+    assert_eq!(chat["keyChanges"], json!([]));
+    bob.ok("send_text", json!({ "chatId": chat_id, "text": "before" }));
+
+    let page = alice.ok("open_chat", json!({ "chatId": chat_id }));
+    let message = &page["messages"][0];
+    assert_eq!(message["trust"], "verified");
+    assert_eq!(message["senderKey"], "bob");
+    assert_eq!(message["sender"], "bob");
+
+    // Both see the same safety number; each sees the other's fingerprint.
+    let contact = alice.ok("contact_keys", json!({ "other": "bob" }));
+    assert_eq!(contact["key"], "bob");
+    assert_eq!(contact["changed"], false);
+    assert_eq!(contact["verified"], false);
+    assert_safety_number(&contact["safetyNumber"]);
+    let bobs_view = bob.ok("contact_keys", json!({ "other": "alice" }));
+    assert_eq!(bobs_view["safetyNumber"], contact["safetyNumber"]);
+    assert_ne!(bobs_view["fingerprint"], contact["fingerprint"]);
+    assert_eq!(
+        alice.err_code(
+            "set_verified",
+            json!({ "other": "alice", "verified": true })
+        ),
+        "invalid_argument",
+        "nobody verifies themselves"
+    );
+    let verified = alice.ok("set_verified", json!({ "other": "bob", "verified": true }));
+    assert_eq!(verified["verified"], true);
+    assert_eq!(
+        alice.ok("set_verified", json!({ "other": "bob", "verified": false }))["verified"],
+        false
+    );
+    alice.ok("set_verified", json!({ "other": "bob", "verified": true }));
+    // The pins are in this device's local config, in the CLI's file.
+    let pins = std::fs::read_to_string(alice.config_dir().join(crate::state::PIN_FILE)).unwrap();
+    assert!(pins.contains("\"bob\""), "{pins}");
+    assert!(!folder.join(crate::state::PIN_FILE).exists());
+
+    alice.ok("list_chats", json!({}));
+    let idle = alice.ok(
+        "poll",
+        json!({ "chatId": chat_id, "cursor": page["pollCursor"] }),
+    );
+    assert_eq!(idle["chats"], json!([]));
+
+    // Someone who can write the folder puts other keys in bob's record. Alice's next poll
+    // says so, though no log changed.
+    replace_keys(&folder, "bob", "a different horse");
+    let noticed = alice.ok(
+        "poll",
+        json!({ "chatId": chat_id, "cursor": idle["cursor"] }),
+    );
+    assert_eq!(noticed["messages"], json!([]));
+    assert_eq!(noticed["chats"].as_array().unwrap().len(), 1, "{noticed}");
+    assert_eq!(
+        noticed["chats"][0]["keyChanges"],
+        json!([{ "key": "bob", "name": "bob" }])
+    );
+    let quiet = alice.ok(
+        "poll",
+        json!({ "chatId": chat_id, "cursor": noticed["cursor"] }),
+    );
+    assert_eq!(quiet["chats"], json!([]), "said once");
+
+    // They write as bob with those keys, from a device that never saw the old ones.
+    let impostor = TestApp::new(Some(&folder));
+    impostor.ok(
+        "login",
+        json!({ "username": "bob", "password": "a different horse" }),
+    );
+    impostor.ok("send_text", json!({ "chatId": chat_id, "text": "after" }));
+    let fresh = alice.ok(
+        "poll",
+        json!({ "chatId": chat_id, "cursor": quiet["cursor"] }),
+    );
+    assert_eq!(texts(&fresh["messages"]), ["after"]);
+    assert_eq!(fresh["messages"][0]["trust"], "key_changed");
+    assert_eq!(fresh["chats"][0]["keyChanges"][0]["name"], "bob");
+    let reopened = alice.ok("open_chat", json!({ "chatId": chat_id }));
+    let trusts: Vec<(&str, &str)> = reopened["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["text"].as_str().unwrap(), m["trust"].as_str().unwrap()))
+        .collect();
+    assert_eq!(trusts, [("before", "verified"), ("after", "key_changed")]);
+    assert_eq!(reopened["chat"]["keyChanges"][0]["key"], "bob");
+    assert_eq!(
+        alice.ok("list_chats", json!({}))[0]["keyChanges"][0]["key"],
+        "bob"
+    );
+
+    // Changed: no longer verified, another safety number, and nothing is sent to the new
+    // keys, nor can they be marked verified, until alice accepts them.
+    let changed = alice.ok("contact_keys", json!({ "other": "bob" }));
+    assert_eq!(changed["changed"], true);
+    assert_eq!(changed["verified"], false);
+    assert_safety_number(&changed["safetyNumber"]);
+    assert_ne!(changed["safetyNumber"], contact["safetyNumber"]);
+    assert_eq!(
+        alice.err_code("set_verified", json!({ "other": "bob", "verified": true })),
+        "key_changed"
+    );
+    assert_eq!(
+        alice.err_code(
+            "send_text",
+            json!({ "chatId": chat_id, "text": "who is this?" })
+        ),
+        "key_changed"
+    );
+
+    // Accepting clears the mark everywhere, and the next poll says so.
+    let accepted = alice.ok("trust_keys", json!({ "other": "bob" }));
+    assert_eq!(accepted["changed"], false);
+    assert_eq!(accepted["verified"], false);
+    assert_eq!(accepted["safetyNumber"], changed["safetyNumber"]);
+    let after_accept = alice.ok("poll", json!({ "chatId": null, "cursor": null }));
+    assert_eq!(after_accept["chats"].as_array().unwrap().len(), 1);
+    assert_eq!(after_accept["chats"][0]["keyChanges"], json!([]));
+    let page = alice.ok("open_chat", json!({ "chatId": chat_id }));
+    assert_eq!(page["chat"]["keyChanges"], json!([]));
+    let after = page["messages"].as_array().unwrap().last().unwrap();
+    assert_eq!(after["text"], "after");
+    assert_eq!(after["trust"], "verified");
+    assert!(
+        texts(&page["messages"]).contains(&"before"),
+        "what the old keys signed stays readable: {page}"
+    );
+    alice.ok(
+        "send_text",
+        json!({ "chatId": chat_id, "text": "hello, new keys" }),
+    );
+    let theirs = impostor.ok("open_chat", json!({ "chatId": chat_id }));
+    assert!(texts(&theirs["messages"]).contains(&"hello, new keys"));
+    assert_eq!(
+        alice.ok("set_verified", json!({ "other": "bob", "verified": true }))["verified"],
+        true
+    );
+}
+
+#[test]
+fn history_from_before_signatures_is_marked_unsigned() {
+    let data = example_folder();
+    let dirs = tempfile::tempdir().unwrap();
+    let state = AppState::open(&dirs.path().join("config"), data.path().to_path_buf()).unwrap();
+    let alice = TestApp::with_state(state, dirs);
+    // Her first login in format 2 makes her keys: the moment to show the recovery key.
+    let session = alice.ok(
+        "login",
+        json!({ "username": "alice", "password": "alice-example-1" }),
+    );
+    assert_eq!(session["username"], "Alice");
+    assert!(session["recoveryKey"].is_string(), "{session}");
+    let dm = "dm-2217923fae852bc1c6b8e242558d64d1";
+    let page = alice.ok("open_chat", json!({ "chatId": dm }));
+    let messages = page["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 4);
+    assert!(
+        messages.iter().all(|m| m["trust"] == "unsigned"),
+        "{messages:?}"
+    );
+    // Bob has not signed in since, so there are no keys of his to encrypt to or compare.
+    assert_eq!(
+        alice.err_code("send_text", json!({ "chatId": dm, "text": "signed" })),
+        "member_without_keys"
+    );
+    let bob_keys = alice.ok("contact_keys", json!({ "other": "bob" }));
+    assert_eq!(bob_keys["fingerprint"], Value::Null);
+    assert_eq!(bob_keys["safetyNumber"], Value::Null);
+    assert_eq!(bob_keys["changed"], false);
+
+    // The group's picture, stored in the clear before format 2, is still served to members.
+    let group = "g-5605f57d3ce213870354b44e48598be5";
+    let hike = alice.ok("open_chat", json!({ "chatId": group }));
+    let image = hike["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|m| m["image"].as_str())
+        .unwrap()
+        .to_string();
+    assert!(alice
+        .ok("image_data", json!({ "image": image }))
+        .as_str()
+        .unwrap()
+        .starts_with("data:image/png;base64,"));
+
+    // Once bob signs in, both can write, signed; the old lines stay marked as unsigned.
+    let bob = TestApp::new(Some(data.path()));
+    let bob_session = bob.ok(
+        "login",
+        json!({ "username": "bob", "password": "bob-example-22" }),
+    );
+    assert!(bob_session["recoveryKey"].is_string());
+    let sent = alice.ok("send_text", json!({ "chatId": dm, "text": "signed" }));
+    assert_eq!(sent["trust"], "verified");
+    let seen = bob.ok("open_chat", json!({ "chatId": dm }));
+    let trusts: Vec<&str> = seen["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["trust"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        trusts,
+        ["unsigned", "unsigned", "unsigned", "unsigned", "verified"]
+    );
+}
+
+/// The names between `start` and the next `end` in `text` that sit in `quote`s.
+fn quoted_after(text: &str, start: &str, end: &str, quote: char) -> BTreeSet<String> {
+    let from = text.find(start).expect(start) + start.len();
+    let body = &text[from..from + text[from..].find(end).expect(end)];
+    body.split(quote)
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_command_list_agrees_everywhere() {
+    let build = quoted_after(include_str!("../build.rs"), "COMMANDS", "];", '"');
+    assert!(build.len() > 20, "{build:?}");
+
+    let capability: Value =
+        serde_json::from_str(include_str!("../capabilities/main.json")).unwrap();
+    let granted: BTreeSet<String> = capability["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str()?.strip_prefix("allow-"))
+        .map(|p| p.replace('-', "_"))
+        .collect();
+
+    let registered: BTreeSet<String> = include_str!("lib.rs")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("$crate::commands::"))
+        .map(|l| l.trim_end_matches(',').to_string())
+        .collect();
+
+    let api = include_str!("../../ui/js/api.js");
+    let wrapped: BTreeSet<String> = api
+        .split("call('")
+        .skip(1)
+        .map(|rest| rest[..rest.find('\'').unwrap()].to_string())
+        .collect();
+
+    let documented: BTreeSet<String> = include_str!("../../docs/commands.md")
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .map(|l| l[..l.find('`').unwrap()].to_string())
+        .collect();
+
+    assert_eq!(granted, build, "capabilities/main.json vs build.rs");
+    assert_eq!(registered, build, "lib.rs vs build.rs");
+    assert_eq!(wrapped, build, "ui/js/api.js vs build.rs");
+    assert_eq!(documented, build, "docs/commands.md vs build.rs");
+}
+
+#[test]
+fn an_unreadable_pin_file_is_left_alone_and_the_user_is_told() {
+    let dirs = tempfile::tempdir().unwrap();
+    let config = dirs.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let pins = config.join(crate::state::PIN_FILE);
+    std::fs::write(&pins, b"{ not json").unwrap();
+    let state = AppState::open(&config, dirs.path().join("data")).unwrap();
+    let notice = state.take_startup_notice().expect("the user is told");
+    assert!(notice.contains(crate::state::PIN_FILE), "{notice}");
+    assert!(notice.contains("keys changed"), "{notice}");
+    let app = TestApp::with_state(state, dirs);
+    app.ok("signup", creds("alice"));
+    assert_eq!(
+        std::fs::read(&pins).unwrap(),
+        b"{ not json",
+        "left as it was"
+    );
+}
+
+#[test]
+fn the_app_pins_keys_in_the_clis_file() {
+    let cli = include_str!("../../crates/umer-chat-cli/src/main.rs");
+    assert!(
+        cli.contains(&format!(
+            "const PIN_FILE: &str = {:?};",
+            crate::state::PIN_FILE
+        )),
+        "the CLI's PIN_FILE is not {:?}",
+        crate::state::PIN_FILE
     );
 }

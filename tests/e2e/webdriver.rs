@@ -141,6 +141,16 @@ impl Session {
         .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
+    /// Runs asynchronous JS in the page: the script calls its last argument with the result.
+    pub fn execute_async(&self, script: &str, args: Value) -> Value {
+        self.call(
+            "POST",
+            "/execute/async",
+            Some(json!({ "script": script, "args": args })),
+        )
+        .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
     /// Resizes the app window (there is no window manager, so this is exact).
     pub fn set_window_size(&self, width: u32, height: u32) {
         self.call(

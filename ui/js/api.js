@@ -31,6 +31,16 @@ export const login = (username, password) => call('login', { username, password 
 export const logout = () => call('logout');
 export const usernameAvailable = (username) => call('username_available', { username });
 export const listUsers = () => call('list_users');
+export const changePassword = (oldPassword, newPassword) =>
+  call('change_password', { oldPassword, newPassword });
+export const showRecoveryKey = (password) => call('show_recovery_key', { password });
+export const recoverAccount = (username, recoveryKey, newPassword) =>
+  call('recover_account', { username, recoveryKey, newPassword });
+
+// Keys of other people (the Verify view)
+export const contactKeys = (other) => call('contact_keys', { other });
+export const trustKeys = (other) => call('trust_keys', { other });
+export const setVerified = (other, verified) => call('set_verified', { other, verified });
 
 // Chats
 export const listChats = () => call('list_chats');

@@ -10,6 +10,7 @@ import { imageUrl } from './images.js';
 import { openViewer } from './viewer.js';
 import { reportError } from './errors.js';
 import { setActive, setUnread, upsertChats } from './chatlist.js';
+import { openMembers, openVerify } from './verify.js';
 
 const mainView = $('main-view');
 const emptyPane = $('chat-empty');
@@ -17,6 +18,10 @@ const view = $('chat-view');
 const titleEl = $('chat-title');
 const membersEl = $('chat-members');
 const noticeEl = $('chat-notice');
+const verifyButton = $('chat-verify');
+const keysBanner = $('chat-keys');
+const keysText = $('chat-keys-text');
+const keysButton = $('chat-keys-verify');
 const box = $('messages');
 const marker = $('history-marker');
 const markerText = $('history-text');
@@ -45,6 +50,20 @@ export function initChat() {
   box.addEventListener('click', (e) => {
     const thumb = e.target.closest('.thumb');
     if (thumb && thumb.src) openViewer(thumb.src, thumb.alt);
+    const mark = e.target.closest('.trust-mark.key-changed');
+    if (mark) openVerify(mark.dataset.senderKey, mark.dataset.sender);
+  });
+  verifyButton.addEventListener('click', () => {
+    const chat = store.chats.get(store.openChatId);
+    if (!chat) return;
+    if (chat.kind === 'dm' && chat.others?.length === 1) openVerify(chat.others[0].key, chat.others[0].name);
+    else openMembers(chat);
+  });
+  keysButton.addEventListener('click', () => {
+    const chat = store.chats.get(store.openChatId);
+    if (!chat?.keyChanges?.length) return;
+    if (chat.keyChanges.length === 1) openVerify(chat.keyChanges[0].key, chat.keyChanges[0].name);
+    else openMembers(chat);
   });
   box.addEventListener('keydown', (e) => {
     if ((e.key === 'Enter' || e.key === ' ') && e.target.classList?.contains('thumb')) {
@@ -73,7 +92,7 @@ export function openChat(chatId) {
   setActive(chatId);
   const known = store.chats.get(chatId);
   if (known) renderHeader(known);
-  else { titleEl.textContent = ''; membersEl.textContent = ''; }
+  else clearHeader();
 
   openPromise = loadChat(chatId, store.epoch);
   return openPromise;
@@ -88,9 +107,17 @@ export function closeChat() {
   mainView.classList.remove('chat-open');
   view.hidden = true;
   emptyPane.hidden = false;
+  clearHeader();
+  setActive(null);
+}
+
+function clearHeader() {
   titleEl.textContent = '';
   membersEl.textContent = '';
-  setActive(null);
+  noticeEl.hidden = true;
+  verifyButton.hidden = true;
+  keysBanner.hidden = true;
+  keysText.textContent = '';
 }
 
 async function loadChat(chatId, epoch) {
@@ -141,6 +168,49 @@ function renderHeader(chat) {
   membersEl.title = membersEl.textContent;
   noticeEl.textContent = chat.notice || '';
   noticeEl.hidden = !chat.notice;
+
+  const others = chat.others || [];
+  const dm = chat.kind === 'dm' && others.length === 1;
+  verifyButton.textContent = dm ? 'Verify' : 'Members';
+  verifyButton.title = dm ? `Compare safety numbers with ${others[0].name}` : 'Members, and verifying them';
+  verifyButton.hidden = others.length === 0;
+
+  const changed = chat.keyChanges || [];
+  keysBanner.hidden = changed.length === 0;
+  keysText.textContent = changed.length ? keysChangedText(changed.map((p) => p.name)) : '';
+  keysButton.textContent = changed.length === 1 ? `Verify ${changed[0].name}` : 'Review members';
+}
+
+/** "bob's keys changed …", "bob's and carol's keys changed …". */
+function keysChangedText(names) {
+  const whose = names.map((n) => `${n}'s`);
+  const list = whose.length === 1 ? whose[0]
+    : `${whose.slice(0, -1).join(', ')} and ${whose[whose.length - 1]}`;
+  return `${list} keys changed since this device first saw them. Messages signed with the new keys are marked until you compare safety numbers and accept them.`;
+}
+
+/**
+ * After the user accepted `key`'s new keys: no chat lists them as changed any more, and
+ * their messages on screen that were marked for it are now signed with an accepted key.
+ */
+export function keysAccepted(key) {
+  const updated = [];
+  for (const chat of store.chats.values()) {
+    if (chat.keyChanges?.some((p) => p.key === key)) {
+      updated.push({ ...chat, keyChanges: chat.keyChanges.filter((p) => p.key !== key) });
+    }
+  }
+  if (updated.length) upsertChats(updated);
+  const open = updated.find((c) => c.id === store.openChatId);
+  if (open) renderHeader(open);
+  store.messages.forEach((m, i) => {
+    if (m.senderKey !== key || m.trust !== 'key_changed') return;
+    const accepted = { ...m, trust: 'verified' };
+    const node = renderMessage(accepted);
+    nodes.get(m.key).replaceWith(node);
+    nodes.set(m.key, node);
+    store.messages[i] = accepted;
+  });
 }
 
 /** Apply a poll result; `epoch` is the open-chat epoch when the poll started. */
@@ -217,13 +287,31 @@ function insertionIndex(m) {
 
 function renderMessage(m) {
   // `mine` is decided by key in Rust: a display name can be copied by another user.
-  return el('div', { class: m.mine ? 'message own' : 'message', dataset: { id: m.id } },
+  const changed = m.trust === 'key_changed';
+  return el('div', { class: ['message', m.mine && 'own', changed && 'key-changed'], dataset: { id: m.id } },
     el('div', { class: 'bubble' },
       el('div', { class: 'meta' },
         el('span', { class: 'sender' }, m.sender),
+        trustMark(m),
         el('time', { class: 'time', dateTime: isoTime(m.ts) }, formatTime(m.ts))),
       m.image ? renderThumb(m.image) : null,
       m.text !== null && m.text !== undefined && m.text !== '' ? el('div', { class: 'text' }, m.text) : null));
+}
+
+/** Nothing for a verified message; a quiet note for history from before signatures; a
+ * clear warning for a message signed with keys the user has not accepted. */
+function trustMark(m) {
+  if (m.trust === 'unsigned') {
+    return el('span', { class: 'trust-mark unsigned', title: 'Sent before messages were signed' }, 'unsigned');
+  }
+  if (m.trust === 'key_changed') {
+    return el('button', {
+      type: 'button', class: 'trust-mark key-changed',
+      title: `Signed with a new key of ${m.sender} that you have not accepted`,
+      dataset: { senderKey: m.senderKey, sender: m.sender },
+    }, '⚠ New key');
+  }
+  return null;
 }
 
 function renderThumb(ref) {

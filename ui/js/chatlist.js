@@ -70,6 +70,7 @@ function renderItem(chat) {
         el('span', { class: 'avatar', 'aria-hidden': 'true' }),
         el('span', { class: 'chat-main' },
           el('span', { class: 'chat-row' },
+            el('span', { class: 'key-warning', role: 'img' }, '⚠'),
             el('span', { class: 'chat-title' }),
             el('time', { class: 'chat-time' })),
           el('span', { class: 'chat-row' },
@@ -86,6 +87,14 @@ function renderItem(chat) {
   paintAvatar(avatar, chat.title);
   if (chat.kind === 'group') avatar.textContent = '#';
   item.querySelector('.chat-title').textContent = chat.title;
+
+  const warning = item.querySelector('.key-warning');
+  const changed = (chat.keyChanges || []).map((p) => p.name);
+  warning.hidden = changed.length === 0;
+  const why = changed.length ? `Keys changed: ${changed.join(', ')}` : '';
+  warning.title = why;
+  warning.setAttribute('aria-label', why || 'Keys changed');
+  item.classList.toggle('keys-changed', changed.length > 0);
 
   const time = item.querySelector('.chat-time');
   time.textContent = formatListTime(chat.lastActivity);

@@ -14,6 +14,11 @@ const confirmHint = $('signup-confirm-hint');
 const signupUser = $('signup-username');
 const signupPass = $('signup-password');
 const signupConfirm = $('signup-confirm');
+const tabList = $('login-tabs');
+const forgotLine = $('forgot-line');
+const recoverForm = $('recover-form');
+const recoverError = $('recover-error');
+const recoverFields = ['recover-username', 'recover-key', 'recover-password', 'recover-confirm'].map($);
 
 const AVAILABILITY_DELAY = 250;
 let availabilityTimer = null;
@@ -38,6 +43,10 @@ export function initLogin(handlers) {
   forms.login.addEventListener('submit', (e) => { e.preventDefault(); submitLogin(); });
   forms.signup.addEventListener('submit', (e) => { e.preventDefault(); submitSignup(); });
 
+  $('forgot-password').addEventListener('click', showRecover);
+  $('recover-cancel').addEventListener('click', () => { hideRecover(); $('login-username').focus(); });
+  recoverForm.addEventListener('submit', (e) => { e.preventDefault(); submitRecover(); });
+
   signupUser.addEventListener('input', scheduleAvailability);
   signupPass.addEventListener('input', updateConfirmHint);
   signupConfirm.addEventListener('input', updateConfirmHint);
@@ -53,6 +62,7 @@ export function showLoginView(note) {
   signupPass.value = '';
   signupConfirm.value = '';
   confirmHint.textContent = '';
+  hideRecover();
   selectTab('login');
   $('login-username').focus();
   showDataFolder();
@@ -70,7 +80,52 @@ function selectTab(name, focus = false) {
     tab.classList.toggle('active', on);
     forms[key].hidden = !on;
   }
+  forgotLine.hidden = name !== 'login';
   if (focus) tabs[name].focus();
+}
+
+/** "Forgot password?": the recovery key and a new password, in place of the tabs. */
+function showRecover() {
+  setMessage(info, '');
+  setMessage(recoverError, '');
+  tabList.hidden = true;
+  forms.login.hidden = true;
+  forms.signup.hidden = true;
+  forgotLine.hidden = true;
+  recoverForm.hidden = false;
+  const user = $('recover-username');
+  user.value = $('login-username').value;
+  (user.value ? $('recover-key') : user).focus();
+}
+
+function hideRecover() {
+  for (const field of recoverFields) field.value = '';
+  setMessage(recoverError, '');
+  recoverForm.hidden = true;
+  tabList.hidden = false;
+  selectTab('login');
+}
+
+async function submitRecover() {
+  const button = $('recover-submit');
+  if (button.disabled) return;
+  setMessage(recoverError, '');
+  const [user, key, password, confirm] = recoverFields.map((f) => f.value);
+  if (password !== confirm) {
+    setMessage(recoverError, 'The new passwords do not match.');
+    $('recover-confirm').focus();
+    return;
+  }
+  button.disabled = true;
+  try {
+    const s = await api.recoverAccount(user, key, password);
+    hideRecover();
+    onSignedIn(s);
+  } catch (e) {
+    setMessage(recoverError, e.message);
+  } finally {
+    button.disabled = false;
+  }
 }
 
 async function submitLogin() {

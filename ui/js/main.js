@@ -7,7 +7,7 @@ import { store, resetStore } from './store.js';
 import { initErrors, reportError, showBanner } from './errors.js';
 import { initLogin, showLoginView, hideLoginView } from './login.js';
 import { initChatList, setChats, clearChatList } from './chatlist.js';
-import { initChat, openChat, closeChat, jumpToMessage } from './chat.js';
+import { initChat, openChat, closeChat, jumpToMessage, keysAccepted } from './chat.js';
 import { initComposer, resetComposer } from './composer.js';
 import { initNewChat, closeNewChatDialogs } from './newchat.js';
 import { initSearch, clearSearch } from './search.js';
@@ -15,6 +15,8 @@ import { initSettings, showFolder } from './settings.js';
 import { startPolling, stopPolling, setAutoRefresh } from './poller.js';
 import { initViewer, closeViewer } from './viewer.js';
 import { clearImages } from './images.js';
+import { initVerify, closeVerifyDialogs } from './verify.js';
+import { initAccount, showRecoveryKey, closeAccountDialogs } from './account.js';
 
 const mainView = $('main-view');
 const autoRefresh = $('auto-refresh');
@@ -31,6 +33,8 @@ function init() {
     onFolderChanged: (folder) => leaveMain(`Data folder changed to ${folder}. Sign in or create an account there.`),
   });
   initViewer();
+  initVerify({ onKeysAccepted: (contact) => keysAccepted(contact.key) });
+  initAccount();
 
   $('logout').addEventListener('click', logout);
   autoRefresh.addEventListener('change', () => setAutoRefresh(autoRefresh.checked));
@@ -50,7 +54,9 @@ async function boot() {
   else showLoginView();
 }
 
-async function enterMain(session) {
+async function enterMain(signedIn) {
+  // The recovery key is shown, never kept.
+  const { recoveryKey, ...session } = signedIn;
   resetStore();
   store.session = session;
   store.autoRefresh = autoRefresh.checked;
@@ -62,6 +68,8 @@ async function enterMain(session) {
   paintAvatar($('current-avatar'), session.username);
   showFolder(session.dataFolder);
   closeChat();
+  // Only the sign-up or login that made the keys brings the recovery key: show it once.
+  if (recoveryKey) showRecoveryKey(recoveryKey, { once: true });
 
   try {
     const chats = await api.listChats();
@@ -85,6 +93,8 @@ function leaveMain(note) {
   clearSearch(true);
   clearImages();
   closeNewChatDialogs();
+  closeVerifyDialogs();
+  closeAccountDialogs();
   closeViewer();
   mainView.hidden = true;
   showLoginView(note);

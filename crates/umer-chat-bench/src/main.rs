@@ -365,10 +365,44 @@ fn print_machine(dir: &Path) {
     println!();
 }
 
+/// Login as it was (format 1: one Argon2id hash check) and as it is (format 2: unsealing
+/// the keys, which is the password check), each on a fresh store.
+fn print_login(base_dir: &Path) {
+    use umer_chat_core::password::{hash, verify, StoredPassword};
+    const LOGINS: usize = 20;
+    let dir = tempfile::tempdir_in(base_dir).expect("temp dir");
+    let root = dir.path().join("data");
+    let store = Store::open(&root, DeviceId::random()).expect("open store");
+    store.create_user("alice", PASSWORD).expect("create user");
+    let phc = StoredPassword::Phc(hash(PASSWORD));
+    let v1 = time(LOGINS, || {
+        verify(PASSWORD, &phc).expect("correct password");
+    });
+    let v2 = time(LOGINS, || {
+        let store = Store::open(&root, DeviceId::random()).expect("open store");
+        store.verify_user("alice", PASSWORD).expect("sign in");
+    });
+    println!("| login | p50 |");
+    println!("|---|---|");
+    println!(
+        "| format 1: Argon2id hash check (m=19 MiB, t=2) | {} (n={}) |",
+        fmt_duration(v1.p50),
+        v1.n
+    );
+    println!(
+        "| format 2: open store + unseal keys (same Argon2id) | {} (n={}), {:.2}× |",
+        fmt_duration(v2.p50),
+        v2.n,
+        v2.p50.as_secs_f64() / v1.p50.as_secs_f64()
+    );
+    println!();
+}
+
 fn main() {
     let base_dir = std::env::temp_dir();
     println!("# umer-chat storage benchmark\n");
     print_machine(&base_dir);
+    print_login(&base_dir);
     for n in SIZES {
         let dir = tempfile::tempdir_in(&base_dir).expect("temp dir");
         let root = dir.path().join("data");

@@ -57,8 +57,12 @@ pub struct ChatView {
 /// What the chat list looked like at the last `changed_chats`, per chat.
 #[derive(Debug, Default)]
 pub struct ChatListWatch {
-    seen: HashMap<ChatId, (LogCursor, Option<EventKey>)>,
+    seen: HashMap<ChatId, WatchedChat>,
 }
+
+/// A chat as the last look saw it: its logs, the reader's marker, and which members' keys
+/// had changed (a user record can change while no log does).
+type WatchedChat = (LogCursor, Option<EventKey>, Vec<UserKey>);
 
 impl Store {
     /// The DM between `user` and `other`: the same id, and the same file, whoever creates it.
@@ -333,9 +337,26 @@ impl Store {
     ) -> Result<Vec<ChatSummary>> {
         let markers = self.read_markers(user)?;
         let mut changed = Vec::new();
+        // Each member's key state once per call, however many chats they share.
+        let mut key_changed: HashMap<UserKey, bool> = HashMap::new();
         for chat in self.member_chats(user)? {
             let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
-            let state = (LogCursor::at_end_of(&files), markers.get(&chat.id).cloned());
+            let changed_members = chat
+                .members
+                .iter()
+                .filter(|m| *m != user)
+                .filter(|m| {
+                    *key_changed
+                        .entry((*m).clone())
+                        .or_insert_with(|| self.keyring.sender(m).changed())
+                })
+                .cloned()
+                .collect();
+            let state = (
+                LogCursor::at_end_of(&files),
+                markers.get(&chat.id).cloned(),
+                changed_members,
+            );
             if watch.seen.get(&chat.id) == Some(&state) {
                 continue;
             }
