@@ -531,19 +531,11 @@ pub(crate) fn newest(
     let mut months: Vec<&str> = files.iter().map(|f| f.month.as_str()).collect();
     months.dedup();
     for month in months.into_iter().rev() {
-        for file in files.iter().filter(|f| f.month == month) {
-            let mut taken = 0;
-            found.extend(logs::scan_back(file, chat, |event| {
-                if before.is_some_and(|b| event.key() >= *b) {
-                    return logs::Scan::Skip;
-                }
-                if taken == limit {
-                    return logs::Scan::Stop;
-                }
-                taken += 1;
-                logs::Scan::Take
-            }));
-        }
+        let month_files: Vec<&logs::LogFile> = files.iter().filter(|f| f.month == month).collect();
+        let wanted = limit.saturating_sub(found.len());
+        let events = newest_in_month(&month_files, chat, before, wanted, &found)
+            .unwrap_or_else(|| newest_in_month_opening_all(&month_files, chat, before, wanted));
+        found.extend(events);
         found = logs::sort_dedup(found);
         if found.len() >= limit {
             break;
@@ -551,6 +543,87 @@ pub(crate) fn newest(
     }
     let excess = found.len().saturating_sub(limit);
     found.drain(..excess);
+    found
+}
+
+/// The `wanted` newest events of one month's files, opening (signature check, decryption)
+/// only those: every file's newest lines are ordered by their keys first, which is cheap.
+/// `None` when a line failed to open and the month may hold more than its files gave.
+fn newest_in_month(
+    files: &[&logs::LogFile],
+    chat: &ChatReader,
+    before: Option<&EventKey>,
+    wanted: usize,
+    found: &[Event],
+) -> Option<Vec<Event>> {
+    let mut candidates = Vec::new();
+    let mut capped = false;
+    for (i, file) in files.iter().enumerate() {
+        let mut taken = 0;
+        candidates.extend(logs::scan_back_with(
+            file,
+            |line, offset| {
+                chat.key_of(line, file)
+                    .map(|key| (key, i, offset, line.to_vec()))
+            },
+            |(key, ..)| {
+                if before.is_some_and(|b| key >= b) {
+                    return logs::Scan::Skip;
+                }
+                if taken == wanted {
+                    capped = true;
+                    return logs::Scan::Stop;
+                }
+                taken += 1;
+                logs::Scan::Take
+            },
+        ));
+    }
+    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut seen: HashSet<(UserKey, String)> = found
+        .iter()
+        .map(|e| (e.sender.clone(), e.id.clone()))
+        .collect();
+    let mut events = Vec::new();
+    let mut failed = false;
+    for (key, i, offset, line) in candidates {
+        if events.len() == wanted {
+            break;
+        }
+        let file = files[i];
+        // A conflict copy repeats its original's lines: open each event once.
+        if !seen.insert((file.owner.clone(), key.id.clone())) {
+            continue;
+        }
+        match chat.parse_line(&line, offset, file) {
+            Ok(event) => events.push(event),
+            Err(_) => failed = true,
+        }
+    }
+    (!(failed && capped && events.len() < wanted)).then_some(events)
+}
+
+/// The same, opening every line it meets: for a month where some lines did not open.
+fn newest_in_month_opening_all(
+    files: &[&logs::LogFile],
+    chat: &ChatReader,
+    before: Option<&EventKey>,
+    wanted: usize,
+) -> Vec<Event> {
+    let mut found = Vec::new();
+    for file in files {
+        let mut taken = 0;
+        found.extend(logs::scan_back(file, chat, |event| {
+            if before.is_some_and(|b| event.key() >= *b) {
+                return logs::Scan::Skip;
+            }
+            if taken == wanted {
+                return logs::Scan::Stop;
+            }
+            taken += 1;
+            logs::Scan::Take
+        }));
+    }
     found
 }
 

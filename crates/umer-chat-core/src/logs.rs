@@ -374,8 +374,22 @@ pub enum Scan {
 pub fn scan_back(
     file: &LogFile,
     chat: &ChatReader,
-    mut visit: impl FnMut(&Event) -> Scan,
+    visit: impl FnMut(&Event) -> Scan,
 ) -> Vec<Event> {
+    scan_back_with(
+        file,
+        |line, offset| parse_line(line, offset, file, chat).ok(),
+        visit,
+    )
+}
+
+/// [`scan_back`] with another reading of each line: `parse` gives what `visit` sees (and
+/// what is taken), or `None` to pass the line over.
+pub(crate) fn scan_back_with<T>(
+    file: &LogFile,
+    mut parse: impl FnMut(&[u8], u64) -> Option<T>,
+    mut visit: impl FnMut(&T) -> Scan,
+) -> Vec<T> {
     let mut taken = Vec::new();
     let Some(handle) = open_log(file, &mut Vec::new()) else {
         return taken;
@@ -430,13 +444,13 @@ pub fn scan_back(
                 None
             } else if carry.is_empty() {
                 let offset = start + line_start as u64;
-                visit_line(piece, offset, file, chat, &mut visit, &mut taken)
+                visit_line(piece, offset, &mut parse, &mut visit, &mut taken)
             } else if piece.len() + carry.len() <= MAX_LINE_BYTES {
                 let mut joined = piece.to_vec();
                 joined.extend_from_slice(&carry);
                 carry.clear();
                 let offset = start + line_start as u64;
-                visit_line(&joined, offset, file, chat, &mut visit, &mut taken)
+                visit_line(&joined, offset, &mut parse, &mut visit, &mut taken)
             } else {
                 carry.clear();
                 None
@@ -454,18 +468,17 @@ pub fn scan_back(
     taken
 }
 
-fn visit_line(
+fn visit_line<T>(
     line: &[u8],
     offset: u64,
-    file: &LogFile,
-    chat: &ChatReader,
-    visit: &mut impl FnMut(&Event) -> Scan,
-    taken: &mut Vec<Event>,
+    parse: &mut impl FnMut(&[u8], u64) -> Option<T>,
+    visit: &mut impl FnMut(&T) -> Scan,
+    taken: &mut Vec<T>,
 ) -> Option<Scan> {
     if line.is_empty() {
         return None;
     }
-    let event = parse_line(line, offset, file, chat).ok()?;
+    let event = parse(line, offset)?;
     let verdict = visit(&event);
     if matches!(verdict, Scan::Take) {
         taken.push(event);
