@@ -213,6 +213,16 @@ fn a_line_forged_in_bobs_name_is_shown_as_nobodys() {
     fresh.verify_user("alice", PASSWORD).unwrap();
     f.assert_only_genuine(&f.dm, &genuine_dm, &[(&fresh, "alice")]);
 
+    // Search opens the forged copy's body (it is bob's real ciphertext), but shows only
+    // what checks: the genuine message once, the unsigned line never.
+    let found = f.alice.search(&key("alice"), "dm from bob", 10).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].message.trust, Trust::Verified);
+    assert!(f
+        .bob
+        .search(&key("bob"), "password", 10)
+        .unwrap()
+        .is_empty());
     let reasons = reasons_for(&doctor(&f.alice), &log);
     assert!(
         matches!(

@@ -1,18 +1,20 @@
 //! Case-insensitive search over the messages of a user's own chats.
 //!
 //! Texts are encrypted in the folder, so search reads them through the chat's keys. Each
-//! log's checked, opened messages are kept in this process's memory (never on disk), and
-//! only what was appended since is read at the next search: the first search costs a full
-//! read of the user's chats, later ones follow only new messages.
+//! log's opened texts are kept in this process's memory (never on disk), and only what was
+//! appended since is read at the next search. Building the index opens bodies without
+//! checking signatures (the costly part); a line is checked in full, once, when a search
+//! first finds it, and shown only if it checks.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::logs;
 use crate::model::{ChatId, Event};
+use crate::reader::ChatReader;
 use crate::store::Store;
 use crate::username::UserKey;
 
@@ -25,7 +27,7 @@ pub struct SearchHit {
 /// The opened messages of log files, by path.
 #[derive(Default)]
 pub(crate) struct SearchIndex {
-    /// The keyring generation the entries were checked under.
+    /// The keyring generation the entries were read under.
     generation: u64,
     files: HashMap<PathBuf, IndexedFile>,
 }
@@ -35,13 +37,22 @@ struct IndexedFile {
     /// Bytes read so far (a line boundary).
     upto: u64,
     len: u64,
-    /// Each event with its lower-cased text.
-    events: Arc<Vec<(Event, String)>>,
+    entries: Arc<Vec<Entry>>,
+}
+
+/// One message as the index holds it: its text opened (lower-cased) but its signature not
+/// yet checked, which happens only when a search finds it.
+struct Entry {
+    lowered: String,
+    offset: u64,
+    len: usize,
+    /// The event once its line was checked in full; `None` inside when it did not check.
+    checked: OnceLock<Option<Event>>,
 }
 
 impl Store {
     /// Messages whose text contains `query` (ignoring case) in chats `user` belongs to,
-    /// newest first, at most `limit`.
+    /// newest first, at most `limit`. Only matching lines have their signatures checked.
     pub fn search(&self, user: &UserKey, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
         let query = query.trim().to_lowercase();
         if query.is_empty() {
@@ -55,10 +66,19 @@ impl Store {
             let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
             let reader = self.reader_for(user, chat)?;
             for file in &files {
-                for (event, lowered) in self.indexed(file, &reader).iter() {
-                    if lowered.contains(&query) {
-                        hits.push(event.clone());
-                    }
+                let entries = self.indexed(file, &reader);
+                let mut handle = None;
+                for entry in entries.iter().filter(|e| e.lowered.contains(&query)) {
+                    let checked = entry.checked.get_or_init(|| {
+                        let handle = handle.get_or_insert_with(|| fsio::open_regular(&file.path));
+                        let Ok(Some((handle, _))) = handle else {
+                            return None;
+                        };
+                        let mut line = vec![0; entry.len];
+                        fsio::read_exact_at(handle, &mut line, entry.offset).ok()?;
+                        logs::parse_line(&line, entry.offset, file, &reader).ok()
+                    });
+                    hits.extend(checked.clone());
                 }
             }
         }
@@ -87,15 +107,11 @@ impl Store {
         Ok(())
     }
 
-    /// The opened messages of `file`, read from where the index got to.
-    fn indexed(
-        &self,
-        file: &logs::LogFile,
-        reader: &crate::reader::ChatReader,
-    ) -> Arc<Vec<(Event, String)>> {
+    /// The opened texts of `file`, read from where the index got to.
+    fn indexed(&self, file: &logs::LogFile, reader: &ChatReader) -> Arc<Vec<Entry>> {
         let generation = self.keyring.generation();
         let stamp = fsio::stamp(&file.path);
-        let (start, mut events) = {
+        let (start, known) = {
             let mut index = self.search_index.lock().expect("search index");
             if index.generation != generation {
                 *index = SearchIndex {
@@ -105,40 +121,66 @@ impl Store {
             }
             match index.files.get(&file.path) {
                 Some(known) if known.stamp == stamp && known.len == file.len => {
-                    return known.events.clone();
+                    return known.entries.clone();
                 }
                 // Appended to since: read only the new part. A replaced or shrunk file is
                 // read again from its start.
-                Some(known)
-                    if file.len > known.len
-                        && known.stamp.is_some()
-                        && same_file(known.stamp, stamp) =>
-                {
-                    (known.upto, known.events.as_ref().clone())
+                Some(known) if file.len > known.len && same_file(known.stamp, stamp) => {
+                    (known.upto, Some(known.entries.clone()))
                 }
-                _ => (0, Vec::new()),
+                _ => (0, None),
             }
         };
-        let (new, upto) = logs::read_range(file, reader, start, &mut Vec::new());
-        events.extend(new.into_iter().map(|event| {
-            let lowered = event.text.as_deref().unwrap_or("").to_lowercase();
-            (event, lowered)
-        }));
-        let events = Arc::new(events);
-        self.search_index
-            .lock()
-            .expect("search index")
-            .files
-            .insert(
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut upto = start;
+        if let Ok(Some((handle, _))) = fsio::open_regular(&file.path) {
+            let read = logs::for_each_line(&handle, start, file.len, |offset, line| {
+                let logs::Line::Complete(line) = line else {
+                    return;
+                };
+                if let Some(text) = reader.peek_text(line, offset, file) {
+                    entries.push(Entry {
+                        lowered: text.to_lowercase(),
+                        offset,
+                        len: line.len(),
+                        checked: OnceLock::new(),
+                    });
+                }
+            });
+            upto = read.unwrap_or(start);
+        }
+        let entries = match known {
+            Some(known) if !known.is_empty() => {
+                // Earlier entries keep what their searches already checked.
+                let mut all: Vec<Entry> = known
+                    .iter()
+                    .map(|e| Entry {
+                        lowered: e.lowered.clone(),
+                        offset: e.offset,
+                        len: e.len,
+                        checked: e.checked.clone(),
+                    })
+                    .collect();
+                all.extend(entries);
+                all
+            }
+            _ => entries,
+        };
+        let entries = Arc::new(entries);
+        let mut index = self.search_index.lock().expect("search index");
+        // A sign-out or a key change while this was read: keep nothing of it.
+        if index.generation == generation && self.keyring.generation() == generation {
+            index.files.insert(
                 file.path.clone(),
                 IndexedFile {
                     stamp,
                     upto,
                     len: file.len,
-                    events: events.clone(),
+                    entries: entries.clone(),
                 },
             );
-        events
+        }
+        entries
     }
 }
 

@@ -96,7 +96,7 @@ impl Store {
     pub fn sign_out(&self, user: &UserKey) {
         self.keyring.lock(user);
         self.keyring.bump(); // a search still filling the index keeps nothing it read
-        // What was opened for them is no business of whoever signs in next.
+                             // What was opened for them is no business of whoever signs in next.
         *self.search_index.lock().expect("search index") = Default::default();
         self.opened_names.lock().expect("opened names").clear();
     }
