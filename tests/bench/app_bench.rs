@@ -104,6 +104,7 @@ fn build_history(root: &Path, n: usize) -> History {
                 text: Some(text),
                 image: None,
                 trust: Default::default(),
+                image_size: None,
             };
             seqs[u] += 1;
             event

@@ -879,3 +879,57 @@ fn the_format_2_example_reads_and_verifies() {
     assert_nowhere(dir.path(), b"Weekend hike", 12, "the group's name");
     assert_nowhere(dir.path(), b"Bringing the map", 16, "a DM text");
 }
+
+#[test]
+fn image_sizes_travel_sealed_and_thumbnails_are_cached_sealed() {
+    let f = Folder::new();
+    let mut png = Vec::new();
+    image::RgbImage::from_fn(1600, 900, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, 9])
+    })
+    .write_to(&mut std::io::Cursor::new(&mut png), ImageFormat::Png)
+    .unwrap();
+    let name = f.alice.save_image(&key("alice"), &f.dm, &png).unwrap();
+    f.alice
+        .append_message(&key("alice"), &f.dm, None, Some(&name))
+        .unwrap();
+    // Bob's device reads the size from the sealed body: a list can lay the image out
+    // before loading it.
+    let event = f
+        .bob
+        .all_messages(&key("bob"), &f.dm)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.image.is_some())
+        .unwrap();
+    assert_eq!(event.image_size, Some([1600, 900]));
+
+    let cache = temp_dir();
+    let (mime, thumb) = f
+        .bob
+        .image_thumbnail(&key("bob"), &f.dm, &name, 640, cache.path())
+        .unwrap();
+    assert_eq!(mime, "image/jpeg");
+    let shown = image::load_from_memory(&thumb).unwrap();
+    assert_eq!((shown.width(), shown.height()), (640, 360));
+    // Kept in the cache, sealed: its bytes are not the thumbnail.
+    let cached = files_under(cache.path());
+    assert_eq!(cached.len(), 1);
+    let stored = fs::read(&cached[0]).unwrap();
+    assert!(!stored
+        .windows(64)
+        .any(|w| w == &thumb[thumb.len() / 2..thumb.len() / 2 + 64]));
+    // Served from the cache next time (same bytes), and to members only.
+    let again = f
+        .bob
+        .image_thumbnail(&key("bob"), &f.dm, &name, 640, cache.path())
+        .unwrap();
+    assert_eq!(again.1, thumb);
+    assert_eq!(
+        f.mallory
+            .image_thumbnail(&key("mallory"), &f.dm, &name, 640, cache.path())
+            .unwrap_err()
+            .code(),
+        "not_a_member"
+    );
+}

@@ -88,6 +88,7 @@ pub fn message(
         text: Some(text.to_string()),
         image: None,
         trust: Default::default(),
+        image_size: None,
     }
 }
 

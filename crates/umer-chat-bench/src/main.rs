@@ -96,6 +96,7 @@ fn event(
         text: Some(text),
         image: None,
         trust: Default::default(),
+        image_size: None,
     }
 }
 

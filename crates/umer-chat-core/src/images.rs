@@ -2,6 +2,7 @@
 
 use std::fs;
 use std::io::Cursor;
+use std::path::Path;
 
 use base64::Engine;
 use image::codecs::jpeg::JpegEncoder;
@@ -14,6 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::fsio;
+use crate::model::ChatId;
 use crate::password::hex_lower;
 use crate::store::Store;
 use crate::username::UserKey;
@@ -203,6 +205,7 @@ impl Store {
     ) -> Result<String> {
         let prepared = prepare_image(bytes, size)?;
         let bytes = prepared.as_slice();
+        let dims = image_dimensions(bytes);
         let identity = self.keyring.require_identity(user)?;
         let chat = self.member_chat(user, chat)?;
         let reader = self.reader_for(user, chat.clone())?;
@@ -215,7 +218,63 @@ impl Store {
             // all: the name fixes the content, so replacing it cannot lose anything.
             self.write_atomic(&path, &sealed)?;
         }
+        if let Some(dims) = dims {
+            self.image_sizes
+                .lock()
+                .expect("image sizes")
+                .insert(name.clone(), dims);
+        }
         Ok(name)
+    }
+
+    /// Width and height of image `name` of `chat`, for the message that shows it: known when
+    /// this process saved it, else read from the image's header (opened with the chat's key).
+    pub(crate) fn image_size(&self, user: &UserKey, chat: &ChatId, name: &str) -> Option<[u32; 2]> {
+        if let Some(dims) = self.image_sizes.lock().expect("image sizes").get(name) {
+            return Some(*dims);
+        }
+        let (_, bytes) = self.image_bytes(user, chat.as_str(), name).ok()?;
+        image_dimensions(&bytes)
+    }
+
+    /// A thumbnail of image `name` of `chat` whose long side is at most `max_side` pixels,
+    /// for a chat's list: made once, then kept in `cache_dir` (the app's local cache, never
+    /// the shared folder), sealed with the chat's key like the image itself.
+    pub fn image_thumbnail(
+        &self,
+        user: &UserKey,
+        chat: &str,
+        name: &str,
+        max_side: u32,
+        cache_dir: &Path,
+    ) -> Result<(&'static str, Vec<u8>)> {
+        let record = self.member_chat(user, chat)?;
+        if !is_image_name(name) {
+            return Err(Error::InvalidArgument(format!(
+                "{name:?} is not an image name."
+            )));
+        }
+        let max_side = max_side.clamp(16, MAX_THUMBNAIL_SIDE);
+        let reader = self.reader_for(user, record.clone())?;
+        let cached = cache_dir.join(format!("{name}.{max_side}.thumb"));
+        if let Ok(Some(sealed)) = fsio::read_capped(&cached, MAX_SEALED_IMAGE_BYTES) {
+            let opened = crypto::image_kid(&sealed)
+                .and_then(|kid| reader.content_keys().get(&kid))
+                .and_then(|key| key.open_image(&record.id, &sealed));
+            if let Some((_, _, mime)) = opened.as_deref().and_then(sniff) {
+                return Ok((mime, opened.expect("checked")));
+            }
+        }
+        let (_, full) = self.image_bytes(user, chat, name)?;
+        let (mime, thumb) = make_thumbnail(&full, max_side)?;
+        // A cache that cannot be written only costs making the thumbnail again.
+        let key = reader.content_keys().values().next().cloned();
+        if let Some(key) = key {
+            if std::fs::create_dir_all(cache_dir).is_ok() {
+                let _ = fsio::write_atomic(&cached, &key.seal_image(&record.id, &thumb));
+            }
+        }
+        Ok((mime, thumb))
     }
 
     fn image_is_intact(&self, name: &str) -> bool {
@@ -291,6 +350,53 @@ impl Store {
         let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
         Ok(format!("data:{mime};base64,{b64}"))
     }
+}
+
+/// Thumbnails are for a chat's list: 640 px at most on the long side, times a device pixel
+/// ratio of up to 2.
+pub const MAX_THUMBNAIL_SIDE: u32 = 1280;
+
+/// Width and height from an image's header, without decoding its pixels.
+pub fn image_dimensions(bytes: &[u8]) -> Option<[u32; 2]> {
+    let (format, _, _) = sniff(bytes)?;
+    let (w, h) = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .ok()?;
+    Some([w, h])
+}
+
+/// A JPEG (PNG when it has transparency) of `bytes` scaled to fit `max_side`, and its type.
+/// Animated images give their first frame.
+pub fn make_thumbnail(bytes: &[u8], max_side: u32) -> Result<(&'static str, Vec<u8>)> {
+    let kind = validate_image(bytes)?;
+    let (format, _, _) = sniff(bytes).expect("validated");
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(decode_limits());
+    let picture = reader.decode().map_err(|e| Error::UnsupportedImage {
+        reason: format!("the {} data is damaged or truncated ({e})", kind.ext),
+    })?;
+    let picture = if picture.width().max(picture.height()) > max_side {
+        picture.resize(max_side, max_side, FilterType::Triangle)
+    } else {
+        picture
+    };
+    let mut out = Vec::new();
+    let (mime, written) = if picture.color().has_alpha() {
+        (
+            "image/png",
+            picture.write_with_encoder(PngEncoder::new(&mut out)),
+        )
+    } else {
+        let encoder = JpegEncoder::new_with_quality(&mut out, 80);
+        (
+            "image/jpeg",
+            DynamicImage::ImageRgb8(picture.to_rgb8()).write_with_encoder(encoder),
+        )
+    };
+    written.map_err(|e| Error::UnsupportedImage {
+        reason: format!("its thumbnail could not be made ({e})"),
+    })?;
+    Ok((mime, out))
 }
 
 /// A sealed image is the image plus 52 bytes of header and tag.

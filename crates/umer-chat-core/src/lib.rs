@@ -35,8 +35,8 @@ pub use config::{default_data_dir, resolve_data_dir, LocalConfig};
 pub use contacts::{ContactKeys, VerifyReport};
 pub use error::{Error, Result};
 pub use images::{
-    is_image_name, prepare_image, validate_image, ImageType, PhotoSize, MAX_IMAGE_BYTES,
-    MAX_IMAGE_SIDE, MAX_SENT_SIDE,
+    image_dimensions, is_image_name, make_thumbnail, prepare_image, validate_image, ImageType,
+    PhotoSize, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, MAX_SENT_SIDE, MAX_THUMBNAIL_SIDE,
 };
 pub use keys::Trust;
 pub use logs::LogCursor;

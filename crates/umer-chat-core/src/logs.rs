@@ -627,6 +627,7 @@ mod tests {
             text: Some(text.into()),
             image: None,
             trust: Default::default(),
+            image_size: None,
         }
     }
 

@@ -80,6 +80,7 @@ impl Store {
         let body = Body {
             text: text.map(str::to_string),
             image: image.map(str::to_string),
+            size: image.and_then(|name| self.image_size(user, &chat.id, name)),
         };
         let (event, line) = seal_event(&identity, &key, &chat.id, self.device(), seq, ts, body);
         log.append_line(&line, &path)?;
@@ -155,6 +156,7 @@ impl Store {
         let body = Body {
             text: event.text.clone(),
             image: event.image.clone(),
+            size: event.image_size,
         };
         Ok(seal_event(
             &identity,
@@ -262,6 +264,7 @@ fn seal_event(
         text: body.text,
         image: body.image,
         trust: Trust::Verified,
+        image_size: body.size,
     };
     (event, line)
 }

@@ -299,6 +299,9 @@ pub struct Event {
     /// How far this device trusts who wrote it; not stored, decided on reading.
     #[serde(skip)]
     pub trust: crate::keys::Trust,
+    /// The image's width and height, when its sender said (format 2, inside the sealed body).
+    #[serde(skip)]
+    pub image_size: Option<[u32; 2]>,
 }
 
 pub const MESSAGE_EVENT: &str = "message";

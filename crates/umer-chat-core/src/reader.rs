@@ -40,6 +40,9 @@ pub struct Body {
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The image's width and height in pixels, so a reader can lay it out before loading it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<[u32; 2]>,
 }
 
 /// A format-2 line: `{"v":2,"id":…,"event":{…},"sig":…}`.
@@ -395,6 +398,7 @@ impl ChatReader {
             text: None,
             image: None,
             trust,
+            image_size: None,
         };
         if self.reader.is_none() {
             return Ok(out); // checking signatures only: the body stays sealed
@@ -414,6 +418,12 @@ impl ChatReader {
             .map_err(|e| SkipReason::Unparseable(format!("its body: {e}")))?;
         out.text = body.text;
         out.image = body.image;
+        // Sizes a sender could not have sent are dropped, never trusted for layout.
+        out.image_size = body.size.filter(|[w, h]| {
+            out.image.is_some()
+                && (1..=crate::MAX_IMAGE_SIDE).contains(w)
+                && (1..=crate::MAX_IMAGE_SIDE).contains(h)
+        });
         out.check(now_ms()).map_err(SkipReason::Invalid)?;
         Ok(out)
     }

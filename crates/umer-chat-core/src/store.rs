@@ -33,6 +33,8 @@ pub struct Store {
     pub(crate) opened_names: Mutex<HashMap<ChatId, String>>,
     /// Opened messages for search, in memory only.
     pub(crate) search_index: Mutex<crate::search::SearchIndex>,
+    /// Width and height of images this process saved, for the messages that send them.
+    pub(crate) image_sizes: Mutex<HashMap<String, [u32; 2]>>,
 }
 
 impl Store {
@@ -49,6 +51,7 @@ impl Store {
             keyring: Arc::new(Keyring::new(&root)),
             opened_names: Mutex::new(HashMap::new()),
             search_index: Mutex::new(Default::default()),
+            image_sizes: Mutex::new(HashMap::new()),
         };
         for dir in ["users", "chats", "images", "reads"] {
             fsio::ensure_dir_within(&store.root, &store.root.join(dir))?;
