@@ -8,6 +8,7 @@ mod fuzz;
 mod hostile;
 mod merge;
 mod os_users;
+mod photos;
 mod store;
 mod sync;
 mod trust;

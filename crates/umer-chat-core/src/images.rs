@@ -23,7 +23,9 @@ use crate::username::UserKey;
 pub const MAX_IMAGE_BYTES: usize = 10 * 1024 * 1024;
 /// Bounds the decoded size, so a small file cannot expand into gigabytes of pixels.
 pub const MAX_IMAGE_SIDE: u32 = 12_000;
-const MAX_DECODE_ALLOC: u64 = 512 * 1024 * 1024;
+/// What decoding one image may allocate: a 50-megapixel phone photo needs 150 MB; a small
+/// file that claims 12,000 × 12,000 pixels (432 MB) is refused before it is decoded.
+const MAX_DECODE_ALLOC: u64 = 256 * 1024 * 1024;
 
 /// The formats we accept, recognised by their first bytes, never by a file name.
 fn sniff(bytes: &[u8]) -> Option<(ImageFormat, &'static str, &'static str)> {
@@ -101,10 +103,21 @@ pub fn validate_image(bytes: &[u8]) -> Result<ImageType> {
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(decode_limits());
-    reader.decode().map_err(|e| Error::UnsupportedImage {
-        reason: format!("the {ext} data is damaged or truncated ({e})"),
-    })?;
+    reader.decode().map_err(|e| decode_error(ext, e))?;
     Ok(ImageType { ext, mime })
+}
+
+/// Why an image could not be decoded, in words a person can act on.
+fn decode_error(ext: &str, e: image::ImageError) -> Error {
+    Error::UnsupportedImage {
+        reason: match e {
+            image::ImageError::Limits(_) => format!(
+                "decoding it would take more than {} MiB of memory; send a smaller {ext}",
+                MAX_DECODE_ALLOC >> 20
+            ),
+            e => format!("the {ext} data is damaged or truncated ({e})"),
+        },
+    }
 }
 
 /// How large a sent photo is stored.
@@ -133,9 +146,7 @@ pub fn prepare_image(bytes: &[u8], size: PhotoSize) -> Result<Vec<u8>> {
         return Ok(bytes.to_vec());
     }
     let (format, _, _) = sniff(bytes).expect("validated");
-    let damaged = |e: image::ImageError| Error::UnsupportedImage {
-        reason: format!("the {} data is damaged or truncated ({e})", kind.ext),
-    };
+    let damaged = |e: image::ImageError| decode_error(kind.ext, e);
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(decode_limits());
     let mut decoder = reader.into_decoder().map_err(damaged)?;
@@ -372,9 +383,7 @@ pub fn make_thumbnail(bytes: &[u8], max_side: u32) -> Result<(&'static str, Vec<
     let (format, _, _) = sniff(bytes).expect("validated");
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(decode_limits());
-    let picture = reader.decode().map_err(|e| Error::UnsupportedImage {
-        reason: format!("the {} data is damaged or truncated ({e})", kind.ext),
-    })?;
+    let picture = reader.decode().map_err(|e| decode_error(kind.ext, e))?;
     let picture = if picture.width().max(picture.height()) > max_side {
         picture.resize(max_side, max_side, FilterType::Triangle)
     } else {
