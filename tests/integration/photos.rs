@@ -103,6 +103,29 @@ fn a_sent_phone_photo_arrives_upright_without_exif_or_gps() {
 }
 
 #[test]
+fn png_text_chunks_go_and_transparency_and_depth_stay() {
+    let picture = image::ImageBuffer::<Rgba<u16>, _>::from_fn(20, 10, |x, _| {
+        Rgba([65535, 0, 0, if x < 10 { 0 } else { 65535 }])
+    });
+    let mut png = encode(DynamicImage::ImageRgba16(picture), ImageFormat::Png);
+    // A tEXt chunk before IEND, as cameras and editors write them.
+    let iend = png.len() - 12;
+    let text = b"Location\0Home, 12 Secret Street";
+    let mut chunk = (text.len() as u32).to_be_bytes().to_vec();
+    chunk.extend_from_slice(b"tEXt");
+    chunk.extend_from_slice(text);
+    let crc = crc32(&chunk[4..]);
+    chunk.extend_from_slice(&crc.to_be_bytes());
+    png.splice(iend..iend, chunk);
+    assert_eq!(umer_chat_core::validate_image(&png).unwrap().ext, "png");
+    let stored = prepare_image(&png, PhotoSize::Scaled).unwrap();
+    assert!(!contains(&stored, b"Secret Street"));
+    let back = image::load_from_memory(&stored).unwrap();
+    assert_eq!(back.color(), image::ColorType::Rgba16);
+    assert_eq!(back.to_rgba16().get_pixel(0, 0)[3], 0);
+}
+
+#[test]
 fn original_quality_keeps_every_pixel_but_not_the_metadata() {
     let (_dir, store, dm) = dm();
     let photo = phone_photo(3000, 2000, 1);

@@ -148,12 +148,7 @@ impl ChatReader {
             }
             match self.chat.kind {
                 ChatKind::Dm => {
-                    let other = self
-                        .chat
-                        .members
-                        .iter()
-                        .find(|m| **m != me.user.key)
-                        .unwrap_or(&me.user.key);
+                    let other = self.other_member(&me.user.key);
                     for (public, _) in &self.sender(other).accepted {
                         if let Some(key) = me.keys.dm_key(&self.chat.id, public) {
                             keys.insert(key.kid(), key);
@@ -255,17 +250,17 @@ impl ChatReader {
             .ok_or_else(|| SkipReason::BadSignature(format!("it was not made with {signer}'s key")))
     }
 
+    /// The DM's member who is not `me`.
+    fn other_member<'a>(&'a self, me: &'a UserKey) -> &'a UserKey {
+        self.chat.members.iter().find(|m| *m != me).unwrap_or(me)
+    }
+
     /// The key to encrypt a new message of `sender` with, if the chat already has one.
     /// `Ok(None)` for a group that has no key yet (one from before format 2).
     pub(crate) fn sending_key(&self, sender: &Identity) -> crate::Result<Option<ContentKey>> {
         match self.chat.kind {
             ChatKind::Dm => {
-                let other = self
-                    .chat
-                    .members
-                    .iter()
-                    .find(|m| **m != sender.user.key)
-                    .unwrap_or(&sender.user.key);
+                let other = self.other_member(&sender.user.key);
                 let theirs = self.current_keys_of(other)?;
                 sender
                     .keys
