@@ -548,7 +548,8 @@ pub(crate) fn newest(
 
 /// The `wanted` newest events of one month's files, opening (signature check, decryption)
 /// only those: every file's newest lines are ordered by their keys first, which is cheap.
-/// `None` when a line failed to open and the month may hold more than its files gave.
+/// `None` when a line failed to open in a file that was not read to its start, which may
+/// hold more than it gave.
 fn newest_in_month(
     files: &[&logs::LogFile],
     chat: &ChatReader,
@@ -557,7 +558,7 @@ fn newest_in_month(
     found: &[Event],
 ) -> Option<Vec<Event>> {
     let mut candidates = Vec::new();
-    let mut capped = false;
+    let mut capped = vec![false; files.len()];
     for (i, file) in files.iter().enumerate() {
         let mut taken = 0;
         candidates.extend(logs::scan_back_with(
@@ -571,7 +572,7 @@ fn newest_in_month(
                     return logs::Scan::Skip;
                 }
                 if taken == wanted {
-                    capped = true;
+                    capped[i] = true;
                     return logs::Scan::Stop;
                 }
                 taken += 1;
@@ -585,22 +586,28 @@ fn newest_in_month(
         .map(|e| (e.sender.clone(), e.id.clone()))
         .collect();
     let mut events = Vec::new();
-    let mut failed = false;
     for (key, i, offset, line) in candidates {
         if events.len() == wanted {
             break;
         }
         let file = files[i];
-        // A conflict copy repeats its original's lines: open each event once.
-        if !seen.insert((file.owner.clone(), key.id.clone())) {
+        // A conflict copy repeats its original's lines: open each event once. Only an
+        // opened one counts, so a damaged copy cannot hide the genuine line with its key.
+        let sender_id = (file.owner.clone(), key.id.clone());
+        if seen.contains(&sender_id) {
             continue;
         }
         match chat.parse_line(&line, offset, file) {
-            Ok(event) => events.push(event),
-            Err(_) => failed = true,
+            Ok(event) => {
+                seen.insert(sender_id);
+                events.push(event);
+            }
+            // That file may hold more lines than it gave, newer than what others gave.
+            Err(_) if capped[i] => return None,
+            Err(_) => {}
         }
     }
-    (!(failed && capped && events.len() < wanted)).then_some(events)
+    Some(events)
 }
 
 /// The same, opening every line it meets: for a month where some lines did not open.
