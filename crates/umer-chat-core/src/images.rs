@@ -75,6 +75,16 @@ pub struct ImageType {
 
 /// Checks that `bytes` are a whole, decodable image within limits; gives its type.
 pub fn validate_image(bytes: &[u8]) -> Result<ImageType> {
+    let kind = check_header(bytes)?;
+    let (format, _, _) = sniff(bytes).expect("checked");
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(decode_limits());
+    reader.decode().map_err(|e| decode_error(kind.ext, e))?;
+    Ok(kind)
+}
+
+/// The checks that need no decoding: size, type by content, and dimensions from the header.
+fn check_header(bytes: &[u8]) -> Result<ImageType> {
     if bytes.len() > MAX_IMAGE_BYTES {
         return Err(Error::ImageTooLarge {
             len: bytes.len(),
@@ -101,9 +111,6 @@ pub fn validate_image(bytes: &[u8]) -> Result<ImageType> {
             max: MAX_IMAGE_SIDE,
         });
     }
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    reader.limits(decode_limits());
-    reader.decode().map_err(|e| decode_error(ext, e))?;
     Ok(ImageType { ext, mime })
 }
 
@@ -379,8 +386,9 @@ pub fn image_dimensions(bytes: &[u8]) -> Option<[u32; 2]> {
 /// A JPEG (PNG when it has transparency) of `bytes` scaled to fit `max_side`, and its type.
 /// Animated images give their first frame.
 pub fn make_thumbnail(bytes: &[u8], max_side: u32) -> Result<(&'static str, Vec<u8>)> {
-    let kind = validate_image(bytes)?;
-    let (format, _, _) = sniff(bytes).expect("validated");
+    // The checks of `validate_image` short of its full decode: the decode below is the one.
+    let kind = check_header(bytes)?;
+    let (format, _, _) = sniff(bytes).expect("checked");
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(decode_limits());
     let picture = reader.decode().map_err(|e| decode_error(kind.ext, e))?;
