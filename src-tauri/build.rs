@@ -13,7 +13,7 @@ const COMMANDS: &[&str] = &[
     "send_text",
     "send_image",
     "choose_image",
-    "image_data",
+    "preview_image",
     "poll",
     "mark_read",
     "search",

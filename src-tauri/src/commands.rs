@@ -7,11 +7,13 @@ use std::path::PathBuf;
 use base64::Engine;
 use tauri::{AppHandle, Runtime, State};
 use umer_chat_core::{
-    ChatListWatch, EventKey, LogCursor, Store, User, Username, MAX_IMAGE_BYTES, PAGE_SIZE,
+    ChatListWatch, EventKey, LogCursor, PhotoSize, Store, User, Username, MAX_IMAGE_BYTES,
+    PAGE_SIZE,
 };
 
 use crate::dto::*;
 use crate::error::{CommandError, CommandResult};
+use crate::image_scheme::PREVIEW_SIDE;
 use crate::state::AppState;
 
 const SEARCH_LIMIT: usize = 50;
@@ -29,10 +31,12 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn session_dto(state: &AppState) -> Option<SessionDto> {
-    state.user().map(|user| SessionDto {
+    let user = state.user()?;
+    Some(SessionDto {
         username: user.name.to_string(),
         data_folder: state.data_folder().display().to_string(),
         recovery_key: None,
+        image_token: state.image_token()?,
     })
 }
 
@@ -242,21 +246,18 @@ pub async fn send_image(
     chat_id: String,
     data_base64: String,
     text: Option<String>,
+    original: Option<bool>,
 ) -> CommandResult<MessageDto> {
     let (store, user) = state.signed_in()?;
-    // Refuse before decoding: base64 is 4/3 of the bytes.
-    if data_base64.len() / 4 * 3 > MAX_IMAGE_BYTES + 3 {
-        return Err(umer_chat_core::Error::ImageTooLarge {
-            len: data_base64.len() / 4 * 3,
-            max: MAX_IMAGE_BYTES,
-        }
-        .into());
-    }
+    check_base64_len(&data_base64)?;
+    let size = if original == Some(true) {
+        PhotoSize::Original
+    } else {
+        PhotoSize::Scaled
+    };
     blocking(move || {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(data_base64.trim())
-            .map_err(|_| CommandError::invalid("The image data is not valid base64."))?;
-        let image = store.save_image(&user.key, &chat_id, &bytes)?;
+        let bytes = decode_base64(&data_base64)?;
+        let image = store.save_image_sized(&user.key, &chat_id, &bytes, size)?;
         let event = store.append_message(&user.key, &chat_id, text.as_deref(), Some(&image))?;
         Ok(Names::new(&store, &user.key).message(&event))
     })
@@ -289,33 +290,69 @@ pub async fn choose_image<R: Runtime>(
             CommandError::invalid(format!("Could not read {}: {e}", path.display()))
         })?;
         let kind = umer_chat_core::validate_image(&bytes)?;
-        Ok(Some(PickedImageDto {
+        let preview = umer_chat_core::make_thumbnail(&bytes, PREVIEW_SIDE).ok();
+        Ok(Some((kind, path, bytes, preview)))
+    })
+    .await?
+    .map(|(kind, path, bytes, preview)| {
+        let preview = match preview {
+            Some((mime, thumb)) => Some(keep_preview(&state, mime, thumb)?),
+            None => None,
+        };
+        Ok(PickedImageDto {
             name: path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| format!("image.{}", kind.ext)),
             mime: kind.mime,
             data_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
-        }))
+            preview,
+        })
     })
-    .await
+    .transpose()
 }
 
+/// Keeps a small preview of an image attached in the composer for this session; gives the
+/// `umer-image:` path that serves it. The bytes are only validated and scaled here; what
+/// is sent is decided by `send_image`.
 #[tauri::command]
-pub async fn image_data(state: State<'_, AppState>, image: String) -> CommandResult<String> {
-    let (store, user) = state.signed_in()?;
-    if !umer_chat_core::is_image_name(&image) {
-        return Err(CommandError::invalid(format!(
-            "{image:?} is not an image name."
-        )));
+pub async fn preview_image(
+    state: State<'_, AppState>,
+    data_base64: String,
+) -> CommandResult<String> {
+    state.signed_in()?;
+    check_base64_len(&data_base64)?;
+    let (mime, thumb) = blocking(move || {
+        let bytes = decode_base64(&data_base64)?;
+        Ok(umer_chat_core::make_thumbnail(&bytes, PREVIEW_SIDE)?)
+    })
+    .await?;
+    keep_preview(&state, mime, thumb)
+}
+
+fn keep_preview(state: &AppState, mime: &'static str, thumb: Vec<u8>) -> CommandResult<String> {
+    state
+        .add_preview(mime, thumb)
+        .map(|token| format!("preview/{token}"))
+        .ok_or_else(CommandError::not_signed_in)
+}
+
+/// Refuses base64 too long for an image before decoding it: base64 is 4/3 of the bytes.
+fn check_base64_len(data_base64: &str) -> CommandResult<()> {
+    if data_base64.len() / 4 * 3 > MAX_IMAGE_BYTES + 3 {
+        return Err(umer_chat_core::Error::ImageTooLarge {
+            len: data_base64.len() / 4 * 3,
+            max: MAX_IMAGE_BYTES,
+        }
+        .into());
     }
-    let chat = state
-        .chat_showing_image(&image)
-        .ok_or_else(|| CommandError {
-            code: "not_a_member",
-            message: "This image is not in any of your chats.".into(),
-        })?;
-    blocking(move || Ok(store.image_to_data_url(&user.key, &chat, &image)?)).await
+    Ok(())
+}
+
+fn decode_base64(data_base64: &str) -> CommandResult<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(data_base64.trim())
+        .map_err(|_| CommandError::invalid("The image data is not valid base64."))
 }
 
 #[tauri::command]

@@ -15,6 +15,8 @@ pub struct SessionDto {
     /// Only in the answer to the sign-up or login that made the user's keys: the recovery
     /// key, for the UI to show once. `null` everywhere else.
     pub recovery_key: Option<String>,
+    /// The first part of this session's image URLs (the `umer-image:` scheme).
+    pub image_token: String,
 }
 
 /// Another user as the chat list names them: the key to pass to commands, the name to show.
@@ -115,6 +117,9 @@ pub struct MessageDto {
     pub seq: u64,
     pub text: Option<String>,
     pub image: Option<String>,
+    /// The image's size in pixels, known before it loads (None for older messages).
+    pub image_width: Option<u32>,
+    pub image_height: Option<u32>,
     pub trust: TrustDto,
 }
 
@@ -155,6 +160,8 @@ pub struct PickedImageDto {
     pub name: String,
     pub mime: &'static str,
     pub data_base64: String,
+    /// The `umer-image:` path of a small preview, when one could be made.
+    pub preview: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -209,6 +216,8 @@ impl<'a> Names<'a> {
             seq: event.seq,
             text: event.text.clone(),
             image: event.image.clone(),
+            image_width: event.image_size.map(|[w, _]| w),
+            image_height: event.image_size.map(|[_, h]| h),
             trust: event.trust.into(),
         }
     }

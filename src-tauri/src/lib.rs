@@ -6,6 +6,7 @@
 mod commands;
 mod dto;
 mod error;
+pub mod image_scheme;
 mod state;
 
 use tauri::{Manager, Runtime};
@@ -32,7 +33,7 @@ macro_rules! app_commands {
             $crate::commands::send_text,
             $crate::commands::send_image,
             $crate::commands::choose_image,
-            $crate::commands::image_data,
+            $crate::commands::preview_image,
             $crate::commands::poll,
             $crate::commands::mark_read,
             $crate::commands::search,
@@ -55,6 +56,37 @@ pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     builder
         .plugin(tauri_plugin_dialog::init())
         .invoke_handler(app_commands!())
+        .register_asynchronous_uri_scheme_protocol(
+            image_scheme::SCHEME,
+            |ctx, request, responder| {
+                // Decrypting and scaling take a while: never on the main thread, and a few at a
+                // time (a photo decodes to tens of megabytes; a chat asks for dozens at once).
+                let app = ctx.app_handle().clone();
+                tauri::async_runtime::spawn(async move {
+                    let _turn = image_scheme::WORKERS.acquire().await;
+                    let response = tauri::async_runtime::spawn_blocking(move || {
+                        match app.try_state::<AppState>() {
+                            Some(state) => {
+                                image_scheme::serve(&state, &thumbnail_dir(&app), &request)
+                            }
+                            None => image_scheme::unavailable(),
+                        }
+                    })
+                    .await
+                    .unwrap_or_else(|_| image_scheme::unavailable());
+                    responder.respond(response);
+                });
+            },
+        )
+}
+
+/// Where thumbnails are cached: `<app cache>/thumbnails`, local to this device (sealed
+/// with each chat's key, like the images in the shared folder).
+fn thumbnail_dir<R: Runtime>(app: &tauri::AppHandle<R>) -> std::path::PathBuf {
+    app.path()
+        .app_cache_dir()
+        .unwrap_or_else(|_| std::env::temp_dir().join("umer-chat-cache"))
+        .join("thumbnails")
 }
 
 #[cfg_attr(mobile, tauri::mobile_entry_point)]

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use umer_chat_core::{config, ChatListWatch, LocalConfig, Store, User};
@@ -26,7 +27,12 @@ pub struct AppState {
     /// Why the app did not open the folder it was asked to, or could not move old data,
     /// for the UI to show once.
     startup_notice: Mutex<Option<String>>,
+    /// Numbers the composer's previews; never reset, so a URL is never reused.
+    next_preview: AtomicU64,
 }
+
+/// How many composer previews a session keeps (one per chat with a draft image).
+const MAX_PREVIEWS: usize = 16;
 
 struct Inner {
     config: LocalConfig,
@@ -39,9 +45,16 @@ pub struct Session {
     pub user: User,
     pub watch: ChatListWatch,
     /// Images of the messages this session was given, each with the chat it was shown in:
-    /// the only ones `image_data` serves, so a signed-in user cannot fetch an image of a
-    /// chat they are not in by its name. The chat's key opens the image.
+    /// the only ones the `umer-image:` scheme serves, and only for that chat, so a
+    /// signed-in user cannot fetch an image of a chat they are not in by its name. The
+    /// chat's key opens the image.
     pub shown_images: HashMap<String, String>,
+    /// Small previews of images attached in the composer (not sent yet), by token, oldest
+    /// first: served as `umer-image:` `/preview/<token>`.
+    pub previews: Vec<(String, &'static str, Vec<u8>)>,
+    /// Random, new at every sign-in, and the first part of every `umer-image:` path: a URL
+    /// of an earlier session (which WebKit may still hold in its cache) names no image now.
+    pub image_token: String,
 }
 
 impl AppState {
@@ -116,6 +129,7 @@ impl AppState {
             default_data_dir,
             legacy_data_dir,
             startup_notice: Mutex::new(notice),
+            next_preview: AtomicU64::new(1),
         })
     }
 
@@ -165,6 +179,8 @@ impl AppState {
             user,
             watch: ChatListWatch::default(),
             shown_images: HashMap::new(),
+            previews: Vec::new(),
+            image_token: umer_chat_core::model::new_event_id(),
         });
         true
     }
@@ -179,6 +195,11 @@ impl AppState {
 
     pub fn user(&self) -> Option<User> {
         self.lock().session.as_ref().map(|s| s.user.clone())
+    }
+
+    /// The session's `umer-image:` path prefix (see [`Session::image_token`]).
+    pub fn image_token(&self) -> Option<String> {
+        self.lock().session.as_ref().map(|s| s.image_token.clone())
     }
 
     /// Runs `f` with the session's chat-list watch (for polls).
@@ -210,6 +231,32 @@ impl AppState {
             .session
             .as_ref()
             .and_then(|s| s.shown_images.get(image).cloned())
+    }
+
+    /// Keeps a composer preview for the session; gives its token (`None` when signed out).
+    pub fn add_preview(&self, mime: &'static str, bytes: Vec<u8>) -> Option<String> {
+        let mut inner = self.lock();
+        let session = inner.session.as_mut()?;
+        let token = self
+            .next_preview
+            .fetch_add(1, Ordering::Relaxed)
+            .to_string();
+        if session.previews.len() >= MAX_PREVIEWS {
+            session.previews.remove(0);
+        }
+        session.previews.push((token.clone(), mime, bytes));
+        Some(token)
+    }
+
+    /// A composer preview of the session, by token.
+    pub fn preview(&self, token: &str) -> Option<(&'static str, Vec<u8>)> {
+        let inner = self.lock();
+        let session = inner.session.as_ref()?;
+        session
+            .previews
+            .iter()
+            .find(|(t, _, _)| t == token)
+            .map(|(_, mime, bytes)| (*mime, bytes.clone()))
     }
 
     /// Replaces the watch, e.g. after a full chat list was sent.

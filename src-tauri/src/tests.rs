@@ -78,6 +78,26 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("{cmd} {args} failed: {e}"))
     }
 
+    /// What the `umer-image:` scheme answers this app's window for `path` (and query),
+    /// under the current session's image token.
+    fn image(&self, path: &str) -> tauri::http::Response<Vec<u8>> {
+        let token = self.window.state::<AppState>().image_token();
+        self.image_as(token.as_deref().unwrap_or("signed-out"), path)
+    }
+
+    /// The same, under image token `token` (an old session's, say).
+    fn image_as(&self, token: &str, path: &str) -> tauri::http::Response<Vec<u8>> {
+        let request = tauri::http::Request::builder()
+            .uri(format!("umer-image://localhost/{token}/{path}"))
+            .body(Vec::new())
+            .unwrap();
+        crate::image_scheme::serve(
+            &self.window.state::<AppState>(),
+            &self._dirs.path().join("cache").join("thumbnails"),
+            &request,
+        )
+    }
+
     fn err_code(&self, cmd: &str, args: Value) -> String {
         let err = self
             .invoke(cmd, args.clone())
@@ -175,7 +195,7 @@ fn every_command_but_sign_in_requires_a_session() {
         ),
         ("poll", json!({ "chatId": null, "cursor": null })),
         ("search", json!({ "query": "hi" })),
-        ("image_data", json!({ "image": "x.png" })),
+        ("preview_image", json!({ "dataBase64": "AAAA" })),
         ("contact_keys", json!({ "other": "bob" })),
         ("trust_keys", json!({ "other": "bob" })),
         ("set_verified", json!({ "other": "bob", "verified": true })),
@@ -382,9 +402,16 @@ fn bad_input_gets_its_own_error_code() {
         "invalid_argument"
     );
     assert_eq!(
-        app.err_code("image_data", json!({ "image": "../users/alice.json" })),
+        app.err_code("preview_image", json!({ "dataBase64": "not base64!" })),
         "invalid_argument"
     );
+    assert_eq!(
+        app.err_code("preview_image", json!({ "dataBase64": svg })),
+        "unsupported_image"
+    );
+    let sneaky = app.image(&format!("{chat_id}/..%2Fusers%2Falice.json"));
+    assert_eq!(sneaky.status(), 404);
+    assert!(!sneaky.body().starts_with(b"{"), "no file is served");
     assert_eq!(
         app.err_code("poll", json!({ "chatId": chat_id, "cursor": "garbage" })),
         "invalid_argument"
@@ -649,6 +676,37 @@ fn a_planted_dm_record_is_ignored_and_the_user_is_told() {
     );
 }
 
+/// A JPEG photo of `width`×`height` with some detail, base64 for `send_image`.
+fn photo_base64(width: u32, height: u32) -> String {
+    use base64::Engine;
+    let picture = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x ^ y) % 256) as u8])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    picture
+        .write_to(&mut out, image::ImageFormat::Jpeg)
+        .unwrap();
+    base64::engine::general_purpose::STANDARD.encode(out.into_inner())
+}
+
+/// A refusal of the image scheme: its status, a short text, and no image bytes.
+fn assert_refused(response: &tauri::http::Response<Vec<u8>>, status: u16) {
+    assert_eq!(response.status(), status, "{:?}", response.body());
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert!(response.body().len() < 200);
+    assert!(std::str::from_utf8(response.body()).is_ok());
+}
+
+fn jpeg_size(bytes: &[u8]) -> (u32, u32) {
+    image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg)
+        .map(|i| (i.width(), i.height()))
+        .unwrap()
+}
+
 #[test]
 fn images_are_served_only_to_members_of_a_chat_that_shows_them() {
     // A valid 1×1 PNG.
@@ -665,49 +723,80 @@ fn images_are_served_only_to_members_of_a_chat_that_shows_them() {
         .as_str()
         .unwrap()
         .to_string();
+    let other_chat = alice.ok("create_dm", json!({ "other": "carol" }))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let sent = alice.ok(
         "send_image",
-        json!({ "chatId": chat_id, "dataBase64": PNG, "text": null }),
+        json!({ "chatId": chat_id, "dataBase64": photo_base64(1600, 1200), "text": null }),
     );
     let image = sent["image"].as_str().unwrap().to_string();
     assert_eq!(sent["trust"], "verified");
-    // What is stored is sealed with the chat's key: neither the PNG nor named after it.
+    assert_eq!(sent["imageWidth"], 1600);
+    assert_eq!(sent["imageHeight"], 1200);
+    // What is stored is sealed with the chat's key: neither the JPEG nor named after it.
     let stored = std::fs::read(folder.join("images").join(&image)).unwrap();
     assert!(
-        !stored.starts_with(b"\x89PNG"),
+        !stored.starts_with(&[0xFF, 0xD8]),
         "the image is stored encrypted"
     );
-    assert!(!image.ends_with(".png"), "{image}");
-    // It opens for the sender (re-encoded by the core, so no metadata reaches the folder).
-    assert!(alice
-        .ok("image_data", json!({ "image": image }))
-        .as_str()
+    assert!(image.ends_with(".enc"), "{image}");
+
+    // The sender's session was given the message: the full image and a thumbnail are served
+    // as bytes, with their type and a long private cache.
+    let full = alice.image(&format!("{chat_id}/{image}"));
+    assert_eq!(full.status(), 200);
+    assert_eq!(full.headers()["content-type"], "image/jpeg");
+    assert_eq!(
+        full.headers()["cache-control"],
+        "private, max-age=31536000, immutable"
+    );
+    assert_eq!(jpeg_size(full.body()), (1600, 1200));
+    let thumb = alice.image(&format!("{chat_id}/{image}?thumb=260"));
+    assert_eq!(thumb.status(), 200);
+    assert_eq!(thumb.headers()["content-type"], "image/jpeg");
+    assert_eq!(
+        thumb.headers()["cache-control"],
+        "private, max-age=31536000, immutable"
+    );
+    assert_eq!(jpeg_size(thumb.body()), (260, 195));
+    assert!(thumb.body().len() * 4 < full.body().len());
+    // Made once, cached sealed in the app's cache (never the shared folder): the second
+    // answer is the same, and the cached file is not a JPEG.
+    assert_eq!(
+        alice.image(&format!("{chat_id}/{image}?thumb=260")).body(),
+        thumb.body()
+    );
+    let cached: Vec<_> = std::fs::read_dir(alice._dirs.path().join("cache/thumbnails"))
         .unwrap()
-        .starts_with("data:image/png;base64,"));
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(cached.len(), 1);
+    assert!(!cached[0].starts_with(&[0xFF, 0xD8]));
+    assert_refused(&alice.image(&format!("{chat_id}/{image}?thumb=big")), 400);
+    // The right name in another chat of alice's, a name never shown, or a path that is no
+    // image name: refused.
+    assert_refused(&alice.image(&format!("{other_chat}/{image}")), 403);
+    let unknown = format!("{}.enc", "ab".repeat(32));
+    assert_refused(&alice.image(&format!("{chat_id}/{unknown}")), 403);
+    assert_refused(&alice.image(&format!("{chat_id}/users")), 404);
+    assert_refused(&alice.image(&image), 404);
+
     // Bob gets it once a message with it has reached him; carol, who is not in the DM and
     // knows the name, never does.
-    assert_eq!(
-        bob.err_code("image_data", json!({ "image": image })),
-        "not_a_member"
-    );
+    assert_refused(&bob.image(&format!("{chat_id}/{image}")), 403);
     bob.ok("open_chat", json!({ "chatId": chat_id }));
-    assert!(bob
-        .ok("image_data", json!({ "image": image }))
-        .as_str()
-        .unwrap()
-        .starts_with("data:image/png;base64,"));
-    assert_eq!(
-        carol.err_code("image_data", json!({ "image": image })),
-        "not_a_member"
-    );
+    let for_bob = bob.image(&format!("{chat_id}/{image}?thumb=100"));
+    assert_eq!(for_bob.status(), 200);
+    assert_eq!(jpeg_size(for_bob.body()), (100, 75));
+    assert_refused(&carol.image(&format!("{chat_id}/{image}")), 403);
+    assert_refused(&carol.image(&format!("{chat_id}/{image}?thumb=100")), 403);
     assert_eq!(
         carol.err_code("open_chat", json!({ "chatId": chat_id })),
         "not_a_member"
     );
-    assert_eq!(
-        carol.err_code("image_data", json!({ "image": image })),
-        "not_a_member"
-    );
+    assert_refused(&carol.image(&format!("{other_chat}/{image}")), 403);
     // Even the core, asked directly as carol for that chat, refuses: the key is the DM's.
     assert_eq!(
         carol
@@ -717,6 +806,21 @@ fn images_are_served_only_to_members_of_a_chat_that_shows_them() {
             .code(),
         "not_a_member"
     );
+    assert_eq!(
+        carol
+            .store()
+            .image_thumbnail(
+                &key("carol"),
+                &chat_id,
+                &image,
+                100,
+                &carol._dirs.path().join("cache")
+            )
+            .unwrap_err()
+            .code(),
+        "not_a_member"
+    );
+
     // A message polled or found by search is a message given to the session too.
     let page = bob.ok("open_chat", json!({ "chatId": chat_id }));
     let second = alice.ok(
@@ -725,21 +829,75 @@ fn images_are_served_only_to_members_of_a_chat_that_shows_them() {
     );
     let second_image = second["image"].as_str().unwrap().to_string();
     assert_ne!(second_image, image, "each sealing is fresh");
+    let second_path = format!("{chat_id}/{second_image}");
+    let old_token = bob.window.state::<AppState>().image_token().unwrap();
+    bob.ok("logout", json!({}));
+    // Signed out: nothing, not even what was shown before.
+    assert_refused(&bob.image(&format!("{chat_id}/{image}")), 403);
+    bob.ok("login", creds("bob"));
+    // A new session has a new image token: a URL of the old one (which WebKit may still
+    // hold in its cache) names nothing, even for an image shown again.
+    let new_token = bob.window.state::<AppState>().image_token().unwrap();
+    assert_ne!(new_token, old_token);
+    bob.ok("search", json!({ "query": "again" }));
+    assert_refused(&bob.image_as(&old_token, &second_path), 403);
     bob.ok("logout", json!({}));
     bob.ok("login", creds("bob"));
-    assert_eq!(
-        bob.err_code("image_data", json!({ "image": second_image })),
-        "not_a_member",
-        "signing out forgets what was shown"
-    );
+    assert_refused(&bob.image(&second_path), 403);
+    assert_refused(&bob.image(&format!("{chat_id}/{image}")), 403);
     bob.ok("search", json!({ "query": "again" }));
-    bob.ok("image_data", json!({ "image": second_image }));
+    let png = bob.image(&second_path);
+    assert_eq!(png.status(), 200);
+    assert_eq!(png.headers()["content-type"], "image/png");
     let polled = bob.ok(
         "poll",
         json!({ "chatId": chat_id, "cursor": page["pollCursor"] }),
     );
     assert_eq!(texts(&polled["messages"]), ["again"]);
-    bob.ok("image_data", json!({ "image": second_image }));
+    assert_eq!(bob.image(&second_path).status(), 200);
+}
+
+#[test]
+fn sending_in_original_quality_keeps_every_pixel_and_the_composer_gets_a_small_preview() {
+    let app = TestApp::new(None);
+    let _bob = TestApp::new(Some(&app.data_folder())).ok("signup", creds("bob"));
+    app.ok("signup", creds("alice"));
+    let chat_id = app.ok("create_dm", json!({ "other": "bob" }))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let big = photo_base64(3000, 2000);
+    let scaled = app.ok(
+        "send_image",
+        json!({ "chatId": chat_id, "dataBase64": big, "text": null }),
+    );
+    assert_eq!(
+        (&scaled["imageWidth"], &scaled["imageHeight"]),
+        (&json!(2560), &json!(1707))
+    );
+    let original = app.ok(
+        "send_image",
+        json!({ "chatId": chat_id, "dataBase64": big, "text": null, "original": true }),
+    );
+    assert_eq!(
+        (&original["imageWidth"], &original["imageHeight"]),
+        (&json!(3000), &json!(2000))
+    );
+    let full = app.image(&format!(
+        "{chat_id}/{}",
+        original["image"].as_str().unwrap()
+    ));
+    assert_eq!(jpeg_size(full.body()), (3000, 2000));
+
+    let preview = app.ok("preview_image", json!({ "dataBase64": big }));
+    let path = preview.as_str().unwrap();
+    assert!(path.starts_with("preview/"), "{path}");
+    let served = app.image(path);
+    assert_eq!(served.status(), 200);
+    assert_eq!(jpeg_size(served.body()), (320, 213));
+    assert_refused(&app.image("preview/999999"), 404);
+    app.ok("logout", json!({}));
+    assert_refused(&app.image(path), 403);
 }
 
 #[test]
@@ -1051,11 +1209,14 @@ fn history_from_before_signatures_is_marked_unsigned() {
         .find_map(|m| m["image"].as_str())
         .unwrap()
         .to_string();
-    assert!(alice
-        .ok("image_data", json!({ "image": image }))
-        .as_str()
-        .unwrap()
-        .starts_with("data:image/png;base64,"));
+    let served = alice.image(&format!("{group}/{image}"));
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert!(served.body().starts_with(b"\x89PNG"));
+    assert_eq!(
+        alice.image(&format!("{group}/{image}?thumb=64")).status(),
+        200
+    );
 
     // Once bob signs in, both can write, signed; the old lines stay marked as unsigned.
     let bob = TestApp::new(Some(data.path()));

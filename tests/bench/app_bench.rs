@@ -8,7 +8,8 @@
 //!
 //! It measures launch, log in to the open chat, idle CPU and memory of the app and its
 //! WebKit processes, and delivery between two instances on one folder. It only prints
-//! figures (a markdown table per size); it is never a test. `UMER_CHAT_APP_BIN` picks
+//! figures (a markdown table per size, and one for a chat of 24 phone photos: thumbnails
+//! shown cold and warm, memory before and after); it is never a test. `UMER_CHAT_APP_BIN` picks
 //! another app binary. Every process it starts is killed when it ends, also on a panic.
 
 #[allow(dead_code)] // the e2e tests use the rest of the client
@@ -43,6 +44,8 @@ const SETTLE: Duration = Duration::from_secs(10);
 const IDLE_WINDOW: Duration = Duration::from_secs(60);
 /// Set to try the bench out: 1k only, 10 s idle windows. Its figures are not the bench's.
 const QUICK_ENV: &str = "APP_BENCH_QUICK";
+/// Set to measure the photo chat only.
+const PHOTOS_ONLY_ENV: &str = "APP_BENCH_PHOTOS_ONLY";
 /// Memory is sampled this many idle windows in at 1k (over time), and one at the other sizes.
 const IDLE_WINDOWS_FIRST_SIZE: usize = 2;
 const DELIVERY_SAMPLES: usize = 5;
@@ -728,6 +731,348 @@ fn measure(
 }
 
 // ---------------------------------------------------------------------------------------
+// A chat of phone photos
+
+const PHOTOS: usize = 24;
+const PHOTO_SIZE: (u32, u32) = (4000, 3000);
+const PHOTO_SHOWN_WARM_TARGET: Duration = Duration::from_millis(500);
+const PHOTO_SHOWN_COLD_TARGET: Duration = Duration::from_secs(2);
+const PHOTO_PSS_TARGET_KB: u64 = 60 * 1024;
+
+/// CRC-32 (PNG chunks).
+fn crc32(parts: &[&[u8]]) -> u32 {
+    let mut crc = !0u32;
+    for part in parts {
+        for &byte in *part {
+            crc ^= byte as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+    }
+    !crc
+}
+
+/// A `width`×`height` PNG with a 16-colour palette, zlib with stored blocks: this crate
+/// has no image encoder, so the core makes the JPEG from it (see `phone_photo`).
+fn indexed_png(width: u32, height: u32, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let row_len = 1 + width.div_ceil(2) as usize;
+    let mut raw = Vec::with_capacity(row_len * height as usize);
+    for y in 0..height {
+        raw.push(0); // no filter
+        for pair in 0..width.div_ceil(2) {
+            let mut byte = 0u8;
+            for half in 0..2 {
+                let x = pair * 2 + half;
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let noise = (state % 3) as u32;
+                let index = ((x / 97 + y / 61 + x * y / 50_000 + noise + seed as u32) % 16) as u8;
+                byte |= index << (4 * (1 - half));
+            }
+            raw.push(byte);
+        }
+    }
+    let mut zlib = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        zlib.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        zlib.extend(len.to_le_bytes());
+        zlib.extend((!len).to_le_bytes());
+        zlib.extend(*block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in &raw {
+        a = (a + byte as u32) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    zlib.extend(((b << 16) | a).to_be_bytes());
+    let mut ihdr = Vec::new();
+    ihdr.extend(width.to_be_bytes());
+    ihdr.extend(height.to_be_bytes());
+    ihdr.extend([4, 3, 0, 0, 0]); // 4-bit indexed
+    let palette: Vec<u8> = (0..16u32)
+        .flat_map(|i| {
+            let i = i.wrapping_add(seed as u32 * 5) % 16;
+            [(40 + i * 13) as u8, (200 - i * 9) as u8, (90 + i * 7) as u8]
+        })
+        .collect();
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in [
+        (b"IHDR", &ihdr[..]),
+        (b"PLTE", &palette[..]),
+        (b"IDAT", &zlib[..]),
+        (b"IEND", &[][..]),
+    ] {
+        png.extend((data.len() as u32).to_be_bytes());
+        png.extend(kind);
+        png.extend(data);
+        png.extend(crc32(&[kind, data]).to_be_bytes());
+    }
+    png
+}
+
+/// A phone-sized JPEG: the core's own encoder, from a generated PNG (a "thumbnail" as
+/// large as the picture is the picture, re-encoded as a JPEG).
+fn phone_photo(seed: u64) -> Vec<u8> {
+    let png = indexed_png(PHOTO_SIZE.0, PHOTO_SIZE.1, seed);
+    let (mime, jpeg) = umer_chat_core::make_thumbnail(&png, PHOTO_SIZE.0.max(PHOTO_SIZE.1))
+        .expect("a JPEG of the generated picture");
+    assert_eq!(mime, "image/jpeg");
+    jpeg
+}
+
+/// `PHOTOS` distinct phone-sized JPEGs, sent by alice and bob into their DM through the
+/// core (scaled to 2560 px and stripped, as the app sends them). The last message is
+/// "photo 23". Gives the JPEGs' bytes in all.
+fn build_photo_chat(root: &Path) -> u64 {
+    let store = support::open_store(root);
+    let keys = support::sign_up(&store, &["alice", "bob"]);
+    let chat = store
+        .create_private_chat(&keys[0], "bob")
+        .expect("create the DM")
+        .id
+        .clone();
+    let mut bytes = 0;
+    for i in 0..PHOTOS {
+        let data = phone_photo(i as u64 + 1);
+        bytes += data.len() as u64;
+        let sender = &keys[i % 2];
+        let name = store
+            .save_image(sender, chat.as_str(), &data)
+            .expect("save the photo");
+        store
+            .append_message(
+                sender,
+                chat.as_str(),
+                Some(&format!("photo {i}")),
+                Some(&name),
+            )
+            .expect("send the photo");
+    }
+    bytes
+}
+
+/// Installed before the chat is clicked: when (performance.now()) the chat was clicked,
+/// and the first frame in which the last message shows and every thumbnail inside the
+/// message box has loaded; with how many thumbnails had loaded in all by then.
+const PHOTO_PROBE: &str = r#"
+const last = arguments[0];
+const $ = (id) => document.getElementById(id);
+const b = { pick: null, shown: null, loaded: null, inView: null };
+window.__photos = b;
+const inBox = (e, box) => {
+  const r = e.getBoundingClientRect(), o = box.getBoundingClientRect();
+  return r.height > 0 && r.bottom > o.top && r.top < o.bottom;
+};
+const ready = (img) => img.complete && img.naturalWidth > 0;
+function frame() {
+  const box = $('messages');
+  const texts = document.querySelectorAll('#messages .message .text');
+  const e = texts[texts.length - 1];
+  if (e && e.textContent === last && inBox(e, box)) {
+    const thumbs = Array.from(document.querySelectorAll('#messages img.thumb'));
+    const visible = thumbs.filter((t) => inBox(t, box));
+    if (visible.length > 0 && visible.every(ready)) {
+      b.shown = performance.now();
+      b.inView = visible.length;
+      b.loaded = thumbs.filter(ready).length;
+      return;
+    }
+  }
+  requestAnimationFrame(frame);
+}
+$('chat-list').addEventListener('click', () => {
+  b.pick = performance.now();
+  requestAnimationFrame(frame);
+}, { capture: true, once: true });
+"#;
+
+struct PhotoRun {
+    /// Click on the chat to every thumbnail in view shown.
+    shown: Duration,
+    in_view: u64,
+    loaded: u64,
+}
+
+/// Logs in (the chat list shows, nothing of the chat yet), then opens the photo chat.
+fn open_photo_chat(instance: &mut Instance) -> (MemSample, PhotoRun) {
+    let s = instance.session();
+    s.click("#tab-login");
+    s.clear("#login-username");
+    s.type_into("#login-username", "alice");
+    s.clear("#login-password");
+    s.type_into("#login-password", PASSWORD);
+    s.click("#login-submit");
+    wait_for("the chat list", || {
+        instance
+            .js_bool(
+                "return !!document.querySelector('#chat-list .chat-item')",
+                json!([]),
+            )
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let before = sample_memory(&instance.tree());
+    instance.js(PHOTO_PROBE, json!([format!("photo {}", PHOTOS - 1)]));
+    instance.session().click(".chat-item");
+    let shown = wait_for("the thumbnails in view", || {
+        instance
+            .js("return window.__photos && window.__photos.shown", json!([]))
+            .as_f64()
+    });
+    let pick = instance
+        .js("return window.__photos.pick", json!([]))
+        .as_f64()
+        .expect("the click was seen");
+    let count = |key: &str| {
+        instance
+            .js("return window.__photos[arguments[0]]", json!([key]))
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let run = PhotoRun {
+        shown: ms(shown - pick),
+        in_view: count("inView"),
+        loaded: count("loaded"),
+    };
+    (before, run)
+}
+
+struct PhotoFigures {
+    photo_bytes: u64,
+    cold: PhotoRun,
+    warm: PhotoRun,
+    pss_before: u64,
+    pss_after: u64,
+    pss_scrolled: u64,
+    pss_viewer_closed: u64,
+}
+
+fn measure_photos(display: &Display) -> PhotoFigures {
+    let dir = support::temp_dir();
+    let root = dir.path().join("data");
+    let built = Instant::now();
+    let photo_bytes = build_photo_chat(&root);
+    eprintln!(
+        "[photos] {PHOTOS} photos of {}×{} ({:.1} MB of JPEG) sent in {:.1} s",
+        PHOTO_SIZE.0,
+        PHOTO_SIZE.1,
+        photo_bytes as f64 / 1e6,
+        built.elapsed().as_secs_f64()
+    );
+    let mut alice = Instance::launch(display, &root);
+    // Cold: no thumbnail made yet (a fresh app cache folder per instance).
+    let (before, cold) = open_photo_chat(&mut alice);
+    std::thread::sleep(SETTLE);
+    let after = sample_memory(&alice.tree());
+    eprintln!(
+        "[photos] cold: {} ms to {} thumbnails in view ({} loaded); PSS {} → {}",
+        cold.shown.as_millis(),
+        cold.in_view,
+        cold.loaded,
+        mb(before.pss_kb),
+        mb(after.pss_kb)
+    );
+    // Scroll to the top and back down: every thumbnail loads.
+    for _ in 0..2 {
+        for step in ["box.scrollTop = 0", "box.scrollTop = box.scrollHeight"] {
+            alice.js(
+                &format!("const box = document.getElementById('messages'); {step};"),
+                json!([]),
+            );
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    }
+    let scrolled = sample_memory(&alice.tree());
+    // The viewer: the full photo while open, released when closed.
+    let s = alice.session();
+    s.click("#messages .message:last-child img.thumb");
+    wait_for("the full photo", || {
+        alice
+            .js_bool(
+                "const i = document.getElementById('image-viewer-img'); return i.complete && i.naturalWidth > 0",
+                json!([]),
+            )
+            .then_some(())
+    });
+    s.click("#image-viewer-close");
+    std::thread::sleep(SETTLE);
+    let viewer_closed = sample_memory(&alice.tree());
+    // Warm: log out and in again; the thumbnails are in the app's cache folder.
+    log_out(&alice);
+    let (_, warm) = open_photo_chat(&mut alice);
+    eprintln!(
+        "[photos] warm: {} ms to {} thumbnails in view ({} loaded)",
+        warm.shown.as_millis(),
+        warm.in_view,
+        warm.loaded
+    );
+    drop(alice);
+    PhotoFigures {
+        photo_bytes,
+        cold,
+        warm,
+        pss_before: before.pss_kb,
+        pss_after: after.pss_kb,
+        pss_scrolled: scrolled.pss_kb,
+        pss_viewer_closed: viewer_closed.pss_kb,
+    }
+}
+
+fn print_photo_table(f: &PhotoFigures) {
+    println!(
+        "| {PHOTOS} photos {}×{} ({:.1} MB of JPEG, sent scaled to 2560 px) | target | measured |",
+        PHOTO_SIZE.0,
+        PHOTO_SIZE.1,
+        f.photo_bytes as f64 / 1e6
+    );
+    println!("|---|---|---|");
+    for (what, run, target) in [
+        (
+            "cold (thumbnails made on the way)",
+            &f.cold,
+            PHOTO_SHOWN_COLD_TARGET,
+        ),
+        ("warm (thumbnails cached)", &f.warm, PHOTO_SHOWN_WARM_TARGET),
+    ] {
+        println!(
+            "| click on the chat → last message and all {} thumbnails in view shown, {what} ({} loaded in all) | ≤ {} | {} {} |",
+            run.in_view,
+            run.loaded,
+            fmt(target),
+            fmt(run.shown),
+            mark(run.shown <= target)
+        );
+    }
+    let increase = f.pss_after.saturating_sub(f.pss_before);
+    println!(
+        "| PSS app + WebKit: chat list → photo chat open (settled) | +≤ {} | {} → {} (+{}) {} |",
+        mb(PHOTO_PSS_TARGET_KB),
+        mb(f.pss_before),
+        mb(f.pss_after),
+        mb(increase),
+        mark(increase <= PHOTO_PSS_TARGET_KB)
+    );
+    println!(
+        "| PSS after scrolling to the top and back twice | - | {} |",
+        mb(f.pss_scrolled)
+    );
+    println!(
+        "| PSS after opening one photo full size and closing the viewer | - | {} |",
+        mb(f.pss_viewer_closed)
+    );
+    println!();
+}
+
+// ---------------------------------------------------------------------------------------
 // Printing
 
 fn fmt(d: Duration) -> String {
@@ -976,11 +1321,13 @@ fn main() {
         (&SIZES[..], IDLE_WINDOW)
     };
     let display = Display::start();
-    for (i, &n) in sizes.iter().enumerate() {
+    let photos_only = std::env::var_os(PHOTOS_ONLY_ENV).is_some();
+    for (i, &n) in sizes.iter().enumerate().filter(|_| !photos_only) {
         let windows = if i == 0 { IDLE_WINDOWS_FIRST_SIZE } else { 1 };
         let figures = measure(&display, n, windows, idle_window, ticks);
         print_table(&figures);
     }
+    print_photo_table(&measure_photos(&display));
     let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "Ran in {:.0} s; load average at the end: {}.",

@@ -322,53 +322,64 @@ fn sign_up_log_in_chat_send_images_and_see_cli_messages() {
     s.type_into("#message-input", "the map");
     s.click("#send");
     wait_message(s, "the map", UI);
-    let src = s.wait_until("the thumbnail", UI, || {
-        let src = s.execute(
-            "const img = document.querySelector('#messages .message img.thumb'); return img && img.src",
+    // The thumbnail comes through the umer-image: scheme, not as a data: URL.
+    let (src, full) = s.wait_until("the thumbnail", UI, || {
+        let shown = s.execute(
+            "const img = document.querySelector('#messages .message img.thumb');
+             return img && img.complete && img.naturalWidth > 0
+               ? [img.currentSrc, img.dataset.full, img.naturalWidth, img.naturalHeight] : null",
             json!([]),
         );
-        src.as_str().filter(|v| v.starts_with("data:image/png;base64,")).map(str::to_string)
+        let shown = shown.as_array()?.clone();
+        Some((
+            shown[0].as_str()?.to_string(),
+            shown[1].as_str()?.to_string(),
+        ))
+        .filter(|_| shown[2] == json!(96) && shown[3] == json!(64))
     });
+    assert!(src.starts_with("umer-image://localhost/"), "{src}");
+    assert!(src.contains("?thumb="), "{src}");
+    assert_eq!(src.split('?').next(), Some(full.as_str()));
     // The core re-encodes a sent picture (no metadata reaches the folder), so the bytes
-    // differ; the pixels must not.
-    let same_pixels = s.execute_async(
-        "const [sent, shown, done] = arguments;
-         const pixels = (src) => new Promise((ok, fail) => {
-           const img = new Image();
-           img.onload = () => {
-             const c = document.createElement('canvas');
-             c.width = img.naturalWidth; c.height = img.naturalHeight;
-             const g = c.getContext('2d'); g.drawImage(img, 0, 0);
-             ok([img.naturalWidth, img.naturalHeight, Array.from(g.getImageData(0, 0, c.width, c.height).data)]);
-           };
-           img.onerror = () => fail(new Error('cannot load ' + src.slice(0, 40)));
-           img.src = src;
-         });
-         Promise.all([pixels(sent), pixels(shown)]).then(
-           ([a, b]) => done(a[0] === 96 && a[1] === 64 && JSON.stringify(a) === JSON.stringify(b)),
-           (e) => done(String(e)));",
-        json!([format!("data:image/png;base64,{png_b64}"), src]),
-    );
-    assert_eq!(
-        same_pixels,
-        json!(true),
+    // differ; the pixels must not. Opened through the core, as alice on another device.
+    let path: Vec<&str> = full
+        .trim_start_matches("umer-image://localhost/")
+        .split('/')
+        .skip(1) // the session's image token
+        .collect();
+    let reader = support::open_signed_in(data.path(), &["alice"]);
+    let (mime, stored) = reader
+        .image_bytes(&support::key("alice"), path[0], path[1])
+        .unwrap();
+    assert_eq!(mime, "image/png");
+    let decode = |bytes: &[u8]| image::load_from_memory(bytes).unwrap().to_rgba8();
+    assert!(
+        decode(&stored) == decode(&png),
         "the image round-trips pixel for pixel"
     );
     save_screenshot(s, "screenshot-chat.png");
     s.click("#messages .message img.thumb");
     s.wait_visible("#image-viewer");
-    assert_eq!(
-        s.execute(
-            "return document.getElementById('image-viewer-img').src",
-            json!([])
-        ),
-        json!(src),
-        "the thumbnail opens the same image full size"
-    );
+    s.wait_until("the full image in the viewer", UI, || {
+        let shown = s.execute(
+            "const img = document.getElementById('image-viewer-img');
+             return img.complete && img.naturalWidth > 0 ? [img.currentSrc, img.naturalWidth] : null",
+            json!([]),
+        );
+        (shown == json!([full, 96])).then_some(())
+    });
     s.click("#image-viewer-close");
     s.wait_until("the viewer to close", UI, || {
         (!s.is_displayed("#image-viewer")).then_some(())
     });
+    assert_eq!(
+        s.execute(
+            "return document.getElementById('image-viewer-img').hasAttribute('src')",
+            json!([])
+        ),
+        json!(false),
+        "closing the viewer lets go of the full image"
+    );
 
     // A fake image is refused with the core's words, and the draft is kept.
     s.execute(
@@ -811,4 +822,318 @@ fn an_old_account_gets_keys_a_recovery_key_and_a_new_password() {
     s.wait_text_contains("#login-error", "Wrong password", UI);
     log_in(s, "alice", "third password");
     wait_signed_in(s, "Alice");
+}
+
+/// A JPEG of `width`×`height` with some detail (so it is photo-sized in bytes too).
+fn photo_jpeg(width: u32, height: u32) -> Vec<u8> {
+    let picture = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([
+            (x % 251) as u8,
+            (y % 241) as u8,
+            ((x * 7 + y * 3) % 256) as u8,
+        ])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    picture
+        .write_to(&mut out, image::ImageFormat::Jpeg)
+        .unwrap();
+    out.into_inner()
+}
+
+/// The images of the open chat: `[has src, complete, naturalWidth, naturalHeight, box width,
+/// box height, the thumb size asked]` each.
+fn thumbs(s: &Session) -> Vec<Vec<serde_json::Value>> {
+    s.execute(
+        "return Array.from(document.querySelectorAll('#messages img.thumb'), img => {
+           const r = img.getBoundingClientRect();
+           const asked = Number(new URL(img.dataset.thumb).searchParams.get('thumb'));
+           return [img.hasAttribute('src'), img.complete && img.naturalWidth > 0,
+                   img.naturalWidth, img.naturalHeight, r.width, r.height, asked];
+         })",
+        json!([]),
+    )
+    .as_array()
+    .unwrap()
+    .iter()
+    .map(|v| v.as_array().unwrap().clone())
+    .collect()
+}
+
+#[test]
+fn a_chat_of_fifty_large_photos_shows_lazy_thumbnails_and_the_full_photo_in_the_viewer() {
+    let Some(display) = harness::display_or_skip() else {
+        return;
+    };
+    let started = Instant::now();
+    let data = support::temp_dir();
+    let seeded = support::open_store(data.path());
+    let keys = support::sign_up(&seeded, &["alice", "bob"]);
+    let dm = seeded.create_private_chat(&keys[0], "bob").unwrap();
+    // Five times the thumbnail's width; small enough to seed 50 in a few seconds a core.
+    let photo = photo_jpeg(1280, 960);
+    let total = 50;
+    // Seeding re-encodes every photo (as sending does): two threads, one per core.
+    let names: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..2)
+            .map(|w| {
+                let (seeded, keys, dm, photo) = (&seeded, &keys, &dm, &photo);
+                scope.spawn(move || {
+                    (w..total)
+                        .step_by(2)
+                        .map(|i| {
+                            let name = seeded
+                                .save_image(&keys[i % 2], dm.id.as_str(), photo)
+                                .unwrap();
+                            (i, name)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<_> = workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect();
+        all.sort();
+        all.into_iter().map(|(_, name)| name).collect()
+    });
+    for (i, name) in names.iter().enumerate() {
+        seeded
+            .append_message(
+                &keys[i % 2],
+                dm.id.as_str(),
+                Some(&format!("photo {i:02}")),
+                Some(name),
+            )
+            .unwrap();
+    }
+    eprintln!("seeded {total} photos in {:?}", started.elapsed());
+
+    let app = AppInstance::launch(&display, data.path());
+    let s = &app.session;
+    log_in(s, "alice", PASSWORD);
+    wait_signed_in(s, "alice");
+    let opened = Instant::now();
+    open_chat_titled(s, "bob");
+    wait_message(s, "photo 49", UI);
+
+    // Every image has its final box before it loads: 260 px wide, 4:3.
+    let shown = thumbs(s);
+    assert_eq!(shown.len(), total);
+    for t in &shown {
+        assert_eq!(
+            (t[4].as_f64(), t[5].as_f64()),
+            (Some(260.0), Some(195.0)),
+            "{t:?}"
+        );
+    }
+    // The newest thumbnails load; the oldest, far above, wait until scrolled to.
+    let visible = s.wait_until("the newest thumbnails", UI, || {
+        let shown = thumbs(s);
+        shown[total - 1][1].as_bool()?;
+        Some(shown.iter().filter(|t| t[1] == json!(true)).count())
+    });
+    eprintln!(
+        "newest thumbnails shown {:?} after opening",
+        opened.elapsed()
+    );
+    assert!(
+        !thumbs(s)[0][0].as_bool().unwrap(),
+        "the oldest photo is not loaded before it is scrolled to ({visible} loaded)"
+    );
+    // Scrolling up loads the rest; boxes never change size.
+    s.wait_until(
+        "every thumbnail, scrolling up",
+        Duration::from_secs(30),
+        || {
+            s.execute(
+                "const box = document.getElementById('messages'); box.scrollTop -= 1200;",
+                json!([]),
+            );
+            std::thread::sleep(Duration::from_millis(100));
+            let shown = thumbs(s);
+            shown.iter().all(|t| t[1] == json!(true)).then_some(shown)
+        },
+    )
+    .iter()
+    .for_each(|t| {
+        let asked = t[6].as_u64().unwrap();
+        assert!((260..=1280).contains(&asked), "{t:?}");
+        assert!(
+            t[2].as_u64().unwrap() <= asked,
+            "a thumbnail, not the photo: {t:?}"
+        );
+        assert!(t[2].as_u64().unwrap() >= 200, "{t:?}");
+        assert_eq!(
+            (t[4].as_f64(), t[5].as_f64()),
+            (Some(260.0), Some(195.0)),
+            "{t:?}"
+        );
+    });
+    eprintln!(
+        "all {total} thumbnails shown {:?} after opening",
+        opened.elapsed()
+    );
+
+    // The viewer loads the full photo, and lets go of it when closed.
+    s.click("#messages .message img.thumb");
+    s.wait_visible("#image-viewer");
+    s.wait_until("the full photo in the viewer", UI, || {
+        let shown = s.execute(
+            "const img = document.getElementById('image-viewer-img');
+             return img.complete && img.naturalWidth > 0 ? [img.naturalWidth, img.naturalHeight] : null",
+            json!([]),
+        );
+        (shown == json!([1280, 960])).then_some(())
+    });
+    s.click("#image-viewer-close");
+    s.wait_until("the viewer to close", UI, || {
+        (!s.is_displayed("#image-viewer")).then_some(())
+    });
+    assert_eq!(
+        s.execute(
+            "return document.getElementById('image-viewer-img').hasAttribute('src')",
+            json!([])
+        ),
+        json!(false)
+    );
+    eprintln!("whole test {:?}", started.elapsed());
+}
+
+/// A 64×32 JPEG, red on the left and blue on the right, with an EXIF block that says
+/// "rotate 90° clockwise to show" (orientation 6) and a GPS position.
+fn sideways_photo_with_gps() -> Vec<u8> {
+    let picture = image::RgbImage::from_fn(64, 32, |x, _| {
+        if x < 32 {
+            image::Rgb([230, 20, 20])
+        } else {
+            image::Rgb([20, 20, 230])
+        }
+    });
+    let mut jpeg = std::io::Cursor::new(Vec::new());
+    picture
+        .write_to(&mut jpeg, image::ImageFormat::Jpeg)
+        .unwrap();
+    let jpeg = jpeg.into_inner();
+    // TIFF, little-endian: IFD0 (orientation, GPS IFD pointer), then the GPS IFD
+    // (version, latitude ref, map datum).
+    let mut tiff: Vec<u8> = b"II*\0\x08\0\0\0".to_vec();
+    tiff.extend([2, 0]);
+    tiff.extend([0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0]);
+    tiff.extend([0x25, 0x88, 4, 0, 1, 0, 0, 0, 38, 0, 0, 0]);
+    tiff.extend([0, 0, 0, 0]);
+    assert_eq!(tiff.len(), 38);
+    tiff.extend([3, 0]);
+    tiff.extend([0x00, 0x00, 1, 0, 4, 0, 0, 0, 2, 2, 0, 0]);
+    tiff.extend([0x01, 0x00, 2, 0, 2, 0, 0, 0, b'N', 0, 0, 0]);
+    // GPSMapDatum, 10 bytes of ASCII after the IFD (38 + 2 + 36 + 4 = 80).
+    tiff.extend([0x12, 0x00, 2, 0, 10, 0, 0, 0, 80, 0, 0, 0]);
+    tiff.extend([0, 0, 0, 0]);
+    assert_eq!(tiff.len(), 80);
+    tiff.extend(b"UMERGPS84\0");
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend(tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend([0xFF, 0xE1]);
+    out.extend(((app1.len() + 2) as u16).to_be_bytes());
+    out.extend(app1);
+    out.extend(&jpeg[2..]);
+    out
+}
+
+#[test]
+fn a_sent_photo_arrives_upright_without_its_exif_or_gps() {
+    let Some(display) = harness::display_or_skip() else {
+        return;
+    };
+    let photo = sideways_photo_with_gps();
+    assert!(photo.windows(4).any(|w| w == b"Exif"));
+    assert!(photo.windows(9).any(|w| w == b"UMERGPS84"));
+    let data = support::temp_dir();
+    let seeded = support::open_store(data.path());
+    let keys = support::sign_up(&seeded, &["alice", "bob"]);
+    seeded.create_private_chat(&keys[0], "bob").unwrap();
+    let app = AppInstance::launch(&display, data.path());
+    let s = &app.session;
+    log_in(s, "alice", PASSWORD);
+    wait_signed_in(s, "alice");
+    open_chat_titled(s, "bob");
+
+    // Dropped onto the chat, as a person would; the composer shows a small preview.
+    s.execute(
+        "const bytes = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0));
+         const file = new File([bytes], 'phone.jpg', { type: 'image/jpeg' });
+         const dt = new DataTransfer(); dt.items.add(file);
+         document.getElementById('messages').dispatchEvent(
+           new DragEvent('drop', { bubbles: true, cancelable: true, dataTransfer: dt }));",
+        json!([base64::engine::general_purpose::STANDARD.encode(&photo)]),
+    );
+    s.wait_visible("#attachment");
+    s.wait_until("the composer's preview", UI, || {
+        let shown = s.execute(
+            "const img = document.getElementById('attachment-thumb');
+             return img.complete && img.naturalWidth > 0 ? [img.src, img.naturalWidth] : null",
+            json!([]),
+        );
+        let src = shown.get(0)?.as_str()?;
+        let after_token = src
+            .trim_start_matches("umer-image://localhost/")
+            .split_once('/');
+        assert!(
+            after_token.is_some_and(|(_, rest)| rest.starts_with("preview/")),
+            "{src}"
+        );
+        Some(())
+    });
+    assert_eq!(
+        s.execute(
+            "return document.getElementById('original-quality').checked",
+            json!([])
+        ),
+        json!(false),
+        "original quality is off by default"
+    );
+    s.type_into("#message-input", "from the hike");
+    s.click("#send");
+    wait_message(s, "from the hike", UI);
+
+    // Shown upright: tall, not wide.
+    let full = s.wait_until("the photo, upright", UI, || {
+        let shown = s.execute(
+            "const img = document.querySelector('#messages img.thumb');
+             return img && img.complete && img.naturalWidth > 0
+               ? [img.naturalWidth, img.naturalHeight, img.width, img.height, img.dataset.full] : null",
+            json!([]),
+        );
+        let shown = shown.as_array()?.clone();
+        // The box is 260 px wide and as tall as the portrait allows (360 px at most).
+        assert_eq!(shown[..4], [json!(32), json!(64), json!(260), json!(360)][..], "{shown:?}");
+        Some(shown[4].as_str().unwrap().to_string())
+    });
+
+    // In the folder: sealed, and once opened through the core, no EXIF, no GPS, upright.
+    let path: Vec<&str> = full
+        .trim_start_matches("umer-image://localhost/")
+        .split('/')
+        .skip(1) // the session's image token
+        .collect();
+    let sealed = std::fs::read(data.path().join("images").join(path[1])).unwrap();
+    assert!(!sealed.windows(9).any(|w| w == b"UMERGPS84"));
+    let reader = support::open_signed_in(data.path(), &["bob"]);
+    let (mime, stored) = reader
+        .image_bytes(&support::key("bob"), path[0], path[1])
+        .unwrap();
+    assert_eq!(mime, "image/jpeg");
+    assert!(!stored.windows(4).any(|w| w == b"Exif"), "EXIF removed");
+    assert!(!stored.windows(9).any(|w| w == b"UMERGPS84"), "GPS removed");
+    assert!(
+        !stored.windows(2).any(|w| w == [0xFF, 0xE1]),
+        "no APP1 segment at all"
+    );
+    let upright = image::load_from_memory(&stored).unwrap().to_rgb8();
+    assert_eq!(upright.dimensions(), (32, 64));
+    let top = upright.get_pixel(16, 8);
+    let bottom = upright.get_pixel(16, 56);
+    assert!(top[0] > 180 && top[2] < 80, "red on top: {top:?}");
+    assert!(bottom[2] > 180 && bottom[0] < 80, "blue below: {bottom:?}");
 }

@@ -54,10 +54,11 @@ export const search = (query) => call('search', { query });
 
 // Messages and images
 export const sendText = (chatId, text) => call('send_text', { chatId, text });
-export const sendImage = (chatId, dataBase64, text) =>
-  call('send_image', { chatId, dataBase64, text: text ?? null });
+export const sendImage = (chatId, dataBase64, text, original = false) =>
+  call('send_image', { chatId, dataBase64, text: text ?? null, original: !!original });
 export const chooseImage = () => call('choose_image');
-export const imageData = (image) => call('image_data', { image });
+// Image bytes are not fetched through invoke: see images.js (the umer-image: scheme).
+export const previewImage = (dataBase64) => call('preview_image', { dataBase64 });
 
 // Data folder
 export const startupNotice = () => call('startup_notice');

@@ -6,7 +6,7 @@ import * as api from './api.js';
 import { $, el } from './dom.js';
 import { store } from './store.js';
 import { formatTime, isoTime } from './format.js';
-import { imageUrl } from './images.js';
+import { fullImageUrl, thumbPixels, thumbUrl, THUMB_CSS_WIDTH } from './images.js';
 import { openViewer } from './viewer.js';
 import { reportError } from './errors.js';
 import { setActive, setUnread, upsertChats } from './chatlist.js';
@@ -49,7 +49,9 @@ export function initChat() {
   box.addEventListener('scroll', onScroll, { passive: true });
   box.addEventListener('click', (e) => {
     const thumb = e.target.closest('.thumb');
-    if (thumb && thumb.src) openViewer(thumb.src, thumb.alt);
+    if (thumb && thumb.dataset.full && !thumb.classList.contains('broken')) {
+      openViewer(thumb.dataset.full, thumb.alt);
+    }
     const mark = e.target.closest('.trust-mark.key-changed');
     if (mark) openVerify(mark.dataset.senderKey, mark.dataset.sender);
   });
@@ -157,6 +159,7 @@ function resetMessages() {
   openPromise = null;
   olderLoad = null;
   nodes.clear();
+  thumbObserver?.disconnect();
   box.replaceChildren(marker);
   jumpButton.hidden = true;
   updateMarker();
@@ -294,7 +297,7 @@ function renderMessage(m) {
         el('span', { class: 'sender' }, m.sender),
         trustMark(m),
         el('time', { class: 'time', dateTime: isoTime(m.ts) }, formatTime(m.ts))),
-      m.image ? renderThumb(m.image) : null,
+      m.image ? renderThumb(m) : null,
       m.text !== null && m.text !== undefined && m.text !== '' ? el('div', { class: 'text' }, m.text) : null));
 }
 
@@ -314,20 +317,57 @@ function trustMark(m) {
   return null;
 }
 
-function renderThumb(ref) {
-  // Fixed-size box (CSS) so a late-loading image never shifts the scroll position.
+// Tallest a thumbnail is shown (CSS .thumb max-height): portrait photos are cropped.
+const THUMB_MAX_CSS_HEIGHT = 360;
+
+// Thumbnails load as they come near the visible part of the list, not all at once.
+let thumbObserver = null;
+
+function observeThumb(img) {
+  if (!('IntersectionObserver' in window)) { loadThumb(img); return; }
+  if (!thumbObserver) {
+    thumbObserver = new IntersectionObserver((entries) => {
+      for (const entry of entries) {
+        if (!entry.isIntersecting) continue;
+        thumbObserver.unobserve(entry.target);
+        loadThumb(entry.target);
+      }
+    }, { root: box, rootMargin: '600px 0px' });
+  }
+  thumbObserver.observe(img);
+}
+
+function loadThumb(img) {
+  if (img.dataset.thumb && !img.getAttribute('src')) img.src = img.dataset.thumb;
+}
+
+function renderThumb(m) {
+  // The box has its final size before anything loads: CSS sets the width (260 px at most)
+  // and the message's image size the aspect ratio, so the list never jumps. The thumbnail
+  // asked for covers that box at the device pixel ratio.
+  const sized = m.imageWidth > 0 && m.imageHeight > 0;
+  const width = sized ? m.imageWidth : 260;
+  const height = sized ? m.imageHeight : 190;
+  const shownHeight = Math.min(THUMB_CSS_WIDTH * (height / width), THUMB_MAX_CSS_HEIGHT);
   const img = el('img', {
-    class: 'thumb loading', alt: 'Image', role: 'button', tabIndex: 0,
-    'aria-label': 'Open image', decoding: 'async',
+    class: ['thumb', 'loading', !sized && 'unsized'], alt: 'Image', role: 'button', tabIndex: 0,
+    'aria-label': 'Open image', decoding: 'async', width, height,
+    dataset: {
+      full: fullImageUrl(m.chat, m.image),
+      thumb: thumbUrl(m.chat, m.image, thumbPixels(Math.max(THUMB_CSS_WIDTH, shownHeight))),
+    },
+    on: {
+      load: () => img.classList.remove('loading'),
+      error: () => {
+        img.classList.remove('loading');
+        img.classList.add('broken');
+        img.alt = 'Image unavailable';
+      },
+    },
   });
-  imageUrl(ref).then(
-    (url) => { img.src = url; img.classList.remove('loading'); },
-    (e) => {
-      img.classList.remove('loading');
-      img.classList.add('broken');
-      img.alt = 'Image unavailable';
-      img.title = e?.message || '';
-    });
+  // Through the CSSOM (which the CSP allows): an img without src has no ratio of its own.
+  if (sized) img.style.aspectRatio = `${width} / ${height}`;
+  observeThumb(img);
   return img;
 }
 

@@ -7,6 +7,7 @@ import { store } from './store.js';
 import { addMessages, onChatChanged } from './chat.js';
 import { noteMessage } from './chatlist.js';
 import { isSignedOut, reportError, showBanner } from './errors.js';
+import { previewUrl } from './images.js';
 
 const input = $('message-input');
 const sendButton = $('send');
@@ -16,6 +17,7 @@ const chip = $('attachment');
 const chipThumb = $('attachment-thumb');
 const chipName = $('attachment-name');
 const errorLine = $('send-error');
+const originalBox = $('original-quality');
 const dropZone = $('chat-view');
 
 const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp'];
@@ -110,12 +112,13 @@ async function send() {
   updateSendButton();
   try {
     const msg = image
-      ? await api.sendImage(chatId, image.dataBase64, text.trim() ? text : null)
+      ? await api.sendImage(chatId, image.dataBase64, text.trim() ? text : null, originalBox.checked)
       : await api.sendText(chatId, text);
     store.drafts.delete(chatId);
     if (store.openChatId === chatId) {
       input.value = '';
       setAttachment(null);
+      originalBox.checked = false; // each photo is scaled unless asked otherwise
       autosize();
       addMessages([msg], { toBottom: true });
     }
@@ -151,13 +154,13 @@ async function attachFile(file) {
   const chatId = store.openChatId;
   try {
     const dataUrl = await readAsDataUrl(file);
+    const dataBase64 = dataUrl.slice(dataUrl.indexOf(',') + 1);
+    // A small preview made on the Rust side; what cannot be previewed is still attached,
+    // and sending says why it is refused.
+    const preview = await api.previewImage(dataBase64).catch(() => null);
     if (store.openChatId !== chatId) return;
     showError('');
-    setAttachment({
-      name: file.name || 'pasted image',
-      mime: file.type,
-      dataBase64: dataUrl.slice(dataUrl.indexOf(',') + 1),
-    });
+    setAttachment({ name: file.name || 'pasted image', mime: file.type, dataBase64, preview });
     input.focus();
   } catch {
     showError('That file could not be read.');
@@ -196,7 +199,8 @@ function setAttachment(attachment) {
   chip.hidden = !attachment;
   if (attachment) {
     chipName.textContent = attachment.name || 'image';
-    chipThumb.src = `data:${attachment.mime || 'image/png'};base64,${attachment.dataBase64}`;
+    if (attachment.preview) chipThumb.src = previewUrl(attachment.preview);
+    else chipThumb.removeAttribute('src');
   } else {
     chipName.textContent = '';
     chipThumb.removeAttribute('src');

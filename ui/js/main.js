@@ -14,9 +14,9 @@ import { initSearch, clearSearch } from './search.js';
 import { initSettings, showFolder } from './settings.js';
 import { startPolling, stopPolling, setAutoRefresh } from './poller.js';
 import { initViewer, closeViewer } from './viewer.js';
-import { clearImages } from './images.js';
 import { initVerify, closeVerifyDialogs } from './verify.js';
 import { initAccount, showRecoveryKey, closeAccountDialogs } from './account.js';
+import { setImageSession } from './images.js';
 
 const mainView = $('main-view');
 const autoRefresh = $('auto-refresh');
@@ -56,8 +56,9 @@ async function boot() {
 
 async function enterMain(signedIn) {
   // The recovery key is shown, never kept.
-  const { recoveryKey, ...session } = signedIn;
+  const { recoveryKey, imageToken, ...session } = signedIn;
   resetStore();
+  setImageSession(imageToken);
   store.session = session;
   store.autoRefresh = autoRefresh.checked;
   const gen = store.gen;
@@ -91,7 +92,6 @@ function leaveMain(note) {
   resetComposer();
   clearChatList();
   clearSearch(true);
-  clearImages();
   closeNewChatDialogs();
   closeVerifyDialogs();
   closeAccountDialogs();

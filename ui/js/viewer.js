@@ -1,9 +1,10 @@
-// Full-size image overlay. Any click or Escape closes it.
+// Full-size image overlay. Any click or Escape closes it. The full image is loaded only
+// while the viewer is open: closing removes the element, so WebKit can drop its pixels.
 
 import { $ } from './dom.js';
 
 const viewer = $('image-viewer');
-const image = $('image-viewer-img');
+let image = $('image-viewer-img');
 let returnFocus = null;
 
 export function initViewer() {
@@ -18,6 +19,7 @@ export function initViewer() {
 
 export function openViewer(src, alt) {
   returnFocus = document.activeElement;
+  image.decoding = 'async';
   image.src = src;
   image.alt = alt || 'Image';
   viewer.hidden = false;
@@ -27,7 +29,12 @@ export function openViewer(src, alt) {
 export function closeViewer() {
   if (viewer.hidden) return;
   viewer.hidden = true;
-  image.removeAttribute('src');
+  // A fresh element in place of the one that held the full image.
+  const fresh = image.cloneNode(false);
+  fresh.removeAttribute('src');
+  fresh.alt = '';
+  image.replaceWith(fresh);
+  image = fresh;
   if (returnFocus && document.contains(returnFocus)) returnFocus.focus();
   returnFocus = null;
 }
