@@ -951,3 +951,54 @@ fn a_damaged_copy_of_a_line_does_not_hide_the_genuine_one() {
     let summary = f.alice.chat_summary(&key("alice"), &f.dm).unwrap();
     assert_eq!(summary.last.unwrap().text.as_deref(), Some("dm from bob"));
 }
+
+#[test]
+fn junk_in_a_chats_keys_folder_is_skipped_and_reported() {
+    let f = Folder::new();
+    let keys = f.data.path().join("chats").join(&f.group).join("keys");
+    fs::create_dir_all(&keys).unwrap();
+    // Anyone can write here: names an epoch can have, with junk, a forged epoch, a file
+    // over the size cap, other names, and a FIFO.
+    for i in 0..300u32 {
+        fs::write(
+            keys.join(format!("{i:016x}.json")),
+            format!("{{\"junk\":{i}}}"),
+        )
+        .unwrap();
+        fs::write(keys.join(format!("note-{i}.txt")), "not an epoch").unwrap();
+    }
+    let forged = serde_json::json!({
+        "format": 2,
+        "epoch": {"chat": f.group, "by": "alice", "created_at": now_ms(),
+                  "keys": {"kid": "f0000000000000aa", "eph": "AAAA", "to": {}}},
+        "sig": SecretKeys::generate().sign(crypto::KEY_EPOCH_DOMAIN, b"{}"),
+    });
+    fs::write(keys.join("f0000000000000aa.json"), forged.to_string()).unwrap();
+    fs::write(keys.join("f0000000000000bb.json"), vec![b' '; 200 * 1024]).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(keys.join("f0000000000000cc.json"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let genuine = [
+        ("alice", "group from alice"),
+        ("bob", "group from bob"),
+        ("mallory", "new one"),
+    ];
+    f.mallory
+        .append_message(&key("mallory"), &f.group, Some("new one"), None)
+        .unwrap();
+    f.assert_only_genuine(
+        &f.group,
+        &genuine,
+        &[
+            (&f.alice, "alice"),
+            (&f.bob, "bob"),
+            (&f.mallory, "mallory"),
+        ],
+    );
+    let skipped = doctor(&f.alice);
+    let in_keys = skipped.iter().filter(|s| s.path.starts_with(&keys)).count();
+    assert_eq!(in_keys, 603, "every planted entry is named");
+}

@@ -287,6 +287,10 @@ fn pinned_keys(pin: &Pin) -> Option<PublicKeys> {
     PublicKeys::from_b64(&pin.sign, &pin.dh)
 }
 
+/// A key epoch file's stamp when read, the keyring generation it was checked under, and the
+/// epoch if it checked.
+type EpochSeen = (Option<fsio::Stamp>, u64, Option<crate::reader::KeyEpoch>);
+
 /// A user's parsed keys, with the stamp of the file they were read from.
 type CachedKeys = (Option<fsio::Stamp>, Option<Arc<UserKeys>>);
 
@@ -297,6 +301,9 @@ pub(crate) struct Keyring {
     /// Parsed key records, with the file stamp they were read at.
     records: Mutex<HashMap<UserKey, CachedKeys>>,
     pub(crate) pins: Pins,
+    /// Key epoch files read so far, with the stamp they were read at: the folder is
+    /// anyone's to fill, so each file is read once while it is unchanged.
+    pub(crate) epochs: Mutex<HashMap<PathBuf, EpochSeen>>,
     /// Bumped whenever what a key vouches for may have changed (a record re-read, a key
     /// accepted), so caches of checked events know to start again.
     pub(crate) generation: std::sync::atomic::AtomicU64,
@@ -313,6 +320,7 @@ impl Keyring {
             records: Mutex::new(HashMap::new()),
             pins: Pins::in_memory(root),
             generation: std::sync::atomic::AtomicU64::new(0),
+            epochs: Mutex::new(HashMap::new()),
             history: Mutex::new(HashMap::new()),
         }
     }

@@ -84,6 +84,19 @@ struct SignedEpoch {
     sig: String,
 }
 
+/// No epoch is near this big: 256 members' wrapped keys take about 30 KiB.
+const MAX_EPOCH_BYTES: u64 = 128 * 1024;
+
+/// `<16 hex>.json`, the only name a key epoch file has.
+fn is_epoch_name(name: &str) -> bool {
+    name.strip_suffix(".json").is_some_and(|kid| {
+        kid.len() == 16
+            && kid
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 pub(crate) fn epoch_file(identity: &Identity, epoch: &KeyEpoch) -> Vec<u8> {
     let signed = serde_json::to_string(epoch).expect("epochs serialise");
     let sig = identity.keys.sign(KEY_EPOCH_DOMAIN, signed.as_bytes());
@@ -185,9 +198,37 @@ impl ChatReader {
             .join("keys");
         let mut epochs = Vec::new();
         for entry in crate::logs::list_dir(&dir, &mut Vec::new()) {
-            if let Ok(epoch) = self.read_epoch(&entry.path()) {
-                epochs.push(epoch);
+            // Anyone can fill this folder: only names an epoch can have are read, each
+            // once per process while it is unchanged (doctor reports the rest).
+            if !is_epoch_name(&entry.file_name().to_string_lossy()) {
+                continue;
             }
+            let path = entry.path();
+            let stamp = crate::fsio::stamp(&path);
+            // A verdict stands while the file and the keys it was checked with are unchanged.
+            let generation = self.keyring.generation();
+            let cached = self
+                .keyring
+                .epochs
+                .lock()
+                .expect("epochs")
+                .get(&path)
+                .cloned();
+            let epoch = match cached {
+                Some((seen, at, epoch)) if stamp.is_some() && seen == stamp && at == generation => {
+                    epoch
+                }
+                _ => {
+                    let epoch = self.read_epoch(&path).ok();
+                    self.keyring
+                        .epochs
+                        .lock()
+                        .expect("epochs")
+                        .insert(path, (stamp, generation, epoch.clone()));
+                    epoch
+                }
+            };
+            epochs.extend(epoch.filter(|e| e.chat == self.chat.id));
         }
         epochs.sort_by(|a, b| (a.created_at, &a.keys.kid).cmp(&(b.created_at, &b.keys.kid)));
         epochs
@@ -195,7 +236,7 @@ impl ChatReader {
 
     /// Reads and checks one key epoch file. `Err` says why it cannot be used.
     pub(crate) fn read_epoch(&self, path: &Path) -> Result<KeyEpoch, SkipReason> {
-        let bytes = crate::fsio::read_capped(path, crate::store::MAX_RECORD_BYTES)
+        let bytes = crate::fsio::read_capped(path, MAX_EPOCH_BYTES)
             .map_err(|e| SkipReason::from_error(&e))?
             .ok_or_else(|| SkipReason::Unreadable("removed while listed".into()))?;
         let signed: SignedEpoch =
