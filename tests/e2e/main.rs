@@ -14,7 +14,7 @@ use base64::Engine;
 use serde_json::json;
 use umer_chat_tests::support::{self, PASSWORD};
 
-use harness::AppInstance;
+use harness::{AppInstance, Display};
 use webdriver::{Session, ENTER, SHIFT};
 
 /// One refresh is 3 s; a message must show within one, plus the time to render it.
@@ -125,6 +125,19 @@ fn close_verify(s: &Session) {
     s.wait_until("Verify to close", UI, || {
         (!s.is_displayed("#verify-dialog")).then_some(())
     });
+}
+
+/// Two app instances on the folder `data`, alice and bob signed in, each in their DM.
+fn alice_and_bob_in_their_dm(display: &Display, data: &Path) -> (AppInstance, AppInstance) {
+    let a = AppInstance::launch(display, data);
+    let b = AppInstance::launch(display, data);
+    log_in(&a.session, "alice", PASSWORD);
+    log_in(&b.session, "bob", PASSWORD);
+    wait_signed_in(&a.session, "alice");
+    wait_signed_in(&b.session, "bob");
+    open_chat_titled(&a.session, "bob");
+    open_chat_titled(&b.session, "alice");
+    (a, b)
 }
 
 fn open_chat_titled(s: &Session, title: &str) {
@@ -489,14 +502,7 @@ fn two_instances_on_one_folder_see_each_other_within_one_refresh() {
         .append_message(&keys[0], dm.id.as_str(), Some("first"), None)
         .unwrap();
 
-    let a = AppInstance::launch(&display, data.path());
-    let b = AppInstance::launch(&display, data.path());
-    log_in(&a.session, "alice", PASSWORD);
-    log_in(&b.session, "bob", PASSWORD);
-    wait_signed_in(&a.session, "alice");
-    wait_signed_in(&b.session, "bob");
-    open_chat_titled(&a.session, "bob");
-    open_chat_titled(&b.session, "alice");
+    let (a, b) = alice_and_bob_in_their_dm(&display, data.path());
     wait_message(&b.session, "first", UI);
 
     send(&a.session, "ping from alice");
@@ -598,14 +604,7 @@ fn a_changed_key_is_flagged_in_the_list_and_the_chat_until_accepted() {
         .id
         .to_string();
 
-    let a = AppInstance::launch(&display, data.path());
-    let b = AppInstance::launch(&display, data.path());
-    log_in(&a.session, "alice", PASSWORD);
-    log_in(&b.session, "bob", PASSWORD);
-    wait_signed_in(&a.session, "alice");
-    wait_signed_in(&b.session, "bob");
-    open_chat_titled(&a.session, "bob");
-    open_chat_titled(&b.session, "alice");
+    let (a, b) = alice_and_bob_in_their_dm(&display, data.path());
     send(&a.session, "hi bob");
     wait_message(&b.session, "hi bob", ONE_REFRESH);
     send(&b.session, "hi alice");

@@ -4,7 +4,6 @@ use std::fs;
 use std::io::Cursor;
 use std::path::Path;
 
-use base64::Engine;
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::imageops::FilterType;
@@ -360,13 +359,6 @@ impl Store {
             ));
         }
         Ok(bytes)
-    }
-
-    /// A `data:` URL of the image, for display.
-    pub fn image_to_data_url(&self, user: &UserKey, chat: &str, name: &str) -> Result<String> {
-        let (mime, bytes) = self.image_bytes(user, chat, name)?;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
-        Ok(format!("data:{mime};base64,{b64}"))
     }
 }
 
