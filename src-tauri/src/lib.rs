@@ -14,48 +14,37 @@ use tauri::{Manager, Runtime};
 pub use error::CommandError;
 pub use state::AppState;
 
-/// Every command the UI may call; the capability file grants exactly these.
-#[macro_export]
-macro_rules! app_commands {
-    () => {
-        tauri::generate_handler![
-            $crate::commands::session,
-            $crate::commands::signup,
-            $crate::commands::login,
-            $crate::commands::logout,
-            $crate::commands::username_available,
-            $crate::commands::list_users,
-            $crate::commands::list_chats,
-            $crate::commands::create_dm,
-            $crate::commands::create_group,
-            $crate::commands::open_chat,
-            $crate::commands::older_messages,
-            $crate::commands::send_text,
-            $crate::commands::send_image,
-            $crate::commands::choose_image,
-            $crate::commands::preview_image,
-            $crate::commands::poll,
-            $crate::commands::mark_read,
-            $crate::commands::search,
-            $crate::commands::contact_keys,
-            $crate::commands::trust_keys,
-            $crate::commands::set_verified,
-            $crate::commands::change_password,
-            $crate::commands::show_recovery_key,
-            $crate::commands::recover_account,
-            $crate::commands::startup_notice,
-            $crate::commands::data_folder,
-            $crate::commands::set_data_folder,
-            $crate::commands::choose_data_folder,
-        ]
+/// A command as `command_list.rs` declares it.
+#[derive(Debug)]
+pub struct CommandSpec {
+    pub name: &'static str,
+    /// `(name, type)` of each argument, as the Rust function takes it.
+    pub args: &'static [(&'static str, &'static str)],
+    pub result: &'static str,
+}
+
+macro_rules! app_command_list {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $result:ty;)*) => {
+        /// Every command the UI may call, from `command_list.rs`.
+        pub const COMMANDS: &[CommandSpec] = &[$(CommandSpec {
+            name: stringify!($name),
+            args: &[$((stringify!($arg), stringify!($ty))),*],
+            result: stringify!($result),
+        }),*];
+
+        /// The invoke handler of exactly the declared commands.
+        fn invoke_handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+            tauri::generate_handler![$(commands::$name),*]
+        }
     };
 }
+include!("command_list.rs");
 
 /// The app without a context: plugins and commands. State is added by the caller.
 pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     builder
         .plugin(tauri_plugin_dialog::init())
-        .invoke_handler(app_commands!())
+        .invoke_handler(invoke_handler())
         .register_asynchronous_uri_scheme_protocol(
             image_scheme::SCHEME,
             |ctx, request, responder| {

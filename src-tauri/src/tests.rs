@@ -1,7 +1,7 @@
 //! Command tests through `tauri::test::mock_builder`: the real commands, the real
 //! capability file, and the `{code, message}` errors the UI receives.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -1240,55 +1240,136 @@ fn history_from_before_signatures_is_marked_unsigned() {
     );
 }
 
-/// The names between `start` and the next `end` in `text` that sit in `quote`s.
-fn quoted_after(text: &str, start: &str, end: &str, quote: char) -> BTreeSet<String> {
-    let from = text.find(start).expect(start) + start.len();
-    let body = &text[from..from + text[from..].find(end).expect(end)];
-    body.split(quote)
+fn camel_case(snake: &str) -> String {
+    let mut parts = snake.split('_');
+    let mut camel = parts.next().unwrap_or_default().to_string();
+    for part in parts {
+        let mut chars = part.chars();
+        camel.extend(chars.next().map(|c| c.to_ascii_uppercase()));
+        camel.push_str(chars.as_str());
+    }
+    camel
+}
+
+/// The keys of a JS object literal or a documented `{ a, b: type }`, in order.
+fn object_keys(body: &str) -> Vec<String> {
+    body.split(',')
+        .map(|field| field.split(':').next().unwrap().trim().to_string())
+        .filter(|key| !key.is_empty())
+        .collect()
+}
+
+/// What the UI or the docs pass to each command: its name and its argument keys.
+fn calls_in(text: &str, opening: &str, closing: char) -> BTreeMap<String, Vec<String>> {
+    text.split(opening)
         .skip(1)
-        .step_by(2)
-        .map(str::to_string)
+        .map(|rest| {
+            let name = &rest[..rest.find(closing).unwrap()];
+            let after = &rest[name.len() + 1..];
+            // Arguments follow directly as `, { ... }` (JS) or ` | `{ ... }` |` (docs).
+            let head = after.trim_start_matches([',', ' ', '|', '`']);
+            let keys = match head.strip_prefix('{') {
+                Some(body) if !after.trim_start().starts_with(')') => {
+                    object_keys(&body[..body.find('}').unwrap()])
+                }
+                _ => Vec::new(),
+            };
+            (name.to_string(), keys)
+        })
+        .collect()
+}
+
+/// `text` split at the commas outside `<...>`.
+fn split_top_level(text: &str) -> Vec<&str> {
+    let (mut parts, mut depth, mut start) = (Vec::new(), 0, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+/// Each `#[tauri::command]` in `commands.rs`: its name, the arguments the UI passes (not the
+/// ones Tauri injects) and its result, with whitespace removed.
+fn command_functions() -> BTreeMap<String, (Vec<(String, String)>, String)> {
+    let injected = [
+        "State<",
+        "AppHandle<",
+        "Channel<",
+        "Window<",
+        "WebviewWindow<",
+    ];
+    include_str!("commands.rs")
+        .split("#[tauri::command]")
+        .skip(1)
+        .map(|item| {
+            let signature: String = item[..item.find('{').unwrap()]
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            let name_start = signature.find("fn").unwrap() + 2;
+            let name_end = name_start + signature[name_start..].find(['(', '<']).unwrap();
+            let params_start = signature.find('(').unwrap() + 1;
+            let params_end = signature.rfind(")->").unwrap();
+            let args = split_top_level(&signature[params_start..params_end])
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .map(|p| p.split_once(':').unwrap())
+                .filter(|(_, ty)| !injected.iter().any(|i| ty.contains(i)))
+                .map(|(n, ty)| (n.to_string(), ty.to_string()))
+                .collect();
+            let result = signature[params_end + 3..]
+                .strip_prefix("CommandResult<")
+                .and_then(|r| r.strip_suffix('>'))
+                .unwrap_or_else(|| panic!("{signature} returns a CommandResult"))
+                .to_string();
+            (signature[name_start..name_end].to_string(), (args, result))
+        })
         .collect()
 }
 
 #[test]
-fn the_command_list_agrees_everywhere() {
-    let build = quoted_after(include_str!("../build.rs"), "COMMANDS", "];", '"');
-    assert!(build.len() > 20, "{build:?}");
-
-    let capability: Value =
-        serde_json::from_str(include_str!("../capabilities/main.json")).unwrap();
-    let granted: BTreeSet<String> = capability["permissions"]
-        .as_array()
-        .unwrap()
+fn every_declared_command_has_its_function_its_ui_wrapper_and_its_documentation() {
+    let unspaced = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+    let declared: BTreeMap<String, (Vec<(String, String)>, String)> = crate::COMMANDS
         .iter()
-        .filter_map(|p| p.as_str()?.strip_prefix("allow-"))
-        .map(|p| p.replace('-', "_"))
+        .map(|c| {
+            let args = c
+                .args
+                .iter()
+                .map(|(n, t)| (n.to_string(), unspaced(t)))
+                .collect();
+            (c.name.to_string(), (args, unspaced(c.result)))
+        })
         .collect();
+    assert!(declared.len() > 20, "{declared:?}");
+    assert_eq!(
+        command_functions(),
+        declared,
+        "commands.rs vs command_list.rs"
+    );
 
-    let registered: BTreeSet<String> = include_str!("lib.rs")
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("$crate::commands::"))
-        .map(|l| l.trim_end_matches(',').to_string())
+    let ui_keys: BTreeMap<String, Vec<String>> = declared
+        .iter()
+        .map(|(name, (args, _))| {
+            (
+                name.clone(),
+                args.iter().map(|a| camel_case(&a.0)).collect(),
+            )
+        })
         .collect();
-
-    let api = include_str!("../../ui/js/api.js");
-    let wrapped: BTreeSet<String> = api
-        .split("call('")
-        .skip(1)
-        .map(|rest| rest[..rest.find('\'').unwrap()].to_string())
-        .collect();
-
-    let documented: BTreeSet<String> = include_str!("../../docs/commands.md")
-        .lines()
-        .filter_map(|l| l.strip_prefix("| `"))
-        .map(|l| l[..l.find('`').unwrap()].to_string())
-        .collect();
-
-    assert_eq!(granted, build, "capabilities/main.json vs build.rs");
-    assert_eq!(registered, build, "lib.rs vs build.rs");
-    assert_eq!(wrapped, build, "ui/js/api.js vs build.rs");
-    assert_eq!(documented, build, "docs/commands.md vs build.rs");
+    let api = calls_in(include_str!("../../ui/js/api.js"), "call('", '\'');
+    assert_eq!(api, ui_keys, "ui/js/api.js vs command_list.rs");
+    let docs = calls_in(include_str!("../../docs/commands.md"), "\n| `", '`');
+    assert_eq!(docs, ui_keys, "docs/commands.md vs command_list.rs");
 }
 
 #[test]

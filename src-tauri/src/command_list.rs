@@ -1,0 +1,40 @@
+// Every command the UI may call, declared once: its name, its arguments (as the Rust function
+// takes them; the UI passes them in camelCase) and its result.
+//
+// `lib.rs` turns this list into the invoke handler, so a declared command without a function
+// fails the build. `build.rs` turns it into the app manifest, and fails the build when
+// `capabilities/main.json` grants anything else. A test holds the functions' parameters,
+// `ui/js/api.js` and `docs/commands.md` to it.
+//
+// This file is `include!`d by both, each with its own `app_command_list!`; keep it to the
+// one macro call.
+app_command_list! {
+    session() -> Option<SessionDto>;
+    signup(username: String, password: String) -> SessionDto;
+    login(username: String, password: String) -> SessionDto;
+    logout() -> ();
+    username_available(username: String) -> AvailabilityDto;
+    list_users() -> Vec<String>;
+    list_chats() -> Vec<ChatSummaryDto>;
+    create_dm(other: String) -> ChatSummaryDto;
+    create_group(name: String, members: Vec<String>) -> ChatSummaryDto;
+    open_chat(chat_id: String) -> ChatPageDto;
+    older_messages(chat_id: String, before: String) -> OlderDto;
+    send_text(chat_id: String, text: String) -> MessageDto;
+    send_image(chat_id: String, data_base64: String, text: Option<String>, original: Option<bool>) -> MessageDto;
+    choose_image() -> Option<PickedImageDto>;
+    preview_image(data_base64: String) -> String;
+    poll(chat_id: Option<String>, cursor: Option<String>) -> PollDto;
+    mark_read(chat_id: String) -> ();
+    search(query: String) -> Vec<SearchHitDto>;
+    contact_keys(other: String) -> ContactDto;
+    trust_keys(other: String) -> ContactDto;
+    set_verified(other: String, verified: bool) -> ContactDto;
+    change_password(old_password: String, new_password: String) -> ();
+    show_recovery_key(password: String) -> String;
+    recover_account(username: String, recovery_key: String, new_password: String) -> SessionDto;
+    startup_notice() -> Option<String>;
+    data_folder() -> String;
+    set_data_folder(path: String) -> String;
+    choose_data_folder() -> Option<String>;
+}
