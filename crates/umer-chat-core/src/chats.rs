@@ -336,10 +336,46 @@ impl Store {
         watch: &mut ChatListWatch,
     ) -> Result<Vec<ChatSummary>> {
         let markers = self.read_markers(user)?;
+        let chats = self.member_chats(user)?;
+        self.changed_among(user, watch, chats, &markers)
+    }
+
+    /// As [`Store::changed_chats`], looking only at `chats` (those a folder watcher saw
+    /// change), so an idle look costs the same however many chats there are. Chats that
+    /// `user` is not in, or that are gone, are left out.
+    pub fn changed_chats_among(
+        &self,
+        user: &UserKey,
+        watch: &mut ChatListWatch,
+        chats: &BTreeSet<ChatId>,
+    ) -> Result<Vec<ChatSummary>> {
+        // The user's read markers are few files, read every time: a chat read on another
+        // device (or in this one) changes its unread count while its logs stay the same.
+        let markers = self.read_markers(user)?;
+        let marker_moved = watch
+            .seen
+            .iter()
+            .filter(|(id, seen)| seen.1.as_ref() != markers.get(*id))
+            .map(|(id, _)| id);
+        let ids: BTreeSet<&ChatId> = chats.iter().chain(marker_moved).collect();
+        let chats = ids
+            .into_iter()
+            .filter_map(|id| self.member_chat(user, id.as_str()).ok())
+            .collect();
+        self.changed_among(user, watch, chats, &markers)
+    }
+
+    fn changed_among(
+        &self,
+        user: &UserKey,
+        watch: &mut ChatListWatch,
+        chats: Vec<Arc<ChatRecord>>,
+        markers: &HashMap<ChatId, EventKey>,
+    ) -> Result<Vec<ChatSummary>> {
         let mut changed = Vec::new();
         // Each member's key state once per call, however many chats they share.
         let mut key_changed: HashMap<UserKey, bool> = HashMap::new();
-        for chat in self.member_chats(user)? {
+        for chat in chats {
             let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
             let changed_members = chat
                 .members

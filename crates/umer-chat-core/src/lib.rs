@@ -27,6 +27,7 @@ pub mod skip;
 mod store;
 pub mod username;
 mod users;
+pub mod watch;
 
 pub use chats::{
     ChatListWatch, ChatSummary, ChatView, Page, MAX_GROUP_NAME_CHARS, PAGE_SIZE, UNREAD_CAP,
@@ -48,6 +49,7 @@ pub use skip::{SkipReason, Skipped};
 pub use store::Store;
 pub use username::{UserKey, Username};
 pub use users::User;
+pub use watch::{FolderChanges, FolderWatcher};
 
 /// A message is an event of type `message`, the only kind so far.
 pub type Message = Event;

@@ -216,6 +216,14 @@ impl Store {
         ))
     }
 
+    /// A cursor at the end of a chat's logs as they are now: polling from it brings only
+    /// what is written later.
+    pub fn end_cursor(&self, user: &UserKey, chat: &str) -> Result<LogCursor> {
+        let chat = self.member_chat(user, chat)?;
+        let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+        Ok(LogCursor::at_end_of(&files))
+    }
+
     /// Every message of a chat, oldest first (for export and the CLI's `read`).
     pub fn all_messages(&self, user: &UserKey, chat: &str) -> Result<Vec<Event>> {
         let chat = self.member_chat(user, chat)?;
