@@ -25,6 +25,7 @@ app_command_list! {
     choose_image() -> Option<PickedImageDto>;
     preview_image(data_base64: String) -> String;
     poll(chat_id: Option<String>, cursor: Option<String>) -> PollDto;
+    subscribe_changes(on_change: Channel<ChangeSignal>) -> LiveStatus;
     mark_read(chat_id: String) -> ();
     search(query: String) -> Vec<SearchHitDto>;
     contact_keys(other: String) -> ContactDto;

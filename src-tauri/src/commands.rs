@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use base64::Engine;
+use tauri::ipc::Channel;
 use tauri::{AppHandle, Runtime, State};
 use umer_chat_core::{
     ChatListWatch, EventKey, LogCursor, PhotoSize, Store, User, Username, MAX_IMAGE_BYTES,
@@ -14,6 +15,7 @@ use umer_chat_core::{
 use crate::dto::*;
 use crate::error::{CommandError, CommandResult};
 use crate::image_scheme::PREVIEW_SIDE;
+use crate::live::{ChangeSignal, LiveStatus, Look};
 use crate::state::AppState;
 
 const SEARCH_LIMIT: usize = 50;
@@ -363,6 +365,7 @@ pub async fn poll(
 ) -> CommandResult<PollDto> {
     let (store, user) = state.signed_in()?;
     let mut watch = state.with_watch(std::mem::take)?;
+    let look = state.live().take_look();
     let (result, watch) = blocking(move || {
         let mut names = Names::new(&store, &user.key);
         let (messages, cursor) = match (chat_id, cursor) {
@@ -373,9 +376,11 @@ pub async fn poll(
             }
             _ => (Vec::new(), None),
         };
-        let chats = store
-            .changed_chats(&user.key, &mut watch)
-            .map(|changed| changed.iter().map(|s| names.summary(s)).collect());
+        let changed = match look {
+            Look::Everything => store.changed_chats(&user.key, &mut watch),
+            Look::Only(chats) => store.changed_chats_among(&user.key, &mut watch, &chats),
+        };
+        let chats = changed.map(|changed| changed.iter().map(|s| names.summary(s)).collect());
         // The watch goes back even when listing failed, so the next poll is not a full one.
         Ok((
             chats.map(|chats| PollDto {
@@ -388,9 +393,20 @@ pub async fn poll(
     })
     .await?;
     state.set_watch(watch);
-    let result = result?;
+    let result = result.inspect_err(|_| state.live().poll_failed())?;
     state.show_images(&result.messages);
     Ok(result)
+}
+
+/// Signals on `on_change` whenever the data folder changes, so the UI polls at once.
+/// Works signed in or not (a signal carries no content); the answer says whether changes
+/// arrive live or only on the UI's timer.
+#[tauri::command]
+pub async fn subscribe_changes(
+    state: State<'_, AppState>,
+    on_change: Channel<ChangeSignal>,
+) -> CommandResult<LiveStatus> {
+    Ok(state.live().subscribe(on_change))
 }
 
 #[tauri::command]

@@ -7,6 +7,7 @@ mod commands;
 mod dto;
 mod error;
 pub mod image_scheme;
+mod live;
 mod state;
 
 use tauri::{Manager, Runtime};

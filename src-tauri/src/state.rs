@@ -10,6 +10,7 @@ use umer_chat_core::{config, ChatListWatch, LocalConfig, Store, User};
 
 use crate::dto::MessageDto;
 use crate::error::{CommandError, CommandResult};
+use crate::live::Live;
 
 /// The keys this device pinned for each user, in its local config: the file name the CLI
 /// uses too, so the app and the CLI on one device share what they pinned.
@@ -29,6 +30,8 @@ pub struct AppState {
     startup_notice: Mutex<Option<String>>,
     /// Numbers the composer's previews; never reset, so a URL is never reused.
     next_preview: AtomicU64,
+    /// The watch over the data folder, and what it saw since the last poll.
+    live: Live,
 }
 
 /// How many composer previews a session keeps (one per chat with a draft image).
@@ -119,6 +122,7 @@ impl AppState {
             ));
         }
         let notice = (!notices.is_empty()).then(|| notices.join(" "));
+        let live = Live::new(store.root());
         Ok(AppState {
             inner: Mutex::new(Inner {
                 config,
@@ -130,6 +134,7 @@ impl AppState {
             legacy_data_dir,
             startup_notice: Mutex::new(notice),
             next_preview: AtomicU64::new(1),
+            live,
         })
     }
 
@@ -144,6 +149,10 @@ impl AppState {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic elsewhere must not lock the user out; the data is still consistent.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn live(&self) -> &Live {
+        &self.live
     }
 
     pub fn store(&self) -> Arc<Store> {
@@ -287,6 +296,7 @@ impl AppState {
             inner.store.sign_out(&old.user.key);
         }
         inner.store = Arc::new(store);
+        self.live.watch(&dir);
         Ok(dir)
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use tauri::ipc::{CallbackFn, InvokeBody};
@@ -28,8 +29,16 @@ impl TestApp {
         Self::with_state(state, dirs)
     }
 
-    /// A mock app on `state`; `dirs` lives as long as the app.
+    /// A mock app on `state`; `dirs` lives as long as the app. Without the folder watcher,
+    /// so that a poll right after a write sees it (an event takes a few milliseconds);
+    /// `live_updates_*` tests keep the watcher.
     fn with_state(state: AppState, dirs: tempfile::TempDir) -> Self {
+        state.live().stop_watching();
+        Self::watching(state, dirs)
+    }
+
+    /// As [`TestApp::with_state`], with the folder watcher on.
+    fn watching(state: AppState, dirs: tempfile::TempDir) -> Self {
         let app = builder(mock_builder())
             .manage(state)
             .build(tauri::generate_context!())
@@ -112,6 +121,16 @@ impl TestApp {
 
 fn creds(name: &str) -> Value {
     json!({ "username": name, "password": "correct horse" })
+}
+
+/// Signs each app's user up and opens their DM (from the first); gives its id.
+fn signed_up_with_a_dm(first: (&TestApp, &str), second: (&TestApp, &str)) -> String {
+    first.0.ok("signup", creds(first.1));
+    second.0.ok("signup", creds(second.1));
+    first.0.ok("create_dm", json!({ "other": second.1 }))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn key(name: &str) -> UserKey {
@@ -300,6 +319,57 @@ fn a_non_member_can_neither_read_nor_write_a_chat() {
 }
 
 #[test]
+fn live_updates_signal_a_change_at_once_and_the_next_poll_brings_it() {
+    let dirs = tempfile::tempdir().unwrap();
+    let data = dirs.path().join("data");
+    let bob_state = AppState::open(&dirs.path().join("config"), data.clone()).unwrap();
+    let (signals, signalled) = std::sync::mpsc::channel();
+    let status = bob_state
+        .live()
+        .subscribe(tauri::ipc::Channel::new(move |body| {
+            let tauri::ipc::InvokeResponseBody::Json(json) = body else {
+                panic!("a JSON signal");
+            };
+            signals.send(json).ok();
+            Ok(())
+        }));
+    assert!(status.live, "{status:?}");
+    assert_eq!(status.refresh_ms, 3000);
+    let bob = TestApp::watching(bob_state, dirs);
+    let alice = TestApp::new(Some(&data));
+    let chat_id = signed_up_with_a_dm((&alice, "alice"), (&bob, "bob"));
+    bob.ok("list_chats", json!({}));
+    let page = bob.ok("open_chat", json!({ "chatId": chat_id }));
+    while signalled.recv_timeout(Duration::from_millis(300)).is_ok() {}
+    // The first look after sign-in is a full one; after it, only changed chats are looked at.
+    bob.ok(
+        "poll",
+        json!({ "chatId": chat_id, "cursor": page["pollCursor"] }),
+    );
+    let idle = bob.ok(
+        "poll",
+        json!({ "chatId": chat_id, "cursor": page["pollCursor"] }),
+    );
+    assert_eq!(idle["chats"], json!([]));
+
+    alice.ok("send_text", json!({ "chatId": chat_id, "text": "live" }));
+    let signal: Value = serde_json::from_str(
+        &signalled
+            .recv_timeout(Duration::from_secs(2))
+            .expect("a signal within 2 s of the write"),
+    )
+    .unwrap();
+    assert_eq!(signal["chats"], json!([chat_id]), "{signal}");
+    let fresh = bob.ok(
+        "poll",
+        json!({ "chatId": chat_id, "cursor": idle["cursor"] }),
+    );
+    assert_eq!(texts(&fresh["messages"]), ["live"]);
+    assert_eq!(fresh["chats"][0]["unread"], 1, "{fresh}");
+    assert_eq!(fresh["chats"][0]["preview"], "alice: live");
+}
+
+#[test]
 fn poll_brings_new_messages_and_changed_summaries_only() {
     let alice = TestApp::new(None);
     let bob = TestApp::new(Some(&alice.data_folder()));
@@ -464,12 +534,7 @@ fn mine_is_decided_by_key_not_by_display_name() {
     let alice = TestApp::new(None);
     let folder = alice.data_folder();
     let mallory = TestApp::new(Some(&folder));
-    alice.ok("signup", creds("alice"));
-    mallory.ok("signup", creds("mallory"));
-    let chat_id = alice.ok("create_dm", json!({ "other": "mallory" }))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let chat_id = signed_up_with_a_dm((&alice, "alice"), (&mallory, "mallory"));
     let page = alice.ok("open_chat", json!({ "chatId": chat_id }));
     let sent = alice.ok(
         "send_text",
@@ -1300,13 +1365,7 @@ fn split_top_level(text: &str) -> Vec<&str> {
 /// Each `#[tauri::command]` in `commands.rs`: its name, the arguments the UI passes (not the
 /// ones Tauri injects) and its result, with whitespace removed.
 fn command_functions() -> BTreeMap<String, (Vec<(String, String)>, String)> {
-    let injected = [
-        "State<",
-        "AppHandle<",
-        "Channel<",
-        "Window<",
-        "WebviewWindow<",
-    ];
+    let injected = ["State<", "AppHandle<", "Window<", "WebviewWindow<"];
     include_str!("commands.rs")
         .split("#[tauri::command]")
         .skip(1)

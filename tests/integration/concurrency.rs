@@ -1,9 +1,12 @@
 //! Many CLI processes on several devices append to one group chat at the same time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use umer_chat_tests::support::{
     cli, device_config, doctor, files_under, key, open_signed_in, open_store, run, sign_up,
@@ -31,6 +34,17 @@ fn eight_processes_on_four_devices_lose_and_duplicate_nothing() {
     let configs: Vec<_> = (0..DEVICES).map(|_| temp_dir()).collect();
     let devices: Vec<_> = configs.iter().map(|c| device_config(c.path())).collect();
     let out_dir = temp_dir();
+
+    // carol watches the group from her own device the whole time: the folder watcher must
+    // bring every message once, however the writers' events interleave.
+    let carol_config = temp_dir();
+    let watched = out_dir.path().join("watch.out");
+    let mut watch = cli(data.path(), carol_config.path());
+    watch
+        .args(["--user", "carol", "watch", &chat])
+        .stdout(File::create(&watched).unwrap());
+    let mut watcher = Running::spawn(&mut watch);
+    wait_until_watching(&mut watcher);
 
     let mut children = Vec::new();
     for p in 0..PROCESSES {
@@ -72,6 +86,19 @@ fn eight_processes_on_four_devices_lose_and_duplicate_nothing() {
         }
     }
     assert_eq!(acked.len(), PROCESSES * MESSAGES, "event ids are unique");
+    let printed = watched_ids(&watched, acked.len());
+    drop(watcher);
+    let unique: HashSet<&String> = printed.iter().collect();
+    assert_eq!(
+        unique.len(),
+        printed.len(),
+        "the watch printed a message twice"
+    );
+    assert_eq!(
+        unique,
+        acked.keys().collect(),
+        "the watch printed exactly the acknowledged messages"
+    );
 
     // The writers really were several devices, each with one file per (user, device).
     let logs: Vec<_> = files_under(data.path())
@@ -190,5 +217,42 @@ fn processes_started_together_on_a_new_device_agree_on_its_id() {
             devices.iter().all(|d| *d == device),
             "round {round}: one device, several ids: {devices:?} vs {device:?}"
         );
+    }
+}
+
+/// Waits for `watch` to say it is watching (on stderr): what is written after that is seen.
+/// Gives the warnings it printed before.
+pub fn wait_until_watching(watch: &mut Running) -> Vec<String> {
+    let stderr = watch.child().stderr.take().expect("the watch's stderr");
+    let mut warnings = Vec::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("read the watch's stderr");
+        if line.starts_with("watching") {
+            return warnings;
+        }
+        warnings.push(line);
+    }
+    panic!("the watch ended before watching: {warnings:?}");
+}
+
+/// The ids of the messages a watch printed to `path`, once it printed `expected` lines (or
+/// 20 s passed: then whatever it printed).
+fn watched_ids(path: &Path, expected: usize) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap();
+        let complete: Vec<&str> = text.lines().collect();
+        if complete.len() >= expected || started.elapsed() > Duration::from_secs(20) {
+            return complete
+                .iter()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -6,6 +6,7 @@ mod crash;
 mod durability;
 mod fuzz;
 mod hostile;
+mod live;
 mod merge;
 mod os_users;
 mod photos;

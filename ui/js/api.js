@@ -52,6 +52,18 @@ export const markRead = (chatId) => call('mark_read', { chatId });
 export const poll = (chatId, cursor) => call('poll', { chatId: chatId ?? null, cursor: cursor ?? null });
 export const search = (query) => call('search', { query });
 
+/** Calls `onChange(signal)` whenever the data folder changes; resolves with
+ *  `{ live, reason, refreshMs }` (whether changes arrive at once, and the timer's beat). */
+export function subscribeChanges(onChange) {
+  const Channel = window.__TAURI__?.core?.Channel;
+  if (typeof Channel !== 'function') {
+    return Promise.reject({ code: 'unknown', message: 'The app backend is not available.' });
+  }
+  const channel = new Channel();
+  channel.onmessage = onChange;
+  return call('subscribe_changes', { onChange: channel });
+}
+
 // Messages and images
 export const sendText = (chatId, text) => call('send_text', { chatId, text });
 export const sendImage = (chatId, dataBase64, text, original = false) =>

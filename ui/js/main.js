@@ -12,7 +12,7 @@ import { initComposer, resetComposer } from './composer.js';
 import { initNewChat, closeNewChatDialogs } from './newchat.js';
 import { initSearch, clearSearch } from './search.js';
 import { initSettings, showFolder } from './settings.js';
-import { startPolling, stopPolling, setAutoRefresh } from './poller.js';
+import { startPolling, stopPolling, setAutoRefresh, pollNow, setRefreshInterval } from './poller.js';
 import { initViewer, closeViewer } from './viewer.js';
 import { initVerify, closeVerifyDialogs } from './verify.js';
 import { initAccount, showRecoveryKey, closeAccountDialogs } from './account.js';
@@ -80,7 +80,24 @@ async function enterMain(signedIn) {
     if (gen !== store.gen) return;
     if (reportError(e)) return;
   }
+  await subscribeToChanges();
+  if (gen !== store.gen) return;
   startPolling();
+}
+
+/** Asks to be told when the folder changes, and says whether that works here. */
+async function subscribeToChanges() {
+  const line = $('live-status');
+  try {
+    const status = await api.subscribeChanges(() => pollNow());
+    setRefreshInterval(status.refreshMs);
+    const seconds = Math.round(status.refreshMs / 100) / 10;
+    line.textContent = status.live
+      ? 'New messages show at once.'
+      : `New messages show within ${seconds} s (${status.reason}).`;
+  } catch (e) {
+    line.textContent = `New messages show within 3 s (${e.message}).`;
+  }
 }
 
 /** Back to the login view, dropping everything tied to the old session. */

@@ -1,17 +1,23 @@
-// Auto-refresh: one poll at a time, each starting 3 s after the previous one
-// started (a setTimeout chain, so calls never overlap, and a slow poll does not
-// push the next one later than the 3 s beat).
+// Refreshing: one poll at a time. The folder watcher asks for a poll the moment something
+// changes (pollNow); the timer polls anyway every `interval` (3 s unless a test slows it),
+// for folders whose changes raise no events (network drives) and as a safety net.
+// A setTimeout chain, so calls never overlap and a slow poll does not push the beat later.
 
 import * as api from './api.js';
 import { store } from './store.js';
 import { applyPoll } from './chat.js';
 import { isSignedOut, reportError, showBanner } from './errors.js';
 
-const INTERVAL = 3000;
+let interval = 3000;
 let timer = null;
 let inFlight = false;
+let again = false; // a change arrived during a poll: poll once more right after it
 let lastStart = 0;
 let failing = false; // a poll error was already shown; don't repeat it every 3 s
+
+export function setRefreshInterval(ms) {
+  if (Number.isFinite(ms) && ms > 0) interval = ms;
+}
 
 export function startPolling() {
   failing = false;
@@ -23,6 +29,7 @@ export function startPolling() {
 export function stopPolling() {
   clearTimeout(timer);
   timer = null;
+  again = false;
 }
 
 export function setAutoRefresh(on) {
@@ -31,9 +38,21 @@ export function setAutoRefresh(on) {
   if (on && !inFlight) tick(); // refresh right away when switched back on
 }
 
+/** Something changed in the folder: poll now (or right after the poll under way). */
+export function pollNow() {
+  if (!store.autoRefresh || !store.session) return;
+  if (inFlight) {
+    again = true;
+    return;
+  }
+  clearTimeout(timer);
+  timer = null;
+  tick();
+}
+
 function schedule() {
   if (timer || inFlight || !store.autoRefresh || !store.session) return;
-  const wait = Math.max(0, INTERVAL - (performance.now() - lastStart));
+  const wait = Math.max(0, interval - (performance.now() - lastStart));
   timer = setTimeout(tick, wait);
 }
 
@@ -48,6 +67,7 @@ async function tick() {
   }
 
   inFlight = true;
+  again = false;
   lastStart = performance.now();
   const gen = store.gen;
   const epoch = store.epoch;
@@ -65,6 +85,7 @@ async function tick() {
     }
   } finally {
     inFlight = false;
-    schedule(); // checks session/autoRefresh itself, so a sign-out stops the chain
+    if (again) pollNow();
+    else schedule(); // checks session/autoRefresh itself, so a sign-out stops the chain
   }
 }

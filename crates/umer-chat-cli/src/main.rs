@@ -3,6 +3,8 @@
 //! Exit codes: 0 success; 1 a user error (one line on stderr saying what to do);
 //! 2 a usage error (from clap).
 
+mod watch;
+
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +65,9 @@ enum Command {
         #[arg(long, value_name = "N")]
         last: Option<usize>,
     },
+    /// Print new messages as they arrive, one JSON object per line (as `read`), until
+    /// stopped: in CHAT, or in every chat you are in (new ones included).
+    Watch { chat: Option<String> },
     /// Search your chats, newest first (JSON lines).
     Search { query: String },
     /// List every file or line that readers skip, and why; exits 1 if there is any.
@@ -221,6 +226,10 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 let event = store.append_message(&me, &chat, text.as_deref(), image.as_deref())?;
                 writeln!(out, "{}", message_json(&event)).ok();
             }
+        }
+        Command::Watch { chat } => {
+            let me = sign_in(&mut stdin)?;
+            watch::watch(&store, &me, chat.as_deref(), &mut out)?;
         }
         Command::Read { chat, last } => {
             let me = sign_in(&mut stdin)?;

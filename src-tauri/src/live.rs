@@ -1,0 +1,172 @@
+//! Live updates: the core's folder watcher says what changed; this keeps it for the next poll
+//! (which then looks only there) and tells the UI to poll now, through the channel it
+//! subscribed with. The UI's timer stays as the fallback: when the watch is not live (a
+//! network file system, a failed watch, or `UMER_CHAT_WATCH=off`) every poll looks at the
+//! whole folder, as before.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tauri::ipc::Channel;
+use umer_chat_core::{ChatId, FolderChanges, FolderWatcher};
+
+/// The UI's refresh interval in milliseconds (tests slow it down so only the watcher can
+/// deliver in time). Default 3000.
+pub const REFRESH_ENV: &str = "UMER_CHAT_REFRESH_MS";
+const DEFAULT_REFRESH: Duration = Duration::from_secs(3);
+
+/// Even with a live watch, a poll looks at every chat this often: an event the OS dropped
+/// without saying so costs at most this much delay.
+const FULL_LOOK_EVERY: Duration = Duration::from_secs(60);
+
+/// What the UI is told when the folder changed: enough to decide what to refresh.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeSignal {
+    /// Chats whose messages or records changed (ids), when known.
+    pub chats: Vec<String>,
+    /// Someone's typing state may have changed.
+    pub presence: bool,
+    /// Someone's read markers changed (receipts, unread counts).
+    pub reads: bool,
+    /// Look at everything.
+    pub everything: bool,
+}
+
+/// Whether changes arrive at once, and how often the UI polls anyway.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveStatus {
+    pub live: bool,
+    /// Why not, when not live: shown in Settings.
+    pub reason: Option<String>,
+    pub refresh_ms: u64,
+}
+
+/// Which chats a poll must look at.
+#[derive(Debug, PartialEq)]
+pub enum Look {
+    Everything,
+    Only(BTreeSet<ChatId>),
+}
+
+#[derive(Default)]
+struct Shared {
+    /// Changes since the last poll took them.
+    pending: FolderChanges,
+    subscriber: Option<Channel<ChangeSignal>>,
+}
+
+pub struct Live {
+    shared: Arc<Mutex<Shared>>,
+    watcher: Mutex<Option<FolderWatcher>>,
+    /// Why there is no watcher, when there is none.
+    no_watcher: Mutex<Option<String>>,
+    last_full_look: Mutex<Option<Instant>>,
+    refresh: Duration,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Live {
+    /// Starts watching `root` (unless `UMER_CHAT_WATCH=off`).
+    pub fn new(root: &Path) -> Live {
+        let refresh = std::env::var(REFRESH_ENV)
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map(Duration::from_millis)
+            .unwrap_or(DEFAULT_REFRESH);
+        let live = Live {
+            shared: Arc::default(),
+            watcher: Mutex::new(None),
+            no_watcher: Mutex::new(None),
+            last_full_look: Mutex::new(None),
+            refresh,
+        };
+        live.watch(root);
+        live
+    }
+
+    /// Watches `root` instead of the folder before (the data folder changed).
+    pub fn watch(&self, root: &Path) {
+        let mut watcher = lock(&self.watcher);
+        *watcher = None;
+        *lock(&self.last_full_look) = None;
+        let shared = self.shared.clone();
+        match FolderWatcher::start(root, move |changes| deliver(&shared, changes)) {
+            Ok(started) => {
+                *watcher = Some(started);
+                *lock(&self.no_watcher) = None;
+            }
+            Err(e) => *lock(&self.no_watcher) = Some(e.to_string()),
+        }
+    }
+
+    /// No watch: every poll looks at everything.
+    #[cfg(test)]
+    pub fn stop_watching(&self) {
+        *lock(&self.watcher) = None;
+        *lock(&self.no_watcher) = Some("stopped by a test".into());
+    }
+
+    /// The UI's channel for change signals (replacing an earlier one, e.g. after a reload).
+    pub fn subscribe(&self, channel: Channel<ChangeSignal>) -> LiveStatus {
+        lock(&self.shared).subscriber = Some(channel);
+        self.status()
+    }
+
+    pub fn status(&self) -> LiveStatus {
+        let watcher = lock(&self.watcher);
+        let reason = match watcher.as_ref() {
+            Some(watcher) => watcher.trouble(),
+            None => lock(&self.no_watcher).clone(),
+        };
+        LiveStatus {
+            live: reason.is_none(),
+            reason,
+            refresh_ms: self.refresh.as_millis() as u64,
+        }
+    }
+
+    /// What the next poll must look at, taking the changes seen so far.
+    pub fn take_look(&self) -> Look {
+        let changes = std::mem::take(&mut lock(&self.shared).pending);
+        let live = lock(&self.watcher).as_ref().is_some_and(|w| w.is_live());
+        let mut last_full = lock(&self.last_full_look);
+        let due = last_full.is_none_or(|at| at.elapsed() >= FULL_LOOK_EVERY);
+        if !live || due || changes.everything || changes.users {
+            *last_full = Some(Instant::now());
+            Look::Everything
+        } else {
+            Look::Only(changes.chats)
+        }
+    }
+
+    /// A poll that took changes failed: look at everything next time.
+    pub fn poll_failed(&self) {
+        lock(&self.shared).pending.everything = true;
+    }
+}
+
+/// Keeps `changes` for the next poll and tells the UI to poll now.
+fn deliver(shared: &Mutex<Shared>, changes: FolderChanges) {
+    let mut shared = lock(shared);
+    let signal = ChangeSignal {
+        chats: changes.chats.iter().map(ToString::to_string).collect(),
+        presence: changes.presence,
+        reads: !changes.readers.is_empty(),
+        everything: changes.everything || changes.users,
+    };
+    shared.pending.merge(changes);
+    if let Some(channel) = &shared.subscriber {
+        // A UI that went away (a reload) subscribes again; until then nobody listens.
+        if channel.send(signal).is_err() {
+            shared.subscriber = None;
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! `umer-chat-cli watch`: new messages as they arrive, from other devices' real processes.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use umer_chat_tests::support::{cli, key, open_signed_in, open_store, sign_up, temp_dir, Running};
+
+use crate::concurrency::wait_until_watching;
+
+/// Well above what a local watch takes (milliseconds), well below the 3 s fallback beat's
+/// worst case plus a poll: a message seen within this came through the watcher.
+const AT_ONCE: Duration = Duration::from_millis(1500);
+
+#[test]
+fn watch_prints_each_new_message_once_as_it_arrives_in_any_of_your_chats() {
+    let data = temp_dir();
+    let setup = open_store(data.path());
+    sign_up(&setup, &["alice", "bob", "carol"]);
+    let alice = open_signed_in(data.path(), &["alice"]);
+    let dm = alice
+        .create_private_chat(&key("alice"), "bob")
+        .unwrap()
+        .id
+        .clone();
+    alice
+        .append_message(&key("alice"), dm.as_str(), Some("before the watch"), None)
+        .unwrap();
+
+    let config = temp_dir();
+    let mut watch = cli(data.path(), config.path());
+    watch.args(["--user", "bob", "watch"]);
+    let mut watching = Running::spawn(&mut watch);
+    wait_until_watching(&mut watching);
+    let lines = line_reader(&mut watching);
+
+    let send = |chat: &str, text: &str| {
+        alice
+            .append_message(&key("alice"), chat, Some(text), None)
+            .unwrap();
+        let sent = Instant::now();
+        let line = lines
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("{text:?} was never printed"));
+        (line, sent.elapsed())
+    };
+    let (line, took) = send(dm.as_str(), "hello bob");
+    assert_eq!(
+        line["text"], "hello bob",
+        "nothing from before the watch: {line}"
+    );
+    assert_eq!(line["chat"], dm.as_str());
+    assert!(took < AT_ONCE, "took {took:?}");
+
+    // A group made after the watch started is watched too, from its first message.
+    let group = alice
+        .create_group_chat(&key("alice"), "later", &["bob", "carol"])
+        .unwrap()
+        .id
+        .clone();
+    let (line, took) = send(group.as_str(), "in the new group");
+    assert_eq!(line["text"], "in the new group");
+    assert!(took < AT_ONCE, "took {took:?}");
+
+    // A chat bob is not in prints nothing.
+    let other = alice
+        .create_private_chat(&key("alice"), "carol")
+        .unwrap()
+        .id
+        .clone();
+    alice
+        .append_message(&key("alice"), other.as_str(), Some("not for bob"), None)
+        .unwrap();
+    let (line, _) = send(dm.as_str(), "last");
+    assert_eq!(line["text"], "last", "only bob's chats: {line}");
+    assert!(
+        lines.recv_timeout(Duration::from_millis(300)).is_err(),
+        "nothing printed twice"
+    );
+}
+
+#[test]
+fn watch_falls_back_to_looking_every_few_seconds_without_a_watcher() {
+    let data = temp_dir();
+    let setup = open_store(data.path());
+    sign_up(&setup, &["alice", "bob"]);
+    let alice = open_signed_in(data.path(), &["alice"]);
+    let dm = alice
+        .create_private_chat(&key("alice"), "bob")
+        .unwrap()
+        .id
+        .clone();
+
+    // The switch the app's fallback tests use too: as if the watch could not start.
+    let config = temp_dir();
+    let mut watch = cli(data.path(), config.path());
+    watch
+        .env("UMER_CHAT_WATCH", "off")
+        .args(["--user", "bob", "watch", dm.as_str()]);
+    let mut watching = Running::spawn(&mut watch);
+    let warnings = wait_until_watching(&mut watching);
+    assert!(
+        warnings.iter().any(|w| w.contains("every 3 s")),
+        "the user is told: {warnings:?}"
+    );
+    let lines = line_reader(&mut watching);
+    let mut texts = HashSet::new();
+    for i in 0..2 {
+        let text = format!("by the timer {i}");
+        alice
+            .append_message(&key("alice"), dm.as_str(), Some(&text), None)
+            .unwrap();
+        let line = lines
+            .recv_timeout(Duration::from_secs(8))
+            .expect("printed within the fallback beat");
+        texts.insert(line["text"].as_str().unwrap().to_string());
+    }
+    assert_eq!(texts.len(), 2);
+}
+
+/// Each stdout line of `running`, parsed, from a reader thread.
+fn line_reader(running: &mut Running) -> mpsc::Receiver<serde_json::Value> {
+    let stdout = running.child().stdout.take().expect("the watch's stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+            if tx.send(value).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
