@@ -175,9 +175,14 @@ impl AppInstance {
     /// Launches the app through a fresh WebKitWebDriver, and tries again with a fresh one
     /// if the session does not open, so a stalled start fails fast with its reason.
     pub fn launch(display: &Display, data_dir: &Path) -> AppInstance {
+        AppInstance::launch_with(display, data_dir, &[])
+    }
+
+    /// [`AppInstance::launch`] with extra environment for the app (test-only settings).
+    pub fn launch_with(display: &Display, data_dir: &Path, env: &[(&str, &str)]) -> AppInstance {
         let mut why = String::new();
         for _ in 0..3 {
-            match AppInstance::try_launch(display, data_dir) {
+            match AppInstance::try_launch(display, data_dir, env) {
                 Ok(app) => return app,
                 Err(e) => {
                     eprintln!("the app's WebDriver session did not open, launching again: {e}");
@@ -188,7 +193,11 @@ impl AppInstance {
         panic!("the app did not open a WebDriver session after 3 tries: {why}");
     }
 
-    fn try_launch(display: &Display, data_dir: &Path) -> Result<AppInstance, String> {
+    fn try_launch(
+        display: &Display,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<AppInstance, String> {
         let home = tempfile::tempdir().unwrap();
         let port = free_port();
         let driver = Command::new("WebKitWebDriver")
@@ -201,6 +210,7 @@ impl AppInstance {
             .env("XDG_CONFIG_HOME", home.path().join("config"))
             .env("UMER_CHAT_CONFIG_DIR", home.path().join("umer-config"))
             .env("UMER_CHAT_DATA_DIR", data_dir)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -5,6 +5,7 @@
 //! app, the tests say so and pass, unless `UMER_CHAT_E2E_REQUIRED` is set (scripts/test).
 
 mod harness;
+mod live;
 mod webdriver;
 
 use std::path::{Path, PathBuf};
@@ -129,8 +130,17 @@ fn close_verify(s: &Session) {
 
 /// Two app instances on the folder `data`, alice and bob signed in, each in their DM.
 fn alice_and_bob_in_their_dm(display: &Display, data: &Path) -> (AppInstance, AppInstance) {
-    let a = AppInstance::launch(display, data);
-    let b = AppInstance::launch(display, data);
+    alice_and_bob_in_their_dm_with(display, data, &[])
+}
+
+/// [`alice_and_bob_in_their_dm`], each app with `env` (test-only settings).
+fn alice_and_bob_in_their_dm_with(
+    display: &Display,
+    data: &Path,
+    env: &[(&str, &str)],
+) -> (AppInstance, AppInstance) {
+    let a = AppInstance::launch_with(display, data, env);
+    let b = AppInstance::launch_with(display, data, env);
     log_in(&a.session, "alice", PASSWORD);
     log_in(&b.session, "bob", PASSWORD);
     wait_signed_in(&a.session, "alice");
@@ -490,7 +500,7 @@ fn sign_up_log_in_chat_send_images_and_see_cli_messages() {
 }
 
 #[test]
-fn two_instances_on_one_folder_see_each_other_within_one_refresh() {
+fn without_the_watcher_two_instances_see_each_other_within_one_refresh() {
     let Some(display) = harness::display_or_skip() else {
         return;
     };
@@ -502,8 +512,12 @@ fn two_instances_on_one_folder_see_each_other_within_one_refresh() {
         .append_message(&keys[0], dm.id.as_str(), Some("first"), None)
         .unwrap();
 
-    let (a, b) = alice_and_bob_in_their_dm(&display, data.path());
+    // Without the folder watcher, as on a network drive: the timer alone delivers.
+    let (a, b) =
+        alice_and_bob_in_their_dm_with(&display, data.path(), &[("UMER_CHAT_WATCH", "off")]);
     wait_message(&b.session, "first", UI);
+    b.session
+        .wait_text_contains("#live-status", "within 3 s", UI);
 
     send(&a.session, "ping from alice");
     let a_to_b = wait_message(&b.session, "ping from alice", ONE_REFRESH);
