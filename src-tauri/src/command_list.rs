@@ -26,6 +26,9 @@ app_command_list! {
     preview_image(data_base64: String) -> String;
     poll(chat_id: Option<String>, cursor: Option<String>) -> PollDto;
     subscribe_changes(on_change: Channel<ChangeSignal>) -> LiveStatus;
+    set_typing(chat_id: Option<String>) -> ();
+    preferences() -> PreferencesDto;
+    set_preferences(preferences: PreferencesDto) -> PreferencesDto;
     mark_read(chat_id: String) -> ();
     search(query: String) -> Vec<SearchHitDto>;
     contact_keys(other: String) -> ContactDto;

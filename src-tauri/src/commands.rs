@@ -237,6 +237,8 @@ pub async fn send_text(
     let (store, user) = state.signed_in()?;
     blocking(move || {
         let event = store.append_message(&user.key, &chat_id, Some(&text), None)?;
+        // Sent: no longer typing (a failure leaves a claim that runs out by itself).
+        let _ = store.set_typing(&user.key, None);
         Ok(Names::new(&store, &user.key).message(&event))
     })
     .await
@@ -261,6 +263,7 @@ pub async fn send_image(
         let bytes = decode_base64(&data_base64)?;
         let image = store.save_image_sized(&user.key, &chat_id, &bytes, size)?;
         let event = store.append_message(&user.key, &chat_id, text.as_deref(), Some(&image))?;
+        let _ = store.set_typing(&user.key, None);
         Ok(Names::new(&store, &user.key).message(&event))
     })
     .await
@@ -381,12 +384,15 @@ pub async fn poll(
             Look::Only(chats) => store.changed_chats_among(&user.key, &mut watch, &chats),
         };
         let chats = changed.map(|changed| changed.iter().map(|s| names.summary(s)).collect());
+        // Presence is a hint: a folder that cannot be listed shows nobody typing.
+        let typing = names.typing(&store.typing_now(&user.key).unwrap_or_default());
         // The watch goes back even when listing failed, so the next poll is not a full one.
         Ok((
             chats.map(|chats| PollDto {
                 messages,
                 cursor,
                 chats,
+                typing,
             }),
             watch,
         ))
@@ -396,6 +402,38 @@ pub async fn poll(
     let result = result.inspect_err(|_| state.live().poll_failed())?;
     state.show_images(&result.messages);
     Ok(result)
+}
+
+/// Says the user is typing in `chat_id` (or, with none, stopped): a presence file others
+/// see as "… is typing". Written at most every few seconds; nothing at all when the user
+/// turned typing indicators off.
+#[tauri::command]
+pub async fn set_typing(state: State<'_, AppState>, chat_id: Option<String>) -> CommandResult<()> {
+    let (store, user) = state.signed_in()?;
+    if !state.preferences().send_typing_indicators {
+        return Ok(());
+    }
+    blocking(move || {
+        store.set_typing(&user.key, chat_id.as_deref())?;
+        Ok(())
+    })
+    .await
+}
+
+/// This device's preferences.
+#[tauri::command]
+pub async fn preferences(state: State<'_, AppState>) -> CommandResult<PreferencesDto> {
+    Ok((&state.preferences()).into())
+}
+
+/// Saves this device's preferences; answers with them as saved.
+#[tauri::command]
+pub async fn set_preferences(
+    state: State<'_, AppState>,
+    preferences: PreferencesDto,
+) -> CommandResult<PreferencesDto> {
+    state.set_preferences(preferences.into())?;
+    Ok((&state.preferences()).into())
 }
 
 /// Signals on `on_change` whenever the data folder changes, so the UI polls at once.

@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use umer_chat_core::{
-    ChatKind, ChatRecord, ChatSummary, ContactKeys, Event, Store, Trust, UserKey,
+    ChatKind, ChatRecord, ChatSummary, ContactKeys, Event, Preferences, Store, Trust, Typing,
+    UserKey,
 };
 
 #[derive(Serialize)]
@@ -144,6 +145,52 @@ pub struct PollDto {
     pub messages: Vec<MessageDto>,
     pub cursor: Option<String>,
     pub chats: Vec<ChatSummaryDto>,
+    /// Everyone typing in the user's chats now (the whole list, every poll).
+    pub typing: Vec<TypingDto>,
+}
+
+/// Someone typing in a chat; the UI drops it after `expiresInMs` unless a poll renews it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypingDto {
+    pub chat: String,
+    pub name: String,
+    pub expires_in_ms: u64,
+}
+
+/// This device's choices (see `umer_chat_core::Preferences`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreferencesDto {
+    pub send_typing_indicators: bool,
+    pub send_read_receipts: bool,
+    pub notifications: bool,
+    pub notification_previews: bool,
+    pub muted_chats: Vec<String>,
+}
+
+impl From<&Preferences> for PreferencesDto {
+    fn from(p: &Preferences) -> Self {
+        PreferencesDto {
+            send_typing_indicators: p.send_typing_indicators,
+            send_read_receipts: p.send_read_receipts,
+            notifications: p.notifications,
+            notification_previews: p.notification_previews,
+            muted_chats: p.muted_chats.iter().cloned().collect(),
+        }
+    }
+}
+
+impl From<PreferencesDto> for Preferences {
+    fn from(p: PreferencesDto) -> Self {
+        Preferences {
+            send_typing_indicators: p.send_typing_indicators,
+            send_read_receipts: p.send_read_receipts,
+            notifications: p.notifications,
+            notification_previews: p.notification_previews,
+            muted_chats: p.muted_chats.into_iter().collect(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -220,6 +267,17 @@ impl<'a> Names<'a> {
             image_height: event.image_size.map(|[_, h]| h),
             trust: event.trust.into(),
         }
+    }
+
+    pub fn typing(&mut self, typing: &[Typing]) -> Vec<TypingDto> {
+        typing
+            .iter()
+            .map(|t| TypingDto {
+                chat: t.chat.to_string(),
+                name: self.of(&t.user),
+                expires_in_ms: t.expires_in.as_millis() as u64,
+            })
+            .collect()
     }
 
     pub fn messages(&mut self, events: &[Event]) -> Vec<MessageDto> {

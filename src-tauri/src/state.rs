@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use umer_chat_core::{config, ChatListWatch, LocalConfig, Store, User};
+use umer_chat_core::{config, ChatListWatch, LocalConfig, Preferences, Store, User};
 
 use crate::dto::MessageDto;
 use crate::error::{CommandError, CommandResult};
@@ -198,8 +198,26 @@ impl AppState {
     pub fn sign_out(&self) {
         let mut inner = self.lock();
         if let Some(old) = inner.session.take() {
+            // Nobody is typing any more (a failure only leaves a claim that runs out).
+            let _ = inner.store.set_typing(&old.user.key, None);
             inner.store.sign_out(&old.user.key);
         }
+    }
+
+    /// This device's preferences.
+    pub fn preferences(&self) -> Preferences {
+        self.lock().config.preferences().clone()
+    }
+
+    /// Saves this device's preferences. Turning typing indicators off clears a claim.
+    pub fn set_preferences(&self, preferences: Preferences) -> umer_chat_core::Result<()> {
+        let mut inner = self.lock();
+        if !preferences.send_typing_indicators {
+            if let Some(session) = &inner.session {
+                inner.store.set_typing(&session.user.key, None)?;
+            }
+        }
+        inner.config.set_preferences(preferences)
     }
 
     pub fn user(&self) -> Option<User> {
@@ -293,6 +311,7 @@ impl AppState {
         use_pins(&store, &self.config_dir)?;
         inner.config.set_data_dir(chosen)?;
         if let Some(old) = inner.session.take() {
+            let _ = inner.store.set_typing(&old.user.key, None);
             inner.store.sign_out(&old.user.key);
         }
         inner.store = Arc::new(store);

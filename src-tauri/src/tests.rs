@@ -370,6 +370,52 @@ fn live_updates_signal_a_change_at_once_and_the_next_poll_brings_it() {
 }
 
 #[test]
+fn typing_shows_in_the_other_members_poll_and_the_setting_writes_nothing_when_off() {
+    let alice = TestApp::new(None);
+    let bob = TestApp::new(Some(&alice.data_folder()));
+    let chat_id = signed_up_with_a_dm((&alice, "alice"), (&bob, "bob"));
+    let poll = |app: &TestApp| app.ok("poll", json!({ "chatId": null, "cursor": null }));
+
+    bob.ok("set_typing", json!({ "chatId": chat_id }));
+    let typing = &poll(&alice)["typing"];
+    assert_eq!(typing.as_array().unwrap().len(), 1, "{typing}");
+    assert_eq!(typing[0]["chat"], chat_id.as_str());
+    assert_eq!(typing[0]["name"], "bob");
+    assert!(typing[0]["expiresInMs"].as_u64().unwrap() <= 6000);
+    assert_eq!(poll(&bob)["typing"], json!([]), "not one's own");
+
+    // Sending ends it.
+    bob.ok("send_text", json!({ "chatId": chat_id, "text": "done" }));
+    assert_eq!(poll(&alice)["typing"], json!([]));
+
+    // Off: nothing is written at all.
+    let presence = alice.data_folder().join("presence");
+    let before = support_files(&presence);
+    let mut prefs = bob.ok("preferences", json!({}));
+    assert_eq!(prefs["sendTypingIndicators"], true, "on by default");
+    prefs["sendTypingIndicators"] = json!(false);
+    let saved = bob.ok("set_preferences", json!({ "preferences": prefs }));
+    assert_eq!(saved["sendTypingIndicators"], false);
+    bob.ok("set_typing", json!({ "chatId": chat_id }));
+    assert_eq!(support_files(&presence), before, "no presence write");
+    assert_eq!(poll(&alice)["typing"], json!([]));
+}
+
+/// Each file under `dir` with its bytes.
+fn support_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| (e.path(), std::fs::read(e.path()).unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+#[test]
 fn poll_brings_new_messages_and_changed_summaries_only() {
     let alice = TestApp::new(None);
     let bob = TestApp::new(Some(&alice.data_folder()));

@@ -1,7 +1,7 @@
 //! Live updates in the real window: with the refresh timer slowed to once a minute, only the
 //! folder watcher can bring a message in time.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use umer_chat_tests::support;
 
@@ -51,4 +51,78 @@ fn with_the_timer_slowed_a_message_shows_in_the_other_window_within_a_second() {
     ] {
         assert!(took < AT_ONCE, "{what} took {took:?}");
     }
+}
+
+const BACKSPACE: &str = "\u{E003}";
+
+#[test]
+fn typing_shows_in_the_other_window_and_goes_when_the_draft_is_cleared_or_the_setting_is_off() {
+    let Some(display) = harness::display_or_skip() else {
+        return;
+    };
+    let data = support::temp_dir();
+    let seeded = support::open_store(data.path());
+    let keys = support::sign_up(&seeded, &["alice", "bob"]);
+    seeded.create_private_chat(&keys[0], "bob").unwrap();
+    let (a, b) = alice_and_bob_in_their_dm_with(&display, data.path(), &[SLOW_TIMER]);
+
+    a.session.type_into("#message-input", "hel");
+    let shown = Instant::now();
+    b.session
+        .wait_text_contains("#typing-line", "alice is typing", TYPING_SHOWS);
+    println!("typing shown after {:?}", shown.elapsed());
+    // The chat list says so too (read from the DOM: a narrow window hides the list).
+    b.session
+        .wait_until("the chat list to say alice is typing", UI, || {
+            let text = b.session.execute(
+                "const t = document.querySelector('.chat-item .chat-typing'); \
+             return t && !t.hidden ? t.textContent : ''",
+                serde_json::json!([]),
+            );
+            (text == "alice is typing…").then_some(())
+        });
+
+    // The draft emptied: gone at once, not when the claim runs out.
+    a.session.type_into("#message-input", &BACKSPACE.repeat(3));
+    let cleared = Instant::now();
+    b.session
+        .wait_until("the typing line to go", TYPING_SHOWS, || {
+            (!b.session.is_displayed("#typing-line")).then_some(())
+        });
+    assert!(
+        cleared.elapsed() < TYPING_SHOWS,
+        "cleared after {:?}",
+        cleared.elapsed()
+    );
+
+    // Off: typing writes nothing, and bob sees nothing.
+    a.session.click("#pref-typing");
+    a.session.wait_until("the setting to be saved", UI, || {
+        let off = a.session.execute(
+            "return document.getElementById('pref-typing').checked === false",
+            serde_json::json!([]),
+        );
+        (off == serde_json::json!(true)).then_some(())
+    });
+    let presence = data.path().join("presence");
+    let before = presence_files(&presence);
+    a.session.type_into("#message-input", "secret draft");
+    std::thread::sleep(TYPING_SHOWS);
+    assert!(!b.session.is_displayed("#typing-line"));
+    assert_eq!(presence_files(&presence), before, "nothing written");
+}
+
+/// A typing claim shows in the other window within this (the issue's bound).
+const TYPING_SHOWS: Duration = Duration::from_secs(2);
+
+fn presence_files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let files = if dir.exists() {
+        support::files_under(dir)
+    } else {
+        Vec::new()
+    };
+    files
+        .into_iter()
+        .map(|path| (path.clone(), std::fs::read(path).unwrap_or_default()))
+        .collect()
 }

@@ -51,6 +51,11 @@ export const olderMessages = (chatId, before) => call('older_messages', { chatId
 export const markRead = (chatId) => call('mark_read', { chatId });
 export const poll = (chatId, cursor) => call('poll', { chatId: chatId ?? null, cursor: cursor ?? null });
 export const search = (query) => call('search', { query });
+export const setTyping = (chatId) => call('set_typing', { chatId: chatId ?? null });
+
+// This device's preferences
+export const preferences = () => call('preferences');
+export const setPreferences = (preferences) => call('set_preferences', { preferences });
 
 /** Calls `onChange(signal)` whenever the data folder changes; resolves with
  *  `{ live, reason, refreshMs }` (whether changes arrive at once, and the timer's beat). */

@@ -11,6 +11,7 @@ import { openViewer } from './viewer.js';
 import { reportError } from './errors.js';
 import { setActive, setUnread, upsertChats } from './chatlist.js';
 import { openMembers, openVerify } from './verify.js';
+import { applyTyping } from './typing.js';
 
 const mainView = $('main-view');
 const emptyPane = $('chat-empty');
@@ -218,6 +219,7 @@ export function keysAccepted(key) {
 
 /** Apply a poll result; `epoch` is the open-chat epoch when the poll started. */
 export function applyPoll(result, epoch) {
+  applyTyping(result.typing);
   if (result.chats?.length) {
     upsertChats(result.chats);
     const open = result.chats.find((c) => c.id === store.openChatId);

@@ -62,6 +62,17 @@ export function setActive(chatId) {
   }
 }
 
+/** Shows `text` ("bob is typing…") instead of the preview, or the preview again (null). */
+export function setTypingInList(chatId, text) {
+  const item = items.get(chatId);
+  if (!item) return;
+  const preview = item.querySelector('.chat-preview');
+  const typing = item.querySelector('.chat-typing');
+  typing.textContent = text ?? '';
+  typing.hidden = !text;
+  preview.hidden = !!text;
+}
+
 function renderItem(chat) {
   let item = items.get(chat.id);
   if (!item) {
@@ -75,6 +86,7 @@ function renderItem(chat) {
             el('time', { class: 'chat-time' })),
           el('span', { class: 'chat-row' },
             el('span', { class: 'chat-preview' }),
+            el('span', { class: 'chat-typing', hidden: true }),
             el('span', { class: 'unread-badge' })))));
     if (chat.id === store.openChatId) {
       item.classList.add('active');

@@ -8,6 +8,7 @@ import { addMessages, onChatChanged } from './chat.js';
 import { noteMessage } from './chatlist.js';
 import { isSignedOut, reportError, showBanner } from './errors.js';
 import { previewUrl } from './images.js';
+import { draftChanged, stoppedTyping } from './typing.js';
 
 const input = $('message-input');
 const sendButton = $('send');
@@ -26,7 +27,11 @@ const MAX_INPUT_HEIGHT = 200; // px; beyond this the textarea scrolls
 export function initComposer() {
   onChatChanged(switchDraft);
 
-  input.addEventListener('input', () => { autosize(); updateSendButton(); });
+  input.addEventListener('input', () => {
+    autosize();
+    updateSendButton();
+    draftChanged(store.openChatId, input.value.trim() !== '');
+  });
   input.addEventListener('keydown', (e) => {
     // Enter sends, Shift+Enter is a newline; never send mid IME composition.
     if (e.key !== 'Enter' || e.shiftKey || e.isComposing || e.keyCode === 229) return;
@@ -84,6 +89,7 @@ export function resetComposer() {
 
 // Drafts live per chat so switching chats doesn't lose what was typed.
 function switchDraft(chatId, previousId) {
+  stoppedTyping();
   if (previousId) {
     if (input.value || store.attachment) {
       store.drafts.set(previousId, { text: input.value, attachment: store.attachment });
@@ -115,6 +121,7 @@ async function send() {
       ? await api.sendImage(chatId, image.dataBase64, text.trim() ? text : null, originalBox.checked)
       : await api.sendText(chatId, text);
     store.drafts.delete(chatId);
+    stoppedTyping(); // Rust cleared the claim with the send; this resets the throttle
     if (store.openChatId === chatId) {
       input.value = '';
       setAttachment(null);

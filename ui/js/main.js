@@ -7,7 +7,9 @@ import { store, resetStore } from './store.js';
 import { initErrors, reportError, showBanner } from './errors.js';
 import { initLogin, showLoginView, hideLoginView } from './login.js';
 import { initChatList, setChats, clearChatList } from './chatlist.js';
-import { initChat, openChat, closeChat, jumpToMessage, keysAccepted } from './chat.js';
+import { initChat, openChat, closeChat, jumpToMessage, keysAccepted, onChatChanged } from './chat.js';
+import { clearTyping, renderTyping } from './typing.js';
+import { initPreferences, loadPreferences } from './preferences.js';
 import { initComposer, resetComposer } from './composer.js';
 import { initNewChat, closeNewChatDialogs } from './newchat.js';
 import { initSearch, clearSearch } from './search.js';
@@ -26,6 +28,7 @@ function init() {
   initLogin({ onSignedIn: enterMain });
   initChatList({ onOpen: (id) => openChat(id) });
   initChat();
+  onChatChanged(() => renderTyping());
   initComposer();
   initNewChat({ onCreated: (id) => openChat(id) });
   initSearch({ onPick: (chatId, messageKey) => jumpToMessage(chatId, messageKey) });
@@ -35,6 +38,7 @@ function init() {
   initViewer();
   initVerify({ onKeysAccepted: (contact) => keysAccepted(contact.key) });
   initAccount();
+  initPreferences();
 
   $('logout').addEventListener('click', logout);
   autoRefresh.addEventListener('change', () => setAutoRefresh(autoRefresh.checked));
@@ -69,6 +73,7 @@ async function enterMain(signedIn) {
   paintAvatar($('current-avatar'), session.username);
   showFolder(session.dataFolder);
   closeChat();
+  loadPreferences();
   // Only the sign-up or login that made the keys brings the recovery key: show it once.
   if (recoveryKey) showRecoveryKey(recoveryKey, { once: true });
 
@@ -104,6 +109,7 @@ async function subscribeToChanges() {
 function leaveMain(note) {
   if (!store.session && mainView.hidden) return; // already there; don't wipe what is being typed
   stopPolling();
+  clearTyping();
   closeChat();
   resetStore();
   resetComposer();

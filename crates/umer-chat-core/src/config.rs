@@ -31,6 +31,37 @@ struct Settings {
     device_id: Option<DeviceId>,
     #[serde(default)]
     data_dir: Option<PathBuf>,
+    #[serde(default)]
+    preferences: Preferences,
+}
+
+/// What the user chose on this device about what others see and what they are told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Preferences {
+    /// Others see "… is typing" (a presence file in the folder). Off: nothing is written.
+    pub send_typing_indicators: bool,
+    /// Others see "Seen" (read markers in the folder). Off: read state stays on this device,
+    /// and others' receipts are not shown either.
+    pub send_read_receipts: bool,
+    /// Desktop notifications for messages that arrive while the window is not focused.
+    pub notifications: bool,
+    /// Notifications show the message's text (off: only who wrote in which chat).
+    pub notification_previews: bool,
+    /// Chats that never notify (ids).
+    pub muted_chats: std::collections::BTreeSet<String>,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        Preferences {
+            send_typing_indicators: true,
+            send_read_receipts: true,
+            notifications: true,
+            notification_previews: true,
+            muted_chats: Default::default(),
+        }
+    }
 }
 
 impl LocalConfig {
@@ -83,6 +114,15 @@ impl LocalConfig {
 
     pub fn set_data_dir(&mut self, dir: Option<PathBuf>) -> Result<()> {
         self.settings.data_dir = dir;
+        self.save()
+    }
+
+    pub fn preferences(&self) -> &Preferences {
+        &self.settings.preferences
+    }
+
+    pub fn set_preferences(&mut self, preferences: Preferences) -> Result<()> {
+        self.settings.preferences = preferences;
         self.save()
     }
 

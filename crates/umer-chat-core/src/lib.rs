@@ -20,6 +20,7 @@ mod messages;
 pub mod model;
 pub mod names;
 pub mod password;
+mod presence;
 pub mod reader;
 mod reads;
 mod search;
@@ -32,7 +33,7 @@ pub mod watch;
 pub use chats::{
     ChatListWatch, ChatSummary, ChatView, Page, MAX_GROUP_NAME_CHARS, PAGE_SIZE, UNREAD_CAP,
 };
-pub use config::{default_data_dir, resolve_data_dir, LocalConfig};
+pub use config::{default_data_dir, resolve_data_dir, LocalConfig, Preferences};
 pub use contacts::{ContactKeys, VerifyReport};
 pub use error::{Error, Result};
 pub use images::{
@@ -43,6 +44,7 @@ pub use keys::Trust;
 pub use logs::LogCursor;
 pub use messages::MAX_TEXT_CHARS;
 pub use model::{ChatId, ChatKind, ChatRecord, DeviceId, Event, EventKey};
+pub use presence::{Typing, TYPING_LASTS, TYPING_RENEW_EVERY};
 pub use reader::ChatReader;
 pub use search::SearchHit;
 pub use skip::{SkipReason, Skipped};

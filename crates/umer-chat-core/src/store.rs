@@ -35,6 +35,8 @@ pub struct Store {
     pub(crate) search_index: Mutex<crate::search::SearchIndex>,
     /// Width and height of images this process saved, for the messages that send them.
     pub(crate) image_sizes: Mutex<HashMap<String, [u32; 2]>>,
+    /// This device's typing claim, and the presence files read so far.
+    pub(crate) presence: Mutex<crate::presence::PresenceState>,
 }
 
 impl Store {
@@ -52,6 +54,7 @@ impl Store {
             opened_names: Mutex::new(HashMap::new()),
             search_index: Mutex::new(Default::default()),
             image_sizes: Mutex::new(HashMap::new()),
+            presence: Mutex::new(Default::default()),
         };
         for dir in ["users", "chats", "images", "reads"] {
             fsio::ensure_dir_within(&store.root, &store.root.join(dir))?;

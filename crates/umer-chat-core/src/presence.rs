@@ -1,0 +1,363 @@
+//! Typing indicators: `presence/<device>.json`, one small file per device, replaced (never
+//! appended) only by its device, and signed by the user it speaks for.
+//!
+//! A presence file is not history. It says "this user is typing in this chat, for the next
+//! `lasts_ms`", or nothing. Readers never compare clocks: a claim lasts `lasts_ms` from the
+//! moment *this* reader first saw it, and a claim is new only when its `seq` grew (so a copy
+//! of an old file cannot show someone typing again once this reader has seen a newer one).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::crypto::PRESENCE_DOMAIN;
+use crate::error::Result;
+use crate::fsio;
+use crate::logs;
+use crate::model::{now_ms, ChatId, DeviceId, FORMAT_VERSION};
+use crate::store::Store;
+use crate::username::UserKey;
+
+/// How long a "typing" claim lasts unless renewed, from when a reader first sees it.
+pub const TYPING_LASTS: Duration = Duration::from_secs(6);
+/// A device rewrites its claim at most this often while its user keeps typing, so a sync
+/// tool sees one small change every few seconds, not one per key.
+pub const TYPING_RENEW_EVERY: Duration = Duration::from_secs(3);
+/// A presence file is a few hundred bytes; anything bigger is not one.
+const MAX_PRESENCE_BYTES: u64 = 4096;
+/// At most this many presence files are read per look (one per device that ever typed).
+const MAX_PRESENCE_FILES: usize = 1024;
+
+#[derive(Serialize, Deserialize)]
+struct PresenceFile {
+    format: u64,
+    /// The exact bytes that were signed.
+    body: Box<RawValue>,
+    sig: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct PresenceBody {
+    user: UserKey,
+    device: DeviceId,
+    /// Grows with every write of this device (its clock, kept increasing).
+    seq: i64,
+    /// The chat the user is typing in; none when they stopped.
+    typing: Option<ChatId>,
+    lasts_ms: u64,
+}
+
+/// Someone typing in a chat, as one reader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Typing {
+    pub chat: ChatId,
+    pub user: UserKey,
+    /// How much longer to show it unless a newer claim says otherwise.
+    pub expires_in: Duration,
+}
+
+/// What this process wrote and read.
+#[derive(Default)]
+pub(crate) struct PresenceState {
+    /// The chat this device last said its user is typing in, and when it said so.
+    written: Option<(ChatId, Instant)>,
+    last_seq: i64,
+    /// Per device file: the stamp it was read at and what it claimed, checked.
+    seen: HashMap<PathBuf, SeenPresence>,
+}
+
+struct SeenPresence {
+    stamp: (u64, Option<SystemTime>),
+    seq: i64,
+    /// A checked claim, with when this reader first saw it.
+    claim: Option<(UserKey, ChatId, Instant, Duration)>,
+}
+
+impl Store {
+    fn presence_dir(&self) -> PathBuf {
+        self.root().join("presence")
+    }
+
+    fn presence_path(&self) -> PathBuf {
+        self.presence_dir()
+            .join(format!("{}.json", self.device().as_str()))
+    }
+
+    /// Says that `user` is typing in `chat` (or, with `None`, stopped). Writes only when the
+    /// claim changes or is about to run out: at most once per [`TYPING_RENEW_EVERY`] while
+    /// typing goes on. Returns whether it wrote.
+    pub fn set_typing(&self, user: &UserKey, chat: Option<&str>) -> Result<bool> {
+        let chat = match chat {
+            Some(chat) => Some(self.member_chat(user, chat)?.id.clone()),
+            None => None,
+        };
+        let identity = self.keyring.require_identity(user)?;
+        let mut state = self.presence.lock().expect("presence");
+        let fresh = |(written, at): &(ChatId, Instant)| {
+            Some(written) == chat.as_ref() && at.elapsed() < TYPING_RENEW_EVERY
+        };
+        match (&state.written, &chat) {
+            (Some(written), Some(_)) if fresh(written) => return Ok(false),
+            // Nothing claimed, nothing to clear.
+            (None, None) => return Ok(false),
+            _ => {}
+        }
+        let seq = now_ms().max(state.last_seq + 1);
+        self.write_presence(&identity.keys, user, seq, chat.clone(), TYPING_LASTS)?;
+        state.last_seq = seq;
+        state.written = chat.map(|c| (c, Instant::now()));
+        Ok(true)
+    }
+
+    fn write_presence(
+        &self,
+        keys: &crate::crypto::SecretKeys,
+        user: &UserKey,
+        seq: i64,
+        typing: Option<ChatId>,
+        lasts: Duration,
+    ) -> Result<()> {
+        let body = PresenceBody {
+            user: user.clone(),
+            device: self.device().clone(),
+            seq,
+            typing,
+            lasts_ms: lasts.as_millis() as u64,
+        };
+        let body = serde_json::to_string(&body).expect("presence serialises");
+        let file = PresenceFile {
+            format: FORMAT_VERSION,
+            sig: keys.sign(PRESENCE_DOMAIN, body.as_bytes()),
+            body: RawValue::from_string(body).expect("valid JSON"),
+        };
+        let mut bytes = serde_json::to_vec(&file).expect("presence serialises");
+        bytes.push(b'\n');
+        self.write_atomic(&self.presence_path(), &bytes)
+    }
+
+    /// Who else is typing in `user`'s chats right now, as this device sees it. Claims that
+    /// fail their signature, name a chat the typist is not in, or are not `user`'s
+    /// business are left out; so are `user`'s own (from their other devices).
+    pub fn typing_now(&self, user: &UserKey) -> Result<Vec<Typing>> {
+        let dir = self.presence_dir();
+        let mut state = self.presence.lock().expect("presence");
+        let mut typing = Vec::new();
+        for entry in logs::list_dir(&dir, &mut Vec::new())
+            .into_iter()
+            .take(MAX_PRESENCE_FILES)
+        {
+            let path = entry.path();
+            let name = entry.file_name();
+            let Some(device) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            if DeviceId::parse(device).is_err() || device == self.device().as_str() {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let stamp = (meta.len(), meta.modified().ok());
+            let unchanged = state.seen.get(&path).is_some_and(|s| s.stamp == stamp);
+            if !unchanged {
+                let earlier_seq = state.seen.get(&path).map(|s| s.seq);
+                match self.read_presence(&path, device) {
+                    Some(body) if earlier_seq.is_none_or(|seq| body.seq > seq) => {
+                        let claim = body.typing.map(|chat| {
+                            let lasts = Duration::from_millis(
+                                body.lasts_ms.min(TYPING_LASTS.as_millis() as u64 * 2),
+                            );
+                            (body.user, chat, Instant::now(), lasts)
+                        });
+                        state.seen.insert(
+                            path.clone(),
+                            SeenPresence {
+                                stamp,
+                                seq: body.seq,
+                                claim,
+                            },
+                        );
+                    }
+                    // Older than what was seen (a replay), or not a valid claim: keep what
+                    // was seen, and do not read this version again.
+                    _ => {
+                        let seen = state.seen.entry(path.clone()).or_insert(SeenPresence {
+                            stamp,
+                            seq: i64::MIN,
+                            claim: None,
+                        });
+                        seen.stamp = stamp;
+                    }
+                }
+            }
+            let Some((typist, chat, seen_at, lasts)) =
+                state.seen.get(&path).and_then(|s| s.claim.clone())
+            else {
+                continue;
+            };
+            let Some(expires_in) = lasts.checked_sub(seen_at.elapsed()) else {
+                continue;
+            };
+            if &typist == user {
+                continue;
+            }
+            let Ok(record) = self.member_chat(user, chat.as_str()) else {
+                continue;
+            };
+            if record.is_member(&typist) {
+                typing.push(Typing {
+                    chat,
+                    user: typist,
+                    expires_in,
+                });
+            }
+        }
+        Ok(typing)
+    }
+
+    /// A presence file's claim, if it is one: the right device, signed by its user.
+    fn read_presence(&self, path: &std::path::Path, device: &str) -> Option<PresenceBody> {
+        let bytes = fsio::read_capped(path, MAX_PRESENCE_BYTES).ok()??;
+        let file: PresenceFile = serde_json::from_slice(&bytes).ok()?;
+        let body: PresenceBody = serde_json::from_str(file.body.get()).ok()?;
+        if body.device.as_str() != device {
+            return None;
+        }
+        let keys = self.keyring.sender(&body.user);
+        keys.accepted
+            .iter()
+            .any(|(key, _)| key.verify(PRESENCE_DOMAIN, file.body.get().as_bytes(), &file.sig))
+            .then_some(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Folder {
+        _dir: tempfile::TempDir,
+        alice: (Store, UserKey),
+        bob: (Store, UserKey),
+        carol: (Store, UserKey),
+        dm: ChatId,
+    }
+
+    /// alice, bob and carol, each on their own device; a DM of alice and bob.
+    fn folder() -> Folder {
+        let dir = tempfile::tempdir().unwrap();
+        let device = |name: &str| {
+            let store = Store::open(dir.path(), DeviceId::random()).unwrap();
+            let key = store
+                .create_user(name, "correct horse battery")
+                .unwrap()
+                .key;
+            (store, key)
+        };
+        let (alice, bob, carol) = (device("alice"), device("bob"), device("carol"));
+        let dm = alice
+            .0
+            .create_private_chat(&alice.1, "bob")
+            .unwrap()
+            .id
+            .clone();
+        Folder {
+            _dir: dir,
+            alice,
+            bob,
+            carol,
+            dm,
+        }
+    }
+
+    #[test]
+    fn typing_shows_to_the_other_member_only_and_stops_when_cleared() {
+        let f = folder();
+        let (bob, bob_key) = &f.bob;
+        assert!(bob.set_typing(bob_key, Some(f.dm.as_str())).unwrap());
+        let seen = f.alice.0.typing_now(&f.alice.1).unwrap();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!((&seen[0].chat, &seen[0].user), (&f.dm, bob_key));
+        assert!(seen[0].expires_in <= TYPING_LASTS);
+        assert_eq!(f.carol.0.typing_now(&f.carol.1).unwrap(), vec![]);
+        assert_eq!(bob.typing_now(bob_key).unwrap(), vec![], "not one's own");
+
+        // Typing on: no new write for a few seconds. Stopping: one write, and it is gone.
+        assert!(!bob.set_typing(bob_key, Some(f.dm.as_str())).unwrap());
+        assert!(bob.set_typing(bob_key, None).unwrap());
+        assert!(!bob.set_typing(bob_key, None).unwrap(), "nothing to clear");
+        assert_eq!(f.alice.0.typing_now(&f.alice.1).unwrap(), vec![]);
+
+        // A chat carol is not in: refused before anything is written.
+        assert!(f
+            .carol
+            .0
+            .set_typing(&f.carol.1, Some(f.dm.as_str()))
+            .is_err());
+    }
+
+    #[test]
+    fn a_claim_lasts_from_when_the_reader_saw_it_whatever_the_clocks_say() {
+        let f = folder();
+        let (bob, bob_key) = &f.bob;
+        let keys = &bob.keyring.require_identity(bob_key).unwrap().keys;
+        // A writer whose clock is a day behind: its seq is small, the claim still shows.
+        bob.write_presence(
+            keys,
+            bob_key,
+            1,
+            Some(f.dm.clone()),
+            Duration::from_millis(300),
+        )
+        .unwrap();
+        assert_eq!(f.alice.0.typing_now(&f.alice.1).unwrap().len(), 1);
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(f.alice.0.typing_now(&f.alice.1).unwrap(), vec![], "expired");
+    }
+
+    #[test]
+    fn forged_and_replayed_claims_are_not_shown() {
+        let f = folder();
+        let (bob, bob_key) = &f.bob;
+        let (carol, carol_key) = &f.carol;
+        // carol signs a claim in bob's name, in a file of her own device.
+        let carol_keys = &carol.keyring.require_identity(carol_key).unwrap().keys;
+        carol
+            .write_presence(
+                carol_keys,
+                bob_key,
+                now_ms(),
+                Some(f.dm.clone()),
+                TYPING_LASTS,
+            )
+            .unwrap();
+        assert_eq!(f.alice.0.typing_now(&f.alice.1).unwrap(), vec![]);
+
+        // bob's genuine claim, then his "stopped"; a copy of the claim put back later is old.
+        bob.set_typing(bob_key, Some(f.dm.as_str())).unwrap();
+        let claim = std::fs::read(bob.presence_path()).unwrap();
+        assert_eq!(f.alice.0.typing_now(&f.alice.1).unwrap().len(), 1);
+        bob.set_typing(bob_key, None).unwrap();
+        assert_eq!(f.alice.0.typing_now(&f.alice.1).unwrap(), vec![]);
+        std::thread::sleep(Duration::from_millis(20)); // a new modification time
+        std::fs::write(bob.presence_path(), &claim).unwrap();
+        assert_eq!(
+            f.alice.0.typing_now(&f.alice.1).unwrap(),
+            vec![],
+            "a replay"
+        );
+
+        // Junk in the folder is skipped: a FIFO-free assortment of bad files.
+        let dir = bob.presence_dir();
+        std::fs::write(dir.join("0000000000000000.json"), "{not json").unwrap();
+        std::fs::write(dir.join("../presence/x.json"), "{}").unwrap();
+        std::fs::create_dir(dir.join("1111111111111111.json")).unwrap();
+        assert_eq!(f.alice.0.typing_now(&f.alice.1).unwrap(), vec![]);
+    }
+}

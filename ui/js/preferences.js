@@ -1,0 +1,72 @@
+// This device's preferences: typing indicators, read receipts, notifications, muted chats.
+// Rust keeps them (local config); the UI shows them and asks for changes.
+
+import * as api from './api.js';
+import { $, setMessage } from './dom.js';
+import { isSignedOut, reportError } from './errors.js';
+
+const boxes = {
+  sendTypingIndicators: $('pref-typing'),
+  sendReadReceipts: $('pref-receipts'),
+  notifications: $('pref-notifications'),
+  notificationPreviews: $('pref-previews'),
+};
+const receiptsHint = $('pref-receipts-hint');
+const errorLine = $('pref-error');
+
+let current = null;
+const listeners = [];
+
+export function initPreferences() {
+  for (const [name, box] of Object.entries(boxes)) {
+    box.addEventListener('change', () => update({ [name]: box.checked }));
+  }
+}
+
+/** Calls `fn(preferences)` whenever they are loaded or change. */
+export function onPreferences(fn) {
+  listeners.push(fn);
+}
+
+/** The preferences as last loaded (null before). */
+export function preferences() {
+  return current;
+}
+
+export async function loadPreferences() {
+  try {
+    show(await api.preferences());
+  } catch (e) {
+    setMessage(errorLine, e.message);
+  }
+}
+
+export function isMuted(chatId) {
+  return !!current?.mutedChats?.includes(chatId);
+}
+
+export function setMuted(chatId, muted) {
+  if (!current) return Promise.resolve();
+  const others = current.mutedChats.filter((id) => id !== chatId);
+  return update({ mutedChats: muted ? [...others, chatId] : others });
+}
+
+async function update(change) {
+  if (!current) return;
+  setMessage(errorLine, '');
+  try {
+    show(await api.setPreferences({ ...current, ...change }));
+  } catch (e) {
+    if (isSignedOut(e)) reportError(e);
+    else setMessage(errorLine, e.message);
+    show(current); // back to what is saved
+  }
+}
+
+function show(prefs) {
+  current = prefs;
+  for (const [name, box] of Object.entries(boxes)) box.checked = !!prefs[name];
+  boxes.notificationPreviews.disabled = !prefs.notifications;
+  receiptsHint.hidden = prefs.sendReadReceipts;
+  for (const fn of listeners) fn(prefs);
+}
