@@ -194,15 +194,21 @@ pub async fn create_group(
 #[tauri::command]
 pub async fn open_chat(state: State<'_, AppState>, chat_id: String) -> CommandResult<ChatPageDto> {
     let (store, user) = state.signed_in()?;
+    let receipts_on = state.preferences().send_read_receipts;
     blocking(move || {
         let view = store.get_chat(&user.key, &chat_id)?;
         let summary = store.chat_summary(&user.key, &chat_id)?;
         let mut names = Names::new(&store, &user.key);
+        let receipts = match receipts_on {
+            true => names.receipts(&store.receipts(&user.key, &chat_id)?),
+            false => Vec::new(),
+        };
         Ok(ChatPageDto {
             chat: names.summary(&summary),
             messages: names.messages(&view.page.messages),
             older_cursor: view.page.older.map(|k| k.to_cursor()),
             poll_cursor: view.cursor.encode(),
+            receipts,
         })
     })
     .await
@@ -369,15 +375,20 @@ pub async fn poll(
     let (store, user) = state.signed_in()?;
     let mut watch = state.with_watch(std::mem::take)?;
     let look = state.live().take_look();
+    let receipts_on = state.preferences().send_read_receipts;
     let (result, watch) = blocking(move || {
         let mut names = Names::new(&store, &user.key);
-        let (messages, cursor) = match (chat_id, cursor) {
+        let (messages, cursor, receipts) = match (chat_id, cursor) {
             (Some(chat_id), Some(cursor)) => {
                 let cursor = LogCursor::decode(&cursor)?;
                 let (events, next) = store.poll(&user.key, &chat_id, &cursor)?;
-                (names.messages(&events), Some(next.encode()))
+                let receipts = match receipts_on {
+                    true => names.receipts(&store.receipts(&user.key, &chat_id)?),
+                    false => Vec::new(),
+                };
+                (names.messages(&events), Some(next.encode()), receipts)
             }
-            _ => (Vec::new(), None),
+            _ => (Vec::new(), None, Vec::new()),
         };
         let changed = match look {
             Look::Everything => store.changed_chats(&user.key, &mut watch),
@@ -393,6 +404,7 @@ pub async fn poll(
                 cursor,
                 chats,
                 typing,
+                receipts,
             }),
             watch,
         ))

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use umer_chat_core::{
-    ChatKind, ChatRecord, ChatSummary, ContactKeys, Event, Preferences, Store, Trust, Typing,
-    UserKey,
+    ChatKind, ChatRecord, ChatSummary, ContactKeys, Event, Preferences, Receipt, Store, Trust,
+    Typing, UserKey,
 };
 
 #[derive(Serialize)]
@@ -131,6 +131,25 @@ pub struct ChatPageDto {
     pub messages: Vec<MessageDto>,
     pub older_cursor: Option<String>,
     pub poll_cursor: String,
+    /// What the other members have seen (empty while read receipts are off).
+    pub receipts: Vec<ReceiptDto>,
+}
+
+/// A member has seen the chat up to `upTo` (compare with messages as the core orders them).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptDto {
+    pub name: String,
+    pub up_to: ReceiptPositionDto,
+    pub read_at: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct ReceiptPositionDto {
+    pub ts: i64,
+    pub device: String,
+    pub seq: u64,
+    pub id: String,
 }
 
 #[derive(Serialize)]
@@ -147,6 +166,8 @@ pub struct PollDto {
     pub chats: Vec<ChatSummaryDto>,
     /// Everyone typing in the user's chats now (the whole list, every poll).
     pub typing: Vec<TypingDto>,
+    /// The open chat's receipts (the whole list; empty with no chat or receipts off).
+    pub receipts: Vec<ReceiptDto>,
 }
 
 /// Someone typing in a chat; the UI drops it after `expiresInMs` unless a poll renews it.
@@ -276,6 +297,22 @@ impl<'a> Names<'a> {
                 chat: t.chat.to_string(),
                 name: self.of(&t.user),
                 expires_in_ms: t.expires_in.as_millis() as u64,
+            })
+            .collect()
+    }
+
+    pub fn receipts(&mut self, receipts: &[Receipt]) -> Vec<ReceiptDto> {
+        receipts
+            .iter()
+            .map(|r| ReceiptDto {
+                name: self.of(&r.reader),
+                up_to: ReceiptPositionDto {
+                    ts: r.up_to.ts,
+                    device: r.up_to.device.as_str().to_string(),
+                    seq: r.up_to.seq,
+                    id: r.up_to.id.clone(),
+                },
+                read_at: r.read_at,
             })
             .collect()
     }

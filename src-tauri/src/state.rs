@@ -15,6 +15,8 @@ use crate::live::Live;
 /// The keys this device pinned for each user, in its local config: the file name the CLI
 /// uses too, so the app and the CLI on one device share what they pinned.
 pub const PIN_FILE: &str = "pinned-keys.json";
+/// Where read markers stay, in this device's config, while read receipts are off.
+const PRIVATE_READS: &str = "private-reads";
 
 pub struct AppState {
     inner: Mutex<Inner>,
@@ -123,6 +125,9 @@ impl AppState {
         }
         let notice = (!notices.is_empty()).then(|| notices.join(" "));
         let live = Live::new(store.root());
+        if !config.preferences().send_read_receipts {
+            store.keep_reads_private(Some(config_dir.join(PRIVATE_READS)));
+        }
         Ok(AppState {
             inner: Mutex::new(Inner {
                 config,
@@ -209,7 +214,8 @@ impl AppState {
         self.lock().config.preferences().clone()
     }
 
-    /// Saves this device's preferences. Turning typing indicators off clears a claim.
+    /// Saves this device's preferences. Turning typing indicators off clears a claim;
+    /// turning read receipts off keeps read markers on this device from now on.
     pub fn set_preferences(&self, preferences: Preferences) -> umer_chat_core::Result<()> {
         let mut inner = self.lock();
         if !preferences.send_typing_indicators {
@@ -217,7 +223,15 @@ impl AppState {
                 inner.store.set_typing(&session.user.key, None)?;
             }
         }
-        inner.config.set_preferences(preferences)
+        inner.config.set_preferences(preferences)?;
+        self.apply_read_receipts(&inner.store, inner.config.preferences());
+        Ok(())
+    }
+
+    /// Read markers go to the folder, or (receipts off) stay in this device's config.
+    fn apply_read_receipts(&self, store: &Store, preferences: &Preferences) {
+        let local = (!preferences.send_read_receipts).then(|| self.config_dir.join(PRIVATE_READS));
+        store.keep_reads_private(local);
     }
 
     pub fn user(&self) -> Option<User> {
@@ -309,6 +323,7 @@ impl AppState {
         }
         let store = Store::open(dir.clone(), inner.config.device_id())?;
         use_pins(&store, &self.config_dir)?;
+        self.apply_read_receipts(&store, inner.config.preferences());
         inner.config.set_data_dir(chosen)?;
         if let Some(old) = inner.session.take() {
             let _ = inner.store.set_typing(&old.user.key, None);

@@ -5,7 +5,11 @@ use std::time::{Duration, Instant};
 
 use umer_chat_tests::support;
 
-use crate::{alice_and_bob_in_their_dm_with, harness, send, wait_message, UI};
+use crate::harness::AppInstance;
+use crate::{
+    alice_and_bob_in_their_dm_with, harness, log_in, open_chat_titled, send, wait_message,
+    wait_signed_in, webdriver, UI,
+};
 
 /// The issue's bound for a message between two instances through the watcher.
 const AT_ONCE: Duration = Duration::from_secs(1);
@@ -17,9 +21,7 @@ fn with_the_timer_slowed_a_message_shows_in_the_other_window_within_a_second() {
         return;
     };
     let data = support::temp_dir();
-    let seeded = support::open_store(data.path());
-    let keys = support::sign_up(&seeded, &["alice", "bob"]);
-    let dm = seeded.create_private_chat(&keys[0], "bob").unwrap();
+    let (_, _, dm) = support::alice_and_bob_with_a_dm(data.path());
 
     let (a, b) = alice_and_bob_in_their_dm_with(&display, data.path(), &[SLOW_TIMER]);
     b.session.wait_text_contains("#live-status", "at once", UI);
@@ -35,7 +37,7 @@ fn with_the_timer_slowed_a_message_shows_in_the_other_window_within_a_second() {
         "--user",
         "alice",
         "send",
-        dm.id.as_str(),
+        dm.as_str(),
         "from the cli",
     ]))
     .ok();
@@ -61,9 +63,7 @@ fn typing_shows_in_the_other_window_and_goes_when_the_draft_is_cleared_or_the_se
         return;
     };
     let data = support::temp_dir();
-    let seeded = support::open_store(data.path());
-    let keys = support::sign_up(&seeded, &["alice", "bob"]);
-    seeded.create_private_chat(&keys[0], "bob").unwrap();
+    support::alice_and_bob_with_a_dm(data.path());
     let (a, b) = alice_and_bob_in_their_dm_with(&display, data.path(), &[SLOW_TIMER]);
 
     a.session.type_into("#message-input", "hel");
@@ -115,6 +115,7 @@ fn typing_shows_in_the_other_window_and_goes_when_the_draft_is_cleared_or_the_se
 /// A typing claim shows in the other window within this (the issue's bound).
 const TYPING_SHOWS: Duration = Duration::from_secs(2);
 
+/// Each file under `dir` (recursively) with its bytes.
 fn presence_files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     let files = if dir.exists() {
         support::files_under(dir)
@@ -125,4 +126,75 @@ fn presence_files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
         .into_iter()
         .map(|path| (path.clone(), std::fs::read(path).unwrap_or_default()))
         .collect()
+}
+
+#[test]
+fn seen_shows_under_the_message_once_the_other_opened_the_chat_and_not_before() {
+    let Some(display) = harness::display_or_skip() else {
+        return;
+    };
+    let data = support::temp_dir();
+    support::alice_and_bob_with_a_dm(data.path());
+    let a = AppInstance::launch_with(&display, data.path(), &[SLOW_TIMER]);
+    let b = AppInstance::launch_with(&display, data.path(), &[SLOW_TIMER]);
+    log_in(&a.session, "alice", support::PASSWORD);
+    log_in(&b.session, "bob", support::PASSWORD);
+    wait_signed_in(&a.session, "alice");
+    wait_signed_in(&b.session, "bob");
+    open_chat_titled(&a.session, "bob");
+    println!(
+        "focus: alice {:?}, bob {:?}",
+        a.session
+            .execute("return document.hasFocus()", serde_json::json!([])),
+        b.session
+            .execute("return document.hasFocus()", serde_json::json!([]))
+    );
+
+    send(&a.session, "did you see this?");
+    wait_message(&a.session, "did you see this?", UI);
+    // bob is signed in with the chat list showing, but has not opened the chat.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        receipt_texts(&a.session),
+        Vec::<String>::new(),
+        "not seen yet"
+    );
+
+    open_chat_titled(&b.session, "alice");
+    wait_message(&b.session, "did you see this?", UI);
+    let seen = a.session.wait_until("Seen under alice's message", UI, || {
+        let texts = receipt_texts(&a.session);
+        (!texts.is_empty()).then_some(texts)
+    });
+    assert_eq!(seen, ["Seen"]);
+
+    // bob turns receipts off: reading writes nothing to the folder, and alice's "Seen"
+    // stays under the message he saw before.
+    b.session.click("#pref-receipts");
+    b.session
+        .wait_text_contains("#pref-receipts-hint", "Read receipts are off", UI);
+    let reads = data.path().join("reads");
+    let before = presence_files(&reads);
+    send(&a.session, "and this one?");
+    wait_message(&b.session, "and this one?", UI);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(presence_files(&reads), before, "nothing new in reads/");
+    let seen_under = a.session.execute(
+        "const r = document.querySelector('#messages .receipt'); \
+         return r ? r.closest('.message').querySelector('.text').textContent : null",
+        serde_json::json!([]),
+    );
+    assert_eq!(seen_under, "did you see this?");
+}
+
+fn receipt_texts(s: &webdriver::Session) -> Vec<String> {
+    s.execute(
+        "return Array.from(document.querySelectorAll('#messages .receipt'), e => e.textContent)",
+        serde_json::json!([]),
+    )
+    .as_array()
+    .unwrap()
+    .iter()
+    .map(|v| v.as_str().unwrap_or_default().to_string())
+    .collect()
 }

@@ -5,7 +5,9 @@ use std::io::{BufRead, BufReader};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use umer_chat_tests::support::{cli, key, open_signed_in, open_store, sign_up, temp_dir, Running};
+use umer_chat_tests::support::{
+    alice_and_bob_with_a_dm, cli, key, open_signed_in, open_store, sign_up, temp_dir, Running,
+};
 
 use crate::concurrency::wait_until_watching;
 
@@ -83,14 +85,7 @@ fn watch_prints_each_new_message_once_as_it_arrives_in_any_of_your_chats() {
 #[test]
 fn watch_falls_back_to_looking_every_few_seconds_without_a_watcher() {
     let data = temp_dir();
-    let setup = open_store(data.path());
-    sign_up(&setup, &["alice", "bob"]);
-    let alice = open_signed_in(data.path(), &["alice"]);
-    let dm = alice
-        .create_private_chat(&key("alice"), "bob")
-        .unwrap()
-        .id
-        .clone();
+    let (alice, _, dm) = alice_and_bob_with_a_dm(data.path());
 
     // The switch the app's fallback tests use too: as if the watch could not start.
     let config = temp_dir();

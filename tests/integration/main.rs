@@ -10,6 +10,7 @@ mod live;
 mod merge;
 mod os_users;
 mod photos;
+mod receipts;
 mod store;
 mod sync;
 mod trust;

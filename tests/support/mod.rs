@@ -66,6 +66,20 @@ pub fn open_signed_in(dir: &Path, names: &[&str]) -> Store {
     store
 }
 
+/// alice and bob signed up in the folder at `dir`, each signed in on a device of their own,
+/// and their DM (made by alice).
+pub fn alice_and_bob_with_a_dm(dir: &Path) -> (Store, Store, ChatId) {
+    sign_up(&open_store(dir), &["alice", "bob"]);
+    let alice = open_signed_in(dir, &["alice"]);
+    let bob = open_signed_in(dir, &["bob"]);
+    let dm = alice
+        .create_private_chat(&key("alice"), "bob")
+        .expect("create the DM")
+        .id
+        .clone();
+    (alice, bob, dm)
+}
+
 /// A text message for a test to place itself, through [`Store::event_line`] (which signs
 /// and seals it for its sender, who must be signed in there, and gives it its real id).
 pub fn message(

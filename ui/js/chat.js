@@ -77,7 +77,8 @@ export function initChat() {
   olderButton.addEventListener('click', () => loadOlder());
   jumpButton.addEventListener('click', () => { scrollToBottom(); maybeMarkRead(); });
   $('back-to-chats').addEventListener('click', () => closeChat());
-  document.addEventListener('visibilitychange', maybeMarkRead);
+  document.addEventListener('visibilitychange', () => maybeMarkRead());
+  window.addEventListener('focus', () => maybeMarkRead());
 }
 
 /** Open a chat (no-op if it is already open). Resolves true once loaded. */
@@ -143,11 +144,13 @@ async function loadChat(chatId, epoch) {
   upsertChats([page.chat]);
   renderHeader(page.chat);
   insertMessages(page.messages || []);
+  receipts = page.receipts || [];
+  renderReceipts();
   store.chatLoaded = true;
   box.removeAttribute('aria-busy');
   updateMarker();
   scrollToBottom();
-  markRead(chatId);
+  maybeMarkRead(true);
   await fillViewport(epoch);
   return epoch === store.epoch;
 }
@@ -230,8 +233,51 @@ export function applyPoll(result, epoch) {
   store.cursor = result.cursor;
   if (!store.openChatId || !store.chatLoaded) return;
   const added = addMessages(result.messages || []);
-  if (added && store.pinned && document.visibilityState === 'visible') markRead(store.openChatId);
+  applyReceipts(result.receipts);
+  if (added) maybeMarkRead(true);
   else maybeMarkRead();
+}
+
+// Read receipts of the open chat: [{ name, upTo: { ts, device, seq, id }, readAt }].
+let receipts = [];
+
+function applyReceipts(list) {
+  receipts = list || [];
+  renderReceipts();
+}
+
+/** "Seen" (DM) or "Seen by bob, carol" (group) under the newest own message each member
+ *  has seen; the times on hover. */
+function renderReceipts() {
+  for (const old of box.querySelectorAll('.receipt')) old.remove();
+  const byMessage = new Map();
+  for (const r of receipts) {
+    let seen = null;
+    for (let i = store.messages.length - 1; i >= 0; i--) {
+      const m = store.messages[i];
+      if (m.mine && !comesBefore(r.upTo, m)) { seen = m; break; }
+    }
+    if (!seen) continue;
+    if (!byMessage.has(seen.key)) byMessage.set(seen.key, []);
+    byMessage.get(seen.key).push(r);
+  }
+  const isDm = store.chats.get(store.openChatId)?.kind === 'dm';
+  for (const [key, readers] of byMessage) {
+    const node = nodes.get(key);
+    if (!node) continue;
+    readers.sort((a, b) => a.name.localeCompare(b.name));
+    const names = readers.map((r) => r.name);
+    const SHOWN = 3;
+    const text = isDm
+      ? 'Seen'
+      : names.length <= SHOWN
+        ? `Seen by ${names.join(', ')}`
+        : `Seen by ${names.slice(0, SHOWN).join(', ')} and ${names.length - SHOWN} more`;
+    const title = readers
+      .map((r) => (r.readAt ? `${r.name}: ${formatTime(r.readAt)}` : r.name))
+      .join('\n');
+    node.append(el('p', { class: 'receipt', title, tabIndex: 0 }, text));
+  }
 }
 
 /**
@@ -482,12 +528,15 @@ export async function jumpToMessage(chatId, messageKey) {
 }
 
 /** Mark read if the user can actually see the newest messages. */
-export function maybeMarkRead() {
+/** Marks the open chat read when its newest messages are really in front of the user: on
+ *  screen, the window focused, the list scrolled to the bottom. `force` marks even when the
+ *  summary shows nothing unread (new messages just arrived). */
+export function maybeMarkRead(force = false) {
   const chatId = store.openChatId;
-  if (!chatId || !store.chatLoaded || !store.pinned || markReading === chatId) return;
-  if (document.visibilityState !== 'visible') return;
+  if (!chatId || !store.chatLoaded || !store.pinned) return;
+  if (document.visibilityState !== 'visible' || !document.hasFocus()) return;
   const chat = store.chats.get(chatId);
-  if (chat && (chat.unread > 0 || chat.unreadCapped)) markRead(chatId);
+  if (force || (chat && (chat.unread > 0 || chat.unreadCapped))) markRead(chatId);
 }
 
 async function markRead(chatId) {

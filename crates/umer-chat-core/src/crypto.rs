@@ -31,6 +31,7 @@ pub const CHAT_RECORD_DOMAIN: &[u8] = b"umer-chat/chat-record/v2\0";
 pub const USER_KEYS_DOMAIN: &[u8] = b"umer-chat/user-keys/v2\0";
 pub const KEY_EPOCH_DOMAIN: &[u8] = b"umer-chat/key-epoch/v2\0";
 pub const PRESENCE_DOMAIN: &[u8] = b"umer-chat/presence/v2\0";
+pub const READ_MARKERS_DOMAIN: &[u8] = b"umer-chat/read-markers/v2\0";
 const SEALED_KEYS_AAD: &[u8] = b"umer-chat/sealed-keys/v2\0";
 const RECOVERY_SALT: &[u8] = b"umer-chat/recovery/v2";
 const DM_SALT: &[u8] = b"umer-chat/dm-key/v2";

@@ -46,6 +46,7 @@ pub use messages::MAX_TEXT_CHARS;
 pub use model::{ChatId, ChatKind, ChatRecord, DeviceId, Event, EventKey};
 pub use presence::{Typing, TYPING_LASTS, TYPING_RENEW_EVERY};
 pub use reader::ChatReader;
+pub use reads::Receipt;
 pub use search::SearchHit;
 pub use skip::{SkipReason, Skipped};
 pub use store::Store;

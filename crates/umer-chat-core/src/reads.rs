@@ -1,12 +1,18 @@
 //! Read markers: `reads/<user>/<device>.json`, one file per device of a user, each written
 //! only by its device. A user's marker for a chat is the newest over all their devices, so
-//! unread counts follow the user from device to device.
+//! unread counts follow the user from device to device. Signed markers are also read
+//! receipts: what the other members have seen.
+//!
+//! A user who turned read receipts off keeps their markers in this device's local config
+//! instead ([`Store::keep_reads_private`]): nobody sees them, other devices included.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::chats::newest;
+use crate::crypto::READ_MARKERS_DOMAIN;
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::logs;
@@ -23,6 +29,23 @@ pub(crate) struct ReadMarkers {
     pub device: DeviceId,
     /// The newest message this user has seen in each chat.
     pub chats: BTreeMap<ChatId, EventKey>,
+    /// When (this device's clock, ms) each chat was last read here: shown with a receipt.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub read_at: BTreeMap<ChatId, i64>,
+    /// The user's signature over [`ReadMarkers::signed_bytes`]: only signed markers are
+    /// receipts. (Format-1 markers have none; they still count for the user's own unread
+    /// counts.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<String>,
+}
+
+/// A member's receipt in a chat: the newest message they have seen, and when they read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub reader: UserKey,
+    pub up_to: EventKey,
+    /// When they read it, by their device's clock.
+    pub read_at: Option<i64>,
 }
 
 impl Store {
@@ -34,20 +57,37 @@ impl Store {
         let Some(latest) = newest(&files, &reader, None, 1).pop() else {
             return Ok(());
         };
-        let dir = self.reads_dir(user);
-        fsio::ensure_dir_within(self.root(), &dir)?;
+        let identity = self.keyring.require_identity(user)?;
+        let private = self.private_reads.lock().expect("private reads").clone();
+        let dir = match &private {
+            Some(local) => local.clone(),
+            None => {
+                let dir = self.reads_dir(user);
+                fsio::ensure_dir_within(self.root(), &dir)?;
+                dir
+            }
+        };
         // Our own file, so read-modify-write is safe against other devices; the lock keeps
         // two processes of this device (app and CLI) from losing each other's update.
         let lock_path = dir.join(format!(".{}.lock", self.device().as_str()));
+        if private.is_some() {
+            std::fs::create_dir_all(&dir).map_err(Error::io("create folder", &dir))?;
+        }
         let lock = fsio::open_lock_file(&lock_path)?;
         lock.lock().map_err(Error::io("lock", &lock_path))?;
-        let path = dir.join(format!("{}.json", self.device().as_str()));
+        let path = match &private {
+            Some(_) => dir.join(format!("{}.json", user.as_str())),
+            None => dir.join(format!("{}.json", self.device().as_str())),
+        };
         let new = || ReadMarkers {
-            // Their shape did not change in format 2: older apps keep reading them.
+            // Their shape did not change in format 2 (fields were only added): older apps
+            // keep reading them.
             format: UNCHANGED_RECORD_FORMAT,
             user: user.clone(),
             device: self.device().clone(),
             chats: BTreeMap::new(),
+            read_at: BTreeMap::new(),
+            sig: None,
         };
         // Our own file, but anyone can write it: start afresh rather than keep what is not ours.
         let mut markers = match read_record::<ReadMarkers>(&path) {
@@ -61,13 +101,72 @@ impl Store {
             return Ok(());
         }
         markers.chats.insert(chat.id.clone(), key);
-        self.write_atomic(&path, &to_pretty_json(&markers))
+        markers.read_at.insert(chat.id.clone(), now_ms());
+        markers.sig = match &private {
+            // Kept on this device only: nothing to prove to anyone.
+            Some(_) => None,
+            None => Some(
+                identity
+                    .keys
+                    .sign(READ_MARKERS_DOMAIN, &markers.signed_bytes()),
+            ),
+        };
+        match &private {
+            Some(_) => fsio::write_atomic(&path, &to_pretty_json(&markers)),
+            None => self.write_atomic(&path, &to_pretty_json(&markers)),
+        }
+    }
+
+    /// Keeps `user`'s read markers in `local_dir` (this device's config, never the folder)
+    /// instead of the folder, or in the folder again with `None`: read receipts off or on.
+    pub fn keep_reads_private(&self, local_dir: Option<PathBuf>) {
+        *self.private_reads.lock().expect("private reads") = local_dir;
+    }
+
+    /// What the other members of `chat` have seen, from their signed read markers: for each
+    /// who has read anything, the newest message they have seen.
+    pub fn receipts(&self, user: &UserKey, chat: &str) -> Result<Vec<Receipt>> {
+        let chat = self.member_chat(user, chat)?;
+        let mut receipts = Vec::new();
+        for member in chat.members.iter().filter(|m| *m != user) {
+            let keys = self.keyring.sender(member);
+            let mut best: Option<Receipt> = None;
+            for markers in self.scan_read_markers(member, &mut Vec::new())? {
+                let Some(sig) = &markers.sig else { continue };
+                let bytes = markers.signed_bytes();
+                if !keys
+                    .accepted
+                    .iter()
+                    .any(|(key, _)| key.verify(READ_MARKERS_DOMAIN, &bytes, sig))
+                {
+                    continue;
+                }
+                let Some(up_to) = markers.chats.get(&chat.id) else {
+                    continue;
+                };
+                if best.as_ref().is_none_or(|b| *up_to > b.up_to) {
+                    best = Some(Receipt {
+                        reader: member.clone(),
+                        up_to: up_to.clone(),
+                        read_at: markers.read_at.get(&chat.id).copied(),
+                    });
+                }
+            }
+            receipts.extend(best);
+        }
+        Ok(receipts)
     }
 
     /// The user's newest marker per chat, over all their devices.
     pub(crate) fn read_markers(&self, user: &UserKey) -> Result<HashMap<ChatId, EventKey>> {
         let mut merged: HashMap<ChatId, EventKey> = HashMap::new();
-        for markers in self.scan_read_markers(user, &mut Vec::new())? {
+        let private = self.private_reads.lock().expect("private reads").clone();
+        let kept_here = private.and_then(|dir| {
+            let path = dir.join(format!("{}.json", user.as_str()));
+            read_record::<ReadMarkers>(&path).ok().flatten()
+        });
+        let in_folder = self.scan_read_markers(user, &mut Vec::new())?;
+        for markers in in_folder.into_iter().chain(kept_here) {
             for (chat, key) in markers.chats {
                 match merged.get(&chat) {
                     Some(existing) if *existing >= key => {}
@@ -128,6 +227,13 @@ impl Store {
 }
 
 impl ReadMarkers {
+    /// What the signature covers: user, device, markers and read times, as compact JSON
+    /// (re-serialised from the parsed values, so the file's layout does not matter).
+    fn signed_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&(&self.user, &self.device, &self.chats, &self.read_at))
+            .expect("markers serialise")
+    }
+
     /// A marker file counts only for its own user, and only with markers a reader could
     /// have written: a marker far in the future would mark every chat read for good.
     fn check(&self, user: &UserKey, device: &DeviceId) -> Result<(), SkipReason> {

@@ -37,6 +37,8 @@ pub struct Store {
     pub(crate) image_sizes: Mutex<HashMap<String, [u32; 2]>>,
     /// This device's typing claim, and the presence files read so far.
     pub(crate) presence: Mutex<crate::presence::PresenceState>,
+    /// Where read markers go instead of the folder while read receipts are off.
+    pub(crate) private_reads: Mutex<Option<PathBuf>>,
 }
 
 impl Store {
@@ -55,6 +57,7 @@ impl Store {
             search_index: Mutex::new(Default::default()),
             image_sizes: Mutex::new(HashMap::new()),
             presence: Mutex::new(Default::default()),
+            private_reads: Mutex::new(None),
         };
         for dir in ["users", "chats", "images", "reads"] {
             fsio::ensure_dir_within(&store.root, &store.root.join(dir))?;
