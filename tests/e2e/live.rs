@@ -96,6 +96,7 @@ fn typing_shows_in_the_other_window_and_goes_when_the_draft_is_cleared_or_the_se
     );
 
     // Off: typing writes nothing, and bob sees nothing.
+    a.session.click("#preferences summary");
     a.session.click("#pref-typing");
     a.session.wait_until("the setting to be saved", UI, || {
         let off = a.session.execute(
@@ -170,6 +171,7 @@ fn seen_shows_under_the_message_once_the_other_opened_the_chat_and_not_before() 
 
     // bob turns receipts off: reading writes nothing to the folder, and alice's "Seen"
     // stays under the message he saw before.
+    b.session.click("#preferences summary");
     b.session.click("#pref-receipts");
     b.session
         .wait_text_contains("#pref-receipts-hint", "Read receipts are off", UI);
