@@ -27,6 +27,7 @@ app_command_list! {
     poll(chat_id: Option<String>, cursor: Option<String>) -> PollDto;
     subscribe_changes(on_change: Channel<ChangeSignal>) -> LiveStatus;
     set_typing(chat_id: Option<String>) -> ();
+    set_unread_total(total: u32) -> ();
     preferences() -> PreferencesDto;
     set_preferences(preferences: PreferencesDto) -> PreferencesDto;
     mark_read(chat_id: String) -> ();

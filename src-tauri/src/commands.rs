@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use base64::Engine;
 use tauri::ipc::Channel;
-use tauri::{AppHandle, Runtime, State};
+use tauri::{AppHandle, Runtime, State, WebviewWindow};
 use umer_chat_core::{
     ChatListWatch, EventKey, LogCursor, PhotoSize, Store, User, Username, MAX_IMAGE_BYTES,
     PAGE_SIZE,
@@ -16,9 +16,12 @@ use crate::dto::*;
 use crate::error::{CommandError, CommandResult};
 use crate::image_scheme::PREVIEW_SIDE;
 use crate::live::{ChangeSignal, LiveStatus, Look};
+use crate::notify;
 use crate::state::AppState;
 
 const SEARCH_LIMIT: usize = 50;
+/// The window's title (tauri.conf.json), before an unread count.
+const APP_TITLE: &str = "Umer Chat";
 
 /// Runs `f` on the blocking pool.
 async fn blocking<T: Send + 'static>(
@@ -152,15 +155,17 @@ pub async fn list_users(state: State<'_, AppState>) -> CommandResult<Vec<String>
 pub async fn list_chats(state: State<'_, AppState>) -> CommandResult<Vec<ChatSummaryDto>> {
     let (store, user) = state.signed_in()?;
     // A fresh watch sees every chat as changed: that is the full list, and it primes polls.
-    let (chats, watch) = blocking(move || {
+    let (chats, watch, summaries) = blocking(move || {
         let mut watch = ChatListWatch::default();
         let summaries = store.changed_chats(&user.key, &mut watch)?;
         let mut names = Names::new(&store, &user.key);
         let dtos = summaries.iter().map(|s| names.summary(s)).collect();
-        Ok((dtos, watch))
+        Ok((dtos, watch, summaries))
     })
     .await?;
     state.set_watch(watch);
+    // What is there now never notifies.
+    state.with_notified(|notified| notified.note(&summaries))?;
     Ok(chats)
 }
 
@@ -367,13 +372,19 @@ fn decode_base64(data_base64: &str) -> CommandResult<Vec<u8>> {
 }
 
 #[tauri::command]
-pub async fn poll(
+pub async fn poll<R: Runtime>(
+    app: AppHandle<R>,
+    window: WebviewWindow<R>,
     state: State<'_, AppState>,
     chat_id: Option<String>,
     cursor: Option<String>,
 ) -> CommandResult<PollDto> {
     let (store, user) = state.signed_in()?;
     let mut watch = state.with_watch(std::mem::take)?;
+    let mut notified = state.with_notified(std::mem::take)?;
+    // Notify only while the user is elsewhere (unknown focus: assume they are here).
+    let preferences = state.preferences();
+    let away = !window.is_focused().unwrap_or(true);
     let look = state.live().take_look();
     let receipts_on = state.preferences().send_read_receipts;
     let (result, watch) = blocking(move || {
@@ -394,6 +405,10 @@ pub async fn poll(
             Look::Everything => store.changed_chats(&user.key, &mut watch),
             Look::Only(chats) => store.changed_chats_among(&user.key, &mut watch, &chats),
         };
+        let notices = match &changed {
+            Ok(changed) => notified.notices(changed, &user.key, &preferences, &mut names),
+            Err(_) => Vec::new(),
+        };
         let chats = changed.map(|changed| changed.iter().map(|s| names.summary(s)).collect());
         // Presence is a hint: a folder that cannot be listed shows nobody typing.
         let typing = names.typing(&store.typing_now(&user.key).unwrap_or_default());
@@ -406,14 +421,36 @@ pub async fn poll(
                 typing,
                 receipts,
             }),
-            watch,
+            (watch, notified, notices),
         ))
     })
     .await?;
+    let (watch, notified, notices) = watch;
     state.set_watch(watch);
+    let _ = state.with_notified(|n| *n = notified);
+    if away {
+        notify::show(&app, &notices);
+    }
     let result = result.inspect_err(|_| state.live().poll_failed())?;
     state.show_images(&result.messages);
     Ok(result)
+}
+
+/// The total unread count, for the window title ("(3) Umer Chat") and, where the platform
+/// has one, the taskbar or dock badge.
+#[tauri::command]
+pub async fn set_unread_total<R: Runtime>(
+    window: WebviewWindow<R>,
+    total: u32,
+) -> CommandResult<()> {
+    let title = match total {
+        0 => APP_TITLE.to_string(),
+        n => format!("({n}) {APP_TITLE}"),
+    };
+    window.set_title(&title)?;
+    // Unsupported on Windows, Android and most Linux desktops: the title still says it.
+    let _ = window.set_badge_count((total > 0).then_some(i64::from(total)));
+    Ok(())
 }
 
 /// Says the user is typing in `chat_id` (or, with none, stopped): a presence file others

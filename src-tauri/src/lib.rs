@@ -8,6 +8,7 @@ mod dto;
 mod error;
 pub mod image_scheme;
 mod live;
+mod notify;
 mod state;
 
 use tauri::{Manager, Runtime};
@@ -45,6 +46,7 @@ include!("command_list.rs");
 pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     builder
         .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init())
         .invoke_handler(invoke_handler())
         .register_asynchronous_uri_scheme_protocol(
             image_scheme::SCHEME,

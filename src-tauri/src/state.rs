@@ -11,6 +11,7 @@ use umer_chat_core::{config, ChatListWatch, LocalConfig, Preferences, Store, Use
 use crate::dto::MessageDto;
 use crate::error::{CommandError, CommandResult};
 use crate::live::Live;
+use crate::notify::Notified;
 
 /// The keys this device pinned for each user, in its local config: the file name the CLI
 /// uses too, so the app and the CLI on one device share what they pinned.
@@ -60,6 +61,8 @@ pub struct Session {
     /// Random, new at every sign-in, and the first part of every `umer-image:` path: a URL
     /// of an earlier session (which WebKit may still hold in its cache) names no image now.
     pub image_token: String,
+    /// The newest message per chat already there or notified.
+    pub notified: Notified,
 }
 
 impl AppState {
@@ -195,6 +198,7 @@ impl AppState {
             shown_images: HashMap::new(),
             previews: Vec::new(),
             image_token: umer_chat_core::model::new_event_id(),
+            notified: Notified::default(),
         });
         true
     }
@@ -251,6 +255,16 @@ impl AppState {
             .as_mut()
             .ok_or_else(CommandError::not_signed_in)?;
         Ok(f(&mut session.watch))
+    }
+
+    /// Runs `f` with what the session already notified about.
+    pub fn with_notified<T>(&self, f: impl FnOnce(&mut Notified) -> T) -> CommandResult<T> {
+        let mut inner = self.lock();
+        let session = inner
+            .session
+            .as_mut()
+            .ok_or_else(CommandError::not_signed_in)?;
+        Ok(f(&mut session.notified))
     }
 
     /// Remembers the images of messages sent to the UI, which may then fetch them.

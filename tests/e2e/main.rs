@@ -6,6 +6,7 @@
 
 mod harness;
 mod live;
+mod notifications;
 mod webdriver;
 
 use std::path::{Path, PathBuf};

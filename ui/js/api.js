@@ -52,6 +52,7 @@ export const markRead = (chatId) => call('mark_read', { chatId });
 export const poll = (chatId, cursor) => call('poll', { chatId: chatId ?? null, cursor: cursor ?? null });
 export const search = (query) => call('search', { query });
 export const setTyping = (chatId) => call('set_typing', { chatId: chatId ?? null });
+export const setUnreadTotal = (total) => call('set_unread_total', { total });
 
 // This device's preferences
 export const preferences = () => call('preferences');

@@ -12,6 +12,7 @@ import { reportError } from './errors.js';
 import { setActive, setUnread, upsertChats } from './chatlist.js';
 import { openMembers, openVerify } from './verify.js';
 import { applyTyping } from './typing.js';
+import { isMuted, onPreferences, setMuted } from './preferences.js';
 
 const mainView = $('main-view');
 const emptyPane = $('chat-empty');
@@ -79,6 +80,10 @@ export function initChat() {
   $('back-to-chats').addEventListener('click', () => closeChat());
   document.addEventListener('visibilitychange', () => maybeMarkRead());
   window.addEventListener('focus', () => maybeMarkRead());
+  $('chat-mute').addEventListener('click', () => {
+    if (store.openChatId) setMuted(store.openChatId, !isMuted(store.openChatId));
+  });
+  onPreferences(() => renderMute());
 }
 
 /** Open a chat (no-op if it is already open). Resolves true once loaded. */
@@ -169,7 +174,16 @@ function resetMessages() {
   updateMarker();
 }
 
+function renderMute() {
+  const button = $('chat-mute');
+  const muted = isMuted(store.openChatId);
+  button.textContent = muted ? 'Unmute' : 'Mute';
+  button.setAttribute('aria-pressed', String(muted));
+  button.title = muted ? 'Notifications for this chat are off' : 'Mute notifications for this chat';
+}
+
 function renderHeader(chat) {
+  renderMute();
   titleEl.textContent = chat.title;
   membersEl.textContent = (chat.members || []).join(', ');
   membersEl.title = membersEl.textContent;

@@ -1,6 +1,7 @@
 // Sidebar chat list. Items are updated in place and only moved when the
 // order changes, so polling never rebuilds the list.
 
+import * as api from './api.js';
 import { $, el, paintAvatar } from './dom.js';
 import { store } from './store.js';
 import { formatListTime, formatTime } from './format.js';
@@ -29,10 +30,25 @@ export function upsertChats(chats) {
     renderItem(chat);
   }
   sortItems();
+  showUnreadTotal();
+}
+
+// The total unread count in the window title ("(3) Umer Chat") and the taskbar badge.
+const APP_TITLE = 'Umer Chat';
+let shownTotal = 0;
+
+function showUnreadTotal() {
+  let total = 0;
+  for (const chat of store.chats.values()) total += chat.unreadCapped ? 999 : chat.unread || 0;
+  if (total === shownTotal) return;
+  shownTotal = total;
+  document.title = total ? `(${total}) ${APP_TITLE}` : APP_TITLE;
+  api.setUnreadTotal(total).catch(() => {}); // the document title still says it
 }
 
 export function clearChatList() {
   store.chats.clear();
+  showUnreadTotal();
   items.clear();
   list.replaceChildren();
   empty.hidden = false;

@@ -1,0 +1,193 @@
+//! Desktop notifications, checked headless: both apps talk to a private D-Bus session bus on
+//! which a small notification server (fixtures/notification_server.py) records every Notify.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use umer_chat_tests::support;
+
+use crate::harness::{self, AppInstance};
+use crate::{log_in, open_chat_titled, send, wait_message, wait_signed_in, UI};
+
+/// `dbus-run-session` running the notification server; its whole process group is killed
+/// on drop.
+struct NotificationServer {
+    child: Child,
+    address: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl NotificationServer {
+    /// None (with a note) where the test cannot run: no dbus-run-session or python3-dbus.
+    fn start() -> Option<NotificationServer> {
+        let dir = support::temp_dir();
+        let log = dir.path().join("notifications.jsonl");
+        std::fs::write(&log, "").unwrap();
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/fixtures/notification_server.py");
+        let spawned = Command::new("dbus-run-session")
+            .args(["--", "/usr/bin/python3"])
+            .arg(&script)
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => return skip(&format!("dbus-run-session cannot start: {e}")),
+        };
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .ok();
+        let Some(address) = line.trim().strip_prefix("ready ") else {
+            let _ = child.kill();
+            return skip(&format!(
+                "the notification server did not start (python3-dbus and python3-gi missing?): {line:?}"
+            ));
+        };
+        Some(NotificationServer {
+            address: address.to_string(),
+            child,
+            log,
+            _dir: dir,
+        })
+    }
+
+    /// Every notification received so far: (summary, body).
+    fn received(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(&self.log)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["summary"].as_str().unwrap().to_string(),
+                    v["body"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn wait_for(&self, body: &str) -> (String, String) {
+        let start = Instant::now();
+        loop {
+            if let Some(found) = self.received().into_iter().find(|(_, b)| b == body) {
+                return found;
+            }
+            assert!(
+                start.elapsed() < UI,
+                "no notification {body:?}; got {:?}",
+                self.received()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for NotificationServer {
+    fn drop(&mut self) {
+        // The session bus daemon and the server run in the child's process group.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn skip(why: &str) -> Option<NotificationServer> {
+    assert!(
+        std::env::var_os("UMER_CHAT_E2E_REQUIRED").is_none(),
+        "notifications test cannot run: {why}"
+    );
+    eprintln!("SKIPPED notifications test: {why}");
+    None
+}
+
+#[test]
+fn a_message_notifies_an_unfocused_window_unless_muted_and_previews_can_be_hidden() {
+    let Some(display) = harness::display_or_skip() else {
+        return;
+    };
+    let Some(server) = NotificationServer::start() else {
+        return;
+    };
+    let data = support::temp_dir();
+    support::alice_and_bob_with_a_dm(data.path());
+    let bus = [("DBUS_SESSION_BUS_ADDRESS", server.address.as_str())];
+    // The window launched last has the focus (no window manager): alice's.
+    let b = AppInstance::launch_with(&display, data.path(), &bus);
+    let a = AppInstance::launch_with(&display, data.path(), &bus);
+    log_in(&b.session, "bob", support::PASSWORD);
+    log_in(&a.session, "alice", support::PASSWORD);
+    wait_signed_in(&b.session, "bob");
+    wait_signed_in(&a.session, "alice");
+    open_chat_titled(&a.session, "bob");
+    let focused = |s: &crate::webdriver::Session| {
+        s.execute("return document.hasFocus()", serde_json::json!([]))
+    };
+    assert_eq!(focused(&a.session), serde_json::json!(true));
+    assert_eq!(focused(&b.session), serde_json::json!(false));
+
+    // bob's window is not focused: he is told, with sender and preview.
+    send(&a.session, "hello bob");
+    let (summary, body) = server.wait_for("hello bob");
+    assert_eq!((summary.as_str(), body.as_str()), ("alice", "hello bob"));
+    b.session
+        .wait_until("the unread count in bob's title", UI, || {
+            let title = b
+                .session
+                .execute("return document.title", serde_json::json!([]));
+            (title == "(1) Umer Chat").then_some(())
+        });
+
+    // alice's window is focused: nothing for her.
+    open_chat_titled(&b.session, "alice");
+    send(&b.session, "for alice");
+    wait_message(&a.session, "for alice", UI);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !server
+            .received()
+            .iter()
+            .any(|(_, body)| body == "for alice"),
+        "{:?}",
+        server.received()
+    );
+
+    // Previews hidden: who and where, not what.
+    b.session.click("#preferences summary");
+    b.session.click("#pref-previews");
+    wait_unchecked(&b.session, "pref-previews");
+    send(&a.session, "a secret");
+    let (summary, _) = server.wait_for("New message");
+    assert_eq!(summary, "alice");
+    assert!(!server
+        .received()
+        .iter()
+        .any(|(_, body)| body.contains("secret")));
+
+    // Muted: nothing at all.
+    b.session.click("#chat-mute");
+    b.session.wait_text_contains("#chat-mute", "Unmute", UI);
+    let before = server.received().len();
+    send(&a.session, "while muted");
+    wait_message(&b.session, "while muted", UI);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(server.received().len(), before, "{:?}", server.received());
+}
+
+fn wait_unchecked(s: &crate::webdriver::Session, id: &str) {
+    s.wait_until(&format!("#{id} unchecked"), UI, || {
+        let checked = s.execute(
+            "return document.getElementById(arguments[0]).checked",
+            serde_json::json!([id]),
+        );
+        (checked == serde_json::json!(false)).then_some(())
+    });
+}
