@@ -1,4 +1,5 @@
-//! Local, per-device configuration: the device id and the chosen data folder.
+//! Local, per-device configuration: the device id, the chosen data folder and the
+//! Syncthing rescan switch.
 //! It lives in the OS config directory, never in the shared data folder.
 
 use std::fs;
@@ -31,6 +32,9 @@ struct Settings {
     device_id: Option<DeviceId>,
     #[serde(default)]
     data_dir: Option<PathBuf>,
+    /// Ask a local Syncthing to rescan each file written; absent means on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    syncthing_rescan: Option<bool>,
 }
 
 impl LocalConfig {
@@ -83,6 +87,16 @@ impl LocalConfig {
 
     pub fn set_data_dir(&mut self, dir: Option<PathBuf>) -> Result<()> {
         self.settings.data_dir = dir;
+        self.save()
+    }
+
+    /// Whether writes nudge a local Syncthing to rescan the file (on unless turned off).
+    pub fn syncthing_rescan(&self) -> bool {
+        self.settings.syncthing_rescan.unwrap_or(true)
+    }
+
+    pub fn set_syncthing_rescan(&mut self, on: bool) -> Result<()> {
+        self.settings.syncthing_rescan = Some(on);
         self.save()
     }
 
@@ -284,6 +298,15 @@ mod tests {
         let first = LocalConfig::load(dir.path()).unwrap().device_id();
         let again = LocalConfig::load(dir.path()).unwrap().device_id();
         assert_eq!(first, again);
+    }
+
+    #[test]
+    fn the_syncthing_rescan_is_on_until_turned_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = LocalConfig::load(dir.path()).unwrap();
+        assert!(config.syncthing_rescan());
+        config.set_syncthing_rescan(false).unwrap();
+        assert!(!LocalConfig::load(dir.path()).unwrap().syncthing_rescan());
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct Store {
     pub(crate) search_index: Mutex<crate::search::SearchIndex>,
     /// Width and height of images this process saved, for the messages that send them.
     pub(crate) image_sizes: Mutex<HashMap<String, [u32; 2]>>,
+    /// Asks a local Syncthing to rescan each file written (see `syncthing.rs`).
+    syncthing: crate::syncthing::Rescan,
 }
 
 impl Store {
@@ -52,6 +54,7 @@ impl Store {
             opened_names: Mutex::new(HashMap::new()),
             search_index: Mutex::new(Default::default()),
             image_sizes: Mutex::new(HashMap::new()),
+            syncthing: crate::syncthing::Rescan::new(&root),
         };
         for dir in ["users", "chats", "images", "reads"] {
             fsio::ensure_dir_within(&store.root, &store.root.join(dir))?;
@@ -71,13 +74,31 @@ impl Store {
         if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
             fsio::move_aside(path)?;
         }
-        fsio::write_atomic(path, bytes)
+        fsio::write_atomic(path, bytes)?;
+        self.wrote(path);
+        Ok(())
     }
 
     /// [`fsio::write_once`], after checking that no folder on the way is a symlink.
     pub(crate) fn write_once(&self, path: &Path, bytes: &[u8]) -> Result<bool> {
         self.ensure_parent(path)?;
-        fsio::write_once(path, bytes)
+        let created = fsio::write_once(path, bytes)?;
+        if created {
+            self.wrote(path);
+        }
+        Ok(created)
+    }
+
+    /// Called when a file of the folder is durably written (replaced, created or appended
+    /// to): a local Syncthing that shares the folder is asked to send it now. Never waits.
+    pub(crate) fn wrote(&self, path: &Path) {
+        self.syncthing.wrote(path);
+    }
+
+    /// Turns the Syncthing rescan nudge off or on (on by default; the local config's
+    /// `syncthing_rescan` decides for the app and the CLI).
+    pub fn set_syncthing_rescan(&self, on: bool) {
+        self.syncthing.set_enabled(on);
     }
 
     /// One of this device's own logs, open and locked for appending.
