@@ -11,4 +11,5 @@ mod os_users;
 mod photos;
 mod store;
 mod sync;
+mod syncthing;
 mod trust;
