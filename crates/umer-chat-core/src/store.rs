@@ -95,8 +95,8 @@ impl Store {
         self.syncthing.wrote(path);
     }
 
-    /// Turns the Syncthing rescan nudge off or on (on by default; the local config's
-    /// `syncthing_rescan` decides for the app and the CLI).
+    /// Turns the Syncthing rescan nudge off or on. On by default; a caller applies the
+    /// device's `LocalConfig::syncthing_rescan` after opening (the CLI does).
     pub fn set_syncthing_rescan(&self, on: bool) {
         self.syncthing.set_enabled(on);
     }
