@@ -188,6 +188,7 @@ pub struct PreferencesDto {
     pub notifications: bool,
     pub notification_previews: bool,
     pub muted_chats: Vec<String>,
+    pub syncthing_rescan: bool,
 }
 
 impl From<&Preferences> for PreferencesDto {
@@ -198,6 +199,7 @@ impl From<&Preferences> for PreferencesDto {
             notifications: p.notifications,
             notification_previews: p.notification_previews,
             muted_chats: p.muted_chats.iter().cloned().collect(),
+            syncthing_rescan: p.syncthing_rescan,
         }
     }
 }
@@ -210,6 +212,7 @@ impl From<PreferencesDto> for Preferences {
             notifications: p.notifications,
             notification_previews: p.notification_previews,
             muted_chats: p.muted_chats.into_iter().collect(),
+            syncthing_rescan: p.syncthing_rescan,
         }
     }
 }

@@ -128,9 +128,7 @@ impl AppState {
         }
         let notice = (!notices.is_empty()).then(|| notices.join(" "));
         let live = Live::new(store.root());
-        if !config.preferences().send_read_receipts {
-            store.keep_reads_private(Some(config_dir.join(PRIVATE_READS)));
-        }
+        apply_preferences(&store, config_dir, config.preferences());
         Ok(AppState {
             inner: Mutex::new(Inner {
                 config,
@@ -228,14 +226,14 @@ impl AppState {
             }
         }
         inner.config.set_preferences(preferences)?;
-        self.apply_read_receipts(&inner.store, inner.config.preferences());
+        self.apply_preferences(&inner.store, inner.config.preferences());
         Ok(())
     }
 
-    /// Read markers go to the folder, or (receipts off) stay in this device's config.
-    fn apply_read_receipts(&self, store: &Store, preferences: &Preferences) {
-        let local = (!preferences.send_read_receipts).then(|| self.config_dir.join(PRIVATE_READS));
-        store.keep_reads_private(local);
+    /// What the preferences change in the store: where read markers go (the folder, or
+    /// with receipts off this device's config), and whether writes nudge Syncthing.
+    fn apply_preferences(&self, store: &Store, preferences: &Preferences) {
+        apply_preferences(store, &self.config_dir, preferences);
     }
 
     pub fn user(&self) -> Option<User> {
@@ -337,7 +335,7 @@ impl AppState {
         }
         let store = Store::open(dir.clone(), inner.config.device_id())?;
         use_pins(&store, &self.config_dir)?;
-        self.apply_read_receipts(&store, inner.config.preferences());
+        self.apply_preferences(&store, inner.config.preferences());
         inner.config.set_data_dir(chosen)?;
         if let Some(old) = inner.session.take() {
             let _ = inner.store.set_typing(&old.user.key, None);
@@ -347,6 +345,12 @@ impl AppState {
         self.live.watch(&dir);
         Ok(dir)
     }
+}
+
+fn apply_preferences(store: &Store, config_dir: &Path, preferences: &Preferences) {
+    let local = (!preferences.send_read_receipts).then(|| config_dir.join(PRIVATE_READS));
+    store.keep_reads_private(local);
+    store.set_syncthing_rescan(preferences.syncthing_rescan);
 }
 
 /// Keeps `store`'s pinned keys in this device's local config.

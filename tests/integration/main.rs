@@ -13,4 +13,5 @@ mod photos;
 mod receipts;
 mod store;
 mod sync;
+mod syncthing;
 mod trust;

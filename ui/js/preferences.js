@@ -10,6 +10,7 @@ const boxes = {
   sendReadReceipts: $('pref-receipts'),
   notifications: $('pref-notifications'),
   notificationPreviews: $('pref-previews'),
+  syncthingRescan: $('pref-syncthing'),
 };
 const receiptsHint = $('pref-receipts-hint');
 const errorLine = $('pref-error');

@@ -28,6 +28,16 @@ struct Cli {
     /// Act as this user; the password comes from UMER_CHAT_PASSWORD or the first line of stdin.
     #[arg(long, global = true, value_name = "NAME")]
     user: Option<String>,
+    /// Do not ask a local Syncthing to rescan what this run writes (it is asked by default
+    /// when the data folder is in one of its folders, unless the app's setting is off).
+    /// The env var takes 1/0, true/false, yes/no, on/off.
+    #[arg(
+        long,
+        global = true,
+        env = "UMER_CHAT_NO_SYNCTHING_RESCAN",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    no_syncthing_rescan: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -130,6 +140,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
     };
     let store = Store::open(&data_dir, config.device_id())?;
+    store.set_syncthing_rescan(config.syncthing_rescan() && !cli.no_syncthing_rescan);
     // Keys pinned on first sight live in local config, shared with the app on this device.
     store.use_pin_file(LocalConfig::default_dir()?.join(PIN_FILE))?;
     let mut stdin = std::io::stdin().lock();

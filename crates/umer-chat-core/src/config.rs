@@ -1,4 +1,5 @@
-//! Local, per-device configuration: the device id and the chosen data folder.
+//! Local, per-device configuration: the device id, the chosen data folder and the
+//! Syncthing rescan switch.
 //! It lives in the OS config directory, never in the shared data folder.
 
 use std::fs;
@@ -50,6 +51,8 @@ pub struct Preferences {
     pub notification_previews: bool,
     /// Chats that never notify (ids).
     pub muted_chats: std::collections::BTreeSet<String>,
+    /// Ask a local Syncthing to rescan each file written, so it goes out at once.
+    pub syncthing_rescan: bool,
 }
 
 impl Default for Preferences {
@@ -60,6 +63,7 @@ impl Default for Preferences {
             notifications: true,
             notification_previews: true,
             muted_chats: Default::default(),
+            syncthing_rescan: true,
         }
     }
 }
@@ -123,6 +127,16 @@ impl LocalConfig {
 
     pub fn set_preferences(&mut self, preferences: Preferences) -> Result<()> {
         self.settings.preferences = preferences;
+        self.save()
+    }
+
+    /// Whether writes nudge a local Syncthing to rescan the file (on unless turned off).
+    pub fn syncthing_rescan(&self) -> bool {
+        self.settings.preferences.syncthing_rescan
+    }
+
+    pub fn set_syncthing_rescan(&mut self, on: bool) -> Result<()> {
+        self.settings.preferences.syncthing_rescan = on;
         self.save()
     }
 
@@ -324,6 +338,15 @@ mod tests {
         let first = LocalConfig::load(dir.path()).unwrap().device_id();
         let again = LocalConfig::load(dir.path()).unwrap().device_id();
         assert_eq!(first, again);
+    }
+
+    #[test]
+    fn the_syncthing_rescan_is_on_until_turned_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = LocalConfig::load(dir.path()).unwrap();
+        assert!(config.syncthing_rescan());
+        config.set_syncthing_rescan(false).unwrap();
+        assert!(!LocalConfig::load(dir.path()).unwrap().syncthing_rescan());
     }
 
     #[test]

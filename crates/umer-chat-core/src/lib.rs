@@ -26,6 +26,7 @@ mod reads;
 mod search;
 pub mod skip;
 mod store;
+pub mod syncthing;
 pub mod username;
 mod users;
 pub mod watch;

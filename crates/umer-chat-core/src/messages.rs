@@ -85,6 +85,7 @@ impl Store {
         let (event, line) = seal_event(&identity, &key, &chat.id, self.device(), seq, ts, body);
         log.append_line(&line, &path)?;
         self.next_seq.fetch_max(seq + 1, Ordering::Relaxed);
+        self.wrote(&path);
         Ok(event)
     }
 
@@ -115,6 +116,7 @@ impl Store {
         let mut written = 0;
         for (path, (bytes, _)) in by_file {
             self.open_log(&path)?.append_lines(&bytes, &path)?;
+            self.wrote(&path);
             written += bytes.len() as u64;
         }
         Ok(written)

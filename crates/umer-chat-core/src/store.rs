@@ -39,6 +39,8 @@ pub struct Store {
     pub(crate) presence: Mutex<crate::presence::PresenceState>,
     /// Where read markers go instead of the folder while read receipts are off.
     pub(crate) private_reads: Mutex<Option<PathBuf>>,
+    /// Asks a local Syncthing to rescan each file written (see `syncthing.rs`).
+    syncthing: crate::syncthing::Rescan,
 }
 
 impl Store {
@@ -58,6 +60,7 @@ impl Store {
             image_sizes: Mutex::new(HashMap::new()),
             presence: Mutex::new(Default::default()),
             private_reads: Mutex::new(None),
+            syncthing: crate::syncthing::Rescan::new(&root),
         };
         for dir in ["users", "chats", "images", "reads"] {
             fsio::ensure_dir_within(&store.root, &store.root.join(dir))?;
@@ -77,13 +80,31 @@ impl Store {
         if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
             fsio::move_aside(path)?;
         }
-        fsio::write_atomic(path, bytes)
+        fsio::write_atomic(path, bytes)?;
+        self.wrote(path);
+        Ok(())
     }
 
     /// [`fsio::write_once`], after checking that no folder on the way is a symlink.
     pub(crate) fn write_once(&self, path: &Path, bytes: &[u8]) -> Result<bool> {
         self.ensure_parent(path)?;
-        fsio::write_once(path, bytes)
+        let created = fsio::write_once(path, bytes)?;
+        if created {
+            self.wrote(path);
+        }
+        Ok(created)
+    }
+
+    /// Called when a file of the folder is durably written (replaced, created or appended
+    /// to): a local Syncthing that shares the folder is asked to send it now. Never waits.
+    pub(crate) fn wrote(&self, path: &Path) {
+        self.syncthing.wrote(path);
+    }
+
+    /// Turns the Syncthing rescan nudge off or on. On by default; a caller applies the
+    /// device's `LocalConfig::syncthing_rescan` after opening (the CLI does).
+    pub fn set_syncthing_rescan(&self, on: bool) {
+        self.syncthing.set_enabled(on);
     }
 
     /// One of this device's own logs, open and locked for appending.

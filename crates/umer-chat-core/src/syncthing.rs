@@ -1,0 +1,629 @@
+//! The rescan nudge: when the data folder lies in a folder of a Syncthing that runs for this
+//! user on this machine, each file the core writes is named to it at once
+//! (`POST /rest/db/scan?folder=<id>&sub=<path>`), so the change leaves now rather than after
+//! Syncthing's watcher delay (10 s by default).
+//!
+//! Everything happens on one background thread per [`Store`](crate::Store), started at the
+//! first write: a write only queues a path. Bursts are coalesced into one request, at most
+//! one every [`MIN_GAP`]. Any failure (no Syncthing, not running, refused) is ignored: the
+//! file still goes at Syncthing's own pace. Only a GUI address on this machine is used, so
+//! the API key never leaves it.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Deserialize;
+
+/// A Syncthing `config.xml` to use instead of looking in the usual places (tests).
+pub const CONFIG_ENV: &str = "UMER_CHAT_SYNCTHING_CONFIG";
+/// Set (to anything) to print each scan request and failure on stderr.
+pub const LOG_ENV: &str = "UMER_CHAT_SYNCTHING_LOG";
+
+/// The least time between two scan requests; what is written meanwhile joins the next one.
+const MIN_GAP: Duration = Duration::from_millis(100);
+/// A scan request returns when Syncthing has scanned, which waits for a busy folder.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long dropping the store waits for queued nudges to go (a CLI exits right after its
+/// write). A request that is already sent is carried out by Syncthing even if we go.
+const FLUSH_WAIT: Duration = Duration::from_secs(1);
+/// How often the worker looks whether a Syncthing config appeared or changed.
+const RECHECK: Duration = Duration::from_secs(5);
+/// Paths per request, to keep the URL short.
+const MAX_SUBS: usize = 64;
+/// A Syncthing config is a few KiB; anything much larger is not one.
+const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// Where a Syncthing for this user keeps its `config.xml`, in the order looked at:
+/// `$UMER_CHAT_SYNCTHING_CONFIG` alone when set; else `$STCONFDIR`, `$STHOMEDIR`, then the
+/// default homes of Syncthing 1.x (`~/.local/state/syncthing` since 1.27,
+/// `~/.config/syncthing` before, `Syncthing` in the local app-data folder on macOS and Windows).
+pub fn config_candidates() -> Vec<PathBuf> {
+    if let Some(file) = std::env::var_os(CONFIG_ENV) {
+        return vec![PathBuf::from(file)];
+    }
+    let mut dirs: Vec<PathBuf> = ["STCONFDIR", "STHOMEDIR"]
+        .iter()
+        .filter_map(std::env::var_os)
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    if let Some(base) = directories::BaseDirs::new() {
+        let home = base.home_dir();
+        if let Some(state) = base.state_dir() {
+            dirs.push(state.join("syncthing"));
+        }
+        dirs.push(home.join(".local/state/syncthing"));
+        dirs.push(base.config_dir().join("syncthing"));
+        dirs.push(home.join(".config/syncthing"));
+        dirs.push(base.data_local_dir().join("Syncthing"));
+    }
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in dirs {
+        let file = dir.join("config.xml");
+        if !files.contains(&file) {
+            files.push(file);
+        }
+    }
+    files
+}
+
+/// What we read of a `config.xml`: top-level folders and the GUI (the `<defaults>` section
+/// has a folder too, which is not a folder).
+#[derive(Debug, Deserialize)]
+struct Configuration {
+    #[serde(rename = "folder", default)]
+    folders: Vec<FolderConfig>,
+    gui: Option<GuiConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FolderConfig {
+    #[serde(rename = "@id")]
+    id: String,
+    #[serde(rename = "@path")]
+    path: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct GuiConfig {
+    #[serde(rename = "@enabled", default = "yes")]
+    enabled: bool,
+    #[serde(rename = "@tls", default)]
+    tls: bool,
+    address: Option<String>,
+    apikey: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Where to send scans for files of one data folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `http://127.0.0.1:8384`
+    pub base_url: String,
+    pub api_key: String,
+    pub folder_id: String,
+    /// The data folder's path inside the Syncthing folder, `/`-separated ("" at its root).
+    pub prefix: String,
+}
+
+impl Target {
+    /// The `sub` parameter for `rel`, a path relative to the data folder.
+    pub fn sub(&self, rel: &Path) -> Option<String> {
+        let mut parts: Vec<String> = Vec::new();
+        if !self.prefix.is_empty() {
+            parts.push(self.prefix.clone());
+        }
+        for component in rel.components() {
+            match component {
+                Component::Normal(name) => parts.push(name.to_str()?.to_string()),
+                _ => return None,
+            }
+        }
+        (!parts.is_empty()).then(|| parts.join("/"))
+    }
+
+    /// Asks Syncthing to scan `subs` now.
+    fn scan(&self, agent: &ureq::Agent, subs: &[String]) -> Result<(), String> {
+        let mut request = agent
+            .post(&format!("{}/rest/db/scan", self.base_url))
+            .set("X-API-Key", &self.api_key)
+            .query("folder", &self.folder_id);
+        for sub in subs {
+            request = request.query("sub", sub);
+        }
+        request
+            .send_bytes(&[])
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The scan target for `data_root` in the Syncthing config text `xml` (from `file`), if a
+/// folder of it holds the data folder and its GUI can be reached on this machine over HTTP
+/// with an API key. Of nested folders, the innermost wins.
+pub fn target_in(xml: &str, data_root: &Path) -> Option<Target> {
+    let config: Configuration = quick_xml::de::from_str(xml).ok()?;
+    let gui = config.gui?;
+    if !gui.enabled || gui.tls {
+        return None; // no TLS client here, and a disabled GUI has no API
+    }
+    let base_url = loopback_url(gui.address.as_deref()?.trim())?;
+    let api_key = gui.apikey?.trim().to_string();
+    if api_key.is_empty() {
+        return None;
+    }
+    let data_root = data_root.canonicalize().ok()?;
+    let (folder, rel) = config
+        .folders
+        .iter()
+        .filter_map(|f| {
+            let path = expand_home(f.path.trim())?.canonicalize().ok()?;
+            let rel = data_root.strip_prefix(&path).ok()?.to_path_buf();
+            Some((f, rel))
+        })
+        .min_by_key(|(_, rel)| rel.components().count())?;
+    let prefix = rel
+        .components()
+        .map(|c| c.as_os_str().to_str())
+        .collect::<Option<Vec<_>>>()?
+        .join("/");
+    Some(Target {
+        base_url,
+        api_key,
+        folder_id: folder.id.clone(),
+        prefix,
+    })
+}
+
+/// `~` and `~/…` as Syncthing expands them; other relative paths are Syncthing's business.
+fn expand_home(path: &str) -> Option<PathBuf> {
+    let home = || directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf());
+    let path = if path == "~" {
+        home()?
+    } else if let Some(rest) = path.strip_prefix("~/") {
+        home()?.join(rest)
+    } else {
+        PathBuf::from(path)
+    };
+    path.is_absolute().then_some(path)
+}
+
+/// The base URL for a GUI address that is on this machine: a loopback address, `localhost`,
+/// or a wildcard one (which listens on loopback too, and is reached there). `None` for a
+/// Unix socket or any other host.
+pub fn loopback_url(address: &str) -> Option<String> {
+    let address = address
+        .strip_prefix("http://")
+        .unwrap_or(address)
+        .trim_end_matches('/');
+    let (host, port) = address.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip: IpAddr = match host {
+        "" | "localhost" => IpAddr::from([127, 0, 0, 1]),
+        _ => host.parse().ok()?,
+    };
+    let ip = match ip {
+        ip if ip.is_loopback() => ip,
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        _ => return None,
+    };
+    Some(match ip {
+        IpAddr::V4(v4) => format!("http://{v4}:{port}"),
+        IpAddr::V6(v6) => format!("http://[{v6}]:{port}"),
+    })
+}
+
+/// Finds the target again when a candidate config appears, changes or goes.
+struct Finder {
+    data_root: PathBuf,
+    configs: Vec<PathBuf>,
+    stamps: Option<Vec<Option<SystemTime>>>,
+    checked: Option<Instant>,
+    target: Option<Target>,
+}
+
+impl Finder {
+    fn target(&mut self, log: bool) -> Option<&Target> {
+        if self.checked.is_some_and(|at| at.elapsed() < RECHECK) {
+            return self.target.as_ref();
+        }
+        self.checked = Some(Instant::now());
+        let stamps: Vec<_> = self
+            .configs
+            .iter()
+            .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+            .collect();
+        if self.stamps.as_ref() != Some(&stamps) {
+            self.stamps = Some(stamps);
+            self.target = self.configs.iter().find_map(|file| {
+                let meta = std::fs::metadata(file).ok()?;
+                if meta.len() > MAX_CONFIG_BYTES {
+                    return None;
+                }
+                let xml = std::fs::read_to_string(file).ok()?;
+                let target = target_in(&xml, &self.data_root);
+                if log {
+                    eprintln!(
+                        "umer-chat: syncthing config {}: {}",
+                        file.display(),
+                        match &target {
+                            Some(t) => format!("folder {:?} at {}", t.folder_id, t.base_url),
+                            None =>
+                                "no folder of it holds the data folder, or no usable GUI".into(),
+                        }
+                    );
+                }
+                target
+            });
+        }
+        self.target.as_ref()
+    }
+}
+
+/// One store's nudges: a switch, and the worker thread once something was written.
+pub(crate) struct Rescan {
+    root: PathBuf,
+    /// `None`: look where [`config_candidates`] says, when the worker starts.
+    configs: Option<Vec<PathBuf>>,
+    enabled: AtomicBool,
+    worker: Mutex<Worker>,
+}
+
+enum Worker {
+    NotStarted,
+    Running {
+        paths: Sender<PathBuf>,
+        /// Disconnected when the thread ends.
+        finished: Receiver<()>,
+    },
+    Unavailable,
+}
+
+impl Rescan {
+    pub(crate) fn new(root: &Path) -> Rescan {
+        Rescan::with(root, None)
+    }
+
+    fn with(root: &Path, configs: Option<Vec<PathBuf>>) -> Rescan {
+        Rescan {
+            root: root.to_path_buf(),
+            configs,
+            enabled: AtomicBool::new(true),
+            worker: Mutex::new(Worker::NotStarted),
+        }
+    }
+
+    #[cfg(test)]
+    fn with_configs(root: &Path, configs: Vec<PathBuf>) -> Rescan {
+        Rescan::with(root, Some(configs))
+    }
+
+    pub(crate) fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Relaxed);
+    }
+
+    /// Queues a rescan of `path`, a file of the data folder that was just written durably.
+    pub(crate) fn wrote(&self, path: &Path) {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(rel) = path.strip_prefix(&self.root) else {
+            return;
+        };
+        let mut worker = self.worker.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Worker::NotStarted = *worker {
+            *worker = self.start();
+        }
+        if let Worker::Running { paths, .. } = &*worker {
+            if paths.send(rel.to_path_buf()).is_err() {
+                *worker = Worker::Unavailable;
+            }
+        }
+    }
+
+    fn start(&self) -> Worker {
+        let (paths, queue) = mpsc::channel();
+        let (done, finished) = mpsc::channel::<()>();
+        let finder = Finder {
+            data_root: self.root.clone(),
+            configs: self.configs.clone().unwrap_or_else(config_candidates),
+            stamps: None,
+            checked: None,
+            target: None,
+        };
+        let spawned = std::thread::Builder::new()
+            .name("syncthing-rescan".into())
+            .stack_size(256 << 10)
+            .spawn(move || {
+                let _done = done;
+                work(finder, queue)
+            });
+        match spawned {
+            Ok(_) => Worker::Running { paths, finished },
+            // E.g. under an address-space limit: the files still go, only later.
+            Err(_) => Worker::Unavailable,
+        }
+    }
+}
+
+impl Drop for Rescan {
+    fn drop(&mut self) {
+        let worker = std::mem::replace(
+            self.worker
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
+            Worker::Unavailable,
+        );
+        if let Worker::Running { paths, finished } = worker {
+            drop(paths);
+            // Ends as soon as the worker does (disconnected), or after FLUSH_WAIT.
+            let _ = finished.recv_timeout(FLUSH_WAIT);
+        }
+    }
+}
+
+fn work(mut finder: Finder, queue: Receiver<PathBuf>) {
+    let log = std::env::var_os(LOG_ENV).is_some();
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .build();
+    let mut last_scan: Option<Instant> = None;
+    while let Ok(first) = queue.recv() {
+        if let Some(at) = last_scan {
+            std::thread::sleep(MIN_GAP.saturating_sub(at.elapsed()));
+        }
+        let mut batch = BTreeSet::from([first]);
+        batch.extend(queue.try_iter());
+        let Some(target) = finder.target(log) else {
+            continue;
+        };
+        let subs: Vec<String> = batch.iter().filter_map(|rel| target.sub(rel)).collect();
+        last_scan = Some(Instant::now());
+        for chunk in subs.chunks(MAX_SUBS) {
+            let result = target.scan(&agent, chunk);
+            if log {
+                match result {
+                    Ok(()) => eprintln!("umer-chat: syncthing scanned {chunk:?}"),
+                    Err(e) => eprintln!("umer-chat: syncthing scan of {chunk:?} failed: {e}"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    fn config(folders: &str, gui: &str) -> String {
+        format!(
+            r#"<configuration version="36">
+    {folders}
+    <device id="AAAA" name="me" compression="metadata" introducer="false">
+        <address>dynamic</address>
+    </device>
+    {gui}
+    <options><listenAddress>default</listenAddress></options>
+    <defaults>
+        <folder id="" label="" path="~" type="sendreceive"></folder>
+    </defaults>
+</configuration>"#
+        )
+    }
+
+    const GUI: &str = r#"<gui enabled="true" tls="false" debugging="false">
+        <address>127.0.0.1:8384</address>
+        <apikey>k&amp;y</apikey>
+        <theme>default</theme>
+    </gui>"#;
+
+    #[test]
+    fn the_innermost_folder_that_holds_the_data_folder_is_the_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let sync = dir.path().join("Sync");
+        let data = sync.join("family/chat data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::create_dir_all(dir.path().join("elsewhere")).unwrap();
+        let folders = format!(
+            r#"<folder id="outer" path="{}" type="sendreceive"><device id="AAAA"></device></folder>
+               <device id="BBBB" name="b"></device>
+               <folder id="inner" path="{}/"></folder>
+               <folder id="other" path="{}"></folder>"#,
+            dir.path().display(),
+            sync.display(),
+            dir.path().join("elsewhere").display()
+        );
+        let target = target_in(&config(&folders, GUI), &data).unwrap();
+        assert_eq!(
+            target,
+            Target {
+                base_url: "http://127.0.0.1:8384".into(),
+                api_key: "k&y".into(),
+                folder_id: "inner".into(),
+                prefix: "family/chat data".into(),
+            }
+        );
+        assert_eq!(
+            target.sub(Path::new("chats/g-1/log/2026-11/a.b.jsonl")),
+            Some("family/chat data/chats/g-1/log/2026-11/a.b.jsonl".into())
+        );
+        // The data folder at a Syncthing folder's root.
+        let at_root = target_in(&config(&folders, GUI), &sync).unwrap();
+        assert_eq!(at_root.prefix, "");
+        assert_eq!(
+            at_root.sub(Path::new("users/alice.json")),
+            Some("users/alice.json".into())
+        );
+        // Not inside any folder (the `<defaults>` folder at `~` does not count).
+        let outside = tempfile::tempdir().unwrap();
+        assert_eq!(target_in(&config(&folders, GUI), outside.path()), None);
+    }
+
+    #[test]
+    fn only_a_gui_on_this_machine_with_an_api_key_is_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let folders = format!(
+            r#"<folder id="f" path="{}"></folder>"#,
+            dir.path().display()
+        );
+        let with_gui = |gui: &str| target_in(&config(&folders, gui), dir.path());
+        assert!(with_gui(GUI).is_some());
+        assert_eq!(with_gui(""), None);
+        for gui in [
+            r#"<gui enabled="true" tls="true"><address>127.0.0.1:8384</address><apikey>k</apikey></gui>"#,
+            r#"<gui enabled="false" tls="false"><address>127.0.0.1:8384</address><apikey>k</apikey></gui>"#,
+            r#"<gui enabled="true" tls="false"><address>127.0.0.1:8384</address></gui>"#,
+            r#"<gui enabled="true" tls="false"><address>192.168.1.5:8384</address><apikey>k</apikey></gui>"#,
+            r#"<gui enabled="true" tls="false"><address>/run/st.sock</address><apikey>k</apikey></gui>"#,
+        ] {
+            assert_eq!(with_gui(gui), None, "{gui}");
+        }
+        assert_eq!(target_in("not xml <", dir.path()), None);
+        assert_eq!(target_in("", dir.path()), None);
+    }
+
+    #[test]
+    fn gui_addresses_on_this_machine() {
+        for (address, url) in [
+            ("127.0.0.1:8384", Some("http://127.0.0.1:8384")),
+            ("localhost:8385", Some("http://127.0.0.1:8385")),
+            ("[::1]:8384", Some("http://[::1]:8384")),
+            ("0.0.0.0:8384", Some("http://127.0.0.1:8384")),
+            ("[::]:8384", Some("http://[::1]:8384")),
+            (":8384", Some("http://127.0.0.1:8384")),
+            ("http://127.0.0.1:8384/", Some("http://127.0.0.1:8384")),
+            ("10.0.0.1:8384", None),
+            ("example.com:8384", None),
+            ("127.0.0.1", None),
+            ("unix:///run/st.sock", None),
+        ] {
+            assert_eq!(loopback_url(address).as_deref(), url, "{address}");
+        }
+    }
+
+    /// A stand-in for Syncthing's API that records each request line and API key.
+    fn fake_syncthing() -> (String, Receiver<(String, String)>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request_line = String::new();
+                reader.read_line(&mut request_line).unwrap();
+                let mut key = String::new();
+                loop {
+                    let mut header = String::new();
+                    reader.read_line(&mut header).unwrap();
+                    if header.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((name, value)) = header.split_once(':') {
+                        if name.eq_ignore_ascii_case("x-api-key") {
+                            key = value.trim().to_string();
+                        }
+                    }
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                if tx.send((request_line.trim().to_string(), key)).is_err() {
+                    return;
+                }
+            }
+        });
+        (address, rx)
+    }
+
+    #[test]
+    fn a_written_file_is_named_to_syncthing_and_a_burst_is_coalesced() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let (address, requests) = fake_syncthing();
+        let config_file = dir.path().join("config.xml");
+        let folders = format!(
+            r#"<folder id="st f" path="{}"></folder>"#,
+            dir.path().display()
+        );
+        let gui = format!(
+            r#"<gui enabled="true" tls="false"><address>{address}</address><apikey>secret</apikey></gui>"#
+        );
+        std::fs::write(&config_file, config(&folders, &gui)).unwrap();
+
+        let rescan = Rescan::with_configs(&data, vec![config_file]);
+        let log = data.join("chats/g 1/log/a.d.jsonl");
+        let started = Instant::now();
+        for _ in 0..200 {
+            rescan.wrote(&log);
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(50),
+            "writes never wait"
+        );
+        rescan.wrote(Path::new("/not/in/the/data/folder"));
+        drop(rescan); // flushes
+        let got: Vec<(String, String)> = requests.try_iter().collect();
+        assert!(
+            (1..=3).contains(&got.len()),
+            "200 writes of one file make a few requests, not 200: {got:?}"
+        );
+        for (line, key) in &got {
+            assert_eq!(
+                line,
+                "POST /rest/db/scan?folder=st+f&sub=data%2Fchats%2Fg+1%2Flog%2Fa.d.jsonl HTTP/1.1"
+            );
+            assert_eq!(key, "secret");
+        }
+    }
+
+    #[test]
+    fn when_off_or_without_syncthing_nothing_is_sent_and_nothing_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (address, requests) = fake_syncthing();
+        let config_file = dir.path().join("config.xml");
+        let folders = format!(
+            r#"<folder id="f" path="{}"></folder>"#,
+            dir.path().display()
+        );
+        let gui = format!(
+            r#"<gui enabled="true" tls="false"><address>{address}</address><apikey>k</apikey></gui>"#
+        );
+        std::fs::write(&config_file, config(&folders, &gui)).unwrap();
+        let off = Rescan::with_configs(dir.path(), vec![config_file]);
+        off.set_enabled(false);
+        off.wrote(&dir.path().join("users/alice.json"));
+        drop(off);
+        assert_eq!(requests.try_iter().count(), 0);
+
+        // A config that names a GUI where nothing listens: ignored, and quick.
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let gone = dir.path().join("gone.xml");
+        let gui = format!(
+            r#"<gui enabled="true" tls="false"><address>127.0.0.1:{port}</address><apikey>k</apikey></gui>"#
+        );
+        std::fs::write(&gone, config(&folders, &gui)).unwrap();
+        let started = Instant::now();
+        let rescan = Rescan::with_configs(dir.path(), vec![gone, dir.path().join("missing.xml")]);
+        rescan.wrote(&dir.path().join("users/alice.json"));
+        drop(rescan);
+        assert!(started.elapsed() < FLUSH_WAIT + Duration::from_millis(500));
+    }
+}
