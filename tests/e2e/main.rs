@@ -858,6 +858,17 @@ fn thumbs(s: &Session) -> Vec<Vec<serde_json::Value>> {
     .collect()
 }
 
+/// The photos of the 50-photo chat. At 2560 px (the largest a photo is stored) the test
+/// took one to one and a half minutes on a busy machine, most of it seeding and thumbnails.
+const PHOTO_SIZE: (u32, u32) = (2048, 1536);
+/// Before each memory sample, for the thumbnails just loaded to be decoded and painted.
+const MEMORY_SETTLE: Duration = Duration::from_secs(2);
+/// PSS increase of the app and WebKit from the chat list to a chat of 50 photos with
+/// every thumbnail shown (debug app, busy machine): measured +66 MB at 2048 px and +86,
+/// +87 MB at 2560 px. Full-size images in the bubbles took +355 to +414 MB (issue 9), and
+/// these 50 would decode to over 600 MB.
+const PSS_INCREASE_BOUND_KB: u64 = 200 * 1024;
+
 #[test]
 fn a_chat_of_fifty_large_photos_shows_lazy_thumbnails_and_the_full_photo_in_the_viewer() {
     let Some(display) = harness::display_or_skip() else {
@@ -868,8 +879,9 @@ fn a_chat_of_fifty_large_photos_shows_lazy_thumbnails_and_the_full_photo_in_the_
     let seeded = support::open_store(data.path());
     let keys = support::sign_up(&seeded, &["alice", "bob"]);
     let dm = seeded.create_private_chat(&keys[0], "bob").unwrap();
-    // Five times the thumbnail's width; small enough to seed 50 in a few seconds a core.
-    let photo = photo_jpeg(1280, 960);
+    // Phone-scale, below the 2560 px a sent photo is scaled to, so not scaled again; shown
+    // full size, 50 would take over 600 MB decoded.
+    let photo = photo_jpeg(PHOTO_SIZE.0, PHOTO_SIZE.1);
     let total = 50;
     // Seeding re-encodes every photo (as sending does): two threads, one per core.
     let names: Vec<String> = std::thread::scope(|scope| {
@@ -912,6 +924,8 @@ fn a_chat_of_fifty_large_photos_shows_lazy_thumbnails_and_the_full_photo_in_the_
     let s = &app.session;
     log_in(s, "alice", PASSWORD);
     wait_signed_in(s, "alice");
+    std::thread::sleep(MEMORY_SETTLE);
+    let pss_before = app.app_pss_kb();
     let opened = Instant::now();
     open_chat_titled(s, "bob");
     wait_message(s, "photo 49", UI);
@@ -973,6 +987,19 @@ fn a_chat_of_fifty_large_photos_shows_lazy_thumbnails_and_the_full_photo_in_the_
         "all {total} thumbnails shown {:?} after opening",
         opened.elapsed()
     );
+    // Thumbnails, not photos: 50 photos decoded full size would take over 600 MB.
+    std::thread::sleep(MEMORY_SETTLE);
+    let increase = app.app_pss_kb().saturating_sub(pss_before);
+    eprintln!(
+        "PSS of the app and WebKit: +{} MB with the chat open and every thumbnail shown",
+        increase / 1024
+    );
+    assert!(
+        increase <= PSS_INCREASE_BOUND_KB,
+        "PSS of the app and WebKit grew by {} MB opening a chat of {total} photos (bound {} MB)",
+        increase / 1024,
+        PSS_INCREASE_BOUND_KB / 1024
+    );
 
     // The viewer loads the full photo, and lets go of it when closed.
     s.click("#messages .message img.thumb");
@@ -983,7 +1010,7 @@ fn a_chat_of_fifty_large_photos_shows_lazy_thumbnails_and_the_full_photo_in_the_
              return img.complete && img.naturalWidth > 0 ? [img.naturalWidth, img.naturalHeight] : null",
             json!([]),
         );
-        (shown == json!([1280, 960])).then_some(())
+        (shown == json!([PHOTO_SIZE.0, PHOTO_SIZE.1])).then_some(())
     });
     s.click("#image-viewer-close");
     s.wait_until("the viewer to close", UI, || {
