@@ -4,6 +4,7 @@
 //! README's) with `UMER_CHAT_SCREENSHOTS=docs`. Without Xvfb, WebKitWebDriver or a built
 //! app, the tests say so and pass, unless `UMER_CHAT_E2E_REQUIRED` is set (scripts/test).
 
+mod awkward_images;
 mod harness;
 mod webdriver;
 
@@ -1162,4 +1163,130 @@ fn a_sent_photo_arrives_upright_without_its_exif_or_gps() {
     let bottom = upright.get_pixel(16, 56);
     assert!(top[0] > 180 && top[2] < 80, "red on top: {top:?}");
     assert!(bottom[2] > 180 && bottom[0] < 80, "blue below: {bottom:?}");
+}
+
+/// Attaches `bytes` as a file named `name` of type `mime`, dropped onto the chat.
+fn drop_file(s: &Session, name: &str, mime: &str, bytes: &[u8]) {
+    s.execute(
+        "const bytes = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0));
+         const file = new File([bytes], arguments[1], { type: arguments[2] });
+         const dt = new DataTransfer(); dt.items.add(file);
+         document.getElementById('messages').dispatchEvent(
+           new DragEvent('drop', { bubbles: true, cancelable: true, dataTransfer: dt }));",
+        json!([
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+            name,
+            mime
+        ]),
+    );
+}
+
+/// What became of the message whose text is `text`: `[loaded, broken, naturalWidth,
+/// naturalHeight, thumb size asked]` of its image, or null while it is not shown.
+fn image_of_message(s: &Session, text: &str) -> serde_json::Value {
+    s.execute(
+        "const m = Array.from(document.querySelectorAll('#messages .message'))
+           .find((m) => m.querySelector('.text')?.textContent === arguments[0]);
+         const img = m?.querySelector('img.thumb');
+         if (!img) return null;
+         return [img.complete && img.naturalWidth > 0, img.classList.contains('broken'),
+                 img.naturalWidth, img.naturalHeight,
+                 Number(new URL(img.dataset.thumb).searchParams.get('thumb'))];",
+        json!([text]),
+    )
+}
+
+#[test]
+fn awkward_images_sent_in_the_window_show_or_are_refused_and_it_keeps_up() {
+    let Some(display) = harness::display_or_skip() else {
+        return;
+    };
+    let data = support::temp_dir();
+    let seeded = support::open_store(data.path());
+    let keys = support::sign_up(&seeded, &["alice", "bob"]);
+    seeded.create_private_chat(&keys[0], "bob").unwrap();
+    let app = AppInstance::launch(&display, data.path());
+    let s = &app.session;
+    log_in(s, "alice", PASSWORD);
+    wait_signed_in(s, "alice");
+    open_chat_titled(s, "bob");
+
+    // Generous for a debug app on a busy machine; the core refuses or takes each in
+    // well under a second in release.
+    let per_image = Duration::from_secs(20);
+    for case in awkward_images::corpus() {
+        let started = Instant::now();
+        drop_file(s, case.file, case.mime, &case.bytes);
+        s.wait_until(&format!("{} attached", case.name), UI, || {
+            (s.is_displayed("#attachment") && s.text("#attachment-name") == case.file).then_some(())
+        });
+        s.type_into("#message-input", case.name);
+        s.click("#send");
+        // The window answers while the app decodes or refuses the image.
+        let ping = Instant::now();
+        assert_eq!(s.execute("return 1 + 1", json!([])), json!(2));
+        assert!(
+            ping.elapsed() < Duration::from_secs(2),
+            "{}: the window took {:?} to answer while sending",
+            case.name,
+            ping.elapsed()
+        );
+        let refused = s.wait_until(&format!("{} sent or refused", case.name), per_image, || {
+            if message_texts(s).iter().any(|t| t == case.name) {
+                return Some(None);
+            }
+            let error = s.text("#send-error");
+            (s.is_displayed("#send-error") && !error.is_empty()).then_some(Some(error))
+        });
+        let outcome = match (refused, case.accepted) {
+            (None, Some(true) | None) => {
+                let shown = s.wait_until(&format!("{}'s thumbnail", case.name), per_image, || {
+                    let img = image_of_message(s, case.name);
+                    let done = img[0] == json!(true) || img[1] == json!(true);
+                    done.then_some(img)
+                });
+                assert_eq!(
+                    shown[1],
+                    json!(false),
+                    "{}: broken thumbnail {shown}",
+                    case.name
+                );
+                assert!(
+                    shown[2].as_u64().unwrap() <= shown[4].as_u64().unwrap(),
+                    "{}: a thumbnail {shown}",
+                    case.name
+                );
+                assert!(
+                    !s.is_displayed("#attachment"),
+                    "{}: still attached",
+                    case.name
+                );
+                format!("shown, thumbnail {}×{}", shown[2], shown[3])
+            }
+            (Some(error), Some(false) | None) => {
+                // In words a person can act on, the image still attached to try another.
+                assert!(
+                    error.len() > 20 && error.to_lowercase().contains("image"),
+                    "{}: {error:?}",
+                    case.name
+                );
+                assert!(!message_texts(s).iter().any(|t| t == case.name));
+                assert!(s.is_displayed("#attachment"), "{}", case.name);
+                s.click("#attachment-remove");
+                s.clear("#message-input");
+                format!("refused: {error}")
+            }
+            (refused, accepted) => panic!(
+                "{}: expected accepted={accepted:?}, refused with {refused:?}",
+                case.name
+            ),
+        };
+        eprintln!("{}: {outcome}, in {:?}", case.name, started.elapsed());
+    }
+    save_screenshot(s, "awkward-images.png");
+
+    // The app still keeps up: a text after them shows at once.
+    send(s, "still here");
+    let took = wait_message(s, "still here", Duration::from_secs(3));
+    eprintln!("a text after the awkward images shown in {took:?}");
 }
