@@ -271,10 +271,10 @@ fn pss_kb(pid: u32) -> u64 {
 }
 
 impl AppInstance {
-    /// PSS in kB of the app and every process below it (its WebKit processes), as the app
-    /// bench samples it: what this instance costs the machine in memory.
+    /// PSS in kB of the app and every process below it (its WebKit processes) by process
+    /// name, as the app bench samples it: what this instance costs the machine in memory.
     #[allow(dead_code)] // the e2e tests measure memory; the app bench has its own sampler
-    pub fn app_pss_kb(&self) -> u64 {
+    pub fn app_pss_kb(&self) -> std::collections::BTreeMap<String, u64> {
         let procs: Vec<(u32, u32, String)> = std::fs::read_dir("/proc")
             .map(|dir| {
                 dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
@@ -294,6 +294,12 @@ impl AppInstance {
             tree.extend(procs.iter().filter(|p| p.1 == parent).map(|p| p.0));
             i += 1;
         }
-        tree.into_iter().map(pss_kb).sum()
+        let mut by_name = std::collections::BTreeMap::new();
+        for pid in tree {
+            if let Some((_, name)) = parent_and_name(pid) {
+                *by_name.entry(name).or_default() += pss_kb(pid);
+            }
+        }
+        by_name
     }
 }
