@@ -884,8 +884,7 @@ fn a_chat_of_fifty_large_photos_shows_lazy_thumbnails_and_the_full_photo_in_the_
     let seeded = support::open_store(data.path());
     let keys = support::sign_up(&seeded, &["alice", "bob"]);
     let dm = seeded.create_private_chat(&keys[0], "bob").unwrap();
-    // Phone-scale, below the 2560 px a sent photo is scaled to, so not scaled again; shown
-    // full size, 50 would take over 600 MB decoded.
+    // Phone-scale, below the 2560 px a sent photo is scaled to, so not scaled again.
     let photo = photo_jpeg(PHOTO_SIZE.0, PHOTO_SIZE.1);
     let total = 50;
     // Seeding re-encodes every photo (as sending does): two threads, one per core.
@@ -977,7 +976,8 @@ fn a_chat_of_fifty_large_photos_shows_lazy_thumbnails_and_the_full_photo_in_the_
         "all {total} thumbnails shown {:?} after opening",
         opened.elapsed()
     );
-    // Thumbnails, not photos: 50 photos decoded full size would take over 600 MB.
+    // Thumbnails, not photos: with the full photos in the bubbles WebKit's web process grew
+    // by +115 MB (see WEB_PROCESS_PSS_BOUND_KB).
     std::thread::sleep(MEMORY_SETTLE);
     let pss_after = app.app_pss_kb();
     let sum = |by_name: &std::collections::BTreeMap<String, u64>| by_name.values().sum::<u64>();
