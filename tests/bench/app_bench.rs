@@ -8,8 +8,9 @@
 //!
 //! It measures launch, log in to the open chat, idle CPU and memory of the app and its
 //! WebKit processes, and delivery between two instances on one folder. It only prints
-//! figures (a markdown table per size, and one for a chat of 24 phone photos: thumbnails
-//! shown cold and warm, memory before and after); it is never a test. `UMER_CHAT_APP_BIN` picks
+//! figures (a markdown table per size, one for a chat of 24 phone photos: thumbnails
+//! shown cold and warm, memory before and after, and one for a chat of 300 photos scrolled
+//! through and back, with idle CPU beside a text chat's); it is never a test. `UMER_CHAT_APP_BIN` picks
 //! another app binary. Every process it starts is killed when it ends, also on a panic.
 
 #[allow(dead_code)] // the e2e tests use the rest of the client
@@ -822,8 +823,12 @@ fn indexed_png(width: u32, height: u32, seed: u64) -> Vec<u8> {
 /// A phone-sized JPEG: the core's own encoder, from a generated PNG (a "thumbnail" as
 /// large as the picture is the picture, re-encoded as a JPEG).
 fn phone_photo(seed: u64) -> Vec<u8> {
-    let png = indexed_png(PHOTO_SIZE.0, PHOTO_SIZE.1, seed);
-    let (mime, jpeg) = umer_chat_core::make_thumbnail(&png, PHOTO_SIZE.0.max(PHOTO_SIZE.1))
+    photo_of_size(PHOTO_SIZE, seed)
+}
+
+fn photo_of_size((width, height): (u32, u32), seed: u64) -> Vec<u8> {
+    let png = indexed_png(width, height, seed);
+    let (mime, jpeg) = umer_chat_core::make_thumbnail(&png, width.max(height))
         .expect("a JPEG of the generated picture");
     assert_eq!(mime, "image/jpeg");
     jpeg
@@ -1068,6 +1073,424 @@ fn print_photo_table(f: &PhotoFigures) {
     println!(
         "| PSS after opening one photo full size and closing the viewer | - | {} |",
         mb(f.pss_viewer_closed)
+    );
+    println!();
+}
+
+// ---------------------------------------------------------------------------------------
+// Scrolling through a chat of 300 photos; idle CPU with a photo chat open
+
+const SCROLL_PHOTOS: usize = 300;
+/// The size a phone photo is stored at once sent (`MAX_SENT_SIDE`): seeding re-encodes
+/// each without scaling, which keeps it to about a minute.
+const SCROLL_PHOTO_SIZE: (u32, u32) = (2560, 1920);
+/// Distinct pictures generated; each is sent many times, and every send is a file of its
+/// own in the folder (sealed with a fresh nonce), so each message gets its own thumbnail.
+const SCROLL_PICTURES: usize = 10;
+const SCROLL_PSS_TARGET_KB: u64 = 100 * 1024;
+/// A pause per scroll step once the thumbnails in view have loaded, so each is painted.
+const SCROLL_PAUSE: Duration = Duration::from_millis(100);
+/// Far more steps than 300 photos take one screen at a time: a loop that never reaches
+/// the end fails instead of running for ever.
+const MAX_SCROLL_STEPS: usize = 2_000;
+const TEXT_MESSAGES: usize = 300;
+const LAST_TEXT: &str = "the last text, from carol";
+
+/// Alice and bob's DM of `SCROLL_PHOTOS` photos ("scroll photo N"), and alice and carol's
+/// DM of `TEXT_MESSAGES` texts. Gives the bytes of JPEG sent.
+fn build_scroll_chats(root: &Path) -> u64 {
+    let store = support::open_store(root);
+    let keys = support::sign_up(&store, &["alice", "bob", "carol"]);
+    let photos = store
+        .create_private_chat(&keys[0], "bob")
+        .expect("create the DM")
+        .id
+        .clone();
+    let pictures: Vec<Vec<u8>> = (0..SCROLL_PICTURES)
+        .map(|i| photo_of_size(SCROLL_PHOTO_SIZE, 100 + i as u64))
+        .collect();
+    // Sending re-encodes every photo: two threads, one per core.
+    let names: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..2)
+            .map(|w| {
+                let (store, keys, chat, pictures) = (&store, &keys, &photos, &pictures);
+                scope.spawn(move || {
+                    (w..SCROLL_PHOTOS)
+                        .step_by(2)
+                        .map(|i| {
+                            let picture = &pictures[i % SCROLL_PICTURES];
+                            let name = store
+                                .save_image(&keys[i % 2], chat.as_str(), picture)
+                                .expect("save the photo");
+                            (i, name)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<_> = workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a seeding thread"))
+            .collect();
+        all.sort();
+        all.into_iter().map(|(_, name)| name).collect()
+    });
+    for (i, name) in names.iter().enumerate() {
+        store
+            .append_message(
+                &keys[i % 2],
+                photos.as_str(),
+                Some(&format!("scroll photo {i}")),
+                Some(name),
+            )
+            .expect("send the photo");
+    }
+    let texts = store
+        .create_private_chat(&keys[0], "carol")
+        .expect("create the DM")
+        .id
+        .clone();
+    let mut rng = Lcg(SCROLL_PHOTOS as u64);
+    for i in 0..TEXT_MESSAGES {
+        let (sender, text) = if i + 1 == TEXT_MESSAGES {
+            (&keys[2], LAST_TEXT.to_string())
+        } else {
+            (&keys[2 * (i % 2)], rng.text(4..16))
+        };
+        store
+            .append_message(sender, texts.as_str(), Some(&text), None)
+            .expect("send a text");
+    }
+    (0..SCROLL_PHOTOS)
+        .map(|i| pictures[i % SCROLL_PICTURES].len() as u64)
+        .sum()
+}
+
+/// Moves the message list one screen up (-1) or down (1), or to the bottom (0).
+const SCROLL_STEP: &str = r#"
+const box = document.getElementById('messages');
+const dir = arguments[0];
+if (dir === 0) box.scrollTop = box.scrollHeight;
+else box.scrollTop = Math.max(0, box.scrollTop + dir * box.clientHeight);
+"#;
+
+/// Where the list is, and how many thumbnails in view have not loaded yet (an image that
+/// failed counts as done: it shows its broken state).
+const SCROLL_STATE: &str = r#"
+const box = document.getElementById('messages');
+const o = box.getBoundingClientRect();
+const thumbs = Array.from(document.querySelectorAll('#messages img.thumb'));
+const inView = thumbs.filter((t) => {
+  const r = t.getBoundingClientRect();
+  return r.height > 0 && r.bottom > o.top && r.top < o.bottom;
+});
+const done = (t) => t.classList.contains('broken') || (t.complete && t.naturalWidth > 0);
+return {
+  top: box.scrollTop,
+  max: box.scrollHeight - box.clientHeight,
+  history: document.getElementById('history-marker').dataset.state,
+  waiting: inView.filter((t) => !done(t)).length,
+  thumbs: thumbs.length,
+  withSrc: thumbs.filter((t) => t.hasAttribute('src')).length,
+  broken: thumbs.filter((t) => t.classList.contains('broken')).length,
+};
+"#;
+
+/// Scrolls `dir` (0: to the bottom at once) and waits until every thumbnail in view has
+/// loaded and no older page is loading; gives the list's state then.
+fn scroll_and_settle(instance: &Instance, dir: i32) -> Value {
+    instance.js(SCROLL_STEP, json!([dir]));
+    let state = wait_for("the thumbnails in view", || {
+        let state = instance.js(SCROLL_STATE, json!([]));
+        (state["waiting"] == 0 && state["history"] != "loading").then_some(state)
+    });
+    std::thread::sleep(SCROLL_PAUSE);
+    state
+}
+
+struct ScrollLeg {
+    steps: usize,
+    peak_pss_kb: u64,
+    end: Value,
+}
+
+/// One screen at a time to the top (loading every older page on the way) or the bottom,
+/// sampling PSS after each step.
+fn scroll_leg(instance: &mut Instance, up: bool) -> ScrollLeg {
+    let mut peak = 0;
+    for steps in 1..=MAX_SCROLL_STEPS {
+        let state = scroll_and_settle(instance, if up { -1 } else { 1 });
+        peak = peak.max(sample_memory(&instance.tree()).pss_kb);
+        let top = state["top"].as_f64().unwrap_or(0.0);
+        let max = state["max"].as_f64().unwrap_or(0.0);
+        let done = if up {
+            top <= 0.0 && state["history"] == "start"
+        } else {
+            top >= max - 1.0
+        };
+        if done {
+            return ScrollLeg {
+                steps,
+                peak_pss_kb: peak,
+                end: state,
+            };
+        }
+        if up && top <= 0.0 && state["history"] == "more" {
+            // At the top with no page loading: what a person would click.
+            instance.js("document.getElementById('load-older').click()", json!([]));
+        }
+    }
+    panic!("the list did not reach its end in {MAX_SCROLL_STEPS} steps");
+}
+
+fn by_role(sample: &MemSample) -> String {
+    let parts: Vec<String> = sample
+        .by_role
+        .iter()
+        .map(|(role, (_, pss))| format!("{role} {}", mb(*pss)))
+        .collect();
+    parts.join(", ")
+}
+
+/// Clicks the chat titled `title` in the chat list.
+fn open_chat_titled(instance: &Instance, title: &str) {
+    instance.js(
+        "const item = Array.from(document.querySelectorAll('#chat-list .chat-item'))
+           .find((i) => i.querySelector('.chat-title').textContent === arguments[0]);
+         item.querySelector('.chat-button').click();",
+        json!([title]),
+    );
+}
+
+fn wait_last_message(instance: &Instance, text: &str) {
+    wait_for("the chat's last message", || {
+        instance
+            .js_bool(
+                "const t = document.querySelectorAll('#messages .message .text');
+                 return t.length > 0 && t[t.length - 1].textContent === arguments[0]",
+                json!([text]),
+            )
+            .then_some(())
+    });
+}
+
+fn focused(instance: &Instance) -> String {
+    instance
+        .js(
+            "const e = document.activeElement; return e ? (e.id ? '#' + e.id : e.tagName.toLowerCase()) : 'nothing'",
+            json!([]),
+        )
+        .as_str()
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+struct Idle {
+    /// CPU seconds by role over the window.
+    cpu: BTreeMap<String, f64>,
+    xvfb: f64,
+    focus: String,
+}
+
+/// `SETTLE`, then one idle window without any WebDriver traffic.
+fn idle_cpu(instance: &mut Instance, window: Duration, ticks: f64) -> Idle {
+    let focus = focused(instance);
+    std::thread::sleep(SETTLE);
+    let xvfb = xvfb_pids();
+    let before = instance.tree();
+    let xvfb_before = xvfb_ticks(&xvfb);
+    std::thread::sleep(window);
+    let after = instance.tree();
+    Idle {
+        cpu: cpu_between(&before, &after, ticks),
+        xvfb: (xvfb_ticks(&xvfb) - xvfb_before) as f64 / ticks,
+        focus,
+    }
+}
+
+struct ScrollFigures {
+    photo_bytes: u64,
+    seeding: Duration,
+    pss_list: u64,
+    pss_open: u64,
+    legs: Vec<(&'static str, ScrollLeg)>,
+    pss_end: u64,
+    /// PSS by process with the photo chat just open, and at the end.
+    by_role_open: String,
+    by_role_end: String,
+    idle_window: Duration,
+    idle_text: Idle,
+    idle_photos: Idle,
+}
+
+fn measure_photo_scroll(display: &Display, idle_window: Duration, ticks: f64) -> ScrollFigures {
+    let dir = support::temp_dir();
+    let root = dir.path().join("data");
+    let built = Instant::now();
+    let photo_bytes = build_scroll_chats(&root);
+    let seeding = built.elapsed();
+    eprintln!(
+        "[scroll] {SCROLL_PHOTOS} photos of {}×{} ({:.1} MB of JPEG) and {TEXT_MESSAGES} texts sent in {:.1} s",
+        SCROLL_PHOTO_SIZE.0,
+        SCROLL_PHOTO_SIZE.1,
+        photo_bytes as f64 / 1e6,
+        seeding.as_secs_f64()
+    );
+    let mut alice = Instance::launch(display, &root);
+    let s = alice.session();
+    s.click("#tab-login");
+    s.clear("#login-username");
+    s.type_into("#login-username", "alice");
+    s.clear("#login-password");
+    s.type_into("#login-password", PASSWORD);
+    s.click("#login-submit");
+    wait_for("the chat list", || {
+        alice
+            .js_bool(
+                "return document.querySelectorAll('#chat-list .chat-item').length === 2",
+                json!([]),
+            )
+            .then_some(())
+    });
+
+    // Idle with the text chat open first, before any photo has been shown.
+    open_chat_titled(&alice, "carol");
+    wait_last_message(&alice, LAST_TEXT);
+    let idle_text = idle_cpu(&mut alice, idle_window, ticks);
+    eprintln!(
+        "[scroll] idle, text chat open: {:.2} CPU-s in {:.0} s",
+        idle_text.cpu.values().sum::<f64>(),
+        idle_window.as_secs_f64()
+    );
+    let list = sample_memory(&alice.tree());
+
+    open_chat_titled(&alice, "bob");
+    wait_last_message(&alice, &format!("scroll photo {}", SCROLL_PHOTOS - 1));
+    scroll_and_settle(&alice, 0);
+    std::thread::sleep(Duration::from_secs(3));
+    let open = sample_memory(&alice.tree());
+    eprintln!(
+        "[scroll] PSS with the text chat open {} ({}), photo chat open {} ({})",
+        mb(list.pss_kb),
+        by_role(&list),
+        mb(open.pss_kb),
+        by_role(&open)
+    );
+    let mut legs = Vec::new();
+    for (name, up) in [
+        ("bottom → top", true),
+        ("top → bottom", false),
+        ("bottom → top again", true),
+    ] {
+        let started = Instant::now();
+        let leg = scroll_leg(&mut alice, up);
+        eprintln!(
+            "[scroll] {name}: {} steps in {:.1} s, peak PSS {}; {} thumbnails, {} with src, {} broken",
+            leg.steps,
+            started.elapsed().as_secs_f64(),
+            mb(leg.peak_pss_kb),
+            leg.end["thumbs"],
+            leg.end["withSrc"],
+            leg.end["broken"]
+        );
+        legs.push((name, leg));
+    }
+    std::thread::sleep(SETTLE);
+    let end = sample_memory(&alice.tree());
+    eprintln!(
+        "[scroll] PSS at the end {} ({})",
+        mb(end.pss_kb),
+        by_role(&end)
+    );
+
+    // Idle with the photo chat open, at its newest photos as a chat opens.
+    scroll_and_settle(&alice, 0);
+    let idle_photos = idle_cpu(&mut alice, idle_window, ticks);
+    eprintln!(
+        "[scroll] idle, photo chat open: {:.2} CPU-s in {:.0} s",
+        idle_photos.cpu.values().sum::<f64>(),
+        idle_window.as_secs_f64()
+    );
+    drop(alice);
+    ScrollFigures {
+        photo_bytes,
+        seeding,
+        pss_list: list.pss_kb,
+        pss_open: open.pss_kb,
+        by_role_open: by_role(&open),
+        legs,
+        pss_end: end.pss_kb,
+        by_role_end: by_role(&end),
+        idle_window,
+        idle_text,
+        idle_photos,
+    }
+}
+
+fn print_scroll_table(f: &ScrollFigures) {
+    println!(
+        "| {SCROLL_PHOTOS} photos {}×{} ({SCROLL_PICTURES} pictures, each file its own; {:.1} MB of JPEG, seeded in {}) | target | measured |",
+        SCROLL_PHOTO_SIZE.0,
+        SCROLL_PHOTO_SIZE.1,
+        f.photo_bytes as f64 / 1e6,
+        fmt(f.seeding)
+    );
+    println!("|---|---|---|");
+    println!(
+        "| PSS app + WebKit: text chat open → photo chat open (newest thumbnails shown, start of the scroll) | - | {} → {} |",
+        mb(f.pss_list),
+        mb(f.pss_open)
+    );
+    for (name, leg) in &f.legs {
+        let over = leg.peak_pss_kb.saturating_sub(f.pss_open);
+        println!(
+            "| PSS peak, scrolling {name} one screen at a time ({} steps, {} thumbnails in the list) | ≤ start + {} | {} (+{}) {} |",
+            leg.steps,
+            leg.end["thumbs"],
+            mb(SCROLL_PSS_TARGET_KB),
+            mb(leg.peak_pss_kb),
+            mb(over),
+            mark(over <= SCROLL_PSS_TARGET_KB)
+        );
+    }
+    println!(
+        "| PSS {:.0} s after the last step | - | {} (+{}) |",
+        SETTLE.as_secs_f64(),
+        mb(f.pss_end),
+        mb(f.pss_end.saturating_sub(f.pss_open))
+    );
+    println!(
+        "| PSS by process: photo chat open; after the scroll | - | {}; {} |",
+        f.by_role_open, f.by_role_end
+    );
+    let per_minute = 60.0 / f.idle_window.as_secs_f64();
+    let total = |idle: &Idle| idle.cpu.values().sum::<f64>() * per_minute;
+    for (what, idle) in [
+        ("text chat (300 texts)", &f.idle_text),
+        (
+            "photo chat (after the scroll, at its newest photos)",
+            &f.idle_photos,
+        ),
+    ] {
+        let parts: Vec<String> = idle
+            .cpu
+            .iter()
+            .map(|(role, s)| format!("{role} {:.2}", s * per_minute))
+            .collect();
+        println!(
+            "| idle CPU per minute, {what} open, window of {:.0} s after {:.0} s (focus {}; Xvfb {:.2}, not counted) | - | {:.2} CPU-s ({}) |",
+            f.idle_window.as_secs_f64(),
+            SETTLE.as_secs_f64(),
+            idle.focus,
+            idle.xvfb * per_minute,
+            total(idle),
+            parts.join(", ")
+        );
+    }
+    let (photos, text) = (total(&f.idle_photos), total(&f.idle_text));
+    println!(
+        "| idle CPU, photo chat vs. text chat | photo ≤ text | {photos:.2} vs. {text:.2} CPU-s {} |",
+        mark(photos <= text)
     );
     println!();
 }
@@ -1328,6 +1751,7 @@ fn main() {
         print_table(&figures);
     }
     print_photo_table(&measure_photos(&display));
+    print_scroll_table(&measure_photo_scroll(&display, idle_window, ticks));
     let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "Ran in {:.0} s; load average at the end: {}.",

@@ -165,7 +165,6 @@ pub struct AppInstance {
     #[allow(dead_code)] // read by the app bench (tests/bench), not by the e2e tests
     pub session_start: Duration,
     /// WebKitWebDriver's pid; the app is its child.
-    #[allow(dead_code)] // read by the app bench (tests/bench), not by the e2e tests
     pub driver_pid: u32,
     _driver: KillOnDrop,
     _home: tempfile::TempDir,
@@ -244,5 +243,73 @@ impl AppInstance {
 impl Drop for AppInstance {
     fn drop(&mut self) {
         self.session.end();
+    }
+}
+
+/// The parent pid and the name (argv[0]'s file name, else comm) of a running process.
+fn parent_and_name(pid: u32) -> Option<(u32, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let ppid = rest.split_whitespace().nth(1)?.parse().ok()?;
+    let comm = head.split_once('(')?.1.to_string();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let arg0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
+    let name = Path::new(&*String::from_utf8_lossy(arg0))
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(comm);
+    Some((ppid, name))
+}
+
+/// PSS in kB of one process, from smaps_rollup (0 once it has gone).
+fn pss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|rollup| {
+            rollup.lines().find_map(|l| {
+                l.strip_prefix("Pss:")?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+        })
+        .unwrap_or(0)
+}
+
+impl AppInstance {
+    /// PSS in kB of the app and every process below it (its WebKit processes) by process
+    /// name, as the app bench samples it: what this instance costs the machine in memory.
+    #[allow(dead_code)] // the e2e tests measure memory; the app bench has its own sampler
+    pub fn app_pss_kb(&self) -> std::collections::BTreeMap<String, u64> {
+        let procs: Vec<(u32, u32, String)> = std::fs::read_dir("/proc")
+            .map(|dir| {
+                dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                    .filter_map(|pid| parent_and_name(pid).map(|(ppid, name)| (pid, ppid, name)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut tree: Vec<u32> = procs
+            .iter()
+            .filter(|(_, ppid, name)| *ppid == self.driver_pid && name == "umer-chat")
+            .map(|(pid, _, _)| *pid)
+            .collect();
+        assert_eq!(tree.len(), 1, "one app below WebKitWebDriver: {tree:?}");
+        let mut i = 0;
+        while i < tree.len() {
+            let parent = tree[i];
+            tree.extend(procs.iter().filter(|p| p.1 == parent).map(|p| p.0));
+            i += 1;
+        }
+        let mut by_name = std::collections::BTreeMap::new();
+        for pid in tree {
+            if let Some((_, name)) = parent_and_name(pid) {
+                *by_name.entry(name).or_default() += pss_kb(pid);
+            }
+        }
+        by_name
     }
 }
