@@ -162,7 +162,6 @@ fn free_port() -> u16 {
 pub struct AppInstance {
     pub session: Session,
     /// How long WebKitWebDriver took to start the app and open the session.
-    #[allow(dead_code)] // read by the app bench (tests/bench), not by the e2e tests
     pub session_start: Duration,
     /// WebKitWebDriver's pid; the app is its child.
     pub driver_pid: u32,
@@ -190,6 +189,12 @@ impl AppInstance {
             }
         }
         panic!("the app did not open a WebDriver session after 3 tries: {why}");
+    }
+
+    /// One launch, without trying again: for the test that launches the app many times, where
+    /// a retry would hide a stall.
+    pub fn launch_once(display: &Display, data_dir: &Path) -> Result<AppInstance, String> {
+        AppInstance::try_launch(display, data_dir, &[])
     }
 
     fn try_launch(

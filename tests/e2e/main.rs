@@ -6,6 +6,7 @@
 
 mod awkward_images;
 mod harness;
+mod launch;
 mod live;
 mod notifications;
 mod webdriver;
