@@ -801,7 +801,9 @@ fn an_old_account_gets_keys_a_recovery_key_and_a_new_password() {
     s.wait_visible("#recovery-dialog");
     s.wait_text_contains("#recovery-key", &recovery, UI);
     assert!(!s.is_displayed("#recovery-once"));
-    save_screenshot(s, "recovery-key.png");
+    // No screenshot here: on this machine WebKitWebDriver's screenshot of this dialog has
+    // stalled in every run since the afternoon of 28 November (cause not found; the same
+    // commit had passed that morning), while scripts and clicks kept working.
     s.click("#recovery-done");
 
     // Change password.
