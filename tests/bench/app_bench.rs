@@ -21,6 +21,8 @@ mod webdriver;
 #[path = "../e2e/harness.rs"]
 mod harness;
 
+mod live;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -1744,6 +1746,14 @@ fn main() {
         (&SIZES[..], IDLE_WINDOW)
     };
     let display = Display::start();
+    if std::env::var_os(live::LIVE_ONLY_ENV).is_some() {
+        let figures: Vec<_> = [1, 1_000]
+            .into_iter()
+            .map(|chats| live::measure_live(&display, chats, idle_window, ticks))
+            .collect();
+        live::print_live_table(&figures);
+        return;
+    }
     let photos_only = std::env::var_os(PHOTOS_ONLY_ENV).is_some();
     for (i, &n) in sizes.iter().enumerate().filter(|_| !photos_only) {
         let windows = if i == 0 { IDLE_WINDOWS_FIRST_SIZE } else { 1 };

@@ -1,0 +1,291 @@
+//! Live updates (issue 8), at 1 chat and at 1,000: log in → chat list, idle CPU with a chat
+//! open (composer focused, then nothing focused), delivery between two instances and from
+//! the CLI through the folder watcher, and what the watcher costs.
+//!
+//! `APP_BENCH_LIVE_ONLY=1 cargo run --release -p umer-chat-tests --bin app-bench`
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use umer_chat_core::FolderWatcher;
+use umer_chat_tests::support;
+
+use super::{
+    cpu_between, deliver, log_in_and_open, wait_for, Display, Instance, SEEN_PROBE, SENT_PROBE,
+    SETTLE,
+};
+
+/// Set to measure live updates only.
+pub const LIVE_ONLY_ENV: &str = "APP_BENCH_LIVE_ONLY";
+const DELIVERIES: usize = 20;
+const CLI_DELIVERIES: usize = 10;
+const LAST_TEXT: &str = "the last DM message, from bob";
+
+/// The issue's targets.
+const DELIVERY_P50_TARGET: Duration = Duration::from_millis(300);
+const DELIVERY_P99_TARGET: Duration = Duration::from_secs(1);
+const IDLE_FOCUSED_TARGET: f64 = 0.6;
+const IDLE_TARGET: f64 = 0.2;
+const LIST_TARGET: Duration = Duration::from_millis(500);
+
+pub struct LiveFigures {
+    chats: usize,
+    to_list: Duration,
+    idle_focused: f64,
+    idle: f64,
+    deliveries: Vec<Duration>,
+    cli: Vec<Duration>,
+    watches: usize,
+    watcher_start: Duration,
+    app_rss_kb: u64,
+}
+
+/// alice and bob, their DM (the newest chat, ending with bob's `LAST_TEXT`), and
+/// `groups` groups of the two with one message each.
+fn build(root: &Path, groups: usize) {
+    let store = support::open_store(root);
+    let keys = support::sign_up(&store, &["alice", "bob"]);
+    for g in 0..groups {
+        let id = store
+            .create_group_chat(&keys[0], &format!("group {g}"), &["bob"])
+            .expect("create a group")
+            .id
+            .clone();
+        store
+            .append_message(
+                &keys[0],
+                id.as_str(),
+                Some(&format!("hello group {g}")),
+                None,
+            )
+            .expect("a message");
+    }
+    let dm = store
+        .create_private_chat(&keys[0], "bob")
+        .unwrap()
+        .id
+        .clone();
+    store
+        .append_message(&keys[0], dm.as_str(), Some("hi bob"), None)
+        .unwrap();
+    store
+        .append_message(&keys[1], dm.as_str(), Some(LAST_TEXT), None)
+        .unwrap();
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// inotify watches held by `pid` (each watched folder is one).
+fn inotify_watches(pid: u32) -> usize {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return 0;
+    };
+    fds.flatten()
+        .filter_map(|fd| std::fs::read_to_string(fd.path()).ok())
+        .map(|info| {
+            info.lines()
+                .filter(|l| l.starts_with("inotify wd:"))
+                .count()
+        })
+        .sum()
+}
+
+fn epoch_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1e3
+}
+
+/// CPU-seconds a minute of the app and its WebKit processes, over one idle `window`.
+fn idle_cpu(instance: &mut Instance, window: Duration, ticks: f64) -> f64 {
+    std::thread::sleep(SETTLE);
+    let before = instance.tree();
+    std::thread::sleep(window);
+    let after = instance.tree();
+    let used: f64 = cpu_between(&before, &after, ticks).values().sum();
+    used * 60.0 / window.as_secs_f64()
+}
+
+pub fn measure_live(display: &Display, chats: usize, window: Duration, ticks: f64) -> LiveFigures {
+    let root = support::temp_dir();
+    let built = Instant::now();
+    build(root.path(), chats - 1);
+    eprintln!(
+        "[live {chats}] folder built in {:.1} s",
+        built.elapsed().as_secs_f64()
+    );
+
+    // What the watcher costs on this folder, in this process.
+    let started = Instant::now();
+    let watcher = FolderWatcher::start(root.path(), |_| {}).expect("watch the folder");
+    let watcher_start = started.elapsed();
+    let watches = inotify_watches(std::process::id());
+    drop(watcher);
+
+    let mut alice = Instance::launch(display, root.path());
+    let login = log_in_and_open(&alice, "alice", LAST_TEXT);
+    let app_watches = inotify_watches(alice.app_pid);
+    eprintln!(
+        "[live {chats}] log in → list {:?}; watches: {watches} here, {app_watches} in the app",
+        login.to_list
+    );
+    alice.session().click("#message-input");
+    let idle_focused = idle_cpu(&mut alice, window, ticks);
+    alice.js(
+        "document.activeElement && document.activeElement.blur()",
+        json!([]),
+    );
+    let idle = idle_cpu(&mut alice, window, ticks);
+    eprintln!("[live {chats}] idle CPU: {idle_focused:.2} focused, {idle:.2} not");
+    let app_rss_kb = super::memory_kb(alice.app_pid).map_or(0, |(rss, _)| rss);
+
+    let bob = Instance::launch(display, root.path());
+    log_in_and_open(&bob, "bob", LAST_TEXT);
+    bob.js(SEEN_PROBE, json!([]));
+    alice.js(SENT_PROBE, json!([]));
+    let mut deliveries = Vec::new();
+    for i in 0..DELIVERIES {
+        std::thread::sleep(Duration::from_millis(300 + rand::random::<u64>() % 1000));
+        deliveries.push(deliver(&alice, &bob, &format!("live {i}")).in_page);
+    }
+
+    // The CLI (another device) to bob's window: from the CLI's exit (message on disk).
+    let config = support::temp_dir();
+    let dm = {
+        let store = support::open_signed_in(root.path(), &["alice"]);
+        store
+            .create_private_chat(&support::key("alice"), "bob")
+            .unwrap()
+            .id
+            .clone()
+    };
+    let mut cli = Vec::new();
+    for i in 0..CLI_DELIVERIES {
+        std::thread::sleep(Duration::from_millis(300 + rand::random::<u64>() % 1000));
+        let text = format!("from the cli {i}");
+        support::run(support::cli(root.path(), config.path()).args([
+            "--user",
+            "alice",
+            "send",
+            dm.as_str(),
+            &text,
+        ]))
+        .ok();
+        let written = epoch_ms();
+        let seen = wait_for("the CLI's message in bob's window", || {
+            bob.js("return window.__seen[arguments[0]] ?? null", json!([text]))
+                .as_f64()
+        });
+        cli.push(Duration::from_secs_f64((seen - written).max(0.0) / 1e3));
+    }
+    deliveries.sort();
+    cli.sort();
+    LiveFigures {
+        chats,
+        to_list: login.to_list,
+        idle_focused,
+        idle,
+        deliveries,
+        cli,
+        watches: app_watches.max(watches),
+        watcher_start,
+        app_rss_kb,
+    }
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok {
+        "ok"
+    } else {
+        "MISS"
+    }
+}
+
+pub fn print_live_table(all: &[LiveFigures]) {
+    println!("## Live updates (watcher on)\n");
+    print!("| | target |");
+    for f in all {
+        print!(" {} chat{} |", f.chats, if f.chats == 1 { "" } else { "s" });
+    }
+    println!();
+    print!("|---|---|");
+    for _ in all {
+        print!("---|");
+    }
+    println!();
+    let row = |name: &str, target: &str, cell: &dyn Fn(&LiveFigures) -> String| {
+        print!("| {name} | {target} |");
+        for f in all {
+            print!(" {} |", cell(f));
+        }
+        println!();
+    };
+    row("log in → chat list", "≤ 0.5 s", &|f| {
+        format!(
+            "{} ms {}",
+            f.to_list.as_millis(),
+            mark(f.to_list <= LIST_TARGET)
+        )
+    });
+    row(
+        "idle CPU a minute, composer focused",
+        "≤ 0.6 CPU-s",
+        &|f| {
+            format!(
+                "{:.2} {}",
+                f.idle_focused,
+                mark(f.idle_focused <= IDLE_FOCUSED_TARGET)
+            )
+        },
+    );
+    row(
+        "idle CPU a minute, nothing focused",
+        "≤ 0.2 CPU-s",
+        &|f| format!("{:.2} {}", f.idle, mark(f.idle <= IDLE_TARGET)),
+    );
+    row(
+        &format!("delivery between two instances, p50 / p99 ({DELIVERIES})"),
+        "≤ 300 ms / ≤ 1 s",
+        &|f| {
+            let (p50, p99) = (
+                percentile(&f.deliveries, 0.5),
+                percentile(&f.deliveries, 0.99),
+            );
+            format!(
+                "{} / {} ms {}",
+                p50.as_millis(),
+                p99.as_millis(),
+                mark(p50 <= DELIVERY_P50_TARGET && p99 <= DELIVERY_P99_TARGET)
+            )
+        },
+    );
+    row(
+        &format!("CLI → app, p50 / max ({CLI_DELIVERIES})"),
+        "p50 ≤ 300 ms",
+        &|f| {
+            let p50 = percentile(&f.cli, 0.5);
+            format!(
+                "{} / {} ms {}",
+                p50.as_millis(),
+                f.cli.last().unwrap().as_millis(),
+                mark(p50 <= DELIVERY_P50_TARGET)
+            )
+        },
+    );
+    row("inotify watches (one per folder)", "–", &|f| {
+        f.watches.to_string()
+    });
+    row("watcher start", "–", &|f| {
+        format!("{:.1} ms", f.watcher_start.as_secs_f64() * 1e3)
+    });
+    row("app RSS with the chat open", "–", &|f| {
+        format!("{:.0} MB", f.app_rss_kb as f64 / 1024.0)
+    });
+    println!();
+}
