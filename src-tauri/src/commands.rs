@@ -448,7 +448,9 @@ pub async fn set_unread_total<R: Runtime>(
         n => format!("({n}) {APP_TITLE}"),
     };
     window.set_title(&title)?;
-    // Unsupported on Windows, Android and most Linux desktops: the title still says it.
+    // Unsupported on Windows and most Linux desktops: the title still says it. (Tauri has
+    // no badge on Android; iOS would need the notification plugin's.)
+    #[cfg(desktop)]
     let _ = window.set_badge_count((total > 0).then_some(i64::from(total)));
     Ok(())
 }
