@@ -143,6 +143,10 @@ impl Store {
     /// business are left out; so are `user`'s own (from their other devices).
     pub fn typing_now(&self, user: &UserKey) -> Result<Vec<Typing>> {
         let dir = self.presence_dir();
+        // A folder only: a symlink planted in its place would have us list another folder.
+        if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+            return Ok(Vec::new());
+        }
         let mut state = self.presence.lock().expect("presence");
         let mut typing = Vec::new();
         for entry in logs::list_dir(&dir, &mut Vec::new())
@@ -353,11 +357,37 @@ mod tests {
             "a replay"
         );
 
-        // Junk in the folder is skipped: a FIFO-free assortment of bad files.
+        // Junk in the folder is skipped: bad JSON, odd names, a folder, a FIFO, a symlink to
+        // a genuine claim, a huge sparse file; none stalls the reader.
         let dir = bob.presence_dir();
         std::fs::write(dir.join("0000000000000000.json"), "{not json").unwrap();
-        std::fs::write(dir.join("../presence/x.json"), "{}").unwrap();
+        std::fs::write(dir.join("x.json"), "{}").unwrap();
         std::fs::create_dir(dir.join("1111111111111111.json")).unwrap();
+        #[cfg(unix)]
+        {
+            let fifo = std::ffi::CString::new(dir.join("2222222222222222.json").to_str().unwrap())
+                .unwrap();
+            // SAFETY: a valid C path; mkfifo only creates the node.
+            assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+            let genuine = dir.join("../claim-elsewhere.json");
+            std::fs::write(&genuine, &claim).unwrap();
+            std::os::unix::fs::symlink(&genuine, dir.join("3333333333333333.json")).unwrap();
+            let sparse = std::fs::File::create(dir.join("4444444444444444.json")).unwrap();
+            sparse.set_len(1 << 40).unwrap();
+        }
+        assert_eq!(f.alice.0.typing_now(&f.alice.1).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_symlink_in_place_of_the_presence_folder_is_not_followed() {
+        let f = folder();
+        let (bob, bob_key) = &f.bob;
+        bob.set_typing(bob_key, Some(f.dm.as_str())).unwrap();
+        let real = bob.presence_dir();
+        let moved = real.with_file_name("elsewhere");
+        std::fs::rename(&real, &moved).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&moved, &real).unwrap();
         assert_eq!(f.alice.0.typing_now(&f.alice.1).unwrap(), vec![]);
     }
 }
