@@ -11,6 +11,7 @@ use umer_chat_core::{
     ChatId, ChatKind, DeviceId, Error, Event, EventKey, LogCursor, SkipReason, Skipped, Store,
     MAX_IMAGE_BYTES, MAX_TEXT_CHARS,
 };
+use umer_chat_tests::support::images::crc32;
 use umer_chat_tests::support::{
     cli, copy_tree, doctor, files_under, key, open_store, run, sign_in, sign_up, temp_dir, PASSWORD,
 };
@@ -303,21 +304,6 @@ fn encode(format: ImageFormat, width: u32, height: u32) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, format).unwrap();
     out.into_inner()
-}
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 /// A PNG whose header claims `width`×`height`, with a correct IHDR checksum.

@@ -1,6 +1,8 @@
 //! Test support: temp data folders, stores as simulated devices, quick sign-ups, and the real
 //! `umer-chat-cli` binary as a child process that is always killed and reaped.
 
+pub mod images;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
