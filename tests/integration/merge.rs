@@ -58,13 +58,15 @@ fn writer() -> impl Strategy<Value = Writer> {
         })
 }
 
-/// Writes the writers' logs into the chat's log folder, each line signed and sealed as
-/// its sender's device writes it (`store` has every user signed in); returns every
-/// distinct event as readers see it. Event ids follow from the signed content, so they
-/// do not follow the order of creation.
-fn lay_out(store: &Store, chat: &ChatId, writers: &[Writer], seed: u64) -> Vec<Event> {
-    let log_dir = store.root().join("chats").join(chat.as_str()).join("log");
-    let _ = fs::remove_dir_all(&log_dir);
+/// The writers' log files (path under the chat's log folder, content), each line signed
+/// and sealed as its sender's device writes it (`store` has every user signed in), and
+/// every distinct event as readers see it. Event ids follow from the signed content, so
+/// they do not follow the order of creation.
+fn log_files(
+    store: &Store,
+    chat: &ChatId,
+    writers: &[Writer],
+) -> (Vec<(String, String)>, Vec<Event>) {
     let mut files: BTreeMap<String, String> = BTreeMap::new(); // relative path -> content
     let mut events = Vec::new();
     let mut used = std::collections::HashSet::new();
@@ -100,7 +102,15 @@ fn lay_out(store: &Store, chat: &ChatId, writers: &[Writer], seed: u64) -> Vec<E
             events.push(event);
         }
     }
-    let mut order: Vec<(String, String)> = files.into_iter().collect();
+    (files.into_iter().collect(), events)
+}
+
+/// Writes the writers' logs into the chat's log folder, in an order `seed` picks; returns
+/// every distinct event.
+fn lay_out(store: &Store, chat: &ChatId, writers: &[Writer], seed: u64) -> Vec<Event> {
+    let log_dir = store.root().join("chats").join(chat.as_str()).join("log");
+    let _ = fs::remove_dir_all(&log_dir);
+    let (mut order, events) = log_files(store, chat, writers);
     order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
     for (rel, content) in order {
         let path = log_dir.join(rel);
@@ -175,4 +185,140 @@ fn every_layout_of_the_same_events_reads_as_one_history() {
             Ok(())
         })
         .unwrap();
+}
+
+/// How a file reaches the folder while a watching reader looks on.
+#[derive(Debug, Clone, Copy)]
+enum Arrival {
+    /// Appended in pieces cut anywhere, mid-line included (a writer, or a crash and resume).
+    Appended,
+    /// Replaced whole, first with part of its lines then with all (a sync tool's temp file
+    /// renamed over it).
+    Replaced,
+}
+
+/// Property: a reader that polls only when the folder watcher reports its chat sees every
+/// event of any layout, however its files arrive, and nothing else; what it receives
+/// twice (a conflict copy that repeats its original) has the same id, which the UI drops.
+#[test]
+fn a_reader_woken_only_by_the_watcher_gets_every_layout_as_it_arrives() {
+    use std::io::Write;
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+    use umer_chat_core::FolderWatcher;
+
+    let dir = temp_dir();
+    let writer_store = open_store(dir.path());
+    sign_up(&writer_store, &USERS);
+    let reader = open_signed_in(dir.path(), &["bob"]);
+    let bob = key("bob");
+    let (tx, changes) = mpsc::channel();
+    let _watcher = FolderWatcher::start(dir.path(), move |c| {
+        let _ = tx.send(c);
+    })
+    .unwrap();
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let arrival = prop_oneof![Just(Arrival::Appended), Just(Arrival::Replaced)];
+    let strategy = (
+        prop::collection::vec(writer(), 1..5),
+        prop::collection::vec((arrival, 1usize..4), 1..16),
+        any::<u64>(),
+    );
+    runner
+        .run(&strategy, |(writers, arrivals, seed)| {
+            // A new chat per case: the watcher keeps running across cases.
+            let chat = writer_store
+                .create_group_chat(&key("alice"), "watched", &["bob"])
+                .unwrap()
+                .id
+                .clone();
+            let (mut files, expected) = log_files(&writer_store, &chat, &writers);
+            files.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+            let log_dir = writer_store
+                .root()
+                .join("chats")
+                .join(chat.as_str())
+                .join("log");
+            let mut watching = Watching {
+                cursor: reader.end_cursor(&bob, chat.as_str()).unwrap(),
+                delivered: Vec::new(),
+            };
+            let poll_if_told = |watching: &mut Watching, wait: Duration| {
+                let mut told = false;
+                while let Ok(c) = changes.recv_timeout(if told { Duration::ZERO } else { wait }) {
+                    told |= c.everything || c.chats.contains(&chat);
+                }
+                if told {
+                    let (new, next) = reader.poll(&bob, chat.as_str(), &watching.cursor).unwrap();
+                    watching.delivered.extend(new);
+                    watching.cursor = next;
+                }
+            };
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed);
+            for (i, (rel, content)) in files.iter().enumerate() {
+                let (how, pieces) = arrivals[i % arrivals.len()];
+                let path = log_dir.join(rel);
+                fs::create_dir_all(path.parent().unwrap()).unwrap();
+                let mut cuts: Vec<usize> = (1..pieces)
+                    .map(|_| rand::Rng::gen_range(&mut rng, 0..=content.len()))
+                    .collect();
+                cuts.push(content.len());
+                cuts.sort();
+                let mut written = 0;
+                for cut in cuts {
+                    match how {
+                        Arrival::Appended => {
+                            let mut file = fs::OpenOptions::new()
+                                .create(true)
+                                .append(true)
+                                .open(&path)
+                                .unwrap();
+                            file.write_all(&content.as_bytes()[written..cut]).unwrap();
+                            written = cut;
+                        }
+                        Arrival::Replaced => {
+                            // Whole lines only: a sync tool moves complete versions.
+                            let end = content[..cut].rfind('\n').map_or(0, |n| n + 1);
+                            let name = path.file_name().unwrap().to_string_lossy();
+                            let temp = path.with_file_name(format!(".syncthing.{name}.tmp"));
+                            fs::write(&temp, &content[..end]).unwrap();
+                            fs::rename(&temp, &path).unwrap();
+                        }
+                    }
+                    poll_if_told(&mut watching, Duration::ZERO);
+                }
+            }
+            let ids = |events: &[Event]| {
+                events
+                    .iter()
+                    .map(|e| (e.sender.clone(), e.id.clone()))
+                    .collect::<std::collections::BTreeSet<_>>()
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while ids(&watching.delivered) != ids(&expected) && Instant::now() < deadline {
+                poll_if_told(&mut watching, Duration::from_millis(100));
+            }
+            prop_assert_eq!(
+                ids(&watching.delivered),
+                ids(&expected),
+                "writers {:?}",
+                writers
+            );
+            // Each delivered event is the one written, not a stand-in with the same id.
+            for event in &watching.delivered {
+                prop_assert!(expected.contains(event), "not written: {:?}", event);
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// What a reader woken by the watcher has received so far.
+struct Watching {
+    cursor: LogCursor,
+    delivered: Vec<Event>,
 }
