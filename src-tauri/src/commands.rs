@@ -386,7 +386,8 @@ pub async fn poll<R: Runtime>(
     let preferences = state.preferences();
     let away = !window.is_focused().unwrap_or(true);
     let look = state.live().take_look();
-    let receipts_on = state.preferences().send_read_receipts;
+    let receipts_on = preferences.send_read_receipts;
+    let user_key = user.key.clone();
     let (result, watch) = blocking(move || {
         let mut names = Names::new(&store, &user.key);
         let (messages, cursor, receipts) = match (chat_id, cursor) {
@@ -429,7 +430,7 @@ pub async fn poll<R: Runtime>(
     state.set_watch(watch);
     let _ = state.with_notified(|n| *n = notified);
     if away {
-        notify::show(&app, &notices);
+        notify::show(&app, &user_key, &notices);
     }
     let result = result.inspect_err(|_| state.live().poll_failed())?;
     state.show_images(&result.messages);

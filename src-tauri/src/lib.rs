@@ -98,6 +98,7 @@ pub fn run() {
             // WebKit's; data an older version kept beside WebKit's files is moved there.
             let state = AppState::open_in_app_data(&config_dir, paths.app_data_dir()?)?;
             app.manage(state);
+            notify::open_chats_on_click(app.handle());
             Ok(())
         })
         .run(tauri::generate_context!())

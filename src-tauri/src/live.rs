@@ -23,7 +23,7 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(3);
 const FULL_LOOK_EVERY: Duration = Duration::from_secs(60);
 
 /// What the UI is told when the folder changed: enough to decide what to refresh.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeSignal {
     /// Chats whose messages or records changed (ids), when known.
@@ -34,6 +34,8 @@ pub struct ChangeSignal {
     pub reads: bool,
     /// Look at everything.
     pub everything: bool,
+    /// The user clicked a notification of this chat: show it.
+    pub open_chat: Option<String>,
 }
 
 /// Whether changes arrive at once, and how often the UI polls anyway.
@@ -147,6 +149,17 @@ impl Live {
         }
     }
 
+    /// Asks the UI to show `chat` (a notification of it was clicked).
+    pub fn ask_to_open(&self, chat: &ChatId) {
+        send(
+            &mut lock(&self.shared),
+            ChangeSignal {
+                open_chat: Some(chat.to_string()),
+                ..ChangeSignal::default()
+            },
+        );
+    }
+
     /// A poll that took changes failed: look at everything next time.
     pub fn poll_failed(&self) {
         lock(&self.shared).pending.everything = true;
@@ -161,8 +174,13 @@ fn deliver(shared: &Mutex<Shared>, changes: FolderChanges) {
         presence: changes.presence,
         reads: !changes.readers.is_empty(),
         everything: changes.everything || changes.users,
+        open_chat: None,
     };
     shared.pending.merge(changes);
+    send(&mut shared, signal);
+}
+
+fn send(shared: &mut Shared, signal: ChangeSignal) {
     if let Some(channel) = &shared.subscriber {
         // A UI that went away (a reload) subscribes again; until then nobody listens.
         if channel.send(signal).is_err() {

@@ -1,14 +1,24 @@
 //! Desktop notifications for messages from others that arrive while the window is not
 //! focused: sender, chat and (unless hidden) a preview. Decided in Rust from what a poll
-//! found, so the UI never says what to show.
+//! found, so the UI never says what to show. A click on one brings the window forward on
+//! its chat, where the platform reports clicks (Linux and the BSDs, macOS, Windows while
+//! the toast is on screen, mobile).
 
 use std::collections::HashMap;
 
-use tauri::{AppHandle, Runtime};
-use tauri_plugin_notification::NotificationExt;
+use tauri::{AppHandle, Manager, Runtime};
+use tauri_plugin_notification::{ActionPerformed, NotificationExt};
 use umer_chat_core::{ChatId, ChatKind, ChatSummary, EventKey, Preferences, UserKey};
 
 use crate::dto::Names;
+use crate::state::AppState;
+
+/// What a notification carries so that a click can open its chat: the chat, and the user
+/// it was for (a click after signing out, or as someone else, opens nothing).
+const CHAT_EXTRA: &str = "chat";
+const USER_EXTRA: &str = "user";
+/// The plugin's name for a click on the notification itself.
+const CLICK: &str = "tap";
 
 const PREVIEW_CHARS: usize = 120;
 
@@ -100,18 +110,110 @@ fn shorten(text: &str) -> String {
     short
 }
 
-/// Shows `notices`; a failure (no notification service) is logged, never an error: the
-/// message is in the chat either way.
-pub fn show<R: Runtime>(app: &AppHandle<R>, notices: &[NewMessageNotice]) {
+/// Shows `notices` to `me`; a failure (no notification service) is logged, never an
+/// error: the message is in the chat either way.
+pub fn show<R: Runtime>(app: &AppHandle<R>, me: &UserKey, notices: &[NewMessageNotice]) {
     for notice in notices {
         if let Err(e) = app
             .notification()
             .builder()
             .title(&notice.title)
             .body(&notice.body)
+            .extra(CHAT_EXTRA, notice.chat.as_str())
+            .extra(USER_EXTRA, me.as_str())
             .show()
         {
             eprintln!("umer-chat: could not show a notification: {e}");
+        }
+    }
+}
+
+/// From now on, a click on one of our notifications brings the main window forward and
+/// asks the UI to open its chat. Only notifications shown after this report clicks.
+pub fn open_chats_on_click<R: Runtime>(app: &AppHandle<R>) {
+    let handle = app.clone();
+    let registered = app
+        .notification()
+        .on_action(move |performed| on_click(&handle, performed));
+    if let Err(e) = registered {
+        eprintln!("umer-chat: clicks on notifications will not open chats: {e}");
+    }
+}
+
+fn on_click<R: Runtime>(app: &AppHandle<R>, performed: &ActionPerformed) {
+    let Some(clicked) = ClickedNotice::from_action(performed) else {
+        return;
+    };
+    let Some(state) = app.try_state::<AppState>() else {
+        return;
+    };
+    if state.user().is_none_or(|user| user.key != clicked.user) {
+        return;
+    }
+    if let Some(window) = app.get_webview_window("main") {
+        // Best effort: a window manager may refuse to hand over the focus.
+        let _ = window.unminimize();
+        let _ = window.show();
+        let _ = window.set_focus();
+    }
+    state.live().ask_to_open(&clicked.chat);
+}
+
+/// A click on a notification of ours: which chat, for whom.
+#[derive(Debug, PartialEq, Eq)]
+struct ClickedNotice {
+    chat: ChatId,
+    user: UserKey,
+}
+
+impl ClickedNotice {
+    /// None for anything but a click on a notification that names a chat and a user.
+    fn from_action(performed: &ActionPerformed) -> Option<ClickedNotice> {
+        if performed.action_id() != CLICK {
+            return None;
+        }
+        let extra = performed.notification()?.extra();
+        let text = |key: &str| extra.get(key).and_then(|v| v.as_str());
+        Some(ClickedNotice {
+            chat: ChatId::parse(text(CHAT_EXTRA)?).ok()?,
+            user: UserKey::parse(text(USER_EXTRA)?).ok()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn performed(action: &str, extra: serde_json::Value) -> ActionPerformed {
+        serde_json::from_value(serde_json::json!({
+            "actionId": action,
+            "inputValue": null,
+            "notification": { "id": 7, "extra": extra },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_click_names_the_chat_and_the_user_it_was_for() {
+        let chat = ChatId::random_group();
+        let extra = serde_json::json!({ "chat": chat.as_str(), "user": "bob" });
+        assert_eq!(
+            ClickedNotice::from_action(&performed("tap", extra.clone())),
+            Some(ClickedNotice {
+                chat,
+                user: UserKey::parse("bob").unwrap(),
+            })
+        );
+        // Another action, or a notification that does not name a valid chat and user.
+        assert_eq!(ClickedNotice::from_action(&performed("reply", extra)), None);
+        for extra in [
+            serde_json::json!({}),
+            serde_json::json!({ "chat": "../../etc", "user": "bob" }),
+            serde_json::json!({ "chat": 5, "user": "bob" }),
+            serde_json::json!({ "user": "bob" }),
+        ] {
+            assert_eq!(ClickedNotice::from_action(&performed("tap", extra)), None);
         }
     }
 }

@@ -59,13 +59,20 @@ impl NotificationServer {
         })
     }
 
-    /// Every notification received so far: (summary, body).
-    fn received(&self) -> Vec<(String, String)> {
+    /// Every notification received so far, as the server logged it.
+    fn records(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(&self.log)
             .unwrap()
             .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Every notification received so far: (summary, body).
+    fn received(&self) -> Vec<(String, String)> {
+        self.records()
+            .iter()
+            .map(|v| {
                 (
                     v["summary"].as_str().unwrap().to_string(),
                     v["body"].as_str().unwrap().to_string(),
@@ -75,9 +82,17 @@ impl NotificationServer {
     }
 
     fn wait_for(&self, body: &str) -> (String, String) {
+        let record = self.wait_for_record(body);
+        (
+            record["summary"].as_str().unwrap().to_string(),
+            record["body"].as_str().unwrap().to_string(),
+        )
+    }
+
+    fn wait_for_record(&self, body: &str) -> serde_json::Value {
         let start = Instant::now();
         loop {
-            if let Some(found) = self.received().into_iter().find(|(_, b)| b == body) {
+            if let Some(found) = self.records().into_iter().find(|r| r["body"] == body) {
                 return found;
             }
             assert!(
@@ -87,6 +102,26 @@ impl NotificationServer {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+impl NotificationServer {
+    /// Clicks notification `id`, as a person would: the server reports the action `default`.
+    fn click(&self, id: u64) {
+        let status = Command::new("dbus-send")
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .args([
+                "--session",
+                "--print-reply",
+                "--dest=org.freedesktop.Notifications",
+                "/org/freedesktop/Notifications",
+                "org.umerchat.Test.Click",
+                &format!("uint32:{id}"),
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .expect("dbus-send (Debian's dbus-bin) runs");
+        assert!(status.success(), "dbus-send failed: {status}");
     }
 }
 
@@ -111,28 +146,11 @@ fn skip(why: &str) -> Option<NotificationServer> {
 
 #[test]
 fn a_message_notifies_an_unfocused_window_unless_muted_and_previews_can_be_hidden() {
-    let Some(display) = harness::display_or_skip() else {
-        return;
-    };
-    let Some(server) = NotificationServer::start() else {
+    let Some((display, server)) = display_and_server() else {
         return;
     };
     let data = support::temp_dir();
-    support::alice_and_bob_with_a_dm(data.path());
-    let bus = [("DBUS_SESSION_BUS_ADDRESS", server.address.as_str())];
-    // The window launched last has the focus (no window manager): alice's.
-    let b = AppInstance::launch_with(&display, data.path(), &bus);
-    let a = AppInstance::launch_with(&display, data.path(), &bus);
-    log_in(&b.session, "bob", support::PASSWORD);
-    log_in(&a.session, "alice", support::PASSWORD);
-    wait_signed_in(&b.session, "bob");
-    wait_signed_in(&a.session, "alice");
-    open_chat_titled(&a.session, "bob");
-    let focused = |s: &crate::webdriver::Session| {
-        s.execute("return document.hasFocus()", serde_json::json!([]))
-    };
-    assert_eq!(focused(&a.session), serde_json::json!(true));
-    assert_eq!(focused(&b.session), serde_json::json!(false));
+    let (a, b) = alice_focused_bob_behind(&display, &server, data.path());
 
     // bob's window is not focused: he is told, with sender and preview.
     send(&a.session, "hello bob");
@@ -182,6 +200,35 @@ fn a_message_notifies_an_unfocused_window_unless_muted_and_previews_can_be_hidde
     assert_eq!(server.received().len(), before, "{:?}", server.received());
 }
 
+/// Xvfb and the notification server, or None where either cannot run (the test is skipped).
+fn display_and_server() -> Option<(harness::Display, NotificationServer)> {
+    Some((harness::display_or_skip()?, NotificationServer::start()?))
+}
+
+/// alice and bob signed in on `server`'s bus, in their DM: alice has it open in the focused
+/// window (launched last: no window manager), bob has no chat open in the other.
+fn alice_focused_bob_behind(
+    display: &harness::Display,
+    server: &NotificationServer,
+    data: &Path,
+) -> (AppInstance, AppInstance) {
+    support::alice_and_bob_with_a_dm(data);
+    let bus = [("DBUS_SESSION_BUS_ADDRESS", server.address.as_str())];
+    let b = AppInstance::launch_with(display, data, &bus);
+    let a = AppInstance::launch_with(display, data, &bus);
+    log_in(&b.session, "bob", support::PASSWORD);
+    log_in(&a.session, "alice", support::PASSWORD);
+    wait_signed_in(&b.session, "bob");
+    wait_signed_in(&a.session, "alice");
+    open_chat_titled(&a.session, "bob");
+    assert!(has_focus(&a.session) && !has_focus(&b.session));
+    (a, b)
+}
+
+fn has_focus(s: &crate::webdriver::Session) -> bool {
+    s.execute("return document.hasFocus()", serde_json::json!([])) == serde_json::json!(true)
+}
+
 fn wait_unchecked(s: &crate::webdriver::Session, id: &str) {
     s.wait_until(&format!("#{id} unchecked"), UI, || {
         let checked = s.execute(
@@ -190,4 +237,51 @@ fn wait_unchecked(s: &crate::webdriver::Session, id: &str) {
         );
         (checked == serde_json::json!(false)).then_some(())
     });
+}
+
+#[test]
+fn clicking_a_notification_brings_its_chat_forward() {
+    let Some((display, server)) = display_and_server() else {
+        return;
+    };
+    let data = support::temp_dir();
+    let (a, b) = alice_focused_bob_behind(&display, &server, data.path());
+    assert_eq!(
+        open_chat_title(&b.session),
+        "",
+        "bob starts with no chat open"
+    );
+
+    send(&a.session, "click me");
+    let notice = server.wait_for_record("click me");
+    // Offering the "default" action is what lets a server report a click at all.
+    assert!(
+        notice["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "default"),
+        "{notice}"
+    );
+    server.click(notice["id"].as_u64().unwrap());
+    wait_message(&b.session, "click me", UI);
+    assert_eq!(open_chat_title(&b.session), "alice");
+    // The window came forward: it has the focus now (no window manager to refuse it).
+    b.session.wait_until("bob's window focused", UI, || {
+        has_focus(&b.session).then_some(())
+    });
+
+    // A click on a notification that is not ours (an id the app never got) changes nothing.
+    server.click(9_999);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(open_chat_title(&b.session), "alice");
+}
+
+fn open_chat_title(s: &crate::webdriver::Session) -> String {
+    let title = s.execute(
+        "const view = document.getElementById('chat-view');
+         return view.hidden ? '' : document.getElementById('chat-title').textContent;",
+        serde_json::json!([]),
+    );
+    title.as_str().unwrap_or_default().to_string()
 }

@@ -94,7 +94,11 @@ async function enterMain(signedIn) {
 async function subscribeToChanges() {
   const line = $('live-status');
   try {
-    const status = await api.subscribeChanges(() => pollNow());
+    const status = await api.subscribeChanges((signal) => {
+      // A click on a notification: Rust brought the window forward; show its chat.
+      if (signal?.openChat) openChat(signal.openChat);
+      else pollNow();
+    });
     setRefreshInterval(status.refreshMs);
     const seconds = Math.round(status.refreshMs / 100) / 10;
     line.textContent = status.live
