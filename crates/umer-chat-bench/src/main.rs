@@ -399,11 +399,76 @@ fn print_login(base_dir: &Path) {
     println!();
 }
 
+/// The chat list a user sees right after signing in: `changed_chats` on a fresh store
+/// (nothing cached), with one group chat per size step holding one message each.
+fn print_chat_list(base_dir: &Path) {
+    use umer_chat_core::ChatListWatch;
+    const SIZES: [usize; 3] = [1, 100, 1_000];
+    const RUNS: usize = 10;
+    println!(
+        "| groups | sign in p50 | first chat list p50 | per chat | second list (unchanged) p50 |"
+    );
+    println!("|---|---|---|---|---|");
+    for n in SIZES {
+        let dir = tempfile::tempdir_in(base_dir).expect("temp dir");
+        let root = dir.path().join("data");
+        let store = Store::open(&root, DeviceId::random()).expect("open store");
+        let alice = store.create_user("alice", PASSWORD).expect("alice").key;
+        store.create_user("bob", PASSWORD).expect("bob");
+        for g in 0..n {
+            let id = store
+                .create_group_chat(&alice, &format!("group {g}"), &["bob"])
+                .expect("group")
+                .id
+                .clone();
+            store
+                .append_message(&alice, id.as_str(), Some("hello"), None)
+                .expect("message");
+        }
+        let mut fresh: Vec<Store> = (0..RUNS)
+            .map(|_| Store::open(&root, DeviceId::random()).expect("open store"))
+            .collect();
+        let sign_in = time(RUNS, || {
+            let store = fresh.pop().unwrap();
+            store.verify_user("alice", PASSWORD).expect("sign in");
+        });
+        let mut signed_in: Vec<Store> = (0..RUNS).map(|_| signed_in_store(&root, &alice)).collect();
+        let mut again = None;
+        let list = time(RUNS, || {
+            let store = signed_in.pop().unwrap();
+            let mut watch = ChatListWatch::default();
+            let chats = store.changed_chats(&alice, &mut watch).expect("list");
+            assert_eq!(chats.len(), n);
+            again = Some((store, watch));
+        });
+        let (store, mut watch) = again.unwrap();
+        let unchanged = time(RUNS, || {
+            assert!(store
+                .changed_chats(&alice, &mut watch)
+                .expect("list")
+                .is_empty());
+        });
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            thousands(n),
+            fmt_duration(sign_in.p50),
+            fmt_duration(list.p50),
+            fmt_duration(list.p50 / n as u32),
+            fmt_duration(unchanged.p50),
+        );
+    }
+    println!();
+}
+
 fn main() {
     let base_dir = std::env::temp_dir();
     println!("# umer-chat storage benchmark\n");
     print_machine(&base_dir);
     print_login(&base_dir);
+    print_chat_list(&base_dir);
+    if std::env::var_os("UMER_CHAT_BENCH_LIST_ONLY").is_some() {
+        return;
+    }
     for n in SIZES {
         let dir = tempfile::tempdir_in(&base_dir).expect("temp dir");
         let root = dir.path().join("data");

@@ -10,6 +10,7 @@ use crate::logs::{self, LogCursor};
 use crate::model::{
     month_of, now_ms, ChatId, ChatKind, ChatRecord, Event, EventKey, FORMAT_VERSION,
 };
+use crate::parallel;
 use crate::reader::ChatReader;
 use crate::store::{parse_record, to_pretty_json, Store, MAX_RECORD_BYTES};
 use crate::username::UserKey;
@@ -372,20 +373,24 @@ impl Store {
         chats: Vec<Arc<ChatRecord>>,
         markers: &HashMap<ChatId, EventKey>,
     ) -> Result<Vec<ChatSummary>> {
-        let mut changed = Vec::new();
         // Each member's key state once per call, however many chats they share.
-        let mut key_changed: HashMap<UserKey, bool> = HashMap::new();
-        for chat in chats {
-            let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+        let others: BTreeSet<&UserKey> = chats
+            .iter()
+            .flat_map(|chat| chat.members.iter())
+            .filter(|m| *m != user)
+            .collect();
+        let key_changed: HashMap<&UserKey, bool> = others
+            .into_iter()
+            .map(|m| (m, self.keyring.sender(m).changed()))
+            .collect();
+        let seen = &watch.seen;
+        // Opening a chat (a key, a signature, a decryption) is independent of the others.
+        let looked = parallel::map(&chats, |chat| {
+            let files = logs::list(&self.log_dir(&chat.id), chat, &mut Vec::new());
             let changed_members = chat
                 .members
                 .iter()
-                .filter(|m| *m != user)
-                .filter(|m| {
-                    *key_changed
-                        .entry((*m).clone())
-                        .or_insert_with(|| self.keyring.sender(m).changed())
-                })
+                .filter(|m| key_changed.get(m).copied().unwrap_or(false))
                 .cloned()
                 .collect();
             let state = (
@@ -393,13 +398,27 @@ impl Store {
                 markers.get(&chat.id).cloned(),
                 changed_members,
             );
-            if watch.seen.get(&chat.id) == Some(&state) {
-                continue;
+            if seen.get(&chat.id) == Some(&state) {
+                return None;
             }
-            let id = chat.id.clone();
-            let reader = self.reader_for(user, chat)?;
-            changed.push(self.summarise(user, reader, &files, state.1.as_ref())?);
-            watch.seen.insert(id, state);
+            let summary = self.reader_for(user, chat.clone()).and_then(|reader| {
+                self.summarise(
+                    user,
+                    reader,
+                    &files,
+                    state.1.as_ref(),
+                    Some(state.2.clone()),
+                )
+            });
+            Some((state, summary))
+        });
+        let mut changed = Vec::new();
+        for (chat, looked) in chats.iter().zip(looked) {
+            let Some((state, summary)) = looked else {
+                continue;
+            };
+            changed.push(summary?);
+            watch.seen.insert(chat.id.clone(), state);
         }
         sort_by_activity(&mut changed);
         Ok(changed)
@@ -411,36 +430,45 @@ impl Store {
         let markers = self.read_markers(user)?;
         let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         let marker = markers.get(&chat.id);
-        self.summarise(user, self.reader_for(user, chat)?, &files, marker)
+        self.summarise(user, self.reader_for(user, chat)?, &files, marker, None)
     }
 
     pub(crate) fn member_chats(&self, user: &UserKey) -> Result<Vec<Arc<ChatRecord>>> {
         let dir = self.chats_dir();
+        // Entries that cannot be used are reported by doctor, never fail the list.
+        let ids: Vec<ChatId> = logs::list_dir(&dir, &mut Vec::new())
+            .into_iter()
+            .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|entry| ChatId::parse(&entry.file_name().to_string_lossy()).ok())
+            .collect();
+        enum Found {
+            Member(Arc<ChatRecord>),
+            Unusable,
+            Nothing,
+        }
+        // Each record's signature is checked and its name opened: on all cores.
+        let found = parallel::map(&ids, |id| match self.chat(id) {
+            Ok(chat) if chat.is_member(user) => Found::Member(self.open_name(user, chat)),
+            Ok(_) => Found::Nothing,
+            // A chat whose chat.json has not synced yet is left out for now.
+            Err(Error::ChatNotFound { .. }) => Found::Nothing,
+            Err(_) => Found::Unusable,
+        });
         let mut chats = Vec::new();
         let mut partners = None;
-        // Entries that cannot be used are reported by doctor, never fail the list.
-        for entry in logs::list_dir(&dir, &mut Vec::new()) {
-            let Ok(id) = ChatId::parse(&entry.file_name().to_string_lossy()) else {
-                continue;
-            };
-            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            match self.chat(&id) {
-                Ok(chat) if chat.is_member(user) => chats.push(self.open_name(user, chat)),
-                Ok(_) => {}
-                // A chat whose chat.json has not synced yet is left out for now.
-                Err(Error::ChatNotFound { .. }) => {}
+        for (id, found) in ids.iter().zip(found) {
+            match found {
+                Found::Member(chat) => chats.push(chat),
                 // A planted or damaged DM record: its id still says who is in it.
-                Err(_) if id.is_dm() => {
+                Found::Unusable if id.is_dm() => {
                     if partners.is_none() {
                         partners = Some(self.dm_partners(user)?);
                     }
-                    if let Some(other) = partners.as_ref().and_then(|p| p.get(&id)) {
+                    if let Some(other) = partners.as_ref().and_then(|p| p.get(id)) {
                         chats.push(self.stand_in_for_dm(ChatRecord::dm(user, other)));
                     }
                 }
-                Err(_) => {}
+                Found::Unusable | Found::Nothing => {}
             }
         }
         Ok(chats)
@@ -452,6 +480,8 @@ impl Store {
         chat: ChatReader,
         files: &[logs::LogFile],
         marker: Option<&EventKey>,
+        // Whose keys changed, when the caller already knows.
+        key_changes: Option<Vec<UserKey>>,
     ) -> Result<ChatSummary> {
         let last = newest(files, &chat, None, 1).pop();
         let mut unread = 0;
@@ -485,11 +515,13 @@ impl Store {
                 break;
             }
         }
-        let others = chat.members.iter().filter(|m| *m != user);
-        let key_changes = others
-            .filter(|m| chat.sender(m).changed())
-            .cloned()
-            .collect();
+        let key_changes = key_changes.unwrap_or_else(|| {
+            let others = chat.members.iter().filter(|m| *m != user);
+            others
+                .filter(|m| chat.sender(m).changed())
+                .cloned()
+                .collect()
+        });
         Ok(ChatSummary {
             key_changes,
             chat: chat.record().clone(),

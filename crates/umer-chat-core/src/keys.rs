@@ -9,10 +9,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::crypto::{PublicKeys, SealedKeys, SecretKeys, USER_KEYS_DOMAIN};
+use crate::crypto::{
+    ContentKey, PublicKeys, SealedKeys, SecretKeys, WrappedKeys, USER_KEYS_DOMAIN,
+};
 use crate::error::{Error, Result};
 use crate::fsio;
-use crate::model::now_ms;
+use crate::model::{now_ms, ChatId};
 use crate::password::hex_lower;
 use crate::store::MAX_RECORD_BYTES;
 use crate::username::UserKey;
@@ -125,6 +127,85 @@ pub struct Identity {
     pub public: PublicKeys,
     /// The keys were made by the sign-up or sign-in that unlocked them.
     pub created_now: bool,
+    pub(crate) opened: OpenedKeys,
+}
+
+impl Identity {
+    pub fn new(user: User, keys: SecretKeys, created_now: bool) -> Identity {
+        let public = keys.public();
+        Identity {
+            user,
+            keys,
+            public,
+            created_now,
+            opened: OpenedKeys::default(),
+        }
+    }
+
+    /// Our copy of a chat's content key from `wrapped` (see [`SecretKeys::unwrap_key`]),
+    /// opened once per process.
+    pub(crate) fn unwrap_key(&self, chat: &ChatId, wrapped: &WrappedKeys) -> Option<ContentKey> {
+        let from = OpenedFrom::Wrapped {
+            chat: chat.clone(),
+            kid: wrapped.kid.clone(),
+            eph: wrapped.eph.clone(),
+            sealed: wrapped.to.get(self.user.key.as_str())?.clone(),
+        };
+        self.opened
+            .get_or_open(from, || self.keys.unwrap_key(chat, &self.user.key, wrapped))
+    }
+
+    /// A DM's key with `theirs` (see [`SecretKeys::dm_key`]), derived once per process.
+    pub(crate) fn dm_key(&self, chat: &ChatId, theirs: &PublicKeys) -> Option<ContentKey> {
+        let from = OpenedFrom::Dm {
+            chat: chat.clone(),
+            theirs: theirs.dh.to_bytes(),
+        };
+        self.opened
+            .get_or_open(from, || self.keys.dm_key(chat, theirs))
+    }
+}
+
+/// Content keys an identity opened, by exactly what each was opened from. Opening costs a
+/// Diffie-Hellman, and the chat list at sign-in opens every chat's key, some twice.
+#[derive(Default)]
+pub(crate) struct OpenedKeys(Mutex<HashMap<OpenedFrom, Option<ContentKey>>>);
+
+#[derive(PartialEq, Eq, Hash)]
+enum OpenedFrom {
+    Wrapped {
+        chat: ChatId,
+        kid: String,
+        eph: String,
+        sealed: String,
+    },
+    Dm {
+        chat: ChatId,
+        theirs: [u8; 32],
+    },
+}
+
+/// Anyone in the folder can add key files: past this many, start again rather than grow.
+const MAX_OPENED_KEYS: usize = 100_000;
+
+impl OpenedKeys {
+    fn get_or_open(
+        &self,
+        from: OpenedFrom,
+        open: impl FnOnce() -> Option<ContentKey>,
+    ) -> Option<ContentKey> {
+        if let Some(known) = self.0.lock().expect("opened keys").get(&from) {
+            return known.clone();
+        }
+        // Opened without the lock held: other chats are opened meanwhile.
+        let opened = open();
+        let mut map = self.0.lock().expect("opened keys");
+        if map.len() >= MAX_OPENED_KEYS {
+            map.clear();
+        }
+        map.insert(from, opened.clone());
+        opened
+    }
 }
 
 /// How far this device trusts a message's signer.

@@ -19,6 +19,7 @@ pub mod logs;
 mod messages;
 pub mod model;
 pub mod names;
+mod parallel;
 pub mod password;
 mod presence;
 pub mod reader;

@@ -163,22 +163,19 @@ impl ChatReader {
                 ChatKind::Dm => {
                     let other = self.other_member(&me.user.key);
                     for (public, _) in &self.sender(other).accepted {
-                        if let Some(key) = me.keys.dm_key(&self.chat.id, public) {
+                        if let Some(key) = me.dm_key(&self.chat.id, public) {
                             keys.insert(key.kid(), key);
                         }
                     }
                 }
                 ChatKind::Group => {
                     if let Some(wrapped) = &self.chat.keys {
-                        if let Some(key) = me.keys.unwrap_key(&self.chat.id, &me.user.key, wrapped)
-                        {
+                        if let Some(key) = me.unwrap_key(&self.chat.id, wrapped) {
                             keys.insert(key.kid(), key);
                         }
                     }
                     for epoch in self.key_epochs() {
-                        if let Some(key) =
-                            me.keys.unwrap_key(&self.chat.id, &me.user.key, &epoch.keys)
-                        {
+                        if let Some(key) = me.unwrap_key(&self.chat.id, &epoch.keys) {
                             keys.insert(key.kid(), key);
                         }
                     }

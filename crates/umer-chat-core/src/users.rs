@@ -212,13 +212,7 @@ impl Store {
 
     fn unlock(&self, user: User, keys: SecretKeys, created_now: bool) {
         self.keyring.forget_record(&user.key);
-        let public = keys.public();
-        self.keyring.unlock(Identity {
-            user,
-            keys,
-            public,
-            created_now,
-        });
+        self.keyring.unlock(Identity::new(user, keys, created_now));
     }
 
     /// Signs a user in: opens their sealed keys with the password (that is the password
