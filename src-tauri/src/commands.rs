@@ -65,19 +65,12 @@ async fn sign_in_with(
         Ok((user, recovery_key))
     })
     .await?;
-    let key = user.key.clone();
     if !state.sign_in(&store, user) {
         return Err(CommandError {
             code: "not_signed_in",
             message: "The data folder changed while you were signing in. Sign in again.".into(),
         });
     }
-    // Messages are encrypted, so search reads them through the keys into an in-memory
-    // index; filling it now, in the background, makes the first search as quick as later
-    // ones. A failure here only means the first search does the work.
-    tauri::async_runtime::spawn_blocking(move || {
-        let _ = store.prepare_search(&key);
-    });
     let mut session = session_dto(state).ok_or_else(CommandError::not_signed_in)?;
     session.recovery_key = recovery_key;
     Ok(session)
@@ -151,6 +144,9 @@ pub async fn list_users(state: State<'_, AppState>) -> CommandResult<Vec<String>
     .await
 }
 
+/// How long after the chat list the search index starts filling.
+const SEARCH_INDEX_DELAY: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[tauri::command]
 pub async fn list_chats(state: State<'_, AppState>) -> CommandResult<Vec<ChatSummaryDto>> {
     let (store, user) = state.signed_in()?;
@@ -160,6 +156,15 @@ pub async fn list_chats(state: State<'_, AppState>) -> CommandResult<Vec<ChatSum
         let summaries = store.changed_chats(&user.key, &mut watch)?;
         let mut names = Names::new(&store, &user.key);
         let dtos = summaries.iter().map(|s| names.summary(s)).collect();
+        // Messages are encrypted, so search reads them through the keys into an in-memory
+        // index. Filling it in the background makes the first search as quick as later
+        // ones; only after the list, and a moment later, so that it does not take the
+        // cores from listing and drawing the chats at sign-in. A failure here only means
+        // the first search does the work.
+        std::thread::spawn(move || {
+            std::thread::sleep(SEARCH_INDEX_DELAY);
+            let _ = store.prepare_search(&user.key);
+        });
         Ok((dtos, watch, summaries))
     })
     .await?;

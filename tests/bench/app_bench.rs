@@ -409,7 +409,7 @@ fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 const LOGIN_PROBE: &str = r#"
 const last = arguments[0];
 const $ = (id) => document.getElementById(id);
-const b = { click: null, list: null, pick: null, shown: null };
+const b = { click: null, main: null, list: null, pick: null, shown: null, unhidden: null, listed: null };
 window.__bench = b;
 const shownIn = (e, box) => {
   const r = e.getBoundingClientRect(), o = box.getBoundingClientRect();
@@ -417,6 +417,7 @@ const shownIn = (e, box) => {
 };
 function frame(now) {
   const t = performance.now();
+  if (b.main === null && !$('main-view').hidden) b.main = t;
   if (b.list === null && !$('main-view').hidden && document.querySelector('#chat-list .chat-item')) b.list = t;
   if (b.pick !== null && b.shown === null) {
     const texts = document.querySelectorAll('#messages .message .text');
@@ -425,6 +426,15 @@ function frame(now) {
   }
   if (b.shown === null) requestAnimationFrame(frame);
 }
+// When the login call came back (the main view is unhidden) and when the first chat item
+// was added (the list_chats call came back): what follows each is drawing.
+new MutationObserver((_, observer) => {
+  if (b.unhidden === null && !$('main-view').hidden) b.unhidden = performance.now();
+  if (b.listed === null && document.querySelector('#chat-list .chat-item')) {
+    b.listed = performance.now();
+    observer.disconnect();
+  }
+}).observe(document.body, { attributes: true, childList: true, subtree: true });
 $('login-submit').addEventListener('click', () => {
   b.click = performance.now();
   requestAnimationFrame(frame);
@@ -433,6 +443,12 @@ $('chat-list').addEventListener('click', () => { b.pick = performance.now(); }, 
 "#;
 
 struct LoginRun {
+    /// From the click on Log in to the first frame of the main view (signed in).
+    to_main: Duration,
+    /// From the click on Log in to the main view unhidden (the login call came back).
+    to_unhidden: Duration,
+    /// From the click on Log in to the first chat item added (list_chats came back).
+    to_listed: Duration,
     to_list: Duration,
     to_shown: Duration,
     /// App time: to the list, plus from the click on the chat to its last message.
@@ -470,8 +486,12 @@ fn log_in_and_open(instance: &Instance, user: &str, last_text: &str) -> LoginRun
     let wall = wall.elapsed();
     let click = probe(instance, "click").expect("the click was seen");
     let list = probe(instance, "list").expect("the list was seen");
+    let main = probe(instance, "main").expect("the main view was seen");
     let pick = probe(instance, "pick").expect("the chat click was seen");
     LoginRun {
+        to_main: ms(main - click),
+        to_unhidden: ms(probe(instance, "unhidden").unwrap_or(click) - click),
+        to_listed: ms(probe(instance, "listed").unwrap_or(click) - click),
         to_list: ms(list - click),
         to_shown: ms(shown - pick),
         app: ms(list - click + shown - pick),
@@ -1746,6 +1766,12 @@ fn main() {
         (&SIZES[..], IDLE_WINDOW)
     };
     let display = Display::start();
+    if std::env::var_os(live::LIST_ONLY_ENV).is_some() {
+        for chats in [1, 1_000] {
+            live::measure_list(&display, chats);
+        }
+        return;
+    }
     if std::env::var_os(live::LIVE_ONLY_ENV).is_some() {
         let figures: Vec<_> = [1, 1_000]
             .into_iter()

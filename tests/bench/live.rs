@@ -18,6 +18,9 @@ use super::{
 
 /// Set to measure live updates only.
 pub const LIVE_ONLY_ENV: &str = "APP_BENCH_LIVE_ONLY";
+/// Only log in → chat list, three logins at each size, with where the time went.
+pub const LIST_ONLY_ENV: &str = "APP_BENCH_LIST_ONLY";
+const LIST_RUNS: usize = 3;
 const DELIVERIES: usize = 20;
 const CLI_DELIVERIES: usize = 10;
 const LAST_TEXT: &str = "the last DM message, from bob";
@@ -110,6 +113,37 @@ fn idle_cpu(instance: &mut Instance, window: Duration, ticks: f64) -> f64 {
     let after = instance.tree();
     let used: f64 = cpu_between(&before, &after, ticks).values().sum();
     used * 60.0 / window.as_secs_f64()
+}
+
+/// Log in → chat list at `chats` chats, `LIST_RUNS` times (the first right after launch),
+/// printed with the part before the main view shows (the password check) and after it
+/// (listing the chats and drawing the list).
+pub fn measure_list(display: &Display, chats: usize) {
+    if chats == 1 {
+        println!(
+            "| | log in → list shown | → login call back | → main view drawn | → list_chats back, items added | drawing the list |"
+        );
+        println!("|---|---|---|---|---|---|");
+    }
+    let root = support::temp_dir();
+    build(root.path(), chats - 1);
+    let alice = Instance::launch(display, root.path());
+    for run in 0..LIST_RUNS {
+        if run > 0 {
+            super::log_out(&alice);
+        }
+        let login = log_in_and_open(&alice, "alice", LAST_TEXT);
+        let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1e3);
+        println!(
+            "| {chats} chats, login {} | {} | {} | {} | {} | {} |",
+            run + 1,
+            ms(login.to_list),
+            ms(login.to_unhidden),
+            ms(login.to_main),
+            ms(login.to_listed),
+            ms(login.to_list.saturating_sub(login.to_listed)),
+        );
+    }
 }
 
 pub fn measure_live(display: &Display, chats: usize, window: Duration, ticks: f64) -> LiveFigures {
