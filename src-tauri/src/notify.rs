@@ -150,14 +150,23 @@ fn on_click<R: Runtime>(app: &AppHandle<R>, performed: &ActionPerformed) {
     if state.user().is_none_or(|user| user.key != clicked.user) {
         return;
     }
+    bring_forward(app);
+    state.live().ask_to_open(&clicked.chat);
+}
+
+/// Best effort: a window manager may refuse to hand over the focus.
+#[cfg(desktop)]
+fn bring_forward<R: Runtime>(app: &AppHandle<R>) {
     if let Some(window) = app.get_webview_window("main") {
-        // Best effort: a window manager may refuse to hand over the focus.
         let _ = window.unminimize();
         let _ = window.show();
         let _ = window.set_focus();
     }
-    state.live().ask_to_open(&clicked.chat);
 }
+
+/// On mobile, tapping a notification brings the app forward by itself.
+#[cfg(mobile)]
+fn bring_forward<R: Runtime>(_app: &AppHandle<R>) {}
 
 /// A click on a notification of ours: which chat, for whom.
 #[derive(Debug, PartialEq, Eq)]
