@@ -762,24 +762,6 @@ const PHOTO_SHOWN_WARM_TARGET: Duration = Duration::from_millis(500);
 const PHOTO_SHOWN_COLD_TARGET: Duration = Duration::from_secs(2);
 const PHOTO_PSS_TARGET_KB: u64 = 60 * 1024;
 
-/// CRC-32 (PNG chunks).
-fn crc32(parts: &[&[u8]]) -> u32 {
-    let mut crc = !0u32;
-    for part in parts {
-        for &byte in *part {
-            crc ^= byte as u32;
-            for _ in 0..8 {
-                crc = if crc & 1 != 0 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-    }
-    !crc
-}
-
 /// A `width`×`height` PNG with a 16-colour palette, zlib with stored blocks: this crate
 /// has no image encoder, so the core makes the JPEG from it (see `phone_photo`).
 fn indexed_png(width: u32, height: u32, seed: u64) -> Vec<u8> {
@@ -837,7 +819,7 @@ fn indexed_png(width: u32, height: u32, seed: u64) -> Vec<u8> {
         png.extend((data.len() as u32).to_be_bytes());
         png.extend(kind);
         png.extend(data);
-        png.extend(crc32(&[kind, data]).to_be_bytes());
+        png.extend(support::images::crc32(&[kind, data].concat()).to_be_bytes());
     }
     png
 }
