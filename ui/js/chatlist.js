@@ -1,5 +1,7 @@
 // Sidebar chat list. Items are updated in place and only moved when the
-// order changes, so polling never rebuilds the list.
+// order changes, so polling never rebuilds the list. Only the newest chats
+// are in the page; more are added as the list scrolls towards its end, so a
+// thousand chats cost no more to show than a screenful.
 
 import * as api from './api.js';
 import { $, el, paintAvatar } from './dom.js';
@@ -8,13 +10,27 @@ import { formatListTime, formatTime } from './format.js';
 
 const list = $('chat-list');
 const empty = $('chat-list-empty');
-const items = new Map(); // chatId -> <li>, a view cache for the summaries in store.chats
+const more = $('chat-list-more'); // after the list: in view (or nearly) means "add a page"
+const items = new Map(); // chatId -> <li> for the chats in the page (the newest `shownLimit`)
+
+// A page is a few screenfuls; the list grows a page at a time as it scrolls.
+const PAGE_SIZE = 50;
+let shownLimit = PAGE_SIZE;
 
 export function initChatList({ onOpen }) {
   list.addEventListener('click', (e) => {
     const item = e.target.closest('.chat-item');
     if (item) onOpen(item.dataset.chatId);
   });
+  const observer = new IntersectionObserver((entries) => {
+    if (!entries.some((entry) => entry.isIntersecting) || shownLimit >= store.chats.size) return;
+    shownLimit += PAGE_SIZE;
+    layOutItems();
+    // Observing again reports at once whether the marker is still in view (a tall window).
+    observer.unobserve(more);
+    observer.observe(more);
+  }, { root: list.parentElement, rootMargin: '0px 0px 400px 0px' });
+  observer.observe(more);
 }
 
 /** Replace the whole list (after list_chats). */
@@ -27,9 +43,9 @@ export function setChats(chats) {
 export function upsertChats(chats) {
   for (const chat of chats || []) {
     store.chats.set(chat.id, chat);
-    renderItem(chat);
+    if (items.has(chat.id)) renderItem(chat);
   }
-  sortItems();
+  layOutItems();
   showUnreadTotal();
 }
 
@@ -50,6 +66,7 @@ export function clearChatList() {
   store.chats.clear();
   showUnreadTotal();
   items.clear();
+  shownLimit = PAGE_SIZE;
   list.replaceChildren();
   empty.hidden = false;
 }
@@ -89,6 +106,7 @@ export function setTypingInList(chatId, text) {
   preview.hidden = !!text;
 }
 
+/** Fills in (and makes, the first time) the item of `chat`; returns it. */
 function renderItem(chat) {
   let item = items.get(chat.id);
   if (!item) {
@@ -138,6 +156,7 @@ function renderItem(chat) {
   badge.hidden = !chat.unreadCapped && !(chat.unread > 0);
   badge.setAttribute('aria-label', `${count} unread`);
   item.classList.toggle('has-unread', !badge.hidden);
+  return item;
 }
 
 // Newest activity first; chats without messages last; title breaks ties.
@@ -152,11 +171,20 @@ function compareChats(a, b) {
   return a.title.localeCompare(b.title) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
-function sortItems() {
-  const wanted = [...store.chats.values()].sort(compareChats).map((c) => items.get(c.id));
+/** Puts the newest `shownLimit` chats in the page, in order, and takes out the rest. */
+function layOutItems() {
+  const shown = [...store.chats.values()].sort(compareChats).slice(0, shownLimit);
+  const shownIds = new Set(shown.map((chat) => chat.id));
+  for (const [id, item] of items) {
+    if (!shownIds.has(id)) {
+      item.remove();
+      items.delete(id);
+    }
+  }
+  const wanted = shown.map((chat) => items.get(chat.id) ?? renderItem(chat));
   // Move only the items that are out of place (keeps focus and avoids churn).
   wanted.forEach((item, i) => {
     if (list.children[i] !== item) list.insertBefore(item, list.children[i] || null);
   });
-  empty.hidden = wanted.length > 0;
+  empty.hidden = store.chats.size > 0;
 }
