@@ -8,6 +8,7 @@ mod dto;
 mod error;
 pub mod image_scheme;
 mod live;
+mod memory;
 mod notify;
 mod state;
 
@@ -85,6 +86,8 @@ fn thumbnail_dir<R: Runtime>(app: &tauri::AppHandle<R>) -> std::path::PathBuf {
 pub fn run() {
     #[cfg(target_os = "linux")]
     avoid_software_gl_compositing();
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    memory::give_large_blocks_back_to_the_os();
     builder(tauri::Builder::default())
         .setup(|app| {
             let paths = app.path();
@@ -99,6 +102,10 @@ pub fn run() {
             let state = AppState::open_in_app_data(&config_dir, paths.app_data_dir()?)?;
             app.manage(state);
             notify::open_chats_on_click(app.handle());
+            #[cfg(target_os = "linux")]
+            if let Some(window) = app.get_webview_window("main") {
+                memory::keep_no_unused_images(&window)?;
+            }
             Ok(())
         })
         .run(tauri::generate_context!())
