@@ -4,8 +4,8 @@
 
 use std::num::NonZeroUsize;
 
-/// Below this many items, threads cost more than they save.
-const MIN_ITEMS_FOR_THREADS: usize = 32;
+/// Each thread takes at least this many items: for fewer, a thread costs more than it saves.
+const MIN_ITEMS_PER_THREAD: usize = 16;
 /// More threads than this gain little for work that also waits on the disk.
 const MAX_THREADS: usize = 4;
 
@@ -14,8 +14,8 @@ pub(crate) fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> 
     let threads = std::thread::available_parallelism()
         .map_or(1, NonZeroUsize::get)
         .min(MAX_THREADS)
-        .min(items.len() / (MIN_ITEMS_FOR_THREADS / 2).max(1));
-    if threads <= 1 || items.len() < MIN_ITEMS_FOR_THREADS {
+        .min(items.len() / MIN_ITEMS_PER_THREAD);
+    if threads <= 1 {
         return items.iter().map(f).collect();
     }
     let f = &f;
