@@ -977,20 +977,33 @@ fn a_chat_of_fifty_large_photos_shows_lazy_thumbnails_and_the_full_photo_in_the_
         !thumbs(s)[0][0].as_bool().unwrap(),
         "the oldest photo is not loaded before it is scrolled to ({visible} loaded)"
     );
-    // Scrolling up loads the rest; boxes never change size.
-    let loaded = s.wait_until(
+    // Scrolling up, a screen at a time once those in view have loaded, loads each thumbnail
+    // as it comes near; boxes never change size.
+    let mut loaded: Vec<Option<Vec<serde_json::Value>>> = vec![None; total];
+    s.wait_until(
         "every thumbnail, scrolling up",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         || {
             s.execute(
-                "const box = document.getElementById('messages'); box.scrollTop -= 1200;",
+                "const box = document.getElementById('messages');
+                 const view = box.getBoundingClientRect();
+                 const inView = Array.from(box.querySelectorAll('img.thumb')).filter((img) => {
+                   const r = img.getBoundingClientRect();
+                   return r.bottom > view.top && r.top < view.bottom;
+                 });
+                 if (inView.every((img) => img.complete && img.naturalWidth > 0)) box.scrollTop -= box.clientHeight;",
                 json!([]),
             );
             std::thread::sleep(Duration::from_millis(100));
-            let shown = thumbs(s);
-            shown.iter().all(|t| t[1] == json!(true)).then_some(shown)
+            for (i, t) in thumbs(s).into_iter().enumerate() {
+                if t[1] == json!(true) {
+                    loaded[i].get_or_insert(t);
+                }
+            }
+            loaded.iter().all(Option::is_some).then_some(())
         },
     );
+    let loaded: Vec<_> = loaded.into_iter().flatten().collect();
     eprintln!(
         "all {total} thumbnails shown {:?} after opening",
         opened.elapsed()
@@ -1035,6 +1048,24 @@ fn a_chat_of_fifty_large_photos_shows_lazy_thumbnails_and_the_full_photo_in_the_
             "{t:?}"
         );
     });
+
+    // At the top, the newest thumbnails, thousands of pixels below, are let go of; they
+    // come back when scrolled to.
+    assert!(
+        !thumbs(s)[total - 1][0].as_bool().unwrap(),
+        "the newest thumbnail is still loaded with the oldest in view"
+    );
+    s.execute(
+        "const box = document.getElementById('messages'); box.scrollTop = box.scrollHeight;",
+        json!([]),
+    );
+    s.wait_until("the newest thumbnail again", UI, || {
+        thumbs(s)[total - 1][1].as_bool().filter(|&shown| shown)
+    });
+    assert!(
+        !thumbs(s)[0][0].as_bool().unwrap(),
+        "the oldest thumbnail is let go of once the newest are in view"
+    );
 
     // The viewer loads the full photo, and lets go of it when closed.
     s.click("#messages .message img.thumb");

@@ -168,7 +168,8 @@ function resetMessages() {
   openPromise = null;
   olderLoad = null;
   nodes.clear();
-  thumbObserver?.disconnect();
+  thumbsNear?.disconnect();
+  thumbsFar?.disconnect();
   box.replaceChildren(marker);
   jumpButton.hidden = true;
   updateMarker();
@@ -382,25 +383,35 @@ function trustMark(m) {
 // Tallest a thumbnail is shown (CSS .thumb max-height): portrait photos are cropped.
 const THUMB_MAX_CSS_HEIGHT = 360;
 
-// Thumbnails load as they come near the visible part of the list, not all at once.
-let thumbObserver = null;
+// Thumbnails load as they come near the visible part of the list, and are let go again
+// once far from it: a long photo chat holds only the pictures around the view. (WebKit
+// keeps no image that no element shows: src-tauri/src/memory.rs.) The boxes keep their
+// size either way, so the list never jumps.
+const THUMB_LOAD_MARGIN = '600px 0px';
+const THUMB_UNLOAD_MARGIN = '2400px 0px';
+let thumbsNear = null;
+let thumbsFar = null;
 
 function observeThumb(img) {
   if (!('IntersectionObserver' in window)) { loadThumb(img); return; }
-  if (!thumbObserver) {
-    thumbObserver = new IntersectionObserver((entries) => {
-      for (const entry of entries) {
-        if (!entry.isIntersecting) continue;
-        thumbObserver.unobserve(entry.target);
-        loadThumb(entry.target);
-      }
-    }, { root: box, rootMargin: '600px 0px' });
+  if (!thumbsNear) {
+    thumbsNear = new IntersectionObserver((entries) => {
+      for (const entry of entries) if (entry.isIntersecting) loadThumb(entry.target);
+    }, { root: box, rootMargin: THUMB_LOAD_MARGIN });
+    thumbsFar = new IntersectionObserver((entries) => {
+      for (const entry of entries) if (!entry.isIntersecting) unloadThumb(entry.target);
+    }, { root: box, rootMargin: THUMB_UNLOAD_MARGIN });
   }
-  thumbObserver.observe(img);
+  thumbsNear.observe(img);
+  thumbsFar.observe(img);
 }
 
 function loadThumb(img) {
   if (img.dataset.thumb && !img.getAttribute('src')) img.src = img.dataset.thumb;
+}
+
+function unloadThumb(img) {
+  if (img.getAttribute('src') && !img.classList.contains('broken')) img.removeAttribute('src');
 }
 
 function renderThumb(m) {
