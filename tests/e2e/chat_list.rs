@@ -64,6 +64,13 @@ fn a_long_chat_list_shows_a_page_and_grows_as_it_scrolls() {
         (count(s, ".chat-item") == 50).then_some(())
     });
     assert_eq!(titles(s), groups_newest_first(GROUPS, GROUPS - 50));
+    // And it stays so until the list is scrolled.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        count(s, ".chat-item"),
+        50,
+        "pages were added without a scroll"
+    );
 
     // Scrolling to the end adds the rest, a page at a time, in order.
     s.wait_until("every chat in the list after scrolling", UI, || {
