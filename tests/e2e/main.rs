@@ -977,6 +977,9 @@ fn a_chat_of_fifty_large_photos_shows_lazy_thumbnails_and_the_full_photo_in_the_
         !thumbs(s)[0][0].as_bool().unwrap(),
         "the oldest photo is not loaded before it is scrolled to ({visible} loaded)"
     );
+    // Only thumbnails on their way pulse: an animation on those not yet scrolled to kept
+    // WebKit drawing (6.7 CPU-s a minute idle, BENCHMARKS.md).
+    assert_eq!(count(s, "#messages img.thumb.loading:not([src])"), 0);
     // Scrolling up, a screen at a time once those in view have loaded, loads each thumbnail
     // as it comes near; boxes never change size.
     let mut loaded: Vec<Option<Vec<serde_json::Value>>> = vec![None; total];
