@@ -15,15 +15,7 @@ const GROUPS: usize = 110;
 
 /// The chat titles in the list, top to bottom.
 fn titles(s: &Session) -> Vec<String> {
-    s.execute(
-        "return Array.from(document.querySelectorAll('#chat-list .chat-title'), (t) => t.textContent)",
-        json!([]),
-    )
-    .as_array()
-    .unwrap()
-    .iter()
-    .map(|t| t.as_str().unwrap().to_owned())
-    .collect()
+    s.texts("#chat-list .chat-title")
 }
 
 /// "group N", newest (highest N) first.

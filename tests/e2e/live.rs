@@ -190,13 +190,5 @@ fn seen_shows_under_the_message_once_the_other_opened_the_chat_and_not_before() 
 }
 
 fn receipt_texts(s: &webdriver::Session) -> Vec<String> {
-    s.execute(
-        "return Array.from(document.querySelectorAll('#messages .receipt'), e => e.textContent)",
-        serde_json::json!([]),
-    )
-    .as_array()
-    .unwrap()
-    .iter()
-    .map(|v| v.as_str().unwrap_or_default().to_string())
-    .collect()
+    s.texts("#messages .receipt")
 }

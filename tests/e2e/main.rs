@@ -171,15 +171,7 @@ fn send(s: &Session, text: &str) {
 
 /// The texts of the messages shown, in order.
 fn message_texts(s: &Session) -> Vec<String> {
-    s.execute(
-        "return Array.from(document.querySelectorAll('#messages .message .text'), e => e.textContent)",
-        json!([]),
-    )
-    .as_array()
-    .unwrap()
-    .iter()
-    .map(|v| v.as_str().unwrap_or_default().to_string())
-    .collect()
+    s.texts("#messages .message .text")
 }
 
 fn wait_message(s: &Session, text: &str, timeout: Duration) -> Duration {

@@ -125,6 +125,19 @@ impl Session {
             .unwrap_or_default()
     }
 
+    /// The `textContent` of every element matching `css`, in document order.
+    pub fn texts(&self, css: &str) -> Vec<String> {
+        self.execute(
+            "return Array.from(document.querySelectorAll(arguments[0]), (e) => e.textContent)",
+            json!([css]),
+        )
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_string())
+        .collect()
+    }
+
     pub fn is_displayed(&self, css: &str) -> bool {
         self.find(css)
             .and_then(|el| self.call("GET", &format!("/element/{}/displayed", el.0), None))
