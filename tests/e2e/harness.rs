@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use crate::webdriver::Session;
@@ -24,6 +25,35 @@ pub struct Display {
     _xvfb: KillOnDrop,
     /// Kept open: Xvfb must never find its stdout closed.
     _stdout: BufReader<std::process::ChildStdout>,
+    /// Held for the whole test, so that a test that times the app can run alone.
+    _turn: Option<Turn>,
+}
+
+/// Window tests run side by side, except one that times the app: sharing two cores with
+/// another test's WebKit would time that test, not the app.
+static WINDOW_TESTS: RwLock<()> = RwLock::new(());
+
+/// One of the two guards, held until the test's display goes.
+struct Turn {
+    _shared: Option<RwLockReadGuard<'static, ()>>,
+    _alone: Option<RwLockWriteGuard<'static, ()>>,
+}
+
+impl Turn {
+    fn take(alone: bool) -> Turn {
+        // A test that panicked still let go of its turn: the lock guards no data.
+        if alone {
+            Turn {
+                _shared: None,
+                _alone: Some(WINDOW_TESTS.write().unwrap_or_else(|e| e.into_inner())),
+            }
+        } else {
+            Turn {
+                _shared: Some(WINDOW_TESTS.read().unwrap_or_else(|e| e.into_inner())),
+                _alone: None,
+            }
+        }
+    }
 }
 
 impl Display {
@@ -85,6 +115,7 @@ impl Display {
             name: format!(":{number}"),
             _xvfb: xvfb,
             _stdout: stdout,
+            _turn: None,
         })
     }
 }
@@ -97,6 +128,16 @@ pub const REQUIRED_ENV: &str = "UMER_CHAT_E2E_REQUIRED";
 /// cannot run one and `UMER_CHAT_E2E_REQUIRED` is not set: a plain `cargo test` then runs
 /// everything that needs no display.
 pub fn display_or_skip() -> Option<Display> {
+    window_test_display(false)
+}
+
+/// As [`display_or_skip`], for a test that times the app: it waits until no other window
+/// test runs, and none starts until it ends.
+pub fn display_alone_or_skip() -> Option<Display> {
+    window_test_display(true)
+}
+
+fn window_test_display(alone: bool) -> Option<Display> {
     let missing = [("Xvfb", "-help"), ("WebKitWebDriver", "--version")]
         .into_iter()
         .find(|(tool, arg)| Command::new(tool).arg(arg).output().is_err())
@@ -106,7 +147,12 @@ pub fn display_or_skip() -> Option<Display> {
             (!bin.is_file()).then(|| format!("{} is not built", bin.display()))
         });
     match missing {
-        None => Some(Display::start()),
+        None => {
+            let turn = Turn::take(alone);
+            let mut display = Display::start();
+            display._turn = Some(turn);
+            Some(display)
+        }
         Some(why) if std::env::var_os(REQUIRED_ENV).is_some() => {
             panic!("{why}, and {REQUIRED_ENV} says the window tests must run (scripts/test installs and builds everything)")
         }
@@ -165,6 +211,8 @@ pub struct AppInstance {
     pub session_start: Duration,
     /// WebKitWebDriver's pid; the app is its child.
     pub driver_pid: u32,
+    /// The app's pid, waited for when the instance drops.
+    app_pid: Option<u32>,
     _driver: KillOnDrop,
     _home: tempfile::TempDir,
 }
@@ -239,6 +287,7 @@ impl AppInstance {
             session,
             session_start,
             driver_pid: driver.0.id(),
+            app_pid: app_pid_below(driver.0.id()),
             _driver: driver,
             _home: home,
         })
@@ -246,8 +295,65 @@ impl AppInstance {
 }
 
 impl Drop for AppInstance {
+    /// Ends the session, and waits for the app to exit: an app still closing would take the
+    /// CPU from whatever the test does next (CI timed a launch at 2.4 s beside one).
     fn drop(&mut self) {
         self.session.end();
+        let Some(pid) = self.app_pid else { return };
+        if !wait_gone(pid, Duration::from_secs(10)) {
+            eprintln!(
+                "the app (pid {pid}) was still running 10 s after its session ended; killing it"
+            );
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            wait_gone(pid, Duration::from_secs(5));
+        }
+    }
+}
+
+/// Every process as (pid, parent pid, name).
+fn processes() -> Vec<(u32, u32, String)> {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter_map(|pid| parent_and_name(pid).map(|(ppid, name)| (pid, ppid, name)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The app that WebKitWebDriver `driver_pid` started.
+fn app_pid_below(driver_pid: u32) -> Option<u32> {
+    processes()
+        .into_iter()
+        .find(|(_, ppid, name)| *ppid == driver_pid && name == "umer-chat")
+        .map(|(pid, _, _)| pid)
+}
+
+/// Waits until `pid` has exited (gone, or a zombie for its new parent to reap).
+fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        let running = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                let state = stat
+                    .rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .next()?
+                    .to_string();
+                Some(state != "Z" && state != "X")
+            })
+            .unwrap_or(false);
+        if !running {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -290,13 +396,7 @@ impl AppInstance {
     /// name, as the app bench samples it: what this instance costs the machine in memory.
     #[allow(dead_code)] // the e2e tests measure memory; the app bench has its own sampler
     pub fn app_pss_kb(&self) -> std::collections::BTreeMap<String, u64> {
-        let procs: Vec<(u32, u32, String)> = std::fs::read_dir("/proc")
-            .map(|dir| {
-                dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-                    .filter_map(|pid| parent_and_name(pid).map(|(ppid, name)| (pid, ppid, name)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let procs = processes();
         let mut tree: Vec<u32> = procs
             .iter()
             .filter(|(_, ppid, name)| *ppid == self.driver_pid && name == "umer-chat")

@@ -1,6 +1,7 @@
 //! The app never stalls at launch: twenty launches in a row, each showing its login view
 //! within 2 s, with no retry to hide a slow one. Timed from when WebKitWebDriver starts the
-//! app (its own start-up is not the app's).
+//! app (its own start-up is not the app's). It runs with no other window test beside it: on
+//! two cores another test's WebKit would be timed too (CI once saw 2.4 s that way).
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ const LAUNCH_BOUND: Duration = Duration::from_secs(2);
 
 #[test]
 fn twenty_launches_in_a_row_each_show_the_login_view_within_two_seconds() {
-    let Some(display) = harness::display_or_skip() else {
+    let Some(display) = harness::display_alone_or_skip() else {
         return;
     };
     let data = support::temp_dir();
