@@ -28,6 +28,8 @@ app_command_list! {
     subscribe_changes(on_change: Channel<ChangeSignal>) -> LiveStatus;
     set_typing(chat_id: Option<String>) -> ();
     set_unread_total(total: u32) -> ();
+    caret_blink() -> Option<CaretBlinkDto>;
+    set_caret_resting(resting: bool) -> ();
     preferences() -> PreferencesDto;
     set_preferences(preferences: PreferencesDto) -> PreferencesDto;
     mark_read(chat_id: String) -> ();

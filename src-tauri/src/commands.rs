@@ -461,6 +461,37 @@ pub async fn set_unread_total<R: Runtime>(
     Ok(())
 }
 
+/// How the caret blinks, where the UI should ask the app to rest it once the user has left it
+/// alone (Linux, where WebKit blinks it for ever); `None` elsewhere, or when it does not blink.
+#[tauri::command]
+pub fn caret_blink() -> CommandResult<Option<CaretBlinkDto>> {
+    #[cfg(target_os = "linux")]
+    return Ok(crate::caret::blink().map(|blink| CaretBlinkDto {
+        period_ms: blink.period_ms,
+        timeout_ms: blink.timeout_ms,
+    }));
+    #[cfg(not(target_os = "linux"))]
+    Ok(None)
+}
+
+/// Stops the caret's blink (the UI asks while the caret is shown), or starts it again (the
+/// app also does on every key and click it sees; see `caret.rs`). Nothing where the caret is
+/// not rested.
+#[tauri::command]
+pub fn set_caret_resting<R: Runtime>(app: AppHandle<R>, resting: bool) -> CommandResult<()> {
+    #[cfg(target_os = "linux")]
+    app.run_on_main_thread(move || {
+        if resting {
+            crate::caret::rest()
+        } else {
+            crate::caret::wake()
+        }
+    })?;
+    #[cfg(not(target_os = "linux"))]
+    let _ = (app, resting);
+    Ok(())
+}
+
 /// Says the user is typing in `chat_id` (or, with none, stopped): a presence file others
 /// see as "… is typing". Written at most every few seconds; nothing at all when the user
 /// turned typing indicators off.

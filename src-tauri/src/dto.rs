@@ -372,3 +372,13 @@ impl<'a> Names<'a> {
         }
     }
 }
+
+/// How the caret blinks, where the app rests it after the user leaves it alone (Linux).
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CaretBlinkDto {
+    /// One on-off cycle; the caret is shown for the first half, from each restart.
+    pub period_ms: u32,
+    /// How long after the last key or click to rest it.
+    pub timeout_ms: u32,
+}

@@ -3,6 +3,8 @@
 //! [`builder`] is generic over the runtime, so tests drive the same commands through
 //! `tauri::test::mock_builder()`.
 
+#[cfg(target_os = "linux")]
+mod caret;
 mod commands;
 mod dto;
 mod error;
@@ -105,6 +107,7 @@ pub fn run() {
             #[cfg(target_os = "linux")]
             if let Some(window) = app.get_webview_window("main") {
                 memory::keep_no_unused_images(&window)?;
+                window.with_webview(|webview| caret::install(&webview.inner()))?;
             }
             Ok(())
         })

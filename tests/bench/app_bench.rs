@@ -21,6 +21,7 @@ mod webdriver;
 #[path = "../e2e/harness.rs"]
 mod harness;
 
+mod caret;
 mod live;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -295,7 +296,12 @@ struct Instance {
 
 impl Instance {
     fn launch(display: &Display, data: &Path) -> Instance {
-        let app = AppInstance::launch(display, data);
+        Instance::launch_with(display, data, &[])
+    }
+
+    /// [`Instance::launch`] with extra environment for the app.
+    fn launch_with(display: &Display, data: &Path, env: &[(&str, &str)]) -> Instance {
+        let app = AppInstance::launch_with(display, data, env);
         let session_start = app.session_start;
         let started = Instant::now();
         let mut instance = Instance {
@@ -1774,6 +1780,10 @@ fn main() {
         for chats in [1, 1_000] {
             live::measure_list(&display, chats);
         }
+        return;
+    }
+    if std::env::var_os(caret::CARET_ONLY_ENV).is_some() {
+        caret::measure_caret(&display, ticks);
         return;
     }
     if std::env::var_os(live::LIVE_ONLY_ENV).is_some() {

@@ -5,6 +5,7 @@
 //! app, the tests say so and pass, unless `UMER_CHAT_E2E_REQUIRED` is set (scripts/test).
 
 mod awkward_images;
+mod caret;
 mod chat_list;
 mod harness;
 mod launch;

@@ -53,6 +53,8 @@ export const poll = (chatId, cursor) => call('poll', { chatId: chatId ?? null, c
 export const search = (query) => call('search', { query });
 export const setTyping = (chatId) => call('set_typing', { chatId: chatId ?? null });
 export const setUnreadTotal = (total) => call('set_unread_total', { total });
+export const caretBlink = () => call('caret_blink');
+export const setCaretResting = (resting) => call('set_caret_resting', { resting });
 
 // This device's preferences
 export const preferences = () => call('preferences');

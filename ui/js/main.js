@@ -19,6 +19,7 @@ import { initViewer, closeViewer } from './viewer.js';
 import { initVerify, closeVerifyDialogs } from './verify.js';
 import { initAccount, showRecoveryKey, closeAccountDialogs } from './account.js';
 import { setImageSession } from './images.js';
+import { initCaretRest } from './caret.js';
 
 const mainView = $('main-view');
 const autoRefresh = $('auto-refresh');
@@ -39,6 +40,7 @@ function init() {
   initVerify({ onKeysAccepted: (contact) => keysAccepted(contact.key) });
   initAccount();
   initPreferences();
+  initCaretRest();
 
   $('logout').addEventListener('click', logout);
   autoRefresh.addEventListener('change', () => setAutoRefresh(autoRefresh.checked));

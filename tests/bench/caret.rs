@@ -1,0 +1,214 @@
+//! Where idle CPU goes with the composer focused: the same window measured as shipped and
+//! with one thing changed at a time from the page (a style rule added, or the focus moved),
+//! in rounds so that drift over the run shows. For finding what the caret's repaint costs,
+//! not a figure with a target.
+//!
+//! `APP_BENCH_CARET_ONLY=1 cargo run --release -p umer-chat-tests --bin app-bench`
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+use umer_chat_tests::support;
+
+use super::{cpu_between, log_in_and_open, Display, Instance, Proc, SETTLE};
+
+pub const CARET_ONLY_ENV: &str = "APP_BENCH_CARET_ONLY";
+/// Which trials to run, by number (`0,1`): all when unset.
+const TRIALS_ENV: &str = "APP_BENCH_CARET_TRIALS";
+/// GTK settings for the app, `key=value;key=value` (its `gtk-3.0/settings.ini`).
+const GTK_SETTINGS_ENV: &str = "APP_BENCH_CARET_GTK_SETTINGS";
+const ROUNDS: usize = 3;
+const WINDOW: Duration = Duration::from_secs(20);
+const LAST_TEXT: &str = "the last DM message, from bob";
+
+/// A trial: style rules added for its window (removed after), and what gets the focus.
+struct Trial {
+    name: &'static str,
+    rules: &'static [&'static str],
+    focus: Option<&'static str>,
+}
+
+const TRIALS: &[Trial] = &[
+    Trial {
+        name: "as shipped, composer focused",
+        rules: &[],
+        focus: Some("#message-input"),
+    },
+    Trial {
+        name: "nothing focused",
+        rules: &[],
+        focus: None,
+    },
+    Trial {
+        name: "no focus ring on the composer",
+        rules: &["#message-input, #message-input:focus, #message-input:focus-visible { box-shadow: none !important; outline: none !important; transition: none !important; }"],
+        focus: Some("#message-input"),
+    },
+    Trial {
+        name: "everything but the composer unpainted",
+        rules: &[
+            "body * { visibility: hidden !important; }",
+            "#message-input { visibility: visible !important; }",
+        ],
+        focus: Some("#message-input"),
+    },
+    Trial {
+        name: "message list and chat list not displayed",
+        rules: &["#messages, .chat-nav { display: none !important; }"],
+        focus: Some("#message-input"),
+    },
+];
+
+fn chosen(trial: usize) -> bool {
+    std::env::var(TRIALS_ENV).map_or(true, |list| {
+        list.split(',')
+            .any(|n| n.trim().parse::<usize>() == Ok(trial))
+    })
+}
+
+fn build(root: &Path) {
+    let store = support::open_store(root);
+    let keys = support::sign_up(&store, &["alice", "bob"]);
+    let dm = store
+        .create_private_chat(&keys[0], "bob")
+        .unwrap()
+        .id
+        .clone();
+    store
+        .append_message(&keys[0], dm.as_str(), Some("hi bob"), None)
+        .unwrap();
+    store
+        .append_message(&keys[1], dm.as_str(), Some(LAST_TEXT), None)
+        .unwrap();
+}
+
+/// CPU ticks by (process name, thread name) for the given processes.
+fn thread_ticks(procs: &[Proc]) -> BTreeMap<(String, String), u64> {
+    let mut by_thread = BTreeMap::new();
+    for p in procs {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", p.pid)) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let comm = stat[open + 1..close].to_string();
+            let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+            let num = |field: usize| {
+                fields
+                    .get(field - 3)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            *by_thread.entry((super::role(&p.name), comm)).or_default() += num(14) + num(15);
+        }
+    }
+    by_thread
+}
+
+fn apply(instance: &Instance, trial: &Trial) {
+    instance.js(
+        "const sheet = document.styleSheets[0];
+         for (const rule of arguments[0]) sheet.insertRule(rule, sheet.cssRules.length);
+         document.activeElement && document.activeElement.blur();
+         if (arguments[1]) document.querySelector(arguments[1]).focus();",
+        json!([trial.rules, trial.focus]),
+    );
+}
+
+fn undo(instance: &Instance, trial: &Trial) {
+    instance.js(
+        "const sheet = document.styleSheets[0];
+         for (let i = 0; i < arguments[0]; i++) sheet.deleteRule(sheet.cssRules.length - 1);",
+        json!([trial.rules.len()]),
+    );
+}
+
+pub fn measure_caret(display: &Display, ticks: f64) {
+    let root = support::temp_dir();
+    build(root.path());
+    // A trial of GTK's caret settings, which WebKit takes from the app's GTK settings.
+    let gtk_config = support::temp_dir();
+    let mut env = Vec::new();
+    if let Ok(settings) = std::env::var(GTK_SETTINGS_ENV) {
+        let dir = gtk_config.path().join("gtk-3.0");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("settings.ini"),
+            format!("[Settings]\n{}\n", settings.replace(';', "\n")),
+        )
+        .unwrap();
+        println!("GTK settings for this run: {settings}\n");
+        env.push(("XDG_CONFIG_HOME", gtk_config.path().to_str().unwrap()));
+    }
+    let mut alice = Instance::launch_with(display, root.path(), &env);
+    log_in_and_open(&alice, "alice", LAST_TEXT);
+    println!(
+        "## Idle CPU a minute by trial ({} s windows after {} s settling, {ROUNDS} rounds)\n",
+        WINDOW.as_secs(),
+        SETTLE.as_secs()
+    );
+    println!("| trial | rounds: total (web process / app) | mean |");
+    println!("|---|---|---|");
+    let mut results: BTreeMap<usize, Vec<BTreeMap<String, f64>>> = BTreeMap::new();
+    for round in 0..ROUNDS {
+        for (i, trial) in TRIALS.iter().enumerate().filter(|(i, _)| chosen(*i)) {
+            apply(&alice, trial);
+            std::thread::sleep(SETTLE);
+            let before = alice.tree();
+            let threads_before = thread_ticks(&before);
+            std::thread::sleep(WINDOW);
+            let after = alice.tree();
+            let threads_after = thread_ticks(&after);
+            let mut busy: Vec<(u64, String)> = threads_after
+                .iter()
+                .map(|(k, &t)| {
+                    let used = t.saturating_sub(threads_before.get(k).copied().unwrap_or(0));
+                    (used, format!("{}/{}", k.0, k.1))
+                })
+                .filter(|(used, _)| *used > 0)
+                .collect();
+            busy.sort_by(|a, b| b.cmp(a));
+            eprintln!(
+                "[caret] round {round}, {}: ticks by thread {busy:?}",
+                trial.name
+            );
+            undo(&alice, trial);
+            let per_minute: BTreeMap<String, f64> = cpu_between(&before, &after, ticks)
+                .into_iter()
+                .map(|(role, s)| (role, s * 60.0 / WINDOW.as_secs_f64()))
+                .collect();
+            eprintln!("[caret] round {round}, {}: {per_minute:?}", trial.name);
+            results.entry(i).or_default().push(per_minute);
+        }
+    }
+    for (i, trial) in TRIALS.iter().enumerate().filter(|(i, _)| chosen(*i)) {
+        let runs = &results[&i];
+        let total = |m: &BTreeMap<String, f64>| m.values().sum::<f64>();
+        let role = |m: &BTreeMap<String, f64>, r: &str| {
+            m.iter()
+                .filter(|(k, _)| k.contains(r))
+                .map(|(_, v)| v)
+                .sum::<f64>()
+        };
+        let cells: Vec<String> = runs
+            .iter()
+            .map(|m| {
+                format!(
+                    "{:.2} ({:.2} / {:.2})",
+                    total(m),
+                    role(m, "WebKitWeb"),
+                    role(m, "umer-chat")
+                )
+            })
+            .collect();
+        let mean = runs.iter().map(total).sum::<f64>() / runs.len() as f64;
+        println!("| {} | {} | {mean:.2} |", trial.name, cells.join(", "));
+    }
+}
