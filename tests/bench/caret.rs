@@ -6,7 +6,6 @@
 //! `APP_BENCH_CARET_ONLY=1 cargo run --release -p umer-chat-tests --bin app-bench`
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
@@ -21,7 +20,7 @@ const TRIALS_ENV: &str = "APP_BENCH_CARET_TRIALS";
 const GTK_SETTINGS_ENV: &str = "APP_BENCH_CARET_GTK_SETTINGS";
 const ROUNDS: usize = 3;
 const WINDOW: Duration = Duration::from_secs(20);
-const LAST_TEXT: &str = "the last DM message, from bob";
+use super::live::LAST_TEXT;
 
 /// A trial: style rules added for its window (removed after), and what gets the focus.
 struct Trial {
@@ -66,22 +65,6 @@ fn chosen(trial: usize) -> bool {
         list.split(',')
             .any(|n| n.trim().parse::<usize>() == Ok(trial))
     })
-}
-
-fn build(root: &Path) {
-    let store = support::open_store(root);
-    let keys = support::sign_up(&store, &["alice", "bob"]);
-    let dm = store
-        .create_private_chat(&keys[0], "bob")
-        .unwrap()
-        .id
-        .clone();
-    store
-        .append_message(&keys[0], dm.as_str(), Some("hi bob"), None)
-        .unwrap();
-    store
-        .append_message(&keys[1], dm.as_str(), Some(LAST_TEXT), None)
-        .unwrap();
 }
 
 /// CPU ticks by (process name, thread name) for the given processes.
@@ -132,7 +115,7 @@ fn undo(instance: &Instance, trial: &Trial) {
 
 pub fn measure_caret(display: &Display, ticks: f64) {
     let root = support::temp_dir();
-    build(root.path());
+    super::live::build(root.path(), 0);
     // A trial of GTK's caret settings, which WebKit takes from the app's GTK settings.
     let gtk_config = support::temp_dir();
     let mut env = Vec::new();

@@ -23,7 +23,7 @@ pub const LIST_ONLY_ENV: &str = "APP_BENCH_LIST_ONLY";
 const LIST_RUNS: usize = 3;
 const DELIVERIES: usize = 20;
 const CLI_DELIVERIES: usize = 10;
-const LAST_TEXT: &str = "the last DM message, from bob";
+pub const LAST_TEXT: &str = "the last DM message, from bob";
 
 /// The targets.
 const DELIVERY_P50_TARGET: Duration = Duration::from_millis(300);
@@ -46,7 +46,7 @@ pub struct LiveFigures {
 
 /// alice and bob, their DM (the newest chat, ending with bob's `LAST_TEXT`), and
 /// `groups` groups of the two with one message each.
-fn build(root: &Path, groups: usize) {
+pub fn build(root: &Path, groups: usize) {
     let store = support::open_store(root);
     let keys = support::sign_up(&store, &["alice", "bob"]);
     for g in 0..groups {
