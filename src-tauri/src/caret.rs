@@ -19,18 +19,12 @@ use std::sync::OnceLock;
 
 use gtk::prelude::*;
 
+use crate::dto::CaretBlinkDto as Blink;
+
 /// A blink time that never ends a half-period: about 12 days for each.
 const STEADY_MS: i32 = i32::MAX;
 
 /// How the user's caret blinks, read from GTK's settings at start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Blink {
-    /// One on-off cycle; the caret is shown for the first half, from each restart.
-    pub period_ms: u32,
-    /// How long after the last key or click GTK stops the blink.
-    pub timeout_ms: u32,
-}
-
 static BLINK: OnceLock<Option<Blink>> = OnceLock::new();
 static RESTING: AtomicBool = AtomicBool::new(false);
 

@@ -466,10 +466,7 @@ pub async fn set_unread_total<R: Runtime>(
 #[tauri::command]
 pub fn caret_blink() -> CommandResult<Option<CaretBlinkDto>> {
     #[cfg(target_os = "linux")]
-    return Ok(crate::caret::blink().map(|blink| CaretBlinkDto {
-        period_ms: blink.period_ms,
-        timeout_ms: blink.timeout_ms,
-    }));
+    return Ok(crate::caret::blink());
     #[cfg(not(target_os = "linux"))]
     Ok(None)
 }

@@ -159,25 +159,13 @@ struct Proc {
 }
 
 fn read_proc(pid: u32) -> Option<Proc> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
-    let (_, rest) = stat.rsplit_once(')')?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let num = |field: usize| f.get(field - 3)?.parse::<u64>().ok();
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let arg0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
-    let comm = stat.get(stat.find('(')? + 1..stat.rfind(')')?)?.to_string();
-    let name = Path::new(&*String::from_utf8_lossy(arg0))
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .filter(|n| !n.is_empty())
-        .unwrap_or(comm);
+    let stat = harness::read_stat(Path::new(&format!("/proc/{pid}/stat")))?;
     Some(Proc {
         pid,
-        ppid: num(4)? as u32,
-        start: num(22)?,
-        cpu: num(14)? + num(15)?,
-        name,
+        ppid: stat.ppid,
+        start: stat.start,
+        cpu: stat.cpu_ticks,
+        name: harness::process_name(pid, stat.comm),
     })
 }
 

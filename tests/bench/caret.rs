@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use umer_chat_tests::support;
 
+use super::harness::{self, read_stat};
 use super::{cpu_between, log_in_and_open, Display, Instance, Proc, SETTLE};
 
 pub const CARET_ONLY_ENV: &str = "APP_BENCH_CARET_ONLY";
@@ -75,21 +76,11 @@ fn thread_ticks(procs: &[Proc]) -> BTreeMap<(String, String), u64> {
             continue;
         };
         for task in tasks.flatten() {
-            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-                continue;
-            };
-            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-                continue;
-            };
-            let comm = stat[open + 1..close].to_string();
-            let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-            let num = |field: usize| {
-                fields
-                    .get(field - 3)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            *by_thread.entry((super::role(&p.name), comm)).or_default() += num(14) + num(15);
+            if let Some(stat) = read_stat(&task.path().join("stat")) {
+                *by_thread
+                    .entry((super::role(&p.name), stat.comm))
+                    .or_default() += stat.cpu_ticks;
+            }
         }
     }
     by_thread
@@ -117,19 +108,15 @@ pub fn measure_caret(display: &Display, ticks: f64) {
     let root = support::temp_dir();
     super::live::build(root.path(), 0);
     // A trial of GTK's caret settings, which WebKit takes from the app's GTK settings.
-    let gtk_config = support::temp_dir();
-    let mut env = Vec::new();
-    if let Ok(settings) = std::env::var(GTK_SETTINGS_ENV) {
-        let dir = gtk_config.path().join("gtk-3.0");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("settings.ini"),
-            format!("[Settings]\n{}\n", settings.replace(';', "\n")),
-        )
-        .unwrap();
+    let settings = std::env::var(GTK_SETTINGS_ENV).ok();
+    let gtk_config = settings.as_deref().map(|settings| {
         println!("GTK settings for this run: {settings}\n");
-        env.push(("XDG_CONFIG_HOME", gtk_config.path().to_str().unwrap()));
-    }
+        harness::gtk_config_home(&settings.split(';').collect::<Vec<_>>())
+    });
+    let env: Vec<_> = gtk_config
+        .iter()
+        .map(|home| ("XDG_CONFIG_HOME", home.path().to_str().unwrap()))
+        .collect();
     let mut alice = Instance::launch_with(display, root.path(), &env);
     log_in_and_open(&alice, "alice", LAST_TEXT);
     println!(

@@ -19,7 +19,7 @@ use crate::{log_in, open_chat_titled, wait_signed_in};
 const COMPOSER: &str = "#message-input";
 /// GTK's blink settings for this test: a 1.2 s blink (GTK's default) that should rest 2 s
 /// after the last key, instead of GTK's default 10 s.
-const GTK_SETTINGS: &str = "[Settings]\ngtk-cursor-blink-time=1200\ngtk-cursor-blink-timeout=2\n";
+const GTK_SETTINGS: &[&str] = &["gtk-cursor-blink-time=1200", "gtk-cursor-blink-timeout=2"];
 const BLINK_PERIOD: Duration = Duration::from_millis(1200);
 const REST_AFTER: Duration = Duration::from_secs(2);
 
@@ -84,9 +84,7 @@ fn the_caret_stops_blinking_when_left_alone_shown_and_blinks_again_at_the_next_k
     };
     let data = support::temp_dir();
     support::alice_and_bob_with_a_dm(data.path());
-    let gtk_config = support::temp_dir();
-    std::fs::create_dir_all(gtk_config.path().join("gtk-3.0")).unwrap();
-    std::fs::write(gtk_config.path().join("gtk-3.0/settings.ini"), GTK_SETTINGS).unwrap();
+    let gtk_config = harness::gtk_config_home(GTK_SETTINGS);
     let app = AppInstance::launch_with(
         &display,
         data.path(),

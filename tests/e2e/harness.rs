@@ -193,6 +193,17 @@ pub fn profile_dir() -> PathBuf {
     dir.to_path_buf()
 }
 
+/// A folder to give the app as `XDG_CONFIG_HOME`: GTK's `settings.ini` there holds
+/// `settings` (`key=value` lines), as a user's own would.
+pub fn gtk_config_home(settings: &[&str]) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("gtk-3.0");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ini = format!("[Settings]\n{}\n", settings.join("\n"));
+    std::fs::write(dir.join("settings.ini"), ini).unwrap();
+    home
+}
+
 /// Names the app binary to launch instead of the one beside the running executable.
 pub const APP_BIN_ENV: &str = "UMER_CHAT_APP_BIN";
 
@@ -335,18 +346,8 @@ fn app_pid_below(driver_pid: u32) -> Option<u32> {
 fn wait_gone(pid: u32, timeout: Duration) -> bool {
     let start = Instant::now();
     loop {
-        let running = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|stat| {
-                let state = stat
-                    .rsplit_once(')')?
-                    .1
-                    .split_whitespace()
-                    .next()?
-                    .to_string();
-                Some(state != "Z" && state != "X")
-            })
-            .unwrap_or(false);
+        let running = read_stat(Path::new(&format!("/proc/{pid}/stat")))
+            .is_some_and(|stat| !matches!(stat.state, 'Z' | 'X'));
         if !running {
             return true;
         }
@@ -357,21 +358,52 @@ fn wait_gone(pid: u32, timeout: Duration) -> bool {
     }
 }
 
-/// The parent pid and the name (argv[0]'s file name, else comm) of a running process.
-fn parent_and_name(pid: u32) -> Option<(u32, String)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// What the tests and the bench read of `/proc/<pid>/stat`, or of a thread's
+/// `/proc/<pid>/task/<tid>/stat`.
+pub struct ProcStat {
+    /// The kernel's short name (a thread's own name, for a thread).
+    pub comm: String,
+    pub state: char,
+    pub ppid: u32,
+    /// utime + stime, in clock ticks.
+    #[allow(dead_code)] // the app bench measures CPU; the e2e tests do not
+    pub cpu_ticks: u64,
+    /// Clock ticks since boot when it started: with the pid, names one process.
+    #[allow(dead_code)] // as above
+    pub start: u64,
+}
+
+pub fn read_stat(path: &Path) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
     let (head, rest) = stat.rsplit_once(')')?;
-    let ppid = rest.split_whitespace().nth(1)?.parse().ok()?;
-    let comm = head.split_once('(')?.1.to_string();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Field n of proc(5), counted from 1, is fields[n - 3].
+    let num = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    Some(ProcStat {
+        comm: head.split_once('(')?.1.to_string(),
+        state: fields.first()?.chars().next()?,
+        ppid: u32::try_from(num(4)?).ok()?,
+        cpu_ticks: num(14)? + num(15)?,
+        start: num(22)?,
+    })
+}
+
+/// A process's name as people know it: argv[0]'s file name, else its `comm`.
+pub fn process_name(pid: u32, comm: String) -> String {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let arg0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
-    let name = Path::new(&*String::from_utf8_lossy(arg0))
+    Path::new(&*String::from_utf8_lossy(arg0))
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .filter(|n| !n.is_empty())
-        .unwrap_or(comm);
-    Some((ppid, name))
+        .unwrap_or(comm)
+}
+
+/// The parent pid and the name of a running process.
+fn parent_and_name(pid: u32) -> Option<(u32, String)> {
+    let stat = read_stat(Path::new(&format!("/proc/{pid}/stat")))?;
+    Some((stat.ppid, process_name(pid, stat.comm)))
 }
 
 /// PSS in kB of one process, from smaps_rollup (0 once it has gone).
