@@ -192,3 +192,65 @@ fn seen_shows_under_the_message_once_the_other_opened_the_chat_and_not_before() 
 fn receipt_texts(s: &webdriver::Session) -> Vec<String> {
     s.texts("#messages .receipt")
 }
+
+/// What an idle page does to its DOM over a few refreshes: the polls counted (each is a fetch
+/// of Tauri's IPC), and every mutation seen (each costs a rendering update, in an idle window
+/// at every refresh, for nothing).
+const WATCH_THE_PAGE: &str = "
+    window.__mutations = [];
+    window.__polls = 0;
+    new MutationObserver((records) => {
+      for (const r of records) {
+        const where = r.target.id || r.target.className || r.target.nodeName;
+        window.__mutations.push(`${r.type} ${r.attributeName || ''} on ${where}`);
+      }
+    }).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
+    const fetch = window.fetch;
+    window.fetch = (resource, options) => {
+      if (String(resource).endsWith('/poll')) window.__polls++;
+      return fetch(resource, options);
+    };";
+
+#[test]
+fn an_idle_refresh_leaves_the_page_as_it_is() {
+    let Some(display) = harness::display_or_skip() else {
+        return;
+    };
+    let data = support::temp_dir();
+    let (alice, bob, dm) = support::alice_and_bob_with_a_dm(data.path());
+    // A chat with something for each part of a refresh to redraw: bob's message, and alice's
+    // that bob has read (its "Seen").
+    bob.append_message(&support::key("bob"), dm.as_str(), Some("hi alice"), None)
+        .unwrap();
+    alice
+        .append_message(&support::key("alice"), dm.as_str(), Some("hi bob"), None)
+        .unwrap();
+    bob.mark_read(&support::key("bob"), dm.as_str()).unwrap();
+
+    let a = AppInstance::launch_with(&display, data.path(), &[("UMER_CHAT_REFRESH_MS", "200")]);
+    log_in(&a.session, "alice", support::PASSWORD);
+    wait_signed_in(&a.session, "alice");
+    open_chat_titled(&a.session, "bob");
+    a.session.wait_until("Seen under alice's message", UI, || {
+        (receipt_texts(&a.session) == ["Seen"]).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+
+    a.session.execute(WATCH_THE_PAGE, serde_json::json!([]));
+    a.session
+        .wait_until("ten refreshes", Duration::from_secs(10), || {
+            let polls = a
+                .session
+                .execute("return window.__polls", serde_json::json!([]));
+            (polls.as_u64() >= Some(10)).then_some(())
+        });
+    let mutations = a
+        .session
+        .execute("return window.__mutations", serde_json::json!([]));
+    assert_eq!(
+        mutations,
+        serde_json::json!([]),
+        "ten refreshes with nothing new change nothing on the page"
+    );
+    assert_eq!(receipt_texts(&a.session), ["Seen"]);
+}

@@ -262,9 +262,8 @@ function applyReceipts(list) {
 }
 
 /** "Seen" (DM) or "Seen by bob, carol" (group) under the newest own message each member
- *  has seen; the times on hover. */
+ *  has seen; the times on hover. A refresh that changes none of them leaves the page alone. */
 function renderReceipts() {
-  for (const old of box.querySelectorAll('.receipt')) old.remove();
   const byMessage = new Map();
   for (const r of receipts) {
     let seen = null;
@@ -277,6 +276,7 @@ function renderReceipts() {
     byMessage.get(seen.key).push(r);
   }
   const isDm = store.chats.get(store.openChatId)?.kind === 'dm';
+  const wanted = new Map(); // message node → { text, title }
   for (const [key, readers] of byMessage) {
     const node = nodes.get(key);
     if (!node) continue;
@@ -291,7 +291,18 @@ function renderReceipts() {
     const title = readers
       .map((r) => (r.readAt ? `${r.name}: ${formatTime(r.readAt)}` : r.name))
       .join('\n');
-    node.append(el('p', { class: 'receipt', title, tabIndex: 0 }, text));
+    wanted.set(node, { text, title });
+  }
+  for (const old of box.querySelectorAll('.receipt')) {
+    const want = wanted.get(old.parentNode);
+    if (want && !want.shown && old.textContent === want.text && old.title === want.title) {
+      want.shown = true;
+    } else {
+      old.remove();
+    }
+  }
+  for (const [node, want] of wanted) {
+    if (!want.shown) node.append(el('p', { class: 'receipt', title: want.title, tabIndex: 0 }, want.text));
   }
 }
 

@@ -4,7 +4,7 @@
 // thousand chats cost no more to show than a screenful.
 
 import * as api from './api.js';
-import { $, el, paintAvatar } from './dom.js';
+import { $, el, paintAvatar, setHidden, setMessage } from './dom.js';
 import { store } from './store.js';
 import { formatListTime, formatTime } from './format.js';
 
@@ -101,9 +101,8 @@ export function setTypingInList(chatId, text) {
   if (!item) return;
   const preview = item.querySelector('.chat-preview');
   const typing = item.querySelector('.chat-typing');
-  typing.textContent = text ?? '';
-  typing.hidden = !text;
-  preview.hidden = !!text;
+  setMessage(typing, text);
+  setHidden(preview, !!text);
 }
 
 /** Fills in (and makes, the first time) the item of `chat`; returns it. */

@@ -49,10 +49,21 @@ function append(node, children) {
   }
 }
 
-/** Show text in an element that is hidden while empty (error/info lines). */
+/** Show text in an element that is hidden while empty (error/info lines). Touches the
+ *  element only when that changes it: refreshes call this with the same text every time. */
 export function setMessage(node, text) {
-  node.textContent = text || '';
-  node.hidden = !text;
+  setText(node, text || '');
+  setHidden(node, !text);
+}
+
+/** Sets `textContent` unless it is that already (each set replaces the text node). */
+export function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+/** Sets `hidden` unless it is that already (each set is an attribute change to restyle). */
+export function setHidden(node, hidden) {
+  if (node.hidden !== hidden) node.hidden = hidden;
 }
 
 /** First visible character of a name, for avatars. */

@@ -4,7 +4,7 @@
 // when the presence file is actually written (every few seconds at most).
 
 import * as api from './api.js';
-import { $ } from './dom.js';
+import { $, setMessage } from './dom.js';
 import { store } from './store.js';
 import { setTypingInList } from './chatlist.js';
 import { preferences } from './preferences.js';
@@ -74,8 +74,7 @@ function render() {
     if (!names.size) typists.delete(chat);
   }
   const open = typists.get(store.openChatId);
-  line.textContent = open ? describe([...open.keys()].sort()) : '';
-  line.hidden = !line.textContent;
+  setMessage(line, open ? describe([...open.keys()].sort()) : '');
 }
 
 /** The composer's draft in `chatId` changed: report typing, or its end. */
