@@ -11,8 +11,7 @@
 //! the UI asks it to rest the caret, at a moment the caret is shown, and the blink time
 //! becomes one that WebKit never reaches. The caret stays shown. The next key or click in the
 //! window brings the user's blink time back, before WebKit sees that event; the UI also asks
-//! for it on input that reaches the page some other way (a WebDriver's keys), where the blink
-//! starts again from the key after.
+//! for it, which covers input that reaches the page some other way (a WebDriver's keys).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;

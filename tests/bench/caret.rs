@@ -19,6 +19,8 @@ pub const CARET_ONLY_ENV: &str = "APP_BENCH_CARET_ONLY";
 const TRIALS_ENV: &str = "APP_BENCH_CARET_TRIALS";
 /// GTK settings for the app, `key=value;key=value` (its `gtk-3.0/settings.ini`).
 const GTK_SETTINGS_ENV: &str = "APP_BENCH_CARET_GTK_SETTINGS";
+/// How many chats alice has (the DM and groups): 1 when unset.
+const CHATS_ENV: &str = "APP_BENCH_CARET_CHATS";
 const ROUNDS: usize = 3;
 const WINDOW: Duration = Duration::from_secs(20);
 use super::live::LAST_TEXT;
@@ -106,7 +108,13 @@ fn undo(instance: &Instance, trial: &Trial) {
 
 pub fn measure_caret(display: &Display, ticks: f64) {
     let root = support::temp_dir();
-    super::live::build(root.path(), 0);
+    let chats: usize = std::env::var(CHATS_ENV)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    println!("Chats: {chats}\n");
+    super::live::build(root.path(), chats - 1);
     // A trial of GTK's caret settings, which WebKit takes from the app's GTK settings.
     let settings = std::env::var(GTK_SETTINGS_ENV).ok();
     let gtk_config = settings.as_deref().map(|settings| {
