@@ -11,16 +11,12 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tauri::ipc::Channel;
-use umer_chat_core::{ChatId, FolderChanges, FolderWatcher};
+use umer_chat_core::{ChatId, FolderChanges, FolderWatcher, FULL_LOOK_WHILE_LIVE};
 
 /// The UI's refresh interval in milliseconds (tests slow it down so only the watcher can
 /// deliver in time). Default 3000.
 pub const REFRESH_ENV: &str = "UMER_CHAT_REFRESH_MS";
 const DEFAULT_REFRESH: Duration = Duration::from_secs(3);
-
-/// Even with a live watch, a poll looks at every chat this often: an event the OS dropped
-/// without saying so costs at most this much delay.
-const FULL_LOOK_EVERY: Duration = Duration::from_secs(60);
 
 /// What the UI is told when the folder changed: enough to decide what to refresh.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -140,7 +136,7 @@ impl Live {
         let changes = std::mem::take(&mut lock(&self.shared).pending);
         let live = lock(&self.watcher).as_ref().is_some_and(|w| w.is_live());
         let mut last_full = lock(&self.last_full_look);
-        let due = last_full.is_none_or(|at| at.elapsed() >= FULL_LOOK_EVERY);
+        let due = last_full.is_none_or(|at| at.elapsed() >= FULL_LOOK_WHILE_LIVE);
         if !live || due || changes.everything || changes.users {
             *last_full = Some(Instant::now());
             Look::Everything

@@ -21,7 +21,8 @@ const TRIALS_ENV: &str = "APP_BENCH_CARET_TRIALS";
 const GTK_SETTINGS_ENV: &str = "APP_BENCH_CARET_GTK_SETTINGS";
 /// How many chats alice has (the DM and groups): 1 when unset.
 const CHATS_ENV: &str = "APP_BENCH_CARET_CHATS";
-const ROUNDS: usize = 3;
+/// How many rounds: 3 when unset.
+const ROUNDS_ENV: &str = "APP_BENCH_CARET_ROUNDS";
 const WINDOW: Duration = Duration::from_secs(20);
 use super::live::LAST_TEXT;
 
@@ -71,7 +72,7 @@ fn chosen(trial: usize) -> bool {
 }
 
 /// CPU ticks by (process name, thread name) for the given processes.
-fn thread_ticks(procs: &[Proc]) -> BTreeMap<(String, String), u64> {
+pub(super) fn thread_ticks(procs: &[Proc]) -> BTreeMap<(String, String), u64> {
     let mut by_thread = BTreeMap::new();
     for p in procs {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", p.pid)) else {
@@ -86,6 +87,23 @@ fn thread_ticks(procs: &[Proc]) -> BTreeMap<(String, String), u64> {
         }
     }
     by_thread
+}
+
+/// The threads that used CPU between two [`thread_ticks`], busiest first.
+pub(super) fn busy_threads(
+    before: &BTreeMap<(String, String), u64>,
+    after: &BTreeMap<(String, String), u64>,
+) -> Vec<(u64, String)> {
+    let mut busy: Vec<(u64, String)> = after
+        .iter()
+        .map(|(k, &t)| {
+            let used = t.saturating_sub(before.get(k).copied().unwrap_or(0));
+            (used, format!("{}/{}", k.0, k.1))
+        })
+        .filter(|(used, _)| *used > 0)
+        .collect();
+    busy.sort_by(|a, b| b.cmp(a));
+    busy
 }
 
 fn apply(instance: &Instance, trial: &Trial) {
@@ -113,6 +131,10 @@ pub fn measure_caret(display: &Display, ticks: f64) {
         .and_then(|n| n.parse().ok())
         .unwrap_or(1)
         .max(1);
+    let rounds: usize = std::env::var(ROUNDS_ENV)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3);
     println!("Chats: {chats}\n");
     super::live::build(root.path(), chats - 1);
     // A trial of GTK's caret settings, which WebKit takes from the app's GTK settings.
@@ -128,14 +150,14 @@ pub fn measure_caret(display: &Display, ticks: f64) {
     let mut alice = Instance::launch_with(display, root.path(), &env);
     log_in_and_open(&alice, "alice", LAST_TEXT);
     println!(
-        "## Idle CPU a minute by trial ({} s windows after {} s settling, {ROUNDS} rounds)\n",
+        "## Idle CPU a minute by trial ({} s windows after {} s settling, {rounds} rounds)\n",
         WINDOW.as_secs(),
         SETTLE.as_secs()
     );
     println!("| trial | rounds: total (web process / app) | mean |");
     println!("|---|---|---|");
     let mut results: BTreeMap<usize, Vec<BTreeMap<String, f64>>> = BTreeMap::new();
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         for (i, trial) in TRIALS.iter().enumerate().filter(|(i, _)| chosen(*i)) {
             apply(&alice, trial);
             std::thread::sleep(SETTLE);
@@ -144,15 +166,7 @@ pub fn measure_caret(display: &Display, ticks: f64) {
             std::thread::sleep(WINDOW);
             let after = alice.tree();
             let threads_after = thread_ticks(&after);
-            let mut busy: Vec<(u64, String)> = threads_after
-                .iter()
-                .map(|(k, &t)| {
-                    let used = t.saturating_sub(threads_before.get(k).copied().unwrap_or(0));
-                    (used, format!("{}/{}", k.0, k.1))
-                })
-                .filter(|(used, _)| *used > 0)
-                .collect();
-            busy.sort_by(|a, b| b.cmp(a));
+            let busy = busy_threads(&threads_before, &threads_after);
             eprintln!(
                 "[caret] round {round}, {}: ticks by thread {busy:?}",
                 trial.name

@@ -106,11 +106,17 @@ fn epoch_ms() -> f64 {
 }
 
 /// CPU-seconds a minute of the app and its WebKit processes, over one idle `window`.
+/// Where it went, by thread, goes to stderr.
 fn idle_cpu(instance: &mut Instance, window: Duration, ticks: f64) -> f64 {
     std::thread::sleep(SETTLE);
     let before = instance.tree();
+    let threads_before = super::caret::thread_ticks(&before);
     std::thread::sleep(window);
     let after = instance.tree();
+    eprintln!(
+        "[live] idle ticks by thread: {:?}",
+        super::caret::busy_threads(&threads_before, &super::caret::thread_ticks(&after))
+    );
     let used: f64 = cpu_between(&before, &after, ticks).values().sum();
     used * 60.0 / window.as_secs_f64()
 }

@@ -8,15 +8,14 @@ use std::io::Write;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use umer_chat_core::{ChatId, FolderChanges, FolderWatcher, LogCursor, Store, UserKey};
+use umer_chat_core::{
+    ChatId, FolderChanges, FolderWatcher, LogCursor, Store, UserKey, FULL_LOOK_WHILE_LIVE,
+};
 
 use crate::{message_json, Failure};
 
 /// How often every chat is looked at when the watch is not live.
 const FALLBACK_EVERY: Duration = Duration::from_secs(3);
-/// How often every chat is looked at even with a live watch: a safety net for events the
-/// OS dropped without saying so.
-const FULL_LOOK_EVERY: Duration = Duration::from_secs(60);
 
 /// Prints each new message of `chat` (or of every chat of `me`, new chats included) until
 /// stdout closes.
@@ -61,7 +60,7 @@ pub fn watch(
     loop {
         let live = watcher.as_ref().is_some_and(FolderWatcher::is_live);
         let wait = if live {
-            FULL_LOOK_EVERY
+            FULL_LOOK_WHILE_LIVE
         } else {
             FALLBACK_EVERY
         };

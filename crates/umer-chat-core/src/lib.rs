@@ -54,7 +54,7 @@ pub use skip::{SkipReason, Skipped};
 pub use store::Store;
 pub use username::{UserKey, Username};
 pub use users::User;
-pub use watch::{FolderChanges, FolderWatcher};
+pub use watch::{FolderChanges, FolderWatcher, FULL_LOOK_WHILE_LIVE};
 
 /// A message is an event of type `message`, the only kind so far.
 pub type Message = Event;

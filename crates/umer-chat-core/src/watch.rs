@@ -22,6 +22,13 @@ use crate::model::ChatId;
 /// Set to `off` to run without a watch, as where one cannot start (tests of the fallback).
 pub const WATCH_ENV: &str = "UMER_CHAT_WATCH";
 
+/// How often a reader with a live watch looks at every chat anyway: a safety net for an event
+/// the OS dropped without saying so, which inotify, FSEvents and ReadDirectoryChangesW
+/// hardly ever do (an overflow is reported, and then readers look at everything at once).
+/// Not more often: at 1,000 chats a look at every chat costs the app about 0.1 CPU-s, as
+/// much as the rest of an idle minute (BENCHMARKS.md, "The full look, every ten minutes").
+pub const FULL_LOOK_WHILE_LIVE: Duration = Duration::from_secs(600);
+
 /// Events that arrive within this long of the first one are delivered together: a message
 /// is a write and a rename, a sync tool often brings several files at once.
 const COALESCE: Duration = Duration::from_millis(25);
