@@ -184,3 +184,35 @@ fn send(shared: &mut Shared, signal: ChangeSignal) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_a_live_watch_a_poll_looks_at_every_chat_only_at_first_and_after_a_failure() {
+        let folder = tempfile::tempdir().unwrap();
+        let live = Live::new(folder.path());
+        assert!(live.status().live, "{:?}", live.status().reason);
+        assert_eq!(live.take_look(), Look::Everything, "the first poll");
+        for _ in 0..3 {
+            assert_eq!(live.take_look(), Look::Only(BTreeSet::new()), "idle polls");
+        }
+        live.poll_failed();
+        assert_eq!(live.take_look(), Look::Everything, "after a failed poll");
+        assert_eq!(live.take_look(), Look::Only(BTreeSet::new()));
+        // Back to the start when the folder changes.
+        live.watch(folder.path());
+        assert_eq!(live.take_look(), Look::Everything, "a new folder");
+    }
+
+    #[test]
+    fn without_a_watch_every_poll_looks_at_every_chat() {
+        let folder = tempfile::tempdir().unwrap();
+        let live = Live::new(folder.path());
+        live.stop_watching();
+        for _ in 0..3 {
+            assert_eq!(live.take_look(), Look::Everything);
+        }
+    }
+}
