@@ -269,6 +269,39 @@ fn cpu_between(before: &[Proc], after: &[Proc], ticks: f64) -> BTreeMap<String, 
     by_role
 }
 
+/// CPU ticks by (process name, thread name) for the given processes.
+fn thread_ticks(procs: &[Proc]) -> BTreeMap<(String, String), u64> {
+    let mut by_thread = BTreeMap::new();
+    for p in procs {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{}/task", p.pid)) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            if let Some(stat) = harness::read_stat(&task.path().join("stat")) {
+                *by_thread.entry((role(&p.name), stat.comm)).or_default() += stat.cpu_ticks;
+            }
+        }
+    }
+    by_thread
+}
+
+/// The threads that used CPU between two [`thread_ticks`], busiest first.
+fn busy_threads(
+    before: &BTreeMap<(String, String), u64>,
+    after: &BTreeMap<(String, String), u64>,
+) -> Vec<(u64, String)> {
+    let mut busy: Vec<(u64, String)> = after
+        .iter()
+        .map(|(k, &t)| {
+            let used = t.saturating_sub(before.get(k).copied().unwrap_or(0));
+            (used, format!("{}/{}", k.0, k.1))
+        })
+        .filter(|(used, _)| *used > 0)
+        .collect();
+    busy.sort_by(|a, b| b.cmp(a));
+    busy
+}
+
 // ---------------------------------------------------------------------------------------
 // One app instance, and its guard
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde_json::json;
 use umer_chat_tests::support;
 
-use super::harness::{self, read_stat};
-use super::{cpu_between, log_in_and_open, Display, Instance, Proc, SETTLE};
+use super::harness;
+use super::{busy_threads, cpu_between, log_in_and_open, thread_ticks, Display, Instance, SETTLE};
 
 pub const CARET_ONLY_ENV: &str = "APP_BENCH_CARET_ONLY";
 /// Which trials to run, by number (`0,1`): all when unset.
@@ -71,39 +71,12 @@ fn chosen(trial: usize) -> bool {
     })
 }
 
-/// CPU ticks by (process name, thread name) for the given processes.
-pub(super) fn thread_ticks(procs: &[Proc]) -> BTreeMap<(String, String), u64> {
-    let mut by_thread = BTreeMap::new();
-    for p in procs {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", p.pid)) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            if let Some(stat) = read_stat(&task.path().join("stat")) {
-                *by_thread
-                    .entry((super::role(&p.name), stat.comm))
-                    .or_default() += stat.cpu_ticks;
-            }
-        }
-    }
-    by_thread
-}
-
-/// The threads that used CPU between two [`thread_ticks`], busiest first.
-pub(super) fn busy_threads(
-    before: &BTreeMap<(String, String), u64>,
-    after: &BTreeMap<(String, String), u64>,
-) -> Vec<(u64, String)> {
-    let mut busy: Vec<(u64, String)> = after
-        .iter()
-        .map(|(k, &t)| {
-            let used = t.saturating_sub(before.get(k).copied().unwrap_or(0));
-            (used, format!("{}/{}", k.0, k.1))
-        })
-        .filter(|(used, _)| *used > 0)
-        .collect();
-    busy.sort_by(|a, b| b.cmp(a));
-    busy
+/// The number in the variable `name`, or `default` when it is unset or not a number.
+fn count_from_env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
 }
 
 fn apply(instance: &Instance, trial: &Trial) {
@@ -126,15 +99,8 @@ fn undo(instance: &Instance, trial: &Trial) {
 
 pub fn measure_caret(display: &Display, ticks: f64) {
     let root = support::temp_dir();
-    let chats: usize = std::env::var(CHATS_ENV)
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1)
-        .max(1);
-    let rounds: usize = std::env::var(ROUNDS_ENV)
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(3);
+    let chats = count_from_env(CHATS_ENV, 1).max(1);
+    let rounds = count_from_env(ROUNDS_ENV, 3);
     println!("Chats: {chats}\n");
     super::live::build(root.path(), chats - 1);
     // A trial of GTK's caret settings, which WebKit takes from the app's GTK settings.

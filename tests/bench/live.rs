@@ -110,12 +110,12 @@ fn epoch_ms() -> f64 {
 fn idle_cpu(instance: &mut Instance, window: Duration, ticks: f64) -> f64 {
     std::thread::sleep(SETTLE);
     let before = instance.tree();
-    let threads_before = super::caret::thread_ticks(&before);
+    let threads_before = super::thread_ticks(&before);
     std::thread::sleep(window);
     let after = instance.tree();
     eprintln!(
         "[live] idle ticks by thread: {:?}",
-        super::caret::busy_threads(&threads_before, &super::caret::thread_ticks(&after))
+        super::busy_threads(&threads_before, &super::thread_ticks(&after))
     );
     let used: f64 = cpu_between(&before, &after, ticks).values().sum();
     used * 60.0 / window.as_secs_f64()

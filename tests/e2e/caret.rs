@@ -62,6 +62,14 @@ fn pictures_over_a_period(s: &Session, display: &str) -> BTreeSet<Vec<u8>> {
     pictures
 }
 
+/// Until the caret should rest after the last key at `typed`: the timeout, then up to one
+/// period for the moment it is shown, and a margin.
+fn wait_until_rested(typed: Instant) {
+    std::thread::sleep(
+        (REST_AFTER + BLINK_PERIOD + Duration::from_millis(300)).saturating_sub(typed.elapsed()),
+    );
+}
+
 /// The composer drawn with its caret made transparent: what it looks like with no caret.
 fn picture_without_caret(s: &Session, display: &str) -> Vec<u8> {
     s.execute(
@@ -106,9 +114,7 @@ fn the_caret_stops_blinking_when_left_alone_shown_and_blinks_again_at_the_next_k
     );
 
     // Rested: from the timeout on, within one more period, one picture and no other.
-    std::thread::sleep(
-        (REST_AFTER + BLINK_PERIOD + Duration::from_millis(300)).saturating_sub(typed.elapsed()),
-    );
+    wait_until_rested(typed);
     let resting = pictures_over_a_period(s, &display.name);
     assert_eq!(
         resting.len(),
@@ -138,9 +144,7 @@ fn the_caret_stops_blinking_when_left_alone_shown_and_blinks_again_at_the_next_k
 
     // A real key goes through GTK, whose handler wakes the caret before WebKit sees the key;
     // the page hears it too. One key is enough. (Each of the two wakes passes this alone.)
-    std::thread::sleep(
-        (REST_AFTER + BLINK_PERIOD + Duration::from_millis(300)).saturating_sub(typed.elapsed()),
-    );
+    wait_until_rested(typed);
     assert_eq!(
         pictures_over_a_period(s, &display.name).len(),
         1,
