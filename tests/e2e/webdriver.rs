@@ -9,6 +9,57 @@ const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 pub const ENTER: &str = "\u{E007}";
 pub const SHIFT: &str = "\u{E008}";
 
+/// JS that names an element as a selector would (`button#send.primary`), for the scripts below.
+macro_rules! element_name_js {
+    () => {
+        "const name = (el) => !el ? null : el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+    + (typeof el.className === 'string' && el.className.trim() ? '.' + el.className.trim().split(/\\s+/).join('.') : '');
+"
+    };
+}
+
+/// The page's state as [`Session::describe_page`] reports it.
+const DESCRIBE_PAGE: &str = concat!(
+    element_name_js!(),
+    "
+  const shown = (el) => !el.hidden && el.getClientRects().length > 0;
+  return {
+    title: document.title,
+    windowFocused: document.hasFocus(),
+    focusedElement: name(document.activeElement),
+    openDialogs: Array.from(document.querySelectorAll('dialog[open]'), (d) => d.id),
+    views: Array.from(document.querySelectorAll('body > *[id]:not(dialog)'))
+      .filter(shown).map((el) => el.id),
+    chatTitle: document.getElementById('chat-title')?.textContent ?? null,
+    messagesShown: document.querySelectorAll('#messages .message').length,
+    lastClick: window.__e2eClick
+      ? { on: name(window.__e2eClick.expected), reached: name(window.__e2eClick.got) } : null,
+    errorsShown: Array.from(document.querySelectorAll('[role=alert], .banner'))
+      .filter((el) => shown(el) && el.textContent.trim())
+      .map((el) => name(el) + ': ' + el.textContent.trim()),
+  };
+"
+);
+
+/// Notes the next click anywhere in the page, before the page's own handlers see it.
+const ARM_CLICK_WATCH: &str = "
+  const watch = { expected: arguments[0], got: null };
+  window.__e2eClick = watch;
+  document.addEventListener('click', (e) => { watch.got = e.target; }, { capture: true, once: true });
+";
+
+/// Where the click that [`ARM_CLICK_WATCH`] watched for landed: `on it` (or inside it),
+/// `nowhere` yet, or the element it reached instead.
+const CLICK_LANDED: &str = concat!(
+    element_name_js!(),
+    "
+  const watch = window.__e2eClick;
+  if (!watch || !watch.got) return 'nowhere';
+  if (watch.expected.contains(watch.got)) return 'on it';
+  return name(watch.got);
+"
+);
+
 pub struct Session {
     agent: ureq::Agent,
     base: String,
@@ -49,8 +100,22 @@ impl Session {
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+        self.call_within(method, path, body, None)
+    }
+
+    /// [`Session::call`], giving up after `timeout` instead of the agent's minute.
+    fn call_within(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        timeout: Option<Duration>,
+    ) -> Result<Value, String> {
         let url = format!("{}/session/{}{}", self.base, self.id, path);
-        let request = self.agent.request(method, &url);
+        let mut request = self.agent.request(method, &url);
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
         let response = match body {
             Some(body) => request.send_json(body),
             None => request.call(),
@@ -90,10 +155,50 @@ impl Session {
         .collect()
     }
 
+    /// Clicks `css` as a user would. A click that reached nothing in the page (the driver's
+    /// synthetic mouse events lost on a loaded machine) is made again, once, and said; a click
+    /// that reached another element is said, and left to the test's next check.
     pub fn click(&self, css: &str) {
         let el = self.wait_visible(css);
+        // An <option> is chosen without mouse events (WebDriver's element click).
+        let watched = !css.contains("option");
+        if watched {
+            self.run_on(&el, ARM_CLICK_WATCH);
+        }
+        self.click_once(css, &el);
+        if !watched {
+            return;
+        }
+        let landed = self.wait_until_or_none(Duration::from_secs(2), || {
+            let landed = self.run_on(&el, CLICK_LANDED);
+            landed
+                .as_str()
+                .is_some_and(|l| l != "nowhere")
+                .then_some(landed)
+        });
+        match landed.as_ref().and_then(Value::as_str) {
+            Some("on it") => {}
+            Some(other) => eprintln!("the click on {css} landed on {other} instead"),
+            None => {
+                eprintln!("the click on {css} reached nothing in the page; clicking again");
+                self.click_once(css, &el);
+            }
+        }
+    }
+
+    fn click_once(&self, css: &str, el: &Element) {
         self.call("POST", &format!("/element/{}/click", el.0), Some(json!({})))
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Runs `script` with `el` as its first argument.
+    fn run_on(&self, el: &Element, script: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [{ ELEMENT_KEY: el.0 }] })),
+        )
+        .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
     pub fn type_into(&self, css: &str, text: &str) {
@@ -197,6 +302,24 @@ impl Session {
         )
     }
 
+    /// Polls `check` every 50 ms until it gives a value, or gives `None` after `timeout`.
+    fn wait_until_or_none<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> Option<T> {
+        let start = Instant::now();
+        loop {
+            if let Some(value) = check() {
+                return Some(value);
+            }
+            if start.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Polls `check` every 50 ms until it gives a value, or panics after `timeout`.
     pub fn wait_until<T>(
         &self,
@@ -210,10 +333,51 @@ impl Session {
                 return value;
             }
             if start.elapsed() > timeout {
-                panic!("timed out after {timeout:?} waiting for {what}");
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\n{}",
+                    self.describe_page()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// What the page shows, for a failed wait: enough to tell a click that did nothing from a
+    /// hung page or a dialog in the way. Also saves a screenshot and names it.
+    pub fn describe_page(&self) -> String {
+        let asked = Instant::now();
+        let state = self.call_within(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": DESCRIBE_PAGE, "args": [] })),
+            Some(Duration::from_secs(10)),
+        );
+        let took = asked.elapsed();
+        let state = match state {
+            Ok(state) => serde_json::to_string_pretty(&state).unwrap_or_default(),
+            Err(e) => format!("the page did not answer: {e}"),
+        };
+        let shot = crate::harness::profile_dir().join("screenshots");
+        let shot = std::fs::create_dir_all(&shot)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                // A screenshot waits for a paint, which a hung page may never make.
+                let png =
+                    self.call_within("GET", "/screenshot", None, Some(Duration::from_secs(10)))?;
+                use base64::Engine;
+                let png = base64::engine::general_purpose::STANDARD
+                    .decode(png.as_str().unwrap_or_default())
+                    .map_err(|e| e.to_string())?;
+                let at = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis();
+                let path = shot.join(format!("failed-{at}.png"));
+                std::fs::write(&path, png).map_err(|e| e.to_string())?;
+                Ok(path.display().to_string())
+            })
+            .unwrap_or_else(|e| format!("none ({e})"));
+        format!("the page, which answered in {took:?}: {state}\nscreenshot: {shot}")
     }
 
     pub fn wait_text_contains(&self, css: &str, needle: &str, timeout: Duration) -> String {
