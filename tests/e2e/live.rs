@@ -7,8 +7,8 @@ use umer_chat_tests::support;
 
 use crate::harness::AppInstance;
 use crate::{
-    alice_and_bob_in_their_dm_with, harness, log_in, open_chat_titled, send, wait_message,
-    wait_signed_in, webdriver, UI,
+    alice_and_bob_in_their_dm_with, close_verify, harness, log_in, open_chat_titled, send,
+    wait_message, wait_signed_in, webdriver, UI,
 };
 
 /// The bound for a message between two instances through the watcher.
@@ -253,4 +253,67 @@ fn an_idle_refresh_leaves_the_page_as_it_is() {
         "ten refreshes with nothing new change nothing on the page"
     );
     assert_eq!(receipt_texts(&a.session), ["Seen"]);
+}
+
+/// A click is a press and a release. A message that arrives in between makes the window
+/// refresh the chat's header and its place in the list at once; that must not swallow the
+/// click (a button whose text was set again, even to the same words, lost it).
+#[test]
+fn a_click_held_while_a_message_arrives_still_does_what_it_was_for() {
+    let Some(display) = harness::display_or_skip() else {
+        return;
+    };
+    let data = support::temp_dir();
+    let (_, bob, dm) = support::alice_and_bob_with_a_dm(data.path());
+    let bob_key = support::key("bob");
+    let group = bob
+        .create_group_chat(&bob_key, "Trip", &["alice"])
+        .expect("bob makes a group")
+        .id
+        .clone();
+    let app = AppInstance::launch_with(&display, data.path(), &[SLOW_TIMER]);
+    let s = &app.session;
+    log_in(s, "alice", support::PASSWORD);
+    wait_signed_in(s, "alice");
+    s.wait_text_contains("#live-status", "at once", UI);
+    open_chat_titled(s, "bob");
+
+    // The header's Verify, held down while bob writes in the open chat.
+    s.press_on("#chat-verify");
+    bob.append_message(&bob_key, dm.as_str(), Some("while you click Verify"), None)
+        .unwrap();
+    wait_message(s, "while you click Verify", UI);
+    s.release_mouse();
+    s.wait_visible("#verify-dialog");
+    close_verify(s);
+
+    // The group's item in the chat list, held down while bob writes there: its preview,
+    // time and place change under the pointer.
+    let item = s.wait_until("the group in the chat list", UI, || {
+        s.find_all(".chat-item")
+            .into_iter()
+            .position(|el| s.text_of(&el).contains("Trip"))
+    });
+    s.press_on(&format!(".chat-item:nth-child({}) .chat-preview", item + 1));
+    bob.append_message(
+        &bob_key,
+        group.as_str(),
+        Some("while you click the group"),
+        None,
+    )
+    .unwrap();
+    s.wait_until("the group's preview to show bob's message", UI, || {
+        s.texts(".chat-item .chat-preview")
+            .iter()
+            .any(|p| p.contains("while you click the group"))
+            .then_some(())
+    });
+    s.release_mouse();
+    s.wait_text_contains("#chat-title", "Trip", UI);
+    let first = s.find(".chat-item:first-child .chat-title").unwrap();
+    assert_eq!(
+        s.text_of(&first),
+        "Trip",
+        "the group moved up once released"
+    );
 }

@@ -155,9 +155,9 @@ impl Session {
         .collect()
     }
 
-    /// Clicks `css` as a user would. A click that reached nothing in the page (the driver's
-    /// synthetic mouse events lost on a loaded machine) is made again, once, and said; a click
-    /// that reached another element is said, and left to the test's next check.
+    /// Clicks `css` as a user would, and checks that the page saw a click on it. A click
+    /// that reached nothing is a test failure of its own: the page swallowed it (an element
+    /// replaced under the pointer between press and release does that).
     pub fn click(&self, css: &str) {
         let el = self.wait_visible(css);
         // An <option> is chosen without mouse events (WebDriver's element click).
@@ -165,7 +165,8 @@ impl Session {
         if watched {
             self.run_on(&el, ARM_CLICK_WATCH);
         }
-        self.click_once(css, &el);
+        self.call("POST", &format!("/element/{}/click", el.0), Some(json!({})))
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
         if !watched {
             return;
         }
@@ -179,16 +180,41 @@ impl Session {
         match landed.as_ref().and_then(Value::as_str) {
             Some("on it") => {}
             Some(other) => eprintln!("the click on {css} landed on {other} instead"),
-            None => {
-                eprintln!("the click on {css} reached nothing in the page; clicking again");
-                self.click_once(css, &el);
-            }
+            None => panic!(
+                "the click on {css} reached nothing in the page (was it rendered again \
+                 between press and release?)\n{}",
+                self.describe_page()
+            ),
         }
     }
 
-    fn click_once(&self, css: &str, el: &Element) {
-        self.call("POST", &format!("/element/{}/click", el.0), Some(json!({})))
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    /// Presses the mouse button on `css` and holds it: the first half of a click that
+    /// [`Session::release_mouse`] ends.
+    pub fn press_on(&self, css: &str) {
+        let el = self.wait_visible(css);
+        self.mouse_actions(json!([
+            { "type": "pointerMove", "origin": { ELEMENT_KEY: el.0 }, "x": 0, "y": 0 },
+            { "type": "pointerDown", "button": 0 },
+        ]))
+        .unwrap_or_else(|e| panic!("press on {css}: {e}"));
+    }
+
+    /// Releases the button that [`Session::press_on`] held, where the mouse is.
+    pub fn release_mouse(&self) {
+        self.mouse_actions(json!([{ "type": "pointerUp", "button": 0 }]))
+            .unwrap_or_else(|e| panic!("release the mouse: {e}"));
+    }
+
+    fn mouse_actions(&self, actions: Value) -> Result<Value, String> {
+        self.call(
+            "POST",
+            "/actions",
+            Some(json!({ "actions": [{
+                "type": "pointer", "id": "mouse",
+                "parameters": { "pointerType": "mouse" },
+                "actions": actions,
+            }] })),
+        )
     }
 
     /// Runs `script` with `el` as its first argument.

@@ -3,7 +3,7 @@
 // inserted/prepended; the list is rebuilt only when another chat opens.
 
 import * as api from './api.js';
-import { $, el } from './dom.js';
+import { $, el, setAttr, setHidden, setMessage, setText } from './dom.js';
 import { store } from './store.js';
 import { formatTime, isoTime } from './format.js';
 import { fullImageUrl, thumbPixels, thumbUrl, THUMB_CSS_WIDTH } from './images.js';
@@ -178,29 +178,31 @@ function resetMessages() {
 function renderMute() {
   const button = $('chat-mute');
   const muted = isMuted(store.openChatId);
-  button.textContent = muted ? 'Unmute' : 'Mute';
-  button.setAttribute('aria-pressed', String(muted));
-  button.title = muted ? 'Notifications for this chat are off' : 'Mute notifications for this chat';
+  setText(button, muted ? 'Unmute' : 'Mute');
+  setAttr(button, 'aria-pressed', String(muted));
+  setAttr(button, 'title', muted ? 'Notifications for this chat are off' : 'Mute notifications for this chat');
 }
 
+// Every poll that brings the open chat renders its header again, often while the user is
+// about to click in it: only what changed is touched (see setText).
 function renderHeader(chat) {
   renderMute();
-  titleEl.textContent = chat.title;
-  membersEl.textContent = (chat.members || []).join(', ');
-  membersEl.title = membersEl.textContent;
-  noticeEl.textContent = chat.notice || '';
-  noticeEl.hidden = !chat.notice;
+  setText(titleEl, chat.title);
+  const members = (chat.members || []).join(', ');
+  setText(membersEl, members);
+  setAttr(membersEl, 'title', members);
+  setMessage(noticeEl, chat.notice || '');
 
   const others = chat.others || [];
   const dm = chat.kind === 'dm' && others.length === 1;
-  verifyButton.textContent = dm ? 'Verify' : 'Members';
-  verifyButton.title = dm ? `Compare safety numbers with ${others[0].name}` : 'Members, and verifying them';
-  verifyButton.hidden = others.length === 0;
+  setText(verifyButton, dm ? 'Verify' : 'Members');
+  setAttr(verifyButton, 'title', dm ? `Compare safety numbers with ${others[0].name}` : 'Members, and verifying them');
+  setHidden(verifyButton, others.length === 0);
 
   const changed = chat.keyChanges || [];
-  keysBanner.hidden = changed.length === 0;
-  keysText.textContent = changed.length ? keysChangedText(changed.map((p) => p.name)) : '';
-  keysButton.textContent = changed.length === 1 ? `Verify ${changed[0].name}` : 'Review members';
+  setHidden(keysBanner, changed.length === 0);
+  setText(keysText, changed.length ? keysChangedText(changed.map((p) => p.name)) : '');
+  setText(keysButton, changed.length === 1 ? `Verify ${changed[0].name}` : 'Review members');
 }
 
 /** "bob's keys changed …", "bob's and carol's keys changed …". */

@@ -4,7 +4,7 @@
 // thousand chats cost no more to show than a screenful.
 
 import * as api from './api.js';
-import { $, el, paintAvatar, setHidden, setMessage } from './dom.js';
+import { $, el, paintAvatar, setAttr, setHidden, setMessage, setText } from './dom.js';
 import { store } from './store.js';
 import { formatListTime, formatTime } from './format.js';
 
@@ -17,11 +17,20 @@ const items = new Map(); // chatId -> <li> for the chats in the page (the newest
 const PAGE_SIZE = 50;
 let shownLimit = PAGE_SIZE;
 
+// A press in the list holds its order until the release: a message that arrives in between
+// would move another chat under the pointer, and the click would open neither.
+let orderHeld = false;
+let layoutWaiting = false;
+
 export function initChatList({ onOpen }) {
   list.addEventListener('click', (e) => {
     const item = e.target.closest('.chat-item');
     if (item) onOpen(item.dataset.chatId);
   });
+  list.addEventListener('pointerdown', () => { orderHeld = true; });
+  window.addEventListener('pointerup', releaseOrder, true);
+  window.addEventListener('pointercancel', releaseOrder, true);
+  window.addEventListener('blur', releaseOrder);
   const observer = new IntersectionObserver((entries) => {
     if (!entries.some((entry) => entry.isIntersecting) || shownLimit >= store.chats.size) return;
     shownLimit += PAGE_SIZE;
@@ -130,30 +139,30 @@ function renderItem(chat) {
   item.classList.toggle('group', chat.kind === 'group');
   const avatar = item.querySelector('.avatar');
   paintAvatar(avatar, chat.title);
-  if (chat.kind === 'group') avatar.textContent = '#';
-  item.querySelector('.chat-title').textContent = chat.title;
+  if (chat.kind === 'group') setText(avatar, '#');
+  setText(item.querySelector('.chat-title'), chat.title);
 
   const warning = item.querySelector('.key-warning');
   const changed = (chat.keyChanges || []).map((p) => p.name);
-  warning.hidden = changed.length === 0;
+  setHidden(warning, changed.length === 0);
   const why = changed.length ? `Keys changed: ${changed.join(', ')}` : '';
-  warning.title = why;
-  warning.setAttribute('aria-label', why || 'Keys changed');
+  setAttr(warning, 'title', why);
+  setAttr(warning, 'aria-label', why || 'Keys changed');
   item.classList.toggle('keys-changed', changed.length > 0);
 
   const time = item.querySelector('.chat-time');
-  time.textContent = formatListTime(chat.lastActivity);
-  time.title = chat.lastActivity === null ? '' : formatTime(chat.lastActivity);
+  setText(time, formatListTime(chat.lastActivity));
+  setAttr(time, 'title', chat.lastActivity === null ? '' : formatTime(chat.lastActivity));
 
   const preview = item.querySelector('.chat-preview');
-  preview.textContent = chat.preview ?? 'No messages yet';
+  setText(preview, chat.preview ?? 'No messages yet');
   preview.classList.toggle('muted', chat.preview === null);
 
   const badge = item.querySelector('.unread-badge');
   const count = chat.unreadCapped ? '999+' : String(chat.unread);
-  badge.textContent = count;
-  badge.hidden = !chat.unreadCapped && !(chat.unread > 0);
-  badge.setAttribute('aria-label', `${count} unread`);
+  setText(badge, count);
+  setHidden(badge, !chat.unreadCapped && !(chat.unread > 0));
+  setAttr(badge, 'aria-label', `${count} unread`);
   item.classList.toggle('has-unread', !badge.hidden);
   return item;
 }
@@ -170,8 +179,20 @@ function compareChats(a, b) {
   return a.title.localeCompare(b.title) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
+function releaseOrder() {
+  if (!orderHeld) return;
+  orderHeld = false;
+  // After the click that this release makes.
+  if (layoutWaiting) setTimeout(layOutItems);
+}
+
 /** Puts the newest `shownLimit` chats in the page, in order, and takes out the rest. */
 function layOutItems() {
+  if (orderHeld) {
+    layoutWaiting = true;
+    return;
+  }
+  layoutWaiting = false;
   const shown = [...store.chats.values()].sort(compareChats).slice(0, shownLimit);
   const shownIds = new Set(shown.map((chat) => chat.id));
   for (const [id, item] of items) {

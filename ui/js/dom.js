@@ -56,9 +56,21 @@ export function setMessage(node, text) {
   setHidden(node, !text);
 }
 
-/** Sets `textContent` unless it is that already (each set replaces the text node). */
+/**
+ * Sets the text of `node`, touching it only when that changes it. New words go into the text
+ * node already there: a press on a node that is replaced before the release is no click
+ * (WebKit), so a refresh under the pointer would swallow it.
+ */
 export function setText(node, text) {
-  if (node.textContent !== text) node.textContent = text;
+  if (node.textContent === text) return;
+  const only = node.childNodes.length === 1 ? node.firstChild : null;
+  if (text && only?.nodeType === Node.TEXT_NODE) only.data = text;
+  else node.textContent = text;
+}
+
+/** Sets the attribute `name` of `node` unless it is `value` already. */
+export function setAttr(node, name, value) {
+  if (node.getAttribute(name) !== value) node.setAttribute(name, value);
 }
 
 /** Sets `hidden` unless it is that already (each set is an attribute change to restyle). */
@@ -81,7 +93,7 @@ export function hueClass(name) {
 
 /** Set an avatar element's letter and colour. */
 export function paintAvatar(node, name) {
-  node.textContent = initial(name);
+  setText(node, initial(name));
   node.className = node.className.replace(/\bhue-\d\b/g, '').trim();
   node.classList.add(hueClass(name));
 }
