@@ -156,8 +156,9 @@ impl Session {
     }
 
     /// Clicks `css` as a user would, and checks that the page saw a click on it. A click
-    /// that reached nothing is a test failure of its own: the page swallowed it (an element
-    /// replaced under the pointer between press and release does that).
+    /// that reached nothing or another element is a test failure of its own: the page
+    /// swallowed it (an element replaced under the pointer between press and release does
+    /// that) or moved.
     pub fn click(&self, css: &str) {
         let el = self.wait_visible(css);
         // An <option> is chosen without mouse events (WebDriver's element click).
@@ -179,7 +180,11 @@ impl Session {
         });
         match landed.as_ref().and_then(Value::as_str) {
             Some("on it") => {}
-            Some(other) => eprintln!("the click on {css} landed on {other} instead"),
+            Some(other) => panic!(
+                "the click on {css} landed on {other} instead (did the page move under the \
+                 pointer?)\n{}",
+                self.describe_page()
+            ),
             None => panic!(
                 "the click on {css} reached nothing in the page (was it rendered again \
                  between press and release?)\n{}",
