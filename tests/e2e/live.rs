@@ -7,8 +7,8 @@ use umer_chat_tests::support;
 
 use crate::harness::AppInstance;
 use crate::{
-    alice_and_bob_in_their_dm_with, close_verify, harness, log_in, open_chat_titled, send,
-    wait_message, wait_signed_in, webdriver, UI,
+    alice_and_bob_in_their_dm_with, chat_item_titled, close_verify, harness, log_in,
+    open_chat_titled, send, wait_message, wait_signed_in, webdriver, UI,
 };
 
 /// The bound for a message between two instances through the watcher.
@@ -289,12 +289,7 @@ fn a_click_held_while_a_message_arrives_still_does_what_it_was_for() {
 
     // The group's item in the chat list, held down while bob writes there: its preview,
     // time and place change under the pointer.
-    let item = s.wait_until("the group in the chat list", UI, || {
-        s.find_all(".chat-item")
-            .into_iter()
-            .position(|el| s.text_of(&el).contains("Trip"))
-    });
-    s.press_on(&format!(".chat-item:nth-child({}) .chat-preview", item + 1));
+    s.press_on(&format!("{} .chat-preview", chat_item_titled(s, "Trip")));
     bob.append_message(
         &bob_key,
         group.as_str(),
@@ -310,9 +305,8 @@ fn a_click_held_while_a_message_arrives_still_does_what_it_was_for() {
     });
     s.release_mouse();
     s.wait_text_contains("#chat-title", "Trip", UI);
-    let first = s.find(".chat-item:first-child .chat-title").unwrap();
     assert_eq!(
-        s.text_of(&first),
+        s.text(".chat-item:first-child .chat-title"),
         "Trip",
         "the group moved up once released"
     );

@@ -156,13 +156,18 @@ fn alice_and_bob_in_their_dm_with(
 }
 
 fn open_chat_titled(s: &Session, title: &str) {
+    s.click(&chat_item_titled(s, title));
+    s.wait_text_contains("#chat-title", title, UI);
+}
+
+/// A selector for the chat list's item titled `title`, once it is shown.
+fn chat_item_titled(s: &Session, title: &str) -> String {
     let item = s.wait_until(&format!("a chat titled {title}"), UI, || {
         s.find_all(".chat-item")
             .into_iter()
             .position(|el| s.text_of(&el).contains(title))
     });
-    s.click(&format!(".chat-item:nth-child({})", item + 1));
-    s.wait_text_contains("#chat-title", title, UI);
+    format!(".chat-item:nth-child({})", item + 1)
 }
 
 fn send(s: &Session, text: &str) {

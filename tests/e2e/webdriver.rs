@@ -69,6 +69,13 @@ pub struct Session {
 #[derive(Clone, Debug)]
 pub struct Element(String);
 
+impl Element {
+    /// The element as a script's argument.
+    fn as_arg(&self) -> Value {
+        json!({ ELEMENT_KEY: self.0 })
+    }
+}
+
 impl Session {
     /// Starts the app through the driver at `base` (e.g. `http://127.0.0.1:4444`). A session
     /// that has not opened in 30 s will not: the caller starts over with a fresh driver.
@@ -164,7 +171,7 @@ impl Session {
         // An <option> is chosen without mouse events (WebDriver's element click).
         let watched = !css.contains("option");
         if watched {
-            self.run_on(&el, ARM_CLICK_WATCH);
+            self.execute(ARM_CLICK_WATCH, json!([el.as_arg()]));
         }
         self.call("POST", &format!("/element/{}/click", el.0), Some(json!({})))
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
@@ -172,7 +179,7 @@ impl Session {
             return;
         }
         let landed = self.wait_until_or_none(Duration::from_secs(2), || {
-            let landed = self.run_on(&el, CLICK_LANDED);
+            let landed = self.execute(CLICK_LANDED, json!([el.as_arg()]));
             landed
                 .as_str()
                 .is_some_and(|l| l != "nowhere")
@@ -198,7 +205,7 @@ impl Session {
     pub fn press_on(&self, css: &str) {
         let el = self.wait_visible(css);
         self.mouse_actions(json!([
-            { "type": "pointerMove", "origin": { ELEMENT_KEY: el.0 }, "x": 0, "y": 0 },
+            { "type": "pointerMove", "origin": el.as_arg(), "x": 0, "y": 0 },
             { "type": "pointerDown", "button": 0 },
         ]))
         .unwrap_or_else(|e| panic!("press on {css}: {e}"));
@@ -220,16 +227,6 @@ impl Session {
                 "actions": actions,
             }] })),
         )
-    }
-
-    /// Runs `script` with `el` as its first argument.
-    fn run_on(&self, el: &Element, script: &str) -> Value {
-        self.call(
-            "POST",
-            "/execute/sync",
-            Some(json!({ "script": script, "args": [{ ELEMENT_KEY: el.0 }] })),
-        )
-        .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
     pub fn type_into(&self, css: &str, text: &str) {
@@ -312,11 +309,17 @@ impl Session {
     }
 
     pub fn screenshot_png(&self) -> Vec<u8> {
+        self.try_screenshot_png(None)
+            .unwrap_or_else(|e| panic!("screenshot: {e}"))
+    }
+
+    /// The window as a PNG, giving up after `timeout` (the agent's minute with `None`).
+    fn try_screenshot_png(&self, timeout: Option<Duration>) -> Result<Vec<u8>, String> {
         use base64::Engine;
-        let b64 = self.call("GET", "/screenshot", None).expect("screenshot");
+        let b64 = self.call_within("GET", "/screenshot", None, timeout)?;
         base64::engine::general_purpose::STANDARD
             .decode(b64.as_str().unwrap_or_default())
-            .expect("screenshot is base64")
+            .map_err(|e| format!("the screenshot is not base64: {e}"))
     }
 
     pub fn wait_visible(&self, css: &str) -> Element {
@@ -356,21 +359,14 @@ impl Session {
         &self,
         what: &str,
         timeout: Duration,
-        mut check: impl FnMut() -> Option<T>,
+        check: impl FnMut() -> Option<T>,
     ) -> T {
-        let start = Instant::now();
-        loop {
-            if let Some(value) = check() {
-                return value;
-            }
-            if start.elapsed() > timeout {
-                panic!(
-                    "timed out after {timeout:?} waiting for {what}\n{}",
-                    self.describe_page()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.wait_until_or_none(timeout, check).unwrap_or_else(|| {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\n{}",
+                self.describe_page()
+            )
+        })
     }
 
     /// What the page shows, for a failed wait: enough to tell a click that did nothing from a
@@ -394,12 +390,7 @@ impl Session {
             .and_then(|()| {
                 // WebKitWebDriver's screenshot of a window left alone for ~10 s never comes,
                 // though the window still paints (seen with xwd): give up on it.
-                let png =
-                    self.call_within("GET", "/screenshot", None, Some(Duration::from_secs(10)))?;
-                use base64::Engine;
-                let png = base64::engine::general_purpose::STANDARD
-                    .decode(png.as_str().unwrap_or_default())
-                    .map_err(|e| e.to_string())?;
+                let png = self.try_screenshot_png(Some(Duration::from_secs(10)))?;
                 let at = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default()
