@@ -138,8 +138,7 @@ function renderItem(chat) {
   }
   item.classList.toggle('group', chat.kind === 'group');
   const avatar = item.querySelector('.avatar');
-  paintAvatar(avatar, chat.title);
-  if (chat.kind === 'group') setText(avatar, '#');
+  paintAvatar(avatar, chat.title, chat.kind === 'group' ? '#' : undefined);
   setText(item.querySelector('.chat-title'), chat.title);
 
   const warning = item.querySelector('.key-warning');

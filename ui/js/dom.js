@@ -91,9 +91,9 @@ export function hueClass(name) {
   return `hue-${h % 8}`;
 }
 
-/** Set an avatar element's letter and colour. */
-export function paintAvatar(node, name) {
-  setText(node, initial(name));
+/** Set an avatar element's letter (the name's first, unless given) and colour. */
+export function paintAvatar(node, name, letter = initial(name)) {
+  setText(node, letter);
   node.className = node.className.replace(/\bhue-\d\b/g, '').trim();
   node.classList.add(hueClass(name));
 }
