@@ -215,6 +215,9 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// How long a launched app's page has to show its first view.
+const PAGE_UP: Duration = Duration::from_secs(20);
+
 /// One running app instance: its own WebKit profile and device config, a shared data folder.
 pub struct AppInstance {
     pub session: Session,
@@ -230,7 +233,8 @@ pub struct AppInstance {
 
 impl AppInstance {
     /// Launches the app through a fresh WebKitWebDriver, and tries again with a fresh one
-    /// if the session does not open, so a stalled start fails fast with its reason.
+    /// if the session does not open or its page shows no view, so a stalled start fails fast
+    /// with its reason.
     pub fn launch(display: &Display, data_dir: &Path) -> AppInstance {
         AppInstance::launch_with(display, data_dir, &[])
     }
@@ -239,15 +243,20 @@ impl AppInstance {
     pub fn launch_with(display: &Display, data_dir: &Path, env: &[(&str, &str)]) -> AppInstance {
         let mut why = String::new();
         for _ in 0..3 {
-            match AppInstance::try_launch(display, data_dir, env) {
+            // Under load WebKitWebDriver can drop a session whose page is slow to answer at
+            // start ("session deleted because of page crash or hang"): that too is a launch
+            // to make again, which the launch test (no retries) would still catch as a stall.
+            let launched = AppInstance::try_launch(display, data_dir, env)
+                .and_then(|app| app.session.wait_for_a_view(PAGE_UP).map(|()| app));
+            match launched {
                 Ok(app) => return app,
                 Err(e) => {
-                    eprintln!("the app's WebDriver session did not open, launching again: {e}");
+                    eprintln!("the app's page did not come up, launching again: {e}");
                     why = e;
                 }
             }
         }
-        panic!("the app did not open a WebDriver session after 3 tries: {why}");
+        panic!("the app's page did not come up after 3 tries: {why}");
     }
 
     /// One launch, without trying again: for the test that launches the app many times, where

@@ -279,12 +279,32 @@ impl Session {
 
     /// Runs synchronous JS in the page and returns its result.
     pub fn execute(&self, script: &str, args: Value) -> Value {
+        self.try_execute(script, args)
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    fn try_execute(&self, script: &str, args: Value) -> Result<Value, String> {
         self.call(
             "POST",
             "/execute/sync",
             Some(json!({ "script": script, "args": args })),
         )
-        .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Waits until the page shows the login view or the main view. An error if the session
+    /// is gone (the page crashed or hung), or after `timeout`.
+    pub fn wait_for_a_view(&self, timeout: Duration) -> Result<(), String> {
+        let script = "return !!document.querySelector('#login-view:not([hidden]), #main-view:not([hidden])')";
+        let mut last = Ok(Value::Null);
+        let shown = self.wait_until_or_none(timeout, || {
+            last = self.try_execute(script, json!([]));
+            match &last {
+                Ok(Value::Bool(true)) => Some(Ok(())),
+                Err(e) if e.contains("invalid session id") => Some(Err(e.clone())),
+                _ => None,
+            }
+        });
+        shown.unwrap_or_else(|| Err(format!("no view shown after {timeout:?} (last: {last:?})")))
     }
 
     /// Runs asynchronous JS in the page: the script calls its last argument with the result.
