@@ -35,8 +35,8 @@ app_command_list! {
     mark_read(chat_id: String) -> ();
     search(query: String) -> Vec<SearchHitDto>;
     contact_keys(other: String) -> ContactDto;
-    trust_keys(other: String) -> ContactDto;
-    set_verified(other: String, verified: bool) -> ContactDto;
+    trust_keys(other: String, fingerprint: String) -> ContactDto;
+    set_verified(other: String, verified: bool, fingerprint: Option<String>) -> ContactDto;
     change_password(old_password: String, new_password: String) -> ();
     show_recovery_key(password: String) -> String;
     recover_account(username: String, recovery_key: String, new_password: String) -> SessionDto;

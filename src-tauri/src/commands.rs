@@ -567,22 +567,34 @@ pub async fn contact_keys(state: State<'_, AppState>, other: String) -> CommandR
     blocking(move || Ok(store.contact_keys(&user.key, &other)?.into())).await
 }
 
-/// Accepts the keys `other`'s record shows now, after they changed.
+/// Accepts `other`'s keys after they changed: those with `fingerprint`, the one the Verify
+/// view showed (`fingerprint_mismatch` if their record shows other keys by now).
 #[tauri::command]
-pub async fn trust_keys(state: State<'_, AppState>, other: String) -> CommandResult<ContactDto> {
+pub async fn trust_keys(
+    state: State<'_, AppState>,
+    other: String,
+    fingerprint: String,
+) -> CommandResult<ContactDto> {
     let (store, user) = state.signed_in()?;
-    blocking(move || Ok(store.trust_keys(&user.key, &other)?.into())).await
+    blocking(move || Ok(store.trust_keys(&user.key, &other, &fingerprint)?.into())).await
 }
 
-/// Marks `other`'s current keys as compared in person (or not), on this device.
+/// Marks `other`'s current keys as compared in person (or not), on this device; marking
+/// them needs the `fingerprint` the Verify view showed.
 #[tauri::command]
 pub async fn set_verified(
     state: State<'_, AppState>,
     other: String,
     verified: bool,
+    fingerprint: Option<String>,
 ) -> CommandResult<ContactDto> {
     let (store, user) = state.signed_in()?;
-    blocking(move || Ok(store.set_verified(&user.key, &other, verified)?.into())).await
+    blocking(move || {
+        Ok(store
+            .set_verified(&user.key, &other, verified, fingerprint.as_deref())?
+            .into())
+    })
+    .await
 }
 
 /// Re-seals the signed-in user's keys under a new password; needs the current one.

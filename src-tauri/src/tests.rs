@@ -216,8 +216,11 @@ fn every_command_but_sign_in_requires_a_session() {
         ("search", json!({ "query": "hi" })),
         ("preview_image", json!({ "dataBase64": "AAAA" })),
         ("contact_keys", json!({ "other": "bob" })),
-        ("trust_keys", json!({ "other": "bob" })),
-        ("set_verified", json!({ "other": "bob", "verified": true })),
+        ("trust_keys", json!({ "other": "bob", "fingerprint": "00" })),
+        (
+            "set_verified",
+            json!({ "other": "bob", "verified": true, "fingerprint": "00" }),
+        ),
         (
             "change_password",
             json!({ "oldPassword": "correct horse", "newPassword": "another horse" }),
@@ -1165,13 +1168,33 @@ fn a_changed_key_is_marked_until_accepted_and_verifying_is_kept_on_the_device() 
         "invalid_argument",
         "nobody verifies themselves"
     );
-    let verified = alice.ok("set_verified", json!({ "other": "bob", "verified": true }));
+    let shown = &contact["fingerprint"];
+    assert_eq!(
+        alice.err_code("set_verified", json!({ "other": "bob", "verified": true })),
+        "invalid_argument",
+        "marking verified needs the fingerprint compared"
+    );
+    assert_eq!(
+        alice.err_code(
+            "set_verified",
+            json!({ "other": "bob", "verified": true, "fingerprint": bobs_view["fingerprint"] })
+        ),
+        "fingerprint_mismatch",
+        "not bob's fingerprint"
+    );
+    let verified = alice.ok(
+        "set_verified",
+        json!({ "other": "bob", "verified": true, "fingerprint": shown }),
+    );
     assert_eq!(verified["verified"], true);
     assert_eq!(
         alice.ok("set_verified", json!({ "other": "bob", "verified": false }))["verified"],
         false
     );
-    alice.ok("set_verified", json!({ "other": "bob", "verified": true }));
+    alice.ok(
+        "set_verified",
+        json!({ "other": "bob", "verified": true, "fingerprint": shown }),
+    );
     // The pins are in this device's local config, in the CLI's file.
     let pins = std::fs::read_to_string(alice.config_dir().join(crate::state::PIN_FILE)).unwrap();
     assert!(pins.contains("\"bob\""), "{pins}");
@@ -1239,7 +1262,10 @@ fn a_changed_key_is_marked_until_accepted_and_verifying_is_kept_on_the_device() 
     assert_safety_number(&changed["safetyNumber"]);
     assert_ne!(changed["safetyNumber"], contact["safetyNumber"]);
     assert_eq!(
-        alice.err_code("set_verified", json!({ "other": "bob", "verified": true })),
+        alice.err_code(
+            "set_verified",
+            json!({ "other": "bob", "verified": true, "fingerprint": changed["fingerprint"] })
+        ),
         "key_changed"
     );
     assert_eq!(
@@ -1249,9 +1275,20 @@ fn a_changed_key_is_marked_until_accepted_and_verifying_is_kept_on_the_device() 
         ),
         "key_changed"
     );
+    // Only the keys whose fingerprint was shown are accepted.
+    assert_eq!(
+        alice.err_code(
+            "trust_keys",
+            json!({ "other": "bob", "fingerprint": contact["fingerprint"] })
+        ),
+        "fingerprint_mismatch"
+    );
 
     // Accepting clears the mark everywhere, and the next poll says so.
-    let accepted = alice.ok("trust_keys", json!({ "other": "bob" }));
+    let accepted = alice.ok(
+        "trust_keys",
+        json!({ "other": "bob", "fingerprint": changed["fingerprint"] }),
+    );
     assert_eq!(accepted["changed"], false);
     assert_eq!(accepted["verified"], false);
     assert_eq!(accepted["safetyNumber"], changed["safetyNumber"]);
@@ -1274,7 +1311,10 @@ fn a_changed_key_is_marked_until_accepted_and_verifying_is_kept_on_the_device() 
     let theirs = impostor.ok("open_chat", json!({ "chatId": chat_id }));
     assert!(texts(&theirs["messages"]).contains(&"hello, new keys"));
     assert_eq!(
-        alice.ok("set_verified", json!({ "other": "bob", "verified": true }))["verified"],
+        alice.ok(
+            "set_verified",
+            json!({ "other": "bob", "verified": true, "fingerprint": accepted["fingerprint"] })
+        )["verified"],
         true
     );
 }
@@ -1336,6 +1376,22 @@ fn history_from_before_signatures_is_marked_unsigned() {
         json!({ "username": "bob", "password": "bob-example-22" }),
     );
     assert!(bob_session["recoveryKey"].is_string());
+    // Alice's device knew bob without keys: keys that appear later could be anyone's, so
+    // they are a change to compare, and accept, before anything is encrypted to them.
+    assert_eq!(
+        alice.err_code("send_text", json!({ "chatId": dm, "text": "signed" })),
+        "key_changed"
+    );
+    let new_keys = alice.ok("contact_keys", json!({ "other": "bob" }));
+    assert_eq!(new_keys["changed"], true);
+    assert_eq!(
+        new_keys["safetyNumber"],
+        bob.ok("contact_keys", json!({ "other": "alice" }))["safetyNumber"]
+    );
+    alice.ok(
+        "trust_keys",
+        json!({ "other": "bob", "fingerprint": new_keys["fingerprint"] }),
+    );
     let sent = alice.ok("send_text", json!({ "chatId": dm, "text": "signed" }));
     assert_eq!(sent["trust"], "verified");
     let seen = bob.ok("open_chat", json!({ "chatId": dm }));

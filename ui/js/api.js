@@ -39,8 +39,9 @@ export const recoverAccount = (username, recoveryKey, newPassword) =>
 
 // Keys of other people (the Verify view)
 export const contactKeys = (other) => call('contact_keys', { other });
-export const trustKeys = (other) => call('trust_keys', { other });
-export const setVerified = (other, verified) => call('set_verified', { other, verified });
+export const trustKeys = (other, fingerprint) => call('trust_keys', { other, fingerprint });
+export const setVerified = (other, verified, fingerprint) =>
+  call('set_verified', { other, verified, fingerprint });
 
 // Chats
 export const listChats = () => call('list_chats');

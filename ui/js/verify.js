@@ -95,7 +95,7 @@ function render(c) {
   stateLine.dataset.state = c.changed ? 'changed' : c.verified ? 'verified' : hasKeys ? 'unverified' : 'none';
 
   changedLine.textContent = c.changed
-    ? `${name}'s keys changed since this device first saw them. ${name} may have set up their account again, or someone who can write the data folder may have replaced their keys. Compare the safety number with ${name} before you accept the new keys; until then, their new messages are marked and nothing new is encrypted to them.`
+    ? `${name}'s keys changed since this device first saw them. ${name} may have set up keys or their account again, or someone who can write the data folder may have replaced their keys. Compare the safety number with ${name} before you accept the new keys; until then, their new messages are marked and nothing new is encrypted to them.`
     : '';
   changedLine.hidden = !c.changed;
   noneLine.textContent = hasKeys ? ''
@@ -125,12 +125,17 @@ async function accept() {
   setMessage(errorLine, '');
   acceptButton.disabled = true;
   try {
-    const updated = await api.trustKeys(contact.key);
+    // The keys accepted are the ones shown: if the record changed since, this is refused.
+    const updated = await api.trustKeys(contact.key, contact.fingerprint || '');
     onAccepted(updated);
     if (mine === seq) render(updated);
   } catch (e) {
     if (isSignedOut(e)) { dialog.close(); reportError(e); return; }
-    if (mine === seq) setMessage(errorLine, e.message);
+    if (mine === seq) {
+      // Their record changed while the number was on screen: show the new one to compare.
+      if (e.code === 'fingerprint_mismatch') await showCurrent(contact.key);
+      setMessage(errorLine, e.message);
+    }
   } finally {
     acceptButton.disabled = false;
   }
@@ -142,14 +147,25 @@ async function toggleVerified() {
   setMessage(errorLine, '');
   markButton.disabled = true;
   try {
-    const updated = await api.setVerified(contact.key, !contact.verified);
+    const updated = await api.setVerified(contact.key, !contact.verified, contact.fingerprint || null);
     if (mine === seq) render(updated);
   } catch (e) {
     if (isSignedOut(e)) { dialog.close(); reportError(e); return; }
-    if (mine === seq) setMessage(errorLine, e.message);
+    if (mine === seq) {
+      if (e.code === 'fingerprint_mismatch') await showCurrent(contact.key);
+      setMessage(errorLine, e.message);
+    }
   } finally {
     markButton.disabled = false;
   }
+}
+
+/** Shows `key`'s keys as their record has them now (after a refused accept or mark). */
+async function showCurrent(key) {
+  try {
+    const found = await api.contactKeys(key);
+    if (contact && contact.key === key) render(found);
+  } catch (_) { /* the error already shown says what to do */ }
 }
 
 /** List a group's other members, each with their state and a Verify button. */

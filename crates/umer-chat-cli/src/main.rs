@@ -87,10 +87,13 @@ enum Command {
     Verify,
     /// Show USER's key fingerprint and the safety number to compare with them (JSON).
     Fingerprint { other: String },
-    /// Accept the keys USER's record shows now (after a change); with --verified, also mark
-    /// them as checked in person on this device.
+    /// Accept USER's keys after a change: the ones with FINGERPRINT (as `fingerprint USER`
+    /// printed it, after you compared safety numbers); refused if the record shows other
+    /// keys by now. With --verified, also mark them as checked in person on this device.
     Trust {
         other: String,
+        #[arg(long, value_name = "FINGERPRINT")]
+        fingerprint: String,
         #[arg(long)]
         verified: bool,
     },
@@ -299,12 +302,22 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             for user in &report.changed_keys {
                 writeln!(
                     out,
-                    "{}: keys differ from the ones this device first saw; compare safety numbers (`fingerprint {user}`), then `trust {user}`",
+                    "{}: keys differ from the ones this device first saw; compare safety numbers (`fingerprint {user}`), then `trust {user} --fingerprint FINGERPRINT`",
                     store.display_name(user)
                 )
                 .ok();
             }
-            let problems = report.failures.len() + report.changed_keys.len();
+            if report.not_pinned > 0 {
+                writeln!(
+                    out,
+                    "this device keeps the keys of at most {} people and 32 MiB of group records per folder; {} more were not pinned, so a change of their keys would not be noticed",
+                    umer_chat_core::keys::MAX_PINNED_USERS,
+                    report.not_pinned
+                )
+                .ok();
+            }
+            let problems =
+                report.failures.len() + report.changed_keys.len() + report.not_pinned.min(1);
             if problems > 0 {
                 eprintln!("error: {problems} signature problem(s); nothing was changed");
                 return Ok(ExitCode::from(1));
@@ -314,11 +327,15 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let me = sign_in(&mut stdin)?;
             writeln!(out, "{}", contact_json(&store.contact_keys(&me, &other)?)).ok();
         }
-        Command::Trust { other, verified } => {
+        Command::Trust {
+            other,
+            fingerprint,
+            verified,
+        } => {
             let me = sign_in(&mut stdin)?;
-            let mut contact = store.trust_keys(&me, &other)?;
+            let mut contact = store.trust_keys(&me, &other, &fingerprint)?;
             if verified {
-                contact = store.set_verified(&me, &other, true)?;
+                contact = store.set_verified(&me, &other, true, Some(&fingerprint))?;
             }
             writeln!(out, "{}", contact_json(&contact)).ok();
         }

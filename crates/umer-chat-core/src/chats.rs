@@ -117,12 +117,16 @@ impl Store {
             )));
         }
         let creator = self.keyring.require_identity(user)?;
-        let id = ChatId::random_group();
+        // The id commits to the creator's identity key and a random genesis: only a record
+        // signed by that key can be this group's, whoever writes in the folder.
+        let mut genesis = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut genesis);
+        let id = ChatId::for_bound_group(creator.public.sign.as_bytes(), &genesis);
         // Every member's key must be there, and the one this device knows: the group's key
         // is wrapped for each of them and for nobody else.
         let mut member_keys = Vec::new();
         for member in &keys {
-            let sender = self.keyring.sender(member);
+            let sender = self.keyring.sender_pinning(member);
             if sender.changed() {
                 return Err(Error::KeyChanged {
                     name: self.display_name(member),
@@ -145,6 +149,8 @@ impl Store {
             created_at: Some(now_ms()),
             sealed_name: Some(content.seal_name(&id, name)),
             keys: Some(wrapped),
+            creator_key: Some(creator.public.sign_b64()),
+            genesis: Some(crate::crypto::b64(&genesis)),
         };
         let signed = serde_json::to_string(&record).expect("records serialise");
         let sig = creator.keys.sign(CHAT_RECORD_DOMAIN, signed.as_bytes());
@@ -164,17 +170,54 @@ impl Store {
     }
 
     /// A chat's valid record, from cache when seen before (chat.json never changes).
-    /// A record that breaks a rule (see [`ChatRecord::check`]) is `CorruptFile`.
+    /// A record that breaks a rule (see [`ChatRecord::check`]) is `CorruptFile`. A group's
+    /// record that differs from the one this device pinned when its user first saw it as a
+    /// member (replaced, downgraded, gone) is not used: the pinned one is, and the chat says
+    /// so ([`Store::chat_notice`]); `doctor` and `verify` name the file.
     pub(crate) fn chat(&self, id: &ChatId) -> Result<Arc<ChatRecord>> {
         if let Some(chat) = self.chat_cache.lock().expect("chat cache").get(id) {
             return Ok(chat.clone());
         }
         let path = self.chat_dir(id).join("chat.json");
-        let record = self
-            .read_chat_record(&path)?
-            .ok_or_else(|| Error::ChatNotFound { id: id.to_string() })?;
+        let found = fsio::read_capped(&path, MAX_RECORD_BYTES);
+        if let Some(pinned) = self.keyring.pins.chat(id).filter(|_| !id.is_dm()) {
+            let record = self.parse_chat_record(&path, pinned.as_bytes())?;
+            record.check(id).map_err(|why| Error::corrupt(&path, why))?;
+            if !matches!(&found, Ok(Some(bytes)) if *bytes == pinned.as_bytes()) {
+                self.replaced_group_records
+                    .lock()
+                    .expect("replaced records")
+                    .insert(id.clone());
+            }
+            return Ok(self.cache_chat(record, None));
+        }
+        let bytes = found?.ok_or_else(|| Error::ChatNotFound { id: id.to_string() })?;
+        let record = self.parse_chat_record(&path, &bytes)?;
         record.check(id).map_err(|why| Error::corrupt(&path, why))?;
-        Ok(self.cache_chat(record))
+        // Kept to pin once a signed-in member looks at it (see `pin_record`).
+        let text = (!id.is_dm())
+            .then(|| String::from_utf8(bytes).ok())
+            .flatten();
+        Ok(self.cache_chat(record, text))
+    }
+
+    /// Pins a group's record, as this device first saw it, once `user` (a member) looks at
+    /// it; saved with the look ([`Store::save_pins`]).
+    fn pin_record(&self, chat: &ChatRecord) {
+        if let Some(text) = self
+            .record_texts
+            .lock()
+            .expect("record texts")
+            .remove(&chat.id)
+        {
+            self.keyring.pins.pin_chat(&chat.id, &text);
+        }
+    }
+
+    /// Saves what this look pinned (first sights of keys and group records), once. A pin
+    /// that cannot be saved still holds in this process, and is made again next time.
+    pub(crate) fn save_pins(&self) {
+        let _ = self.keyring.pins.save_if_changed();
     }
 
     /// A chat.json, parsed and its signature checked (not yet its rules).
@@ -185,8 +228,10 @@ impl Store {
         }
     }
 
-    /// A format-1 record as it is, or a format-2 group's record once its creator's
-    /// signature over its exact bytes checks.
+    /// A format-1 record as it is, or a format-2 group's record once its signature over its
+    /// exact bytes checks: a bound group's by the creator key its id commits to (which must
+    /// also be a key this device trusts for `created_by`), an older one's by a key this
+    /// device trusts for its creator.
     fn parse_chat_record(&self, path: &std::path::Path, bytes: &[u8]) -> Result<ChatRecord> {
         #[derive(serde::Deserialize)]
         struct Envelope<'a> {
@@ -219,11 +264,27 @@ impl Store {
             .ok_or_else(|| Error::corrupt(path, "a signed record without its creator"))?;
         let signer = self.keyring.sender(&creator);
         let sig = envelope.sig.unwrap_or_default();
-        if !signer
-            .accepted
-            .iter()
-            .any(|(key, _)| key.verify(CHAT_RECORD_DOMAIN, raw.get().as_bytes(), &sig))
-        {
+        let signed = raw.get().as_bytes();
+        if record.id.is_bound_group() {
+            let key = record.bound_creator_key().ok_or_else(|| {
+                Error::corrupt(path, "its creator key and genesis do not give its id")
+            })?;
+            if !crate::crypto::verify_with_identity_key(&key, CHAT_RECORD_DOMAIN, signed, &sig) {
+                return Err(Error::corrupt(
+                    path,
+                    "its signature is not made with the key its id names",
+                ));
+            }
+            let creator_trusted = signer.accepted.iter().any(|(public, trust)| {
+                *trust == crate::keys::Trust::Verified && public.sign.as_bytes() == &key
+            });
+            if !creator_trusted {
+                return Err(Error::corrupt(
+                    path,
+                    format!("its key is not one this device knows for {creator}, who it says created it"),
+                ));
+            }
+        } else if !signer.verifies_undoubted(CHAT_RECORD_DOMAIN, signed, &sig) {
             return Err(Error::corrupt(
                 path,
                 format!("its signature is not {creator}'s, who it says created it"),
@@ -238,21 +299,40 @@ impl Store {
             .lock()
             .expect("refused records")
             .insert(record.id.clone());
-        self.cache_chat(record)
+        self.cache_chat(record, None)
     }
 
     /// What the user should know about a chat they are in, if anything: today, that the
     /// record in its folder was planted or damaged and was not used.
     pub fn chat_notice(&self, id: &ChatId) -> Option<String> {
         let refused = self.refused_dm_records.lock().expect("refused records");
-        refused.contains(id).then(|| {
-            "A file in this chat's folder named other members; it was ignored, and this \
-             conversation stays between the two of you. `umer-chat-cli doctor` shows the file."
+        if refused.contains(id) {
+            return Some(
+                "A file in this chat's folder named other members; it was ignored, and this \
+                 conversation stays between the two of you. `umer-chat-cli doctor` shows the file."
+                    .to_string(),
+            );
+        }
+        drop(refused);
+        let replaced = self
+            .replaced_group_records
+            .lock()
+            .expect("replaced records");
+        replaced.contains(id).then(|| {
+            "This group's record in the folder is not the one this device first saw (someone \
+             replaced or removed it); it was ignored, and the group stays as its members made it. \
+             `umer-chat-cli doctor` shows the file."
                 .to_string()
         })
     }
 
-    fn cache_chat(&self, record: ChatRecord) -> Arc<ChatRecord> {
+    fn cache_chat(&self, record: ChatRecord, text: Option<String>) -> Arc<ChatRecord> {
+        if let Some(text) = text {
+            self.record_texts
+                .lock()
+                .expect("record texts")
+                .insert(record.id.clone(), text);
+        }
         let record = Arc::new(record);
         self.chat_cache
             .lock()
@@ -277,6 +357,8 @@ impl Store {
             Err(e) => return Err(e),
         };
         if chat.is_member(user) {
+            self.pin_record(&chat);
+            self.save_pins();
             Ok(self.open_name(user, chat))
         } else {
             Err(Error::NotAMember { id: id.to_string() })
@@ -421,6 +503,8 @@ impl Store {
             watch.seen.insert(chat.id.clone(), state);
         }
         sort_by_activity(&mut changed);
+        // What this look pinned (group records, members' first keys), in one save.
+        self.save_pins();
         Ok(changed)
     }
 
@@ -430,7 +514,9 @@ impl Store {
         let markers = self.read_markers(user)?;
         let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         let marker = markers.get(&chat.id);
-        self.summarise(user, self.reader_for(user, chat)?, &files, marker, None)
+        let summary = self.summarise(user, self.reader_for(user, chat)?, &files, marker, None);
+        self.save_pins();
+        summary
     }
 
     pub(crate) fn member_chats(&self, user: &UserKey) -> Result<Vec<Arc<ChatRecord>>> {
@@ -448,7 +534,10 @@ impl Store {
         }
         // Each record's signature is checked and its name opened: on all cores.
         let found = parallel::map(&ids, |id| match self.chat(id) {
-            Ok(chat) if chat.is_member(user) => Found::Member(self.open_name(user, chat)),
+            Ok(chat) if chat.is_member(user) => {
+                self.pin_record(&chat);
+                Found::Member(self.open_name(user, chat))
+            }
             Ok(_) => Found::Nothing,
             // A chat whose chat.json has not synced yet is left out for now.
             Err(Error::ChatNotFound { .. }) => Found::Nothing,
@@ -540,6 +629,7 @@ impl Store {
         let cursor = LogCursor::at_end_of(&files);
         let reader = self.reader_for(user, chat.clone())?;
         let page = page_before(&files, &reader, None, PAGE_SIZE);
+        self.save_pins(); // the first keys of whoever wrote this page
         Ok(ChatView { chat, page, cursor })
     }
 
@@ -553,12 +643,14 @@ impl Store {
     ) -> Result<Page> {
         let chat = self.member_chat(user, id)?;
         let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
-        Ok(page_before(
+        let page = page_before(
             &files,
             &self.reader_for(user, chat)?,
             Some(before),
             limit.clamp(1, 500),
-        ))
+        );
+        self.save_pins();
+        Ok(page)
     }
 }
 

@@ -29,6 +29,9 @@ pub struct ContactKeys {
 pub struct VerifyReport {
     pub failures: Vec<Skipped>,
     pub changed_keys: Vec<UserKey>,
+    /// Users and groups this device did not pin because it holds as many as it keeps
+    /// ([`crate::keys::MAX_PINNED_USERS`], [`crate::keys::MAX_PINNED_CHAT_BYTES`]).
+    pub not_pinned: usize,
 }
 
 impl SkipReason {
@@ -51,8 +54,9 @@ impl Store {
     pub fn contact_keys(&self, me: &UserKey, other: &str) -> Result<ContactKeys> {
         let mine = self.keyring.require_identity(me)?;
         let other = self.get_user(other)?;
-        let sender = self.keyring.sender(&other.key);
+        let sender = self.keyring.sender_pinning(&other.key);
         let record = sender.record.as_ref().map(|r| r.public);
+        self.save_pins();
         Ok(ContactKeys {
             name: other.name.to_string(),
             fingerprint: record.map(|k| k.fingerprint()),
@@ -64,17 +68,25 @@ impl Store {
         })
     }
 
-    /// Accepts the keys `other`'s record shows now, after a change; messages signed with
-    /// them are then verified, and new messages are encrypted to them.
-    pub fn trust_keys(&self, me: &UserKey, other: &str) -> Result<ContactKeys> {
+    /// Accepts `other`'s keys after a change: those with `fingerprint`, the one the user was
+    /// shown and compared (`fingerprint_mismatch` when the record shows other keys by now).
+    /// Messages signed with them are then verified, and new messages are encrypted to them.
+    pub fn trust_keys(&self, me: &UserKey, other: &str, fingerprint: &str) -> Result<ContactKeys> {
         self.keyring.require_identity(me)?;
         let key = self.get_user(other)?.key;
-        self.keyring.trust(&key)?;
+        self.keyring.trust(&key, fingerprint)?;
         self.contact_keys(me, key.as_str())
     }
 
-    /// Marks `other`'s current key as checked in person (or not) on this device.
-    pub fn set_verified(&self, me: &UserKey, other: &str, verified: bool) -> Result<ContactKeys> {
+    /// Marks `other`'s current key as checked in person (or not) on this device. Marking it
+    /// checked needs the `fingerprint` that was compared, and that it is still theirs.
+    pub fn set_verified(
+        &self,
+        me: &UserKey,
+        other: &str,
+        verified: bool,
+        fingerprint: Option<&str>,
+    ) -> Result<ContactKeys> {
         self.keyring.require_identity(me)?;
         let key = self.get_user(other)?.key;
         if key == *me {
@@ -83,7 +95,7 @@ impl Store {
                     .into(),
             ));
         }
-        self.keyring.mark_verified(&key, verified)?;
+        self.keyring.mark_verified(&key, verified, fingerprint)?;
         self.contact_keys(me, key.as_str())
     }
 
@@ -112,6 +124,7 @@ impl Store {
         Ok(VerifyReport {
             failures,
             changed_keys,
+            not_pinned: self.keyring.pins.refused(),
         })
     }
 

@@ -30,6 +30,7 @@ pub const EVENT_ID_DOMAIN: &[u8] = b"umer-chat/event-id/v2\0";
 pub const CHAT_RECORD_DOMAIN: &[u8] = b"umer-chat/chat-record/v2\0";
 pub const USER_KEYS_DOMAIN: &[u8] = b"umer-chat/user-keys/v2\0";
 pub const KEY_EPOCH_DOMAIN: &[u8] = b"umer-chat/key-epoch/v2\0";
+pub const GROUP_ID_DOMAIN: &[u8] = b"umer-chat/group-id/v2\0";
 pub const PRESENCE_DOMAIN: &[u8] = b"umer-chat/presence/v2\0";
 pub const READ_MARKERS_DOMAIN: &[u8] = b"umer-chat/read-markers/v2\0";
 const SEALED_KEYS_AAD: &[u8] = b"umer-chat/sealed-keys/v2\0";
@@ -132,15 +133,7 @@ impl PublicKeys {
     /// Checks `sig` over `domain || message` with `verify_strict`: exact bytes, no
     /// re-serialisation, and none of the malleable encodings plain verification lets by.
     pub fn verify(&self, domain: &[u8], message: &[u8], sig: &str) -> bool {
-        let Some(sig) = from_b64::<64>(sig) else {
-            return false;
-        };
-        let mut signed = Vec::with_capacity(domain.len() + message.len());
-        signed.extend_from_slice(domain);
-        signed.extend_from_slice(message);
-        self.sign
-            .verify_strict(&signed, &Signature::from_bytes(&sig))
-            .is_ok()
+        verify_signature(&self.sign, domain, message, sig)
     }
 
     /// 64 hex characters of the identity key, in groups of four, for `fingerprint`.
@@ -152,6 +145,26 @@ impl PublicKeys {
             .collect::<Vec<_>>()
             .join(" ")
     }
+}
+
+/// [`PublicKeys::verify`] with an identity key on its own (a bound group's `creator_key`).
+/// A weak (small-order) key verifies nothing.
+pub fn verify_with_identity_key(key: &[u8; 32], domain: &[u8], message: &[u8], sig: &str) -> bool {
+    match VerifyingKey::from_bytes(key) {
+        Ok(key) if !key.is_weak() => verify_signature(&key, domain, message, sig),
+        _ => false,
+    }
+}
+
+fn verify_signature(key: &VerifyingKey, domain: &[u8], message: &[u8], sig: &str) -> bool {
+    let Some(sig) = from_b64::<64>(sig) else {
+        return false;
+    };
+    let mut signed = Vec::with_capacity(domain.len() + message.len());
+    signed.extend_from_slice(domain);
+    signed.extend_from_slice(message);
+    key.verify_strict(&signed, &Signature::from_bytes(&sig))
+        .is_ok()
 }
 
 /// A user's private keys, held only in the memory of a signed-in process.
@@ -892,6 +905,10 @@ mod tests {
             ("id", id.clone()),
             ("safety number", safety_number((&ka, &pa), (&kb, &pb))),
             ("alice recovery key", alice.recovery_key()),
+            (
+                "alice's bound group id, genesis 16 x 08",
+                ChatId::for_bound_group(pa.sign.as_bytes(), &[8; 16]).to_string(),
+            ),
         ];
         for (name, value) in &vectors {
             println!("{name}: {value}");
@@ -902,12 +919,13 @@ mod tests {
             br#"{"text":"hello bob"}"#
         );
         let expected: &[(&str, &str)] = &VECTORS;
+        assert_eq!(vectors.len(), expected.len());
         for ((name, value), (want_name, want)) in vectors.iter().zip(expected) {
             assert_eq!((*name, value.as_str()), (*want_name, *want));
         }
     }
 
-    const VECTORS: [(&str, &str); 11] = [
+    const VECTORS: [(&str, &str); 12] = [
         ("alice sign public", "iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w="),
         ("alice dh public", "zo060cy2M+x7cMF4FKXHbs0CloUFDTRHRboFhw5YfVk="),
         ("bob sign public", "ypOsFwUYcHHWe4PH/w7+gQjo7EUwV113JoeTM9vavnw="),
@@ -919,6 +937,7 @@ mod tests {
         ("id", "4ff3d1cc7608aaf0637b62127b7fdf98"),
         ("safety number", "25361 28510 38677 87761 35650 83613 64185 21371 16112 75804 37745 05343"),
         ("alice recovery key", "0303-0303-0303-0303-0303-0303-0303-0303-0303-0303-0303-0303-0303-0303-0303-0303"),
+        ("alice's bound group id, genesis 16 x 08", "g-388451e8513b491293452d5f7f8226858e19b08b"),
     ];
 
     #[test]

@@ -5,6 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::fsio;
 use crate::images::is_image_name;
 use crate::logs;
 use crate::model::{ChatId, ChatKind, ChatRecord, FORMAT_VERSION};
@@ -65,36 +66,25 @@ impl Store {
             }
             let chat_file = path.join("chat.json");
             let log_dir = self.log_dir(&id);
-            let record = match self.read_chat_record(&chat_file) {
-                Ok(Some(record)) if record.id != id => {
-                    let why = format!("describes chat {}", record.id);
-                    skipped.push(skip(chat_file.clone(), None, SkipReason::Misplaced(why)));
-                    None
-                }
-                Ok(Some(record)) => match record.check(&id) {
-                    Ok(()) => Some(record),
-                    Err(why) => {
-                        let why = if id.is_dm() {
-                            format!("{why}; the DM's two members are used instead")
-                        } else {
-                            why
-                        };
-                        skipped.push(skip(chat_file.clone(), None, SkipReason::Invalid(why)));
-                        None
+            // A group this device pinned is read with the pinned record; a file that
+            // differs from it is named (someone replaced, downgraded or removed it).
+            let pinned = self.keyring.pins.chat(&id).filter(|_| !id.is_dm());
+            let record = match pinned {
+                Some(pinned) => {
+                    let same = fsio::read_capped(&chat_file, crate::store::MAX_RECORD_BYTES)
+                        .is_ok_and(|found| found.as_deref() == Some(pinned.as_bytes()));
+                    if !same {
+                        let why = "not the record this device first saw for the group \
+                                   (replaced or removed); the one first seen is used";
+                        skipped.push(skip(
+                            chat_file.clone(),
+                            None,
+                            SkipReason::Invalid(why.into()),
+                        ));
                     }
-                },
-                // No record and no messages: a creation cut short (its temp file is listed
-                // below) or a chat still arriving; there is nothing a reader had to skip.
-                Ok(None) if fs::symlink_metadata(&log_dir).is_err() => None,
-                Ok(None) => {
-                    let why = SkipReason::Unparseable("missing (not synced yet?)".into());
-                    skipped.push(skip(chat_file.clone(), None, why));
-                    None
+                    self.chat(&id).ok().map(|chat| (*chat).clone())
                 }
-                Err(e) => {
-                    skipped.push(skip(chat_file.clone(), None, SkipReason::from_error(&e)));
-                    None
-                }
+                None => self.doctor_chat_record(&id, &chat_file, &log_dir, skipped),
             };
             for other in logs::list_dir(&path, skipped) {
                 let other_name = other.file_name().to_string_lossy().into_owned();
@@ -139,6 +129,59 @@ impl Store {
         Ok(())
     }
 
+    /// A chat's record as doctor reads it from its file, each problem reported.
+    fn doctor_chat_record(
+        &self,
+        id: &ChatId,
+        chat_file: &Path,
+        log_dir: &Path,
+        skipped: &mut Vec<Skipped>,
+    ) -> Option<ChatRecord> {
+        match self.read_chat_record(chat_file) {
+            Ok(Some(record)) if record.id != *id => {
+                let why = format!("describes chat {}", record.id);
+                skipped.push(skip(
+                    chat_file.to_path_buf(),
+                    None,
+                    SkipReason::Misplaced(why),
+                ));
+                None
+            }
+            Ok(Some(record)) => match record.check(id) {
+                Ok(()) => Some(record),
+                Err(why) => {
+                    let why = if id.is_dm() {
+                        format!("{why}; the DM's two members are used instead")
+                    } else {
+                        why
+                    };
+                    skipped.push(skip(
+                        chat_file.to_path_buf(),
+                        None,
+                        SkipReason::Invalid(why),
+                    ));
+                    None
+                }
+            },
+            // No record and no messages: a creation cut short (its temp file is listed
+            // below) or a chat still arriving; there is nothing a reader had to skip.
+            Ok(None) if fs::symlink_metadata(log_dir).is_err() => None,
+            Ok(None) => {
+                let why = SkipReason::Unparseable("missing (not synced yet?)".into());
+                skipped.push(skip(chat_file.to_path_buf(), None, why));
+                None
+            }
+            Err(e) => {
+                skipped.push(skip(
+                    chat_file.to_path_buf(),
+                    None,
+                    SkipReason::from_error(&e),
+                ));
+                None
+            }
+        }
+    }
+
     /// For reading the logs of a chat without a usable record: a DM's two members follow
     /// from its id (found among the logs' owners); otherwise the owners themselves, so that
     /// doctor still checks every line.
@@ -154,6 +197,8 @@ impl Store {
             created_at: None,
             sealed_name: None,
             keys: None,
+            creator_key: None,
+            genesis: None,
         };
         let mut ignored = Vec::new();
         for month in logs::list_dir(log_dir, &mut ignored) {

@@ -441,13 +441,16 @@ mod tests {
 }
 
 /// What tells a changed file from an unchanged one without reading it: length, mtime,
-/// inode (a replaced file has a new one).
+/// inode (a replaced file has a new one), and on Unix the change time, which no one but
+/// the kernel sets (an edit in place that keeps the length and puts the mtime back).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
     len: u64,
     modified: Option<std::time::SystemTime>,
     #[cfg(unix)]
     inode: u64,
+    #[cfg(unix)]
+    changed: (i64, i64),
 }
 
 impl Stamp {
@@ -468,5 +471,10 @@ pub fn stamp(path: &Path) -> Option<Stamp> {
         modified: meta.modified().ok(),
         #[cfg(unix)]
         inode: std::os::unix::fs::MetadataExt::ino(&meta),
+        #[cfg(unix)]
+        changed: {
+            use std::os::unix::fs::MetadataExt;
+            (meta.ctime(), meta.ctime_nsec())
+        },
     })
 }

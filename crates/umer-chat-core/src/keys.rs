@@ -224,6 +224,8 @@ pub enum Trust {
 /// What this device pinned for one user of one folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pin {
+    /// Empty, with `dh`, for a user this device first saw without keys (format 1): any keys
+    /// their record shows later are a change to compare, not a first sight.
     pub sign: String,
     pub dh: String,
     pub first_seen: i64,
@@ -233,6 +235,49 @@ pub struct Pin {
     /// Keys accepted before this one: what they signed stays verified.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous: Vec<OldKey>,
+    /// For a user this device knew without keys: how far it had read each of their
+    /// unsigned logs (path from the root → bytes). The history their keys seal later
+    /// vouches, on this device, for no more than that, so lines planted before they got
+    /// keys are not laundered into it. `None` for a user first seen with keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_unsigned: Option<BTreeMap<String, u64>>,
+}
+
+impl Pin {
+    /// A pin of `keys`, seen now.
+    pub fn of(keys: &PublicKeys) -> Pin {
+        Pin {
+            sign: keys.sign_b64(),
+            dh: keys.dh_b64(),
+            first_seen: now_ms(),
+            verified: false,
+            previous: Vec::new(),
+            seen_unsigned: None,
+        }
+    }
+
+    /// A user seen without keys.
+    fn keyless() -> Pin {
+        Pin {
+            sign: String::new(),
+            dh: String::new(),
+            first_seen: now_ms(),
+            verified: false,
+            previous: Vec::new(),
+            seen_unsigned: Some(BTreeMap::new()),
+        }
+    }
+
+    pub fn is_keyless(&self) -> bool {
+        self.sign.is_empty() && self.dh.is_empty()
+    }
+
+    /// How much of the unsigned log `rel` the user's keys may vouch for on this device.
+    pub(crate) fn unsigned_limit(&self, rel: &str) -> Option<u64> {
+        self.seen_unsigned
+            .as_ref()
+            .map(|seen| seen.get(rel).copied().unwrap_or(0))
+    }
 }
 
 /// A key a user had before the pinned one.
@@ -246,19 +291,50 @@ pub struct OldKey {
 struct PinFile {
     #[serde(default)]
     format: u64,
-    /// Data folder path → user key → pin.
+    /// Data folder (its canonical path) → user key → pin.
     #[serde(default)]
     folders: BTreeMap<String, BTreeMap<String, Pin>>,
+    /// Data folder → group id → the exact bytes of the `chat.json` first seen as a member.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    chats: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-/// The keys this device pinned, kept in its local config (never in the shared folder).
-/// Without a file (tests, a throwaway store) pins live as long as the process.
+/// Anyone in the folder can make users and groups that include you: past these, nothing more
+/// is pinned (and `verify` says so), so the pin file and each save stay bounded.
+pub const MAX_PINNED_USERS: usize = 10_000;
+pub const MAX_PINNED_CHAT_BYTES: usize = 32 * 1024 * 1024;
+/// The pin file is read whole: its caps above keep it well below this.
+const MAX_PIN_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Default)]
+struct PinState {
+    users: BTreeMap<String, Pin>,
+    chats: BTreeMap<String, String>,
+    chat_bytes: usize,
+    /// Pins made since the last save.
+    dirty: bool,
+    /// Users and groups not pinned because a cap was reached.
+    refused: usize,
+}
+
+/// The keys (and group records) this device pinned, kept in its local config (never in the
+/// shared folder). Without a file (tests, a throwaway store) pins live as long as the
+/// process. First sights are saved once per look ([`Pins::save_if_changed`]), not once each.
 pub(crate) struct Pins {
     /// Counts changes, for the keyring's generation.
     pub(crate) changed: std::sync::atomic::AtomicU64,
     file: Mutex<Option<PathBuf>>,
+    /// The data folder's canonical path: `DIR`, `DIR/.` and a symlink to it share pins.
     folder: String,
-    pins: Mutex<BTreeMap<String, Pin>>,
+    state: Mutex<PinState>,
+}
+
+/// The path pins are kept under: canonical when the folder exists, as given otherwise.
+fn folder_key(folder: &Path) -> String {
+    std::fs::canonicalize(folder)
+        .unwrap_or_else(|_| folder.to_path_buf())
+        .to_string_lossy()
+        .into_owned()
 }
 
 impl Pins {
@@ -266,61 +342,157 @@ impl Pins {
         Pins {
             changed: std::sync::atomic::AtomicU64::new(0),
             file: Mutex::new(None),
-            folder: folder.to_string_lossy().into_owned(),
-            pins: Mutex::new(BTreeMap::new()),
+            folder: folder_key(folder),
+            state: Mutex::new(PinState::default()),
         }
     }
 
-    /// Reads the pins of this folder from `file`, and saves to it from now on.
+    /// Reads the pins of this folder from `file`, and saves to it from now on. Pins kept
+    /// under another spelling of the same folder (from before pins were keyed by the
+    /// canonical path) are taken too.
     pub(crate) fn attach(&self, file: PathBuf) -> Result<()> {
         let stored = read_pin_file(&file)?;
-        let mut pins = self.pins.lock().expect("pins");
-        if let Some(ours) = stored.folders.get(&self.folder) {
-            for (user, pin) in ours {
-                pins.entry(user.clone()).or_insert_with(|| pin.clone());
+        let mut state = self.state.lock().expect("pins");
+        let ours = |spelled: &String| {
+            *spelled == self.folder || folder_key(Path::new(spelled)) == self.folder
+        };
+        for (_, users) in stored.folders.iter().filter(|(f, _)| ours(f)) {
+            for (user, pin) in users {
+                state
+                    .users
+                    .entry(user.clone())
+                    .or_insert_with(|| pin.clone());
             }
         }
+        for (_, chats) in stored.chats.iter().filter(|(f, _)| ours(f)) {
+            for (chat, record) in chats {
+                if !state.chats.contains_key(chat) {
+                    state.chat_bytes += record.len();
+                    state.chats.insert(chat.clone(), record.clone());
+                }
+            }
+        }
+        state.dirty = true;
         *self.file.lock().expect("pin file") = Some(file);
-        drop(pins);
-        self.save()
+        drop(state);
+        self.save_if_changed()
     }
 
     pub(crate) fn get(&self, user: &UserKey) -> Option<Pin> {
-        self.pins.lock().expect("pins").get(user.as_str()).cloned()
+        self.state
+            .lock()
+            .expect("pins")
+            .users
+            .get(user.as_str())
+            .cloned()
     }
 
+    /// A decision of this device's user (accept, verified): saved at once.
     pub(crate) fn set(&self, user: &UserKey, pin: Pin) -> Result<()> {
         self.changed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.pins
-            .lock()
-            .expect("pins")
-            .insert(user.as_str().to_string(), pin);
-        self.save()
+        let mut state = self.state.lock().expect("pins");
+        state.users.insert(user.as_str().to_string(), pin);
+        state.dirty = true;
+        drop(state);
+        self.save_if_changed()
     }
 
-    /// Merges our pins into the file: another process of this device (the CLI beside the
-    /// app) may have pinned other users meanwhile; what is on disk first stays first.
-    fn save(&self) -> Result<()> {
+    /// Pins `user`'s first keys seen, unless pinned already; saved with the next
+    /// [`Pins::save_if_changed`]. `false` when the cap refused it.
+    fn first_sight(&self, user: &UserKey, pin: &Pin) -> bool {
+        let mut state = self.state.lock().expect("pins");
+        if state.users.contains_key(user.as_str()) {
+            return true;
+        }
+        if state.users.len() >= MAX_PINNED_USERS {
+            state.refused += 1;
+            return false;
+        }
+        state.users.insert(user.as_str().to_string(), pin.clone());
+        state.dirty = true;
+        true
+    }
+
+    fn saw_unsigned(&self, user: &UserKey, rel: &str, end: u64) {
+        let mut state = self.state.lock().expect("pins");
+        let Some(pin) = state.users.get_mut(user.as_str()) else {
+            return;
+        };
+        let Some(seen) = pin.seen_unsigned.as_mut().filter(|_| pin.sign.is_empty()) else {
+            return;
+        };
+        let mark = seen.entry(rel.to_string()).or_insert(0);
+        if end > *mark {
+            *mark = end;
+            state.dirty = true;
+        }
+    }
+
+    /// The `chat.json` this device first saw for a group it is in.
+    pub(crate) fn chat(&self, chat: &ChatId) -> Option<String> {
+        self.state
+            .lock()
+            .expect("pins")
+            .chats
+            .get(chat.as_str())
+            .cloned()
+    }
+
+    /// Pins a group's record as first seen by a member; saved with the next look's save.
+    pub(crate) fn pin_chat(&self, chat: &ChatId, record: &str) {
+        let mut state = self.state.lock().expect("pins");
+        if state.chats.contains_key(chat.as_str()) {
+            return;
+        }
+        if state.chat_bytes + record.len() > MAX_PINNED_CHAT_BYTES {
+            state.refused += 1;
+            return;
+        }
+        state.chat_bytes += record.len();
+        state
+            .chats
+            .insert(chat.as_str().to_string(), record.to_string());
+        state.dirty = true;
+    }
+
+    /// How many users or groups were not pinned because a cap was reached.
+    pub(crate) fn refused(&self) -> usize {
+        self.state.lock().expect("pins").refused
+    }
+
+    /// Merges our pins into the file, when anything changed since the last save: another
+    /// process of this device (the CLI beside the app) may have pinned others meanwhile;
+    /// what is on disk first stays first, and a local decision (trust, verified) is newer.
+    pub(crate) fn save_if_changed(&self) -> Result<()> {
         let file = self.file.lock().expect("pin file");
         let Some(path) = file.as_ref() else {
             return Ok(());
         };
+        let mut state = self.state.lock().expect("pins");
+        if !state.dirty {
+            return Ok(());
+        }
         let mut stored = read_pin_file(path).unwrap_or_default();
         stored.format = 1;
-        let ours = stored.folders.entry(self.folder.clone()).or_default();
-        for (user, pin) in self.pins.lock().expect("pins").iter() {
-            // A local decision (trust, verified) is newer than what the file says.
-            ours.insert(user.clone(), pin.clone());
+        let users = stored.folders.entry(self.folder.clone()).or_default();
+        for (user, pin) in &state.users {
+            users.insert(user.clone(), pin.clone());
+        }
+        let chats = stored.chats.entry(self.folder.clone()).or_default();
+        for (chat, record) in &state.chats {
+            chats.entry(chat.clone()).or_insert_with(|| record.clone());
         }
         let mut json = serde_json::to_vec_pretty(&stored).expect("pins serialise");
         json.push(b'\n');
-        fsio::write_atomic(path, &json)
+        fsio::write_atomic(path, &json)?;
+        state.dirty = false;
+        Ok(())
     }
 }
 
 fn read_pin_file(path: &Path) -> Result<PinFile> {
-    match fsio::read_capped(path, 16 * MAX_RECORD_BYTES)? {
+    match fsio::read_capped(path, MAX_PIN_FILE_BYTES)? {
         Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(path, e)),
         None => Ok(PinFile::default()),
     }
@@ -341,7 +513,8 @@ impl SenderKeys {
     pub fn changed(&self) -> bool {
         match (&self.record, &self.pin) {
             (Some(record), Some(pin)) => !pin_matches(pin, &record.public),
-            (None, Some(_)) => true,
+            // Keys this device knew are gone (a record downgraded or broken).
+            (None, Some(pin)) => !pin.is_keyless(),
             _ => false,
         }
     }
@@ -357,6 +530,15 @@ impl SenderKeys {
     pub fn verified(&self) -> bool {
         !self.changed() && self.pin.as_ref().is_some_and(|p| p.verified)
     }
+
+    /// Whether a key this device trusts for the user (pinned, accepted before, or seen
+    /// first) made `sig`. A key in doubt (changed and not accepted) never counts: what it
+    /// signs is at most shown marked, never acted on.
+    pub fn verifies_undoubted(&self, domain: &[u8], signed: &[u8], sig: &str) -> bool {
+        self.accepted
+            .iter()
+            .any(|(key, trust)| *trust == Trust::Verified && key.verify(domain, signed, sig))
+    }
 }
 
 pub(crate) fn pin_matches(pin: &Pin, keys: &PublicKeys) -> bool {
@@ -371,6 +553,10 @@ fn pinned_keys(pin: &Pin) -> Option<PublicKeys> {
 /// A key epoch file's stamp when read, the keyring generation it was checked under, and the
 /// epoch if it checked.
 type EpochSeen = (Option<fsio::Stamp>, u64, Option<crate::reader::KeyEpoch>);
+
+/// A legacy log's stamp when checked, the sealed hash it was checked against, and the
+/// length its owner's keys vouch for.
+type HistoryVerdict = (Option<fsio::Stamp>, String, u64);
 
 /// A user's parsed keys, with the stamp of the file they were read from.
 type CachedKeys = (Option<fsio::Stamp>, Option<Arc<UserKeys>>);
@@ -390,7 +576,7 @@ pub(crate) struct Keyring {
     pub(crate) generation: std::sync::atomic::AtomicU64,
     /// Legacy logs whose sealed prefix was checked: path → the length vouched for (0 when
     /// the file no longer matches what its owner sealed).
-    history: Mutex<HashMap<PathBuf, (u64, String, u64)>>,
+    history: Mutex<HashMap<PathBuf, HistoryVerdict>>,
 }
 
 impl Keyring {
@@ -469,21 +655,36 @@ impl Keyring {
         self.records.lock().expect("key records").remove(user);
     }
 
-    /// The keys of `user` as this device sees them. The first valid keys seen are pinned.
+    /// The keys of `user` as this device sees them. Nothing is pinned: a user never pinned
+    /// counts with the record's keys as if seen for the first time (see
+    /// [`Keyring::sender_pinning`]).
     pub(crate) fn sender(&self, user: &UserKey) -> SenderKeys {
+        self.sender_keys(user, false)
+    }
+
+    /// As [`Keyring::sender`], pinning the record's keys if this is the first sight: for
+    /// users this device's user shares a chat with, never for everyone in the folder.
+    pub(crate) fn sender_pinning(&self, user: &UserKey) -> SenderKeys {
+        self.sender_keys(user, true)
+    }
+
+    fn sender_keys(&self, user: &UserKey, pin_first_sight: bool) -> SenderKeys {
         let record = self.record_keys(user);
         let mut pin = self.pins.get(user);
-        if let (Some(record), None) = (&record, &pin) {
-            let first = Pin {
-                sign: record.public.sign_b64(),
-                dh: record.public.dh_b64(),
-                first_seen: now_ms(),
-                verified: false,
-                previous: Vec::new(),
-            };
-            // A pin that cannot be saved still holds for this process.
-            let _ = self.pins.set(user, first.clone());
-            pin = Some(first);
+        match (&record, &pin) {
+            (Some(record), None) => {
+                let first = Pin::of(&record.public);
+                if pin_first_sight {
+                    self.pins.first_sight(user, &first);
+                }
+                pin = Some(first);
+            }
+            // Known without keys: whatever keys appear later are compared, not trusted.
+            (None, None) if pin_first_sight && self.is_keyless(user) => {
+                self.pins.first_sight(user, &Pin::keyless());
+                pin = self.pins.get(user);
+            }
+            _ => {}
         }
         let mut accepted = Vec::new();
         if let Some(pin) = &pin {
@@ -500,6 +701,8 @@ impl Keyring {
                 accepted.push((record.public, Trust::KeyChanged));
             }
         }
+        // A pin taken only for this look is no pin: a missing record is then just missing.
+        let pin = pin.filter(|_| pin_first_sight || self.pins.get(user).is_some());
         SenderKeys {
             accepted,
             record,
@@ -507,44 +710,77 @@ impl Keyring {
         }
     }
 
-    /// Accepts the keys `user`'s record shows now, replacing the pin.
-    pub(crate) fn trust(&self, user: &UserKey) -> Result<PublicKeys> {
+    /// Whether `user`'s record is there, valid, and without keys (format 1).
+    fn is_keyless(&self, user: &UserKey) -> bool {
+        matches!(load_record_keys(&self.user_path(user), user), Ok(None))
+            && fsio::stamp(&self.user_path(user)).is_some()
+    }
+
+    /// Notes that this device read `user`'s unsigned log `rel` up to `end`, while it knows
+    /// them without keys (see [`Pin::seen_unsigned`]).
+    pub(crate) fn saw_unsigned(&self, user: &UserKey, rel: &str, end: u64) {
+        self.pins.saw_unsigned(user, rel, end);
+    }
+
+    /// Pins the keys this process made for `user` at their upgrade: this device knows they
+    /// are theirs. A pin of other keys is left for the user to decide on.
+    pub(crate) fn pin_own_new_keys(&self, user: &UserKey, keys: &PublicKeys) {
+        if self.pins.get(user).is_none_or(|p| p.is_keyless()) {
+            let _ = self.pins.set(user, Pin::of(keys));
+        }
+    }
+
+    /// Accepts `user`'s keys after a change: the ones whose fingerprint the user compared
+    /// (`fingerprint`, as [`PublicKeys::fingerprint`] shows it), and only if the record
+    /// still shows them, so a record swapped while the user compared is not what they accept.
+    pub(crate) fn trust(&self, user: &UserKey, fingerprint: &str) -> Result<PublicKeys> {
         let record = self.record_keys(user).ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "{user} has no valid keys in this folder to accept."
             ))
         })?;
-        let mut previous = Vec::new();
+        require_fingerprint(user, &record.public, fingerprint)?;
+        let mut pin = Pin::of(&record.public);
         if let Some(old) = self.pins.get(user) {
+            // What this device had seen of them unsigned stays the limit of their history.
+            pin.seen_unsigned = old.seen_unsigned.clone();
             if !pin_matches(&old, &record.public) {
-                previous = old.previous;
-                previous.push(OldKey {
-                    sign: old.sign,
-                    dh: old.dh,
-                });
+                pin.previous = old.previous;
+                if !old.sign.is_empty() {
+                    pin.previous.push(OldKey {
+                        sign: old.sign,
+                        dh: old.dh,
+                    });
+                }
             }
         }
-        self.pins.set(
-            user,
-            Pin {
-                sign: record.public.sign_b64(),
-                dh: record.public.dh_b64(),
-                first_seen: now_ms(),
-                verified: false,
-                previous,
-            },
-        )?;
+        self.pins.set(user, pin)?;
         Ok(record.public)
     }
 
-    pub(crate) fn mark_verified(&self, user: &UserKey, verified: bool) -> Result<()> {
-        let sender = self.sender(user);
+    /// Marks `user`'s pinned key as checked in person (or not). Marking needs the
+    /// fingerprint that was compared, and that it is still the key pinned and shown.
+    pub(crate) fn mark_verified(
+        &self,
+        user: &UserKey,
+        verified: bool,
+        fingerprint: Option<&str>,
+    ) -> Result<()> {
+        let sender = self.sender_pinning(user);
         let changed = sender.changed();
-        let (Some(mut pin), false) = (sender.pin, changed) else {
+        let (Some(mut pin), Some(record), false) = (sender.pin, sender.record, changed) else {
             return Err(Error::KeyChanged {
                 name: user.as_str().to_string(),
             });
         };
+        if verified {
+            let fingerprint = fingerprint.ok_or_else(|| {
+                Error::InvalidArgument(
+                    "Give the fingerprint you compared to mark a key as verified.".into(),
+                )
+            })?;
+            require_fingerprint(user, &record.public, fingerprint)?;
+        }
         pin.verified = verified;
         self.pins.set(user, pin)
     }
@@ -559,8 +795,11 @@ impl Keyring {
         if len < *sealed_len {
             return 0;
         }
-        if let Some((seen_len, seen_hash, ok)) = self.history.lock().expect("history").get(path) {
-            if *seen_len == len && seen_hash == sealed_hash {
+        // The verdict stands while the file is the same (length, times, inode): an edit in
+        // place that keeps its length is seen at once.
+        let stamp = fsio::stamp(path);
+        if let Some((seen, seen_hash, ok)) = self.history.lock().expect("history").get(path) {
+            if stamp.is_some() && *seen == stamp && seen_hash == sealed_hash {
                 return *ok;
             }
         }
@@ -571,9 +810,25 @@ impl Keyring {
         self.history
             .lock()
             .expect("history")
-            .insert(path.to_path_buf(), (len, sealed_hash.clone(), ok));
+            .insert(path.to_path_buf(), (stamp, sealed_hash.clone(), ok));
         ok
     }
+}
+
+/// Refuses unless `fingerprint` (spaces and case aside) is that of `keys`.
+fn require_fingerprint(user: &UserKey, keys: &PublicKeys, fingerprint: &str) -> Result<()> {
+    let normal = |f: &str| {
+        f.chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase()
+    };
+    if normal(fingerprint) == normal(&keys.fingerprint()) {
+        return Ok(());
+    }
+    Err(Error::FingerprintMismatch {
+        name: user.as_str().to_string(),
+    })
 }
 
 /// `Ok(None)` for a record without keys (format 1); `Err` for keys that do not check.

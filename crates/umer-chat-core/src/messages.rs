@@ -171,14 +171,28 @@ impl Store {
         ))
     }
 
-    /// The key a new message of `identity` in `reader`'s chat is sealed with. A group from
-    /// before format 2 has none yet: the sender makes one, wrapped for every member, as a
+    /// The key a new message of `identity` in `reader`'s chat is sealed with. In a group, a
+    /// member whose record shows keys this device has not accepted stops the send
+    /// (`key_changed` names them), as in a DM; a member whose record lost its keys does not
+    /// (nothing is sealed to them: a signed group's key is its record's). A group from
+    /// before format 2 has no key in its record: the sender takes the oldest epoch that
+    /// wraps for every member, or makes one, wrapped for every member's trusted keys, as a
     /// key epoch file of their own (two members doing so at once make two valid epochs).
     pub(crate) fn sending_key(
         &self,
         identity: &Identity,
         reader: &ChatReader,
     ) -> Result<ContentKey> {
+        if reader.kind == crate::model::ChatKind::Group {
+            for member in &reader.members {
+                let keys = reader.sender(member);
+                if keys.record.is_some() && keys.changed() {
+                    return Err(Error::KeyChanged {
+                        name: member.as_str().to_string(),
+                    });
+                }
+            }
+        }
         if let Some(key) = reader.sending_key(identity)? {
             return Ok(key);
         }
@@ -211,11 +225,9 @@ impl Store {
     ) -> Result<(Vec<Event>, LogCursor)> {
         let chat = self.member_chat(user, chat)?;
         let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
-        Ok(logs::read_since(
-            &files,
-            &self.reader_for(user, chat)?,
-            cursor,
-        ))
+        let new = logs::read_since(&files, &self.reader_for(user, chat)?, cursor);
+        self.save_pins();
+        Ok(new)
     }
 
     /// A cursor at the end of a chat's logs as they are now: polling from it brings only
@@ -235,6 +247,7 @@ impl Store {
         for file in &files {
             events.extend(logs::read_all(file, &reader, &mut Vec::new()));
         }
+        self.save_pins();
         Ok(logs::sort_dedup(events))
     }
 }

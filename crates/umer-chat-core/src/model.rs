@@ -97,16 +97,31 @@ impl ChatId {
         ChatId(format!("dm-{}", &hex_lower(&digest)[..32]))
     }
 
+    /// A group id of the kind made before groups were bound to their creators: 16 random
+    /// bytes. Kept for tests of such folders; new groups use [`ChatId::for_bound_group`].
     pub fn random_group() -> Self {
         ChatId(format!("g-{}", random_hex(16)))
+    }
+
+    /// A bound group's id: `g-` and 40 hex digits of `SHA-256(GROUP_ID_DOMAIN || creator's
+    /// identity key || genesis)`. Only the holder of that identity key can sign a record
+    /// that matches it, so a record put in its place by anyone else is refused.
+    pub fn for_bound_group(creator_sign: &[u8; 32], genesis: &[u8; 16]) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(crate::crypto::GROUP_ID_DOMAIN);
+        hasher.update(creator_sign);
+        hasher.update(genesis);
+        ChatId(format!("g-{}", &hex_lower(&hasher.finalize())[..40]))
     }
 
     /// Accepts only ids this format can produce, so an id can never name another path.
     pub fn parse(raw: &str) -> Result<Self> {
         let ok = raw
             .strip_prefix("dm-")
-            .or_else(|| raw.strip_prefix("g-"))
-            .is_some_and(|hex| is_lower_hex(hex, 32));
+            .is_some_and(|hex| is_lower_hex(hex, 32))
+            || raw
+                .strip_prefix("g-")
+                .is_some_and(|hex| is_lower_hex(hex, 32) || is_lower_hex(hex, 40));
         if ok {
             Ok(ChatId(raw.to_string()))
         } else {
@@ -120,6 +135,12 @@ impl ChatId {
 
     pub fn is_dm(&self) -> bool {
         self.0.starts_with("dm-")
+    }
+
+    /// A group whose id binds it to its creator's key and first record (40 hex digits);
+    /// the older random ids have 32.
+    pub fn is_bound_group(&self) -> bool {
+        self.0.len() == "g-".len() + 40 && self.0.starts_with("g-")
     }
 }
 
@@ -199,6 +220,12 @@ pub struct ChatRecord {
     /// A format-2 group's first content key, wrapped for each member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<crate::crypto::WrappedKeys>,
+    /// A bound group's creator's Ed25519 identity key (base64), which signs this record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator_key: Option<String>,
+    /// A bound group's 16 random bytes (base64) that, with `creator_key`, give its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genesis: Option<String>,
 }
 
 impl ChatRecord {
@@ -220,7 +247,18 @@ impl ChatRecord {
             created_at: None,
             sealed_name: None,
             keys: None,
+            creator_key: None,
+            genesis: None,
         }
+    }
+
+    /// The creator's identity key a bound group's id commits to, when the record's
+    /// `creator_key` and `genesis` give its id; `None` for any other record.
+    pub fn bound_creator_key(&self) -> Option<[u8; 32]> {
+        let key = crate::crypto::from_b64::<32>(self.creator_key.as_deref()?)?;
+        let genesis = crate::crypto::from_b64::<16>(self.genesis.as_deref()?)?;
+        (self.id.is_bound_group() && ChatId::for_bound_group(&key, &genesis) == self.id)
+            .then_some(key)
     }
 
     /// Everything a writer would refuse, checked on read: `Err` says what is wrong.
@@ -245,6 +283,24 @@ impl ChatRecord {
             ChatKind::Group => {
                 if !self.id.as_str().starts_with("g-") {
                     return Err("a group's id starts with g-".into());
+                }
+                // Only a signed record may carry a key: an unsigned one naming a key would
+                // let anyone choose the key members encrypt to.
+                if self.format < 2 && (self.keys.is_some() || self.sealed_name.is_some()) {
+                    return Err("a format-1 group record carries a key".into());
+                }
+                if self.id.is_bound_group() {
+                    if self.format < 2 {
+                        return Err("a bound group's record is never format 1".into());
+                    }
+                    if self.bound_creator_key().is_none() {
+                        return Err("its creator key and genesis do not give its id".into());
+                    }
+                    if self.keys.is_none() {
+                        return Err("a bound group's record carries its key".into());
+                    }
+                } else if self.creator_key.is_some() || self.genesis.is_some() {
+                    return Err("a genesis for an id it does not give".into());
                 }
                 let count = self.members.len();
                 if !(2..=crate::chats::MAX_GROUP_MEMBERS).contains(&count) {

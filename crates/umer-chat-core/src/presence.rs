@@ -70,7 +70,9 @@ pub(crate) struct PresenceState {
 }
 
 struct SeenPresence {
-    stamp: (u64, Option<SystemTime>),
+    /// The file's length and mtime, and the keyring generation it was checked under (a key
+    /// accepted since may make a refused claim count).
+    stamp: (u64, Option<SystemTime>, u64),
     seq: i64,
     /// A checked claim, with when this reader first saw it.
     claim: Option<(UserKey, ChatId, Instant, Duration)>,
@@ -167,17 +169,23 @@ impl Store {
             if !meta.is_file() {
                 continue;
             }
-            let stamp = (meta.len(), meta.modified().ok());
+            let stamp = (meta.len(), meta.modified().ok(), self.keyring.generation());
             let unchanged = state.seen.get(&path).is_some_and(|s| s.stamp == stamp);
             if !unchanged {
                 let earlier_seq = state.seen.get(&path).map(|s| s.seq);
                 match self.read_presence(&path, device) {
                     Some(body) if earlier_seq.is_none_or(|seq| body.seq > seq) => {
+                        // A claim lasts from when this machine's file last changed, not from
+                        // when this process first read it: an old claim put back does not
+                        // come to life again with each restart. (One clock: this machine's.)
+                        let arrived = Instant::now()
+                            .checked_sub(changed_ago(&meta))
+                            .unwrap_or_else(Instant::now);
                         let claim = body.typing.map(|chat| {
                             let lasts = Duration::from_millis(
                                 body.lasts_ms.min(TYPING_LASTS.as_millis() as u64 * 2),
                             );
-                            (body.user, chat, Instant::now(), lasts)
+                            (body.user, chat, arrived, lasts)
                         });
                         state.seen.insert(
                             path.clone(),
@@ -233,12 +241,31 @@ impl Store {
         if body.device.as_str() != device {
             return None;
         }
-        let keys = self.keyring.sender(&body.user);
-        keys.accepted
-            .iter()
-            .any(|(key, _)| key.verify(PRESENCE_DOMAIN, file.body.get().as_bytes(), &file.sig))
+        // Only a key this device trusts: a changed, unaccepted key shows nobody typing.
+        self.keyring
+            .sender(&body.user)
+            .verifies_undoubted(PRESENCE_DOMAIN, file.body.get().as_bytes(), &file.sig)
             .then_some(body)
     }
+}
+
+/// How long ago this machine last changed the file: its status change time on Unix, which
+/// nobody but the kernel sets (a sync tool or anyone else writing it changes it to now).
+fn changed_ago(meta: &std::fs::Metadata) -> Duration {
+    #[cfg(unix)]
+    let changed = {
+        use std::os::unix::fs::MetadataExt;
+        std::time::UNIX_EPOCH
+            + Duration::new(
+                meta.ctime().max(0) as u64,
+                meta.ctime_nsec().clamp(0, 999_999_999) as u32,
+            )
+    };
+    #[cfg(not(unix))]
+    let changed = meta.modified().unwrap_or_else(|_| SystemTime::now());
+    SystemTime::now()
+        .duration_since(changed)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -140,12 +140,26 @@ impl ChatReader {
         &self.chat
     }
 
+    /// A member reading pins whom they share this chat with; a checker pins nobody.
+    fn pins(&self) -> bool {
+        self.reader
+            .as_ref()
+            .is_some_and(|me| self.chat.is_member(&me.user.key))
+    }
+
     pub(crate) fn sender(&self, user: &UserKey) -> Arc<SenderKeys> {
+        let pinning = self.pins();
         self.senders
             .lock()
             .expect("senders")
             .entry(user.clone())
-            .or_insert_with(|| Arc::new(self.keyring.sender(user)))
+            .or_insert_with(|| {
+                Arc::new(if pinning {
+                    self.keyring.sender_pinning(user)
+                } else {
+                    self.keyring.sender(user)
+                })
+            })
             .clone()
     }
 
@@ -169,6 +183,7 @@ impl ChatReader {
                     }
                 }
                 ChatKind::Group => {
+                    // A signed group's key is its record's (see `key_epochs`).
                     if let Some(wrapped) = &self.chat.keys {
                         if let Some(key) = me.unwrap_key(&self.chat.id, wrapped) {
                             keys.insert(key.kid(), key);
@@ -185,8 +200,14 @@ impl ChatReader {
         })
     }
 
-    /// The valid key epochs in `chats/<id>/keys/`, oldest first.
+    /// The valid key epochs in `chats/<id>/keys/`, oldest first (by `created_at`, then key
+    /// id). Only a format-1 group, whose record holds no key, takes its keys from epochs;
+    /// a signed group's key is the one its creator wrapped in its record, for the members
+    /// the record names, so nothing in this folder can add another.
     pub(crate) fn key_epochs(&self) -> Vec<KeyEpoch> {
+        if self.chat.kind != ChatKind::Group || self.chat.format >= 2 {
+            return Vec::new();
+        }
         let dir = self
             .keyring
             .root
@@ -255,16 +276,41 @@ impl ChatReader {
                 epoch.chat
             )));
         }
+        if self.chat.format >= 2 {
+            return Err(SkipReason::Invalid(
+                "a key epoch for a signed group, whose key is in its record".into(),
+            ));
+        }
         if !self.chat.is_member(&epoch.by) {
             return Err(SkipReason::NotAMember(epoch.by));
         }
-        self.verify(
+        // Wrapped for members only: an epoch that hands the key to anyone else is refused
+        // whole, so no member's message is ever sealed with a key a stranger holds.
+        if let Some(stranger) = epoch
+            .keys
+            .to
+            .keys()
+            .find(|k| UserKey::parse(k).map_or(true, |k| !self.chat.is_member(&k)))
+        {
+            return Err(SkipReason::Invalid(format!(
+                "a key epoch wrapped for {stranger:?}, who is not a member"
+            )));
+        }
+        // Signed with a key this device trusts for its author: a changed key that was not
+        // accepted cannot choose what the members encrypt to.
+        let trust = self.verify(
             &epoch.by,
             KEY_EPOCH_DOMAIN,
             signed.epoch.get().as_bytes(),
             &signed.sig,
-        )
-        .map(|_| epoch)
+        )?;
+        if trust != Trust::Verified {
+            return Err(SkipReason::BadSignature(format!(
+                "signed with a key of {} that this device has not accepted",
+                epoch.by
+            )));
+        }
+        Ok(epoch)
     }
 
     /// Which of `signer`'s keys made `sig`, as a trust level; `Err` when none did.
@@ -310,15 +356,30 @@ impl ChatReader {
             }
             ChatKind::Group => {
                 let keys = self.content_keys();
-                let newest = self
-                    .chat
-                    .keys
-                    .as_ref()
-                    .map(|w| w.kid.clone())
+                if let Some(wrapped) = &self.chat.keys {
+                    // A signed group: its record's key, or nothing.
+                    return keys.get(&wrapped.kid).cloned().map(Some).ok_or_else(|| {
+                        crate::Error::InvalidArgument(format!(
+                            "The key of group {} is not wrapped for you in a way that opens; \
+                             ask its creator to make the group again.",
+                            self.chat.id
+                        ))
+                    });
+                }
+                // A format-1 group: the oldest epoch that wraps for every member. Only
+                // members with keys this device trusts make epochs that count (see
+                // `read_epoch`), so nobody outside the group can steer this choice.
+                let chosen = self
+                    .key_epochs()
                     .into_iter()
-                    .chain(self.key_epochs().into_iter().map(|e| e.keys.kid))
-                    .find(|kid| keys.contains_key(kid));
-                Ok(newest.and_then(|kid| keys.get(&kid).cloned()))
+                    .filter(|e| {
+                        self.chat
+                            .members
+                            .iter()
+                            .all(|m| e.keys.to.contains_key(m.as_str()))
+                    })
+                    .find_map(|e| keys.get(&e.keys.kid).cloned());
+                Ok(chosen)
             }
         }
     }
@@ -495,23 +556,46 @@ impl ChatReader {
         self.check_place(&event.kind, &event.chat, &event.sender, &event.device, file)?;
         event.check(now_ms()).map_err(SkipReason::Invalid)?;
         let keys = self.sender(&event.sender);
-        if let Some(record) = &keys.record {
-            // Once a sender has keys, an unsigned line is theirs only inside the history
-            // they sealed when the keys were made.
-            let rel = file
-                .path
-                .strip_prefix(&self.keyring.root)
-                .map(|p| p.to_string_lossy().replace('\\', "/"))
-                .unwrap_or_default();
-            let vouched = self
-                .keyring
-                .vouched_history(record, &file.path, &rel, file.len);
-            if offset + line.len() as u64 >= vouched {
-                return Err(SkipReason::Unsigned(format!(
-                    "{} signs their messages, and this line is not in the history they sealed",
-                    event.sender
-                )));
+        if keys.record.is_none() && keys.pin.as_ref().is_some_and(|p| !p.is_keyless()) {
+            // This device saw their keys: a record now without them is a key change (a
+            // downgrade), never a return to unsigned messages.
+            return Err(SkipReason::Unsigned(format!(
+                "{} signs their messages, and their record has lost its keys",
+                event.sender
+            )));
+        }
+        let rel = file
+            .path
+            .strip_prefix(&self.keyring.root)
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+            .unwrap_or_default();
+        let end = offset + line.len() as u64 + 1;
+        let Some(record) = &keys.record else {
+            // Still without keys: remember how far this device has read them, which is all
+            // their keys may vouch for here once they have some.
+            if self.pins() {
+                self.keyring.saw_unsigned(&event.sender, &rel, end);
             }
+            return Ok(event);
+        };
+        // Once a sender has keys, an unsigned line is theirs only inside the history they
+        // sealed when the keys were made, and, on a device that knew them without keys,
+        // only inside what it had read of them then.
+        let sealed = self
+            .keyring
+            .vouched_history(record, &file.path, &rel, file.len);
+        let seen = keys.pin.as_ref().and_then(|p| p.unsigned_limit(&rel));
+        if end > sealed {
+            return Err(SkipReason::Unsigned(format!(
+                "{} signs their messages, and this line is not in the history they sealed",
+                event.sender
+            )));
+        }
+        if seen.is_some_and(|seen| end > seen) {
+            return Err(SkipReason::Unsigned(format!(
+                "this line is not among what this device had read of {} before they had keys",
+                event.sender
+            )));
         }
         Ok(event)
     }

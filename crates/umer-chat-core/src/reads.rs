@@ -134,11 +134,9 @@ impl Store {
             for markers in self.scan_read_markers(member, &mut Vec::new())? {
                 let Some(sig) = &markers.sig else { continue };
                 let bytes = markers.signed_bytes();
-                if !keys
-                    .accepted
-                    .iter()
-                    .any(|(key, _)| key.verify(READ_MARKERS_DOMAIN, &bytes, sig))
-                {
+                // Only a key this device trusts: nobody is shown as having read with a
+                // changed key that was not accepted.
+                if !keys.verifies_undoubted(READ_MARKERS_DOMAIN, &bytes, sig) {
                     continue;
                 }
                 let Some(up_to) = markers.chats.get(&chat.id) else {

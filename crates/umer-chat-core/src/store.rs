@@ -24,6 +24,10 @@ pub struct Store {
     pub(crate) chat_cache: Mutex<HashMap<ChatId, Arc<ChatRecord>>>,
     /// DMs whose chat.json was planted or damaged, and that are read by their id instead.
     pub(crate) refused_dm_records: Mutex<HashSet<ChatId>>,
+    /// Groups whose chat.json differs from the record this device pinned, which is used.
+    pub(crate) replaced_group_records: Mutex<HashSet<ChatId>>,
+    /// Group records as read, until a signed-in member's look pins them.
+    pub(crate) record_texts: Mutex<HashMap<ChatId, String>>,
     /// The next sequence number this process gives, across all of this device's logs, so
     /// that two users appending through one device in one millisecond keep send order.
     pub(crate) next_seq: AtomicU64,
@@ -53,6 +57,8 @@ impl Store {
             device,
             chat_cache: Mutex::new(HashMap::new()),
             refused_dm_records: Mutex::new(HashSet::new()),
+            replaced_group_records: Mutex::new(HashSet::new()),
+            record_texts: Mutex::new(HashMap::new()),
             next_seq: AtomicU64::new(0),
             keyring: Arc::new(Keyring::new(&root)),
             opened_names: Mutex::new(HashMap::new()),
@@ -188,6 +194,13 @@ impl Store {
 
     pub(crate) fn reads_dir(&self, user: &UserKey) -> PathBuf {
         self.root.join("reads").join(user.as_str())
+    }
+}
+
+impl Drop for Store {
+    /// Pins taken since the last look's save (a CLI run that only read) are kept.
+    fn drop(&mut self) {
+        self.save_pins();
     }
 }
 

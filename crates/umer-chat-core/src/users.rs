@@ -265,6 +265,8 @@ impl Store {
         record.extra.remove("keys");
         record.keys = Some(new_keys_record(&user.key, &secret, password, history));
         self.write_atomic(&self.user_path(&user.key), &to_pretty_json(&record))?;
+        // This device made these keys: they are the user's, not a change to compare.
+        self.keyring.pin_own_new_keys(&user.key, &secret.public());
         self.unlock(user.clone(), secret, true);
         Ok(user)
     }
