@@ -261,8 +261,17 @@ fn mkfifo(path: &Path) {
     assert!(status.success(), "mkfifo {}", path.display());
 }
 
+/// A listening socket at `path`: bound where the path is short (a socket's path has at
+/// most 107 bytes), then renamed into place, as anyone could do.
 fn socket_at(path: &Path) -> std::os::unix::net::UnixListener {
-    std::os::unix::net::UnixListener::bind(path).unwrap()
+    let short = tempfile::Builder::new()
+        .prefix("s")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let bound = short.path().join("s");
+    let listener = std::os::unix::net::UnixListener::bind(&bound).unwrap();
+    fs::rename(&bound, path).unwrap();
+    listener
 }
 
 fn log_name(user: &str, device: &DeviceId) -> String {

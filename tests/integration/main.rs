@@ -1,5 +1,6 @@
 //! Integration tests of the storage core and the CLI: real files, real processes, real kills.
 
+mod attacks;
 mod bad_input;
 mod concurrency;
 mod crash;

@@ -457,7 +457,14 @@ fn a_swapped_record_raises_a_key_change_until_accepted() {
 
     // Alice accepts after comparing numbers: the new key's messages verify, the old key's
     // stay shown (they were bob's when she trusted it), and sending works again.
-    f.alice.trust_keys(&key("alice"), "bob").unwrap();
+    let compared = f.alice.contact_keys(&key("alice"), "bob").unwrap();
+    f.alice
+        .trust_keys(
+            &key("alice"),
+            "bob",
+            compared.fingerprint.as_deref().unwrap(),
+        )
+        .unwrap();
     let summary = f.alice.chat_summary(&key("alice"), &f.dm).unwrap();
     assert!(summary.key_changes.is_empty());
     let seen = f.seen(&f.alice, "alice", &f.dm);
@@ -475,7 +482,15 @@ fn a_device_that_pinned_bob_verifies_him_and_the_safety_number_matches() {
     let from_bob = f.bob.contact_keys(&key("bob"), "alice").unwrap();
     assert_eq!(from_alice.safety_number, from_bob.safety_number);
     assert!(!from_alice.changed && !from_alice.verified);
-    let marked = f.alice.set_verified(&key("alice"), "bob", true).unwrap();
+    let marked = f
+        .alice
+        .set_verified(
+            &key("alice"),
+            "bob",
+            true,
+            from_alice.fingerprint.as_deref(),
+        )
+        .unwrap();
     assert!(marked.verified);
     // Kept in local config: a new process of the same device remembers it.
     let again = open_store_as(f.data.path(), &device_config(f.alice_cfg.path()));

@@ -1,0 +1,903 @@
+//! The second adversarial review: a folder member who is not in a group, holding every key
+//! they are entitled to, tries to read it or steer which key its members use; and the
+//! attacks on user records, pins and receipts that came with it. Every attack is made on
+//! real files with the attacker's own keys. For the group attacks, what the members send
+//! afterwards is opened with the attacker's key directly (not through any reader), and
+//! must not open.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use umer_chat_core::crypto::{self, ContentKey, Sealed, SecretKeys};
+use umer_chat_core::keys::new_keys_record;
+use umer_chat_core::model::{month_of, now_ms, UserRecord};
+use umer_chat_core::{ChatId, SkipReason, Store, Trust, UserKey};
+use umer_chat_tests::support::{
+    cli, device_config, doctor, files_under, key, open_store_as, temp_dir, PASSWORD,
+};
+
+/// The attacker's own content key: she knows its bytes.
+const EVE_KEY: [u8; 32] = [0xEE; 32];
+
+/// Writes `name`'s user record with keys from `seed`, so the test can sign as them.
+fn plant_user(root: &Path, name: &str, seed: u8) -> SecretKeys {
+    let secret = SecretKeys::from_seed([seed; 32], [seed.wrapping_add(1); 32], [seed ^ 0x55; 32]);
+    let record = UserRecord {
+        format: 2,
+        username: name.to_string(),
+        password: None,
+        salt: None,
+        password_hash: None,
+        created_at: Value::from(now_ms()),
+        keys: Some(new_keys_record(&key(name), &secret, PASSWORD, Vec::new())),
+        extra: Default::default(),
+    };
+    fs::create_dir_all(root.join("users")).unwrap();
+    fs::write(
+        root.join("users").join(format!("{name}.json")),
+        serde_json::to_vec_pretty(&record).unwrap(),
+    )
+    .unwrap();
+    secret
+}
+
+/// One device of one user: its config folder (with its pin file) and its store.
+struct Device {
+    cfg: TempDir,
+    user: &'static str,
+    store: Store,
+}
+
+impl Device {
+    fn new(data: &Path, user: &'static str) -> Device {
+        let cfg = temp_dir();
+        let store = open_device(data, cfg.path(), user);
+        Device { cfg, user, store }
+    }
+
+    /// The same device started again: a new process, with what it pinned.
+    fn restarted(&self, data: &Path) -> Store {
+        open_device(data, self.cfg.path(), self.user)
+    }
+
+    fn cli(&self, data: &Path, args: &[&str]) -> std::process::Output {
+        let mut cmd = cli(data, self.cfg.path());
+        cmd.arg("--user").arg(self.user).args(args);
+        cmd.output().unwrap()
+    }
+}
+
+fn open_device(data: &Path, cfg: &Path, user: &str) -> Store {
+    let store = open_store_as(data, &device_config(cfg));
+    store.use_pin_file(cfg.join("pinned-keys.json")).unwrap();
+    store.verify_user(user, PASSWORD).unwrap();
+    store
+}
+
+/// alice and bob, each on a device of their own, and eve, a user of the folder who is in
+/// none of their groups; everyone's keys known to the test.
+struct Folder {
+    data: TempDir,
+    alice: Device,
+    bob: Device,
+    eve: Device,
+    secrets: [SecretKeys; 3],
+}
+
+impl Folder {
+    fn new() -> Folder {
+        let data = temp_dir();
+        let secrets = [
+            plant_user(data.path(), "alice", 0x10),
+            plant_user(data.path(), "bob", 0x20),
+            plant_user(data.path(), "eve", 0x30),
+        ];
+        let alice = Device::new(data.path(), "alice");
+        let bob = Device::new(data.path(), "bob");
+        let eve = Device::new(data.path(), "eve");
+        Folder {
+            data,
+            alice,
+            bob,
+            eve,
+            secrets,
+        }
+    }
+
+    fn root(&self) -> &Path {
+        self.data.path()
+    }
+
+    fn public(&self, name: &str) -> crypto::PublicKeys {
+        let i = ["alice", "bob", "eve"]
+            .iter()
+            .position(|n| *n == name)
+            .unwrap();
+        self.secrets[i].public()
+    }
+
+    fn chat_file(&self, chat: &str) -> PathBuf {
+        self.root().join("chats").join(chat).join("chat.json")
+    }
+
+    /// Both members read the group once, as members do: their devices pin what they see.
+    fn both_read(&self, chat: &str) {
+        for device in [&self.alice, &self.bob] {
+            device
+                .store
+                .all_messages(&key(device.user), chat)
+                .unwrap_or_else(|e| panic!("{} reads {chat}: {e}", device.user));
+        }
+    }
+
+    /// A group of alice and bob in the form groups had before they were bound to their
+    /// creator (a random id, signed by alice), written as an older version wrote it.
+    fn legacy_group(&self) -> String {
+        let id = ChatId::random_group();
+        let content = ContentKey::random();
+        let record = json!({
+            "format": 2, "id": id, "kind": "group", "name": null,
+            "members": ["alice", "bob"], "created_by": "alice", "created_at": now_ms(),
+            "sealed_name": content.seal_name(&id, "old plans"),
+            "keys": self.wrapped(&content, &id, &["alice", "bob"]),
+        });
+        self.write_signed_record(&id, &record, &self.secrets[0]);
+        id.to_string()
+    }
+
+    /// Writes the key epoch `epoch`, signed by `signer`, named after its key id.
+    fn write_epoch(&self, id: &ChatId, epoch: Value, signer: &SecretKeys) {
+        let signed = epoch.to_string();
+        let sig = signer.sign(crypto::KEY_EPOCH_DOMAIN, signed.as_bytes());
+        let dir = self.root().join("chats").join(id.as_str()).join("keys");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join(format!("{}.json", epoch["keys"]["kid"].as_str().unwrap())),
+            format!(r#"{{"format":2,"epoch":{signed},"sig":"{sig}"}}"#),
+        )
+        .unwrap();
+    }
+
+    /// A bound group and a pre-binding group of alice and bob, each read by both.
+    fn groups_both_read(&self) -> [String; 2] {
+        let bound = self
+            .alice
+            .store
+            .create_group_chat(&key("alice"), "plans", &["bob"])
+            .unwrap()
+            .id
+            .to_string();
+        let groups = [bound, self.legacy_group()];
+        for chat in &groups {
+            self.both_read(chat);
+        }
+        groups
+    }
+
+    /// `content` wrapped for `names` with their real keys, as anyone can from the folder.
+    fn wrapped(&self, content: &ContentKey, id: &ChatId, names: &[&str]) -> Value {
+        let members: Vec<(UserKey, crypto::PublicKeys)> =
+            names.iter().map(|n| (key(n), self.public(n))).collect();
+        json!(content.wrap_for(id, members.iter().map(|(k, p)| (k, p))))
+    }
+
+    fn write_signed_record(&self, id: &ChatId, record: &Value, signer: &SecretKeys) {
+        let signed = record.to_string();
+        let sig = signer.sign(crypto::CHAT_RECORD_DOMAIN, signed.as_bytes());
+        let file = self.chat_file(id.as_str());
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(
+            file,
+            format!(r#"{{"format":2,"record":{signed},"sig":"{sig}"}}"#),
+        )
+        .unwrap();
+    }
+
+    /// Every line in `chat`'s logs, with its signed event.
+    fn lines(&self, chat: &str) -> Vec<Value> {
+        let log = self.root().join("chats").join(chat).join("log");
+        if !log.exists() {
+            return Vec::new();
+        }
+        files_under(&log)
+            .into_iter()
+            .flat_map(|f| {
+                fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Sends from restarted devices of alice and bob (new processes that read the folder as
+    /// it is now), and proves that `attacker_keys` open none of what they send.
+    fn members_send_and_nothing_opens_with(&self, chat: &str, attacker_keys: &[&ContentKey]) {
+        let before = self.lines(chat).len();
+        for device in [&self.alice, &self.bob] {
+            let store = device.restarted(self.root());
+            store
+                .append_message(&key(device.user), chat, Some("after the attack"), None)
+                .unwrap_or_else(|e| panic!("{} sends: {e}", device.user));
+        }
+        let sent = &self.lines(chat)[before..];
+        assert_eq!(sent.len(), 2);
+        let id = ChatId::parse(chat).unwrap();
+        for line in sent {
+            let event = &line["event"];
+            let body: Sealed = serde_json::from_value(event["body"].clone()).unwrap();
+            let sender = UserKey::parse(event["sender"].as_str().unwrap()).unwrap();
+            for attacker in attacker_keys {
+                assert_ne!(body.kid, attacker.kid(), "sealed with the attacker's key");
+                assert!(
+                    attacker.open_message(&id, &sender, &body).is_none(),
+                    "the attacker's key opens what {sender} sent"
+                );
+            }
+        }
+    }
+
+    /// A new process of alice's device shows the chat with a warning, and `doctor` and
+    /// `verify` name the record and exit 1.
+    fn alice_is_warned_about(&self, chat: &str) {
+        let store = self.alice.restarted(self.root());
+        let summary = store.chat_summary(&key("alice"), chat).unwrap();
+        assert!(
+            !summary.chat.members.contains(&key("eve")),
+            "{:?}",
+            summary.chat.members
+        );
+        let id = ChatId::parse(chat).unwrap();
+        let notice = store
+            .chat_notice(&id)
+            .expect("the chat says its record was replaced");
+        assert!(notice.contains("first saw"), "{notice}");
+        for command in ["doctor", "verify"] {
+            let out = self.alice.cli(self.root(), &[command]);
+            assert_eq!(out.status.code(), Some(1), "{command}");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                stdout.contains(&self.chat_file(chat).display().to_string()),
+                "{command}: {stdout}"
+            );
+        }
+    }
+}
+
+/// Attack 1: eve replaces a group's record with one she signs (herself added, her key
+/// wrapped for everyone), and re-publishes the old wrapped key as an epoch she signs.
+#[test]
+fn a_group_record_re_signed_by_an_outsider_is_refused_and_she_reads_nothing() {
+    let f = Folder::new();
+    let groups = f.groups_both_read();
+    let eves = ContentKey::from_bytes(EVE_KEY);
+    for chat in &groups {
+        let id = ChatId::parse(chat).unwrap();
+        let genuine: Value =
+            serde_json::from_str(&fs::read_to_string(f.chat_file(chat)).unwrap()).unwrap();
+        let forged = json!({
+            "format": 2, "id": id, "kind": "group", "name": null,
+            "members": ["alice", "bob", "eve"], "created_by": "eve", "created_at": now_ms(),
+            "sealed_name": eves.seal_name(&id, "plans"),
+            "keys": f.wrapped(&eves, &id, &["alice", "bob", "eve"]),
+        });
+        f.write_signed_record(&id, &forged, &f.secrets[2]);
+        let old_keys = genuine["record"]["keys"].clone();
+        let epoch = json!({"chat": id, "by": "eve", "created_at": now_ms(), "keys": old_keys});
+        f.write_epoch(&id, epoch, &f.secrets[2]);
+
+        f.members_send_and_nothing_opens_with(chat, &[&eves]);
+        f.alice_is_warned_about(chat);
+        // Eve's own device may believe her record (it never saw the group), but opens
+        // nothing the members wrote, before the attack or after.
+        let eve = f.eve.restarted(f.root());
+        let seen = eve.all_messages(&key("eve"), chat).unwrap_or_default();
+        assert!(seen.iter().all(|m| m.sender == key("eve")), "{seen:?}");
+    }
+    // A device that never saw the bound group refuses eve's record too: its id names
+    // alice's key, not hers.
+    let fresh = Device::new(f.root(), "bob");
+    assert_eq!(
+        fresh
+            .store
+            .get_chat(&key("bob"), &groups[0])
+            .unwrap_err()
+            .code(),
+        "corrupt_file"
+    );
+}
+
+/// Attack 2: eve writes an unsigned format-1 record for a signed group, carrying her own
+/// key wrapped for the real members (she does not even add herself).
+#[test]
+fn a_group_record_downgraded_to_format_1_is_refused() {
+    let f = Folder::new();
+    let groups = f.groups_both_read();
+    let eves = ContentKey::from_bytes(EVE_KEY);
+    for chat in &groups {
+        let id = ChatId::parse(chat).unwrap();
+        let downgraded = json!({
+            "format": 1, "id": id, "kind": "group", "name": "plans",
+            "members": ["alice", "bob"], "created_by": "alice", "created_at": now_ms(),
+            "keys": f.wrapped(&eves, &id, &["alice", "bob"]),
+        });
+        fs::write(f.chat_file(chat), downgraded.to_string()).unwrap();
+        f.members_send_and_nothing_opens_with(chat, &[&eves]);
+        f.alice_is_warned_about(chat);
+    }
+    let fresh = Device::new(f.root(), "bob");
+    for chat in &groups {
+        assert_eq!(
+            fresh.store.get_chat(&key("bob"), chat).unwrap_err().code(),
+            "corrupt_file",
+            "a format-1 record never carries a key"
+        );
+    }
+}
+
+/// Attack 3: in a format-1 group, eve adds herself to the unsigned record and plants an
+/// epoch she signs, dated 2020; bob, an insider, plants one wrapped for eve too.
+#[test]
+fn an_early_key_epoch_from_an_outsider_or_for_one_is_never_chosen() {
+    let f = Folder::new();
+    let id = ChatId::random_group();
+    let chat = id.to_string();
+    let record = json!({
+        "format": 1, "id": id, "kind": "group", "name": "old group",
+        "members": ["alice", "bob"], "created_by": "alice", "created_at": 1_600_000_000_000i64,
+    });
+    fs::create_dir_all(f.chat_file(&chat).parent().unwrap()).unwrap();
+    fs::write(f.chat_file(&chat), record.to_string()).unwrap();
+    f.both_read(&chat);
+    // Alice sends first: her epoch is the group's key.
+    f.alice
+        .store
+        .append_message(&key("alice"), &chat, Some("first"), None)
+        .unwrap();
+
+    let mut with_eve = record.clone();
+    with_eve["members"] = json!(["alice", "bob", "eve"]);
+    fs::write(f.chat_file(&chat), with_eve.to_string()).unwrap();
+    let eves = ContentKey::from_bytes(EVE_KEY);
+    let bobs = ContentKey::from_bytes([0xB0; 32]);
+    let dir = f.root().join("chats").join(&chat).join("keys");
+    for (by, content, signer, at) in [
+        ("eve", &eves, &f.secrets[2], 1_590_000_000_000i64),
+        ("bob", &bobs, &f.secrets[1], 1_580_000_000_000i64),
+    ] {
+        let keys = f.wrapped(content, &id, &["alice", "bob", "eve"]);
+        f.write_epoch(
+            &id,
+            json!({"chat": id, "by": by, "created_at": at, "keys": keys}),
+            signer,
+        );
+    }
+
+    f.members_send_and_nothing_opens_with(&chat, &[&eves, &bobs]);
+    f.alice_is_warned_about(&chat);
+    let skipped = doctor(&f.alice.restarted(f.root()));
+    for epoch in [eves.kid(), bobs.kid()] {
+        let path = dir.join(format!("{epoch}.json"));
+        assert!(
+            skipped.iter().any(|s| s.path == path),
+            "doctor names the epoch {epoch}: {skipped:?}"
+        );
+    }
+}
+
+/// A record of `name` with keys from `seed`, sealed under PASSWORD, written in a copy of
+/// the folder and copied over theirs: what eve (who can write every file) can do.
+fn swap_record(f: &Folder, name: &str, seed: u8) -> SecretKeys {
+    let elsewhere = temp_dir();
+    let secret = plant_user(elsewhere.path(), name, seed);
+    fs::copy(
+        elsewhere.path().join("users").join(format!("{name}.json")),
+        f.root().join("users").join(format!("{name}.json")),
+    )
+    .unwrap();
+    secret
+}
+
+/// Attack 4: a group message goes to a member whose key changed and was not accepted; so
+/// does a key epoch signed with that key.
+#[test]
+fn a_group_send_with_a_members_key_in_doubt_is_refused() {
+    let f = Folder::new();
+    let bound = f
+        .alice
+        .store
+        .create_group_chat(&key("alice"), "plans", &["bob"])
+        .unwrap()
+        .id
+        .to_string();
+    f.both_read(&bound);
+    f.alice.store.contact_keys(&key("alice"), "bob").unwrap();
+    let new_bob = swap_record(&f, "bob", 0x66);
+    let alice = f.alice.restarted(f.root());
+    let refused = alice
+        .append_message(&key("alice"), &bound, Some("to bob's new key?"), None)
+        .unwrap_err();
+    assert_eq!(refused.code(), "key_changed");
+    assert!(refused.to_string().contains("bob"), "{refused}");
+    // Once alice compares and accepts the key she was shown, the group works again.
+    let shown = alice.contact_keys(&key("alice"), "bob").unwrap();
+    assert!(shown.changed);
+    alice
+        .trust_keys(&key("alice"), "bob", shown.fingerprint.as_deref().unwrap())
+        .unwrap();
+    alice
+        .append_message(&key("alice"), &bound, Some("checked"), None)
+        .unwrap();
+    let _ = new_bob;
+}
+
+/// Attack 5: bob's record is downgraded to format 1 (or its signature broken), and lines
+/// without signatures are planted in his name.
+#[test]
+fn a_downgraded_user_record_is_a_key_change_and_unsigned_lines_stay_unshown() {
+    for broken_signature in [false, true] {
+        let f = Folder::new();
+        let dm = f
+            .alice
+            .store
+            .create_private_chat(&key("alice"), "bob")
+            .unwrap()
+            .id
+            .to_string();
+        f.bob
+            .store
+            .append_message(&key("bob"), &dm, Some("real bob"), None)
+            .unwrap();
+        f.both_read(&dm);
+        let record_path = f.root().join("users/bob.json");
+        let mut record: Value =
+            serde_json::from_str(&fs::read_to_string(&record_path).unwrap()).unwrap();
+        if broken_signature {
+            record["keys"]["sig"] = json!(SecretKeys::generate().sign(b"x", b"y"));
+        } else {
+            record = json!({
+                "format": 1, "username": "bob", "created_at": now_ms(),
+                "password": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY",
+            });
+        }
+        fs::write(&record_path, record.to_string()).unwrap();
+        let device = "0123456789abcdef";
+        let log = f
+            .root()
+            .join("chats")
+            .join(&dm)
+            .join("log")
+            .join(month_of(now_ms()))
+            .join(format!("bob.{device}.jsonl"));
+        let planted = json!({
+            "v": 1, "id": "9c1f0000000000000000000000000001", "type": "message", "chat": dm,
+            "sender": "bob", "device": device, "seq": 1, "ts": now_ms(), "text": "send the code to eve",
+            "image": null,
+        });
+        fs::write(&log, format!("{planted}\n")).unwrap();
+
+        let alice = f.alice.restarted(f.root());
+        let texts: Vec<String> = alice
+            .all_messages(&key("alice"), &dm)
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| m.text)
+            .collect();
+        assert!(!texts.iter().any(|t| t.contains("eve")), "{texts:?}");
+        assert!(texts.contains(&"real bob".to_string()), "{texts:?}");
+        assert!(alice.contact_keys(&key("alice"), "bob").unwrap().changed);
+        let skipped = doctor(&alice);
+        assert!(
+            skipped
+                .iter()
+                .any(|s| s.path == log && matches!(s.reason, SkipReason::Unsigned(_))),
+            "{skipped:?}"
+        );
+    }
+}
+
+/// Attack 12: bob's record changes again while alice compares the first new key: what she
+/// accepts is what she compared, or nothing.
+#[test]
+fn accepting_a_key_accepts_the_one_compared_not_whatever_the_record_holds_now() {
+    let f = Folder::new();
+    f.alice
+        .store
+        .create_private_chat(&key("alice"), "bob")
+        .unwrap();
+    f.alice.store.contact_keys(&key("alice"), "bob").unwrap();
+    swap_record(&f, "bob", 0x66);
+    let alice = f.alice.restarted(f.root());
+    let compared = alice.contact_keys(&key("alice"), "bob").unwrap();
+    assert!(compared.changed);
+    swap_record(&f, "bob", 0x77);
+    let fingerprint = compared.fingerprint.clone().unwrap();
+    assert_eq!(
+        alice
+            .trust_keys(&key("alice"), "bob", &fingerprint)
+            .unwrap_err()
+            .code(),
+        "fingerprint_mismatch"
+    );
+    assert!(
+        alice.contact_keys(&key("alice"), "bob").unwrap().changed,
+        "nothing accepted"
+    );
+    // The CLI the same way: the fingerprint compared is required.
+    let out = f
+        .alice
+        .cli(f.root(), &["trust", "bob", "--fingerprint", &fingerprint]);
+    assert_eq!(out.status.code(), Some(1));
+    let now = alice.contact_keys(&key("alice"), "bob").unwrap();
+    let fp = now.fingerprint.unwrap();
+    let out = f.alice.cli(
+        f.root(),
+        &["trust", "bob", "--fingerprint", &fp, "--verified"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Attack 13: read receipts and typing claims signed with bob's changed, unaccepted key
+/// say nothing; and an old typing claim is not shown again after a restart.
+#[test]
+fn receipts_and_typing_under_a_changed_key_say_nothing_and_old_claims_stay_old() {
+    let f = Folder::new();
+    let dm = f
+        .alice
+        .store
+        .create_private_chat(&key("alice"), "bob")
+        .unwrap()
+        .id
+        .to_string();
+    f.alice
+        .store
+        .append_message(&key("alice"), &dm, Some("hi"), None)
+        .unwrap();
+    f.both_read(&dm);
+    // An impostor "bob" in a copy of the folder reads and types; his files come over.
+    let elsewhere = temp_dir();
+    umer_chat_tests::support::copy_tree(f.root(), elsewhere.path());
+    plant_user(elsewhere.path(), "bob", 0x66);
+    fs::remove_dir_all(elsewhere.path().join("reads")).ok();
+    let impostor = open_store_as(elsewhere.path(), &device_config(temp_dir().path()));
+    impostor.verify_user("bob", PASSWORD).unwrap();
+    // Something the impostor can open, to mark read (alice's message is sealed to bob).
+    impostor
+        .append_message(&key("bob"), &dm, Some("new phone"), None)
+        .unwrap();
+    impostor.mark_read(&key("bob"), &dm).unwrap();
+    impostor.set_typing(&key("bob"), Some(&dm)).unwrap();
+    fs::copy(
+        elsewhere.path().join("users/bob.json"),
+        f.root().join("users/bob.json"),
+    )
+    .unwrap();
+    umer_chat_tests::support::copy_tree(&elsewhere.path().join("reads"), &f.root().join("reads"));
+    umer_chat_tests::support::copy_tree(
+        &elsewhere.path().join("presence"),
+        &f.root().join("presence"),
+    );
+
+    let alice = f.alice.restarted(f.root());
+    let shown = alice.contact_keys(&key("alice"), "bob").unwrap();
+    assert!(shown.changed);
+    assert_eq!(alice.receipts(&key("alice"), &dm).unwrap(), vec![]);
+    assert_eq!(alice.typing_now(&key("alice")).unwrap(), vec![]);
+    // They are real claims of that key: once alice accepts it, they show.
+    alice
+        .trust_keys(&key("alice"), "bob", shown.fingerprint.as_deref().unwrap())
+        .unwrap();
+    assert_eq!(alice.receipts(&key("alice"), &dm).unwrap().len(), 1);
+    assert_eq!(alice.typing_now(&key("alice")).unwrap().len(), 1);
+
+    // The real bob types; the claim runs out; alice's device restarts: still nobody types.
+    let g = Folder::new();
+    let dm = g
+        .alice
+        .store
+        .create_private_chat(&key("alice"), "bob")
+        .unwrap()
+        .id
+        .to_string();
+    g.bob.store.set_typing(&key("bob"), Some(&dm)).unwrap();
+    assert_eq!(g.alice.store.typing_now(&key("alice")).unwrap().len(), 1);
+    std::thread::sleep(umer_chat_core::TYPING_LASTS + Duration::from_millis(500));
+    assert_eq!(g.alice.store.typing_now(&key("alice")).unwrap(), vec![]);
+    let restarted = g.alice.restarted(g.root());
+    assert_eq!(
+        restarted.typing_now(&key("alice")).unwrap(),
+        vec![],
+        "an old claim, shown again"
+    );
+}
+
+/// Attack 7: eve plants 2,000 users and 2,000 groups, each naming a creator. Alice pins
+/// only whom she shares a chat with, saved once per look.
+#[test]
+fn a_flood_of_users_and_groups_pins_nothing_and_costs_one_save() {
+    let f = Folder::new();
+    let dm = f
+        .alice
+        .store
+        .create_private_chat(&key("alice"), "bob")
+        .unwrap()
+        .id
+        .to_string();
+    f.bob
+        .store
+        .append_message(&key("bob"), &dm, Some("hi"), None)
+        .unwrap();
+    let template: Value =
+        serde_json::from_str(&fs::read_to_string(f.root().join("users/eve.json")).unwrap())
+            .unwrap();
+    for i in 0..2000u32 {
+        let name = format!("flood{i}");
+        let secret = SecretKeys::from_seed(seed(i, 1), seed(i, 2), seed(i, 3));
+        let public = secret.public();
+        let signed = json!({"user": name, "sign": public.sign_b64(), "dh": public.dh_b64(),
+            "created_at": now_ms(), "history": []})
+        .to_string();
+        let mut record = template.clone();
+        record["username"] = json!(name);
+        record["keys"]["signed"] = serde_json::from_str(&signed).unwrap();
+        record["keys"]["sig"] = json!(secret.sign(crypto::USER_KEYS_DOMAIN, signed.as_bytes()));
+        // Serialised by the same serde_json, `signed` keeps the exact bytes it was signed as.
+        fs::write(
+            f.root().join("users").join(format!("{name}.json")),
+            record.to_string(),
+        )
+        .unwrap();
+        let id = ChatId::random_group();
+        let group = json!({"format": 2, "id": id, "kind": "group", "name": "flood",
+            "members": [name, "eve"], "created_by": name, "created_at": now_ms()});
+        f.write_signed_record(&id, &group, &secret);
+    }
+    let started = Instant::now();
+    let out = f.alice.cli(f.root(), &["chats"]);
+    let took = started.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("alice's first `chats` over 2,000 planted users and groups: {took:?}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    let pins = fs::read_to_string(f.alice.cfg.path().join("pinned-keys.json")).unwrap();
+    assert!(!pins.contains("flood"), "planted users were pinned");
+    assert!(pins.contains("\"bob\""), "{pins}");
+}
+
+/// Deterministic 32 bytes for the flood's keys.
+fn seed(i: u32, salt: u8) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest([&i.to_le_bytes()[..], &[salt]].concat()).into()
+}
+
+/// Attack 11: the same folder opened as `DIR/.` or through a symlink keeps its pins.
+#[test]
+fn pins_follow_the_folder_not_how_its_path_is_typed() {
+    let f = Folder::new();
+    f.alice
+        .store
+        .create_private_chat(&key("alice"), "bob")
+        .unwrap();
+    f.alice.store.contact_keys(&key("alice"), "bob").unwrap();
+    swap_record(&f, "bob", 0x66);
+    let link_dir = temp_dir();
+    let link = link_dir.path().join("shared");
+    std::os::unix::fs::symlink(f.root(), &link).unwrap();
+    for spelled in [
+        f.root().join("."),
+        link,
+        PathBuf::from(format!("{}/", f.root().display())),
+    ] {
+        let store = open_device(&spelled, f.alice.cfg.path(), "alice");
+        assert!(
+            store.contact_keys(&key("alice"), "bob").unwrap().changed,
+            "{} started with no pins",
+            spelled.display()
+        );
+    }
+}
+
+/// Attack 16: an edit in place of an old, unsigned line that keeps its length (and puts
+/// the modification time back) is seen at once, not after a restart.
+#[test]
+fn an_edit_in_place_of_sealed_history_is_seen_at_once() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/example");
+    let dir = temp_dir();
+    umer_chat_tests::support::copy_tree(&example, dir.path());
+    let store = open_store_as(dir.path(), &device_config(temp_dir().path()));
+    for (name, password) in [("alice", "alice-example-1"), ("bob", "bob-example-22")] {
+        store.verify_user(name, password).unwrap();
+    }
+    let chats = store.list_user_chats(&key("alice")).unwrap();
+    let dm = chats
+        .iter()
+        .find(|c| c.chat.id.is_dm())
+        .unwrap()
+        .chat
+        .id
+        .to_string();
+    let history = store.all_messages(&key("alice"), &dm).unwrap();
+    let bobs = history
+        .iter()
+        .find(|m| m.sender.as_str() == "bob")
+        .unwrap()
+        .clone();
+    assert_eq!(bobs.trust, Trust::Unsigned);
+    let text = bobs.text.clone().unwrap();
+    let log = files_under(&dir.path().join("chats").join(&dm))
+        .into_iter()
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("bob."))
+        .unwrap();
+    let before = fs::metadata(&log).unwrap().modified().unwrap();
+    let edited: String = text.chars().rev().collect();
+    let content = fs::read_to_string(&log).unwrap().replace(&text, &edited);
+    fs::write(&log, content).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_modified(before)
+        .unwrap();
+    let now: Vec<String> = store
+        .all_messages(&key("alice"), &dm)
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.text)
+        .collect();
+    assert!(
+        !now.contains(&edited),
+        "an edited line still counts as bob's: {now:?}"
+    );
+}
+
+/// Attacks 6 and 14: before bob's first sign-in with keys, eve plants an unsigned line in
+/// his name, then writes his record with her own keys, sealed under her password, with a
+/// history vouching for his log as it now is (her line included), and writes as him.
+#[test]
+fn an_account_taken_over_before_its_owner_upgrades_is_a_key_change_and_launders_nothing() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/example");
+    let dir = temp_dir();
+    umer_chat_tests::support::copy_tree(&example, dir.path());
+    let root = dir.path();
+    let alices = temp_dir();
+    let alice = open_store_as(root, &device_config(alices.path()));
+    alice
+        .use_pin_file(alices.path().join("pinned-keys.json"))
+        .unwrap();
+    alice.verify_user("alice", "alice-example-1").unwrap();
+    let dm = "dm-2217923fae852bc1c6b8e242558d64d1";
+    let genuine: Vec<String> = alice
+        .all_messages(&key("alice"), dm)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.sender == key("bob"))
+        .filter_map(|m| m.text)
+        .collect();
+    assert!(!genuine.is_empty());
+
+    let rel = format!("chats/{dm}/log/2026-11/bob.bbbb000000000002.jsonl");
+    let bob_log = root.join(&rel);
+    let planted = json!({
+        "v": 1, "id": "eeee0000000000000000000000000001", "type": "message", "chat": dm,
+        "sender": "bob", "device": "bbbb000000000002", "seq": 999, "ts": now_ms(),
+        "text": "planted by eve", "image": null,
+    });
+    let mut log = fs::read(&bob_log).unwrap();
+    log.extend_from_slice(format!("{planted}\n").as_bytes());
+    fs::write(&bob_log, &log).unwrap();
+    let history = vec![umer_chat_core::keys::HistoryEntry {
+        file: rel.clone(),
+        len: log.len() as u64,
+        sha256: {
+            use sha2::Digest;
+            sha2::Sha256::digest(&log)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        },
+    }];
+    let eves = SecretKeys::from_seed([0x66; 32], [0x67; 32], [0x68; 32]);
+    let record = UserRecord {
+        format: 2,
+        username: "bob".into(),
+        password: None,
+        salt: None,
+        password_hash: None,
+        created_at: Value::from(now_ms()),
+        keys: Some(new_keys_record(
+            &key("bob"),
+            &eves,
+            "eve's password",
+            history,
+        )),
+        extra: Default::default(),
+    };
+    fs::write(
+        root.join("users/bob.json"),
+        serde_json::to_vec_pretty(&record).unwrap(),
+    )
+    .unwrap();
+    // Her message as bob, made in a copy of the folder and put beside his logs.
+    let copy = temp_dir();
+    umer_chat_tests::support::copy_tree(root, copy.path());
+    let impostor = open_store_as(copy.path(), &device_config(temp_dir().path()));
+    impostor.verify_user("bob", "eve's password").unwrap();
+    impostor
+        .append_message(&key("bob"), dm, Some("it's bob, new laptop"), None)
+        .unwrap();
+    for file in files_under(&copy.path().join("chats").join(dm)) {
+        let target = root.join(file.strip_prefix(copy.path()).unwrap());
+        if !target.exists() {
+            fs::create_dir_all(target.parent().unwrap()).unwrap();
+            fs::copy(&file, &target).unwrap();
+        }
+    }
+
+    // Alice's device knew bob without keys: his new keys are a change to compare, eve's
+    // message is marked, her planted line is not his, and nothing is sent to her key.
+    let again = open_store_as(root, &device_config(alices.path()));
+    again
+        .use_pin_file(alices.path().join("pinned-keys.json"))
+        .unwrap();
+    again.verify_user("alice", "alice-example-1").unwrap();
+    let check = |store: &Store| {
+        let seen = store.all_messages(&key("alice"), dm).unwrap();
+        let texts: Vec<&str> = seen.iter().filter_map(|m| m.text.as_deref()).collect();
+        assert!(!texts.contains(&"planted by eve"), "{texts:?}");
+        for text in &genuine {
+            assert!(texts.contains(&text.as_str()), "{text} lost: {texts:?}");
+        }
+        let eves_message = seen
+            .iter()
+            .find(|m| m.text.as_deref() == Some("it's bob, new laptop"))
+            .expect("shown, marked");
+        assert_eq!(eves_message.trust, Trust::KeyChanged);
+    };
+    check(&again);
+    let contact = again.contact_keys(&key("alice"), "bob").unwrap();
+    assert!(contact.changed);
+    assert_eq!(
+        again
+            .append_message(&key("alice"), dm, Some("bob?"), None)
+            .unwrap_err()
+            .code(),
+        "key_changed"
+    );
+    // Even if alice is fooled into accepting eve's key, the planted line stays out.
+    again
+        .trust_keys(
+            &key("alice"),
+            "bob",
+            contact.fingerprint.as_deref().unwrap(),
+        )
+        .unwrap();
+    let texts: Vec<String> = again
+        .all_messages(&key("alice"), dm)
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.text)
+        .collect();
+    assert!(!texts.iter().any(|t| t == "planted by eve"), "{texts:?}");
+    // The real bob's password no longer opens his record: the limit of trust on first use
+    // for the device he signs in on (README, "Who can do what").
+    assert_eq!(
+        again
+            .verify_user("bob", "bob-example-22")
+            .unwrap_err()
+            .code(),
+        "wrong_password"
+    );
+}
