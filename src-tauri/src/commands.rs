@@ -409,7 +409,12 @@ pub async fn poll<R: Runtime>(
         };
         let changed = match look {
             Look::Everything => store.changed_chats(&user.key, &mut watch),
-            Look::Only(chats) => store.changed_chats_among(&user.key, &mut watch, &chats),
+            Look::Only { mut chats, users } => store
+                .chats_with_members(&user.key, &users)
+                .and_then(|theirs| {
+                    chats.extend(theirs);
+                    store.changed_chats_among(&user.key, &mut watch, &chats)
+                }),
         };
         let notices = match &changed {
             Ok(changed) => notified.notices(changed, &user.key, &preferences, &mut names),

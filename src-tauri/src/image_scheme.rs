@@ -26,8 +26,9 @@ pub const SCHEME: &str = "umer-image";
 /// Names are content hashes: a response never changes, and only this session sees it.
 pub const CACHE_CONTROL: &str = "private, max-age=31536000, immutable";
 
-/// How many images are opened or scaled at once: about the cores of a phone or laptop.
-/// Each full-size photo decodes to tens of megabytes, and a chat asks for dozens at once.
+/// How many image requests are served at once: about the cores of a phone or laptop. A
+/// chat asks for dozens at once. Opening a full image only decrypts it; thumbnails, which
+/// decode (up to 256 MiB each), are made one at a time by the core (`make_thumbnail`).
 pub static WORKERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// The long side of the composer's preview of an attached image.

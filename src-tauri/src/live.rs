@@ -2,7 +2,9 @@
 //! (which then looks only there) and tells the UI to poll now, through the channel it
 //! subscribed with. The UI's timer stays as the fallback: when the watch is not live (a
 //! network file system, a failed watch, or `UMER_CHAT_WATCH=off`) every poll looks at the
-//! whole folder, as before.
+//! whole folder, as before. The watcher delivers a flood of changes at most a few times a
+//! second (`MIN_DELIVERY_GAP`), and a changed user record makes a poll look only at the
+//! chats that user is in.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tauri::ipc::Channel;
-use umer_chat_core::{ChatId, FolderChanges, FolderWatcher, FULL_LOOK_WHILE_LIVE};
+use umer_chat_core::{ChatId, FolderChanges, FolderWatcher, UserKey, FULL_LOOK_WHILE_LIVE};
 
 /// The UI's refresh interval in milliseconds (tests slow it down so only the watcher can
 /// deliver in time). Default 3000.
@@ -48,7 +50,11 @@ pub struct LiveStatus {
 #[derive(Debug, PartialEq)]
 pub enum Look {
     Everything,
-    Only(BTreeSet<ChatId>),
+    /// These chats, and those where one of these users (whose records changed) is a member.
+    Only {
+        chats: BTreeSet<ChatId>,
+        users: BTreeSet<UserKey>,
+    },
 }
 
 #[derive(Default)]
@@ -137,11 +143,14 @@ impl Live {
         let live = lock(&self.watcher).as_ref().is_some_and(|w| w.is_live());
         let mut last_full = lock(&self.last_full_look);
         let due = last_full.is_none_or(|at| at.elapsed() >= FULL_LOOK_WHILE_LIVE);
-        if !live || due || changes.everything || changes.users {
+        if !live || due || changes.everything {
             *last_full = Some(Instant::now());
             Look::Everything
         } else {
-            Look::Only(changes.chats)
+            Look::Only {
+                chats: changes.chats,
+                users: changes.users,
+            }
         }
     }
 
@@ -169,7 +178,7 @@ fn deliver(shared: &Mutex<Shared>, changes: FolderChanges) {
         chats: changes.chats.iter().map(ToString::to_string).collect(),
         presence: changes.presence,
         reads: !changes.readers.is_empty(),
-        everything: changes.everything || changes.users,
+        everything: changes.everything,
         open_chat: None,
     };
     shared.pending.merge(changes);
@@ -189,6 +198,35 @@ fn send(shared: &mut Shared, signal: ChangeSignal) {
 mod tests {
     use super::*;
 
+    fn nothing() -> Look {
+        Look::Only {
+            chats: BTreeSet::new(),
+            users: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn a_changed_user_record_is_a_look_at_that_users_chats_not_at_everything() {
+        let folder = tempfile::tempdir().unwrap();
+        let live = Live::new(folder.path());
+        assert_eq!(live.take_look(), Look::Everything, "the first poll");
+        let mallory = UserKey::parse("mallory").unwrap();
+        deliver(
+            &live.shared,
+            FolderChanges {
+                users: BTreeSet::from([mallory.clone()]),
+                ..FolderChanges::default()
+            },
+        );
+        assert_eq!(
+            live.take_look(),
+            Look::Only {
+                chats: BTreeSet::new(),
+                users: BTreeSet::from([mallory]),
+            }
+        );
+    }
+
     #[test]
     fn with_a_live_watch_a_poll_looks_at_every_chat_only_at_first_and_after_a_failure() {
         let folder = tempfile::tempdir().unwrap();
@@ -196,11 +234,11 @@ mod tests {
         assert!(live.status().live, "{:?}", live.status().reason);
         assert_eq!(live.take_look(), Look::Everything, "the first poll");
         for _ in 0..3 {
-            assert_eq!(live.take_look(), Look::Only(BTreeSet::new()), "idle polls");
+            assert_eq!(live.take_look(), nothing(), "idle polls");
         }
         live.poll_failed();
         assert_eq!(live.take_look(), Look::Everything, "after a failed poll");
-        assert_eq!(live.take_look(), Look::Only(BTreeSet::new()));
+        assert_eq!(live.take_look(), nothing());
         // Back to the start when the folder changes.
         live.watch(folder.path());
         assert_eq!(live.take_look(), Look::Everything, "a new folder");

@@ -22,6 +22,22 @@ const CLICK: &str = "tap";
 
 const PREVIEW_CHARS: usize = 120;
 
+/// Whether notification bodies are read as markup: freedesktop servers that announce
+/// `body-markup` (GNOME, KDE, dunst...) render `<b>`, `<a href>` and entities in the body
+/// (never in the summary). Elsewhere the body is plain text and must stay as typed.
+const BODY_IS_MARKUP: bool = cfg!(all(
+    unix,
+    not(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "android"
+    ))
+));
+
+/// U+2068 FIRST STRONG ISOLATE and U+2069 POP DIRECTIONAL ISOLATE: a part between them
+/// cannot reorder the text around it, whatever its direction.
+const ISOLATE: (char, char) = ('\u{2068}', '\u{2069}');
+
 /// The newest message per chat that was already there or already notified: nothing older
 /// ever notifies (not what was there at sign-in, not a message seen again after a restart).
 #[derive(Default)]
@@ -67,16 +83,22 @@ impl Notified {
             if !preferences.notifications || preferences.muted_chats.contains(chat.id.as_str()) {
                 continue;
             }
-            let sender = names.of(&last.sender);
+            // Every part a person chose goes through `shown`; the words around are ours.
+            let sender = shown(&names.of(&last.sender), usize::MAX, false);
             let title = match chat.kind {
-                ChatKind::Dm => sender.clone(),
-                ChatKind::Group => format!("{sender} in {}", names.title(chat)),
+                ChatKind::Dm => sender,
+                ChatKind::Group => {
+                    let group = shown(&names.title(chat), usize::MAX, false);
+                    format!("{sender} in {group}")
+                }
             };
             let body = if !preferences.notification_previews {
                 "New message".to_string()
             } else {
                 match (&last.text, &last.image) {
-                    (Some(text), _) if !text.is_empty() => shorten(text),
+                    (Some(text), _) if !text.trim().is_empty() => {
+                        shown(text, PREVIEW_CHARS, BODY_IS_MARKUP)
+                    }
                     (_, Some(_)) => "Sent a photo".to_string(),
                     _ => "New message".to_string(),
                 }
@@ -102,12 +124,54 @@ impl Notified {
     }
 }
 
-fn shorten(text: &str) -> String {
-    let mut short: String = text.chars().take(PREVIEW_CHARS).collect();
-    if text.chars().count() > PREVIEW_CHARS {
+/// A part of a notification that someone else chose (a name, a group's title, a message),
+/// made safe to show among our own words: on one line (line breaks, tabs and other control
+/// characters become one space, so no second "sender: text" line can be faked), without
+/// bidi controls, cut to `max_chars`, escaped when `markup` (`&`, `<`, `>`, quotes: no tag,
+/// link or entity of theirs is rendered), and isolated, so that its direction cannot
+/// reorder what is around it.
+fn shown(text: &str, max_chars: usize, markup: bool) -> String {
+    let mut flat = String::with_capacity(text.len());
+    for c in text.chars() {
+        let space = c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') || c.is_whitespace();
+        if is_bidi_control(c) {
+            continue;
+        } else if space {
+            if !flat.is_empty() && !flat.ends_with(' ') {
+                flat.push(' ');
+            }
+        } else {
+            flat.push(c);
+        }
+    }
+    let flat = flat.trim_end();
+    let mut short: String = flat.chars().take(max_chars).collect();
+    if flat.chars().count() > max_chars {
         short.push('…');
     }
-    short
+    let mut out = String::with_capacity(short.len() + 8);
+    out.push(ISOLATE.0);
+    for c in short.chars() {
+        match c {
+            '&' if markup => out.push_str("&amp;"),
+            '<' if markup => out.push_str("&lt;"),
+            '>' if markup => out.push_str("&gt;"),
+            '"' if markup => out.push_str("&quot;"),
+            '\'' if markup => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out.push(ISOLATE.1);
+    out
+}
+
+/// Marks and embeddings, overrides and isolates (UAX #9 explicit formatting characters,
+/// and the marks that act like them).
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 /// Shows `notices` to `me`; a failure (no notification service) is logged, never an
@@ -193,6 +257,68 @@ impl ClickedNotice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn isolated(s: &str) -> String {
+        format!("\u{2068}{s}\u{2069}")
+    }
+
+    #[test]
+    fn markup_in_a_message_is_shown_as_typed_on_one_line() {
+        assert_eq!(
+            shown("<b>hi</b>\nalice: send me the code", PREVIEW_CHARS, true),
+            isolated("&lt;b&gt;hi&lt;/b&gt; alice: send me the code")
+        );
+        assert_eq!(
+            shown(
+                r#"<a href="https://x.example">bank</a>"#,
+                PREVIEW_CHARS,
+                true
+            ),
+            isolated("&lt;a href=&quot;https://x.example&quot;&gt;bank&lt;/a&gt;")
+        );
+        // An entity the sender typed is shown as typed, not as the character it names.
+        assert_eq!(
+            shown("&amp; &lt;", PREVIEW_CHARS, true),
+            isolated("&amp;amp; &amp;lt;")
+        );
+        // Where bodies are plain text they stay as typed, and still on one line.
+        assert_eq!(
+            shown("<b>hi</b>\r\n\u{2028}alice:\u{85}x", PREVIEW_CHARS, false),
+            isolated("<b>hi</b> alice: x")
+        );
+        // Tabs, other control characters and runs of them become one space.
+        assert_eq!(
+            shown("a\t\u{0}\u{1b}[31mb\u{7f}  \n\n", PREVIEW_CHARS, false),
+            isolated("a [31mb")
+        );
+    }
+
+    #[test]
+    fn bidi_controls_are_removed_and_each_part_is_isolated() {
+        // U+202E would show "txt.exe" reversed and flip the words after it.
+        let name = shown(
+            "\u{202E}eve\u{202C}\u{2066}\u{2069}\u{200F}\u{61C}",
+            usize::MAX,
+            false,
+        );
+        assert_eq!(name, isolated("eve"));
+        assert_eq!(
+            shown("\u{202E}gpj.exe", PREVIEW_CHARS, true),
+            isolated("gpj.exe")
+        );
+        // Right-to-left text itself is kept, inside its isolate.
+        assert_eq!(shown("שלום", usize::MAX, false), isolated("שלום"));
+        // A part that is only controls is empty, but still isolated.
+        assert_eq!(shown("\u{202E}\n", usize::MAX, true), isolated(""));
+    }
+
+    #[test]
+    fn a_long_preview_is_cut_before_escaping() {
+        let long = "<".repeat(PREVIEW_CHARS + 5);
+        let expected = format!("{}…", "&lt;".repeat(PREVIEW_CHARS));
+        assert_eq!(shown(&long, PREVIEW_CHARS, true), isolated(&expected));
+        assert_eq!(shown("short", PREVIEW_CHARS, true), isolated("short"));
+    }
 
     fn performed(action: &str, extra: serde_json::Value) -> ActionPerformed {
         serde_json::from_value(serde_json::json!({

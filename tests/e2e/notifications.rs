@@ -154,8 +154,11 @@ fn a_message_notifies_an_unfocused_window_unless_muted_and_previews_can_be_hidde
 
     // bob's window is not focused: he is told, with sender and preview.
     send(&a.session, "hello bob");
-    let (summary, body) = server.wait_for("hello bob");
-    assert_eq!((summary.as_str(), body.as_str()), ("alice", "hello bob"));
+    // Each part someone else chose is isolated (U+2068 ... U+2069), so it cannot reorder
+    // the words around it.
+    let (summary, body) = server.wait_for("\u{2068}hello bob\u{2069}");
+    assert_eq!(summary, "\u{2068}alice\u{2069}");
+    assert_eq!(body, "\u{2068}hello bob\u{2069}");
     b.session
         .wait_until("the unread count in bob's title", UI, || {
             let title = b
@@ -163,6 +166,15 @@ fn a_message_notifies_an_unfocused_window_unless_muted_and_previews_can_be_hidde
                 .execute("return document.title", serde_json::json!([]));
             (title == "(1) Umer Chat").then_some(())
         });
+
+    // Markup is shown as typed: escaped for servers that render body markup.
+    send(
+        &a.session,
+        "<b>hi</b> & <a href=\"https://x.example\">you</a>",
+    );
+    server.wait_for(
+        "\u{2068}&lt;b&gt;hi&lt;/b&gt; &amp; &lt;a href=&quot;https://x.example&quot;&gt;you&lt;/a&gt;\u{2069}",
+    );
 
     // alice's window is focused: nothing for her.
     open_chat_titled(&b.session, "alice");
@@ -173,7 +185,7 @@ fn a_message_notifies_an_unfocused_window_unless_muted_and_previews_can_be_hidde
         !server
             .received()
             .iter()
-            .any(|(_, body)| body == "for alice"),
+            .any(|(_, body)| body.contains("for alice")),
         "{:?}",
         server.received()
     );
@@ -184,7 +196,7 @@ fn a_message_notifies_an_unfocused_window_unless_muted_and_previews_can_be_hidde
     wait_unchecked(&b.session, "pref-previews");
     send(&a.session, "a secret");
     let (summary, _) = server.wait_for("New message");
-    assert_eq!(summary, "alice");
+    assert_eq!(summary, "\u{2068}alice\u{2069}");
     assert!(!server
         .received()
         .iter()
@@ -253,7 +265,7 @@ fn clicking_a_notification_brings_its_chat_forward() {
     );
 
     send(&a.session, "click me");
-    let notice = server.wait_for_record("click me");
+    let notice = server.wait_for_record("\u{2068}click me\u{2069}");
     // Offering the "default" action is what lets a server report a click at all.
     assert!(
         notice["actions"]

@@ -129,3 +129,90 @@ fn line_reader(running: &mut Running) -> mpsc::Receiver<serde_json::Value> {
     });
     rx
 }
+
+/// User + system CPU time of process `pid` so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name (field 2) may hold spaces: count fields after its closing paren.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+/// A member rewrites their own user record every 20 ms for 8 s while bob watches 100 chats
+/// with the real CLI: the watch stays cheap (it used to look at every chat's logs for every
+/// batch, 8.3 CPU-s in 8 s), and a message sent in the middle of the flood still arrives.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_flood_of_user_record_changes_costs_the_watch_little_and_hides_no_message() {
+    const CHATS: usize = 100;
+    const FLOOD: Duration = Duration::from_secs(8);
+    let data = temp_dir();
+    let setup = open_store(data.path());
+    sign_up(&setup, &["alice", "bob", "mallory"]);
+    let alice = open_signed_in(data.path(), &["alice"]);
+    // mallory is in every chat: the worst case for looking at a changed user's chats.
+    let groups: Vec<String> = (0..CHATS)
+        .map(|i| {
+            let group = alice
+                .create_group_chat(&key("alice"), &format!("group {i}"), &["bob", "mallory"])
+                .unwrap();
+            alice
+                .append_message(&key("alice"), group.id.as_str(), Some("before"), None)
+                .unwrap();
+            group.id.to_string()
+        })
+        .collect();
+
+    let config = temp_dir();
+    let mut watch = cli(data.path(), config.path());
+    watch.args(["--user", "bob", "watch"]);
+    let mut watching = Running::spawn(&mut watch);
+    wait_until_watching(&mut watching);
+    let lines = line_reader(&mut watching);
+    let pid = watching.id();
+
+    // mallory's record, rewritten as its owner would: a temp file renamed onto it.
+    let record = data.path().join("users/mallory.json");
+    let bytes = std::fs::read(&record).unwrap();
+    let cpu_before = cpu_time(pid);
+    let started = Instant::now();
+    let mut rewrites = 0;
+    let mut sent_at = None;
+    while started.elapsed() < FLOOD {
+        let temp = data.path().join("users/.umer-tmp-flood");
+        std::fs::write(&temp, &bytes).unwrap();
+        std::fs::rename(&temp, &record).unwrap();
+        rewrites += 1;
+        if sent_at.is_none() && started.elapsed() >= FLOOD / 2 {
+            alice
+                .append_message(
+                    &key("alice"),
+                    &groups[CHATS / 2],
+                    Some("during the flood"),
+                    None,
+                )
+                .unwrap();
+            sent_at = Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cpu = cpu_time(pid) - cpu_before;
+    eprintln!(
+        "watch over {CHATS} chats, {rewrites} rewrites of one user record in {FLOOD:?}: {:.2} CPU-s",
+        cpu.as_secs_f64()
+    );
+    // Sent half way: it had the second half of the flood to arrive in.
+    let line = lines
+        .try_recv()
+        .expect("the message sent during the flood was printed before the flood ended");
+    assert_eq!(line["text"], "during the flood");
+    assert_eq!(line["chat"], groups[CHATS / 2].as_str());
+    assert!(
+        cpu < Duration::from_millis(1500),
+        "the watch used {cpu:?} of CPU during the flood"
+    );
+}

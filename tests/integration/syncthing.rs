@@ -695,3 +695,146 @@ fn syncthing_delivery_with_and_without_the_nudge() {
         }
     }
 }
+
+/// A data folder inside a Syncthing folder whose `config.xml` names a GUI at `gui`, with
+/// alice, bob and their DM. No Syncthing runs: whatever listens at `gui` gets the nudges.
+struct NudgeSetup {
+    dir: TempDir,
+    config: TempDir,
+    chat: String,
+}
+
+const NUDGE_KEY: &str = "the-api-key-of-this-user";
+
+impl NudgeSetup {
+    fn new(gui: &str) -> NudgeSetup {
+        let dir = temp_dir();
+        let data = dir.path().join("Sync/chat");
+        fs::create_dir_all(&data).unwrap();
+        fs::write(
+            dir.path().join("config.xml"),
+            format!(
+                r#"<configuration version="36">
+    <folder id="{FOLDER_ID}" path="{}"></folder>
+    <gui enabled="true" tls="false"><address>{gui}</address><apikey>{NUDGE_KEY}</apikey></gui>
+</configuration>"#,
+                dir.path().join("Sync").display()
+            ),
+        )
+        .unwrap();
+        let (_alice, _bob, dm) = umer_chat_tests::support::alice_and_bob_with_a_dm(&data);
+        NudgeSetup {
+            dir,
+            config: temp_dir(),
+            chat: dm.to_string(),
+        }
+    }
+
+    /// One CLI `send` as alice; how long it took, start to exit.
+    fn send(&self, text: &str, nudge: bool) -> Duration {
+        let mut cmd = cli(&self.dir.path().join("Sync/chat"), self.config.path());
+        cmd.env(CONFIG_ENV, self.dir.path().join("config.xml"))
+            .args(["--user", "alice", "send", &self.chat, text]);
+        if !nudge {
+            cmd.arg("--no-syncthing-rescan");
+        }
+        let started = Instant::now();
+        run(&mut cmd).ok();
+        started.elapsed()
+    }
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// While Syncthing is down, another user of the machine listens on its GUI port: they see a
+/// connection, but never the API key. (Needs root, to run that listener as another uid.)
+#[test]
+fn the_api_key_never_reaches_another_users_listener_on_the_gui_port() {
+    if !Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    {
+        eprintln!("skipped: a listener of another OS user needs root (CI runs as root)");
+        return;
+    }
+    // Records every byte it is sent, as `nobody`.
+    let script = r#"
+import socket, sys, threading
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+print("port", s.getsockname()[1], flush=True)
+def take(c):
+    c.settimeout(3)
+    try:
+        while True:
+            b = c.recv(4096)
+            if not b:
+                break
+            print("got", b, flush=True)
+    except Exception:
+        pass
+while True:
+    c, _ = s.accept()
+    print("connection", flush=True)
+    threading.Thread(target=take, args=(c,), daemon=True).start()
+"#;
+    let mut listener = Running::spawn(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(["/usr/bin/python3", "-c", script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit()),
+    );
+    let mut out = BufReader::new(listener.child().stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let port = first
+        .trim()
+        .strip_prefix("port ")
+        .expect("the listener's port");
+    let setup = NudgeSetup::new(&format!("127.0.0.1:{port}"));
+    for i in 0..3 {
+        setup.send(&format!("hello {i}"), true);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    drop(listener); // killed: its output ends
+    let mut seen = String::new();
+    std::io::Read::read_to_string(&mut out, &mut seen).unwrap();
+    assert!(
+        seen.contains("connection"),
+        "the CLI did try the GUI port, so the test means something: {seen:?}"
+    );
+    assert!(
+        !seen.contains(NUDGE_KEY) && !seen.contains("got"),
+        "another user's listener was sent {seen:?}"
+    );
+}
+
+/// A GUI port held by a listener that never accepts nor answers (a hung Syncthing of this
+/// user): a CLI send takes about as long as with the nudge off.
+#[test]
+fn a_cli_send_does_not_wait_for_a_gui_that_never_answers() {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap(); // never accepted
+    let setup = NudgeSetup::new(&silent.local_addr().unwrap().to_string());
+    setup.send("warm up", false);
+    let off = median(
+        (0..3)
+            .map(|i| setup.send(&format!("off {i}"), false))
+            .collect(),
+    );
+    let on = median(
+        (0..3)
+            .map(|i| setup.send(&format!("on {i}"), true))
+            .collect(),
+    );
+    eprintln!("syncthing: a CLI send with a silent GUI: {on:.2?}; with the nudge off: {off:.2?}");
+    assert!(
+        on < off + Duration::from_millis(250),
+        "a silent GUI slowed a send from {off:?} to {on:?}"
+    );
+}

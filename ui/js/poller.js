@@ -9,6 +9,9 @@ import { applyPoll } from './chat.js';
 import { isSignedOut, reportError, showBanner } from './errors.js';
 
 let interval = 3000;
+// The least time between the starts of two polls that pollNow asks for (the watcher's own
+// gap between deliveries is the same; this also holds for any other caller).
+const MIN_GAP_MS = 250;
 let timer = null;
 let inFlight = false;
 let again = false; // a change arrived during a poll: poll once more right after it
@@ -38,7 +41,9 @@ export function setAutoRefresh(on) {
   if (on && !inFlight) tick(); // refresh right away when switched back on
 }
 
-/** Something changed in the folder: poll now (or right after the poll under way). */
+/** Something changed in the folder: poll now (or right after the poll under way), but
+ * not sooner than MIN_GAP_MS after the last poll began: a flood of changes costs a few polls
+ * a second, and the poll at the end of the gap sees the last change. */
 export function pollNow() {
   if (!store.autoRefresh || !store.session) return;
   if (inFlight) {
@@ -46,6 +51,11 @@ export function pollNow() {
     return;
   }
   clearTimeout(timer);
+  const wait = MIN_GAP_MS - (performance.now() - lastStart);
+  if (wait > 0) {
+    timer = setTimeout(tick, wait);
+    return;
+  }
   timer = null;
   tick();
 }

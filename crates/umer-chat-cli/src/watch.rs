@@ -1,7 +1,9 @@
 //! `watch [CHAT]`: new messages as JSON lines as they arrive, for scripts and bots.
 //!
-//! The folder watcher says which chats changed, so only those are read. Without a live watch
-//! (a network file system, a failed watch) every chat is looked at every few seconds.
+//! The folder watcher says which chats changed, so only those are read (for a changed user
+//! record, the chats that user is in), at most a few times a second however fast files
+//! change. Without a live watch (a network file system, a failed watch) every chat is looked
+//! at every few seconds.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
@@ -77,7 +79,7 @@ pub fn watch(
         while let Ok(more) = changes.try_recv() {
             seen.merge(more);
         }
-        if seen.everything || seen.users || last_full_look.elapsed() >= wait {
+        if seen.everything || last_full_look.elapsed() >= wait {
             seen.everything = true;
             last_full_look = Instant::now();
         }
@@ -88,7 +90,13 @@ pub fn watch(
                 .into_iter()
                 .map(|s| s.chat.id.clone())
                 .collect(),
-            (None, false) => seen.chats,
+            // A user record that changed matters to the chats that user is in, no others:
+            // a member rewriting theirs cannot make every batch a look at every chat.
+            (None, false) => {
+                let mut chats = seen.chats;
+                chats.extend(store.chats_with_members(me, &seen.users)?);
+                chats
+            }
         };
         for id in candidates {
             // A chat that appears while watching is printed from its first message.

@@ -3,6 +3,7 @@
 use std::fs;
 use std::io::Cursor;
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
@@ -375,17 +376,33 @@ pub fn image_dimensions(bytes: &[u8]) -> Option<[u32; 2]> {
     Some([w, h])
 }
 
+/// What making one thumbnail may hold at once, beyond its input: the decoded picture (at
+/// most [`MAX_DECODE_ALLOC`]) and the thumbnail with its encoding. Scaling works from the
+/// decoded picture straight into the thumbnail (`thumbnail`, an area average), with no
+/// intermediate buffer the size of the picture: a `resize` would add a float copy of
+/// width × thumbnail height × 16 bytes (245 MB for a 12,000-pixel-wide picture).
+pub const THUMBNAIL_MEMORY_BUDGET: u64 = MAX_DECODE_ALLOC + 32 * 1024 * 1024;
+
+/// Thumbnails are made one at a time in a process, so that the budget above is the
+/// process's, not the budget times the requests of a scrolling chat.
+static ONE_THUMBNAIL_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// A JPEG (PNG when it has transparency) of `bytes` scaled to fit `max_side`, and its type.
-/// Animated images give their first frame.
+/// Animated images give their first frame. Within [`THUMBNAIL_MEMORY_BUDGET`], one at a time.
 pub fn make_thumbnail(bytes: &[u8], max_side: u32) -> Result<(&'static str, Vec<u8>)> {
     // The checks of `validate_image` short of its full decode: the decode below is the one.
     let kind = check_header(bytes)?;
     let (format, _, _) = sniff(bytes).expect("checked");
+    let _turn = ONE_THUMBNAIL_AT_A_TIME
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(decode_limits());
     let picture = reader.decode().map_err(|e| decode_error(kind.ext, e))?;
     let picture = if picture.width().max(picture.height()) > max_side {
-        picture.resize(max_side, max_side, FilterType::Triangle)
+        let small = picture.thumbnail(max_side, max_side);
+        drop(picture); // before encoding
+        small
     } else {
         picture
     };
@@ -410,3 +427,130 @@ pub fn make_thumbnail(bytes: &[u8], max_side: u32) -> Result<(&'static str, Vec<
 
 /// A sealed image is the image plus 52 bytes of header and tag.
 const MAX_SEALED_IMAGE_BYTES: u64 = MAX_IMAGE_BYTES as u64 + 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Set in the child process that makes the thumbnails and measures itself.
+    const CHILD_ENV: &str = "UMER_CHAT_THUMBNAIL_MEMORY_CHILD";
+
+    /// A PNG of `w` × `h` of `color` with a pattern that compresses under the file cap.
+    fn png(w: u32, h: u32, color: image::ColorType) -> Vec<u8> {
+        let channels = color.channel_count() as usize;
+        let mut pixels = vec![0u8; w as usize * h as usize * channels];
+        for (i, row) in pixels.chunks_mut(w as usize * channels).enumerate() {
+            for (j, byte) in row.iter_mut().enumerate() {
+                *byte = ((i / 64 + j / 256) % 251) as u8;
+            }
+        }
+        let mut out = Vec::new();
+        PngEncoder::new_with_quality(
+            &mut out,
+            image::codecs::png::CompressionType::Fast,
+            image::codecs::png::FilterType::Sub,
+        )
+        .write_image(&pixels, w, h, color.into())
+        .unwrap();
+        assert!(out.len() <= MAX_IMAGE_BYTES, "{} bytes", out.len());
+        out
+    }
+
+    /// `VmHWM` or `VmRSS` of this process, in bytes.
+    fn status_bytes(field: &str) -> u64 {
+        let status = fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib * 1024
+    }
+
+    /// In the child: makes a thumbnail of the PNG in `file` on `threads` threads at once and
+    /// prints how far the peak RSS rose above what the process held before.
+    fn measure(file: &str, threads: usize) {
+        let bytes = fs::read(file).unwrap();
+        // Resets VmHWM to the current RSS (Linux 4.0+), so only what follows counts.
+        fs::write("/proc/self/clear_refs", "5").unwrap();
+        let before = status_bytes("VmRSS:");
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    let (_, thumb) = make_thumbnail(&bytes, MAX_THUMBNAIL_SIDE).unwrap();
+                    let [w, h] = image_dimensions(&thumb).unwrap();
+                    assert_eq!(w.max(h), MAX_THUMBNAIL_SIDE);
+                });
+            }
+        });
+        println!("rise={}", status_bytes("VmHWM:") - before);
+    }
+
+    /// The peak RSS rise of making `threads` thumbnails of `file` at once, in a fresh process.
+    fn rise_in_child(file: &Path, threads: usize) -> u64 {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "images::tests::making_thumbnails_of_huge_images_stays_within_the_memory_budget",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, format!("{}:{threads}", file.display()))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The harness prints the test's name on the same line.
+        let figure = stdout
+            .split("rise=")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no figure in {stdout}"));
+        let digits: String = figure.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().unwrap()
+    }
+
+    /// A folder member can write a sealed 12,000 × 12,000 PNG into the folder; every device
+    /// that shows the chat makes its thumbnail. Before, that cost about 390 MB each, two at
+    /// a time.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn making_thumbnails_of_huge_images_stays_within_the_memory_budget() {
+        if let Ok(job) = std::env::var(CHILD_ENV) {
+            let (file, threads) = job.rsplit_once(':').unwrap();
+            return measure(file, threads.parse().unwrap());
+        }
+        const MIB: u64 = 1024 * 1024;
+        let dir = tempfile::tempdir().unwrap();
+        let gray = dir.path().join("gray.png");
+        fs::write(&gray, png(12_000, 12_000, image::ColorType::L8)).unwrap();
+        // 8,000 × 8,000 RGBA is 244 MiB decoded: the most the decode cap lets through.
+        let rgba = dir.path().join("rgba.png");
+        fs::write(&rgba, png(8_000, 8_000, image::ColorType::Rgba8)).unwrap();
+        let gray_decoded = 12_000 * 12_000;
+        let headroom = THUMBNAIL_MEMORY_BUDGET - MAX_DECODE_ALLOC;
+
+        let one = rise_in_child(&gray, 1);
+        let two = rise_in_child(&gray, 2);
+        let big = rise_in_child(&rgba, 1);
+        eprintln!(
+            "thumbnail peak RSS rise: 12,000² gray {} MiB, two at once {} MiB; 8,000² RGBA {} MiB",
+            one / MIB,
+            two / MIB,
+            big / MIB
+        );
+        assert!(
+            one < gray_decoded + headroom,
+            "one gray thumbnail: {one} bytes"
+        );
+        // Two decodes at once would hold two pictures.
+        assert!(
+            two < gray_decoded + headroom,
+            "two gray thumbnails: {two} bytes"
+        );
+        assert!(
+            big < THUMBNAIL_MEMORY_BUDGET,
+            "an RGBA thumbnail: {big} bytes"
+        );
+    }
+}

@@ -41,6 +41,7 @@ pub use error::{Error, Result};
 pub use images::{
     image_dimensions, is_image_name, make_thumbnail, prepare_image, validate_image, ImageType,
     PhotoSize, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, MAX_SENT_SIDE, MAX_THUMBNAIL_SIDE,
+    THUMBNAIL_MEMORY_BUDGET,
 };
 pub use keys::Trust;
 pub use logs::LogCursor;

@@ -6,15 +6,22 @@
 //! Everything happens on one background thread per [`Store`](crate::Store), started at the
 //! first write: a write only queues a path. Bursts are coalesced into one request, at most
 //! one every [`MIN_GAP`]. Any failure (no Syncthing, not running, refused) is ignored: the
-//! file still goes at Syncthing's own pace. Only a GUI address on this machine is used, so
-//! the API key never leaves it.
+//! file still goes at Syncthing's own pace.
+//!
+//! The API key goes only to a GUI address on loopback, and only over a connection whose
+//! other end the kernel says belongs to this user (see [`peer_is_this_user`]): while
+//! Syncthing is down, another user of the machine may listen on its port. Where that cannot
+//! be checked (other OSes than Linux, no `/proc`), no nudge is sent. Nothing waits for
+//! Syncthing's answer: dropping the store waits at most [`FLUSH_WAIT`] for queued requests to
+//! be written, never for a reply.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Mutex, PoisonError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
@@ -26,12 +33,15 @@ pub const LOG_ENV: &str = "UMER_CHAT_SYNCTHING_LOG";
 
 /// The least time between two scan requests; what is written meanwhile joins the next one.
 const MIN_GAP: Duration = Duration::from_millis(100);
-/// A scan request returns when Syncthing has scanned, which waits for a busy folder.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-/// How long dropping the store waits for queued nudges to go (a CLI exits right after its
-/// write). A request that is already sent is carried out by Syncthing even if we go.
-const FLUSH_WAIT: Duration = Duration::from_secs(1);
+/// A scan request returns when Syncthing has scanned, which waits for a busy folder. Only
+/// the worker waits for it (to log the answer), never a write or a drop.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Loopback connects at once or is refused; longer means a full backlog, not Syncthing.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
+/// How long dropping the store waits for queued nudges to be written (a CLI exits right
+/// after its write). Syncthing carries out a request it has received even if we go, so a drop
+/// never waits for an answer.
+pub const FLUSH_WAIT: Duration = Duration::from_millis(300);
 /// How often the worker looks whether a Syncthing config appeared or changed.
 const RECHECK: Duration = Duration::from_secs(5);
 /// Paths per request, to keep the URL short.
@@ -107,8 +117,9 @@ fn yes() -> bool {
 /// Where to send scans for files of one data folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// `http://127.0.0.1:8384`
-    pub base_url: String,
+    /// The GUI's address on loopback, e.g. `127.0.0.1:8384`.
+    pub gui: SocketAddr,
+    /// Visible ASCII only, so it cannot break out of its header.
     pub api_key: String,
     pub folder_id: String,
     /// The data folder's path inside the Syncthing folder, `/`-separated ("" at its root).
@@ -131,34 +142,159 @@ impl Target {
         (!parts.is_empty()).then(|| parts.join("/"))
     }
 
-    /// Asks Syncthing to scan `subs` now.
-    fn scan(&self, agent: &ureq::Agent, subs: &[String]) -> Result<(), String> {
-        let mut request = agent
-            .post(&format!("{}/rest/db/scan", self.base_url))
-            .set("X-API-Key", &self.api_key)
-            .query("folder", &self.folder_id);
+    /// The request that asks Syncthing to scan `subs` now.
+    fn request(&self, subs: &[String]) -> String {
+        let mut query = format!("folder={}", form_encode(&self.folder_id));
         for sub in subs {
-            request = request.query("sub", sub);
+            query.push_str("&sub=");
+            query.push_str(&form_encode(sub));
         }
-        request
-            .send_bytes(&[])
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        format!(
+            "POST /rest/db/scan?{query} HTTP/1.1\r\nHost: {}\r\nX-API-Key: {}\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n",
+            self.gui, self.api_key
+        )
+    }
+
+    /// Connects to the GUI, checks that this user is at the other end, and only then writes
+    /// the request. Returns the connection, to read the answer from later.
+    fn send_scan(&self, subs: &[String]) -> Result<TcpStream, String> {
+        let mut stream =
+            TcpStream::connect_timeout(&self.gui, CONNECT_TIMEOUT).map_err(|e| e.to_string())?;
+        // Checked on this very connection, so the port cannot change hands in between.
+        if !peer_is_this_user(&stream)? {
+            return Err(format!(
+                "{} is held by another user's process: the API key is not sent",
+                self.gui
+            ));
+        }
+        stream
+            .set_write_timeout(Some(CONNECT_TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        stream
+            .write_all(self.request(subs).as_bytes())
+            .map_err(|e| e.to_string())?;
+        Ok(stream)
+    }
+}
+
+/// `application/x-www-form-urlencoded`, as Syncthing's query parser reads it.
+fn form_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(byte as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// The status line of the answer on `stream`, waiting at most [`REQUEST_TIMEOUT`].
+fn read_status(mut stream: TcpStream) -> Result<String, String> {
+    stream
+        .set_read_timeout(Some(REQUEST_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 256];
+    while !head.contains(&b'\n') && head.len() < 1024 {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let line = String::from_utf8_lossy(&head);
+    let line = line.lines().next().unwrap_or("").trim().to_string();
+    match line.split_whitespace().nth(1) {
+        Some("200") => Ok(line),
+        _ => Err(format!("answered {line:?}")),
+    }
+}
+
+/// Whether the other end of `stream` (a connection to loopback) is a socket of this
+/// process's effective user, as the kernel lists it in `/proc/net/tcp{,6}`.
+///
+/// Why the user and not the program: the API key is in Syncthing's `config.xml`, which
+/// every process of this user can read anyway, and which no other user can. A listener of
+/// another user (Syncthing is down and someone took its port) is exactly what must not get
+/// it. The server side of a connection carries its listener's uid even before `accept`.
+#[cfg(target_os = "linux")]
+pub fn peer_is_this_user(stream: &TcpStream) -> Result<bool, String> {
+    let ours = stream.local_addr().map_err(|e| e.to_string())?;
+    let theirs = stream.peer_addr().map_err(|e| e.to_string())?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).map_err(|e| format!("{table}: {e}"))?;
+        if let Some(uid) = socket_uid(&text, theirs, ours) {
+            return Ok(uid == me);
+        }
+    }
+    Err(format!("the other end of {theirs} is not in /proc/net/tcp"))
+}
+
+/// No way to learn who holds a port here: no nudge (fail closed).
+#[cfg(not(target_os = "linux"))]
+pub fn peer_is_this_user(_stream: &TcpStream) -> Result<bool, String> {
+    Err("cannot check who listens on the GUI port on this OS: no nudge".into())
+}
+
+/// The uid of the socket whose local end is `local` and remote end `remote`, from the text
+/// of `/proc/net/tcp` or `/proc/net/tcp6`.
+pub fn socket_uid(table: &str, local: SocketAddr, remote: SocketAddr) -> Option<u32> {
+    let (local, remote) = (unmapped(local), unmapped(remote));
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let matches = proc_addr(fields.get(1)?)? == local && proc_addr(fields.get(2)?)? == remote;
+        matches.then(|| fields.get(7)?.parse().ok()).flatten()
+    })
+}
+
+/// `0100007F:1F90` (tcp) or 32 hex digits and a port (tcp6): each 32-bit word is printed as
+/// the kernel holds it, in this machine's byte order.
+fn proc_addr(field: &str) -> Option<SocketAddr> {
+    let (addr, port) = field.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let mut bytes = Vec::with_capacity(16);
+    for i in (0..addr.len()).step_by(8) {
+        let word = u32::from_str_radix(addr.get(i..i + 8)?, 16).ok()?;
+        bytes.extend_from_slice(&word.to_ne_bytes());
+    }
+    let ip = match bytes.len() {
+        4 => IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?),
+        16 => IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?),
+        _ => return None,
+    };
+    Some(unmapped(SocketAddr::new(ip, port)))
+}
+
+/// `::ffff:127.0.0.1` as `127.0.0.1`: a dual-stack socket lists IPv4 peers that way.
+fn unmapped(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), addr.port()),
+            None => addr,
+        },
+        IpAddr::V4(_) => addr,
     }
 }
 
 /// The scan target for `data_root` in the Syncthing config text `xml` (from `file`), if a
-/// folder of it holds the data folder and its GUI can be reached on this machine over HTTP
-/// with an API key. Of nested folders, the innermost wins.
+/// folder of it holds the data folder and its GUI can be reached on this machine with an API
+/// key. Of nested folders, the innermost wins.
 pub fn target_in(xml: &str, data_root: &Path) -> Option<Target> {
     let config: Configuration = quick_xml::de::from_str(xml).ok()?;
     let gui = config.gui?;
     if !gui.enabled || gui.tls {
         return None; // no TLS client here, and a disabled GUI has no API
     }
-    let base_url = loopback_url(gui.address.as_deref()?.trim())?;
+    let gui_addr = loopback_addr(gui.address.as_deref()?.trim())?;
     let api_key = gui.apikey?.trim().to_string();
-    if api_key.is_empty() {
+    if api_key.is_empty() || !api_key.bytes().all(|b| b.is_ascii_graphic()) {
         return None;
     }
     let data_root = data_root.canonicalize().ok()?;
@@ -177,7 +313,7 @@ pub fn target_in(xml: &str, data_root: &Path) -> Option<Target> {
         .collect::<Option<Vec<_>>>()?
         .join("/");
     Some(Target {
-        base_url,
+        gui: gui_addr,
         api_key,
         folder_id: folder.id.clone(),
         prefix,
@@ -197,10 +333,10 @@ fn expand_home(path: &str) -> Option<PathBuf> {
     path.is_absolute().then_some(path)
 }
 
-/// The base URL for a GUI address that is on this machine: a loopback address, `localhost`,
-/// or a wildcard one (which listens on loopback too, and is reached there). `None` for a
-/// Unix socket or any other host.
-pub fn loopback_url(address: &str) -> Option<String> {
+/// The loopback address for a GUI address that is on this machine: a loopback address,
+/// `localhost`, or a wildcard one (which listens on loopback too, and is reached there).
+/// `None` for a Unix socket or any other host.
+pub fn loopback_addr(address: &str) -> Option<SocketAddr> {
     let address = address
         .strip_prefix("http://")
         .unwrap_or(address)
@@ -218,10 +354,7 @@ pub fn loopback_url(address: &str) -> Option<String> {
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
         _ => return None,
     };
-    Some(match ip {
-        IpAddr::V4(v4) => format!("http://{v4}:{port}"),
-        IpAddr::V6(v6) => format!("http://[{v6}]:{port}"),
-    })
+    Some(SocketAddr::new(ip, port))
 }
 
 /// Finds the target again when a candidate config appears, changes or goes.
@@ -258,7 +391,7 @@ impl Finder {
                         "umer-chat: syncthing config {}: {}",
                         file.display(),
                         match &target {
-                            Some(t) => format!("folder {:?} at {}", t.folder_id, t.base_url),
+                            Some(t) => format!("folder {:?} at {}", t.folder_id, t.gui),
                             None =>
                                 "no folder of it holds the data folder, or no usable GUI".into(),
                         }
@@ -284,10 +417,33 @@ enum Worker {
     NotStarted,
     Running {
         paths: Sender<PathBuf>,
-        /// Disconnected when the thread ends.
-        finished: Receiver<()>,
+        /// Paths queued so far; a drop waits until the worker has handled as many.
+        queued: u64,
+        handled: Arc<Handled>,
     },
     Unavailable,
+}
+
+/// How many queued paths the worker has written out (or given up on), for a drop to wait on.
+#[derive(Default)]
+struct Handled {
+    count: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl Handled {
+    fn add(&self, n: u64) {
+        *self.count.lock().unwrap_or_else(PoisonError::into_inner) += n;
+        self.changed.notify_all();
+    }
+
+    /// Waits until `n` paths are handled, or `limit` has passed.
+    fn wait_for(&self, n: u64, limit: Duration) {
+        let count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = self
+            .changed
+            .wait_timeout_while(count, limit, |count| *count < n);
+    }
 }
 
 impl Rescan {
@@ -325,8 +481,10 @@ impl Rescan {
         if let Worker::NotStarted = *worker {
             *worker = self.start();
         }
-        if let Worker::Running { paths, .. } = &*worker {
-            if paths.send(rel.to_path_buf()).is_err() {
+        if let Worker::Running { paths, queued, .. } = &mut *worker {
+            if paths.send(rel.to_path_buf()).is_ok() {
+                *queued += 1;
+            } else {
                 *worker = Worker::Unavailable;
             }
         }
@@ -334,7 +492,7 @@ impl Rescan {
 
     fn start(&self) -> Worker {
         let (paths, queue) = mpsc::channel();
-        let (done, finished) = mpsc::channel::<()>();
+        let handled = Arc::new(Handled::default());
         let finder = Finder {
             data_root: self.root.clone(),
             configs: self.configs.clone().unwrap_or_else(config_candidates),
@@ -342,15 +500,17 @@ impl Rescan {
             checked: None,
             target: None,
         };
+        let progress = Arc::clone(&handled);
         let spawned = std::thread::Builder::new()
             .name("syncthing-rescan".into())
             .stack_size(256 << 10)
-            .spawn(move || {
-                let _done = done;
-                work(finder, queue)
-            });
+            .spawn(move || work(finder, queue, &progress));
         match spawned {
-            Ok(_) => Worker::Running { paths, finished },
+            Ok(_) => Worker::Running {
+                paths,
+                queued: 0,
+                handled,
+            },
             // E.g. under an address-space limit: the files still go, only later.
             Err(_) => Worker::Unavailable,
         }
@@ -365,37 +525,63 @@ impl Drop for Rescan {
                 .unwrap_or_else(PoisonError::into_inner),
             Worker::Unavailable,
         );
-        if let Worker::Running { paths, finished } = worker {
+        if let Worker::Running {
+            paths,
+            queued,
+            handled,
+        } = worker
+        {
+            // Disconnecting tells the worker to send what it holds now, without its gap.
             drop(paths);
-            // Ends as soon as the worker does (disconnected), or after FLUSH_WAIT.
-            let _ = finished.recv_timeout(FLUSH_WAIT);
+            handled.wait_for(queued, FLUSH_WAIT);
         }
     }
 }
 
-fn work(mut finder: Finder, queue: Receiver<PathBuf>) {
+fn work(mut finder: Finder, queue: Receiver<PathBuf>, handled: &Handled) {
     let log = std::env::var_os(LOG_ENV).is_some();
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
-        .build();
     let mut last_scan: Option<Instant> = None;
     while let Ok(first) = queue.recv() {
-        if let Some(at) = last_scan {
-            std::thread::sleep(MIN_GAP.saturating_sub(at.elapsed()));
-        }
         let mut batch = BTreeSet::from([first]);
-        batch.extend(queue.try_iter());
-        let Some(target) = finder.target(log) else {
-            continue;
-        };
-        let subs: Vec<String> = batch.iter().filter_map(|rel| target.sub(rel)).collect();
-        last_scan = Some(Instant::now());
-        for chunk in subs.chunks(MAX_SUBS) {
-            let result = target.scan(&agent, chunk);
+        let mut taken: u64 = 1;
+        // Gather what comes during the gap; a drop (disconnect) ends the gap at once.
+        let until = last_scan.map(|at| at + MIN_GAP);
+        loop {
+            let left = until.map_or(Duration::ZERO, |u| {
+                u.saturating_duration_since(Instant::now())
+            });
+            let next = if left.is_zero() {
+                queue.try_recv().map_err(|_| RecvTimeoutError::Timeout)
+            } else {
+                queue.recv_timeout(left)
+            };
+            match next {
+                Ok(path) => {
+                    batch.insert(path);
+                    taken += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        let mut sent = Vec::new();
+        if let Some(target) = finder.target(log) {
+            let subs: Vec<String> = batch.iter().filter_map(|rel| target.sub(rel)).collect();
+            last_scan = Some(Instant::now());
+            for chunk in subs.chunks(MAX_SUBS) {
+                match target.send_scan(chunk) {
+                    Ok(stream) => sent.push((chunk.to_vec(), stream)),
+                    Err(e) if log => eprintln!("umer-chat: syncthing scan of {chunk:?}: {e}"),
+                    Err(_) => {}
+                }
+            }
+        }
+        // Written or given up: a drop need not wait for the answers.
+        handled.add(taken);
+        for (chunk, stream) in sent {
+            let answer = read_status(stream);
             if log {
-                match result {
-                    Ok(()) => eprintln!("umer-chat: syncthing scanned {chunk:?}"),
+                match answer {
+                    Ok(_) => eprintln!("umer-chat: syncthing scanned {chunk:?}"),
                     Err(e) => eprintln!("umer-chat: syncthing scan of {chunk:?} failed: {e}"),
                 }
             }
@@ -451,7 +637,7 @@ mod tests {
         assert_eq!(
             target,
             Target {
-                base_url: "http://127.0.0.1:8384".into(),
+                gui: "127.0.0.1:8384".parse().unwrap(),
                 api_key: "k&y".into(),
                 folder_id: "inner".into(),
                 prefix: "family/chat data".into(),
@@ -498,20 +684,83 @@ mod tests {
 
     #[test]
     fn gui_addresses_on_this_machine() {
-        for (address, url) in [
-            ("127.0.0.1:8384", Some("http://127.0.0.1:8384")),
-            ("localhost:8385", Some("http://127.0.0.1:8385")),
-            ("[::1]:8384", Some("http://[::1]:8384")),
-            ("0.0.0.0:8384", Some("http://127.0.0.1:8384")),
-            ("[::]:8384", Some("http://[::1]:8384")),
-            (":8384", Some("http://127.0.0.1:8384")),
-            ("http://127.0.0.1:8384/", Some("http://127.0.0.1:8384")),
+        for (address, addr) in [
+            ("127.0.0.1:8384", Some("127.0.0.1:8384")),
+            ("localhost:8385", Some("127.0.0.1:8385")),
+            ("[::1]:8384", Some("[::1]:8384")),
+            ("0.0.0.0:8384", Some("127.0.0.1:8384")),
+            ("[::]:8384", Some("[::1]:8384")),
+            (":8384", Some("127.0.0.1:8384")),
+            ("http://127.0.0.1:8384/", Some("127.0.0.1:8384")),
             ("10.0.0.1:8384", None),
             ("example.com:8384", None),
             ("127.0.0.1", None),
             ("unix:///run/st.sock", None),
         ] {
-            assert_eq!(loopback_url(address).as_deref(), url, "{address}");
+            let want = addr.map(|a| a.parse::<SocketAddr>().unwrap());
+            assert_eq!(loopback_addr(address), want, "{address}");
+        }
+    }
+
+    #[test]
+    fn an_api_key_that_could_break_its_header_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let folders = format!(
+            r#"<folder id="f" path="{}"></folder>"#,
+            dir.path().display()
+        );
+        for key in ["k&#13;&#10;Host: evil", "a key", "k\u{e9}"] {
+            let gui = format!(
+                r#"<gui enabled="true" tls="false"><address>127.0.0.1:8384</address><apikey>{key}</apikey></gui>"#
+            );
+            assert_eq!(
+                target_in(&config(&folders, &gui), dir.path()),
+                None,
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn sockets_are_found_in_the_kernel_tables_by_both_ends() {
+        // Lines as Linux prints them on a little-endian machine (this one's byte order).
+        let word = |ip: [u8; 4]| format!("{:08X}", u32::from_ne_bytes(ip));
+        let lo = word([127, 0, 0, 1]);
+        let tcp = format!(
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+             0: {lo}:20C0 00000000:0000 0A 00000000:00000000 00:00000000 00000000 65534 0 111 1\n\
+             1: {lo}:20C0 {lo}:A001 01 00000000:00000000 00:00000000 00000000 65534 0 112 1\n\
+             2: {lo}:A001 {lo}:20C0 01 00000000:00000000 00:00000000 00000000 1000 0 113 1\n"
+        );
+        let gui: SocketAddr = "127.0.0.1:8384".parse().unwrap();
+        let client: SocketAddr = "127.0.0.1:40961".parse().unwrap();
+        assert_eq!(
+            socket_uid(&tcp, gui, client),
+            Some(65534),
+            "the listener's side"
+        );
+        assert_eq!(socket_uid(&tcp, client, gui), Some(1000), "our own side");
+        assert_eq!(socket_uid(&tcp, gui, "127.0.0.1:1".parse().unwrap()), None);
+        // A dual-stack listener lists an IPv4 peer as ::ffff:127.0.0.1.
+        let mapped: String = [[0u8; 4], [0; 4], [0, 0, 0xff, 0xff], [127, 0, 0, 1]]
+            .iter()
+            .map(|w| word(*w))
+            .collect();
+        let tcp6 = format!("header\n0: {mapped}:20C0 {mapped}:A001 01 0:0 0:0 0 4242 0 9 1\n");
+        assert_eq!(socket_uid(&tcp6, gui, client), Some(4242));
+        assert_eq!(socket_uid("header\n0: junk", gui, client), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_listener_of_this_process_is_this_user() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        assert_eq!(peer_is_this_user(&stream), Ok(true));
+        let listener6 = TcpListener::bind("[::1]:0");
+        if let Ok(listener6) = listener6 {
+            let stream = TcpStream::connect(listener6.local_addr().unwrap()).unwrap();
+            assert_eq!(peer_is_this_user(&stream), Ok(true));
         }
     }
 
@@ -625,5 +874,40 @@ mod tests {
         rescan.wrote(&dir.path().join("users/alice.json"));
         drop(rescan);
         assert!(started.elapsed() < FLUSH_WAIT + Duration::from_millis(500));
+    }
+
+    /// A GUI port held by a listener that accepts and never answers: neither a write nor
+    /// the drop waits for it.
+    #[test]
+    fn a_gui_that_never_answers_delays_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = silent.local_addr().unwrap();
+        let held = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in silent.incoming().take(3) {
+                held.push(stream); // read nothing, answer nothing
+            }
+            held
+        });
+        let config_file = dir.path().join("config.xml");
+        let folders = format!(
+            r#"<folder id="f" path="{}"></folder>"#,
+            dir.path().display()
+        );
+        let gui = format!(
+            r#"<gui enabled="true" tls="false"><address>{address}</address><apikey>k</apikey></gui>"#
+        );
+        std::fs::write(&config_file, config(&folders, &gui)).unwrap();
+        let started = Instant::now();
+        let rescan = Rescan::with_configs(dir.path(), vec![config_file]);
+        rescan.wrote(&dir.path().join("users/alice.json"));
+        drop(rescan);
+        let took = started.elapsed();
+        assert!(
+            took < FLUSH_WAIT,
+            "the drop waited {took:?} for a silent GUI"
+        );
+        drop(held);
     }
 }

@@ -18,6 +18,8 @@ use notify::{Config, Event, EventKind, RecommendedWatcher, RecursiveMode, Watche
 
 use crate::error::{Error, Result};
 use crate::model::ChatId;
+use crate::store::Store;
+use crate::username::UserKey;
 
 /// Set to `off` to run without a watch, as where one cannot start (tests of the fallback).
 pub const WATCH_ENV: &str = "UMER_CHAT_WATCH";
@@ -33,6 +35,12 @@ pub const FULL_LOOK_WHILE_LIVE: Duration = Duration::from_secs(600);
 /// is a write and a rename, a sync tool often brings several files at once.
 const COALESCE: Duration = Duration::from_millis(25);
 
+/// The least time between two deliveries. A first change after a quiet spell is delivered
+/// after [`COALESCE`]; a flood of changes (a member rewriting a file every few
+/// milliseconds) is delivered at most this often, with whatever came meanwhile, so the last
+/// change of a burst is never lost and a reader looks at most a few times a second.
+pub const MIN_DELIVERY_GAP: Duration = Duration::from_millis(250);
+
 /// What changed in the data folder since the last delivery.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FolderChanges {
@@ -42,8 +50,10 @@ pub struct FolderChanges {
     pub readers: BTreeSet<String>,
     /// A presence file (typing) changed.
     pub presence: bool,
-    /// A user record changed or appeared: someone signed up, or their keys changed.
-    pub users: bool,
+    /// Users whose record changed or appeared (the keys its file name can give): someone
+    /// signed up, or their keys changed. It matters only to chats they are in
+    /// ([`Store::chats_with_members`]).
+    pub users: BTreeSet<UserKey>,
     /// Events were lost or could not be placed: look at everything.
     pub everything: bool,
 }
@@ -66,7 +76,7 @@ impl FolderChanges {
         self.chats.extend(other.chats);
         self.readers.extend(other.readers);
         self.presence |= other.presence;
-        self.users |= other.users;
+        self.users.extend(other.users);
         self.everything |= other.everything;
     }
 
@@ -97,10 +107,54 @@ impl FolderChanges {
                 self.readers.insert(user.to_string());
             }
             [top, ..] if top == "presence" => self.presence = true,
-            [top, ..] if top == "users" => self.users = true,
+            // Temp files of a whole-file write are renamed onto the record: that rename counts.
+            [top, name] if top == "users" && !name.starts_with('.') => {
+                let keys = record_keys(name);
+                if keys.is_empty() {
+                    // Not a name any reader maps to a user: cannot be placed.
+                    self.everything = true;
+                }
+                self.users.extend(keys);
+            }
             // Images are fetched by name when a message shows them; the rest is not ours.
             _ => {}
         }
+    }
+}
+
+/// The users a record file `name` (`<key>.json`, or a name as typed in older folders) can
+/// belong to, by the rules readers look records up with (`data/FORMAT.md`, "Names").
+fn record_keys(name: &str) -> Vec<UserKey> {
+    let Some(stem) = name.strip_suffix(".json") else {
+        return Vec::new();
+    };
+    if let Ok(key) = UserKey::parse(stem) {
+        return vec![key];
+    }
+    UserKey::of(stem)
+        .ok()
+        .into_iter()
+        .chain(UserKey::legacy_of(stem))
+        .collect()
+}
+
+impl Store {
+    /// The chats of `user` that have one of `members` as a member: where a change to their
+    /// records can show (a key change, a name). Reads only chat records, never logs.
+    pub fn chats_with_members(
+        &self,
+        user: &UserKey,
+        members: &BTreeSet<UserKey>,
+    ) -> Result<BTreeSet<ChatId>> {
+        if members.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        Ok(self
+            .member_chats(user)?
+            .into_iter()
+            .filter(|chat| chat.members.iter().any(|m| members.contains(m)))
+            .map(|chat| chat.id.clone())
+            .collect())
     }
 }
 
@@ -148,6 +202,7 @@ impl FolderWatcher {
         std::thread::Builder::new()
             .name("umer-chat-watch".into())
             .spawn(move || {
+                let mut last_delivery: Option<Instant> = None;
                 while let Ok(first) = events_rx.recv() {
                     let mut changes = FolderChanges::default();
                     let mut add = |event: notify::Result<Event>| match event {
@@ -171,15 +226,21 @@ impl FolderWatcher {
                         }
                     };
                     add(first);
-                    let deadline = Instant::now() + COALESCE;
+                    let mut deadline = Instant::now() + COALESCE;
+                    if let Some(last) = last_delivery {
+                        deadline = deadline.max(last + MIN_DELIVERY_GAP);
+                    }
                     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
                         match events_rx.recv_timeout(left) {
                             Ok(event) => add(event),
-                            Err(_) => break,
+                            Err(mpsc::RecvTimeoutError::Timeout) => break,
+                            // The watch stopped: deliver what came, then end.
+                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
                         }
                     }
                     if !changes.is_empty() {
                         on_change(changes);
+                        last_delivery = Some(Instant::now());
                     }
                 }
             })
@@ -299,12 +360,17 @@ mod tests {
                 root.join("reads/bob/dev.json"),
                 root.join("presence/dev.json"),
                 root.join("users/carol.json"),
+                root.join("users/.umer-tmp-x1y2"),
+                root.join("users/Dave.json"),
                 root.join("images/abc.enc"),
             ],
         );
         assert_eq!(changes.chats, BTreeSet::from([dm]));
         assert_eq!(changes.readers, BTreeSet::from(["bob".to_string()]));
-        assert!(changes.presence && changes.users && !changes.everything);
+        let users: Vec<&str> = changes.users.iter().map(UserKey::as_str).collect();
+        assert_eq!(users, ["carol", "dave"], "a temp file is nobody's record");
+        assert!(changes.presence && !changes.everything);
+        assert!(changes_for_paths(root, &[root.join("users/not a user?.json")]).everything);
 
         assert!(changes_for_paths(root, &[root.join("chats")]).everything);
         assert!(changes_for_paths(root, &[PathBuf::from("/elsewhere/x")]).everything);
@@ -338,6 +404,49 @@ mod tests {
         assert!(
             changes.chats.iter().any(|c| c.as_str().ends_with("0001")),
             "{changes:?}"
+        );
+    }
+
+    /// A member rewrites a file every 10 ms for a second: a handful of deliveries, and the
+    /// last one comes after the last write. A lone change after that comes at once.
+    #[test]
+    fn a_flood_of_changes_is_delivered_a_few_times_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = dir.path().join("users");
+        std::fs::create_dir_all(&users).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let _watcher =
+            FolderWatcher::start(dir.path(), move |c| tx.send((Instant::now(), c)).unwrap())
+                .unwrap();
+        let started = Instant::now();
+        let mut last_write = started;
+        while started.elapsed() < Duration::from_secs(1) {
+            std::fs::write(users.join("mallory.json"), format!("{:?}", Instant::now())).unwrap();
+            last_write = Instant::now();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(MIN_DELIVERY_GAP * 2);
+        let batches: Vec<(Instant, FolderChanges)> = rx.try_iter().collect();
+        assert!(
+            (2..=6).contains(&batches.len()),
+            "about one delivery per {MIN_DELIVERY_GAP:?}, not one per write: {}",
+            batches.len()
+        );
+        assert!(
+            batches.last().unwrap().0 > last_write,
+            "the last write is delivered"
+        );
+        // Quiet now: a lone change is not held back by the gap.
+        std::thread::sleep(MIN_DELIVERY_GAP);
+        let chat = dir.path().join("chats/g-5d9eb8c8c1ab8c34dab105f39f273255");
+        std::fs::create_dir_all(&chat).unwrap();
+        let written = Instant::now();
+        std::fs::write(chat.join("chat.json"), "{}").unwrap();
+        let (at, _) = rx.recv_timeout(Duration::from_secs(5)).expect("an event");
+        assert!(
+            at.duration_since(written) < MIN_DELIVERY_GAP,
+            "{:?}",
+            at.duration_since(written)
         );
     }
 
