@@ -83,7 +83,7 @@ pub enum Error {
     WrongRecoveryKey { name: String },
     #[error("{name} has not signed in since messages were encrypted, so nothing can be sent to them yet. Once they sign in with this version, their keys are created and this chat works.")]
     MemberWithoutKeys { name: String },
-    #[error("{name}'s keys are not the ones this device first saw for them (they changed, or {name} set up keys since). Compare safety numbers (Verify) and accept the new keys before sending; until then nothing is encrypted to them.")]
+    #[error("{name}'s keys changed since this device first saw them (or {name} set up keys since). Compare safety numbers (Verify) and accept the new keys before sending; until then nothing is encrypted to them.")]
     KeyChanged { name: String },
     #[error("{name}'s keys are not the ones you compared: their record changed while you looked. Open Verify again and compare the new numbers.")]
     FingerprintMismatch { name: String },
