@@ -790,6 +790,70 @@ fn a_planted_dm_record_is_ignored_and_the_user_is_told() {
     );
 }
 
+/// A group's record replaced by someone outside it: alice's app, started again on her
+/// device, keeps the record it first saw and says so; and a member whose record shows new
+/// keys stops a group send, by name, as in a DM.
+#[test]
+fn a_replaced_group_record_is_ignored_and_a_changed_member_stops_a_group_send() {
+    let alice = TestApp::new(None);
+    let folder = alice.data_folder();
+    let bob = TestApp::new(Some(&folder));
+    alice.ok("signup", creds("alice"));
+    bob.ok("signup", creds("eve"));
+    bob.ok("signup", creds("bob"));
+    let group = alice.ok(
+        "create_group",
+        json!({ "name": "plans", "members": ["bob"] }),
+    );
+    let id = group["id"].as_str().unwrap().to_string();
+    let unsigned = json!({
+        "format": 1, "id": id, "kind": "group", "name": "plans",
+        "members": ["alice", "bob", "eve"], "created_by": "alice", "created_at": 1,
+    });
+    std::fs::write(
+        folder.join("chats").join(&id).join("chat.json"),
+        unsigned.to_string(),
+    )
+    .unwrap();
+
+    let dirs = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dirs.path().join("config")).unwrap();
+    for entry in std::fs::read_dir(alice.config_dir()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(
+                entry.path(),
+                dirs.path().join("config").join(entry.file_name()),
+            )
+            .unwrap();
+        }
+    }
+    let state = AppState::open(&dirs.path().join("config"), folder.clone()).unwrap();
+    let again = TestApp::with_state(state, dirs);
+    again.ok("login", creds("alice"));
+    let page = again.ok("open_chat", json!({ "chatId": id }));
+    assert!(
+        page["chat"]["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("first saw")),
+        "{page}"
+    );
+    assert!(!page["chat"].to_string().contains("eve"), "{page}");
+
+    replace_keys(&folder, "bob", "a different horse");
+    let refused = again
+        .invoke("send_text", json!({ "chatId": id, "text": "hi" }))
+        .unwrap_err();
+    assert_eq!(refused["code"], "key_changed");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("bob's keys"),
+        "{refused}"
+    );
+}
+
 /// A JPEG photo of `width`×`height` with some detail, base64 for `send_image`.
 fn photo_base64(width: u32, height: u32) -> String {
     use base64::Engine;

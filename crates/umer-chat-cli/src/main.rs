@@ -307,17 +307,16 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 )
                 .ok();
             }
-            if report.not_pinned > 0 {
+            if report.pins_full {
                 writeln!(
                     out,
-                    "this device keeps the keys of at most {} people and 32 MiB of group records per folder; {} more were not pinned, so a change of their keys would not be noticed",
+                    "this device keeps the keys of at most {} people, and a bounded amount of group records, per folder, and holds that many: whoever it meets from now on is marked and gets nothing encrypted to them (someone may be filling the folder with accounts or groups)",
                     umer_chat_core::keys::MAX_PINNED_USERS,
-                    report.not_pinned
                 )
                 .ok();
             }
             let problems =
-                report.failures.len() + report.changed_keys.len() + report.not_pinned.min(1);
+                report.failures.len() + report.changed_keys.len() + usize::from(report.pins_full);
             if problems > 0 {
                 eprintln!("error: {problems} signature problem(s); nothing was changed");
                 return Ok(ExitCode::from(1));

@@ -191,9 +191,36 @@ impl Store {
             }
             return Ok(self.cache_chat(record, None));
         }
+        // A record refused before is not parsed again while it and the keys are unchanged:
+        // a folder full of junk records costs each look a stat per record, not a parse.
+        let stamp = fsio::stamp(&path);
+        let generation = self.keyring.generation();
+        if let Some((seen, at, why)) = self.refused_records.lock().expect("refused").get(id) {
+            if stamp.is_some() && *seen == stamp && *at == generation {
+                return Err(Error::corrupt(&path, why.clone()));
+            }
+        }
         let bytes = found?.ok_or_else(|| Error::ChatNotFound { id: id.to_string() })?;
-        let record = self.parse_chat_record(&path, &bytes)?;
-        record.check(id).map_err(|why| Error::corrupt(&path, why))?;
+        if !id.is_dm() && bytes.len() > crate::keys::MAX_GROUP_RECORD_BYTES {
+            return Err(Error::corrupt(
+                &path,
+                "far bigger than any group's record (it could not be pinned)",
+            ));
+        }
+        let record = self
+            .parse_chat_record(&path, &bytes)
+            .and_then(|record| {
+                record.check(id).map_err(|why| Error::corrupt(&path, why))?;
+                Ok(record)
+            })
+            .inspect_err(|e| {
+                if let Error::CorruptFile { reason, .. } = e {
+                    self.refused_records
+                        .lock()
+                        .expect("refused")
+                        .insert(id.clone(), (stamp, generation, reason.clone()));
+                }
+            })?;
         // Kept to pin once a signed-in member looks at it (see `pin_record`).
         let text = (!id.is_dm())
             .then(|| String::from_utf8(bytes).ok())
@@ -211,6 +238,11 @@ impl Store {
             .remove(&chat.id)
         {
             self.keyring.pins.pin_chat(&chat.id, &text);
+            // The key that vouched for the record is pinned with it: a creator's record
+            // swapped later then neither hides the group nor passes as its creator.
+            if let Some(creator) = &chat.created_by {
+                self.keyring.sender_pinning(creator);
+            }
         }
     }
 
@@ -563,6 +595,19 @@ impl Store {
         Ok(chats)
     }
 
+    /// Notes how far this device has seen the logs of the chat's members it knows without
+    /// keys, read or not: all of it is theirs on this device once they have keys (up to
+    /// what their keys seal), and nothing planted after this look.
+    fn saw_keyless_logs(&self, chat: &ChatRecord, files: &[logs::LogFile]) {
+        let rels: Vec<(&UserKey, String, u64)> = files
+            .iter()
+            .filter(|f| f.conflict_of.is_none())
+            .map(|f| (&f.owner, format!("chats/{}/log/{}", chat.id, f.rel), f.len))
+            .collect();
+        self.keyring
+            .saw_unsigned(rels.iter().map(|(u, rel, len)| (*u, rel.as_str(), *len)));
+    }
+
     fn summarise(
         &self,
         user: &UserKey,
@@ -611,6 +656,7 @@ impl Store {
                 .cloned()
                 .collect()
         });
+        self.saw_keyless_logs(chat.record(), files);
         Ok(ChatSummary {
             key_changes,
             chat: chat.record().clone(),
@@ -629,6 +675,7 @@ impl Store {
         let cursor = LogCursor::at_end_of(&files);
         let reader = self.reader_for(user, chat.clone())?;
         let page = page_before(&files, &reader, None, PAGE_SIZE);
+        self.saw_keyless_logs(&chat, &files);
         self.save_pins(); // the first keys of whoever wrote this page
         Ok(ChatView { chat, page, cursor })
     }

@@ -29,9 +29,10 @@ pub struct ContactKeys {
 pub struct VerifyReport {
     pub failures: Vec<Skipped>,
     pub changed_keys: Vec<UserKey>,
-    /// Users and groups this device did not pin because it holds as many as it keeps
-    /// ([`crate::keys::MAX_PINNED_USERS`], [`crate::keys::MAX_PINNED_CHAT_BYTES`]).
-    pub not_pinned: usize,
+    /// This device holds as many pins for the folder as it keeps
+    /// ([`crate::keys::MAX_PINNED_USERS`], [`crate::keys::MAX_PINNED_CHAT_BYTES`]): whoever
+    /// it meets from now on is not trusted unchecked.
+    pub pins_full: bool,
 }
 
 impl SkipReason {
@@ -124,7 +125,7 @@ impl Store {
         Ok(VerifyReport {
             failures,
             changed_keys,
-            not_pinned: self.keyring.pins.refused(),
+            pins_full: self.keyring.pins.full(),
         })
     }
 

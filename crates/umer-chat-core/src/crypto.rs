@@ -122,6 +122,14 @@ impl PublicKeys {
         })
     }
 
+    /// Whether the X25519 key is of small order: any Diffie-Hellman with it gives a value
+    /// everyone can compute, so nothing may ever be wrapped or derived for it.
+    pub fn dh_is_weak(&self) -> bool {
+        !StaticSecret::from([9u8; 32])
+            .diffie_hellman(&self.dh)
+            .was_contributory()
+    }
+
     pub fn sign_b64(&self) -> String {
         b64(self.sign.as_bytes())
     }

@@ -85,6 +85,8 @@ pub enum Error {
     MemberWithoutKeys { name: String },
     #[error("{name}'s keys changed since this device first saw them (or {name} set up keys since). Compare safety numbers (Verify) and accept the new keys before sending; until then nothing is encrypted to them.")]
     KeyChanged { name: String },
+    #[error("This device already keeps as many keys and group records for this folder as it can, so it cannot keep track of {what} and does not trust it unchecked; nothing is sent there. Someone may be filling the folder with accounts or groups: `umer-chat-cli doctor` lists the folder.")]
+    PinsFull { what: String },
     #[error("{name}'s keys are not the ones you compared: their record changed while you looked. Open Verify again and compare the new numbers.")]
     FingerprintMismatch { name: String },
     #[error("Could not {action} {path}: {source}")]
@@ -134,6 +136,7 @@ impl Error {
             Error::MemberWithoutKeys { .. } => "member_without_keys",
             Error::KeyChanged { .. } => "key_changed",
             Error::FingerprintMismatch { .. } => "fingerprint_mismatch",
+            Error::PinsFull { .. } => "pins_full",
             Error::Io { .. } => "io",
         }
     }

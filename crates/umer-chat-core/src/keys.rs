@@ -73,6 +73,7 @@ impl UserKeys {
             return Err(format!("its keys are {}'s", signed.user));
         }
         let public = PublicKeys::from_b64(&signed.sign, &signed.dh)
+            .filter(|keys| !keys.dh_is_weak())
             .ok_or("its public keys are not valid keys")?;
         if !public.verify(
             USER_KEYS_DOMAIN,
@@ -241,6 +242,14 @@ pub struct Pin {
     /// keys are not laundered into it. `None` for a user first seen with keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen_unsigned: Option<BTreeMap<String, u64>>,
+    /// When this device's user last decided about this pin (accepted, verified): between
+    /// two processes of the device, the newer decision wins.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub decided_at: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl Pin {
@@ -253,6 +262,7 @@ impl Pin {
             verified: false,
             previous: Vec::new(),
             seen_unsigned: None,
+            decided_at: 0,
         }
     }
 
@@ -265,6 +275,7 @@ impl Pin {
             verified: false,
             previous: Vec::new(),
             seen_unsigned: Some(BTreeMap::new()),
+            decided_at: 0,
         }
     }
 
@@ -299,11 +310,19 @@ struct PinFile {
     chats: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-/// Anyone in the folder can make users and groups that include you: past these, nothing more
-/// is pinned (and `verify` says so), so the pin file and each save stay bounded.
+/// Anyone in the folder can make users and groups that include you. Past these caps nothing
+/// more is pinned, and whoever could not be pinned is never trusted unchecked (see
+/// [`SenderKeys::unpinned`]), so filling the caps silences no key change.
 pub const MAX_PINNED_USERS: usize = 10_000;
-pub const MAX_PINNED_CHAT_BYTES: usize = 32 * 1024 * 1024;
-/// The pin file is read whole: its caps above keep it well below this.
+/// Group records, counted as they are stored (escaped in the pin file).
+pub const MAX_PINNED_CHAT_BYTES: usize = 16 * 1024 * 1024;
+/// No group record is near this (256 members' wrapped keys take about 40 KiB): a bigger one
+/// is refused (`Store::chat`), so every group record a member sees can be pinned.
+pub const MAX_GROUP_RECORD_BYTES: usize = 256 * 1024;
+/// How many unsigned logs of one keyless user a device remembers reading, and in all.
+const MAX_WATERMARKS_PER_USER: usize = 64;
+const MAX_WATERMARKS: usize = 20_000;
+/// The pin file is read whole; a save that would pass this is refused, never truncated.
 const MAX_PIN_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Default)]
@@ -311,6 +330,7 @@ struct PinState {
     users: BTreeMap<String, Pin>,
     chats: BTreeMap<String, String>,
     chat_bytes: usize,
+    watermarks: usize,
     /// Pins made since the last save.
     dirty: bool,
     /// Users and groups not pinned because a cap was reached.
@@ -337,6 +357,10 @@ fn folder_key(folder: &Path) -> String {
         .into_owned()
 }
 
+fn watermark_count(pin: &Pin) -> usize {
+    pin.seen_unsigned.as_ref().map_or(0, BTreeMap::len)
+}
+
 impl Pins {
     pub(crate) fn in_memory(folder: &Path) -> Pins {
         Pins {
@@ -349,25 +373,31 @@ impl Pins {
 
     /// Reads the pins of this folder from `file`, and saves to it from now on. Pins kept
     /// under another spelling of the same folder (from before pins were keyed by the
-    /// canonical path) are taken too.
+    /// canonical path) are taken too; the canonical spelling's come first.
     pub(crate) fn attach(&self, file: PathBuf) -> Result<()> {
         let stored = read_pin_file(&file)?;
         let mut state = self.state.lock().expect("pins");
         let ours = |spelled: &String| {
             *spelled == self.folder || folder_key(Path::new(spelled)) == self.folder
         };
-        for (_, users) in stored.folders.iter().filter(|(f, _)| ours(f)) {
-            for (user, pin) in users {
-                state
-                    .users
-                    .entry(user.clone())
-                    .or_insert_with(|| pin.clone());
+        // The canonical spelling first: its pins win over an old spelling's.
+        let canonical_first = |f: &&String| **f != self.folder;
+        let mut user_folders: Vec<&String> = stored.folders.keys().filter(|f| ours(f)).collect();
+        user_folders.sort_by_key(canonical_first);
+        let mut chat_folders: Vec<&String> = stored.chats.keys().filter(|f| ours(f)).collect();
+        chat_folders.sort_by_key(canonical_first);
+        for folder in user_folders {
+            for (user, pin) in &stored.folders[folder] {
+                if !state.users.contains_key(user) {
+                    state.watermarks += watermark_count(pin);
+                    state.users.insert(user.clone(), pin.clone());
+                }
             }
         }
-        for (_, chats) in stored.chats.iter().filter(|(f, _)| ours(f)) {
-            for (chat, record) in chats {
+        for folder in chat_folders {
+            for (chat, record) in &stored.chats[folder] {
                 if !state.chats.contains_key(chat) {
-                    state.chat_bytes += record.len();
+                    state.chat_bytes += stored_len(record);
                     state.chats.insert(chat.clone(), record.clone());
                 }
             }
@@ -387,11 +417,15 @@ impl Pins {
             .cloned()
     }
 
-    /// A decision of this device's user (accept, verified): saved at once.
-    pub(crate) fn set(&self, user: &UserKey, pin: Pin) -> Result<()> {
+    /// A decision of this device's user (accept, verified): saved at once, and newer than
+    /// whatever another process of this device has on disk.
+    pub(crate) fn set(&self, user: &UserKey, mut pin: Pin) -> Result<()> {
         self.changed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        pin.decided_at = now_ms();
         let mut state = self.state.lock().expect("pins");
+        let before = state.users.get(user.as_str()).map_or(0, watermark_count);
+        state.watermarks = state.watermarks - before + watermark_count(&pin);
         state.users.insert(user.as_str().to_string(), pin);
         state.dirty = true;
         drop(state);
@@ -414,19 +448,36 @@ impl Pins {
         true
     }
 
-    fn saw_unsigned(&self, user: &UserKey, rel: &str, end: u64) {
+    /// Notes how far this device has seen keyless users' unsigned logs (`(user, path from
+    /// the root, bytes)`); users who are not pinned as keyless are left alone.
+    fn saw_unsigned<'a>(&self, logs: impl IntoIterator<Item = (&'a UserKey, &'a str, u64)>) {
         let mut state = self.state.lock().expect("pins");
-        let Some(pin) = state.users.get_mut(user.as_str()) else {
-            return;
-        };
-        let Some(seen) = pin.seen_unsigned.as_mut().filter(|_| pin.sign.is_empty()) else {
-            return;
-        };
-        let mark = seen.entry(rel.to_string()).or_insert(0);
-        if end > *mark {
-            *mark = end;
-            state.dirty = true;
+        let mut added = 0;
+        let mut dirty = false;
+        let room = MAX_WATERMARKS.saturating_sub(state.watermarks);
+        for (user, rel, end) in logs {
+            let Some(pin) = state.users.get_mut(user.as_str()) else {
+                continue;
+            };
+            let Some(seen) = pin.seen_unsigned.as_mut().filter(|_| pin.sign.is_empty()) else {
+                continue;
+            };
+            let full = seen.len() >= MAX_WATERMARKS_PER_USER || added >= room;
+            match seen.get_mut(rel) {
+                Some(mark) if end > *mark => *mark = end,
+                Some(_) => continue,
+                // Past the caps, a file is not remembered: its lines will not be vouched
+                // for on this device once the user has keys (it fails closed).
+                None if full => continue,
+                None => {
+                    seen.insert(rel.to_string(), end);
+                    added += 1;
+                }
+            }
+            dirty = true;
         }
+        state.watermarks += added;
+        state.dirty |= dirty;
     }
 
     /// The `chat.json` this device first saw for a group it is in.
@@ -445,25 +496,32 @@ impl Pins {
         if state.chats.contains_key(chat.as_str()) {
             return;
         }
-        if state.chat_bytes + record.len() > MAX_PINNED_CHAT_BYTES {
+        let len = stored_len(record);
+        if len > 2 * MAX_GROUP_RECORD_BYTES || state.chat_bytes + len > MAX_PINNED_CHAT_BYTES {
             state.refused += 1;
             return;
         }
-        state.chat_bytes += record.len();
+        state.chat_bytes += len;
         state
             .chats
             .insert(chat.as_str().to_string(), record.to_string());
         state.dirty = true;
     }
 
-    /// How many users or groups were not pinned because a cap was reached.
-    pub(crate) fn refused(&self) -> usize {
-        self.state.lock().expect("pins").refused
+    /// Whether a cap was reached: in this process, or by what the pin file holds (a
+    /// `verify` run pins nobody itself, and must still say so).
+    pub(crate) fn full(&self) -> bool {
+        let state = self.state.lock().expect("pins");
+        state.refused > 0
+            || state.users.len() >= MAX_PINNED_USERS
+            || state.chat_bytes + 2 * MAX_GROUP_RECORD_BYTES > MAX_PINNED_CHAT_BYTES
+            || state.watermarks >= MAX_WATERMARKS
     }
 
-    /// Merges our pins into the file, when anything changed since the last save: another
-    /// process of this device (the CLI beside the app) may have pinned others meanwhile;
-    /// what is on disk first stays first, and a local decision (trust, verified) is newer.
+    /// Merges our pins into the file, when anything changed since the last save. Another
+    /// process of this device (the CLI beside the app) may have pinned or decided meanwhile:
+    /// what is on disk first stays first, the newer decision wins (and this process takes
+    /// it too), and a file that cannot be read is never replaced by what this process knows.
     pub(crate) fn save_if_changed(&self) -> Result<()> {
         let file = self.file.lock().expect("pin file");
         let Some(path) = file.as_ref() else {
@@ -473,11 +531,35 @@ impl Pins {
         if !state.dirty {
             return Ok(());
         }
-        let mut stored = read_pin_file(path).unwrap_or_default();
+        let mut stored = read_pin_file(path)?;
         stored.format = 1;
         let users = stored.folders.entry(self.folder.clone()).or_default();
+        let mut adopted = Vec::new();
         for (user, pin) in &state.users {
-            users.insert(user.clone(), pin.clone());
+            match users.get(user) {
+                Some(disk) if disk.decided_at >= pin.decided_at => {
+                    let mut kept = disk.clone();
+                    if disk.is_keyless() && pin.is_keyless() {
+                        merge_watermarks(&mut kept, pin);
+                    }
+                    if kept != *disk {
+                        users.insert(user.clone(), kept.clone());
+                    }
+                    if kept != *pin {
+                        adopted.push((user.clone(), kept));
+                    }
+                }
+                _ => {
+                    users.insert(user.clone(), pin.clone());
+                }
+            }
+        }
+        if !adopted.is_empty() {
+            self.changed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        for (user, pin) in adopted {
+            state.users.insert(user, pin);
         }
         let chats = stored.chats.entry(self.folder.clone()).or_default();
         for (chat, record) in &state.chats {
@@ -485,10 +567,42 @@ impl Pins {
         }
         let mut json = serde_json::to_vec_pretty(&stored).expect("pins serialise");
         json.push(b'\n');
+        if json.len() as u64 > MAX_PIN_FILE_BYTES {
+            return Err(Error::FileTooLarge {
+                path: path.clone(),
+                len: json.len() as u64,
+                max: MAX_PIN_FILE_BYTES,
+            });
+        }
         fsio::write_atomic(path, &json)?;
         state.dirty = false;
         Ok(())
     }
+}
+
+/// Two processes' views of how far a keyless user's logs were read: the furthest of each.
+fn merge_watermarks(into: &mut Pin, from: &Pin) {
+    let (Some(into), Some(from)) = (into.seen_unsigned.as_mut(), from.seen_unsigned.as_ref())
+    else {
+        return;
+    };
+    for (rel, end) in from {
+        if let Some(mark) = into.get_mut(rel) {
+            *mark = (*mark).max(*end);
+        } else if into.len() < MAX_WATERMARKS_PER_USER {
+            into.insert(rel.clone(), *end);
+        }
+    }
+}
+
+/// How many bytes a record takes in the pin file, where it is a JSON string: every byte
+/// JSON escapes (quotes, backslashes, the whitespace a record may hold) counts twice.
+fn stored_len(record: &str) -> usize {
+    record.len()
+        + record
+            .bytes()
+            .filter(|b| matches!(b, b'"' | b'\\' | b'\n' | b'\r' | b'\t'))
+            .count()
 }
 
 fn read_pin_file(path: &Path) -> Result<PinFile> {
@@ -506,11 +620,17 @@ pub struct SenderKeys {
     /// The record's keys, when it has valid ones.
     pub record: Option<Arc<UserKeys>>,
     pub pin: Option<Pin>,
+    /// This device should have pinned them but holds as many pins as it keeps: nothing
+    /// vouches for their keys, so they count as in doubt (it fails closed).
+    pub unpinned: bool,
 }
 
 impl SenderKeys {
     /// The record's keys differ from the pinned ones, or are gone.
     pub fn changed(&self) -> bool {
+        if self.unpinned {
+            return self.record.is_some();
+        }
         match (&self.record, &self.pin) {
             (Some(record), Some(pin)) => !pin_matches(pin, &record.public),
             // Keys this device knew are gone (a record downgraded or broken).
@@ -671,13 +791,15 @@ impl Keyring {
     fn sender_keys(&self, user: &UserKey, pin_first_sight: bool) -> SenderKeys {
         let record = self.record_keys(user);
         let mut pin = self.pins.get(user);
+        let mut unpinned = false;
         match (&record, &pin) {
             (Some(record), None) => {
                 let first = Pin::of(&record.public);
-                if pin_first_sight {
-                    self.pins.first_sight(user, &first);
+                if pin_first_sight && !self.pins.first_sight(user, &first) {
+                    unpinned = true;
+                } else {
+                    pin = Some(first);
                 }
-                pin = Some(first);
             }
             // Known without keys: whatever keys appear later are compared, not trusted.
             (None, None) if pin_first_sight && self.is_keyless(user) => {
@@ -707,6 +829,7 @@ impl Keyring {
             accepted,
             record,
             pin,
+            unpinned,
         }
     }
 
@@ -718,8 +841,11 @@ impl Keyring {
 
     /// Notes that this device read `user`'s unsigned log `rel` up to `end`, while it knows
     /// them without keys (see [`Pin::seen_unsigned`]).
-    pub(crate) fn saw_unsigned(&self, user: &UserKey, rel: &str, end: u64) {
-        self.pins.saw_unsigned(user, rel, end);
+    pub(crate) fn saw_unsigned<'a>(
+        &self,
+        logs: impl IntoIterator<Item = (&'a UserKey, &'a str, u64)>,
+    ) {
+        self.pins.saw_unsigned(logs);
     }
 
     /// Pins the keys this process made for `user` at their upgrade: this device knows they
@@ -935,4 +1061,39 @@ fn complete_lines_len(path: &Path) -> Option<u64> {
         end = start;
     }
     Some(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record whose X25519 key is of small order (here zero) would let anyone compute
+    /// every key wrapped or derived for it: it is refused, so nothing is ever sealed to it.
+    #[test]
+    fn a_record_with_a_small_order_dh_key_is_refused() {
+        let user = UserKey::parse("bob").unwrap();
+        let secret = SecretKeys::from_seed([4; 32], [5; 32], [6; 32]);
+        let record = |dh: &str| {
+            let signed = format!(
+                r#"{{"user":"bob","sign":"{}","dh":"{dh}","created_at":1,"history":[]}}"#,
+                secret.public().sign_b64()
+            );
+            KeysRecord {
+                sig: secret.sign(USER_KEYS_DOMAIN, signed.as_bytes()),
+                signed: RawValue::from_string(signed).unwrap(),
+                sealed: secret.seal_with_recovery(&user),
+                recovery: secret.seal_with_recovery(&user),
+            }
+        };
+        UserKeys::check(&user, record(&secret.public().dh_b64())).unwrap();
+        let zero = crate::crypto::b64(&[0u8; 32]);
+        let one = crate::crypto::b64(&{
+            let mut one = [0u8; 32];
+            one[0] = 1;
+            one
+        });
+        for weak in [zero, one] {
+            assert!(UserKeys::check(&user, record(&weak)).is_err(), "{weak}");
+        }
+    }
 }

@@ -184,12 +184,16 @@ impl Store {
         reader: &ChatReader,
     ) -> Result<ContentKey> {
         if reader.kind == crate::model::ChatKind::Group {
+            // A group from before binding is only as good as the record this device pinned;
+            // one it could not pin (its pins are full) is not trusted unchecked.
+            if !reader.id.is_bound_group() && self.keyring.pins.chat(&reader.id).is_none() {
+                return Err(Error::PinsFull {
+                    what: format!("group {}", reader.id),
+                });
+            }
             for member in &reader.members {
-                let keys = reader.sender(member);
-                if keys.record.is_some() && keys.changed() {
-                    return Err(Error::KeyChanged {
-                        name: member.as_str().to_string(),
-                    });
+                if reader.sender(member).record.is_some() {
+                    reader.current_keys_of(member)?;
                 }
             }
         }

@@ -387,6 +387,11 @@ impl ChatReader {
     /// `user`'s keys when nothing is in doubt: present, and the ones this device pinned.
     pub(crate) fn current_keys_of(&self, user: &UserKey) -> crate::Result<PublicKeys> {
         let keys = self.sender(user);
+        if keys.unpinned {
+            return Err(crate::Error::PinsFull {
+                what: format!("{user}'s keys"),
+            });
+        }
         if keys.changed() {
             return Err(crate::Error::KeyChanged {
                 name: user.as_str().to_string(),
@@ -573,8 +578,9 @@ impl ChatReader {
         let Some(record) = &keys.record else {
             // Still without keys: remember how far this device has read them, which is all
             // their keys may vouch for here once they have some.
-            if self.pins() {
-                self.keyring.saw_unsigned(&event.sender, &rel, end);
+            if self.pins() && file.conflict_of.is_none() {
+                self.keyring
+                    .saw_unsigned([(&event.sender, rel.as_str(), end)]);
             }
             return Ok(event);
         };

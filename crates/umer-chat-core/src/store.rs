@@ -17,6 +17,9 @@ use crate::model::{ChatId, ChatRecord, DeviceId, FORMAT_VERSION, UNCHANGED_RECOR
 use crate::reader::ChatReader;
 use crate::username::UserKey;
 
+/// A refused record's file stamp, the keyring generation, and why.
+pub(crate) type RefusedRecord = (Option<fsio::Stamp>, u64, String);
+
 pub struct Store {
     root: PathBuf,
     device: DeviceId,
@@ -26,6 +29,9 @@ pub struct Store {
     pub(crate) refused_dm_records: Mutex<HashSet<ChatId>>,
     /// Groups whose chat.json differs from the record this device pinned, which is used.
     pub(crate) replaced_group_records: Mutex<HashSet<ChatId>>,
+    /// Records refused, with the file's stamp and the keyring generation they were
+    /// refused under (see `Store::chat`).
+    pub(crate) refused_records: Mutex<HashMap<ChatId, RefusedRecord>>,
     /// Group records as read, until a signed-in member's look pins them.
     pub(crate) record_texts: Mutex<HashMap<ChatId, String>>,
     /// The next sequence number this process gives, across all of this device's logs, so
@@ -59,6 +65,7 @@ impl Store {
             refused_dm_records: Mutex::new(HashSet::new()),
             replaced_group_records: Mutex::new(HashSet::new()),
             record_texts: Mutex::new(HashMap::new()),
+            refused_records: Mutex::new(HashMap::new()),
             next_seq: AtomicU64::new(0),
             keyring: Arc::new(Keyring::new(&root)),
             opened_names: Mutex::new(HashMap::new()),
