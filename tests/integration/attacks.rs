@@ -905,3 +905,250 @@ fn an_account_taken_over_before_its_owner_upgrades_is_a_key_change_and_launders_
         "wrong_password"
     );
 }
+
+/// A bound group of `members` (sorted keys) made by eve, with `name` and `padding` bytes of
+/// whitespace after the signed record; the test's own attacker's record.
+fn eves_bound_group(f: &Folder, members: &[String], padding: usize) -> ChatId {
+    let mut genesis = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut genesis);
+    let eve = f.public("eve");
+    let id = ChatId::for_bound_group(eve.sign.as_bytes(), &genesis);
+    let content = ContentKey::random();
+    let record = json!({
+        "format": 2, "id": id, "kind": "group", "name": "flood", "members": members,
+        "created_by": "eve", "created_at": now_ms(),
+        "keys": f.wrapped(&content, &id, &["bob", "eve"]),
+        "creator_key": eve.sign_b64(), "genesis": crypto::b64(&genesis),
+    });
+    f.write_signed_record(&id, &record, &f.secrets[2]);
+    if padding > 0 {
+        let file = f.chat_file(id.as_str());
+        let mut bytes = fs::read(&file).unwrap();
+        bytes.extend(std::iter::repeat_n(b'\n', padding));
+        fs::write(file, bytes).unwrap();
+    }
+    id
+}
+
+/// The second pass, 1: eve fills bob's pins with keyless puppets, each with one line in
+/// groups she makes with him. Someone new to bob afterwards is not trusted unchecked: a
+/// swap of their keys cannot pass as a first sight.
+#[test]
+fn a_flood_of_puppets_in_groups_with_the_victim_fails_closed() {
+    let f = Folder::new();
+    let per_group = 250;
+    let device = "0000000000000001";
+    for g in 0..=(umer_chat_core::keys::MAX_PINNED_USERS / per_group) {
+        let puppets: Vec<String> = (0..per_group).map(|i| format!("p{g}x{i}")).collect();
+        let mut members: Vec<String> = puppets.clone();
+        members.extend(["bob".to_string(), "eve".to_string()]);
+        members.sort();
+        let id = eves_bound_group(&f, &members, 0);
+        let month = f
+            .root()
+            .join("chats")
+            .join(id.as_str())
+            .join("log")
+            .join(month_of(now_ms()));
+        fs::create_dir_all(&month).unwrap();
+        for puppet in &puppets {
+            let record = json!({"format": 1, "username": puppet,
+                "password": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$YWJj"});
+            fs::write(
+                f.root().join("users").join(format!("{puppet}.json")),
+                record.to_string(),
+            )
+            .unwrap();
+            let line = json!({"v": 1, "id": format!("{:032x}", rand::random::<u128>()),
+                "type": "message", "chat": id, "sender": puppet, "device": device,
+                "seq": 1, "ts": now_ms(), "text": "hi", "image": null});
+            fs::write(
+                month.join(format!("{puppet}.{device}.jsonl")),
+                format!("{line}\n"),
+            )
+            .unwrap();
+        }
+    }
+    let bob = f.bob.restarted(f.root());
+    bob.list_user_chats(&key("bob")).unwrap();
+    plant_user(f.root(), "dave", 0x40);
+    bob.create_private_chat(&key("bob"), "dave").unwrap();
+    let dave = bob.contact_keys(&key("bob"), "dave").unwrap();
+    assert!(
+        dave.changed,
+        "dave's keys taken unchecked with the pins full"
+    );
+    let dm = ChatId::for_dm(&key("bob"), &key("dave")).to_string();
+    assert_eq!(
+        bob.append_message(&key("bob"), &dm, Some("hi dave"), None)
+            .unwrap_err()
+            .code(),
+        "pins_full"
+    );
+    let verify = f.bob.cli(f.root(), &["verify"]);
+    assert_eq!(verify.status.code(), Some(1), "{verify:?}");
+}
+
+/// The second pass, 2: group records padded with whitespace, many of them, never push the
+/// pin file past what it can read, nor erase another folder's pins.
+#[test]
+fn padded_group_records_never_break_or_erase_the_pin_file() {
+    let f = Folder::new();
+    // Bob's device also pinned alice in another folder.
+    let other = temp_dir();
+    plant_user(other.path(), "alice", 0x10);
+    plant_user(other.path(), "bob", 0x20);
+    {
+        let elsewhere = open_device(other.path(), f.bob.cfg.path(), "bob");
+        elsewhere.contact_keys(&key("bob"), "alice").unwrap();
+    }
+    let members = vec!["bob".to_string(), "eve".to_string()];
+    let huge = eves_bound_group(&f, &members, 600 * 1024);
+    for _ in 0..80 {
+        eves_bound_group(&f, &members, 250 * 1024);
+    }
+    let bob = f.bob.restarted(f.root());
+    let listed = bob.list_user_chats(&key("bob")).unwrap();
+    assert!(
+        listed.iter().all(|c| c.chat.id != huge),
+        "a 600 KiB group record"
+    );
+    drop(bob);
+    let pins = f.bob.cfg.path().join("pinned-keys.json");
+    let size = fs::metadata(&pins).unwrap().len();
+    assert!(size < 40 * 1024 * 1024, "{size} bytes");
+    let file: Value = serde_json::from_slice(&fs::read(&pins).unwrap()).unwrap();
+    let other_key = fs::canonicalize(other.path()).unwrap();
+    assert!(
+        file["folders"][other_key.to_string_lossy().as_ref()]["alice"].is_object(),
+        "the other folder's pins are kept"
+    );
+    let out = f.bob.cli(f.root(), &["chats"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The second pass, 4: a group's creator's record swapped after a member's device pinned
+/// the group neither hides the group nor passes as its creator.
+#[test]
+fn a_swapped_creator_record_neither_hides_a_group_nor_passes_as_its_creator() {
+    let f = Folder::new();
+    let group = f
+        .alice
+        .store
+        .create_group_chat(&key("alice"), "plans", &["bob"])
+        .unwrap()
+        .id
+        .clone();
+    // Bob's device lists it before reading anything alice wrote.
+    f.bob.store.list_user_chats(&key("bob")).unwrap();
+    drop(f.bob.restarted(f.root()));
+    swap_record(&f, "alice", 0x66);
+    let bob = f.bob.restarted(f.root());
+    let listed = bob.list_user_chats(&key("bob")).unwrap();
+    assert!(
+        listed.iter().any(|c| c.chat.id == group),
+        "the group vanished"
+    );
+    assert!(bob.contact_keys(&key("bob"), "alice").unwrap().changed);
+}
+
+/// The second pass, 5: a keyless user's older history that this device never scrolled to
+/// stays theirs once they have keys.
+#[test]
+fn history_a_device_never_scrolled_to_stays_shown_after_its_author_gets_keys() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/example");
+    let dir = temp_dir();
+    umer_chat_tests::support::copy_tree(&example, dir.path());
+    let root = dir.path();
+    let dm = "dm-2217923fae852bc1c6b8e242558d64d1";
+    let device = "bbbb000000000002";
+    // Two older months of bob's, 60 lines each: the latest page reaches into the newer one
+    // only, so this device never reads the older one before bob has keys.
+    let months = [1_786_000_000_000i64, 1_790_000_000_000]; // 2026-08-06, 2026-09-21
+    for (m, start) in months.into_iter().enumerate() {
+        let dir = root.join(format!("chats/{dm}/log/{}", month_of(start)));
+        fs::create_dir_all(&dir).unwrap();
+        let mut lines = String::new();
+        for i in 0..60 {
+            let n = m * 60 + i;
+            lines.push_str(&format!(
+                "{}\n",
+                json!({"v": 1, "id": format!("{:032x}", n + 1), "type": "message", "chat": dm,
+                    "sender": "bob", "device": device, "seq": n, "ts": start + i as i64,
+                    "text": format!("old {n}"), "image": null})
+            ));
+        }
+        fs::write(dir.join(format!("bob.{device}.jsonl")), lines).unwrap();
+    }
+    let alices = temp_dir();
+    let alice = open_store_as(root, &device_config(alices.path()));
+    alice
+        .use_pin_file(alices.path().join("pinned-keys.json"))
+        .unwrap();
+    alice.verify_user("alice", "alice-example-1").unwrap();
+    alice.get_chat(&key("alice"), dm).unwrap();
+    drop(alice);
+    // Bob signs in on his own device: his keys seal his history.
+    open_store_as(root, &device_config(temp_dir().path()))
+        .verify_user("bob", "bob-example-22")
+        .unwrap();
+    let alice = open_store_as(root, &device_config(alices.path()));
+    alice
+        .use_pin_file(alices.path().join("pinned-keys.json"))
+        .unwrap();
+    alice.verify_user("alice", "alice-example-1").unwrap();
+    let texts: Vec<String> = alice
+        .all_messages(&key("alice"), dm)
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.text)
+        .collect();
+    for i in 0..60 {
+        assert!(
+            texts.contains(&format!("old {i}")),
+            "old {i} lost: {texts:?}"
+        );
+    }
+}
+
+/// The second pass, 8: a long-running process of the device (the app) never undoes a
+/// decision another one (the CLI) made meanwhile.
+#[test]
+fn a_decision_made_in_another_process_of_the_device_is_kept() {
+    let f = Folder::new();
+    f.alice
+        .store
+        .create_private_chat(&key("alice"), "bob")
+        .unwrap();
+    f.alice.store.contact_keys(&key("alice"), "bob").unwrap();
+    swap_record(&f, "bob", 0x66);
+    let cli = f.alice.restarted(f.root());
+    let shown = cli.contact_keys(&key("alice"), "bob").unwrap();
+    cli.trust_keys(&key("alice"), "bob", shown.fingerprint.as_deref().unwrap())
+        .unwrap();
+    drop(cli);
+    // The app, still running with its old view, pins someone new and saves.
+    plant_user(f.root(), "carol", 0x50);
+    f.alice
+        .store
+        .create_private_chat(&key("alice"), "carol")
+        .unwrap();
+    f.alice.store.contact_keys(&key("alice"), "carol").unwrap();
+    let later = f.alice.restarted(f.root());
+    assert!(
+        !later.contact_keys(&key("alice"), "bob").unwrap().changed,
+        "the accepted key was undone"
+    );
+    assert!(
+        !f.alice
+            .store
+            .contact_keys(&key("alice"), "bob")
+            .unwrap()
+            .changed
+    );
+}
