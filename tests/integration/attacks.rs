@@ -181,7 +181,9 @@ impl Folder {
     fn wrapped(&self, content: &ContentKey, id: &ChatId, names: &[&str]) -> Value {
         let members: Vec<(UserKey, crypto::PublicKeys)> =
             names.iter().map(|n| (key(n), self.public(n))).collect();
-        json!(content.wrap_for(id, members.iter().map(|(k, p)| (k, p))))
+        json!(content
+            .wrap_for(id, members.iter().map(|(k, p)| (k, p)))
+            .unwrap())
     }
 
     fn write_signed_record(&self, id: &ChatId, record: &Value, signer: &SecretKeys) {

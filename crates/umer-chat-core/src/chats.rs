@@ -138,7 +138,11 @@ impl Store {
             member_keys.push((member.clone(), public));
         }
         let content = ContentKey::random();
-        let wrapped = content.wrap_for(&id, member_keys.iter().map(|(k, p)| (k, p)));
+        let wrapped = content
+            .wrap_for(&id, member_keys.iter().map(|(k, p)| (k, p)))
+            .map_err(|weak| Error::InvalidKeys {
+                name: self.display_name(&weak),
+            })?;
         let record = ChatRecord {
             format: FORMAT_VERSION,
             id: id.clone(),

@@ -122,14 +122,6 @@ impl PublicKeys {
         })
     }
 
-    /// Whether the X25519 key is of small order: any Diffie-Hellman with it gives a value
-    /// everyone can compute, so nothing may ever be wrapped or derived for it.
-    pub fn dh_is_weak(&self) -> bool {
-        !StaticSecret::from([9u8; 32])
-            .diffie_hellman(&self.dh)
-            .was_contributory()
-    }
-
     pub fn sign_b64(&self) -> String {
         b64(self.sign.as_bytes())
     }
@@ -664,17 +656,22 @@ impl ContentKey {
         aead_open(&self.0, nonce, &aad, ct)
     }
 
-    /// Wraps this key for each member, under one fresh ephemeral X25519 key.
+    /// Wraps this key for each member, under one fresh ephemeral X25519 key. `Err` names a
+    /// member whose X25519 key is of small order: what is wrapped for them anyone could open.
     pub fn wrap_for<'a>(
         &self,
         chat: &ChatId,
         members: impl IntoIterator<Item = (&'a UserKey, &'a PublicKeys)>,
-    ) -> WrappedKeys {
+    ) -> Result<WrappedKeys, UserKey> {
         let eph_secret = StaticSecret::random_from_rng(OsRng);
         let eph = DhPublic::from(&eph_secret);
         let mut to = BTreeMap::new();
         for (member, keys) in members {
             let shared = eph_secret.diffie_hellman(&keys.dh);
+            // A small-order key gives a shared value anyone can compute: never wrap for it.
+            if !shared.was_contributory() {
+                return Err(member.clone());
+            }
             let kek = wrap_key(chat, member, shared.as_bytes(), &eph, &keys.dh);
             let (nonce, ct) = aead_seal(&kek, &wrap_aad(chat, member), self.0.as_ref());
             to.insert(
@@ -682,11 +679,11 @@ impl ContentKey {
                 b64(&[&nonce[..], &ct].concat()),
             );
         }
-        WrappedKeys {
+        Ok(WrappedKeys {
             kid: self.kid(),
             eph: b64(eph.as_bytes()),
             to,
-        }
+        })
     }
 }
 
@@ -858,7 +855,7 @@ mod tests {
         let (ka, kb) = (key("a"), key("b"));
         let (pa, pb) = (a.public(), b.public());
         let content = ContentKey::random();
-        let wrapped = content.wrap_for(&chat, [(&ka, &pa), (&kb, &pb)]);
+        let wrapped = content.wrap_for(&chat, [(&ka, &pa), (&kb, &pb)]).unwrap();
         assert_eq!(
             a.unwrap_key(&chat, &ka, &wrapped).unwrap().kid(),
             content.kid()

@@ -87,6 +87,8 @@ pub enum Error {
     KeyChanged { name: String },
     #[error("This device already keeps as many keys and group records for this folder as it can, so it cannot keep track of {what} and does not trust it unchecked; nothing is sent there. Someone may be filling the folder with accounts or groups: `umer-chat-cli doctor` lists the folder.")]
     PinsFull { what: String },
+    #[error("{name}'s record holds a key nothing can safely be encrypted to (it is of small order), so no group key is wrapped for them. Ask them to sign in again, or leave them out.")]
+    InvalidKeys { name: String },
     #[error("{name}'s keys are not the ones you compared: their record changed while you looked. Open Verify again and compare the new numbers.")]
     FingerprintMismatch { name: String },
     #[error("Could not {action} {path}: {source}")]
@@ -137,6 +139,7 @@ impl Error {
             Error::KeyChanged { .. } => "key_changed",
             Error::FingerprintMismatch { .. } => "fingerprint_mismatch",
             Error::PinsFull { .. } => "pins_full",
+            Error::InvalidKeys { .. } => "invalid_keys",
             Error::Io { .. } => "io",
         }
     }

@@ -209,7 +209,11 @@ impl Store {
             chat: reader.id.clone(),
             by: identity.user.key.clone(),
             created_at: now_ms(),
-            keys: key.wrap_for(&reader.id, members.iter().map(|(k, p)| (k, p))),
+            keys: key
+                .wrap_for(&reader.id, members.iter().map(|(k, p)| (k, p)))
+                .map_err(|weak| Error::InvalidKeys {
+                    name: weak.as_str().to_string(),
+                })?,
         };
         let path = self
             .chat_dir(&reader.id)
