@@ -63,6 +63,17 @@ impl Device {
         open_device(data, self.cfg.path(), self.user)
     }
 
+    /// The CLI as this device's user, which must succeed.
+    fn cli_ok(&self, data: &Path, args: &[&str]) {
+        let out = self.cli(data, args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn cli(&self, data: &Path, args: &[&str]) -> std::process::Output {
         let mut cmd = cli(data, self.cfg.path());
         cmd.arg("--user").arg(self.user).args(args);
@@ -109,6 +120,16 @@ impl Folder {
 
     fn root(&self) -> &Path {
         self.data.path()
+    }
+
+    /// alice's DM with `other`, made by alice.
+    fn alices_dm_with(&self, other: &str) -> String {
+        self.alice
+            .store
+            .create_private_chat(&key("alice"), other)
+            .unwrap()
+            .id
+            .to_string()
     }
 
     fn public(&self, name: &str) -> crypto::PublicKeys {
@@ -443,13 +464,7 @@ fn a_group_send_with_a_members_key_in_doubt_is_refused() {
 fn a_downgraded_user_record_is_a_key_change_and_unsigned_lines_stay_unshown() {
     for broken_signature in [false, true] {
         let f = Folder::new();
-        let dm = f
-            .alice
-            .store
-            .create_private_chat(&key("alice"), "bob")
-            .unwrap()
-            .id
-            .to_string();
+        let dm = f.alices_dm_with("bob");
         f.bob
             .store
             .append_message(&key("bob"), &dm, Some("real bob"), None)
@@ -507,10 +522,7 @@ fn a_downgraded_user_record_is_a_key_change_and_unsigned_lines_stay_unshown() {
 #[test]
 fn accepting_a_key_accepts_the_one_compared_not_whatever_the_record_holds_now() {
     let f = Folder::new();
-    f.alice
-        .store
-        .create_private_chat(&key("alice"), "bob")
-        .unwrap();
+    f.alices_dm_with("bob");
     f.alice.store.contact_keys(&key("alice"), "bob").unwrap();
     swap_record(&f, "bob", 0x66);
     let alice = f.alice.restarted(f.root());
@@ -536,15 +548,9 @@ fn accepting_a_key_accepts_the_one_compared_not_whatever_the_record_holds_now() 
     assert_eq!(out.status.code(), Some(1));
     let now = alice.contact_keys(&key("alice"), "bob").unwrap();
     let fp = now.fingerprint.unwrap();
-    let out = f.alice.cli(
+    f.alice.cli_ok(
         f.root(),
         &["trust", "bob", "--fingerprint", &fp, "--verified"],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 
@@ -553,13 +559,7 @@ fn accepting_a_key_accepts_the_one_compared_not_whatever_the_record_holds_now() 
 #[test]
 fn receipts_and_typing_under_a_changed_key_say_nothing() {
     let f = Folder::new();
-    let dm = f
-        .alice
-        .store
-        .create_private_chat(&key("alice"), "bob")
-        .unwrap()
-        .id
-        .to_string();
+    let dm = f.alices_dm_with("bob");
     f.alice
         .store
         .append_message(&key("alice"), &dm, Some("hi"), None)
@@ -631,13 +631,7 @@ fn an_old_typing_claim_is_not_shown_again_after_a_restart() {
 #[test]
 fn a_flood_of_users_and_groups_pins_nothing_and_costs_one_save() {
     let f = Folder::new();
-    let dm = f
-        .alice
-        .store
-        .create_private_chat(&key("alice"), "bob")
-        .unwrap()
-        .id
-        .to_string();
+    let dm = f.alices_dm_with("bob");
     f.bob
         .store
         .append_message(&key("bob"), &dm, Some("hi"), None)
@@ -693,10 +687,7 @@ fn seed(i: u32, salt: u8) -> [u8; 32] {
 #[test]
 fn pins_follow_the_folder_not_how_its_path_is_typed() {
     let f = Folder::new();
-    f.alice
-        .store
-        .create_private_chat(&key("alice"), "bob")
-        .unwrap();
+    f.alices_dm_with("bob");
     f.alice.store.contact_keys(&key("alice"), "bob").unwrap();
     swap_record(&f, "bob", 0x66);
     let link_dir = temp_dir();
@@ -1025,13 +1016,7 @@ fn padded_group_records_never_break_or_erase_the_pin_file() {
         file["folders"][other_key.to_string_lossy().as_ref()]["alice"].is_object(),
         "the other folder's pins are kept"
     );
-    let out = f.bob.cli(f.root(), &["chats"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    f.bob.cli_ok(f.root(), &["chats"]);
 }
 
 /// The second pass, 4: a group's creator's record swapped after a member's device pinned
@@ -1123,10 +1108,7 @@ fn history_a_device_never_scrolled_to_stays_shown_after_its_author_gets_keys() {
 #[test]
 fn a_decision_made_in_another_process_of_the_device_is_kept() {
     let f = Folder::new();
-    f.alice
-        .store
-        .create_private_chat(&key("alice"), "bob")
-        .unwrap();
+    f.alices_dm_with("bob");
     f.alice.store.contact_keys(&key("alice"), "bob").unwrap();
     swap_record(&f, "bob", 0x66);
     let cli = f.alice.restarted(f.root());
@@ -1136,10 +1118,7 @@ fn a_decision_made_in_another_process_of_the_device_is_kept() {
     drop(cli);
     // The app, still running with its old view, pins someone new and saves.
     plant_user(f.root(), "carol", 0x50);
-    f.alice
-        .store
-        .create_private_chat(&key("alice"), "carol")
-        .unwrap();
+    f.alices_dm_with("carol");
     f.alice.store.contact_keys(&key("alice"), "carol").unwrap();
     let later = f.alice.restarted(f.root());
     assert!(

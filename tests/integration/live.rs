@@ -2,9 +2,11 @@
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use tempfile::TempDir;
 use umer_chat_tests::support::{
     alice_and_bob_with_a_dm, cli, key, open_signed_in, open_store, sign_up, temp_dir, Running,
 };
@@ -30,12 +32,7 @@ fn watch_prints_each_new_message_once_as_it_arrives_in_any_of_your_chats() {
         .append_message(&key("alice"), dm.as_str(), Some("before the watch"), None)
         .unwrap();
 
-    let config = temp_dir();
-    let mut watch = cli(data.path(), config.path());
-    watch.args(["--user", "bob", "watch"]);
-    let mut watching = Running::spawn(&mut watch);
-    wait_until_watching(&mut watching);
-    let lines = line_reader(&mut watching);
+    let (_config, _watching, lines) = bobs_watch(data.path());
 
     let send = |chat: &str, text: &str| {
         alice
@@ -114,6 +111,18 @@ fn watch_falls_back_to_looking_every_few_seconds_without_a_watcher() {
     assert_eq!(texts.len(), 2);
 }
 
+/// Bob's `watch` of every chat, on a device of its own, once it watches: its config
+/// folder, the process, and its lines as they come.
+fn bobs_watch(data: &Path) -> (TempDir, Running, mpsc::Receiver<serde_json::Value>) {
+    let config = temp_dir();
+    let mut watch = cli(data, config.path());
+    watch.args(["--user", "bob", "watch"]);
+    let mut watching = Running::spawn(&mut watch);
+    wait_until_watching(&mut watching);
+    let lines = line_reader(&mut watching);
+    (config, watching, lines)
+}
+
 /// Each stdout line of `running`, parsed, from a reader thread.
 fn line_reader(running: &mut Running) -> mpsc::Receiver<serde_json::Value> {
     let stdout = running.child().stdout.take().expect("the watch's stdout");
@@ -167,12 +176,7 @@ fn a_flood_of_user_record_changes_costs_the_watch_little_and_hides_no_message() 
         })
         .collect();
 
-    let config = temp_dir();
-    let mut watch = cli(data.path(), config.path());
-    watch.args(["--user", "bob", "watch"]);
-    let mut watching = Running::spawn(&mut watch);
-    wait_until_watching(&mut watching);
-    let lines = line_reader(&mut watching);
+    let (_config, watching, lines) = bobs_watch(data.path());
     let pid = watching.id();
 
     // mallory's record, rewritten as its owner would: a temp file renamed onto it.

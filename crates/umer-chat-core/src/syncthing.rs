@@ -595,6 +595,18 @@ mod tests {
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
 
+    /// A Syncthing config file in `dir` named `name`: one folder, `dir` itself, and a GUI
+    /// at `address` with API key `k`.
+    fn gui_config(dir: &Path, name: &str, address: impl std::fmt::Display) -> PathBuf {
+        let folders = format!(r#"<folder id="f" path="{}"></folder>"#, dir.display());
+        let gui = format!(
+            r#"<gui enabled="true" tls="false"><address>{address}</address><apikey>k</apikey></gui>"#
+        );
+        let file = dir.join(name);
+        std::fs::write(&file, config(&folders, &gui)).unwrap();
+        file
+    }
+
     fn config(folders: &str, gui: &str) -> String {
         format!(
             r#"<configuration version="36">
@@ -845,15 +857,7 @@ mod tests {
     fn when_off_or_without_syncthing_nothing_is_sent_and_nothing_waits() {
         let dir = tempfile::tempdir().unwrap();
         let (address, requests) = fake_syncthing();
-        let config_file = dir.path().join("config.xml");
-        let folders = format!(
-            r#"<folder id="f" path="{}"></folder>"#,
-            dir.path().display()
-        );
-        let gui = format!(
-            r#"<gui enabled="true" tls="false"><address>{address}</address><apikey>k</apikey></gui>"#
-        );
-        std::fs::write(&config_file, config(&folders, &gui)).unwrap();
+        let config_file = gui_config(dir.path(), "config.xml", address);
         let off = Rescan::with_configs(dir.path(), vec![config_file]);
         off.set_enabled(false);
         off.wrote(&dir.path().join("users/alice.json"));
@@ -864,11 +868,7 @@ mod tests {
         let closed = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = closed.local_addr().unwrap().port();
         drop(closed);
-        let gone = dir.path().join("gone.xml");
-        let gui = format!(
-            r#"<gui enabled="true" tls="false"><address>127.0.0.1:{port}</address><apikey>k</apikey></gui>"#
-        );
-        std::fs::write(&gone, config(&folders, &gui)).unwrap();
+        let gone = gui_config(dir.path(), "gone.xml", format!("127.0.0.1:{port}"));
         let started = Instant::now();
         let rescan = Rescan::with_configs(dir.path(), vec![gone, dir.path().join("missing.xml")]);
         rescan.wrote(&dir.path().join("users/alice.json"));
@@ -890,15 +890,7 @@ mod tests {
             }
             held
         });
-        let config_file = dir.path().join("config.xml");
-        let folders = format!(
-            r#"<folder id="f" path="{}"></folder>"#,
-            dir.path().display()
-        );
-        let gui = format!(
-            r#"<gui enabled="true" tls="false"><address>{address}</address><apikey>k</apikey></gui>"#
-        );
-        std::fs::write(&config_file, config(&folders, &gui)).unwrap();
+        let config_file = gui_config(dir.path(), "config.xml", address);
         let started = Instant::now();
         let rescan = Rescan::with_configs(dir.path(), vec![config_file]);
         rescan.wrote(&dir.path().join("users/alice.json"));
