@@ -193,7 +193,7 @@ impl Store {
                     .expect("replaced records")
                     .insert(id.clone());
             }
-            return Ok(self.cache_chat(record, None));
+            return Ok(self.cache_chat(record));
         }
         // A record refused before is not parsed again while it and the keys are unchanged:
         // a folder full of junk records costs each look a stat per record, not a parse.
@@ -225,27 +225,58 @@ impl Store {
                         .insert(id.clone(), (stamp, generation, reason.clone()));
                 }
             })?;
-        // Kept to pin once a signed-in member looks at it (see `pin_record`).
-        let text = (!id.is_dm())
-            .then(|| String::from_utf8(bytes).ok())
-            .flatten();
-        Ok(self.cache_chat(record, text))
+        let signed_in_member = self
+            .keyring
+            .unlocked
+            .read()
+            .expect("identities")
+            .keys()
+            .any(|user| record.is_member(user));
+        if !id.is_dm() && signed_in_member {
+            self.pin_group_record(&record, &bytes);
+        }
+        Ok(self.cache_chat(record))
     }
 
-    /// Pins a group's record, as this device first saw it, once `user` (a member) looks at
-    /// it; saved with the look ([`Store::save_pins`]).
-    fn pin_record(&self, chat: &ChatRecord) {
-        if let Some(text) = self
-            .record_texts
+    /// Pins a group's record as this device first saw it (its exact bytes), with its
+    /// creator's keys, for a signed-in member; saved with the look ([`Store::save_pins`]).
+    fn pin_group_record(&self, record: &ChatRecord, bytes: &[u8]) {
+        self.pin_tried
             .lock()
-            .expect("record texts")
-            .remove(&chat.id)
+            .expect("pin tried")
+            .insert(record.id.clone());
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            self.keyring.pins.pin_chat(&record.id, text);
+        }
+        // The key that vouched for the record is pinned with it: a creator's record swapped
+        // later then neither hides the group nor passes as its creator.
+        if let Some(creator) = &record.created_by {
+            self.keyring.sender_pinning(creator);
+        }
+    }
+
+    /// Pins `chat` for a member looking at it, when it was read before anyone in it signed
+    /// in here (another user of this app, say): its file is read again, and pinned only if
+    /// it still gives the record in use. Tried once per process.
+    fn pin_record(&self, chat: &ChatRecord) {
+        if chat.id.is_dm()
+            || self.keyring.pins.chat(&chat.id).is_some()
+            || self.pin_tried.lock().expect("pin tried").contains(&chat.id)
         {
-            self.keyring.pins.pin_chat(&chat.id, &text);
-            // The key that vouched for the record is pinned with it: a creator's record
-            // swapped later then neither hides the group nor passes as its creator.
-            if let Some(creator) = &chat.created_by {
-                self.keyring.sender_pinning(creator);
+            return;
+        }
+        let path = self.chat_dir(&chat.id).join("chat.json");
+        let Ok(Some(bytes)) = fsio::read_capped(&path, crate::keys::MAX_GROUP_RECORD_BYTES as u64)
+        else {
+            return;
+        };
+        match self.parse_chat_record(&path, &bytes) {
+            Ok(record) if record == *chat => self.pin_group_record(chat, &bytes),
+            _ => {
+                self.pin_tried
+                    .lock()
+                    .expect("pin tried")
+                    .insert(chat.id.clone());
             }
         }
     }
@@ -335,7 +366,7 @@ impl Store {
             .lock()
             .expect("refused records")
             .insert(record.id.clone());
-        self.cache_chat(record, None)
+        self.cache_chat(record)
     }
 
     /// What the user should know about a chat they are in, if anything: today, that the
@@ -362,13 +393,7 @@ impl Store {
         })
     }
 
-    fn cache_chat(&self, record: ChatRecord, text: Option<String>) -> Arc<ChatRecord> {
-        if let Some(text) = text {
-            self.record_texts
-                .lock()
-                .expect("record texts")
-                .insert(record.id.clone(), text);
-        }
+    fn cache_chat(&self, record: ChatRecord) -> Arc<ChatRecord> {
         let record = Arc::new(record);
         self.chat_cache
             .lock()

@@ -32,8 +32,8 @@ pub struct Store {
     /// Records refused, with the file's stamp and the keyring generation they were
     /// refused under (see `Store::chat`).
     pub(crate) refused_records: Mutex<HashMap<ChatId, RefusedRecord>>,
-    /// Group records as read, until a signed-in member's look pins them.
-    pub(crate) record_texts: Mutex<HashMap<ChatId, String>>,
+    /// Groups this process pinned, or tried to (see `Store::pin_record`).
+    pub(crate) pin_tried: Mutex<HashSet<ChatId>>,
     /// The next sequence number this process gives, across all of this device's logs, so
     /// that two users appending through one device in one millisecond keep send order.
     pub(crate) next_seq: AtomicU64,
@@ -64,7 +64,7 @@ impl Store {
             chat_cache: Mutex::new(HashMap::new()),
             refused_dm_records: Mutex::new(HashSet::new()),
             replaced_group_records: Mutex::new(HashSet::new()),
-            record_texts: Mutex::new(HashMap::new()),
+            pin_tried: Mutex::new(HashSet::new()),
             refused_records: Mutex::new(HashMap::new()),
             next_seq: AtomicU64::new(0),
             keyring: Arc::new(Keyring::new(&root)),
