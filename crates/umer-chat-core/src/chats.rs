@@ -260,7 +260,7 @@ impl Store {
     /// it still gives the record in use. Tried once per process.
     fn pin_record(&self, chat: &ChatRecord) {
         if chat.id.is_dm()
-            || self.keyring.pins.chat(&chat.id).is_some()
+            || self.keyring.pins.has_chat(&chat.id)
             || self.pin_tried.lock().expect("pin tried").contains(&chat.id)
         {
             return;
@@ -627,11 +627,17 @@ impl Store {
     /// Notes how far this device has seen the logs of the chat's members it knows without
     /// keys, read or not: all of it is theirs on this device once they have keys (up to
     /// what their keys seal), and nothing planted after this look.
-    fn saw_keyless_logs(&self, chat: &ChatRecord, files: &[logs::LogFile]) {
+    fn saw_keyless_logs(&self, files: &[logs::LogFile]) {
         let rels: Vec<(&UserKey, String, u64)> = files
             .iter()
             .filter(|f| f.conflict_of.is_none())
-            .map(|f| (&f.owner, format!("chats/{}/log/{}", chat.id, f.rel), f.len))
+            .filter_map(|f| {
+                Some((
+                    &f.owner,
+                    crate::keys::root_relative(self.root(), &f.path)?,
+                    f.len,
+                ))
+            })
             .collect();
         self.keyring
             .saw_unsigned(rels.iter().map(|(u, rel, len)| (*u, rel.as_str(), *len)));
@@ -685,7 +691,7 @@ impl Store {
                 .cloned()
                 .collect()
         });
-        self.saw_keyless_logs(chat.record(), files);
+        self.saw_keyless_logs(files);
         Ok(ChatSummary {
             key_changes,
             chat: chat.record().clone(),
@@ -704,7 +710,7 @@ impl Store {
         let cursor = LogCursor::at_end_of(&files);
         let reader = self.reader_for(user, chat.clone())?;
         let page = page_before(&files, &reader, None, PAGE_SIZE);
-        self.saw_keyless_logs(&chat, &files);
+        self.saw_keyless_logs(&files);
         self.save_pins(); // the first keys of whoever wrote this page
         Ok(ChatView { chat, page, cursor })
     }

@@ -489,6 +489,16 @@ impl Pins {
             .cloned()
     }
 
+    /// Whether this device pinned a record for `chat` (asked on every look and send, so no
+    /// copy of the record is made).
+    pub(crate) fn has_chat(&self, chat: &ChatId) -> bool {
+        self.state
+            .lock()
+            .expect("pins")
+            .chats
+            .contains_key(chat.as_str())
+    }
+
     /// Pins a group's record as first seen by a member; saved with the next look's save.
     pub(crate) fn pin_chat(&self, chat: &ChatId, record: &str) {
         let mut state = self.state.lock().expect("pins");
@@ -1033,11 +1043,9 @@ pub(crate) fn collect_history(root: &Path, user: &UserKey) -> Vec<HistoryEntry> 
                 let Some(sha256) = prefix_sha256(&path, len) else {
                     continue;
                 };
-                let rel = path
-                    .strip_prefix(root)
-                    .expect("listed under root")
-                    .to_string_lossy()
-                    .replace('\\', "/");
+                let Some(rel) = root_relative(root, &path) else {
+                    continue;
+                };
                 entries.push(HistoryEntry {
                     file: rel,
                     len,
@@ -1048,6 +1056,13 @@ pub(crate) fn collect_history(root: &Path, user: &UserKey) -> Vec<HistoryEntry> 
     }
     entries.sort_by(|a, b| a.file.cmp(&b.file));
     entries
+}
+
+/// A file's path from the data folder's root, with `/` on every OS: how history entries and
+/// watermarks name a log, so the two always agree.
+pub(crate) fn root_relative(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?;
+    Some(rel.to_string_lossy().replace('\\', "/"))
 }
 
 /// The length of a file up to and including its last newline.

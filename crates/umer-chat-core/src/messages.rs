@@ -186,7 +186,7 @@ impl Store {
         if reader.kind == crate::model::ChatKind::Group {
             // A group from before binding is only as good as the record this device pinned;
             // one it could not pin (its pins are full) is not trusted unchecked.
-            if !reader.id.is_bound_group() && self.keyring.pins.chat(&reader.id).is_none() {
+            if !reader.id.is_bound_group() && !self.keyring.pins.has_chat(&reader.id) {
                 return Err(Error::PinsFull {
                     what: format!("group {}", reader.id),
                 });

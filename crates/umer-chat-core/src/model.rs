@@ -233,6 +233,15 @@ impl ChatRecord {
         self.members.binary_search(user).is_ok()
     }
 
+    /// The first name `keys` is wrapped for that is not a member of this chat, if any: a
+    /// record's or epoch's key must reach members only.
+    pub fn stranger_in<'a>(&self, keys: &'a crate::crypto::WrappedKeys) -> Option<&'a str> {
+        keys.to
+            .keys()
+            .map(String::as_str)
+            .find(|k| UserKey::parse(k).map_or(true, |k| !self.is_member(&k)))
+    }
+
     /// The DM record both members write, identical whoever creates it.
     pub fn dm(a: &UserKey, b: &UserKey) -> ChatRecord {
         let mut members = vec![a.clone(), b.clone()];
@@ -314,14 +323,8 @@ impl ChatRecord {
                         return Err("its name has leading or trailing spaces".into());
                     }
                 }
-                if let Some(keys) = &self.keys {
-                    if let Some(stranger) = keys
-                        .to
-                        .keys()
-                        .find(|k| UserKey::parse(k).map_or(true, |k| !self.is_member(&k)))
-                    {
-                        return Err(format!("its key is wrapped for {stranger:?}, not a member"));
-                    }
+                if let Some(stranger) = self.keys.as_ref().and_then(|k| self.stranger_in(k)) {
+                    return Err(format!("its key is wrapped for {stranger:?}, not a member"));
                 }
                 if let Some(creator) = &self.created_by {
                     if !self.is_member(creator) {

@@ -286,12 +286,7 @@ impl ChatReader {
         }
         // Wrapped for members only: an epoch that hands the key to anyone else is refused
         // whole, so no member's message is ever sealed with a key a stranger holds.
-        if let Some(stranger) = epoch
-            .keys
-            .to
-            .keys()
-            .find(|k| UserKey::parse(k).map_or(true, |k| !self.chat.is_member(&k)))
-        {
+        if let Some(stranger) = self.chat.stranger_in(&epoch.keys) {
             return Err(SkipReason::Invalid(format!(
                 "a key epoch wrapped for {stranger:?}, who is not a member"
             )));
@@ -569,11 +564,7 @@ impl ChatReader {
                 event.sender
             )));
         }
-        let rel = file
-            .path
-            .strip_prefix(&self.keyring.root)
-            .map(|p| p.to_string_lossy().replace('\\', "/"))
-            .unwrap_or_default();
+        let rel = crate::keys::root_relative(&self.keyring.root, &file.path).unwrap_or_default();
         let end = offset + line.len() as u64 + 1;
         let Some(record) = &keys.record else {
             // Still without keys: remember how far this device has read them, which is all
