@@ -195,7 +195,7 @@ impl AppState {
             watch: ChatListWatch::default(),
             shown_images: HashMap::new(),
             previews: Vec::new(),
-            image_token: umer_chat_core::model::new_event_id(),
+            image_token: umer_chat_core::ids::new_event_id(),
             notified: Notified::default(),
         });
         true

@@ -32,7 +32,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use umer_chat_bench::{print_cpu_and_kernel, thousands, Lcg};
-use umer_chat_core::model::{month_of, new_event_id, now_ms, FORMAT_VERSION, MESSAGE_EVENT};
+use umer_chat_core::format::{FORMAT_VERSION, MESSAGE_EVENT};
+use umer_chat_core::ids::{month_of, new_event_id, now_ms};
 use umer_chat_core::{DeviceId, Event, Store};
 use umer_chat_tests::support::{self, PASSWORD};
 

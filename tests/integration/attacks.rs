@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use umer_chat_core::crypto::{self, ContentKey, Sealed, SecretKeys};
+use umer_chat_core::format::UserRecord;
+use umer_chat_core::ids::{month_of, now_ms};
 use umer_chat_core::keys::new_keys_record;
-use umer_chat_core::model::{month_of, now_ms, UserRecord};
 use umer_chat_core::{ChatId, SkipReason, Store, Trust, UserKey};
 use umer_chat_tests::support::{
     cli, device_config, doctor, files_under, key, open_store_as, temp_dir, PASSWORD,
@@ -795,7 +796,7 @@ fn an_account_taken_over_before_its_owner_upgrades_is_a_key_change_and_launders_
     let mut log = fs::read(&bob_log).unwrap();
     log.extend_from_slice(format!("{planted}\n").as_bytes());
     fs::write(&bob_log, &log).unwrap();
-    let history = vec![umer_chat_core::keys::HistoryEntry {
+    let history = vec![umer_chat_core::format::HistoryEntry {
         file: rel.clone(),
         len: log.len() as u64,
         sha256: {

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use umer_chat_core::model::now_ms;
+use umer_chat_core::ids::now_ms;
 use umer_chat_core::{ChatId, DeviceId, SkipReason, Skipped, Store};
 use umer_chat_tests::support::{
     cli, device_config, doctor, files_under, key, message, open_signed_in, open_store,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use umer_chat_core::model::{month_of, now_ms};
+use umer_chat_core::ids::{month_of, now_ms};
 use umer_chat_core::{logs, DeviceId, LogCursor, Store};
 use umer_chat_tests::support::{doctor, key, open_store_as, sign_in, sign_up, temp_dir};
 
@@ -215,7 +215,7 @@ fn readers_survive_any_damage_to_logs_and_records() {
             writer
                 .append_message(&bob, &dm, Some("after"), None)
                 .unwrap();
-            let file = logs::LogFile {
+            let file = umer_chat_core::listing::LogFile {
                 path: log.clone(),
                 rel: String::new(),
                 month: String::new(),

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
-use umer_chat_core::model::{month_of, now_ms};
+use umer_chat_core::ids::{month_of, now_ms};
 use umer_chat_core::{DeviceId, SkipReason, Store};
 use umer_chat_tests::support::{
     cli, cli_under, device_config, message, open_store_as, run, sign_in, sign_up, temp_dir, Output,

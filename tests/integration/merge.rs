@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use umer_chat_core::model::month_of;
+use umer_chat_core::ids::month_of;
 use umer_chat_core::{ChatId, DeviceId, Event, LogCursor, Store, UserKey};
 use umer_chat_tests::support::{key, message, open_signed_in, open_store, sign_up, temp_dir};
 

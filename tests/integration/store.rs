@@ -448,7 +448,7 @@ fn imported_events_read_back_in_order_and_bad_ones_are_refused() {
     let message = |sender: usize, seq: u64, ts: i64, text: &str| {
         message(&chat, &keys[sender], &device, seq, ts, text)
     };
-    let now = umer_chat_core::model::now_ms();
+    let now = umer_chat_core::ids::now_ms();
     let events = [
         message(0, 0, now - 30, "one"),
         message(1, 0, now - 20, "two"),

@@ -11,7 +11,7 @@ use image::ImageFormat;
 use serde_json::Value;
 use tempfile::TempDir;
 use umer_chat_core::crypto::{self, SecretKeys};
-use umer_chat_core::model::{month_of, now_ms};
+use umer_chat_core::ids::{month_of, now_ms};
 use umer_chat_core::{ChatKind, DeviceId, SkipReason, Skipped, Store, Trust, UserKey};
 use umer_chat_tests::support::{
     cli, copy_tree, device_config, doctor, files_under, key, open_store_as, run, sign_up, temp_dir,

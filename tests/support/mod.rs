@@ -9,7 +9,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 
 use tempfile::TempDir;
-use umer_chat_core::model::{new_event_id, FORMAT_VERSION, MESSAGE_EVENT};
+use umer_chat_core::format::{FORMAT_VERSION, MESSAGE_EVENT};
+use umer_chat_core::ids::new_event_id;
 use umer_chat_core::{ChatId, DeviceId, Event, LocalConfig, Skipped, Store, UserKey};
 
 /// The password every test user gets unless a test says otherwise.

@@ -9,7 +9,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use umer_chat_bench::{print_cpu_and_kernel, thousands, Lcg};
-use umer_chat_core::model::{new_event_id, now_ms, FORMAT_VERSION, MESSAGE_EVENT};
+use umer_chat_core::format::{FORMAT_VERSION, MESSAGE_EVENT};
+use umer_chat_core::ids::{new_event_id, now_ms};
 use umer_chat_core::{ChatId, DeviceId, Event, Store, UserKey};
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];

@@ -5,19 +5,18 @@ use std::sync::Arc;
 
 use crate::crypto::{ContentKey, CHAT_RECORD_DOMAIN};
 use crate::error::{Error, Result};
+use crate::format::{check_group_name, MAX_GROUP_MEMBERS, MAX_RECORD_BYTES};
+use crate::format::{ChatKind, ChatRecord, Event, FORMAT_VERSION};
 use crate::fsio;
+use crate::ids::{month_of, now_ms, ChatId, EventKey};
+use crate::listing;
 use crate::logs::{self, LogCursor};
-use crate::model::{
-    month_of, now_ms, ChatId, ChatKind, ChatRecord, Event, EventKey, FORMAT_VERSION,
-};
 use crate::parallel;
 use crate::reader::ChatReader;
-use crate::store::{parse_record, to_pretty_json, Store, MAX_RECORD_BYTES};
+use crate::store::{parse_record, to_pretty_json, Store};
 use crate::username::UserKey;
 use serde_json::value::RawValue;
 
-pub const MAX_GROUP_NAME_CHARS: usize = 64;
-pub const MAX_GROUP_MEMBERS: usize = 256;
 /// Unread counts stop here; the UI shows "999+".
 pub const UNREAD_CAP: usize = 999;
 pub const PAGE_SIZE: usize = 50;
@@ -343,7 +342,7 @@ impl Store {
                 ));
             }
             let creator_trusted = signer.accepted.iter().any(|(public, trust)| {
-                *trust == crate::keys::Trust::Verified && public.sign.as_bytes() == &key
+                *trust == crate::format::Trust::Verified && public.sign.as_bytes() == &key
             });
             if !creator_trusted {
                 return Err(Error::corrupt(
@@ -529,7 +528,7 @@ impl Store {
         let seen = &watch.seen;
         // Opening a chat (a key, a signature, a decryption) is independent of the others.
         let looked = parallel::map(&chats, |chat| {
-            let files = logs::list(&self.log_dir(&chat.id), chat, &mut Vec::new());
+            let files = listing::list(&self.log_dir(&chat.id), chat, &mut Vec::new());
             let changed_members = chat
                 .members
                 .iter()
@@ -573,7 +572,7 @@ impl Store {
     pub fn chat_summary(&self, user: &UserKey, id: &str) -> Result<ChatSummary> {
         let chat = self.member_chat(user, id)?;
         let markers = self.read_markers(user)?;
-        let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+        let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         let marker = markers.get(&chat.id);
         let summary = self.summarise(user, self.reader_for(user, chat)?, &files, marker, None);
         self.save_pins();
@@ -583,7 +582,7 @@ impl Store {
     pub(crate) fn member_chats(&self, user: &UserKey) -> Result<Vec<Arc<ChatRecord>>> {
         let dir = self.chats_dir();
         // Entries that cannot be used are reported by doctor, never fail the list.
-        let ids: Vec<ChatId> = logs::list_dir(&dir, &mut Vec::new())
+        let ids: Vec<ChatId> = listing::list_dir(&dir, &mut Vec::new())
             .into_iter()
             .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
             .filter_map(|entry| ChatId::parse(&entry.file_name().to_string_lossy()).ok())
@@ -627,7 +626,7 @@ impl Store {
     /// Notes how far this device has seen the logs of the chat's members it knows without
     /// keys, read or not: all of it is theirs on this device once they have keys (up to
     /// what their keys seal), and nothing planted after this look.
-    fn saw_keyless_logs(&self, files: &[logs::LogFile]) {
+    fn saw_keyless_logs(&self, files: &[listing::LogFile]) {
         let rels: Vec<(&UserKey, String, u64)> = files
             .iter()
             .filter(|f| f.conflict_of.is_none())
@@ -647,7 +646,7 @@ impl Store {
         &self,
         user: &UserKey,
         chat: ChatReader,
-        files: &[logs::LogFile],
+        files: &[listing::LogFile],
         marker: Option<&EventKey>,
         // Whose keys changed, when the caller already knows.
         key_changes: Option<Vec<UserKey>>,
@@ -706,7 +705,7 @@ impl Store {
         let chat = self.member_chat(user, id)?;
         // Lengths first, then reads bounded by them: a message written in between is
         // picked up by the next poll rather than lost or shown twice.
-        let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+        let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         let cursor = LogCursor::at_end_of(&files);
         let reader = self.reader_for(user, chat.clone())?;
         let page = page_before(&files, &reader, None, PAGE_SIZE);
@@ -724,7 +723,7 @@ impl Store {
         limit: usize,
     ) -> Result<Page> {
         let chat = self.member_chat(user, id)?;
-        let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+        let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         let page = page_before(
             &files,
             &self.reader_for(user, chat)?,
@@ -746,7 +745,7 @@ fn sort_by_activity(summaries: &mut [ChatSummary]) {
 }
 
 fn page_before(
-    files: &[logs::LogFile],
+    files: &[listing::LogFile],
     chat: &ChatReader,
     before: Option<&EventKey>,
     limit: usize,
@@ -764,7 +763,7 @@ fn page_before(
 /// The `limit` newest events below `before`, oldest first. Months are read newest first and
 /// the scan stops once enough are found, so the cost follows `limit`, not history.
 pub(crate) fn newest(
-    files: &[logs::LogFile],
+    files: &[listing::LogFile],
     chat: &ChatReader,
     before: Option<&EventKey>,
     limit: usize,
@@ -773,7 +772,8 @@ pub(crate) fn newest(
     let mut months: Vec<&str> = files.iter().map(|f| f.month.as_str()).collect();
     months.dedup();
     for month in months.into_iter().rev() {
-        let month_files: Vec<&logs::LogFile> = files.iter().filter(|f| f.month == month).collect();
+        let month_files: Vec<&listing::LogFile> =
+            files.iter().filter(|f| f.month == month).collect();
         let wanted = limit.saturating_sub(found.len());
         let events = newest_in_month(&month_files, chat, before, wanted, &found)
             .unwrap_or_else(|| newest_in_month_opening_all(&month_files, chat, before, wanted));
@@ -793,7 +793,7 @@ pub(crate) fn newest(
 /// `None` when a line failed to open in a file that was not read to its start, which may
 /// hold more than it gave.
 fn newest_in_month(
-    files: &[&logs::LogFile],
+    files: &[&listing::LogFile],
     chat: &ChatReader,
     before: Option<&EventKey>,
     wanted: usize,
@@ -854,7 +854,7 @@ fn newest_in_month(
 
 /// The same, opening every line it meets: for a month where some lines did not open.
 fn newest_in_month_opening_all(
-    files: &[&logs::LogFile],
+    files: &[&listing::LogFile],
     chat: &ChatReader,
     before: Option<&EventKey>,
     wanted: usize,
@@ -874,52 +874,6 @@ fn newest_in_month_opening_all(
         }));
     }
     found
-}
-
-/// Characters that change how text around them is shown without being seen themselves:
-/// bidi controls and invisible or blank-looking characters. A name with one can pose as
-/// another, or reverse what follows it in a list.
-pub(crate) fn is_invisible_or_bidi(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
-        | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
-        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}'
-        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}'
-        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
-}
-
-/// A group name: 1 to 64 characters, no control, bidi or invisible characters (a zero-width
-/// joiner or variation selector only inside an emoji sequence).
-pub(crate) fn check_group_name(name: &str) -> Result<()> {
-    let chars: Vec<char> = name.chars().collect();
-    if chars.is_empty() || chars.len() > MAX_GROUP_NAME_CHARS || name.trim().is_empty() {
-        return Err(Error::InvalidArgument(format!(
-            "A group name must be 1 to {MAX_GROUP_NAME_CHARS} characters long."
-        )));
-    }
-    if chars.iter().any(|c| c.is_control()) {
-        return Err(Error::InvalidArgument(
-            "A group name cannot contain control characters.".into(),
-        ));
-    }
-    let is_emoji =
-        |c: Option<&char>| c.is_some_and(|&c| c as u32 >= 0x2000 && !c.is_alphanumeric());
-    for (i, &c) in chars.iter().enumerate() {
-        let emoji_glue = match c {
-            '\u{200D}' => {
-                is_emoji(i.checked_sub(1).and_then(|p| chars.get(p))) && is_emoji(chars.get(i + 1))
-            }
-            '\u{FE0E}' | '\u{FE0F}' => is_emoji(i.checked_sub(1).and_then(|p| chars.get(p))),
-            _ => false,
-        };
-        if (is_invisible_or_bidi(c) || matches!(c, '\u{FE00}'..='\u{FE0F}')) && !emoji_glue {
-            return Err(Error::InvalidArgument(format!(
-                "A group name cannot contain invisible or text-direction characters (found U+{:04X}).",
-                c as u32
-            )));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

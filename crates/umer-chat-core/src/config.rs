@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fsio::{sync_dir, write_atomic, write_once};
-use crate::model::DeviceId;
+use crate::ids::DeviceId;
 
 /// Tauri's bundle identifier: the app-data folder is `<OS data dir>/<APP_ID>`, and the chat
 /// data lives in its [`DATA_SUBDIR`], for the app and the CLI alike.

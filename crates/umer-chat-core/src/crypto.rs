@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256, Sha512};
 use x25519_dalek::{PublicKey as DhPublic, StaticSecret};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::model::ChatId;
+use crate::ids::ChatId;
 use crate::password::hex_lower;
 use crate::username::UserKey;
 
@@ -30,7 +30,7 @@ pub const EVENT_ID_DOMAIN: &[u8] = b"umer-chat/event-id/v2\0";
 pub const CHAT_RECORD_DOMAIN: &[u8] = b"umer-chat/chat-record/v2\0";
 pub const USER_KEYS_DOMAIN: &[u8] = b"umer-chat/user-keys/v2\0";
 pub const KEY_EPOCH_DOMAIN: &[u8] = b"umer-chat/key-epoch/v2\0";
-pub const GROUP_ID_DOMAIN: &[u8] = b"umer-chat/group-id/v2\0";
+pub use crate::ids::GROUP_ID_DOMAIN;
 pub const PRESENCE_DOMAIN: &[u8] = b"umer-chat/presence/v2\0";
 pub const READ_MARKERS_DOMAIN: &[u8] = b"umer-chat/read-markers/v2\0";
 const SEALED_KEYS_AAD: &[u8] = b"umer-chat/sealed-keys/v2\0";

@@ -5,10 +5,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::format::{ChatKind, ChatRecord, FORMAT_VERSION};
 use crate::fsio;
+use crate::ids::ChatId;
 use crate::images::is_image_name;
+use crate::listing;
 use crate::logs;
-use crate::model::{ChatId, ChatKind, ChatRecord, FORMAT_VERSION};
 use crate::names::{classify, EntryName};
 use crate::skip::{SkipReason, Skipped};
 use crate::store::Store;
@@ -33,16 +35,16 @@ impl Store {
 
     fn check_reads_root(
         &self,
-        users: &BTreeMap<UserKey, crate::users::User>,
+        users: &BTreeMap<UserKey, crate::username::User>,
         skipped: &mut Vec<Skipped>,
     ) -> Result<()> {
         let dir = self.root().join("reads");
-        for entry in logs::list_dir(&dir, skipped) {
+        for entry in listing::list_dir(&dir, skipped) {
             let name = entry.file_name().to_string_lossy().into_owned();
             let reason = if !users.keys().any(|k| k.as_str() == name) {
-                logs::name_reason(&name)
+                listing::name_reason(&name)
             } else if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                logs::not_regular_reason(&entry)
+                listing::not_regular_reason(&entry)
             } else {
                 continue;
             };
@@ -53,15 +55,15 @@ impl Store {
 
     fn check_chats(&self, skipped: &mut Vec<Skipped>) -> Result<()> {
         let dir = self.chats_dir();
-        for entry in logs::list_dir(&dir, skipped) {
+        for entry in listing::list_dir(&dir, skipped) {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             let Ok(id) = ChatId::parse(&name) else {
-                skipped.push(skip(path, None, logs::name_reason(&name)));
+                skipped.push(skip(path, None, listing::name_reason(&name)));
                 continue;
             };
             if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                skipped.push(skip(path, None, logs::not_regular_reason(&entry)));
+                skipped.push(skip(path, None, listing::not_regular_reason(&entry)));
                 continue;
             }
             let chat_file = path.join("chat.json");
@@ -71,7 +73,7 @@ impl Store {
             let pinned = self.keyring.pins.chat(&id).filter(|_| !id.is_dm());
             let record = match pinned {
                 Some(pinned) => {
-                    let same = fsio::read_capped(&chat_file, crate::store::MAX_RECORD_BYTES)
+                    let same = fsio::read_capped(&chat_file, crate::format::MAX_RECORD_BYTES)
                         .is_ok_and(|found| found.as_deref() == Some(pinned.as_bytes()));
                     if !same {
                         let why = "not the record this device first saw for the group \
@@ -86,15 +88,15 @@ impl Store {
                 }
                 None => self.doctor_chat_record(&id, &chat_file, &log_dir, skipped),
             };
-            for other in logs::list_dir(&path, skipped) {
+            for other in listing::list_dir(&path, skipped) {
                 let other_name = other.file_name().to_string_lossy().into_owned();
                 let is_dir = other.file_type().is_ok_and(|t| t.is_dir());
                 let is_file = other.file_type().is_ok_and(|t| t.is_file());
                 let reason = match other_name.as_str() {
                     "chat.json" if is_file => continue,
                     "log" | "keys" if is_dir => continue,
-                    "chat.json" | "log" | "keys" => logs::not_regular_reason(&other),
-                    _ => logs::name_reason(&other_name),
+                    "chat.json" | "log" | "keys" => listing::not_regular_reason(&other),
+                    _ => listing::name_reason(&other_name),
                 };
                 if other_name != "chat.json" {
                     skipped.push(skip(other.path(), None, reason));
@@ -102,14 +104,14 @@ impl Store {
             }
             let record = record.unwrap_or_else(|| self.stand_in_record(&id, &log_dir));
             let record = self.checker_for(std::sync::Arc::new(record));
-            for epoch in logs::list_dir(&path.join("keys"), skipped) {
+            for epoch in listing::list_dir(&path.join("keys"), skipped) {
                 if let Err(reason) = record.read_epoch(&epoch.path()) {
                     skipped.push(skip(epoch.path(), None, reason));
                 }
             }
             let mut events = Vec::new();
             let mut found_in = HashMap::new();
-            for file in logs::list(&log_dir, &record, skipped) {
+            for file in listing::list(&log_dir, &record, skipped) {
                 for event in logs::read_all(&file, &record, skipped) {
                     found_in
                         .entry((event.sender.clone(), event.id.clone()))
@@ -201,10 +203,12 @@ impl Store {
             genesis: None,
         };
         let mut ignored = Vec::new();
-        for month in logs::list_dir(log_dir, &mut ignored) {
-            for file in logs::list_dir(&month.path(), &mut ignored) {
+        for month in listing::list_dir(log_dir, &mut ignored) {
+            for file in listing::list_dir(&month.path(), &mut ignored) {
                 // The device id is after the last dot: user keys may contain dots.
-                owners.extend(logs::log_owner(&file.file_name().to_string_lossy()));
+                owners.extend(crate::format::log_owner(
+                    &file.file_name().to_string_lossy(),
+                ));
             }
         }
         if id.is_dm() {
@@ -224,14 +228,14 @@ impl Store {
 
     fn check_images(&self, skipped: &mut Vec<Skipped>) -> Result<()> {
         let dir = self.images_dir();
-        for entry in logs::list_dir(&dir, skipped) {
+        for entry in listing::list_dir(&dir, skipped) {
             let name = entry.file_name().to_string_lossy().into_owned();
             let reason = match classify(&name) {
                 EntryName::TempFile => Some(SkipReason::TempFile),
                 EntryName::ConflictCopy { .. } => Some(SkipReason::ConflictCopy),
                 EntryName::Regular if !is_image_name(&name) => Some(SkipReason::UnexpectedName),
                 EntryName::Regular if !entry.file_type().is_ok_and(|t| t.is_file()) => {
-                    Some(logs::not_regular_reason(&entry))
+                    Some(listing::not_regular_reason(&entry))
                 }
                 EntryName::Regular => match self.stored_image_bytes(&name) {
                     Ok(_) => None,

@@ -231,7 +231,7 @@ pub fn move_aside(path: &Path) -> Result<PathBuf> {
         .unwrap_or_default();
     let aside = parent(path).join(format!(
         "{MOVED_ASIDE_PREFIX}{}-{name}",
-        crate::model::new_event_id()
+        crate::ids::new_event_id()
     ));
     fs::rename(path, &aside).map_err(Error::io("move aside", path))?;
     sync_dir(parent(path))?;

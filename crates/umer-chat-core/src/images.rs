@@ -1,8 +1,7 @@
-//! Images: `images/<sha256>.<ext>`, content-addressed and written once.
+//! Images as bytes: content sniffing, full decoding within limits, preparing a photo to send, and
+//! thumbnails. No files: the folder's photos are `photos.rs`.
 
-use std::fs;
 use std::io::Cursor;
-use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
 use image::codecs::jpeg::JpegEncoder;
@@ -10,15 +9,8 @@ use image::codecs::png::PngEncoder;
 use image::imageops::FilterType;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageFormat, ImageReader, Limits};
-use sha2::{Digest, Sha256};
 
-use crate::crypto;
 use crate::error::{Error, Result};
-use crate::fsio;
-use crate::model::ChatId;
-use crate::password::hex_lower;
-use crate::store::Store;
-use crate::username::UserKey;
 
 pub const MAX_IMAGE_BYTES: usize = 10 * 1024 * 1024;
 /// Bounds the decoded size, so a small file cannot expand into gigabytes of pixels.
@@ -28,7 +20,7 @@ pub const MAX_IMAGE_SIDE: u32 = 12_000;
 const MAX_DECODE_ALLOC: u64 = 256 * 1024 * 1024;
 
 /// The formats we accept, recognised by their first bytes, never by a file name.
-fn sniff(bytes: &[u8]) -> Option<(ImageFormat, &'static str, &'static str)> {
+pub(crate) fn sniff(bytes: &[u8]) -> Option<(ImageFormat, &'static str, &'static str)> {
     if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         Some((ImageFormat::Png, "png", "image/png"))
     } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
@@ -45,7 +37,7 @@ fn sniff(bytes: &[u8]) -> Option<(ImageFormat, &'static str, &'static str)> {
 /// The extension of an encrypted image (format 2): its type is known only once opened.
 pub const SEALED_IMAGE_EXT: &str = "enc";
 
-fn mime_of(name: &str) -> Option<&'static str> {
+pub(crate) fn mime_of(name: &str) -> Option<&'static str> {
     match name.rsplit_once('.')?.1 {
         SEALED_IMAGE_EXT => Some("application/octet-stream"),
         "png" => Some("image/png"),
@@ -204,165 +196,6 @@ fn decode_limits() -> Limits {
     limits
 }
 
-impl Store {
-    /// Validates an image and stores it encrypted with the chat's key, for `append_message`
-    /// to reference. The file is `images/<sha256 of its bytes>.enc`: its bytes are not the
-    /// image, and its name says nothing about it.
-    pub fn save_image(&self, user: &UserKey, chat: &str, bytes: &[u8]) -> Result<String> {
-        self.save_image_sized(user, chat, bytes, PhotoSize::Scaled)
-    }
-
-    /// [`Store::save_image`], choosing the size: metadata is removed and the photo turned
-    /// upright either way (see [`prepare_image`]).
-    pub fn save_image_sized(
-        &self,
-        user: &UserKey,
-        chat: &str,
-        bytes: &[u8],
-        size: PhotoSize,
-    ) -> Result<String> {
-        let prepared = prepare_image(bytes, size)?;
-        let bytes = prepared.as_slice();
-        let dims = image_dimensions(bytes);
-        let identity = self.keyring.require_identity(user)?;
-        let chat = self.member_chat(user, chat)?;
-        let reader = self.reader_for(user, chat.clone())?;
-        let key = self.sending_key(&identity, &reader)?;
-        let sealed = key.seal_image(&chat.id, bytes);
-        let name = format!("{}.{SEALED_IMAGE_EXT}", hex_lower(&Sha256::digest(&sealed)));
-        let path = self.images_dir().join(&name);
-        if !self.write_once(&path, &sealed)? && !self.image_is_intact(&name) {
-            // A damaged copy (cut short by a sync tool), or something that is not a file at
-            // all: the name fixes the content, so replacing it cannot lose anything.
-            self.write_atomic(&path, &sealed)?;
-        }
-        if let Some(dims) = dims {
-            self.image_sizes
-                .lock()
-                .expect("image sizes")
-                .insert(name.clone(), dims);
-        }
-        Ok(name)
-    }
-
-    /// Width and height of image `name` of `chat`, for the message that shows it: known when
-    /// this process saved it, else read from the image's header (opened with the chat's key).
-    pub(crate) fn image_size(&self, user: &UserKey, chat: &ChatId, name: &str) -> Option<[u32; 2]> {
-        if let Some(dims) = self.image_sizes.lock().expect("image sizes").get(name) {
-            return Some(*dims);
-        }
-        let (_, bytes) = self.image_bytes(user, chat.as_str(), name).ok()?;
-        image_dimensions(&bytes)
-    }
-
-    /// A thumbnail of image `name` of `chat` whose long side is at most `max_side` pixels,
-    /// for a chat's list: made once, then kept in `cache_dir` (the app's local cache, never
-    /// the shared folder), sealed with the chat's key like the image itself.
-    pub fn image_thumbnail(
-        &self,
-        user: &UserKey,
-        chat: &str,
-        name: &str,
-        max_side: u32,
-        cache_dir: &Path,
-    ) -> Result<(&'static str, Vec<u8>)> {
-        let record = self.member_chat(user, chat)?;
-        if !is_image_name(name) {
-            return Err(Error::InvalidArgument(format!(
-                "{name:?} is not an image name."
-            )));
-        }
-        let max_side = max_side.clamp(16, MAX_THUMBNAIL_SIDE);
-        let reader = self.reader_for(user, record.clone())?;
-        let cached = cache_dir.join(format!("{name}.{max_side}.thumb"));
-        if let Ok(Some(sealed)) = fsio::read_capped(&cached, MAX_SEALED_IMAGE_BYTES) {
-            let opened = crypto::image_kid(&sealed)
-                .and_then(|kid| reader.content_keys().get(&kid))
-                .and_then(|key| key.open_image(&record.id, &sealed));
-            if let Some((_, _, mime)) = opened.as_deref().and_then(sniff) {
-                return Ok((mime, opened.expect("checked")));
-            }
-        }
-        let (_, full) = self.image_bytes(user, chat, name)?;
-        let (mime, thumb) = make_thumbnail(&full, max_side)?;
-        // A cache that cannot be written only costs making the thumbnail again.
-        let key = reader.content_keys().values().next().cloned();
-        if let Some(key) = key {
-            if std::fs::create_dir_all(cache_dir).is_ok() {
-                let _ = fsio::write_atomic(&cached, &key.seal_image(&record.id, &thumb));
-            }
-        }
-        Ok((mime, thumb))
-    }
-
-    fn image_is_intact(&self, name: &str) -> bool {
-        let path = self.images_dir().join(name);
-        match fsio::read_capped(&path, MAX_SEALED_IMAGE_BYTES) {
-            Ok(Some(bytes)) => name.starts_with(&hex_lower(&Sha256::digest(&bytes))),
-            _ => false,
-        }
-    }
-
-    pub(crate) fn check_image_exists(&self, name: &str) -> Result<()> {
-        if !is_image_name(name) {
-            return Err(Error::InvalidArgument(format!(
-                "{name:?} is not an image name."
-            )));
-        }
-        let path = self.images_dir().join(name);
-        if fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
-            Ok(())
-        } else {
-            Err(Error::ImageNotFound {
-                name: name.to_string(),
-            })
-        }
-    }
-
-    /// The image's MIME type and bytes, checked against its name and, when sealed, opened
-    /// with the key of `chat` that `user` (a member) holds.
-    pub fn image_bytes(
-        &self,
-        user: &UserKey,
-        chat: &str,
-        name: &str,
-    ) -> Result<(&'static str, Vec<u8>)> {
-        let chat = self.member_chat(user, chat)?;
-        let bytes = self.stored_image_bytes(name)?;
-        if !name.ends_with(SEALED_IMAGE_EXT) {
-            return Ok((mime_of(name).expect("checked by is_image_name"), bytes));
-        }
-        let path = self.images_dir().join(name);
-        let reader = self.reader_for(user, chat.clone())?;
-        let opened = crypto::image_kid(&bytes)
-            .and_then(|kid| reader.content_keys().get(&kid))
-            .and_then(|key| key.open_image(&chat.id, &bytes))
-            .ok_or_else(|| Error::corrupt(&path, "it does not open with this chat's keys"))?;
-        let mime = sniff(&opened)
-            .map(|(_, _, mime)| mime)
-            .ok_or_else(|| Error::corrupt(&path, "it opens, but is not an image"))?;
-        Ok((mime, opened))
-    }
-
-    /// An image file's bytes as stored, checked against its name.
-    pub(crate) fn stored_image_bytes(&self, name: &str) -> Result<Vec<u8>> {
-        self.check_image_exists(name)?;
-        let path = self.images_dir().join(name);
-        let bytes = fsio::read_capped(&path, MAX_SEALED_IMAGE_BYTES)?.ok_or_else(|| {
-            Error::ImageNotFound {
-                name: name.to_string(),
-            }
-        })?;
-        if !name.starts_with(&hex_lower(&Sha256::digest(&bytes))) {
-            return Err(Error::corrupt(
-                &path,
-                "its content does not match its name (still syncing?)",
-            ));
-        }
-        Ok(bytes)
-    }
-}
-
 /// Thumbnails are for a chat's list: 640 px at most on the long side, times a device pixel
 /// ratio of up to 2.
 pub const MAX_THUMBNAIL_SIDE: u32 = 1280;
@@ -426,11 +259,13 @@ pub fn make_thumbnail(bytes: &[u8], max_side: u32) -> Result<(&'static str, Vec<
 }
 
 /// A sealed image is the image plus 52 bytes of header and tag.
-const MAX_SEALED_IMAGE_BYTES: u64 = MAX_IMAGE_BYTES as u64 + 1024;
+pub(crate) const MAX_SEALED_IMAGE_BYTES: u64 = MAX_IMAGE_BYTES as u64 + 1024;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::path::Path;
 
     /// Set in the child process that makes the thumbnails and measures itself.
     const CHILD_ENV: &str = "UMER_CHAT_THUMBNAIL_MEMORY_CHILD";

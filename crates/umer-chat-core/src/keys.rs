@@ -9,51 +9,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::crypto::{
-    ContentKey, PublicKeys, SealedKeys, SecretKeys, WrappedKeys, USER_KEYS_DOMAIN,
-};
+use crate::crypto::{ContentKey, PublicKeys, SecretKeys, WrappedKeys, USER_KEYS_DOMAIN};
 use crate::error::{Error, Result};
+use crate::format::{HistoryEntry, KeysRecord, SignedUserKeys, Trust, MAX_RECORD_BYTES};
 use crate::fsio;
-use crate::model::{now_ms, ChatId};
+use crate::ids::{now_ms, ChatId};
 use crate::password::hex_lower;
-use crate::store::MAX_RECORD_BYTES;
-use crate::username::UserKey;
-use crate::users::User;
-
-/// The `keys` member of a format-2 user record, as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KeysRecord {
-    /// [`SignedUserKeys`] as exact JSON bytes: the signature covers them as they are.
-    pub signed: Box<RawValue>,
-    /// Ed25519 signature, by the identity key itself, over `USER_KEYS_DOMAIN || signed`.
-    pub sig: String,
-    pub sealed: SealedKeys,
-    pub recovery: SealedKeys,
-}
-
-/// What the owner of a record vouches for with their identity key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SignedUserKeys {
-    pub user: UserKey,
-    /// Ed25519 identity key (base64).
-    pub sign: String,
-    /// X25519 key (base64).
-    pub dh: String,
-    pub created_at: i64,
-    /// The owner's logs as they were when the keys were made: the only places where a
-    /// line without a signature is still this user's.
-    #[serde(default)]
-    pub history: Vec<HistoryEntry>,
-}
-
-/// One of the owner's format-1 logs: its path from the data folder's root, and the length
-/// and SHA-256 of its complete lines at the time the keys were made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    pub file: String,
-    pub len: u64,
-    pub sha256: String,
-}
+use crate::username::{User, UserKey};
 
 /// A user's keys as read from their record, checked: the signature holds and names them.
 #[derive(Debug)]
@@ -206,19 +168,6 @@ impl OpenedKeys {
         map.insert(from, opened.clone());
         opened
     }
-}
-
-/// How far this device trusts a message's signer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub enum Trust {
-    /// Signed with the key this device knows for the sender.
-    Verified,
-    /// Signed with a key the sender's record shows now, but which is not the one this
-    /// device pinned: shown, marked, until the user accepts the change.
-    KeyChanged,
-    /// Written before its sender had keys ("sent before messages were signed").
-    #[default]
-    Unsigned,
 }
 
 /// What this device pinned for one user of one folder.
@@ -681,7 +630,7 @@ fn pinned_keys(pin: &Pin) -> Option<PublicKeys> {
 
 /// A key epoch file's stamp when read, the keyring generation it was checked under, and the
 /// epoch if it checked.
-type EpochSeen = (Option<fsio::Stamp>, u64, Option<crate::reader::KeyEpoch>);
+type EpochSeen = (Option<fsio::Stamp>, u64, Option<crate::format::KeyEpoch>);
 
 /// A legacy log's stamp when checked, the sealed hash it was checked against, and the
 /// length its owner's keys vouch for.
@@ -1015,20 +964,19 @@ fn prefix_sha256(path: &Path, len: u64) -> Option<String> {
 pub(crate) fn collect_history(root: &Path, user: &UserKey) -> Vec<HistoryEntry> {
     let mut entries = Vec::new();
     let chats = root.join("chats");
-    for chat in crate::logs::list_dir(&chats, &mut Vec::new()) {
+    for chat in crate::listing::list_dir(&chats, &mut Vec::new()) {
         if !chat.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
         let log = chat.path().join("log");
-        for month in crate::logs::list_dir(&log, &mut Vec::new()) {
+        for month in crate::listing::list_dir(&log, &mut Vec::new()) {
             let month_name = month.file_name().to_string_lossy().into_owned();
-            if !crate::model::is_month(&month_name) || !month.file_type().is_ok_and(|t| t.is_dir())
-            {
+            if !crate::ids::is_month(&month_name) || !month.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
-            for file in crate::logs::list_dir(&month.path(), &mut Vec::new()) {
+            for file in crate::listing::list_dir(&month.path(), &mut Vec::new()) {
                 let name = file.file_name().to_string_lossy().into_owned();
-                if crate::logs::log_owner(&name).as_ref() != Some(user)
+                if crate::format::log_owner(&name).as_ref() != Some(user)
                     || !file.file_type().is_ok_and(|t| t.is_file())
                 {
                     continue;
@@ -1068,7 +1016,7 @@ pub(crate) fn root_relative(root: &Path, path: &Path) -> Option<String> {
 /// The length of a file up to and including its last newline.
 fn complete_lines_len(path: &Path) -> Option<u64> {
     let (file, meta) = fsio::open_regular(path).ok()??;
-    let len = meta.len().min(crate::logs::MAX_LOG_BYTES);
+    let len = meta.len().min(crate::format::MAX_LOG_BYTES);
     let mut end = len;
     let mut buf = vec![0u8; 64 * 1024];
     while end > 0 {

@@ -12,19 +12,24 @@ mod contacts;
 pub mod crypto;
 mod doctor;
 pub mod error;
+pub mod format;
 pub mod fsio;
+pub mod ids;
 mod images;
 pub mod keys;
+pub mod listing;
 pub mod logs;
 mod messages;
-pub mod model;
 pub mod names;
 mod parallel;
 pub mod password;
+mod photos;
 mod presence;
+mod presence_state;
 pub mod reader;
 mod reads;
 mod search;
+mod search_index;
 pub mod skip;
 mod store;
 pub mod syncthing;
@@ -32,29 +37,25 @@ pub mod username;
 mod users;
 pub mod watch;
 
-pub use chats::{
-    ChatListWatch, ChatSummary, ChatView, Page, MAX_GROUP_NAME_CHARS, PAGE_SIZE, UNREAD_CAP,
-};
+pub use chats::{ChatListWatch, ChatSummary, ChatView, Page, PAGE_SIZE, UNREAD_CAP};
 pub use config::{default_data_dir, resolve_data_dir, LocalConfig, Preferences};
 pub use contacts::{ContactKeys, VerifyReport};
 pub use error::{Error, Result};
+pub use format::{ChatKind, ChatRecord, Event, Trust, MAX_GROUP_NAME_CHARS, MAX_TEXT_CHARS};
+pub use ids::{ChatId, DeviceId, EventKey};
 pub use images::{
     image_dimensions, is_image_name, make_thumbnail, prepare_image, validate_image, ImageType,
     PhotoSize, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, MAX_SENT_SIDE, MAX_THUMBNAIL_SIDE,
     THUMBNAIL_MEMORY_BUDGET,
 };
-pub use keys::Trust;
 pub use logs::LogCursor;
-pub use messages::MAX_TEXT_CHARS;
-pub use model::{ChatId, ChatKind, ChatRecord, DeviceId, Event, EventKey};
 pub use presence::{Typing, TYPING_LASTS, TYPING_RENEW_EVERY};
 pub use reader::ChatReader;
 pub use reads::Receipt;
 pub use search::SearchHit;
 pub use skip::{SkipReason, Skipped};
 pub use store::Store;
-pub use username::{UserKey, Username};
-pub use users::User;
+pub use username::{User, UserKey, Username};
 pub use watch::{FolderChanges, FolderWatcher, FULL_LOOK_WHILE_LIVE};
 
 /// A message is an event of type `message`, the only kind so far.

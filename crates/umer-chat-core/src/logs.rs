@@ -7,220 +7,22 @@
 //! [`MAX_LINE_BYTES`] is skipped without being held, and only regular files are opened.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+use std::fs::File;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::format::Event;
+use crate::format::MAX_LINE_BYTES;
 use crate::fsio::{self, complete_len, read_exact_at};
-use crate::model::{is_month, ChatRecord, DeviceId, Event};
-use crate::names::{classify, EntryName};
+use crate::listing::{skip, LogFile};
 use crate::reader::ChatReader;
 use crate::skip::{SkipReason, Skipped};
 use crate::username::UserKey;
 
-pub const LOG_EXT: &str = ".jsonl";
-
-/// No valid event is longer: 10,000 characters of text, each at most 6 bytes once
-/// JSON-escaped, plus the other fields.
-pub const MAX_LINE_BYTES: usize = 64 * 1024;
-
-/// One device's log for one month of one chat is never near this (about a million
-/// messages); a bigger file is someone's junk and is not read.
-pub const MAX_LOG_BYTES: u64 = 128 * 1024 * 1024;
-
 /// How much a reader reads at once.
 const READ_CHUNK: usize = 64 * 1024;
-
-/// One log file as found on disk.
-#[derive(Debug, Clone)]
-pub struct LogFile {
-    pub path: PathBuf,
-    /// `<month>/<file name>`: stable across machines, used in poll cursors.
-    pub rel: String,
-    pub month: String,
-    pub owner: UserKey,
-    pub device: DeviceId,
-    /// Length at the time of listing; readers never read past it.
-    pub len: u64,
-    /// For a conflict copy, the `rel` of the file it copies.
-    pub conflict_of: Option<String>,
-}
-
-/// The log file name for a user's device: `<user>.<device>.jsonl`.
-pub fn log_file_name(user: &UserKey, device: &DeviceId) -> String {
-    format!("{}.{}{LOG_EXT}", user.as_str(), device.as_str())
-}
-
-fn parse_log_name(name: &str) -> Option<(UserKey, DeviceId)> {
-    let stem = name.strip_suffix(LOG_EXT)?;
-    let (user, device) = stem.rsplit_once('.')?;
-    Some((UserKey::parse(user).ok()?, DeviceId::parse(device).ok()?))
-}
-
-/// Whose log a file name (or a sync tool's conflict copy of one) says it is.
-pub(crate) fn log_owner(name: &str) -> Option<UserKey> {
-    let original = match classify(name) {
-        EntryName::Regular => name.to_string(),
-        EntryName::ConflictCopy { original } => original,
-        EntryName::TempFile => return None,
-    };
-    parse_log_name(&original).map(|(owner, _)| owner)
-}
-
-fn skip(path: PathBuf, reason: SkipReason) -> Skipped {
-    Skipped {
-        path,
-        line: None,
-        reason,
-    }
-}
-
-/// The entries of a folder that must be a real folder. A listing that cannot be read (or a
-/// symlink, file or FIFO where the folder belongs) is reported and treated as empty, and so
-/// is each entry that cannot be read: one bad entry never fails the whole listing.
-pub(crate) fn list_dir(dir: &Path, skipped: &mut Vec<Skipped>) -> Vec<fs::DirEntry> {
-    match fs::symlink_metadata(dir) {
-        Ok(meta) if meta.is_dir() && !meta.file_type().is_symlink() => {}
-        Ok(meta) => {
-            let kind = fsio::entry_kind(&meta).to_string();
-            skipped.push(skip(dir.to_path_buf(), SkipReason::NotARegularFile(kind)));
-            return Vec::new();
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => {
-            skipped.push(skip(
-                dir.to_path_buf(),
-                SkipReason::Unreadable(e.to_string()),
-            ));
-            return Vec::new();
-        }
-    }
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            skipped.push(skip(
-                dir.to_path_buf(),
-                SkipReason::Unreadable(e.to_string()),
-            ));
-            return Vec::new();
-        }
-    };
-    let mut found = Vec::new();
-    for entry in entries {
-        match entry {
-            Ok(entry) => found.push(entry),
-            Err(e) => {
-                skipped.push(skip(
-                    dir.to_path_buf(),
-                    SkipReason::Unreadable(e.to_string()),
-                ));
-                break;
-            }
-        }
-    }
-    found
-}
-
-/// What a directory entry is, without following a symlink.
-fn entry_kind_of(entry: &fs::DirEntry) -> Option<fs::FileType> {
-    entry.file_type().ok()
-}
-
-/// Lists every log file of a chat that its members may have written, conflict copies
-/// included, oldest month first. Everything else is reported in `skipped`.
-pub fn list(log_dir: &Path, chat: &ChatRecord, skipped: &mut Vec<Skipped>) -> Vec<LogFile> {
-    let mut files = Vec::new();
-    let mut month_dirs = Vec::new();
-    for entry in list_dir(log_dir, skipped) {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let kind = entry_kind_of(&entry);
-        if is_month(&name) && kind.is_some_and(|t| t.is_dir()) {
-            month_dirs.push((name, entry.path()));
-        } else if is_month(&name) {
-            skipped.push(skip(entry.path(), not_regular_reason(&entry)));
-        } else {
-            skipped.push(skip(entry.path(), name_reason(&name)));
-        }
-    }
-    month_dirs.sort();
-    for (month, dir) in month_dirs {
-        let mut in_month = Vec::new();
-        for entry in list_dir(&dir, skipped) {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let (conflict_of, owner_name) = match classify(&name) {
-                EntryName::Regular => (None, name.clone()),
-                EntryName::ConflictCopy { original } => {
-                    (Some(format!("{month}/{original}")), original)
-                }
-                EntryName::TempFile => {
-                    skipped.push(skip(entry.path(), SkipReason::TempFile));
-                    continue;
-                }
-            };
-            let Some((owner, device)) = parse_log_name(&owner_name) else {
-                skipped.push(skip(entry.path(), SkipReason::UnexpectedName));
-                continue;
-            };
-            if !entry_kind_of(&entry).is_some_and(|t| t.is_file()) {
-                skipped.push(skip(entry.path(), not_regular_reason(&entry)));
-                continue;
-            }
-            if !chat.is_member(&owner) {
-                skipped.push(skip(entry.path(), SkipReason::NotAMember(owner)));
-                continue;
-            }
-            // DirEntry::metadata does not follow symlinks; the type was checked above.
-            let len = match entry.metadata() {
-                Ok(meta) => meta.len(),
-                Err(e) => {
-                    skipped.push(skip(entry.path(), SkipReason::Unreadable(e.to_string())));
-                    continue;
-                }
-            };
-            if len > MAX_LOG_BYTES {
-                skipped.push(skip(
-                    entry.path(),
-                    SkipReason::TooLarge {
-                        len,
-                        max: MAX_LOG_BYTES,
-                    },
-                ));
-                continue;
-            }
-            in_month.push(LogFile {
-                path: entry.path(),
-                rel: format!("{month}/{name}"),
-                month: month.clone(),
-                owner,
-                device,
-                len,
-                conflict_of,
-            });
-        }
-        in_month.sort_by(|a, b| a.rel.cmp(&b.rel));
-        files.extend(in_month);
-    }
-    files
-}
-
-/// Why a directory entry of the wrong type (a symlink, FIFO, folder...) is skipped.
-pub(crate) fn not_regular_reason(entry: &fs::DirEntry) -> SkipReason {
-    let kind = fs::symlink_metadata(entry.path())
-        .map(|m| fsio::entry_kind(&m))
-        .unwrap_or("special file");
-    SkipReason::NotARegularFile(kind.to_string())
-}
-
-pub(crate) fn name_reason(name: &str) -> SkipReason {
-    match classify(name) {
-        EntryName::TempFile => SkipReason::TempFile,
-        EntryName::ConflictCopy { .. } => SkipReason::ConflictCopy,
-        EntryName::Regular => SkipReason::UnexpectedName,
-    }
-}
 
 /// Parses and checks one line of `file` at byte `offset`; see [`ChatReader::parse_line`].
 pub fn parse_line(
@@ -595,9 +397,13 @@ pub fn reused_ids(events: &[Event]) -> BTreeMap<String, Vec<UserKey>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{new_event_id, now_ms, MESSAGE_EVENT};
+    use crate::format::{ChatRecord, MESSAGE_EVENT};
+    use crate::ids::DeviceId;
+    use crate::ids::{new_event_id, now_ms};
     use proptest::prelude::*;
+    use std::fs;
     use std::io::Write;
+    use std::path::Path;
 
     /// A reader that checks signatures only, in a folder where nobody has keys yet, so
     /// the format-1 lines these tests write are read as unsigned history.

@@ -6,16 +6,17 @@ use std::sync::atomic::Ordering;
 
 use crate::crypto::ContentKey;
 use crate::error::{Error, Result};
-use crate::keys::{Identity, Trust};
-use crate::logs::{self, log_file_name, LogCursor, MAX_LOG_BYTES};
-use crate::model::{
-    month_of, now_ms, ChatId, DeviceId, Event, EventKey, FORMAT_VERSION, MAX_SEQ, MESSAGE_EVENT,
+use crate::format::{
+    log_file_name, Body, KeyEpoch, SignedEvent, Trust, MAX_LOG_BYTES, MAX_TEXT_CHARS,
 };
-use crate::reader::{epoch_file, signed_line, Body, ChatReader, KeyEpoch, SignedEvent};
+use crate::format::{Event, FORMAT_VERSION, MESSAGE_EVENT};
+use crate::ids::{month_of, now_ms, ChatId, DeviceId, EventKey, MAX_SEQ};
+use crate::keys::Identity;
+use crate::listing;
+use crate::logs::{self, LogCursor};
+use crate::reader::{epoch_file, signed_line, ChatReader};
 use crate::store::Store;
 use crate::username::UserKey;
-
-pub const MAX_TEXT_CHARS: usize = 10_000;
 
 impl Store {
     /// Appends a message with text and/or an image (a name from `save_image_bytes`).
@@ -183,7 +184,7 @@ impl Store {
         identity: &Identity,
         reader: &ChatReader,
     ) -> Result<ContentKey> {
-        if reader.kind == crate::model::ChatKind::Group {
+        if reader.kind == crate::format::ChatKind::Group {
             // A group from before binding is only as good as the record this device pinned;
             // one it could not pin (its pins are full) is not trusted unchecked.
             if !reader.id.is_bound_group() && !self.keyring.pins.has_chat(&reader.id) {
@@ -232,7 +233,7 @@ impl Store {
         cursor: &LogCursor,
     ) -> Result<(Vec<Event>, LogCursor)> {
         let chat = self.member_chat(user, chat)?;
-        let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+        let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         let new = logs::read_since(&files, &self.reader_for(user, chat)?, cursor);
         self.save_pins();
         Ok(new)
@@ -242,14 +243,14 @@ impl Store {
     /// what is written later.
     pub fn end_cursor(&self, user: &UserKey, chat: &str) -> Result<LogCursor> {
         let chat = self.member_chat(user, chat)?;
-        let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+        let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         Ok(LogCursor::at_end_of(&files))
     }
 
     /// Every message of a chat, oldest first (for export and the CLI's `read`).
     pub fn all_messages(&self, user: &UserKey, chat: &str) -> Result<Vec<Event>> {
         let chat = self.member_chat(user, chat)?;
-        let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+        let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         let reader = self.reader_for(user, chat)?;
         let mut events = Vec::new();
         for file in &files {
@@ -305,10 +306,10 @@ fn last_valid_event(
     path: &std::path::Path,
     chat: &ChatReader,
     user: &UserKey,
-    device: &crate::model::DeviceId,
+    device: &crate::ids::DeviceId,
     len: u64,
 ) -> Option<(i64, u64)> {
-    let file = logs::LogFile {
+    let file = listing::LogFile {
         path: path.to_path_buf(),
         rel: String::new(),
         month: String::new(),

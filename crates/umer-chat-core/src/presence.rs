@@ -6,7 +6,6 @@
 //! moment *this* reader first saw it, and a claim is new only when its `seq` grew (so a copy
 //! of an old file cannot show someone typing again once this reader has seen a newer one).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -15,9 +14,11 @@ use serde_json::value::RawValue;
 
 use crate::crypto::PRESENCE_DOMAIN;
 use crate::error::Result;
+use crate::format::FORMAT_VERSION;
 use crate::fsio;
-use crate::logs;
-use crate::model::{now_ms, ChatId, DeviceId, FORMAT_VERSION};
+use crate::ids::{now_ms, ChatId, DeviceId};
+use crate::listing;
+use crate::presence_state::SeenPresence;
 use crate::store::Store;
 use crate::username::UserKey;
 
@@ -57,25 +58,6 @@ pub struct Typing {
     pub user: UserKey,
     /// How much longer to show it unless a newer claim says otherwise.
     pub expires_in: Duration,
-}
-
-/// What this process wrote and read.
-#[derive(Default)]
-pub(crate) struct PresenceState {
-    /// The chat this device last said its user is typing in, and when it said so.
-    written: Option<(ChatId, Instant)>,
-    last_seq: i64,
-    /// Per device file: the stamp it was read at and what it claimed, checked.
-    seen: HashMap<PathBuf, SeenPresence>,
-}
-
-struct SeenPresence {
-    /// The file's length and mtime, and the keyring generation it was checked under (a key
-    /// accepted since may make a refused claim count).
-    stamp: (u64, Option<SystemTime>, u64),
-    seq: i64,
-    /// A checked claim, with when this reader first saw it.
-    claim: Option<(UserKey, ChatId, Instant, Duration)>,
 }
 
 impl Store {
@@ -151,7 +133,7 @@ impl Store {
         }
         let mut state = self.presence.lock().expect("presence");
         let mut typing = Vec::new();
-        for entry in logs::list_dir(&dir, &mut Vec::new())
+        for entry in listing::list_dir(&dir, &mut Vec::new())
             .into_iter()
             .take(MAX_PRESENCE_FILES)
         {

@@ -7,43 +7,19 @@ use std::ops::Deref;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::crypto::{self, ContentKey, PublicKeys, Sealed, WrappedKeys, KEY_EPOCH_DOMAIN};
-use crate::keys::{Identity, Keyring, SenderKeys, Trust};
-use crate::logs::LogFile;
-use crate::model::{
-    check_ts_seq, now_ms, ChatId, ChatKind, ChatRecord, DeviceId, Event, EventKey, FORMAT_VERSION,
-    MESSAGE_EVENT,
+use crate::crypto::{self, ContentKey, PublicKeys, KEY_EPOCH_DOMAIN};
+use crate::format::{
+    is_epoch_name, Body, ChatKind, ChatRecord, Event, KeyEpoch, SignedEvent, Trust, FORMAT_VERSION,
+    MAX_EPOCH_BYTES, MESSAGE_EVENT,
 };
+use crate::ids::{check_ts_seq, now_ms, ChatId, DeviceId, EventKey};
+use crate::keys::{Identity, Keyring, SenderKeys};
+use crate::listing::LogFile;
 use crate::skip::SkipReason;
 use crate::username::UserKey;
-
-/// The signed part of a format-2 event line, in the order it is written.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SignedEvent {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub chat: ChatId,
-    pub sender: UserKey,
-    pub device: DeviceId,
-    pub seq: u64,
-    pub ts: i64,
-    pub body: Sealed,
-}
-
-/// What a message body holds once opened.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Body {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    /// The image's width and height in pixels, so a reader can lay it out before loading it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<[u32; 2]>,
-}
 
 /// A format-2 line: `{"v":2,"id":…,"event":{…},"sig":…}`.
 #[derive(Deserialize)]
@@ -65,36 +41,12 @@ pub(crate) fn signed_line(identity: &Identity, event: &SignedEvent) -> (String, 
     (id, line)
 }
 
-/// A key epoch file, `chats/<id>/keys/<kid>.json`: a content key for the chat, wrapped for
-/// its members by one of them. Groups from before format 2 get their key this way; member
-/// changes will add epochs the same way, never rewriting the record.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KeyEpoch {
-    pub chat: ChatId,
-    pub by: UserKey,
-    pub created_at: i64,
-    pub keys: WrappedKeys,
-}
-
 #[derive(Deserialize)]
 struct SignedEpoch {
     #[serde(default)]
     format: u64,
     epoch: Box<RawValue>,
     sig: String,
-}
-
-/// No epoch is near this big: 256 members' wrapped keys take about 30 KiB.
-const MAX_EPOCH_BYTES: u64 = 128 * 1024;
-
-/// `<16 hex>.json`, the only name a key epoch file has.
-fn is_epoch_name(name: &str) -> bool {
-    name.strip_suffix(".json").is_some_and(|kid| {
-        kid.len() == 16
-            && kid
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
 }
 
 pub(crate) fn epoch_file(identity: &Identity, epoch: &KeyEpoch) -> Vec<u8> {
@@ -215,7 +167,7 @@ impl ChatReader {
             .join(self.chat.id.as_str())
             .join("keys");
         let mut epochs = Vec::new();
-        for entry in crate::logs::list_dir(&dir, &mut Vec::new()) {
+        for entry in crate::listing::list_dir(&dir, &mut Vec::new()) {
             // Anyone can fill this folder: only names an epoch can have are read, each
             // once per process while it is unchanged (doctor reports the rest).
             if !is_epoch_name(&entry.file_name().to_string_lossy()) {
@@ -336,7 +288,10 @@ impl ChatReader {
 
     /// The key to encrypt a new message of `sender` with, if the chat already has one.
     /// `Ok(None)` for a group that has no key yet (one from before format 2).
-    pub(crate) fn sending_key(&self, sender: &Identity) -> crate::Result<Option<ContentKey>> {
+    pub(crate) fn sending_key(
+        &self,
+        sender: &Identity,
+    ) -> crate::error::Result<Option<ContentKey>> {
         match self.chat.kind {
             ChatKind::Dm => {
                 let other = self.other_member(&sender.user.key);
@@ -345,7 +300,7 @@ impl ChatReader {
                     .keys
                     .dm_key(&self.chat.id, &theirs)
                     .map(Some)
-                    .ok_or_else(|| crate::Error::KeyChanged {
+                    .ok_or_else(|| crate::error::Error::KeyChanged {
                         name: other.as_str().to_string(),
                     })
             }
@@ -354,7 +309,7 @@ impl ChatReader {
                 if let Some(wrapped) = &self.chat.keys {
                     // A signed group: its record's key, or nothing.
                     return keys.get(&wrapped.kid).cloned().map(Some).ok_or_else(|| {
-                        crate::Error::InvalidArgument(format!(
+                        crate::error::Error::InvalidArgument(format!(
                             "The key of group {} is not wrapped for you in a way that opens; \
                              ask its creator to make the group again.",
                             self.chat.id
@@ -380,20 +335,20 @@ impl ChatReader {
     }
 
     /// `user`'s keys when nothing is in doubt: present, and the ones this device pinned.
-    pub(crate) fn current_keys_of(&self, user: &UserKey) -> crate::Result<PublicKeys> {
+    pub(crate) fn current_keys_of(&self, user: &UserKey) -> crate::error::Result<PublicKeys> {
         let keys = self.sender(user);
         if keys.unpinned {
-            return Err(crate::Error::PinsFull {
+            return Err(crate::error::Error::PinsFull {
                 what: format!("{user}'s keys"),
             });
         }
         if keys.changed() {
-            return Err(crate::Error::KeyChanged {
+            return Err(crate::error::Error::KeyChanged {
                 name: user.as_str().to_string(),
             });
         }
         keys.current()
-            .ok_or_else(|| crate::Error::MemberWithoutKeys {
+            .ok_or_else(|| crate::error::Error::MemberWithoutKeys {
                 name: user.as_str().to_string(),
             })
     }
@@ -515,8 +470,8 @@ impl ChatReader {
         // Sizes a sender could not have sent are dropped, never trusted for layout.
         out.image_size = body.size.filter(|[w, h]| {
             out.image.is_some()
-                && (1..=crate::MAX_IMAGE_SIDE).contains(w)
-                && (1..=crate::MAX_IMAGE_SIDE).contains(h)
+                && (1..=crate::images::MAX_IMAGE_SIDE).contains(w)
+                && (1..=crate::images::MAX_IMAGE_SIDE).contains(h)
         });
         out.check(now_ms()).map_err(SkipReason::Invalid)?;
         Ok(out)

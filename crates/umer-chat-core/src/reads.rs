@@ -14,9 +14,10 @@ use serde::{Deserialize, Serialize};
 use crate::chats::newest;
 use crate::crypto::READ_MARKERS_DOMAIN;
 use crate::error::{Error, Result};
+use crate::format::UNCHANGED_RECORD_FORMAT;
 use crate::fsio;
-use crate::logs;
-use crate::model::{now_ms, ChatId, DeviceId, EventKey, UNCHANGED_RECORD_FORMAT};
+use crate::ids::{now_ms, ChatId, DeviceId, EventKey};
+use crate::listing;
 use crate::names::{classify, EntryName};
 use crate::skip::{SkipReason, Skipped};
 use crate::store::{read_record, to_pretty_json, Store};
@@ -52,7 +53,7 @@ impl Store {
     /// Marks everything in the chat, as of now, as read by `user`.
     pub fn mark_read(&self, user: &UserKey, chat: &str) -> Result<()> {
         let chat = self.member_chat(user, chat)?;
-        let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+        let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         let reader = self.reader_for(user, chat.clone())?;
         let Some(latest) = newest(&files, &reader, None, 1).pop() else {
             return Ok(());
@@ -184,7 +185,7 @@ impl Store {
     ) -> Result<Vec<ReadMarkers>> {
         let dir = self.reads_dir(user);
         let mut found = Vec::new();
-        for entry in logs::list_dir(&dir, skipped) {
+        for entry in listing::list_dir(&dir, skipped) {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.ends_with(".lock") && name.starts_with('.') {

@@ -7,14 +7,16 @@
 //! first finds it, and shown only if it checks.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
+use crate::format::Event;
 use crate::fsio;
+use crate::ids::ChatId;
+use crate::listing;
 use crate::logs;
-use crate::model::{ChatId, Event};
 use crate::reader::ChatReader;
+use crate::search_index::{Entry, IndexedFile, SearchIndex};
 use crate::store::Store;
 use crate::username::UserKey;
 
@@ -22,32 +24,6 @@ use crate::username::UserKey;
 pub struct SearchHit {
     pub chat: ChatId,
     pub message: Event,
-}
-
-/// The opened messages of log files, by path.
-#[derive(Default)]
-pub(crate) struct SearchIndex {
-    /// The keyring generation the entries were read under.
-    generation: u64,
-    files: HashMap<PathBuf, IndexedFile>,
-}
-
-struct IndexedFile {
-    stamp: Option<fsio::Stamp>,
-    /// Bytes read so far (a line boundary).
-    upto: u64,
-    len: u64,
-    entries: Arc<Vec<Entry>>,
-}
-
-/// One message as the index holds it: its text opened (lower-cased) but its signature not
-/// yet checked, which happens only when a search finds it.
-struct Entry {
-    lowered: String,
-    offset: u64,
-    len: usize,
-    /// The event once its line was checked in full; `None` inside when it did not check.
-    checked: OnceLock<Option<Event>>,
 }
 
 impl Store {
@@ -63,7 +39,7 @@ impl Store {
         let mut hits = Vec::new();
         // Chat records only: summaries would count unread messages search does not need.
         for chat in self.member_chats(user)? {
-            let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+            let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
             let reader = self.reader_for(user, chat)?;
             for file in &files {
                 let entries = self.indexed(file, &reader);
@@ -98,7 +74,7 @@ impl Store {
     /// after sign-in), so that the first search costs what later ones do.
     pub fn prepare_search(&self, user: &UserKey) -> Result<()> {
         for chat in self.member_chats(user)? {
-            let files = logs::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+            let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
             let reader = self.reader_for(user, chat)?;
             for file in &files {
                 self.indexed(file, &reader);
@@ -108,7 +84,7 @@ impl Store {
     }
 
     /// The opened texts of `file`, read from where the index got to.
-    fn indexed(&self, file: &logs::LogFile, reader: &ChatReader) -> Arc<Vec<Entry>> {
+    fn indexed(&self, file: &listing::LogFile, reader: &ChatReader) -> Arc<Vec<Entry>> {
         let generation = self.keyring.generation();
         let stamp = fsio::stamp(&file.path);
         let (start, known) = {

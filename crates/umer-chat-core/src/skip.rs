@@ -57,16 +57,20 @@ pub enum SkipReason {
 
 impl SkipReason {
     /// The reason to report for an error met while opening or reading a file.
-    pub fn from_error(e: &crate::Error) -> SkipReason {
+    pub fn from_error(e: &crate::error::Error) -> SkipReason {
         match e {
-            crate::Error::NotARegularFile { kind, .. } => SkipReason::NotARegularFile(kind.clone()),
-            crate::Error::FileTooLarge { len, max, .. } => SkipReason::TooLarge {
+            crate::error::Error::NotARegularFile { kind, .. } => {
+                SkipReason::NotARegularFile(kind.clone())
+            }
+            crate::error::Error::FileTooLarge { len, max, .. } => SkipReason::TooLarge {
                 len: *len,
                 max: *max,
             },
-            crate::Error::UnsupportedFormat { found, .. } => SkipReason::NewerFormat(*found),
-            crate::Error::Io { source, .. } => SkipReason::Unreadable(source.to_string()),
-            crate::Error::CorruptFile { reason, .. } => SkipReason::Unparseable(reason.clone()),
+            crate::error::Error::UnsupportedFormat { found, .. } => SkipReason::NewerFormat(*found),
+            crate::error::Error::Io { source, .. } => SkipReason::Unreadable(source.to_string()),
+            crate::error::Error::CorruptFile { reason, .. } => {
+                SkipReason::Unparseable(reason.clone())
+            }
             other => SkipReason::Unparseable(other.to_string()),
         }
     }

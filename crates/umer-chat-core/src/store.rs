@@ -11,9 +11,11 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::format::MAX_RECORD_BYTES;
+use crate::format::{ChatRecord, FORMAT_VERSION, UNCHANGED_RECORD_FORMAT};
 use crate::fsio::{self, AppendFile};
+use crate::ids::{ChatId, DeviceId};
 use crate::keys::Keyring;
-use crate::model::{ChatId, ChatRecord, DeviceId, FORMAT_VERSION, UNCHANGED_RECORD_FORMAT};
 use crate::reader::ChatReader;
 use crate::username::UserKey;
 
@@ -42,11 +44,11 @@ pub struct Store {
     /// Sealed group names opened by a member in this process, never written anywhere.
     pub(crate) opened_names: Mutex<HashMap<ChatId, String>>,
     /// Opened messages for search, in memory only.
-    pub(crate) search_index: Mutex<crate::search::SearchIndex>,
+    pub(crate) search_index: Mutex<crate::search_index::SearchIndex>,
     /// Width and height of images this process saved, for the messages that send them.
     pub(crate) image_sizes: Mutex<HashMap<String, [u32; 2]>>,
     /// This device's typing claim, and the presence files read so far.
-    pub(crate) presence: Mutex<crate::presence::PresenceState>,
+    pub(crate) presence: Mutex<crate::presence_state::PresenceState>,
     /// Where read markers go instead of the folder while read receipts are off.
     pub(crate) private_reads: Mutex<Option<PathBuf>>,
     /// Asks a local Syncthing to rescan each file written (see `syncthing.rs`).
@@ -210,10 +212,6 @@ impl Drop for Store {
         self.save_pins();
     }
 }
-
-/// No whole-file record (a user, a chat, read markers) is anywhere near this big; a file
-/// that is gets skipped rather than read into memory.
-pub const MAX_RECORD_BYTES: u64 = 1024 * 1024;
 
 /// Reads a whole-file JSON record. `Ok(None)` when the file does not exist; a clear error
 /// naming the file when it is not a regular file, too large, unreadable or from a newer

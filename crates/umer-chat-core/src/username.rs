@@ -311,6 +311,14 @@ fn is_legacy_key(s: &str) -> bool {
         .any(|name| UserKey::legacy_of(name).is_some_and(|key| key.0 == s))
 }
 
+/// A user as the directory lists them: the name they chose and its key.
+/// A user as the rest of the app sees them: no password material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: Username,
+    pub key: UserKey,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,21 +7,15 @@ use serde_json::Value;
 
 use crate::crypto::{SecretKeys, UnsealError};
 use crate::error::{Error, Result};
+use crate::format::{UserRecord, FORMAT_VERSION};
+use crate::ids::now_ms;
 use crate::keys::{collect_history, load_record_keys, new_keys_record, Identity};
-use crate::logs;
-use crate::model::{now_ms, UserRecord, FORMAT_VERSION};
+use crate::listing;
 use crate::names::{classify, EntryName};
 use crate::password::{self, StoredPassword};
 use crate::skip::{SkipReason, Skipped};
 use crate::store::{read_record, to_pretty_json, Store};
-use crate::username::{skeleton, UserKey, Username};
-
-/// A user as the rest of the app sees them: no password material.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub name: Username,
-    pub key: UserKey,
-}
+use crate::username::{skeleton, User, UserKey, Username};
 
 impl Store {
     /// Every valid user, sorted by key. Files that cannot be used are skipped.
@@ -33,7 +27,7 @@ impl Store {
         let dir = self.users_dir();
         let mut users = BTreeMap::new();
         // One bad entry is skipped and reported; it never fails or hangs the listing.
-        for entry in logs::list_dir(&dir, skipped) {
+        for entry in listing::list_dir(&dir, skipped) {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             let reason = match classify(&name) {
@@ -41,7 +35,7 @@ impl Store {
                 EntryName::ConflictCopy { .. } => Some(SkipReason::ConflictCopy),
                 EntryName::Regular if !name.ends_with(".json") => Some(SkipReason::UnexpectedName),
                 EntryName::Regular if !entry.file_type().is_ok_and(|t| t.is_file()) => {
-                    Some(logs::not_regular_reason(&entry))
+                    Some(listing::not_regular_reason(&entry))
                 }
                 EntryName::Regular => None,
             };
@@ -133,7 +127,7 @@ impl Store {
             }
         }
         let dir = self.users_dir();
-        for entry in logs::list_dir(&dir, &mut Vec::new()) {
+        for entry in listing::list_dir(&dir, &mut Vec::new()) {
             let file_name = entry.file_name().to_string_lossy().into_owned();
             let Some(stem) = file_name.strip_suffix(".json") else {
                 continue;
@@ -422,7 +416,7 @@ mod tests {
     use sha2::{Digest, Sha256};
 
     use super::*;
-    use crate::model::DeviceId;
+    use crate::ids::DeviceId;
     use crate::password::hex_lower;
 
     const PASSWORD: &str = "correct horse battery";

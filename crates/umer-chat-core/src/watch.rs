@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use notify::{Config, Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 use crate::error::{Error, Result};
-use crate::model::ChatId;
+use crate::ids::ChatId;
 use crate::store::Store;
 use crate::username::UserKey;
 

@@ -1,0 +1,35 @@
+//! What search keeps between searches: each log's opened texts, in this process's memory
+//! only. `Store` owns one; `search.rs` fills and reads it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use crate::format::Event;
+use crate::fsio;
+
+/// The opened messages of log files, by path.
+#[derive(Default)]
+pub(crate) struct SearchIndex {
+    /// The keyring generation the entries were read under.
+    pub(crate) generation: u64,
+    pub(crate) files: HashMap<PathBuf, IndexedFile>,
+}
+
+pub(crate) struct IndexedFile {
+    pub(crate) stamp: Option<fsio::Stamp>,
+    /// Bytes read so far (a line boundary).
+    pub(crate) upto: u64,
+    pub(crate) len: u64,
+    pub(crate) entries: Arc<Vec<Entry>>,
+}
+
+/// One message as the index holds it: its text opened (lower-cased) but its signature not
+/// yet checked, which happens only when a search finds it.
+pub(crate) struct Entry {
+    pub(crate) lowered: String,
+    pub(crate) offset: u64,
+    pub(crate) len: usize,
+    /// The event once its line was checked in full; `None` inside when it did not check.
+    pub(crate) checked: OnceLock<Option<Event>>,
+}
