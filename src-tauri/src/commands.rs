@@ -255,7 +255,7 @@ pub async fn send_text(
         let event = store.append_message(&user.key, &chat_id, Some(&text), None)?;
         // Sent: no longer typing (a failure leaves a claim that runs out by itself).
         let _ = store.set_typing(&user.key, None);
-        Ok(Names::new(&store, &user.key).message(&event))
+        Ok(Names::new(&store, &user.key).sent(&event))
     })
     .await
 }
@@ -280,7 +280,7 @@ pub async fn send_image(
         let image = store.save_image_sized(&user.key, &chat_id, &bytes, size)?;
         let event = store.append_message(&user.key, &chat_id, text.as_deref(), Some(&image))?;
         let _ = store.set_typing(&user.key, None);
-        Ok(Names::new(&store, &user.key).message(&event))
+        Ok(Names::new(&store, &user.key).sent(&event))
     })
     .await
     .inspect(|message| state.show_images([message]))

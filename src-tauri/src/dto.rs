@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+use umer_chat_core::timeline::{MessageView, Quoted};
 use umer_chat_core::{
     ChatKind, ChatRecord, ChatSummary, ContactKeys, Event, Preferences, Receipt, Store, Trust,
     Typing, UserKey,
@@ -122,6 +123,36 @@ pub struct MessageDto {
     pub image_width: Option<u32>,
     pub image_height: Option<u32>,
     pub trust: TrustDto,
+    /// Edited at least once: the text is the newest edit's.
+    pub edited: bool,
+    /// Deleted for everyone: no text, image or reactions remain.
+    pub deleted: bool,
+    pub reply_to: Option<QuoteDto>,
+    pub reactions: Vec<ReactionDto>,
+}
+
+/// The message a reply quotes, as it is now.
+#[derive(Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct QuoteDto {
+    /// `<sender key>/<id>`, as `MessageDto::key`.
+    pub key: String,
+    pub sender: String,
+    /// `shown`, `deleted`, or `unknown` (not loaded, or never synced).
+    pub state: &'static str,
+    pub text: Option<String>,
+    pub photo: bool,
+}
+
+#[derive(Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct ReactionDto {
+    pub emoji: String,
+    pub count: usize,
+    /// Display names of who reacted.
+    pub names: Vec<String>,
+    /// The signed-in user is among them.
+    pub mine: bool,
 }
 
 #[derive(Serialize)]
@@ -274,7 +305,38 @@ impl<'a> Names<'a> {
         }
     }
 
-    pub fn message(&mut self, event: &Event) -> MessageDto {
+    /// A message just sent, as everyone sees it until something changes it.
+    pub fn sent(&mut self, event: &Event) -> MessageDto {
+        let view = MessageView::lone(event).expect("a message was sent");
+        self.message(&view)
+    }
+
+    pub fn message(&mut self, event: &MessageView) -> MessageDto {
+        let reply_to = event.reply_to.as_ref().map(|quote| {
+            let (state, text, photo) = match &quote.state {
+                Quoted::Shown { text, photo } => ("shown", text.clone(), *photo),
+                Quoted::Deleted => ("deleted", None, false),
+                Quoted::Unknown => ("unknown", None, false),
+            };
+            QuoteDto {
+                key: format!("{}/{}", quote.target.sender, quote.target.id),
+                sender: self.of(&quote.target.sender),
+                state,
+                text,
+                photo,
+            }
+        });
+        let me = self.me;
+        let reactions = event
+            .reactions
+            .iter()
+            .map(|r| ReactionDto {
+                emoji: r.emoji.clone(),
+                count: r.users.len(),
+                names: r.users.iter().map(|u| self.of(u)).collect(),
+                mine: r.users.contains(me),
+            })
+            .collect();
         MessageDto {
             id: event.id.clone(),
             key: format!("{}/{}", event.sender, event.id),
@@ -290,6 +352,10 @@ impl<'a> Names<'a> {
             image_width: event.image_size.map(|[w, _]| w),
             image_height: event.image_size.map(|[_, h]| h),
             trust: event.trust.into(),
+            edited: event.edited(),
+            deleted: event.deleted,
+            reply_to,
+            reactions,
         }
     }
 
@@ -320,7 +386,7 @@ impl<'a> Names<'a> {
             .collect()
     }
 
-    pub fn messages(&mut self, events: &[Event]) -> Vec<MessageDto> {
+    pub fn messages(&mut self, events: &[MessageView]) -> Vec<MessageDto> {
         events.iter().map(|e| self.message(e)).collect()
     }
 

@@ -32,7 +32,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use umer_chat_bench::{print_cpu_and_kernel, thousands, Lcg};
-use umer_chat_core::format::{FORMAT_VERSION, MESSAGE_EVENT};
+use umer_chat_core::content::Content;
+use umer_chat_core::format::LINE_VERSION;
 use umer_chat_core::ids::{month_of, new_event_id, now_ms};
 use umer_chat_core::{DeviceId, Event, Store};
 use umer_chat_tests::support::{self, PASSWORD};
@@ -101,18 +102,15 @@ fn build_history(root: &Path, n: usize) -> History {
                 rng.text(4..16)
             };
             let event = Event {
-                v: FORMAT_VERSION,
+                v: LINE_VERSION,
                 id: new_event_id(),
-                kind: MESSAGE_EVENT.to_string(),
                 chat: chat.clone(),
                 sender: keys[u].clone(),
                 device: devices[u].clone(),
                 seq: seqs[u],
                 ts: first_ts + i as i64 * SPACING_MS,
-                text: Some(text),
-                image: None,
+                content: Content::message(Some(text), None),
                 trust: Default::default(),
-                image_size: None,
             };
             seqs[u] += 1;
             event
@@ -124,7 +122,7 @@ fn build_history(root: &Path, n: usize) -> History {
     History {
         last_text: events
             .last()
-            .and_then(|e| e.text.clone())
+            .and_then(|e| e.text().map(str::to_string))
             .unwrap_or_default(),
         bytes,
         files: files.len(),

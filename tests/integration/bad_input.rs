@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use image::{ImageFormat, Rgb, RgbImage};
 use tempfile::TempDir;
+use umer_chat_core::content::Content;
+use umer_chat_core::timeline::MessageView;
 use umer_chat_core::{
     ChatId, ChatKind, DeviceId, Error, Event, EventKey, LogCursor, SkipReason, Skipped, Store,
     MAX_IMAGE_BYTES, MAX_TEXT_CHARS,
@@ -421,7 +423,7 @@ struct Folder {
     store: Store,
     chat: String,
     dm: String,
-    messages: Vec<Event>,
+    messages: Vec<MessageView>,
     log: PathBuf,
 }
 
@@ -506,7 +508,7 @@ impl Folder {
             .iter()
             .find(|e| e.sender == alice)
             .unwrap()
-            .clone()
+            .to_event()
     }
 
     /// A genuine line, signed and sealed as its sender's app writes it, of a copy of
@@ -514,7 +516,7 @@ impl Folder {
     /// event as readers will see it.
     fn signed(&self, edit: impl FnOnce(&mut Event)) -> (Event, String) {
         let mut event = self.first_of_alice();
-        event.text = Some("odd one".into());
+        event.content = Content::message(Some("odd one".into()), None);
         edit(&mut event);
         let (event, line) = self.store.event_line(&event).unwrap();
         (event, line + "\n")
@@ -848,7 +850,8 @@ fn bad_log_lines_are_skipped_one_by_one() {
         (
             "a signature over another line",
             Box::new(|f| {
-                let (_, other) = f.signed(|e| e.text = Some("another".into()));
+                let (_, other) =
+                    f.signed(|e| e.content = Content::message(Some("another".into()), None));
                 let other: serde_json::Value = serde_json::from_str(&other).unwrap();
                 f.with_field("sig", other["sig"].as_str().unwrap())
             }),
@@ -857,10 +860,12 @@ fn bad_log_lines_are_skipped_one_by_one() {
         (
             "an unsigned format-1 line in the name of a user with keys",
             Box::new(|f| {
-                let mut event = serde_json::to_value(f.first_of_alice()).unwrap();
-                event["v"] = 1.into();
-                event["id"] = "a".repeat(32).into();
-                event["text"] = "odd one".into();
+                let e = f.first_of_alice();
+                let event = serde_json::json!({
+                    "v": 1, "id": "a".repeat(32), "type": "message", "chat": e.chat,
+                    "sender": e.sender, "device": e.device, "seq": e.seq, "ts": e.ts,
+                    "text": "odd one", "image": null,
+                });
                 event.to_string() + "\n"
             }),
             Box::new(|r| matches!(r, SkipReason::Unsigned(_))),
@@ -883,7 +888,7 @@ fn bad_log_lines_are_skipped_one_by_one() {
     f.append(&f.log, b"{\"v\":1,\"id\":}\n");
     f.append(&f.log, good.as_bytes());
     let mut expected = f.messages.clone();
-    expected.push(event);
+    expected.push(MessageView::lone(&event).unwrap());
     expected.sort_by_key(|e| e.key());
     assert_eq!(
         f.store.all_messages(&key("bob"), &f.chat).unwrap(),

@@ -8,12 +8,13 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use umer_chat_core::timeline::MessageView;
 use umer_chat_core::{ChatId, ChatKind, DeviceId, Event, LogCursor, Store, Trust, PAGE_SIZE};
 use umer_chat_tests::support::{
     copy_tree, doctor, key, message, open_store, open_store_as, sign_in, sign_up, temp_dir,
 };
 
-fn texts(events: &[Event]) -> Vec<&str> {
+fn texts(events: &[MessageView]) -> Vec<&str> {
     events.iter().filter_map(|e| e.text.as_deref()).collect()
 }
 
@@ -208,7 +209,7 @@ fn paging_back_through_history_returns_every_message_once_in_order() {
         older = page.older;
     }
     assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [50, 50, 20]);
-    let paged: Vec<Event> = pages.into_iter().rev().flatten().collect();
+    let paged: Vec<MessageView> = pages.into_iter().rev().flatten().collect();
     assert_eq!(paged, all);
     // Each message once; messages sent in one millisecond from two devices are ordered by
     // device, but each device's own messages keep the order they were sent in.
@@ -217,7 +218,7 @@ fn paging_back_through_history_returns_every_message_once_in_order() {
     let expected: Vec<String> = (0..120).map(|i| format!("msg {i:03}")).collect();
     assert_eq!(sorted, expected);
     for device in [a.device(), b.device()] {
-        let own: Vec<&Event> = paged.iter().filter(|e| &e.device == device).collect();
+        let own: Vec<&MessageView> = paged.iter().filter(|e| &e.device == device).collect();
         assert!(own
             .windows(2)
             .all(|w| w[0].text < w[1].text && w[0].seq < w[1].seq));

@@ -9,7 +9,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 
 use tempfile::TempDir;
-use umer_chat_core::format::{FORMAT_VERSION, MESSAGE_EVENT};
+use umer_chat_core::content::Content;
+use umer_chat_core::format::LINE_VERSION;
 use umer_chat_core::ids::new_event_id;
 use umer_chat_core::{ChatId, DeviceId, Event, LocalConfig, Skipped, Store, UserKey};
 
@@ -94,18 +95,15 @@ pub fn message(
     text: &str,
 ) -> Event {
     Event {
-        v: FORMAT_VERSION,
+        v: LINE_VERSION,
         id: new_event_id(), // ignored: an event's id follows from its signed content
-        kind: MESSAGE_EVENT.to_string(),
         chat: chat.clone(),
         sender: sender.clone(),
         device: device.clone(),
         seq,
         ts,
-        text: Some(text.to_string()),
-        image: None,
+        content: Content::message(Some(text.to_string()), None),
         trust: Default::default(),
-        image_size: None,
     }
 }
 

@@ -9,7 +9,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use umer_chat_bench::{print_cpu_and_kernel, thousands, Lcg};
-use umer_chat_core::format::{FORMAT_VERSION, MESSAGE_EVENT};
+use umer_chat_core::content::Content;
+use umer_chat_core::format::{UnsignedLine, LINE_VERSION, MESSAGE_EVENT};
 use umer_chat_core::ids::{new_event_id, now_ms};
 use umer_chat_core::{ChatId, DeviceId, Event, Store, UserKey};
 
@@ -86,18 +87,15 @@ fn event(
     text: String,
 ) -> Event {
     Event {
-        v: FORMAT_VERSION,
+        v: LINE_VERSION,
         id: new_event_id(),
-        kind: MESSAGE_EVENT.to_string(),
         chat: chat.clone(),
         sender: sender.clone(),
         device: device.clone(),
         seq,
         ts,
-        text: Some(text),
-        image: None,
+        content: Content::message(Some(text), None),
         trust: Default::default(),
-        image_size: None,
     }
 }
 
@@ -210,7 +208,8 @@ fn measure_store(root: &Path, user: &UserKey, chat: &str) -> Figures {
     }
 }
 
-fn read_baseline(path: &Path) -> Vec<Event> {
+/// The seed's layout holds plain, unsigned events: format-1 lines, all in one array.
+fn read_baseline(path: &Path) -> Vec<UnsignedLine> {
     serde_json::from_slice(&fs::read(path).expect("read chat file")).expect("parse chat file")
 }
 
@@ -220,7 +219,18 @@ fn measure_baseline(path: &Path, chat: &ChatId, user: &UserKey) -> Figures {
     let mut rng = Lcg(7);
     let append_one = |text: String| {
         let mut all = read_baseline(path);
-        all.push(event(chat, user, &device, all.len() as u64, now_ms(), text));
+        all.push(UnsignedLine {
+            v: 1,
+            id: new_event_id(),
+            kind: MESSAGE_EVENT.into(),
+            chat: chat.clone(),
+            sender: user.clone(),
+            device: device.clone(),
+            seq: all.len() as u64,
+            ts: now_ms(),
+            text: Some(text),
+            image: None,
+        });
         let mut file = File::create(path).expect("rewrite chat file");
         file.write_all(&serde_json::to_vec(&all).expect("serialise"))
             .and_then(|_| file.sync_all())
@@ -239,7 +249,7 @@ fn measure_baseline(path: &Path, chat: &ChatId, user: &UserKey) -> Figures {
     });
     let search = |word: &str, hits: usize| {
         time(SEARCHES, || {
-            let found: Vec<Event> = read_baseline(path)
+            let found: Vec<UnsignedLine> = read_baseline(path)
                 .into_iter()
                 .rev()
                 .filter(|e| {
@@ -488,7 +498,22 @@ fn main() {
         let (events, log_bytes) = build_history(&store, &chat, &users, n);
         let baseline = dir.path().join("baseline-chat.json");
         let mut out = File::create(&baseline).expect("create baseline");
-        out.write_all(&serde_json::to_vec(&events).expect("serialise"))
+        let plain: Vec<UnsignedLine> = events
+            .iter()
+            .map(|e| UnsignedLine {
+                v: 1,
+                id: e.id.clone(),
+                kind: MESSAGE_EVENT.into(),
+                chat: e.chat.clone(),
+                sender: e.sender.clone(),
+                device: e.device.clone(),
+                seq: e.seq,
+                ts: e.ts,
+                text: e.text().map(str::to_string),
+                image: None,
+            })
+            .collect();
+        out.write_all(&serde_json::to_vec(&plain).expect("serialise"))
             .and_then(|_| out.sync_all())
             .expect("write baseline");
         let baseline_bytes = fs::metadata(&baseline).map_or(0, |m| m.len());

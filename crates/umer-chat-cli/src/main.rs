@@ -11,6 +11,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
+use umer_chat_core::content::{Content, Target};
+use umer_chat_core::timeline::{MessageView, Quoted};
 use umer_chat_core::{
     config, ChatKind, Error, Event, LocalConfig, PhotoSize, Store, UserKey, PAGE_SIZE,
 };
@@ -69,7 +71,34 @@ enum Command {
         #[arg(long, requires = "image")]
         original: bool,
     },
-    /// Print messages oldest first, one JSON object per line.
+    /// Answer message ID (its `id`, or `sender/id`) with TEXT.
+    Reply {
+        chat: String,
+        id: String,
+        text: String,
+    },
+    /// Replace the text of your message ID with TEXT.
+    Edit {
+        chat: String,
+        id: String,
+        text: String,
+    },
+    /// Delete message ID for everyone (yours; in a group you created, anyone's).
+    Delete { chat: String, id: String },
+    /// React to message ID with EMOJI.
+    React {
+        chat: String,
+        id: String,
+        emoji: String,
+    },
+    /// Take back your reaction EMOJI to message ID.
+    Unreact {
+        chat: String,
+        id: String,
+        emoji: String,
+    },
+    /// Print messages oldest first, as they are now (edits, deletes, reactions applied),
+    /// one JSON object per line.
     Read {
         chat: String,
         #[arg(long, value_name = "N")]
@@ -220,7 +249,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 for line in stdin.lines() {
                     let line = line.map_err(|e| Failure(format!("cannot read stdin: {e}")))?;
                     let event = store.append_message(&me, &chat, Some(&line), None)?;
-                    writeln!(out, "{}", message_json(&event)).ok();
+                    writeln!(out, "{}", sent_json(&event)).ok();
                 }
             } else {
                 let image = match image {
@@ -238,7 +267,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     None => None,
                 };
                 let event = store.append_message(&me, &chat, text.as_deref(), image.as_deref())?;
-                writeln!(out, "{}", message_json(&event)).ok();
+                writeln!(out, "{}", sent_json(&event)).ok();
             }
         }
         Command::Watch { chat } => {
@@ -274,6 +303,42 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             for event in messages {
                 writeln!(out, "{}", message_json(&event)).ok();
             }
+        }
+        Command::Reply { chat, id, text } => {
+            let me = sign_in(&mut stdin)?;
+            let reply_to = Some(target_of(&store, &me, &chat, &id)?);
+            let content = Content::Message {
+                text: Some(text),
+                image: None,
+                size: None,
+                reply_to,
+            };
+            let event = store.append_content(&me, &chat, content)?;
+            writeln!(out, "{}", sent_json(&event)).ok();
+        }
+        Command::Edit { chat, id, text } => {
+            let me = sign_in(&mut stdin)?;
+            let target = target_of(&store, &me, &chat, &id)?;
+            let event = store.append_content(&me, &chat, Content::Edit { target, text })?;
+            writeln!(out, "{}", json!({ "id": event.id })).ok();
+        }
+        Command::Delete { chat, id } => {
+            let me = sign_in(&mut stdin)?;
+            let target = target_of(&store, &me, &chat, &id)?;
+            let event = store.append_content(&me, &chat, Content::Delete { target })?;
+            writeln!(out, "{}", json!({ "id": event.id })).ok();
+        }
+        Command::React { chat, id, emoji } => {
+            let me = sign_in(&mut stdin)?;
+            let target = target_of(&store, &me, &chat, &id)?;
+            let event = store.append_content(&me, &chat, Content::React { target, emoji })?;
+            writeln!(out, "{}", json!({ "id": event.id })).ok();
+        }
+        Command::Unreact { chat, id, emoji } => {
+            let me = sign_in(&mut stdin)?;
+            let target = target_of(&store, &me, &chat, &id)?;
+            let event = store.append_content(&me, &chat, Content::Unreact { target, emoji })?;
+            writeln!(out, "{}", json!({ "id": event.id })).ok();
         }
         Command::Search { query } => {
             let me = sign_in(&mut stdin)?;
@@ -386,15 +451,56 @@ fn contact_json(contact: &umer_chat_core::ContactKeys) -> serde_json::Value {
     })
 }
 
-fn message_json(event: &Event) -> serde_json::Value {
+/// The message `id` (or `sender/id`) names in `chat`.
+fn target_of(store: &Store, me: &UserKey, chat: &str, id: &str) -> Result<Target, Failure> {
+    let (sender, id) = match id.split_once('/') {
+        Some((sender, id)) => (Some(UserKey::parse(sender)?), id),
+        None => (None, id),
+    };
+    store
+        .all_messages(me, chat)?
+        .into_iter()
+        .find(|m| m.id == id && sender.as_ref().is_none_or(|s| *s == m.sender))
+        .map(|m| m.target())
+        .ok_or_else(|| Failure(format!("no message {id} in chat {chat}")))
+}
+
+fn sent_json(event: &Event) -> serde_json::Value {
+    MessageView::lone(event).map_or(serde_json::Value::Null, |view| message_json(&view))
+}
+
+fn message_json(message: &MessageView) -> serde_json::Value {
+    let reply_to = message.reply_to.as_ref().map(|quote| {
+        let (state, text) = match &quote.state {
+            Quoted::Shown { text, .. } => ("shown", text.clone()),
+            Quoted::Deleted => ("deleted", None),
+            Quoted::Unknown => ("unknown", None),
+        };
+        json!({ "id": quote.target.id, "sender": quote.target.sender, "state": state, "text": text })
+    });
+    let reactions: Vec<_> = message
+        .reactions
+        .iter()
+        .map(|r| json!({ "emoji": r.emoji, "users": r.users }))
+        .collect();
+    let history: Vec<_> = message
+        .history
+        .iter()
+        .map(|r| json!({ "ts": r.ts, "text": r.text }))
+        .collect();
     json!({
-        "id": event.id,
-        "chat": event.chat,
-        "sender": event.sender,
-        "ts": event.ts,
-        "text": event.text,
-        "image": event.image,
-        "trust": trust_name(event.trust),
+        "id": message.id,
+        "chat": message.chat,
+        "sender": message.sender,
+        "ts": message.ts,
+        "text": message.text,
+        "image": message.image,
+        "trust": trust_name(message.trust),
+        "edited": message.edited(),
+        "deleted": message.deleted,
+        "reply_to": reply_to,
+        "reactions": reactions,
+        "history": history,
     })
 }
 

@@ -3,6 +3,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::content::{Content, Target};
 use crate::crypto::{ContentKey, CHAT_RECORD_DOMAIN};
 use crate::error::{Error, Result};
 use crate::format::{check_group_name, MAX_GROUP_MEMBERS, MAX_RECORD_BYTES};
@@ -10,10 +11,12 @@ use crate::format::{ChatKind, ChatRecord, Event, FORMAT_VERSION};
 use crate::fsio;
 use crate::ids::{month_of, now_ms, ChatId, EventKey};
 use crate::listing;
+use crate::listing::LogFile;
 use crate::logs::{self, LogCursor};
 use crate::parallel;
 use crate::reader::ChatReader;
 use crate::store::{parse_record, to_pretty_json, Store};
+use crate::timeline::{MessageView, Timeline};
 use crate::username::UserKey;
 use serde_json::value::RawValue;
 
@@ -25,7 +28,8 @@ pub const PAGE_SIZE: usize = 50;
 #[derive(Debug, Clone)]
 pub struct ChatSummary {
     pub chat: Arc<ChatRecord>,
-    pub last: Option<Event>,
+    /// The newest message as it is now (edited, deleted, with its reactions).
+    pub last: Option<MessageView>,
     pub unread: usize,
     pub unread_capped: bool,
     /// Other members whose keys changed since this device first saw them.
@@ -38,10 +42,11 @@ impl ChatSummary {
     }
 }
 
-/// A page of a chat's history, oldest first.
+/// A page of a chat's history: up to [`PAGE_SIZE`] messages (not events), oldest first,
+/// each as it is now.
 #[derive(Debug, Clone)]
 pub struct Page {
-    pub messages: Vec<Event>,
+    pub messages: Vec<MessageView>,
     /// Pass to `older_messages` for the page before; `None` at the start of history.
     pub older: Option<EventKey>,
 }
@@ -651,8 +656,12 @@ impl Store {
         // Whose keys changed, when the caller already knows.
         key_changes: Option<Vec<UserKey>>,
     ) -> Result<ChatSummary> {
-        let last = newest(files, &chat, None, 1).pop();
+        let mut fold = Timeline::new(chat.admin().cloned());
+        fold_back(files, &chat, &mut fold, None, 1);
+        let last = fold.last();
         let mut unread = 0;
+        // Deletes come after what they delete: met first when scanning back.
+        let mut deleted: HashSet<Target> = HashSet::new();
         let mut capped = false;
         let first_unread_month = marker.map(|m| month_of(m.ts));
         // A conflict copy repeats most of its original: count each event once.
@@ -670,7 +679,19 @@ impl Store {
                 if marker.is_some_and(|m| event.key() <= *m) {
                     return logs::Scan::Stop;
                 }
-                if &event.sender != user && counted.insert(event.id.clone()) {
+                if let Content::Delete { target } = &event.content {
+                    deleted.insert(target.clone());
+                }
+                // Only messages are unread: an edit or a reaction is not a new message.
+                let own = Target {
+                    id: event.id.clone(),
+                    sender: event.sender.clone(),
+                };
+                if &event.sender != user
+                    && event.is_message()
+                    && !deleted.contains(&own)
+                    && counted.insert(event.id.clone())
+                {
                     unread += 1;
                 }
                 if unread > UNREAD_CAP {
@@ -700,7 +721,8 @@ impl Store {
         })
     }
 
-    /// The chat's record and its latest page, for a member.
+    /// The chat's record and its latest page, for a member. The chat stays folded in this
+    /// process, so older pages and polls build on it.
     pub fn get_chat(&self, user: &UserKey, id: &str) -> Result<ChatView> {
         let chat = self.member_chat(user, id)?;
         // Lengths first, then reads bounded by them: a message written in between is
@@ -708,13 +730,28 @@ impl Store {
         let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         let cursor = LogCursor::at_end_of(&files);
         let reader = self.reader_for(user, chat.clone())?;
-        let page = page_before(&files, &reader, None, PAGE_SIZE);
+        let generation = self.keyring.generation();
+        let mut fold = Timeline::new(chat.admin().cloned());
+        let (from, at_start) = fold_back(&files, &reader, &mut fold, None, PAGE_SIZE + 1);
+        let (messages, more) = fold.page_before(None, PAGE_SIZE);
+        let page = Page {
+            older: (more || !at_start)
+                .then(|| messages.first().map(MessageView::key))
+                .flatten(),
+            messages,
+        };
+        let loaded = crate::loaded::LoadedChat::new(fold, from, at_start, cursor.clone());
+        self.loaded
+            .lock()
+            .expect("loaded chats")
+            .put(user, &chat.id, loaded, generation);
         self.saw_keyless_logs(&files);
         self.save_pins(); // the first keys of whoever wrote this page
         Ok(ChatView { chat, page, cursor })
     }
 
-    /// The page of up to `limit` messages just before `before`.
+    /// The page of up to `limit` messages just before `before`, with every edit, delete
+    /// and reaction about them that this process has read, on any page or poll.
     pub fn older_messages(
         &self,
         user: &UserKey,
@@ -722,16 +759,110 @@ impl Store {
         before: &EventKey,
         limit: usize,
     ) -> Result<Page> {
+        let limit = limit.clamp(1, 500);
         let chat = self.member_chat(user, id)?;
         let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
-        let page = page_before(
-            &files,
-            &self.reader_for(user, chat)?,
-            Some(before),
-            limit.clamp(1, 500),
-        );
+        let reader = self.reader_for(user, chat.clone())?;
+        let generation = self.keyring.generation();
+        let taken = self
+            .loaded
+            .lock()
+            .expect("loaded chats")
+            .take(user, &chat.id, generation);
+        // Not open in this process (the CLI, a restart): everything from the end back to
+        // `before` is read first, so nothing later about these messages is missed.
+        let mut loaded = match taken {
+            Some(loaded) => loaded,
+            None => {
+                let mut fold = Timeline::new(chat.admin().cloned());
+                let cursor = LogCursor::at_end_of(&files);
+                let (from, at_start) = fold_back_to(&files, &reader, &mut fold, before);
+                crate::loaded::LoadedChat::new(fold, from, at_start, cursor)
+            }
+        };
+        let have = loaded.fold.count_before(Some(before));
+        if have <= limit && !loaded.at_start {
+            let (from, at_start) = fold_back(
+                &files,
+                &reader,
+                &mut loaded.fold,
+                loaded.from.clone(),
+                limit + 1 - have,
+            );
+            if from.is_some() {
+                loaded.from = from;
+            }
+            loaded.at_start = at_start;
+        }
+        let (messages, more) = loaded.fold.page_before(Some(before), limit);
+        let page = Page {
+            older: (more || !loaded.at_start)
+                .then(|| messages.first().map(MessageView::key))
+                .flatten(),
+            messages,
+        };
+        self.loaded
+            .lock()
+            .expect("loaded chats")
+            .put(user, &chat.id, loaded, generation);
         self.save_pins();
         Ok(page)
+    }
+}
+
+/// Folds events from `before` (or the end) backwards until `messages` more messages are
+/// in, or the chat's start. Returns the oldest event read (or `before` when none was) and
+/// whether the start was reached. Reads in growing batches, so its cost follows the
+/// messages wanted, not the history.
+pub(crate) fn fold_back(
+    files: &[LogFile],
+    chat: &ChatReader,
+    fold: &mut Timeline,
+    before: Option<EventKey>,
+    messages: usize,
+) -> (Option<EventKey>, bool) {
+    let mut before = before;
+    let mut batch = (messages * 2).clamp(16, 1024);
+    let mut found = 0;
+    loop {
+        let events = newest(files, chat, before.as_ref(), batch);
+        let got = events.len();
+        if let Some(first) = events.first() {
+            before = Some(first.key());
+        }
+        found += events.iter().filter(|e| e.is_message()).count();
+        fold.apply_all(events);
+        if got < batch {
+            return (before, true);
+        }
+        if found >= messages {
+            return (before, false);
+        }
+        batch = (batch * 2).min(8192);
+    }
+}
+
+/// Folds every event from the end back to `until` (inclusive of nothing older).
+fn fold_back_to(
+    files: &[LogFile],
+    chat: &ChatReader,
+    fold: &mut Timeline,
+    until: &EventKey,
+) -> (Option<EventKey>, bool) {
+    let mut before: Option<EventKey> = None;
+    loop {
+        let events = newest(files, chat, before.as_ref(), 1024);
+        let got = events.len();
+        if let Some(first) = events.first() {
+            before = Some(first.key());
+        }
+        fold.apply_all(events);
+        if got < 1024 {
+            return (before, true);
+        }
+        if before.as_ref().is_some_and(|b| b < until) {
+            return (before, false);
+        }
     }
 }
 
@@ -742,22 +873,6 @@ fn sort_by_activity(summaries: &mut [ChatSummary]) {
             .cmp(&activity(a))
             .then_with(|| a.chat.id.cmp(&b.chat.id))
     });
-}
-
-fn page_before(
-    files: &[listing::LogFile],
-    chat: &ChatReader,
-    before: Option<&EventKey>,
-    limit: usize,
-) -> Page {
-    // One more than asked tells whether older messages exist.
-    let mut messages = newest(files, chat, before, limit + 1);
-    let has_older = messages.len() > limit;
-    if has_older {
-        messages.remove(0);
-    }
-    let older = has_older.then(|| messages[0].key());
-    Page { messages, older }
 }
 
 /// The `limit` newest events below `before`, oldest first. Months are read newest first and

@@ -53,6 +53,10 @@ pub enum Error {
     NotAMember { id: String },
     #[error("A message needs some text or an image.")]
     EmptyMessage,
+    #[error("There is no message {id} of {sender} in this chat (it may not have synced yet).")]
+    MessageNotFound { id: String, sender: String },
+    #[error("{0}")]
+    NotAllowed(String),
     #[error("Messages can be at most {max} characters long; this one has {len}.")]
     MessageTooLong { len: usize, max: usize },
     #[error("Images can be at most {max} bytes (10 MiB); this one has {len}.")]
@@ -123,6 +127,8 @@ impl Error {
             Error::ChatNotFound { .. } => "chat_not_found",
             Error::NotAMember { .. } => "not_a_member",
             Error::EmptyMessage => "empty_message",
+            Error::MessageNotFound { .. } => "message_not_found",
+            Error::NotAllowed(_) => "not_allowed",
             Error::MessageTooLong { .. } => "message_too_long",
             Error::ImageTooLarge { .. } => "image_too_large",
             Error::UnsupportedImage { .. } => "unsupported_image",

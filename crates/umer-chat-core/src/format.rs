@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::content::Content;
+pub use crate::content::{is_invisible_or_bidi, MAX_TEXT_CHARS};
 use crate::crypto::{Sealed, SealedKeys, WrappedKeys};
 use crate::error::{Error, Result};
 use crate::ids::{check_ts_seq, is_event_id, ChatId, DeviceId, EventKey};
@@ -80,6 +82,14 @@ pub struct ChatRecord {
 }
 
 impl ChatRecord {
+    /// Who may delete anyone's message in this chat: a group's creator (nobody in a DM).
+    pub fn admin(&self) -> Option<&UserKey> {
+        match self.kind {
+            ChatKind::Group => self.created_by.as_ref(),
+            ChatKind::Dm => None,
+        }
+    }
+
     pub fn is_member(&self, user: &UserKey) -> bool {
         self.members.binary_search(user).is_ok()
     }
@@ -188,9 +198,27 @@ impl ChatRecord {
     }
 }
 
-/// One line of `chats/<id>/log/<YYYY-MM>/<user>.<device>.jsonl`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A line of `chats/<id>/log/<YYYY-MM>/<user>.<device>.jsonl` that checked: who wrote it,
+/// where it sits in the order, and what it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
+    /// The line's version: 1 (unsigned), 2 (signed, a message) or 3 (signed, any kind).
+    pub v: u64,
+    pub id: String,
+    pub chat: ChatId,
+    pub sender: UserKey,
+    pub device: DeviceId,
+    pub seq: u64,
+    /// Unix ms.
+    pub ts: i64,
+    pub content: Content,
+    /// How far this device trusts who wrote it; not stored, decided on reading.
+    pub trust: Trust,
+}
+
+/// A format-1 line: the event unsigned and in the clear.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnsignedLine {
     pub v: u64,
     pub id: String,
     #[serde(rename = "type")]
@@ -199,21 +227,35 @@ pub struct Event {
     pub sender: UserKey,
     pub device: DeviceId,
     pub seq: u64,
-    /// Unix ms.
     pub ts: i64,
     #[serde(default)]
     pub text: Option<String>,
-    /// An image file name in `images/`, e.g. `<sha256>.png`.
     #[serde(default)]
     pub image: Option<String>,
-    /// How far this device trusts who wrote it; not stored, decided on reading.
-    #[serde(skip)]
-    pub trust: Trust,
-    /// The image's width and height, when its sender said (format 2, inside the sealed body).
-    #[serde(skip)]
-    pub image_size: Option<[u32; 2]>,
 }
 
+impl UnsignedLine {
+    pub fn into_event(self) -> Event {
+        Event {
+            v: self.v,
+            id: self.id,
+            chat: self.chat,
+            sender: self.sender,
+            device: self.device,
+            seq: self.seq,
+            ts: self.ts,
+            content: Content::message(self.text, self.image),
+            trust: Trust::Unsigned,
+        }
+    }
+}
+
+/// The version of the lines this build writes: 3, whose kind is inside the sealed body.
+/// Records keep [`FORMAT_VERSION`].
+pub const LINE_VERSION: u64 = 3;
+/// The `type` of a format-3 line's signed part: every kind looks the same from outside.
+pub const SEALED_EVENT: &str = "event";
+/// The `type` of a format-1 or 2 line, which is always a message.
 pub const MESSAGE_EVENT: &str = "message";
 
 impl Event {
@@ -223,26 +265,7 @@ impl Event {
             return Err("its id is not 32 lowercase hex characters".into());
         }
         check_ts_seq(self.ts, self.seq, now)?;
-        let text = self.text.as_deref().filter(|t| !t.trim().is_empty());
-        // Counting characters is needed only when the bytes could exceed the limit.
-        if let Some(text) = text.filter(|t| t.len() > MAX_TEXT_CHARS) {
-            let len = text.chars().count();
-            if len > MAX_TEXT_CHARS {
-                return Err(format!(
-                    "its text has {len} characters, more than {}",
-                    MAX_TEXT_CHARS
-                ));
-            }
-        }
-        if let Some(image) = &self.image {
-            if !crate::images::is_image_name(image) {
-                return Err(format!("{image:?} is not an image name"));
-            }
-        }
-        if text.is_none() && self.image.is_none() {
-            return Err("it has neither text nor an image".into());
-        }
-        Ok(())
+        self.content.check()
     }
 
     pub fn key(&self) -> EventKey {
@@ -252,6 +275,15 @@ impl Event {
             seq: self.seq,
             id: self.id.clone(),
         }
+    }
+
+    /// A message's text, or an edit's.
+    pub fn text(&self) -> Option<&str> {
+        self.content.text()
+    }
+
+    pub fn is_message(&self) -> bool {
+        matches!(self.content, Content::Message { .. })
     }
 }
 
@@ -270,18 +302,6 @@ pub enum Trust {
 
 pub const MAX_GROUP_NAME_CHARS: usize = 64;
 pub const MAX_GROUP_MEMBERS: usize = 256;
-
-/// Characters that change how text around them is shown without being seen themselves:
-/// bidi controls and invisible or blank-looking characters. A name with one can pose as
-/// another, or reverse what follows it in a list.
-pub fn is_invisible_or_bidi(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
-        | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
-        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}'
-        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}'
-        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
-}
 
 /// A group name: 1 to 64 characters, no control, bidi or invisible characters (a zero-width
 /// joiner or variation selector only inside an emoji sequence).
@@ -316,9 +336,6 @@ pub fn check_group_name(name: &str) -> Result<()> {
     }
     Ok(())
 }
-
-/// A message's text, in characters.
-pub const MAX_TEXT_CHARS: usize = 10_000;
 
 /// No whole-file record (a user, a chat, read markers) is anywhere near this big; a file
 /// that is gets skipped rather than read into memory.

@@ -397,7 +397,7 @@ pub fn reused_ids(events: &[Event]) -> BTreeMap<String, Vec<UserKey>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{ChatRecord, MESSAGE_EVENT};
+    use crate::format::{ChatRecord, UnsignedLine, MESSAGE_EVENT};
     use crate::ids::DeviceId;
     use crate::ids::{new_event_id, now_ms};
     use proptest::prelude::*;
@@ -420,8 +420,8 @@ mod tests {
         )
     }
 
-    fn event(chat: &ChatRecord, seq: u64, text: &str) -> Event {
-        Event {
+    fn line(chat: &ChatRecord, seq: u64, text: &str) -> UnsignedLine {
+        UnsignedLine {
             v: 1,
             id: new_event_id(),
             kind: MESSAGE_EVENT.into(),
@@ -432,9 +432,11 @@ mod tests {
             ts: now_ms(),
             text: Some(text.into()),
             image: None,
-            trust: Default::default(),
-            image_size: None,
         }
+    }
+
+    fn event(chat: &ChatRecord, seq: u64, text: &str) -> Event {
+        line(chat, seq, text).into_event()
     }
 
     /// One line of a test log: an event, or junk of a given length (no newline in it).
@@ -456,9 +458,9 @@ mod tests {
         for (seq, piece) in pieces.iter().enumerate() {
             match piece {
                 Piece::Event(len) => {
-                    let e = event(chat, seq as u64, &"t".repeat(*len + 1));
+                    let e = line(chat, seq as u64, &"t".repeat(*len + 1));
                     writeln!(file, "{}", serde_json::to_string(&e).unwrap()).unwrap();
-                    events.push(e);
+                    events.push(e.into_event());
                 }
                 Piece::Junk(len) => writeln!(file, "{}", "j".repeat(*len)).unwrap(),
             }
@@ -544,7 +546,7 @@ mod tests {
         let mut copy = original.clone();
         copy.sender = UserKey::parse("alice").unwrap();
         copy.ts -= 1_000; // sorts first: must not hide the original
-        copy.text = Some("stolen".into());
+        copy.content = crate::content::Content::message(Some("stolen".into()), None);
         let merged = sort_dedup(vec![original.clone(), copy.clone(), original.clone()]);
         assert_eq!(merged, vec![copy.clone(), original.clone()]);
         let reused = reused_ids(&merged);

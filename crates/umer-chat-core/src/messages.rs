@@ -4,18 +4,22 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
+use crate::chats;
+use crate::content::{Content, Target};
 use crate::crypto::ContentKey;
 use crate::error::{Error, Result};
 use crate::format::{
-    log_file_name, Body, KeyEpoch, SignedEvent, Trust, MAX_LOG_BYTES, MAX_TEXT_CHARS,
+    log_file_name, Event, KeyEpoch, SignedEvent, Trust, LINE_VERSION, MAX_LOG_BYTES,
+    MAX_TEXT_CHARS, SEALED_EVENT,
 };
-use crate::format::{Event, FORMAT_VERSION, MESSAGE_EVENT};
 use crate::ids::{month_of, now_ms, ChatId, DeviceId, EventKey, MAX_SEQ};
 use crate::keys::Identity;
-use crate::listing;
+use crate::listing::{self, LogFile};
+use crate::loaded::LoadedChat;
 use crate::logs::{self, LogCursor};
 use crate::reader::{epoch_file, signed_line, ChatReader};
 use crate::store::Store;
+use crate::timeline::{self, MessageView, Timeline};
 use crate::username::UserKey;
 
 impl Store {
@@ -28,10 +32,44 @@ impl Store {
         text: Option<&str>,
         image: Option<&str>,
     ) -> Result<Event> {
+        self.append_content(
+            user,
+            chat,
+            Content::message(text.map(str::to_string), image.map(str::to_string)),
+        )
+    }
+
+    /// Appends what `user` says in `chat`: a message (maybe a reply), an edit, a delete, a
+    /// reaction or taking one back. The rules every reader applies (`timeline::allowed`) are
+    /// checked first against the message it is about, so a refused event is never written.
+    /// When this returns, the line is on disk (fsynced).
+    pub fn append_content(&self, user: &UserKey, chat: &str, content: Content) -> Result<Event> {
         let identity = self.keyring.require_identity(user)?;
         let chat = self.member_chat(user, chat)?;
-        let text = text.filter(|t| !t.trim().is_empty());
-        if let Some(text) = text {
+        let mut content = content;
+        if let Content::Message {
+            text, image, size, ..
+        } = &mut content
+        {
+            *text = text.take().filter(|t| !t.trim().is_empty());
+            if let Some(text) = text {
+                let len = text.chars().count();
+                if len > MAX_TEXT_CHARS {
+                    return Err(Error::MessageTooLong {
+                        len,
+                        max: MAX_TEXT_CHARS,
+                    });
+                }
+            }
+            if let Some(image) = image {
+                self.check_image_exists(image)?;
+                *size = self.image_size(user, &chat.id, image);
+            }
+            if text.is_none() && image.is_none() {
+                return Err(Error::EmptyMessage);
+            }
+        }
+        if let Content::Edit { text, .. } = &content {
             let len = text.chars().count();
             if len > MAX_TEXT_CHARS {
                 return Err(Error::MessageTooLong {
@@ -40,13 +78,23 @@ impl Store {
                 });
             }
         }
-        if let Some(image) = image {
-            self.check_image_exists(image)?;
-        }
-        if text.is_none() && image.is_none() {
-            return Err(Error::EmptyMessage);
-        }
+        content.check().map_err(Error::InvalidArgument)?;
         let reader = self.reader_for(user, chat.clone())?;
+        let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+        let about = match (content.target(), &content) {
+            (Some(target), _) => Some(find_message(&files, &reader, target)?),
+            (
+                None,
+                Content::Message {
+                    reply_to: Some(quoted),
+                    ..
+                },
+            ) => {
+                find_message(&files, &reader, quoted)?;
+                None
+            }
+            _ => None,
+        };
         let key = self.sending_key(&identity, &reader)?;
         let now = now_ms();
         let path = self
@@ -66,11 +114,15 @@ impl Store {
         // Only a line every reader accepts counts: a line someone planted in our log with an
         // absurd `ts` or `seq` is skipped by readers, and is not inherited here either.
         let last = last_valid_event(&path, &reader, user, self.device(), log.len());
-        let (ts, file_seq) = match last {
+        let (mut ts, file_seq) = match last {
             // Never behind our own last event, so each file stays sorted.
             Some((last_ts, last_seq)) => (now.max(last_ts), last_seq + 1),
             None => (now, 0),
         };
+        // An event about a message comes after it in the order, whatever this clock says.
+        if let Some(message) = &about {
+            ts = ts.max(message.ts + 1);
+        }
         let seq = file_seq.max(self.next_seq.load(Ordering::Relaxed));
         if seq > MAX_SEQ {
             return Err(Error::corrupt(
@@ -78,12 +130,10 @@ impl Store {
                 "its sequence numbers have run out; this should never happen",
             ));
         }
-        let body = Body {
-            text: text.map(str::to_string),
-            image: image.map(str::to_string),
-            size: image.and_then(|name| self.image_size(user, &chat.id, name)),
-        };
-        let (event, line) = seal_event(&identity, &key, &chat.id, self.device(), seq, ts, body);
+        let (event, line) = seal_event(&identity, &key, &chat.id, self.device(), seq, ts, content);
+        if let Some(message) = &about {
+            timeline::allowed(chat.admin(), message, &event).map_err(Error::NotAllowed)?;
+        }
         log.append_line(&line, &path)?;
         self.next_seq.fetch_max(seq + 1, Ordering::Relaxed);
         self.wrote(&path);
@@ -136,12 +186,6 @@ impl Store {
         event: &Event,
         keys: &mut HashMap<ChatId, ContentKey>,
     ) -> Result<(Event, String)> {
-        if event.kind != MESSAGE_EVENT {
-            return Err(Error::InvalidArgument(format!(
-                "event {} is not a message",
-                event.id
-            )));
-        }
         let identity = self.keyring.require_identity(&event.sender)?;
         let chat = self.member_chat(&event.sender, event.chat.as_str())?;
         event
@@ -156,11 +200,6 @@ impl Store {
                 key
             }
         };
-        let body = Body {
-            text: event.text.clone(),
-            image: event.image.clone(),
-            size: event.image_size,
-        };
         Ok(seal_event(
             &identity,
             &key,
@@ -168,7 +207,7 @@ impl Store {
             &event.device,
             event.seq,
             event.ts,
-            body,
+            event.content.clone(),
         ))
     }
 
@@ -224,19 +263,57 @@ impl Store {
         Ok(key)
     }
 
-    /// What was appended to the chat since `cursor` (from `get_chat` or the last poll),
-    /// oldest first, and the next cursor. An idle poll lists folders and stats files only.
+    /// What changed in the chat since `cursor` (from `get_chat` or the last poll): new
+    /// messages, and messages an edit, delete or reaction changed (and replies quoting
+    /// them), each as it is now, oldest first; and the next cursor. An idle poll lists
+    /// folders and stats files only.
     pub fn poll(
         &self,
         user: &UserKey,
         chat: &str,
         cursor: &LogCursor,
-    ) -> Result<(Vec<Event>, LogCursor)> {
+    ) -> Result<(Vec<MessageView>, LogCursor)> {
         let chat = self.member_chat(user, chat)?;
         let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
-        let new = logs::read_since(&files, &self.reader_for(user, chat)?, cursor);
+        let reader = self.reader_for(user, chat.clone())?;
+        let (events, next) = logs::read_since(&files, &reader, cursor);
+        let generation = self.keyring.generation();
+        let taken = self
+            .loaded
+            .lock()
+            .expect("loaded chats")
+            .take(user, &chat.id, generation);
+        let mut loaded = match taken {
+            Some(mut loaded) => {
+                if loaded.cursor != *cursor {
+                    let (missed, _) = logs::read_since(&files, &reader, &loaded.cursor);
+                    loaded.fold.apply_all(missed);
+                }
+                loaded.fold.apply_all(events.iter().cloned());
+                loaded
+            }
+            // Not open in this process: its latest page, which holds what is new.
+            None => {
+                let mut fold = Timeline::new(chat.admin().cloned());
+                let (from, at_start) =
+                    chats::fold_back(&files, &reader, &mut fold, None, crate::chats::PAGE_SIZE);
+                let mut loaded = LoadedChat::new(fold, from, at_start, next.clone());
+                loaded.fold.apply_all(events.iter().cloned());
+                loaded
+            }
+        };
+        let affected = events
+            .iter()
+            .flat_map(|event| loaded.fold.affected_by(event))
+            .collect();
+        let changed = loaded.fold.views(&affected);
+        loaded.cursor = next.clone();
+        self.loaded
+            .lock()
+            .expect("loaded chats")
+            .put(user, &chat.id, loaded, generation);
         self.save_pins();
-        Ok(new)
+        Ok((changed, next))
     }
 
     /// A cursor at the end of a chat's logs as they are now: polling from it brings only
@@ -247,22 +324,28 @@ impl Store {
         Ok(LogCursor::at_end_of(&files))
     }
 
-    /// Every message of a chat, oldest first (for export and the CLI's `read`).
-    pub fn all_messages(&self, user: &UserKey, chat: &str) -> Result<Vec<Event>> {
+    /// Every message of a chat, oldest first, each as it is now (for export and the CLI's
+    /// `read`), and what the rules ignored.
+    pub fn all_messages(&self, user: &UserKey, chat: &str) -> Result<Vec<MessageView>> {
+        Ok(self.chat_timeline(user, chat)?.messages())
+    }
+
+    /// A chat's whole history, folded.
+    pub fn chat_timeline(&self, user: &UserKey, chat: &str) -> Result<Timeline> {
         let chat = self.member_chat(user, chat)?;
         let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
-        let reader = self.reader_for(user, chat)?;
-        let mut events = Vec::new();
+        let reader = self.reader_for(user, chat.clone())?;
+        let mut fold = Timeline::new(chat.admin().cloned());
         for file in &files {
-            events.extend(logs::read_all(file, &reader, &mut Vec::new()));
+            fold.apply_all(logs::read_all(file, &reader, &mut Vec::new()));
         }
         self.save_pins();
-        Ok(logs::sort_dedup(events))
+        Ok(fold)
     }
 }
 
-/// Seals `body` into a signed format-2 line of `identity`; the event as readers see it,
-/// and the line.
+/// Seals `content` into a signed format-3 line of `identity`; the event as readers see
+/// it, and the line.
 fn seal_event(
     identity: &Identity,
     key: &ContentKey,
@@ -270,12 +353,12 @@ fn seal_event(
     device: &DeviceId,
     seq: u64,
     ts: i64,
-    body: Body,
+    content: Content,
 ) -> (Event, String) {
     let sender = &identity.user.key;
-    let plain = serde_json::to_vec(&body).expect("bodies serialise");
+    let plain = serde_json::to_vec(&content).expect("contents serialise");
     let signed = SignedEvent {
-        kind: MESSAGE_EVENT.to_string(),
+        kind: SEALED_EVENT.to_string(),
         chat: chat.clone(),
         sender: sender.clone(),
         device: device.clone(),
@@ -285,20 +368,38 @@ fn seal_event(
     };
     let (id, line) = signed_line(identity, &signed);
     let event = Event {
-        v: FORMAT_VERSION,
+        v: LINE_VERSION,
         id,
-        kind: MESSAGE_EVENT.to_string(),
         chat: chat.clone(),
         sender: sender.clone(),
         device: device.clone(),
         seq,
         ts,
-        text: body.text,
-        image: body.image,
+        content,
         trust: Trust::Verified,
-        image_size: body.size,
     };
     (event, line)
+}
+
+/// The message `target` names, found by reading its sender's logs from their end.
+fn find_message(files: &[LogFile], reader: &ChatReader, target: &Target) -> Result<Event> {
+    for file in files.iter().rev().filter(|f| f.owner == target.sender) {
+        let mut found = None;
+        logs::scan_back(file, reader, |event| {
+            if event.id == target.id {
+                found = Some(event.clone());
+                return logs::Scan::Stop;
+            }
+            logs::Scan::Skip
+        });
+        if let Some(event) = found {
+            return Ok(event);
+        }
+    }
+    Err(Error::MessageNotFound {
+        id: target.id.clone(),
+        sender: target.sender.to_string(),
+    })
 }
 
 /// `(ts, seq)` of the newest valid event in our own log, read from its end.

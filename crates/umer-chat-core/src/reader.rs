@@ -10,12 +10,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::content::Content;
 use crate::crypto::{self, ContentKey, PublicKeys, KEY_EPOCH_DOMAIN};
 use crate::format::{
-    is_epoch_name, Body, ChatKind, ChatRecord, Event, KeyEpoch, SignedEvent, Trust, FORMAT_VERSION,
-    MAX_EPOCH_BYTES, MESSAGE_EVENT,
+    is_epoch_name, Body, ChatKind, ChatRecord, Event, KeyEpoch, SignedEvent, Trust, UnsignedLine,
+    FORMAT_VERSION, LINE_VERSION, MAX_EPOCH_BYTES, MESSAGE_EVENT, SEALED_EVENT,
 };
 use crate::ids::{check_ts_seq, now_ms, ChatId, DeviceId, EventKey};
+use crate::images::MAX_IMAGE_SIDE;
 use crate::keys::{Identity, Keyring, SenderKeys};
 use crate::listing::LogFile;
 use crate::skip::SkipReason;
@@ -37,7 +39,7 @@ pub(crate) fn signed_line(identity: &Identity, event: &SignedEvent) -> (String, 
     let signed = serde_json::to_string(event).expect("events serialise");
     let sig = identity.keys.sign(crypto::EVENT_DOMAIN, signed.as_bytes());
     let id = crypto::event_id(signed.as_bytes());
-    let line = format!(r#"{{"v":{FORMAT_VERSION},"id":"{id}","event":{signed},"sig":"{sig}"}}"#);
+    let line = format!(r#"{{"v":{LINE_VERSION},"id":"{id}","event":{signed},"sig":"{sig}"}}"#);
     (id, line)
 }
 
@@ -372,12 +374,19 @@ impl ChatReader {
     /// body. Cheap (no signature check, no decryption): for choosing which lines to open.
     pub(crate) fn key_of(&self, line: &[u8], file: &LogFile) -> Option<EventKey> {
         if let Ok(signed) = serde_json::from_slice::<SignedLine>(line) {
-            if !(2..=FORMAT_VERSION).contains(&signed.v) {
+            if !(2..=LINE_VERSION).contains(&signed.v) {
                 return None;
             }
             let event: SignedEvent = serde_json::from_str(signed.event.get()).ok()?;
-            self.check_place(&event.kind, &event.chat, &event.sender, &event.device, file)
-                .ok()?;
+            self.check_place(
+                signed.v,
+                &event.kind,
+                &event.chat,
+                &event.sender,
+                &event.device,
+                file,
+            )
+            .ok()?;
             check_ts_seq(event.ts, event.seq, now_ms()).ok()?;
             if signed.id != crypto::event_id(signed.event.get().as_bytes()) {
                 return None;
@@ -389,33 +398,48 @@ impl ChatReader {
                 id: signed.id,
             });
         }
-        let event: Event = serde_json::from_slice(line).ok()?;
+        let event: UnsignedLine = serde_json::from_slice(line).ok()?;
         if event.v != 1 {
             return None;
         }
-        self.check_place(&event.kind, &event.chat, &event.sender, &event.device, file)
-            .ok()?;
+        self.check_place(
+            1,
+            &event.kind,
+            &event.chat,
+            &event.sender,
+            &event.device,
+            file,
+        )
+        .ok()?;
+        let event = event.into_event();
         event.check(now_ms()).ok()?;
         Some(event.key())
     }
 
-    /// A line's text, opened without checking its signature: for the search index, which
+    /// What a line says, opened without checking its signature: for the search index, which
     /// checks a line in full before showing it. `None` for a line that would be skipped
-    /// anyway, or that has no text.
-    pub(crate) fn peek_text(&self, line: &[u8], offset: u64, file: &LogFile) -> Option<String> {
+    /// anyway.
+    pub(crate) fn peek_content(
+        &self,
+        line: &[u8],
+        offset: u64,
+        file: &LogFile,
+    ) -> Option<(String, Content)> {
         if let Ok(signed) = serde_json::from_slice::<SignedLine>(line) {
-            self.key_of(line, file)?;
+            let key = self.key_of(line, file)?;
             let event: SignedEvent = serde_json::from_str(signed.event.get()).ok()?;
-            let key = self.content_keys().get(&event.body.kid)?;
-            let plain = key.open_message(&event.chat, &event.sender, &event.body)?;
-            return serde_json::from_slice::<Body>(&plain).ok()?.text;
+            let content_key = self.content_keys().get(&event.body.kid)?;
+            let plain = content_key.open_message(&event.chat, &event.sender, &event.body)?;
+            let content = open_content(signed.v, &plain).ok()?;
+            return content.check().is_ok().then_some((key.id, content));
         }
         // Unsigned lines are cheap to check in full.
-        self.parse_line(line, offset, file).ok()?.text
+        let event = self.parse_line(line, offset, file).ok()?;
+        Some((event.id, event.content))
     }
 
     fn parse_signed(&self, line: SignedLine<'_>, file: &LogFile) -> Result<Event, SkipReason> {
-        if line.v > FORMAT_VERSION {
+        if line.v > LINE_VERSION {
             return Err(SkipReason::NewerFormat(line.v));
         }
         if line.v < 2 {
@@ -426,7 +450,14 @@ impl ChatReader {
         }
         let event: SignedEvent = serde_json::from_str(line.event.get())
             .map_err(|e| SkipReason::Unparseable(e.to_string()))?;
-        self.check_place(&event.kind, &event.chat, &event.sender, &event.device, file)?;
+        self.check_place(
+            line.v,
+            &event.kind,
+            &event.chat,
+            &event.sender,
+            &event.device,
+            file,
+        )?;
         check_ts_seq(event.ts, event.seq, now_ms()).map_err(SkipReason::Invalid)?;
         let bytes = line.event.get().as_bytes();
         if line.id != crypto::event_id(bytes) {
@@ -438,19 +469,17 @@ impl ChatReader {
         let mut out = Event {
             v: line.v,
             id: line.id,
-            kind: event.kind,
             chat: event.chat,
             sender: event.sender,
             device: event.device,
             seq: event.seq,
             ts: event.ts,
-            text: None,
-            image: None,
+            // Checking signatures only (no reader), the body stays sealed: a stand-in.
+            content: Content::message(None, None),
             trust,
-            image_size: None,
         };
         if self.reader.is_none() {
-            return Ok(out); // checking signatures only: the body stays sealed
+            return Ok(out);
         }
         let key = self.content_keys().get(&event.body.kid).ok_or_else(|| {
             SkipReason::Undecryptable(format!(
@@ -463,16 +492,7 @@ impl ChatReader {
             .ok_or_else(|| {
                 SkipReason::Undecryptable("it does not open with the chat's key".into())
             })?;
-        let body: Body = serde_json::from_slice(&plain)
-            .map_err(|e| SkipReason::Unparseable(format!("its body: {e}")))?;
-        out.text = body.text;
-        out.image = body.image;
-        // Sizes a sender could not have sent are dropped, never trusted for layout.
-        out.image_size = body.size.filter(|[w, h]| {
-            out.image.is_some()
-                && (1..=crate::images::MAX_IMAGE_SIDE).contains(w)
-                && (1..=crate::images::MAX_IMAGE_SIDE).contains(h)
-        });
+        out.content = open_content(line.v, &plain)?;
         out.check(now_ms()).map_err(SkipReason::Invalid)?;
         Ok(out)
     }
@@ -488,12 +508,12 @@ impl ChatReader {
         struct Version {
             v: u64,
         }
-        let event: Event = match serde_json::from_slice(line) {
+        let event: UnsignedLine = match serde_json::from_slice(line) {
             Ok(event) => event,
             Err(e) => {
                 // A newer writer's line may not fit this version's shape: say so.
                 return Err(match serde_json::from_slice::<Version>(line) {
-                    Ok(version) if version.v > FORMAT_VERSION => SkipReason::NewerFormat(version.v),
+                    Ok(version) if version.v > LINE_VERSION => SkipReason::NewerFormat(version.v),
                     Ok(version) if version.v >= 2 => {
                         SkipReason::Unparseable(signed_err.to_string())
                     }
@@ -502,13 +522,21 @@ impl ChatReader {
             }
         };
         if event.v != 1 {
-            return Err(if event.v > FORMAT_VERSION {
+            return Err(if event.v > LINE_VERSION {
                 SkipReason::NewerFormat(event.v)
             } else {
                 SkipReason::Unsigned(format!("a version {} line without a signature", event.v))
             });
         }
-        self.check_place(&event.kind, &event.chat, &event.sender, &event.device, file)?;
+        self.check_place(
+            1,
+            &event.kind,
+            &event.chat,
+            &event.sender,
+            &event.device,
+            file,
+        )?;
+        let event = event.into_event();
         event.check(now_ms()).map_err(SkipReason::Invalid)?;
         let keys = self.sender(&event.sender);
         if keys.record.is_none() && keys.pin.as_ref().is_some_and(|p| !p.is_keyless()) {
@@ -554,15 +582,18 @@ impl ChatReader {
 
     fn check_place(
         &self,
+        v: u64,
         kind: &str,
         chat: &ChatId,
         sender: &UserKey,
         device: &DeviceId,
         file: &LogFile,
     ) -> Result<(), SkipReason> {
-        if kind != MESSAGE_EVENT {
+        // A format-3 line says only "event"; its kind is sealed inside.
+        let expected = if v >= 3 { SEALED_EVENT } else { MESSAGE_EVENT };
+        if kind != expected {
             return Err(SkipReason::Unparseable(format!(
-                "unknown event type {kind:?}"
+                "a version {v} line of type {kind:?}"
             )));
         }
         if *chat != self.chat.id {
@@ -581,3 +612,38 @@ impl ChatReader {
         Ok(())
     }
 }
+
+/// What an opened body says: a format-3 body names its kind; a format-2 body is a message.
+/// A kind this version does not know is skipped with its name, never fatal.
+fn open_content(v: u64, plain: &[u8]) -> Result<Content, SkipReason> {
+    if v < 3 {
+        let body: Body = serde_json::from_slice(plain)
+            .map_err(|e| SkipReason::Unparseable(format!("its body: {e}")))?;
+        // Sizes a sender could not have sent are dropped, never trusted for layout.
+        let size = body.size.filter(|[w, h]| {
+            body.image.is_some()
+                && (1..=MAX_IMAGE_SIDE).contains(w)
+                && (1..=MAX_IMAGE_SIDE).contains(h)
+        });
+        return Ok(Content::Message {
+            text: body.text,
+            image: body.image,
+            size,
+            reply_to: None,
+        });
+    }
+    serde_json::from_slice::<Content>(plain).map_err(|e| {
+        #[derive(Deserialize)]
+        struct Kind {
+            kind: String,
+        }
+        match serde_json::from_slice::<Kind>(plain) {
+            Ok(Kind { kind }) if !KNOWN_KINDS.contains(&kind.as_str()) => {
+                SkipReason::UnknownKind(kind.chars().take(64).collect())
+            }
+            _ => SkipReason::Unparseable(format!("its body: {e}")),
+        }
+    })
+}
+
+const KNOWN_KINDS: [&str; 5] = ["message", "edit", "delete", "react", "unreact"];

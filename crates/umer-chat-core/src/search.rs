@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+use crate::content::{Content, Target};
 use crate::error::{Error, Result};
 use crate::format::Event;
 use crate::fsio;
@@ -18,17 +19,21 @@ use crate::logs;
 use crate::reader::ChatReader;
 use crate::search_index::{Entry, IndexedFile, SearchIndex};
 use crate::store::Store;
+use crate::timeline::{MessageView, Timeline};
 use crate::username::UserKey;
 
 #[derive(Debug, Clone)]
 pub struct SearchHit {
     pub chat: ChatId,
-    pub message: Event,
+    /// The message as it is now (its current text is what matched).
+    pub message: MessageView,
 }
 
 impl Store {
-    /// Messages whose text contains `query` (ignoring case) in chats `user` belongs to,
-    /// newest first, at most `limit`. Only matching lines have their signatures checked.
+    /// Messages whose current text contains `query` (ignoring case) in chats `user` belongs
+    /// to, newest first, at most `limit`. An edited message is found by its new text, not
+    /// its old one, and a deleted one not at all: each candidate is folded with the edits
+    /// and deletes about it. Only those lines have their signatures checked.
     pub fn search(&self, user: &UserKey, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
         let query = query.trim().to_lowercase();
         if query.is_empty() {
@@ -36,30 +41,78 @@ impl Store {
                 "Type something to search for.".into(),
             ));
         }
-        let mut hits = Vec::new();
+        let mut hits: Vec<MessageView> = Vec::new();
         // Chat records only: summaries would count unread messages search does not need.
         for chat in self.member_chats(user)? {
             let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+            let admin = chat.admin().cloned();
             let reader = self.reader_for(user, chat)?;
-            for file in &files {
-                let entries = self.indexed(file, &reader);
-                let mut handle = None;
-                for entry in entries.iter().filter(|e| e.lowered.contains(&query)) {
-                    let checked = entry.checked.get_or_init(|| {
-                        let handle = handle.get_or_insert_with(|| fsio::open_regular(&file.path));
-                        let Ok(Some((handle, _))) = handle else {
+            let indexed: Vec<Arc<Vec<Entry>>> =
+                files.iter().map(|f| self.indexed(f, &reader)).collect();
+            let mut messages: HashMap<Target, (usize, &Entry)> = HashMap::new();
+            let mut about: HashMap<&Target, Vec<(usize, &Entry)>> = HashMap::new();
+            let mut candidates: Vec<Target> = Vec::new();
+            for (i, entries) in indexed.iter().enumerate() {
+                for entry in entries.iter() {
+                    let own = Target {
+                        id: entry.id.clone(),
+                        sender: files[i].owner.clone(),
+                    };
+                    let matched = entry.lowered.contains(&query);
+                    match &entry.about {
+                        None => {
+                            if matched {
+                                candidates.push(own.clone());
+                            }
+                            messages.entry(own).or_insert((i, entry));
+                        }
+                        Some(target) => {
+                            if matched {
+                                candidates.push(target.clone());
+                            }
+                            about.entry(target).or_default().push((i, entry));
+                        }
+                    }
+                }
+            }
+            candidates.sort();
+            candidates.dedup();
+            let check = |(i, entry): (usize, &Entry)| -> Option<Event> {
+                let file = &files[i];
+                entry
+                    .checked
+                    .get_or_init(|| {
+                        let Ok(Some((handle, _))) = fsio::open_regular(&file.path) else {
                             return None;
                         };
                         let mut line = vec![0; entry.len];
-                        fsio::read_exact_at(handle, &mut line, entry.offset).ok()?;
+                        fsio::read_exact_at(&handle, &mut line, entry.offset).ok()?;
                         logs::parse_line(&line, entry.offset, file, &reader).ok()
-                    });
-                    hits.extend(checked.clone());
+                    })
+                    .clone()
+            };
+            for target in candidates {
+                let Some(message) = messages.get(&target).copied().and_then(check) else {
+                    continue;
+                };
+                let mut fold = Timeline::new(admin.clone());
+                fold.apply(message);
+                for control in about.get(&target).into_iter().flatten() {
+                    fold.apply_all(check(*control));
+                }
+                let Some(view) = fold.view(&target) else {
+                    continue;
+                };
+                if view
+                    .text
+                    .as_deref()
+                    .is_some_and(|t| t.to_lowercase().contains(&query))
+                {
+                    hits.push(view);
                 }
             }
         }
-        let mut hits = logs::sort_dedup(hits);
-        hits.reverse();
+        hits.sort_by_key(|hit| std::cmp::Reverse(hit.key()));
         hits.truncate(limit);
         Ok(hits
             .into_iter()
@@ -114,9 +167,18 @@ impl Store {
                 let logs::Line::Complete(line) = line else {
                     return;
                 };
-                if let Some(text) = reader.peek_text(line, offset, file) {
+                let Some((id, content)) = reader.peek_content(line, offset, file) else {
+                    return;
+                };
+                // Reactions change no text: search passes them over.
+                if matches!(
+                    content,
+                    Content::Message { .. } | Content::Edit { .. } | Content::Delete { .. }
+                ) {
                     entries.push(Entry {
-                        lowered: text.to_lowercase(),
+                        id,
+                        about: content.target().cloned(),
+                        lowered: content.text().unwrap_or("").to_lowercase(),
                         offset,
                         len: line.len(),
                         checked: OnceLock::new(),
@@ -131,6 +193,8 @@ impl Store {
                 let mut all: Vec<Entry> = known
                     .iter()
                     .map(|e| Entry {
+                        id: e.id.clone(),
+                        about: e.about.clone(),
                         lowered: e.lowered.clone(),
                         offset: e.offset,
                         len: e.len,

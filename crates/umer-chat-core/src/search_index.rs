@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+use crate::content::Target;
 use crate::format::Event;
 use crate::fsio;
 
@@ -24,9 +25,13 @@ pub(crate) struct IndexedFile {
     pub(crate) entries: Arc<Vec<Entry>>,
 }
 
-/// One message as the index holds it: its text opened (lower-cased) but its signature not
-/// yet checked, which happens only when a search finds it.
+/// One message, edit or delete as the index holds it: opened (its text lower-cased) but its
+/// signature not yet checked, which happens only when a search finds it.
 pub(crate) struct Entry {
+    /// The event's id; its sender is the file's owner.
+    pub(crate) id: String,
+    /// The message an edit or delete is about; `None` for a message.
+    pub(crate) about: Option<Target>,
     pub(crate) lowered: String,
     pub(crate) offset: u64,
     pub(crate) len: usize,

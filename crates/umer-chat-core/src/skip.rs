@@ -53,6 +53,9 @@ pub enum SkipReason {
     Unsigned(String),
     /// Signed correctly, but this device holds no key that opens it.
     Undecryptable(String),
+    /// Opened, but of a kind a newer version writes (an edit of something this version
+    /// does not know): kept in its log, shown by a version that knows it.
+    UnknownKind(String),
 }
 
 impl SkipReason {
@@ -125,6 +128,9 @@ impl fmt::Display for SkipReason {
             SkipReason::BadSignature(why) => write!(f, "signature does not verify: {why}"),
             SkipReason::Unsigned(why) => write!(f, "not signed: {why}"),
             SkipReason::Undecryptable(why) => write!(f, "cannot be decrypted: {why}"),
+            SkipReason::UnknownKind(kind) => {
+                write!(f, "an event of kind {kind:?}, which a newer version writes")
+            }
         }
     }
 }

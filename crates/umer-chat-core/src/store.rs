@@ -43,6 +43,8 @@ pub struct Store {
     pub(crate) keyring: Arc<Keyring>,
     /// Sealed group names opened by a member in this process, never written anywhere.
     pub(crate) opened_names: Mutex<HashMap<ChatId, String>>,
+    /// The chats open in this process, folded (see `loaded.rs`), in memory only.
+    pub(crate) loaded: Mutex<crate::loaded::LoadedChats>,
     /// Opened messages for search, in memory only.
     pub(crate) search_index: Mutex<crate::search_index::SearchIndex>,
     /// Width and height of images this process saved, for the messages that send them.
@@ -71,6 +73,7 @@ impl Store {
             next_seq: AtomicU64::new(0),
             keyring: Arc::new(Keyring::new(&root)),
             opened_names: Mutex::new(HashMap::new()),
+            loaded: Mutex::new(Default::default()),
             search_index: Mutex::new(Default::default()),
             image_sizes: Mutex::new(HashMap::new()),
             presence: Mutex::new(Default::default()),
@@ -143,6 +146,7 @@ impl Store {
         self.keyring.bump(); // a search still filling the index keeps nothing it read
                              // What was opened for them is no business of whoever signs in next.
         *self.search_index.lock().expect("search index") = Default::default();
+        self.loaded.lock().expect("loaded chats").clear();
         self.opened_names.lock().expect("opened names").clear();
     }
 
