@@ -3,6 +3,7 @@
 mod attacks;
 mod bad_input;
 mod concurrency;
+mod conversations;
 mod crash;
 mod durability;
 mod fuzz;

@@ -12,10 +12,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use umer_chat_core::content::{Content, Target};
+use umer_chat_core::display;
 use umer_chat_core::timeline::{MessageView, Quoted};
-use umer_chat_core::{
-    config, ChatKind, Error, Event, LocalConfig, PhotoSize, Store, UserKey, PAGE_SIZE,
-};
+use umer_chat_core::{config, Error, Event, LocalConfig, PhotoSize, Store, UserKey, PAGE_SIZE};
 
 #[derive(Parser)]
 #[command(
@@ -85,6 +84,8 @@ enum Command {
     },
     /// Delete message ID for everyone (yours; in a group you created, anyone's).
     Delete { chat: String, id: String },
+    /// Hide message ID on this device only ("delete for me"); the others still see it.
+    Hide { chat: String, id: String },
     /// React to message ID with EMOJI.
     React {
         chat: String,
@@ -96,6 +97,13 @@ enum Command {
         chat: String,
         id: String,
         emoji: String,
+    },
+    /// Write the chat, decrypted, as a zip (chat.html, messages.json, chat.txt, media/):
+    /// anyone with the file can read it.
+    Export {
+        chat: String,
+        #[arg(long, value_name = "FILE.zip")]
+        out: PathBuf,
     },
     /// Print messages oldest first, as they are now (edits, deletes, reactions applied),
     /// one JSON object per line.
@@ -109,7 +117,9 @@ enum Command {
     Watch { chat: Option<String> },
     /// Search your chats, newest first (JSON lines).
     Search { query: String },
-    /// List every file or line that readers skip, and why; exits 1 if there is any.
+    /// List every file or line that readers skip, and why; with --user, also the events in
+    /// your chats that the rules ignore (an edit of someone else's message…). Exits 1 if
+    /// there is any.
     Doctor,
     /// Check every signature in the folder; list what fails and whose keys changed since
     /// this device first saw them. Exits 1 if there is any.
@@ -174,7 +184,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let store = Store::open(&data_dir, config.device_id())?;
     store.set_syncthing_rescan(config.syncthing_rescan() && !cli.no_syncthing_rescan);
     // Keys pinned on first sight live in local config, shared with the app on this device.
-    store.use_pin_file(LocalConfig::default_dir()?.join(PIN_FILE))?;
+    store.use_pin_file(LocalConfig::default_dir()?.join(config::PIN_FILE))?;
+    store.use_hidden_file(LocalConfig::default_dir()?.join(config::HIDDEN_FILE))?;
     let mut stdin = std::io::stdin().lock();
     let mut out = std::io::stdout().lock();
     let sign_in = |stdin: &mut dyn BufRead| -> Result<UserKey, Failure> {
@@ -206,15 +217,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let me = sign_in(&mut stdin)?;
             for summary in store.list_user_chats(&me)? {
                 let chat = &summary.chat;
-                let title = match chat.kind {
-                    ChatKind::Group => chat.name.clone().unwrap_or_default(),
-                    ChatKind::Dm => chat
-                        .members
-                        .iter()
-                        .find(|m| **m != me)
-                        .map(|m| store.display_name(m))
-                        .unwrap_or_default(),
-                };
+                let title = display::chat_title(chat, &me, |k| store.display_name(k));
                 let line = json!({
                     "id": chat.id,
                     "kind": chat.kind,
@@ -223,7 +226,9 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     "last_activity": summary.last_activity(),
                     "unread": summary.unread,
                     "key_changes": summary.key_changes,
-                    "preview": summary.last.as_ref().and_then(|e| e.text.clone()),
+                    "preview": summary.last.as_ref().map(|last| {
+                        display::chat_preview(last, &store.display_name(&last.sender))
+                    }),
                 });
                 writeln!(out, "{line}").ok();
             }
@@ -328,6 +333,11 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let event = store.append_content(&me, &chat, Content::Delete { target })?;
             writeln!(out, "{}", json!({ "id": event.id })).ok();
         }
+        Command::Hide { chat, id } => {
+            let me = sign_in(&mut stdin)?;
+            let target = target_of(&store, &me, &chat, &id)?;
+            store.hide_for_me(&me, &chat, &target)?;
+        }
         Command::React { chat, id, emoji } => {
             let me = sign_in(&mut stdin)?;
             let target = target_of(&store, &me, &chat, &id)?;
@@ -340,6 +350,22 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let event = store.append_content(&me, &chat, Content::Unreact { target, emoji })?;
             writeln!(out, "{}", json!({ "id": event.id })).ok();
         }
+        Command::Export { chat, out: file } => {
+            let me = sign_in(&mut stdin)?;
+            eprintln!(
+                "warning: the export is not encrypted; anyone with {} can read the chat",
+                file.display()
+            );
+            let report = store.export_chat(&me, &chat, &file)?;
+            let line = json!({
+                "path": file,
+                "messages": report.messages,
+                "photos": report.photos,
+                "missing_photos": report.missing_photos,
+                "bytes": report.bytes,
+            });
+            writeln!(out, "{line}").ok();
+        }
         Command::Search { query } => {
             let me = sign_in(&mut stdin)?;
             for hit in store.search(&me, &query, 1000)? {
@@ -351,10 +377,25 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             for skip in &skipped {
                 writeln!(out, "{skip}").ok();
             }
-            if !skipped.is_empty() {
+            // Signed in, the sealed events are opened too: what the rules ignore is named.
+            let mut ignored = Vec::new();
+            if cli.user.is_some() {
+                let me = sign_in(&mut stdin)?;
+                ignored = store.ignored_events(&me)?;
+                for (chat, event) in &ignored {
+                    writeln!(
+                        out,
+                        "chats/{chat}: event {} of {} ignored: {}",
+                        event.key.id, event.sender, event.reason
+                    )
+                    .ok();
+                }
+            }
+            if !skipped.is_empty() || !ignored.is_empty() {
                 eprintln!(
-                    "error: {} file(s) or line(s) were skipped; they are left untouched for you to inspect",
-                    skipped.len()
+                    "error: {} file(s) or line(s) were skipped and {} event(s) ignored; they are left untouched for you to inspect",
+                    skipped.len(),
+                    ignored.len()
                 );
                 return Ok(ExitCode::from(1));
             }
@@ -431,9 +472,6 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The local file (in the config folder) that holds the keys this device pinned.
-const PIN_FILE: &str = "pinned-keys.json";
-
 fn recovery_notice(recovery: &str) -> String {
     format!(
         "Your recovery key (shown once; keep it somewhere safe, it resets a forgotten password):\n{recovery}"
@@ -496,6 +534,7 @@ fn message_json(message: &MessageView) -> serde_json::Value {
         "text": message.text,
         "image": message.image,
         "trust": trust_name(message.trust),
+        "preview": display::message_preview(message),
         "edited": message.edited(),
         "deleted": message.deleted,
         "reply_to": reply_to,

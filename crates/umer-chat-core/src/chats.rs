@@ -34,6 +34,18 @@ pub struct ChatSummary {
     pub unread_capped: bool,
     /// Other members whose keys changed since this device first saw them.
     pub key_changes: Vec<UserKey>,
+    /// The newest reaction since the read marker to one of the reader's messages: it
+    /// notifies like a message, and is never unread.
+    pub reaction: Option<ReactionToMe>,
+}
+
+/// Someone reacted to the reader's message.
+#[derive(Debug, Clone)]
+pub struct ReactionToMe {
+    pub key: EventKey,
+    pub by: UserKey,
+    pub emoji: String,
+    pub to: MessageView,
 }
 
 impl ChatSummary {
@@ -656,13 +668,17 @@ impl Store {
         // Whose keys changed, when the caller already knows.
         key_changes: Option<Vec<UserKey>>,
     ) -> Result<ChatSummary> {
-        let mut fold = Timeline::new(chat.admin().cloned());
+        let mut fold = self.new_fold(user, chat.record());
         fold_back(files, &chat, &mut fold, None, 1);
         let last = fold.last();
-        let mut unread = 0;
-        // Deletes come after what they delete: met first when scanning back.
+        // Messages from others after the marker, deletes that take some of them back (in any
+        // file), and the newest reaction to one of this user's messages.
+        let mut unread_messages: Vec<Target> = Vec::new();
         let mut deleted: HashSet<Target> = HashSet::new();
+        let mut reactions: Vec<Event> = Vec::new();
+        let mut taken_back: HashSet<(UserKey, Target, String)> = HashSet::new();
         let mut capped = false;
+        let admin = chat.admin().cloned();
         let first_unread_month = marker.map(|m| month_of(m.ts));
         // A conflict copy repeats most of its original: count each event once.
         let mut counted = HashSet::new();
@@ -679,22 +695,37 @@ impl Store {
                 if marker.is_some_and(|m| event.key() <= *m) {
                     return logs::Scan::Stop;
                 }
-                if let Content::Delete { target } = &event.content {
-                    deleted.insert(target.clone());
+                match &event.content {
+                    Content::Delete { target }
+                        if target.sender == event.sender
+                            || admin.as_ref() == Some(&event.sender) =>
+                    {
+                        deleted.insert(target.clone());
+                    }
+                    // Scanning back, a take-back is met before the reaction it takes back.
+                    Content::Unreact { target, emoji } => {
+                        taken_back.insert((event.sender.clone(), target.clone(), emoji.clone()));
+                    }
+                    Content::React { target, emoji }
+                        if &target.sender == user
+                            && !taken_back.contains(&(
+                                event.sender.clone(),
+                                target.clone(),
+                                emoji.clone(),
+                            )) =>
+                    {
+                        reactions.push(event.clone());
+                    }
+                    // Only messages are unread: an edit or a reaction is not a new message.
+                    Content::Message { .. } if counted.insert(event.id.clone()) => {
+                        unread_messages.push(Target {
+                            id: event.id.clone(),
+                            sender: event.sender.clone(),
+                        });
+                    }
+                    _ => {}
                 }
-                // Only messages are unread: an edit or a reaction is not a new message.
-                let own = Target {
-                    id: event.id.clone(),
-                    sender: event.sender.clone(),
-                };
-                if &event.sender != user
-                    && event.is_message()
-                    && !deleted.contains(&own)
-                    && counted.insert(event.id.clone())
-                {
-                    unread += 1;
-                }
-                if unread > UNREAD_CAP {
+                if unread_messages.len() > UNREAD_CAP {
                     capped = true;
                     return logs::Scan::Stop;
                 }
@@ -704,6 +735,15 @@ impl Store {
                 break;
             }
         }
+        let hidden = self.hidden.lock().expect("hidden").in_chat(user, &chat.id);
+        let unread = unread_messages
+            .iter()
+            .filter(|m| !deleted.contains(m) && !hidden.contains(m))
+            .count();
+        let reaction = reactions
+            .into_iter()
+            .max_by_key(Event::key)
+            .and_then(|event| self.reaction_to(files, &chat, event));
         let key_changes = key_changes.unwrap_or_else(|| {
             let others = chat.members.iter().filter(|m| *m != user);
             others
@@ -718,6 +758,30 @@ impl Store {
             last,
             unread: unread.min(UNREAD_CAP),
             unread_capped: capped,
+            reaction,
+        })
+    }
+
+    /// A reaction to `user`'s message, with the message as it is now (if it still is).
+    fn reaction_to(
+        &self,
+        files: &[LogFile],
+        chat: &ChatReader,
+        event: Event,
+    ) -> Option<ReactionToMe> {
+        let Content::React { target, emoji } = &event.content else {
+            return None;
+        };
+        let message = find_message(files, chat, target).ok()?;
+        let mut fold = Timeline::new(chat.admin().cloned());
+        fold.apply(message);
+        fold.apply(event.clone());
+        let to = fold.view(target).filter(|m| !m.deleted)?;
+        Some(ReactionToMe {
+            key: event.key(),
+            by: event.sender.clone(),
+            emoji: emoji.clone(),
+            to,
         })
     }
 
@@ -731,9 +795,10 @@ impl Store {
         let cursor = LogCursor::at_end_of(&files);
         let reader = self.reader_for(user, chat.clone())?;
         let generation = self.keyring.generation();
-        let mut fold = Timeline::new(chat.admin().cloned());
+        let mut fold = self.new_fold(user, &chat);
         let (from, at_start) = fold_back(&files, &reader, &mut fold, None, PAGE_SIZE + 1);
-        let (messages, more) = fold.page_before(None, PAGE_SIZE);
+        let (mut messages, more) = fold.page_before(None, PAGE_SIZE);
+        self.fill_quotes(&files, &reader, &mut messages);
         let page = Page {
             older: (more || !at_start)
                 .then(|| messages.first().map(MessageView::key))
@@ -774,7 +839,7 @@ impl Store {
         let mut loaded = match taken {
             Some(loaded) => loaded,
             None => {
-                let mut fold = Timeline::new(chat.admin().cloned());
+                let mut fold = self.new_fold(user, &chat);
                 let cursor = LogCursor::at_end_of(&files);
                 let (from, at_start) = fold_back_to(&files, &reader, &mut fold, before);
                 crate::loaded::LoadedChat::new(fold, from, at_start, cursor)
@@ -794,7 +859,8 @@ impl Store {
             }
             loaded.at_start = at_start;
         }
-        let (messages, more) = loaded.fold.page_before(Some(before), limit);
+        let (mut messages, more) = loaded.fold.page_before(Some(before), limit);
+        self.fill_quotes(&files, &reader, &mut messages);
         let page = Page {
             older: (more || !loaded.at_start)
                 .then(|| messages.first().map(MessageView::key))
@@ -810,6 +876,31 @@ impl Store {
     }
 }
 
+/// The message `target` names, found by reading its sender's logs from their end.
+pub(crate) fn find_message(
+    files: &[LogFile],
+    reader: &ChatReader,
+    target: &Target,
+) -> Result<Event> {
+    for file in files.iter().rev().filter(|f| f.owner == target.sender) {
+        let mut found = None;
+        logs::scan_back(file, reader, |event| {
+            if event.id == target.id {
+                found = Some(event.clone());
+                return logs::Scan::Stop;
+            }
+            logs::Scan::Skip
+        });
+        if let Some(event) = found {
+            return Ok(event);
+        }
+    }
+    Err(Error::MessageNotFound {
+        id: target.id.clone(),
+        sender: target.sender.to_string(),
+    })
+}
+
 /// Folds events from `before` (or the end) backwards until `messages` more messages are
 /// in, or the chat's start. Returns the oldest event read (or `before` when none was) and
 /// whether the start was reached. Reads in growing batches, so its cost follows the
@@ -823,15 +914,16 @@ pub(crate) fn fold_back(
 ) -> (Option<EventKey>, bool) {
     let mut before = before;
     let mut batch = (messages * 2).clamp(16, 1024);
-    let mut found = 0;
+    // Messages as listed: hidden ones do not count towards a page.
+    let listed = fold.count_before(None);
     loop {
         let events = newest(files, chat, before.as_ref(), batch);
         let got = events.len();
         if let Some(first) = events.first() {
             before = Some(first.key());
         }
-        found += events.iter().filter(|e| e.is_message()).count();
         fold.apply_all(events);
+        let found = fold.count_before(None) - listed;
         if got < batch {
             return (before, true);
         }

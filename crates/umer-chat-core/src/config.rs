@@ -19,6 +19,13 @@ pub const APP_ID: &str = "app.umerchat.desktop";
 pub const CONFIG_DIR_ENV: &str = "UMER_CHAT_CONFIG_DIR";
 /// Overrides the data folder.
 pub const DATA_DIR_ENV: &str = "UMER_CHAT_DATA_DIR";
+/// The keys this device pinned for each user, in its local config: the app and the CLI on
+/// one device use this one file, so they share what they pinned.
+pub const PIN_FILE: &str = "pinned-keys.json";
+/// The messages hidden on this device ("delete for me"), in its local config.
+pub const HIDDEN_FILE: &str = "hidden-messages.json";
+/// Where read markers stay, in this device's local config, while read receipts are off.
+pub const PRIVATE_READS: &str = "private-reads";
 
 #[derive(Debug, Clone)]
 pub struct LocalConfig {

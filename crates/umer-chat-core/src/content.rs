@@ -29,6 +29,26 @@ pub struct Target {
     pub sender: UserKey,
 }
 
+impl Target {
+    /// `<sender>/<id>`, as the app's messages are keyed.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.sender, self.id)
+    }
+
+    /// Reads a [`Target::key`]. `Err` says what is wrong.
+    pub fn parse_key(raw: &str) -> Result<Target, String> {
+        let (sender, id) = raw
+            .rsplit_once('/')
+            .ok_or_else(|| format!("{raw:?} is not a message key (sender/id)"))?;
+        let target = Target {
+            id: id.to_string(),
+            sender: UserKey::parse(sender).map_err(|e| e.to_string())?,
+        };
+        check_target(&target)?;
+        Ok(target)
+    }
+}
+
 /// What an event says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -181,9 +201,15 @@ pub fn check_reaction(emoji: &str) -> Result<(), String> {
     if emoji.graphemes(true).count() != 1 {
         return Err("a reaction is one emoji (one grapheme cluster)".into());
     }
-    if emoji
-        .chars()
-        .any(|c| c.is_control() || c.is_whitespace() || is_invisible_or_bidi(c))
+    // Joiners, variation selectors and tag characters glue an emoji's parts together, so
+    // only the first character must be visible; direction controls are refused anywhere.
+    let first = emoji.chars().next().expect("not empty");
+    if is_invisible_or_bidi(first)
+        || emoji.chars().any(|c| {
+            c.is_control()
+                || c.is_whitespace()
+                || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        })
     {
         return Err("a reaction has no space, control or direction character".into());
     }
@@ -235,7 +261,16 @@ mod tests {
         {
             check_reaction(good).unwrap_or_else(|e| panic!("{good}: {e}"));
         }
-        for bad in ["", "👍👍", " ", "\u{202E}", "ab", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "👍👍",
+            " ",
+            "\u{202E}",
+            "\u{200D}",
+            "👍\u{202E}",
+            "ab",
+            &"x".repeat(65),
+        ] {
             assert!(check_reaction(bad).is_err(), "{bad:?}");
         }
     }

@@ -945,6 +945,74 @@ mod tests {
         ("alice's bound group id, genesis 16 x 08", "g-388451e8513b491293452d5f7f8226858e19b08b"),
     ];
 
+    /// Format 3: a sealed line of each kind, alice to bob in their DM (keys as above), each
+    /// body sealed with nonce 24 × `09`, `seq` 1 to 6 and `ts` 1764288000001 to …006.
+    /// `FORMAT.md`, "Test vectors", lists the results.
+    #[test]
+    fn format_3_test_vectors() {
+        use crate::content::{Content, Target};
+        let alice = SecretKeys::from_seed([1; 32], [2; 32], [3; 32]);
+        let bob = SecretKeys::from_seed([4; 32], [5; 32], [6; 32]);
+        let (ka, kb) = (key("alice"), key("bob"));
+        let chat = ChatId::for_dm(&ka, &kb);
+        let dm = alice.dm_key(&chat, &bob.public()).unwrap();
+        let target = Target {
+            id: "4ff3d1cc7608aaf0637b62127b7fdf98".into(),
+            sender: ka.clone(),
+        };
+        let bodies = [
+            Content::message(Some("hello bob".into()), None),
+            Content::Message {
+                text: Some("yes".into()),
+                image: None,
+                size: None,
+                reply_to: Some(target.clone()),
+            },
+            Content::Edit {
+                target: target.clone(),
+                text: "hello, bob".into(),
+            },
+            Content::React {
+                target: target.clone(),
+                emoji: "👍".into(),
+            },
+            Content::Unreact {
+                target: target.clone(),
+                emoji: "👍".into(),
+            },
+            Content::Delete { target },
+        ];
+        let mut lines = Vec::new();
+        for (n, body) in bodies.iter().enumerate() {
+            let plain = serde_json::to_vec(body).unwrap();
+            let sealed = dm.seal_message_with_nonce(&chat, &ka, &plain, [9; 24]);
+            let signed = format!(
+                r#"{{"type":"event","chat":"{chat}","sender":"alice","device":"00112233aabbccdd","seq":{},"ts":{},"body":{{"kid":"{}","nonce":"{}","ct":"{}"}}}}"#,
+                n + 1,
+                1_764_288_000_001 + n as i64,
+                sealed.kid,
+                sealed.nonce,
+                sealed.ct
+            );
+            let sig = alice.sign(EVENT_DOMAIN, signed.as_bytes());
+            let id = event_id(signed.as_bytes());
+            assert_eq!(dm.open_message(&chat, &ka, &sealed).unwrap(), plain);
+            let line = format!(r#"{{"v":3,"id":"{id}","event":{signed},"sig":"{sig}"}}"#);
+            println!("{}\n{line}", String::from_utf8(plain).unwrap());
+            lines.push(line);
+        }
+        assert_eq!(lines, FORMAT_3_LINES);
+    }
+
+    const FORMAT_3_LINES: [&str; 6] = [
+        r#"{"v":3,"id":"b2548d46c26f54d1d9d381b95bb9915d","event":{"type":"event","chat":"dm-2217923fae852bc1c6b8e242558d64d1","sender":"alice","device":"00112233aabbccdd","seq":1,"ts":1764288000001,"body":{"kid":"e9c92c6e5454e068","nonce":"CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJ","ct":"lBFY0FmPizSvtZ+9HS/x3Rere0KBNhoU9mQaKLXIS3FILlAZ57e3QmPqJ/LdZM5PZ9pMMfY="}},"sig":"zGq18RRV8kICxah/5gnAohoHBl3sZpJzSmaDVMyNDORZuDk52k5ILbDM5RweCfi/9tt9ez4WwR5gCIb/Zcl7Dg=="}"#,
+        r#"{"v":3,"id":"4c0de1c51f724480b019c689831ef507","event":{"type":"event","chat":"dm-2217923fae852bc1c6b8e242558d64d1","sender":"alice","device":"00112233aabbccdd","seq":2,"ts":1764288000002,"body":{"kid":"e9c92c6e5454e068","nonce":"CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJ","ct":"lBFY0FmPizSvtZ+9HS/x3Rere0KBNhoU9mQLKKqGCHNYJEJX48xO33JUVu9g8szEFPboqjeK9Pd4gdy8UvA+20F0vKD9bJlh+x0pSpHkptwq/VQdMfVVykLSG7W2pW2BSuyRfhuU6kIRx+GgI1rZi4wgusJy"}},"sig":"XY6McEbKcxGrtMABFzsAQc45ojwBiFRJCEx/LStKQcRN1RzH8hib5o0H2KvNwF5RHaOxk9b0HyiZXdTq18P0Dw=="}"#,
+        r#"{"v":3,"id":"1140957d6cbd019441ae9d342b1fc90d","event":{"type":"event","chat":"dm-2217923fae852bc1c6b8e242558d64d1","sender":"alice","device":"00112233aabbccdd","seq":3,"ts":1764288000003,"body":{"kid":"e9c92c6e5454e068","nonce":"CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJ","ct":"lBFY0FmPizSvvZ6nGmy6mkHmK1GBOkwMt2QbKfueBmVMJwFfq/BZh2ZeFaxo8N7IBfXs+jbf96N5gYzoDKhnn11g/PLxPs4i6xBpHJvpo4AwolQdNvVD2gWaG+fxqG2HBanRbASGH2ururYUk2s+alqHkKZmRQs="}},"sig":"DzyCP4vE2r2eFF1CbSVi7BlyyHLpJHpCj8nh1/QN1XncUDx7z31iG6qFYrogRliF5MpVIImnTNLihD1SC/ojAA=="}"#,
+        r#"{"v":3,"id":"d7802fdc1b9e5cfd58e7ebe39e00dcb4","event":{"type":"event","chat":"dm-2217923fae852bc1c6b8e242558d64d1","sender":"alice","device":"00112233aabbccdd","seq":4,"ts":1764288000004,"body":{"kid":"e9c92c6e5454e068","nonce":"CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJ","ct":"lBFY0FmPizSvqp+vDTq0lBfzOESDKxoU9j1QJL2GHnMeJ1QI/qJZ02dYHfVo94jOAPG5rjLc9KYs1N3qDvdmhVNureT6NM81uwhxX5bsqYZ3/QUTYPVWwU3JG7W2NJ55pKvOk04CYx4miSIckP1kIiqNtg=="}},"sig":"zDgMVu/EubR5JkJX8SAqjhJRi4KqTPoSQDavzrQa3d9iHDkYHZ+EXVQtiR4/Y+SSy47+0nub9jenvtXHi5A+Ag=="}"#,
+        r#"{"v":3,"id":"9eb46578876a04b9f33c784b1f7b46c7","event":{"type":"event","chat":"dm-2217923fae852bc1c6b8e242558d64d1","sender":"alice","device":"00112233aabbccdd","seq":5,"ts":1764288000005,"body":{"kid":"e9c92c6e5454e068","nonce":"CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJ","ct":"lBFY0FmPizSvrZS8Cy/1zBere0KFPAlTuGRINvvNQHMQYwZd/KBegTMNGvs5ro+fUPK4/zOM86YqhN3uXfc720h6rbu9Kc4+rU85X82ioYl7vB0dP7wZy0rPU+a2/iMYthg+IRvLGgw995QKFJPBtDgYE3hd"}},"sig":"loHn8NnMVHwM02qHpKP8rhiJaFUaORpGxY5nZZZvvcU0CDFx5+63iYJ1GfZMR6vLw51+VOXlOxU6Jv2hz5rFCw=="}"#,
+        r#"{"v":3,"id":"1e4a97da032c0dda1ef95fdd6ed77ffc","event":{"type":"event","chat":"dm-2217923fae852bc1c6b8e242558d64d1","sender":"alice","device":"00112233aabbccdd","seq":6,"ts":1764288000006,"body":{"kid":"e9c92c6e5454e068","nonce":"CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJ","ct":"lBFY0FmPizSvvJ+iCzrzmhmlLVeWKQtC7nwJb7DABmsIdVRdqfcL0zNZG/0x94+YBvS9+2bY96UpgYi7DPU5hElgo7XsP8U0rFhpR9XhrIxxulpCP+u67wWbp4U5B3ryI+lWRXg="}},"sig":"EXt2KkC9vI9SBOjFTIozNlvAHe6MFrrb4ca7lQHETXJZNM4TH4jZ8jsvWNInvlQe/4ilnGs1qVIf9UjcU+W4CA=="}"#,
+    ];
+
     #[test]
     fn safety_numbers_agree_and_change_with_either_key() {
         let (a, b) = (

@@ -11,10 +11,13 @@ pub mod config;
 mod contacts;
 pub mod content;
 pub mod crypto;
+pub mod display;
 mod doctor;
 pub mod error;
+mod export;
 pub mod format;
 pub mod fsio;
+mod hidden;
 pub mod ids;
 mod images;
 pub mod keys;
@@ -44,6 +47,7 @@ pub use chats::{ChatListWatch, ChatSummary, ChatView, Page, PAGE_SIZE, UNREAD_CA
 pub use config::{default_data_dir, resolve_data_dir, LocalConfig, Preferences};
 pub use contacts::{ContactKeys, VerifyReport};
 pub use error::{Error, Result};
+pub use export::{ExportReport, EXPORT_FORMAT};
 pub use format::{ChatKind, ChatRecord, Event, Trust, MAX_GROUP_NAME_CHARS, MAX_TEXT_CHARS};
 pub use ids::{ChatId, DeviceId, EventKey};
 pub use images::{

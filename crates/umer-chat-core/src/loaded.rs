@@ -84,6 +84,11 @@ impl LoadedChats {
         self.chats.insert((user.clone(), chat.clone()), loaded);
     }
 
+    /// The chat as this process has it folded, if it does.
+    pub(crate) fn get_mut(&mut self, user: &UserKey, chat: &ChatId) -> Option<&mut LoadedChat> {
+        self.chats.get_mut(&(user.clone(), chat.clone()))
+    }
+
     /// Forgets everything (a sign-out, a key change): folds hold opened texts.
     pub(crate) fn clear(&mut self) {
         self.chats.clear();

@@ -1,6 +1,6 @@
 //! Sending and polling: one append-only log per user and device.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
@@ -14,7 +14,7 @@ use crate::format::{
 };
 use crate::ids::{month_of, now_ms, ChatId, DeviceId, EventKey, MAX_SEQ};
 use crate::keys::Identity;
-use crate::listing::{self, LogFile};
+use crate::listing;
 use crate::loaded::LoadedChat;
 use crate::logs::{self, LogCursor};
 use crate::reader::{epoch_file, signed_line, ChatReader};
@@ -82,7 +82,7 @@ impl Store {
         let reader = self.reader_for(user, chat.clone())?;
         let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         let about = match (content.target(), &content) {
-            (Some(target), _) => Some(find_message(&files, &reader, target)?),
+            (Some(target), _) => Some(chats::find_message(&files, &reader, target)?),
             (
                 None,
                 Content::Message {
@@ -90,7 +90,7 @@ impl Store {
                     ..
                 },
             ) => {
-                find_message(&files, &reader, quoted)?;
+                chats::find_message(&files, &reader, quoted)?;
                 None
             }
             _ => None,
@@ -137,24 +137,93 @@ impl Store {
         log.append_line(&line, &path)?;
         self.next_seq.fetch_max(seq + 1, Ordering::Relaxed);
         self.wrote(&path);
+        // An open chat shows its own user's event at once, before any poll.
+        if let Some(loaded) = self
+            .loaded
+            .lock()
+            .expect("loaded chats")
+            .get_mut(user, &chat.id)
+        {
+            loaded.fold.apply(event.clone());
+        }
+        // A photo this device sent, deleted by its author: its file goes too.
+        if let (Content::Delete { .. }, Some(message)) = (&event.content, &about) {
+            if let Content::Message {
+                image: Some(name), ..
+            } = &message.content
+            {
+                if message.sender == *user && message.device == *self.device() {
+                    self.remove_deleted_image(&chat, &reader, name);
+                }
+            }
+        }
         Ok(event)
     }
 
+    /// Hides message `target` of `chat` on this device for `user` ("delete for me"): kept in
+    /// local config, never written to the folder, so the others still see it.
+    pub fn hide_for_me(&self, user: &UserKey, chat: &str, target: &Target) -> Result<()> {
+        let chat = self.member_chat(user, chat)?;
+        self.hidden
+            .lock()
+            .expect("hidden")
+            .hide(user, &chat.id, target)?;
+        if let Some(loaded) = self
+            .loaded
+            .lock()
+            .expect("loaded chats")
+            .get_mut(user, &chat.id)
+        {
+            loaded.fold.hide([target.clone()]);
+        }
+        Ok(())
+    }
+
+    /// The message `target` of `chat` as this process has it folded now (after
+    /// `get_chat`), with every edit, delete and reaction it has read; `None` when the chat is
+    /// not open here or the message not loaded.
+    pub fn message_view(
+        &self,
+        user: &UserKey,
+        chat: &str,
+        target: &Target,
+    ) -> Result<Option<MessageView>> {
+        let chat = self.member_chat(user, chat)?;
+        let mut loaded = self.loaded.lock().expect("loaded chats");
+        Ok(loaded
+            .get_mut(user, &chat.id)
+            .and_then(|loaded| loaded.fold.view(target)))
+    }
+
     /// Writes events made elsewhere (an import, a benchmark's history) into their owners'
-    /// logs, with one fsync per file rather than per event. Each must be a message of a
-    /// chat its sender belongs to, and each file's events must come in order.
+    /// logs, with one fsync per file rather than per event. Each must be an event of a
+    /// chat its sender belongs to (the rules about whom an edit or delete may name are not
+    /// checked here: readers apply them), and each file's events must come in order.
     /// Returns the bytes written.
     pub fn import_events(&self, events: &[Event]) -> Result<u64> {
-        let mut by_file: BTreeMap<PathBuf, (Vec<u8>, Option<EventKey>)> = BTreeMap::new();
+        self.import_lines(&self.event_lines(events)?)
+    }
+
+    /// [`Store::event_line`] for many events, sharing the work per chat.
+    pub fn event_lines(&self, events: &[Event]) -> Result<Vec<(Event, String)>> {
         let mut keys = HashMap::new();
-        for event in events {
-            let (sealed, line) = self.sealed_line(event, &mut keys)?;
+        events
+            .iter()
+            .map(|event| self.sealed_line(event, &mut keys))
+            .collect()
+    }
+
+    /// Writes lines from [`Store::event_lines`] into their owners' logs, one fsync per file.
+    /// Each file's lines must come in order. Returns the bytes written.
+    pub fn import_lines(&self, lines: &[(Event, String)]) -> Result<u64> {
+        let mut by_file: BTreeMap<PathBuf, (Vec<u8>, Option<EventKey>)> = BTreeMap::new();
+        for (event, line) in lines {
             let path = self
-                .log_dir(&sealed.chat)
+                .log_dir(&event.chat)
                 .join(month_of(event.ts))
                 .join(log_file_name(&event.sender, &event.device));
             let (bytes, last) = by_file.entry(path).or_default();
-            if last.as_ref().is_some_and(|last| *last > sealed.key()) {
+            if last.as_ref().is_some_and(|last| *last > event.key()) {
                 return Err(Error::InvalidArgument(format!(
                     "event {} comes before the one written ahead of it to its log",
                     event.id
@@ -162,7 +231,7 @@ impl Store {
             }
             bytes.extend_from_slice(line.as_bytes());
             bytes.push(b'\n');
-            *last = Some(sealed.key());
+            *last = Some(event.key());
         }
         let mut written = 0;
         for (path, (bytes, _)) in by_file {
@@ -294,7 +363,7 @@ impl Store {
             }
             // Not open in this process: its latest page, which holds what is new.
             None => {
-                let mut fold = Timeline::new(chat.admin().cloned());
+                let mut fold = self.new_fold(user, &chat);
                 let (from, at_start) =
                     chats::fold_back(&files, &reader, &mut fold, None, crate::chats::PAGE_SIZE);
                 let mut loaded = LoadedChat::new(fold, from, at_start, next.clone());
@@ -302,11 +371,18 @@ impl Store {
                 loaded
             }
         };
-        let affected = events
+        let affected: BTreeSet<Target> = events
             .iter()
             .flat_map(|event| loaded.fold.affected_by(event))
             .collect();
-        let changed = loaded.fold.views(&affected);
+        let mut changed = loaded.fold.views(&affected);
+        self.fill_quotes(&files, &reader, &mut changed);
+        // A photo deleted for everyone: what this device kept of it goes.
+        for target in &affected {
+            if let Some(name) = loaded.fold.deleted_image(target) {
+                self.drop_thumbnails(name);
+            }
+        }
         loaded.cursor = next.clone();
         self.loaded
             .lock()
@@ -330,12 +406,24 @@ impl Store {
         Ok(self.chat_timeline(user, chat)?.messages())
     }
 
+    /// The events in `user`'s chats that the rules ignore (an edit of someone else's message,
+    /// a delete by someone not allowed, an event before its message), with why: for
+    /// `doctor --user`.
+    pub fn ignored_events(&self, user: &UserKey) -> Result<Vec<(ChatId, timeline::Ignored)>> {
+        let mut ignored = Vec::new();
+        for chat in self.member_chats(user)? {
+            let fold = self.chat_timeline(user, chat.id.as_str())?;
+            ignored.extend(fold.ignored().into_iter().map(|i| (chat.id.clone(), i)));
+        }
+        Ok(ignored)
+    }
+
     /// A chat's whole history, folded.
     pub fn chat_timeline(&self, user: &UserKey, chat: &str) -> Result<Timeline> {
         let chat = self.member_chat(user, chat)?;
         let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         let reader = self.reader_for(user, chat.clone())?;
-        let mut fold = Timeline::new(chat.admin().cloned());
+        let mut fold = self.new_fold(user, &chat);
         for file in &files {
             fold.apply_all(logs::read_all(file, &reader, &mut Vec::new()));
         }
@@ -379,27 +467,6 @@ fn seal_event(
         trust: Trust::Verified,
     };
     (event, line)
-}
-
-/// The message `target` names, found by reading its sender's logs from their end.
-fn find_message(files: &[LogFile], reader: &ChatReader, target: &Target) -> Result<Event> {
-    for file in files.iter().rev().filter(|f| f.owner == target.sender) {
-        let mut found = None;
-        logs::scan_back(file, reader, |event| {
-            if event.id == target.id {
-                found = Some(event.clone());
-                return logs::Scan::Stop;
-            }
-            logs::Scan::Skip
-        });
-        if let Some(event) = found {
-            return Ok(event);
-        }
-    }
-    Err(Error::MessageNotFound {
-        id: target.id.clone(),
-        sender: target.sender.to_string(),
-    })
 }
 
 /// `(ts, seq)` of the newest valid event in our own log, read from its end.

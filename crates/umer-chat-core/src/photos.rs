@@ -2,20 +2,25 @@
 //! thumbnails made from them (cached sealed, outside the folder).
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::crypto;
 use crate::error::{Error, Result};
+use crate::format::ChatRecord;
 use crate::fsio;
 use crate::ids::ChatId;
 use crate::images::{
     image_dimensions, is_image_name, make_thumbnail, mime_of, prepare_image, sniff, PhotoSize,
     MAX_SEALED_IMAGE_BYTES, MAX_THUMBNAIL_SIDE, SEALED_IMAGE_EXT,
 };
+use crate::listing;
+use crate::logs;
 use crate::password::hex_lower;
+use crate::reader::ChatReader;
 use crate::store::Store;
+use crate::timeline::Timeline;
 use crate::username::UserKey;
 
 impl Store {
@@ -88,6 +93,11 @@ impl Store {
         }
         let max_side = max_side.clamp(16, MAX_THUMBNAIL_SIDE);
         let reader = self.reader_for(user, record.clone())?;
+        // Where thumbnails are kept is where a deleted photo's are dropped.
+        self.thumbnail_cache
+            .lock()
+            .expect("thumbnail cache")
+            .get_or_insert_with(|| cache_dir.to_path_buf());
         let cached = cache_dir.join(format!("{name}.{max_side}.thumb"));
         if let Ok(Some(sealed)) = fsio::read_capped(&cached, MAX_SEALED_IMAGE_BYTES) {
             let opened = crypto::image_kid(&sealed)
@@ -174,5 +184,58 @@ impl Store {
             ));
         }
         Ok(bytes)
+    }
+
+    /// Tells the store where the app caches thumbnails (`image_thumbnail`'s `cache_dir`), so
+    /// that what it kept of a deleted photo goes when the delete is read.
+    pub fn use_thumbnail_cache(&self, dir: PathBuf) {
+        *self.thumbnail_cache.lock().expect("thumbnail cache") = Some(dir);
+    }
+
+    /// Removes this device's cached thumbnails of image `name` (every size).
+    pub(crate) fn drop_thumbnails(&self, name: &str) {
+        let Some(dir) = self
+            .thumbnail_cache
+            .lock()
+            .expect("thumbnail cache")
+            .clone()
+        else {
+            return;
+        };
+        if !is_image_name(name) {
+            return;
+        }
+        let prefix = format!("{name}.");
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            if file.starts_with(&prefix) && file.ends_with(".thumb") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    /// After `user` deleted their message with photo `name`, sent from this device: the
+    /// image file goes too when no other message of the chat names it. (Other devices keep
+    /// their copy until their sync tool syncs the removal; a copy someone saved stays.)
+    pub(crate) fn remove_deleted_image(&self, chat: &ChatRecord, reader: &ChatReader, name: &str) {
+        self.drop_thumbnails(name);
+        let files = listing::list(&self.log_dir(&chat.id), chat, &mut Vec::new());
+        let mut fold = Timeline::new(chat.admin().cloned());
+        for file in &files {
+            fold.apply_all(logs::read_all(file, reader, &mut Vec::new()));
+        }
+        if fold
+            .messages()
+            .iter()
+            .any(|m| m.image.as_deref() == Some(name))
+        {
+            return;
+        }
+        let path = self.images_dir().join(name);
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) && fs::remove_file(&path).is_ok()
+        {
+            self.wrote(&path);
+        }
     }
 }

@@ -19,7 +19,7 @@ use crate::logs;
 use crate::reader::ChatReader;
 use crate::search_index::{Entry, IndexedFile, SearchIndex};
 use crate::store::Store;
-use crate::timeline::{MessageView, Timeline};
+use crate::timeline::{MessageView, Quoted, Timeline};
 use crate::username::UserKey;
 
 #[derive(Debug, Clone)]
@@ -46,61 +46,27 @@ impl Store {
         for chat in self.member_chats(user)? {
             let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
             let admin = chat.admin().cloned();
+            let chat_id = chat.id.clone();
             let reader = self.reader_for(user, chat)?;
-            let indexed: Vec<Arc<Vec<Entry>>> =
-                files.iter().map(|f| self.indexed(f, &reader)).collect();
-            let mut messages: HashMap<Target, (usize, &Entry)> = HashMap::new();
-            let mut about: HashMap<&Target, Vec<(usize, &Entry)>> = HashMap::new();
-            let mut candidates: Vec<Target> = Vec::new();
-            for (i, entries) in indexed.iter().enumerate() {
-                for entry in entries.iter() {
-                    let own = Target {
-                        id: entry.id.clone(),
+            let index = ChatIndex::new(self, &files, &reader);
+            let mut candidates: Vec<Target> = index
+                .entries()
+                .filter(|(_, _, entry)| entry.lowered.contains(&query))
+                .map(|(i, own, entry)| {
+                    entry.about.clone().unwrap_or(Target {
+                        id: own,
                         sender: files[i].owner.clone(),
-                    };
-                    let matched = entry.lowered.contains(&query);
-                    match &entry.about {
-                        None => {
-                            if matched {
-                                candidates.push(own.clone());
-                            }
-                            messages.entry(own).or_insert((i, entry));
-                        }
-                        Some(target) => {
-                            if matched {
-                                candidates.push(target.clone());
-                            }
-                            about.entry(target).or_default().push((i, entry));
-                        }
-                    }
-                }
-            }
+                    })
+                })
+                .collect();
             candidates.sort();
             candidates.dedup();
-            let check = |(i, entry): (usize, &Entry)| -> Option<Event> {
-                let file = &files[i];
-                entry
-                    .checked
-                    .get_or_init(|| {
-                        let Ok(Some((handle, _))) = fsio::open_regular(&file.path) else {
-                            return None;
-                        };
-                        let mut line = vec![0; entry.len];
-                        fsio::read_exact_at(&handle, &mut line, entry.offset).ok()?;
-                        logs::parse_line(&line, entry.offset, file, &reader).ok()
-                    })
-                    .clone()
-            };
+            // Hidden on this device ("delete for me"): not found either.
+            let hidden = self.hidden.lock().expect("hidden").in_chat(user, &chat_id);
+            candidates.retain(|t| !hidden.contains(t));
+            let by_target = index.by_target();
             for target in candidates {
-                let Some(message) = messages.get(&target).copied().and_then(check) else {
-                    continue;
-                };
-                let mut fold = Timeline::new(admin.clone());
-                fold.apply(message);
-                for control in about.get(&target).into_iter().flatten() {
-                    fold.apply_all(check(*control));
-                }
-                let Some(view) = fold.view(&target) else {
+                let Some(view) = index.current(&by_target, admin.as_ref(), &target) else {
                     continue;
                 };
                 if view
@@ -121,6 +87,41 @@ impl Store {
                 message,
             })
             .collect())
+    }
+
+    /// Fills in the quotes of `views` whose message is not folded (on a page not loaded
+    /// yet): from the search index, the quoted message as it is now (edited, deleted).
+    pub(crate) fn fill_quotes(
+        &self,
+        files: &[listing::LogFile],
+        reader: &ChatReader,
+        views: &mut [MessageView],
+    ) {
+        if !views.iter().any(|v| {
+            v.reply_to
+                .as_ref()
+                .is_some_and(|q| q.state == Quoted::Unknown)
+        }) {
+            return;
+        }
+        let index = ChatIndex::new(self, files, reader);
+        let by_target = index.by_target();
+        let admin = reader.admin().cloned();
+        for quote in views.iter_mut().filter_map(|v| v.reply_to.as_mut()) {
+            if quote.state != Quoted::Unknown {
+                continue;
+            }
+            if let Some(quoted) = index.current(&by_target, admin.as_ref(), &quote.target) {
+                quote.state = if quoted.deleted {
+                    Quoted::Deleted
+                } else {
+                    Quoted::Shown {
+                        text: quoted.text,
+                        photo: quoted.image.is_some(),
+                    }
+                };
+            }
+        }
     }
 
     /// Reads `user`'s chats into the search index now (the app does this in the background
@@ -229,5 +230,90 @@ fn same_file(a: Option<fsio::Stamp>, b: Option<fsio::Stamp>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => a.same_file(&b),
         _ => false,
+    }
+}
+
+type ByTarget<'a> = (
+    HashMap<Target, (usize, &'a Entry)>,
+    HashMap<&'a Target, Vec<(usize, &'a Entry)>>,
+);
+
+/// One chat as the search index holds it: every message, edit and delete of its logs,
+/// opened but not yet checked.
+struct ChatIndex<'a> {
+    files: &'a [listing::LogFile],
+    reader: &'a ChatReader,
+    indexed: Vec<Arc<Vec<Entry>>>,
+}
+
+impl<'a> ChatIndex<'a> {
+    fn new(store: &Store, files: &'a [listing::LogFile], reader: &'a ChatReader) -> Self {
+        let indexed = files.iter().map(|f| store.indexed(f, reader)).collect();
+        ChatIndex {
+            files,
+            reader,
+            indexed,
+        }
+    }
+
+    /// Every entry with its file's index and its event id.
+    fn entries(&self) -> impl Iterator<Item = (usize, String, &Entry)> {
+        self.indexed
+            .iter()
+            .enumerate()
+            .flat_map(|(i, entries)| entries.iter().map(move |e| (i, e.id.clone(), e)))
+    }
+
+    /// The messages by their target, and the edits and deletes about each.
+    fn by_target(&self) -> ByTarget<'_> {
+        let mut messages = HashMap::new();
+        let mut about: HashMap<&Target, Vec<(usize, &Entry)>> = HashMap::new();
+        for (i, entries) in self.indexed.iter().enumerate() {
+            for entry in entries.iter() {
+                match &entry.about {
+                    None => {
+                        let own = Target {
+                            id: entry.id.clone(),
+                            sender: self.files[i].owner.clone(),
+                        };
+                        messages.entry(own).or_insert((i, entry));
+                    }
+                    Some(target) => about.entry(target).or_default().push((i, entry)),
+                }
+            }
+        }
+        (messages, about)
+    }
+
+    /// An entry's event, checked in full (signature and all) once.
+    fn check(&self, (i, entry): (usize, &Entry)) -> Option<Event> {
+        let file = &self.files[i];
+        entry
+            .checked
+            .get_or_init(|| {
+                let Ok(Some((handle, _))) = fsio::open_regular(&file.path) else {
+                    return None;
+                };
+                let mut line = vec![0; entry.len];
+                fsio::read_exact_at(&handle, &mut line, entry.offset).ok()?;
+                logs::parse_line(&line, entry.offset, file, self.reader).ok()
+            })
+            .clone()
+    }
+
+    /// `target` as it is now: folded with the edits and deletes about it (no reactions).
+    fn current(
+        &self,
+        (messages, about): &ByTarget<'_>,
+        admin: Option<&UserKey>,
+        target: &Target,
+    ) -> Option<MessageView> {
+        let message = messages.get(target).copied().and_then(|m| self.check(m))?;
+        let mut fold = Timeline::new(admin.cloned());
+        fold.apply(message);
+        for control in about.get(target).into_iter().flatten() {
+            fold.apply_all(self.check(*control));
+        }
+        fold.view(target)
     }
 }

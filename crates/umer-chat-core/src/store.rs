@@ -43,6 +43,10 @@ pub struct Store {
     pub(crate) keyring: Arc<Keyring>,
     /// Sealed group names opened by a member in this process, never written anywhere.
     pub(crate) opened_names: Mutex<HashMap<ChatId, String>>,
+    /// Where the app caches thumbnails, so a deleted photo's go too (see `photos.rs`).
+    pub(crate) thumbnail_cache: Mutex<Option<PathBuf>>,
+    /// Messages hidden on this device ("delete for me"), and their file in local config.
+    pub(crate) hidden: Mutex<crate::hidden::Hidden>,
     /// The chats open in this process, folded (see `loaded.rs`), in memory only.
     pub(crate) loaded: Mutex<crate::loaded::LoadedChats>,
     /// Opened messages for search, in memory only.
@@ -73,6 +77,8 @@ impl Store {
             next_seq: AtomicU64::new(0),
             keyring: Arc::new(Keyring::new(&root)),
             opened_names: Mutex::new(HashMap::new()),
+            thumbnail_cache: Mutex::new(None),
+            hidden: Mutex::new(Default::default()),
             loaded: Mutex::new(Default::default()),
             search_index: Mutex::new(Default::default()),
             image_sizes: Mutex::new(HashMap::new()),
@@ -138,6 +144,20 @@ impl Store {
     /// Keeps this device's pinned keys in `file` (in local config, never in the folder).
     pub fn use_pin_file(&self, file: PathBuf) -> Result<()> {
         self.keyring.pins.attach(file)
+    }
+
+    /// Keeps the messages hidden on this device ("delete for me") in `file` (in local
+    /// config, never in the folder).
+    pub fn use_hidden_file(&self, file: PathBuf) -> Result<()> {
+        self.hidden.lock().expect("hidden").attach(file)
+    }
+
+    /// A new fold of `chat` as `user` reads it on this device: its admin, and the messages
+    /// they hid here left out.
+    pub(crate) fn new_fold(&self, user: &UserKey, chat: &ChatRecord) -> crate::timeline::Timeline {
+        let mut fold = crate::timeline::Timeline::new(chat.admin().cloned());
+        fold.hide(self.hidden.lock().expect("hidden").in_chat(user, &chat.id));
+        fold
     }
 
     /// Forgets `user`'s private keys in this process.

@@ -175,6 +175,8 @@ pub struct Timeline {
     replies: HashMap<Target, BTreeSet<Target>>,
     seen: HashSet<(UserKey, String)>,
     ignored: BTreeMap<(EventKey, UserKey), String>,
+    /// Messages the reader hid on this device ("delete for me"): left out of every list.
+    hidden: HashSet<Target>,
 }
 
 impl Timeline {
@@ -184,6 +186,15 @@ impl Timeline {
             admin,
             ..Timeline::default()
         }
+    }
+
+    /// Leaves `targets` out of every list from now on (the reader's "delete for me").
+    pub fn hide(&mut self, targets: impl IntoIterator<Item = Target>) {
+        self.hidden.extend(targets);
+    }
+
+    fn listed(&self, target: &Target) -> bool {
+        !self.hidden.contains(target)
     }
 
     /// Folds one event in. Returns the messages whose view changed: the message itself, or
@@ -357,10 +368,20 @@ impl Timeline {
         Some((false, text, image.is_some()))
     }
 
+    /// The photo a deleted message had, for the devices that drop what they kept of it.
+    pub fn deleted_image(&self, target: &Target) -> Option<&str> {
+        let slot = self.slots.get(target)?;
+        match &slot.message.content {
+            Content::Message { image, .. } if !slot.deleted_by.is_empty() => image.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Every folded message, oldest first.
     pub fn messages(&self) -> Vec<MessageView> {
         self.order
             .iter()
+            .filter(|(_, target)| self.listed(target))
             .filter_map(|(_, target)| self.view(target))
             .collect()
     }
@@ -373,6 +394,7 @@ impl Timeline {
             .iter()
             .rev()
             .filter(|(key, _)| before.is_none_or(|b| key < b))
+            .filter(|(_, target)| self.listed(target))
             .take(limit + 1)
             .filter_map(|(_, target)| self.view(target))
             .collect();
@@ -384,10 +406,11 @@ impl Timeline {
 
     /// How many folded messages come before `before`.
     pub fn count_before(&self, before: Option<&EventKey>) -> usize {
-        match before {
-            None => self.order.len(),
-            Some(b) => self.order.iter().take_while(|(key, _)| key < b).count(),
-        }
+        self.order
+            .iter()
+            .take_while(|(key, _)| before.is_none_or(|b| key < b))
+            .filter(|(_, target)| self.listed(target))
+            .count()
     }
 
     /// The messages whose view `event` changes: itself if a message, else the message it is
@@ -410,14 +433,18 @@ impl Timeline {
 
     /// The views of `targets` that are folded, oldest first.
     pub fn views(&self, targets: &BTreeSet<Target>) -> Vec<MessageView> {
-        let mut views: Vec<MessageView> = targets.iter().filter_map(|t| self.view(t)).collect();
+        let mut views: Vec<MessageView> = targets
+            .iter()
+            .filter(|t| self.listed(t))
+            .filter_map(|t| self.view(t))
+            .collect();
         views.sort_by_key(MessageView::key);
         views
     }
 
     /// The newest folded message.
     pub fn last(&self) -> Option<MessageView> {
-        let (_, target) = self.order.iter().next_back()?;
+        let (_, target) = self.order.iter().rev().find(|(_, t)| self.listed(t))?;
         self.view(target)
     }
 

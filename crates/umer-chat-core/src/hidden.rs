@@ -1,0 +1,79 @@
+//! "Delete for me": messages a user hid on this device. Local state only, in a file of the
+//! device's config (`config::HIDDEN_FILE`), never in the shared folder: the others still see
+//! them. `Store` owns one; the fold leaves hidden messages out of pages, polls, the chat
+//! list and search.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::content::Target;
+use crate::error::{Error, Result};
+use crate::fsio;
+use crate::ids::ChatId;
+use crate::username::UserKey;
+
+/// No one hides this many messages by hand; a bigger file is not ours.
+const MAX_HIDDEN_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct HiddenFile {
+    /// User key → chat id → message keys (`sender/id`).
+    #[serde(default)]
+    hidden: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
+}
+
+/// The messages hidden on this device, and the file they are kept in.
+#[derive(Debug, Default)]
+pub(crate) struct Hidden {
+    file: Option<PathBuf>,
+    by: HiddenFile,
+}
+
+impl Hidden {
+    /// Reads `file` (none yet is nothing hidden) and keeps later changes there.
+    pub(crate) fn attach(&mut self, file: PathBuf) -> Result<()> {
+        self.by = match fsio::read_capped(&file, MAX_HIDDEN_FILE_BYTES)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                Error::corrupt(&file, format!("it is not a list of hidden messages: {e}"))
+            })?,
+            None => HiddenFile::default(),
+        };
+        self.file = Some(file);
+        Ok(())
+    }
+
+    pub(crate) fn in_chat(&self, user: &UserKey, chat: &ChatId) -> HashSet<Target> {
+        self.by
+            .hidden
+            .get(user.as_str())
+            .and_then(|chats| chats.get(chat.as_str()))
+            .into_iter()
+            .flatten()
+            .filter_map(|key| Target::parse_key(key).ok())
+            .collect()
+    }
+
+    pub(crate) fn hide(&mut self, user: &UserKey, chat: &ChatId, target: &Target) -> Result<()> {
+        self.by
+            .hidden
+            .entry(user.to_string())
+            .or_default()
+            .entry(chat.to_string())
+            .or_default()
+            .insert(target.key());
+        match &self.file {
+            Some(file) => save(file, &self.by),
+            None => Ok(()),
+        }
+    }
+}
+
+fn save(file: &Path, hidden: &HiddenFile) -> Result<()> {
+    let json = serde_json::to_vec_pretty(hidden).expect("hidden messages serialise");
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(Error::io("create folder", dir))?;
+    }
+    fsio::write_atomic(file, &json)
+}
