@@ -22,6 +22,11 @@ app_command_list! {
     older_messages(chat_id: String, before: String) -> OlderDto;
     send_text(chat_id: String, text: String) -> MessageDto;
     send_image(chat_id: String, data_base64: String, text: Option<String>, original: Option<bool>) -> MessageDto;
+    reply(chat_id: String, to: String, text: String) -> MessageDto;
+    edit_message(chat_id: String, message: String, text: String) -> Option<MessageDto>;
+    delete_message(chat_id: String, message: String) -> Option<MessageDto>;
+    hide_message(chat_id: String, message: String) -> ();
+    react(chat_id: String, message: String, emoji: String, on: bool) -> Option<MessageDto>;
     choose_image() -> Option<PickedImageDto>;
     preview_image(data_base64: String) -> String;
     poll(chat_id: Option<String>, cursor: Option<String>) -> PollDto;
@@ -44,4 +49,5 @@ app_command_list! {
     data_folder() -> String;
     set_data_folder(path: String) -> String;
     choose_data_folder() -> Option<String>;
+    export_chat(chat_id: String) -> Option<ExportDto>;
 }

@@ -8,9 +8,12 @@ use base64::Engine;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Runtime, State, WebviewWindow};
 use umer_chat_core::{
-    ChatListWatch, EventKey, LogCursor, PhotoSize, Store, User, Username, MAX_IMAGE_BYTES,
-    PAGE_SIZE,
+    ChatListWatch, Event, EventKey, LogCursor, PhotoSize, Store, User, UserKey, Username,
+    MAX_IMAGE_BYTES, PAGE_SIZE,
 };
+
+use umer_chat_core::content::{Content, Target};
+use umer_chat_core::timeline::MessageView;
 
 use crate::dto::*;
 use crate::error::{CommandError, CommandResult};
@@ -256,6 +259,123 @@ pub async fn send_text(
         // Sent: no longer typing (a failure leaves a claim that runs out by itself).
         let _ = store.set_typing(&user.key, None);
         Ok(Names::new(&store, &user.key).sent(&event))
+    })
+    .await
+}
+
+/// The message a command names by its key (`<sender>/<id>`, as `MessageDto::key`).
+fn message_target(key: &str) -> Result<Target, umer_chat_core::Error> {
+    Target::parse_key(key).map_err(umer_chat_core::Error::InvalidArgument)
+}
+
+/// What the window shows for the message `event` is (a message) or is about (an edit, a
+/// delete, a reaction), as the open chat has it folded now.
+fn shown_after(store: &Store, user: &UserKey, chat_id: &str, event: &Event) -> Option<MessageDto> {
+    let target = event.content.target().cloned().unwrap_or_else(|| Target {
+        id: event.id.clone(),
+        sender: event.sender.clone(),
+    });
+    let view = store
+        .message_view(user, chat_id, &target)
+        .ok()
+        .flatten()
+        .or_else(|| MessageView::lone(event))?;
+    Some(Names::new(store, user).message(&view))
+}
+
+/// Answers the message `to` with `text`.
+#[tauri::command]
+pub async fn reply(
+    state: State<'_, AppState>,
+    chat_id: String,
+    to: String,
+    text: String,
+) -> CommandResult<MessageDto> {
+    let (store, user) = state.signed_in()?;
+    blocking(move || {
+        let content = Content::Message {
+            text: Some(text),
+            image: None,
+            size: None,
+            reply_to: Some(message_target(&to)?),
+        };
+        let event = store.append_content(&user.key, &chat_id, content)?;
+        let _ = store.set_typing(&user.key, None);
+        Ok(shown_after(&store, &user.key, &chat_id, &event)
+            .unwrap_or_else(|| Names::new(&store, &user.key).sent(&event)))
+    })
+    .await
+    .inspect(|m| state.show_images([m]))
+}
+
+/// Replaces the text of the user's own message.
+#[tauri::command]
+pub async fn edit_message(
+    state: State<'_, AppState>,
+    chat_id: String,
+    message: String,
+    text: String,
+) -> CommandResult<Option<MessageDto>> {
+    let (store, user) = state.signed_in()?;
+    blocking(move || {
+        let target = message_target(&message)?;
+        let event = store.append_content(&user.key, &chat_id, Content::Edit { target, text })?;
+        Ok(shown_after(&store, &user.key, &chat_id, &event))
+    })
+    .await
+}
+
+/// Deletes a message for everyone: the user's own, or in a group they created, anyone's.
+#[tauri::command]
+pub async fn delete_message(
+    state: State<'_, AppState>,
+    chat_id: String,
+    message: String,
+) -> CommandResult<Option<MessageDto>> {
+    let (store, user) = state.signed_in()?;
+    blocking(move || {
+        let target = message_target(&message)?;
+        let event = store.append_content(&user.key, &chat_id, Content::Delete { target })?;
+        Ok(shown_after(&store, &user.key, &chat_id, &event))
+    })
+    .await
+}
+
+/// Hides a message on this device only ("delete for me"); the others still see it.
+#[tauri::command]
+pub async fn hide_message(
+    state: State<'_, AppState>,
+    chat_id: String,
+    message: String,
+) -> CommandResult<()> {
+    let (store, user) = state.signed_in()?;
+    blocking(move || {
+        let target = message_target(&message)?;
+        store.hide_for_me(&user.key, &chat_id, &target)?;
+        Ok(())
+    })
+    .await
+}
+
+/// Adds (`on`) or takes back a reaction with `emoji`.
+#[tauri::command]
+pub async fn react(
+    state: State<'_, AppState>,
+    chat_id: String,
+    message: String,
+    emoji: String,
+    on: bool,
+) -> CommandResult<Option<MessageDto>> {
+    let (store, user) = state.signed_in()?;
+    blocking(move || {
+        let target = message_target(&message)?;
+        let content = if on {
+            Content::React { target, emoji }
+        } else {
+            Content::Unreact { target, emoji }
+        };
+        let event = store.append_content(&user.key, &chat_id, content)?;
+        Ok(shown_after(&store, &user.key, &chat_id, &event))
     })
     .await
 }
@@ -684,4 +804,76 @@ pub async fn choose_data_folder<R: Runtime>(
             "On phones the data folder is the app's own; share it from a desktop.",
         ))
     }
+}
+
+/// Exports a chat, decrypted, to a zip the user picks in a save dialog (the UI has asked
+/// them first: the export is not encrypted). `None` when they cancelled.
+#[tauri::command]
+pub async fn export_chat<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    chat_id: String,
+) -> CommandResult<Option<ExportDto>> {
+    let (store, user) = state.signed_in()?;
+    #[cfg(desktop)]
+    {
+        use tauri_plugin_dialog::DialogExt;
+        let title = {
+            let chat = store.member_chat(&user.key, &chat_id)?;
+            Names::new(&store, &user.key).title(&chat)
+        };
+        let suggested = export_file_name(&title);
+        let picked = blocking(move || {
+            Ok(app
+                .dialog()
+                .file()
+                .set_file_name(suggested)
+                .add_filter("Zip archive", &["zip"])
+                .blocking_save_file())
+        })
+        .await?;
+        let Some(picked) = picked else {
+            return Ok(None);
+        };
+        let path = picked
+            .into_path()
+            .map_err(|_| CommandError::invalid("Pick a file on this device to export to."))?;
+        blocking(move || {
+            let report = store.export_chat(&user.key, &chat_id, &path)?;
+            Ok(Some(ExportDto {
+                path: path.display().to_string(),
+                messages: report.messages,
+                photos: report.photos,
+                missing_photos: report.missing_photos,
+            }))
+        })
+        .await
+    }
+    #[cfg(mobile)]
+    {
+        let _ = (app, store, user, chat_id);
+        Err(CommandError::invalid(
+            "Exporting is not available on phones yet; export from a desktop.",
+        ))
+    }
+}
+
+/// A file name for a chat's export: its title, without characters file systems refuse.
+fn export_file_name(title: &str) -> String {
+    let clean: String = title
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == ' ' || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(60)
+        .collect();
+    let clean = clean.trim();
+    format!(
+        "{} (Umer Chat).zip",
+        if clean.is_empty() { "chat" } else { clean }
+    )
 }

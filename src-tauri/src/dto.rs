@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+use umer_chat_core::display;
 use umer_chat_core::timeline::{MessageView, Quoted};
 use umer_chat_core::{
     ChatKind, ChatRecord, ChatSummary, ContactKeys, Event, Preferences, Receipt, Store, Trust,
@@ -123,12 +124,23 @@ pub struct MessageDto {
     pub image_width: Option<u32>,
     pub image_height: Option<u32>,
     pub trust: TrustDto,
+    /// One line for lists (search, the chat list): text, "Photo", or that it was deleted.
+    pub preview: String,
     /// Edited at least once: the text is the newest edit's.
     pub edited: bool,
     /// Deleted for everyone: no text, image or reactions remain.
     pub deleted: bool,
     pub reply_to: Option<QuoteDto>,
     pub reactions: Vec<ReactionDto>,
+    /// Every text it had, oldest first, when edited (the last is the current one).
+    pub history: Vec<RevisionDto>,
+}
+
+#[derive(Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionDto {
+    pub ts: i64,
+    pub text: Option<String>,
 }
 
 /// The message a reply quotes, as it is now.
@@ -138,6 +150,8 @@ pub struct QuoteDto {
     /// `<sender key>/<id>`, as `MessageDto::key`.
     pub key: String,
     pub sender: String,
+    /// The one line to show of it (its text, "Photo", or that it was deleted).
+    pub preview: String,
     /// `shown`, `deleted`, or `unknown` (not loaded, or never synced).
     pub state: &'static str,
     pub text: Option<String>,
@@ -272,8 +286,6 @@ pub struct AvailabilityDto {
     pub message: Option<String>,
 }
 
-const PREVIEW_CHARS: usize = 80;
-
 /// Display names by key, as seen by the signed-in user `me`; user records are read once per
 /// command, not once per message.
 pub struct Names<'a> {
@@ -319,8 +331,9 @@ impl<'a> Names<'a> {
                 Quoted::Unknown => ("unknown", None, false),
             };
             QuoteDto {
-                key: format!("{}/{}", quote.target.sender, quote.target.id),
+                key: quote.target.key(),
                 sender: self.of(&quote.target.sender),
+                preview: display::quote_preview(quote),
                 state,
                 text,
                 photo,
@@ -352,10 +365,19 @@ impl<'a> Names<'a> {
             image_width: event.image_size.map(|[w, _]| w),
             image_height: event.image_size.map(|[_, h]| h),
             trust: event.trust.into(),
+            preview: display::message_preview(event),
             edited: event.edited(),
             deleted: event.deleted,
             reply_to,
             reactions,
+            history: event
+                .history
+                .iter()
+                .map(|r| RevisionDto {
+                    ts: r.ts,
+                    text: r.text.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -393,30 +415,15 @@ impl<'a> Names<'a> {
     /// A DM is titled with the other person's name, a group with its own.
     pub fn title(&mut self, chat: &ChatRecord) -> String {
         let me = self.me;
-        match chat.kind {
-            ChatKind::Group => chat.name.clone().unwrap_or_default(),
-            ChatKind::Dm => match chat.members.iter().find(|m| *m != me) {
-                Some(other) => self.of(other),
-                None => self.of(me),
-            },
-        }
+        display::chat_title(chat, me, |k| self.of(k))
     }
 
     pub fn summary(&mut self, summary: &ChatSummary) -> ChatSummaryDto {
         let chat = &summary.chat;
         let me = self.me;
         let preview = summary.last.as_ref().map(|last| {
-            let body = match (&last.text, &last.image) {
-                (Some(text), _) => {
-                    let mut short: String = text.chars().take(PREVIEW_CHARS).collect();
-                    if text.chars().count() > PREVIEW_CHARS {
-                        short.push('…');
-                    }
-                    short
-                }
-                (None, _) => "[image]".to_string(),
-            };
-            format!("{}: {body}", self.of(&last.sender))
+            let sender = self.of(&last.sender);
+            display::chat_preview(last, &sender)
         });
         ChatSummaryDto {
             id: chat.id.to_string(),
@@ -447,4 +454,15 @@ pub struct CaretBlinkDto {
     pub period_ms: u32,
     /// How long after the last key or click to rest it.
     pub timeout_ms: u32,
+}
+
+/// Where a chat was exported, and what went in.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportDto {
+    pub path: String,
+    pub messages: usize,
+    pub photos: usize,
+    /// Photos that could not be opened (not synced yet): the export says so in their place.
+    pub missing_photos: usize,
 }

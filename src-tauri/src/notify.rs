@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use tauri::{AppHandle, Manager, Runtime};
 use tauri_plugin_notification::{ActionPerformed, NotificationExt};
+use umer_chat_core::display;
 use umer_chat_core::{ChatId, ChatKind, ChatSummary, EventKey, Preferences, UserKey};
 
 use crate::dto::Names;
@@ -43,6 +44,8 @@ const ISOLATE: (char, char) = ('\u{2068}', '\u{2069}');
 #[derive(Default)]
 pub struct Notified {
     newest: HashMap<ChatId, EventKey>,
+    /// The newest reaction to the user's own messages per chat, likewise.
+    reactions: HashMap<ChatId, EventKey>,
 }
 
 /// A notification to show.
@@ -58,14 +61,18 @@ impl Notified {
     pub fn note(&mut self, summaries: &[ChatSummary]) {
         for summary in summaries {
             if let Some(last) = &summary.last {
-                self.advance(&summary.chat.id, last.key());
+                advance(&mut self.newest, &summary.chat.id, last.key());
+            }
+            if let Some(reaction) = &summary.reaction {
+                advance(&mut self.reactions, &summary.chat.id, reaction.key.clone());
             }
         }
     }
 
     /// What to notify about among `summaries` (changed chats from a poll): for each chat
-    /// whose newest message is new and from someone else, one notice. Muted chats and
-    /// notifications turned off give none, but still take note.
+    /// whose newest message is new and from someone else, one notice, and one for a new
+    /// reaction to the user's own message. Muted chats and notifications turned off give
+    /// none, but still take note.
     pub fn notices(
         &mut self,
         summaries: &[ChatSummary],
@@ -74,52 +81,72 @@ impl Notified {
         names: &mut Names,
     ) -> Vec<NewMessageNotice> {
         let mut notices = Vec::new();
+        let safe = |text: &str| shown(text, PREVIEW_CHARS, BODY_IS_MARKUP);
         for summary in summaries {
-            let Some(last) = &summary.last else { continue };
-            if !self.advance(&summary.chat.id, last.key()) || &last.sender == me {
-                continue;
-            }
             let chat = &summary.chat;
+            let message = summary
+                .last
+                .as_ref()
+                .filter(|last| advance(&mut self.newest, &chat.id, last.key()))
+                .filter(|last| &last.sender != me && !last.deleted);
+            let reaction = summary
+                .reaction
+                .as_ref()
+                .filter(|r| advance(&mut self.reactions, &chat.id, r.key.clone()))
+                .filter(|r| &r.by != me);
             if !preferences.notifications || preferences.muted_chats.contains(chat.id.as_str()) {
                 continue;
             }
             // Every part a person chose goes through `shown`; the words around are ours.
-            let sender = shown(&names.of(&last.sender), usize::MAX, false);
-            let title = match chat.kind {
-                ChatKind::Dm => sender,
-                ChatKind::Group => {
-                    let group = shown(&names.title(chat), usize::MAX, false);
-                    format!("{sender} in {group}")
-                }
-            };
-            let body = if !preferences.notification_previews {
-                "New message".to_string()
-            } else {
-                match (&last.text, &last.image) {
-                    (Some(text), _) if !text.trim().is_empty() => {
-                        shown(text, PREVIEW_CHARS, BODY_IS_MARKUP)
+            let mut title_of = |sender: &UserKey| {
+                let sender = shown(&names.of(sender), usize::MAX, false);
+                match chat.kind {
+                    ChatKind::Dm => sender,
+                    ChatKind::Group => {
+                        let group = display::chat_title(chat, me, |k| names.of(k));
+                        format!("{sender} in {}", shown(&group, usize::MAX, false))
                     }
-                    (_, Some(_)) => "Sent a photo".to_string(),
-                    _ => "New message".to_string(),
                 }
             };
-            notices.push(NewMessageNotice {
-                chat: chat.id.clone(),
-                title,
-                body,
-            });
+            if let Some(last) = message {
+                let notice = display::Notice::Message(last);
+                notices.push(NewMessageNotice {
+                    chat: chat.id.clone(),
+                    title: title_of(&last.sender),
+                    body: display::notification_body(
+                        &notice,
+                        preferences.notification_previews,
+                        safe,
+                    ),
+                });
+            }
+            if let Some(reaction) = reaction {
+                let notice = display::Notice::Reaction {
+                    emoji: &reaction.emoji,
+                    to: &reaction.to,
+                };
+                notices.push(NewMessageNotice {
+                    chat: chat.id.clone(),
+                    title: title_of(&reaction.by),
+                    body: display::notification_body(
+                        &notice,
+                        preferences.notification_previews,
+                        safe,
+                    ),
+                });
+            }
         }
         notices
     }
+}
 
-    /// Records `key` as seen for `chat`; true when it is newer than anything before.
-    fn advance(&mut self, chat: &ChatId, key: EventKey) -> bool {
-        match self.newest.get(chat) {
-            Some(seen) if *seen >= key => false,
-            _ => {
-                self.newest.insert(chat.clone(), key);
-                true
-            }
+/// Records `key` as seen for `chat`; true when it is newer than anything before.
+fn advance(newest: &mut HashMap<ChatId, EventKey>, chat: &ChatId, key: EventKey) -> bool {
+    match newest.get(chat) {
+        Some(seen) if *seen >= key => false,
+        _ => {
+            newest.insert(chat.clone(), key);
+            true
         }
     }
 }

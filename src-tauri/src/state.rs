@@ -13,11 +13,8 @@ use crate::error::{CommandError, CommandResult};
 use crate::live::Live;
 use crate::notify::Notified;
 
-/// The keys this device pinned for each user, in its local config: the file name the CLI
-/// uses too, so the app and the CLI on one device share what they pinned.
-pub const PIN_FILE: &str = "pinned-keys.json";
-/// Where read markers stay, in this device's config, while read receipts are off.
-const PRIVATE_READS: &str = "private-reads";
+pub use umer_chat_core::config::PIN_FILE;
+use umer_chat_core::config::{HIDDEN_FILE, PRIVATE_READS};
 
 pub struct AppState {
     inner: Mutex<Inner>,
@@ -353,8 +350,9 @@ fn apply_preferences(store: &Store, config_dir: &Path, preferences: &Preferences
     store.set_syncthing_rescan(preferences.syncthing_rescan);
 }
 
-/// Keeps `store`'s pinned keys in this device's local config.
+/// Keeps `store`'s pinned keys, and the messages hidden here, in this device's local config.
 fn use_pins(store: &Store, config_dir: &Path) -> umer_chat_core::Result<()> {
+    store.use_hidden_file(config_dir.join(HIDDEN_FILE))?;
     store.use_pin_file(config_dir.join(PIN_FILE))
 }
 

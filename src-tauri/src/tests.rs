@@ -1616,16 +1616,3 @@ fn an_unreadable_pin_file_is_left_alone_and_the_user_is_told() {
         "left as it was"
     );
 }
-
-#[test]
-fn the_app_pins_keys_in_the_clis_file() {
-    let cli = include_str!("../../crates/umer-chat-cli/src/main.rs");
-    assert!(
-        cli.contains(&format!(
-            "const PIN_FILE: &str = {:?};",
-            crate::state::PIN_FILE
-        )),
-        "the CLI's PIN_FILE is not {:?}",
-        crate::state::PIN_FILE
-    );
-}

@@ -77,6 +77,13 @@ export function subscribeChanges(onChange) {
 export const sendText = (chatId, text) => call('send_text', { chatId, text });
 export const sendImage = (chatId, dataBase64, text, original = false) =>
   call('send_image', { chatId, dataBase64, text: text ?? null, original: !!original });
+export const reply = (chatId, to, text) => call('reply', { chatId, to, text });
+// Each resolves with the message as the open chat now shows it (null if not open).
+export const editMessage = (chatId, message, text) => call('edit_message', { chatId, message, text });
+export const deleteMessage = (chatId, message) => call('delete_message', { chatId, message });
+export const react = (chatId, message, emoji, on) => call('react', { chatId, message, emoji, on });
+// Hides a message on this device only ("delete for me").
+export const hideMessage = (chatId, message) => call('hide_message', { chatId, message });
 export const chooseImage = () => call('choose_image');
 // Image bytes are not fetched through invoke: see images.js (the umer-image: scheme).
 export const previewImage = (dataBase64) => call('preview_image', { dataBase64 });
@@ -86,3 +93,6 @@ export const startupNotice = () => call('startup_notice');
 export const dataFolder = () => call('data_folder');
 export const setDataFolder = (path) => call('set_data_folder', { path });
 export const chooseDataFolder = () => call('choose_data_folder');
+
+// Export (decrypted: the UI asks first)
+export const exportChat = (chatId) => call('export_chat', { chatId });

@@ -8,7 +8,7 @@ import { store } from './store.js';
 import { formatTime, isoTime } from './format.js';
 import { fullImageUrl, thumbPixels, thumbUrl, THUMB_CSS_WIDTH } from './images.js';
 import { openViewer } from './viewer.js';
-import { reportError } from './errors.js';
+import { reportError, showBanner } from './errors.js';
 import { setActive, setUnread, upsertChats } from './chatlist.js';
 import { openMembers, openVerify } from './verify.js';
 import { applyTyping } from './typing.js';
@@ -42,6 +42,138 @@ let olderLoad = null;        // { epoch, promise } of the older page in flight
 let markReading = null;      // chatId whose mark_read is in flight
 let markAgain = false;       // another mark_read was asked for meanwhile
 
+/** fn(message) for 'reply' and 'edit', chosen in a message's menu (the composer). */
+export function onMessageAction(name, fn) {
+  messageActions[name] = fn;
+}
+const messageActions = {};
+
+const QUICK_REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
+
+function messageOf(node) {
+  const key = node.closest('.message')?.dataset.key;
+  return store.messages.find((m) => m.key === key) || null;
+}
+
+function onAction(button) {
+  const m = messageOf(button);
+  if (!m) return;
+  switch (button.dataset.action) {
+    case 'menu': openMenu(button.closest('.message'), button); break;
+    case 'quote': jumpToMessage(store.openChatId, button.dataset.target); break;
+    case 'react': react(m, button.dataset.emoji, button.dataset.on === 'true'); break;
+    case 'history': toggleHistory(button, m); break;
+    default: break;
+  }
+}
+
+/** Shows the change: the command answers with the message as it is now. */
+async function changeMessage(call) {
+  const epoch = store.epoch;
+  try {
+    const m = await call();
+    if (m && epoch === store.epoch) replaceMessage(m);
+  } catch (e) {
+    reportError(e);
+  }
+}
+
+function react(m, emoji, on) {
+  changeMessage(() => api.react(store.openChatId, m.key, emoji, on));
+}
+
+function toggleHistory(button, m) {
+  const bubble = button.closest('.bubble');
+  const open = bubble.querySelector('.history');
+  if (open) { open.remove(); setAttr(button, 'aria-expanded', 'false'); return; }
+  const list = el('ol', { class: 'history', 'aria-label': 'Earlier versions' },
+    (m.history || []).slice(0, -1).map((r) => el('li', {},
+      el('time', { dateTime: isoTime(r.ts) }, formatTime(r.ts)), ' ', r.text || '')));
+  bubble.append(list);
+  setAttr(button, 'aria-expanded', 'true');
+}
+
+let menu = null;
+
+function closeMenu({ focus = true } = {}) {
+  if (!menu) return;
+  const { node, returnTo } = menu;
+  menu = null;
+  node.remove();
+  if (focus && returnTo?.isConnected) returnTo.focus();
+}
+
+/** The menu of one message: quick reactions, reply, edit and delete. Arrow keys move,
+ *  Escape closes and gives focus back to what opened it. */
+function openMenu(messageNode, opener) {
+  closeMenu({ focus: false });
+  const m = messageOf(messageNode);
+  if (!m || m.deleted) return;
+  const item = (label, fn, cls) => el('button', {
+    type: 'button', role: 'menuitem', class: ['menu-item', cls], tabIndex: -1,
+    on: { click: () => { closeMenu(); fn(); } },
+  }, label);
+  const node = el('div', { class: 'message-menu', role: 'menu', 'aria-label': 'Message actions' },
+    el('div', { class: 'menu-reactions', role: 'group', 'aria-label': 'React' },
+      QUICK_REACTIONS.map((emoji) => {
+        const mine = (m.reactions || []).some((r) => r.emoji === emoji && r.mine);
+        return el('button', {
+          type: 'button', role: 'menuitem', class: ['menu-emoji', mine && 'mine'], tabIndex: -1,
+          'aria-label': mine ? `Take back ${emoji}` : `React with ${emoji}`,
+          on: { click: () => { closeMenu(); react(m, emoji, !mine); } },
+        }, emoji);
+      })),
+    item('Reply', () => messageActions.reply?.(m)),
+    m.mine && m.text !== null ? item('Edit', () => messageActions.edit?.(m)) : null,
+    m.mine && m.text === null && m.image ? item('Add caption', () => messageActions.edit?.(m)) : null,
+    item('Copy text', () => navigator.clipboard?.writeText(m.text || ''), !m.text && 'hidden'),
+    item('Delete for me', () => hideMessage(m)),
+    m.mine ? item('Delete for everyone', () => confirmDelete(m), 'danger') : null);
+  node.addEventListener('keydown', (e) => {
+    const items = [...node.querySelectorAll('[role="menuitem"]:not(.hidden)')];
+    const at = items.indexOf(document.activeElement);
+    if (e.key === 'Escape') { e.preventDefault(); e.stopPropagation(); closeMenu(); }
+    else if (e.key === 'ArrowDown' || e.key === 'ArrowRight') { e.preventDefault(); items[(at + 1) % items.length].focus(); }
+    else if (e.key === 'ArrowUp' || e.key === 'ArrowLeft') { e.preventDefault(); items[(at - 1 + items.length) % items.length].focus(); }
+    else if (e.key === 'Tab') closeMenu({ focus: false });
+  });
+  messageNode.querySelector('.bubble').append(node);
+  menu = { node, returnTo: opener };
+  node.querySelector('[role="menuitem"]')?.focus();
+}
+
+document.addEventListener('pointerdown', (e) => {
+  if (menu && !menu.node.contains(e.target)) closeMenu({ focus: false });
+});
+
+/** "Delete for me": gone from this device's list at once; the others keep it. */
+async function hideMessage(m) {
+  const chatId = store.openChatId;
+  try {
+    await api.hideMessage(chatId, m.key);
+    if (chatId !== store.openChatId) return;
+    nodes.get(m.key)?.remove();
+    nodes.delete(m.key);
+    const index = store.messages.findIndex((x) => x.key === m.key);
+    if (index >= 0) store.messages.splice(index, 1);
+  } catch (e) {
+    reportError(e);
+  }
+}
+
+const deleteDialog = $('delete-dialog');
+
+function confirmDelete(m) {
+  setText($('delete-preview'), m.preview);
+  deleteDialog.returnValue = '';
+  deleteDialog.onclose = () => {
+    if (deleteDialog.returnValue === 'delete') {
+      changeMessage(() => api.deleteMessage(store.openChatId, m.key));
+    }
+  };
+  deleteDialog.showModal();
+}
+
 /** fn(newChatId | null, previousChatId | null), called synchronously on every switch. */
 export function onChatChanged(fn) {
   changeListeners.push(fn);
@@ -50,6 +182,8 @@ export function onChatChanged(fn) {
 export function initChat() {
   box.addEventListener('scroll', onScroll, { passive: true });
   box.addEventListener('click', (e) => {
+    const action = e.target.closest('[data-action]');
+    if (action && box.contains(action)) { onAction(action); return; }
     const thumb = e.target.closest('.thumb');
     if (thumb && thumb.dataset.full && !thumb.classList.contains('broken')) {
       openViewer(thumb.dataset.full, thumb.alt);
@@ -75,6 +209,12 @@ export function initChat() {
       e.target.click();
     }
   });
+  box.addEventListener('contextmenu', (e) => {
+    const node = e.target.closest('.message');
+    if (!node || node.classList.contains('deleted') || e.target.closest('a, input, textarea')) return;
+    e.preventDefault();
+    openMenu(node, node.querySelector('.message-actions') || node);
+  });
   olderButton.addEventListener('click', () => loadOlder());
   jumpButton.addEventListener('click', () => { scrollToBottom(); maybeMarkRead(); });
   $('back-to-chats').addEventListener('click', () => closeChat());
@@ -84,6 +224,29 @@ export function initChat() {
     if (store.openChatId) setMuted(store.openChatId, !isMuted(store.openChatId));
   });
   onPreferences(() => renderMute());
+  $('chat-export').addEventListener('click', () => confirmExport());
+}
+
+const exportDialog = $('export-dialog');
+
+/** The export is decrypted: the user says yes first, then picks where it goes. */
+function confirmExport() {
+  const chatId = store.openChatId;
+  if (!chatId) return;
+  exportDialog.returnValue = '';
+  exportDialog.onclose = async () => {
+    if (exportDialog.returnValue !== 'export') return;
+    try {
+      const done = await api.exportChat(chatId);
+      if (done) {
+        const missing = done.missingPhotos ? ` (${done.missingPhotos} photos not synced yet)` : '';
+        showBanner(`Exported ${done.messages} messages and ${done.photos} photos${missing} to ${done.path}`, 'info');
+      }
+    } catch (e) {
+      reportError(e);
+    }
+  };
+  exportDialog.showModal();
 }
 
 /** Open a chat (no-op if it is already open). Resolves true once loaded. */
@@ -161,6 +324,7 @@ async function loadChat(chatId, epoch) {
 }
 
 function resetMessages() {
+  closeMenu({ focus: false });
   store.chatLoaded = false;
   store.messages = [];
   store.olderCursor = null;
@@ -331,8 +495,10 @@ export function addMessages(messages, { toBottom = false } = {}) {
 function insertMessages(messages) {
   let added = 0;
   for (const m of messages) {
-    if (!m || nodes.has(m.key)) continue;
+    if (!m) continue;
     if (m.chat && m.chat !== store.openChatId) continue;
+    // Edited, deleted, reacted to, or its quote changed: the bubble is drawn again in place.
+    if (nodes.has(m.key)) { replaceMessage(m); continue; }
     const index = insertionIndex(m);
     const next = store.messages[index];
     const node = renderMessage(m);
@@ -342,6 +508,28 @@ function insertMessages(messages) {
     added += 1;
   }
   return added;
+}
+
+/** Draws a message already on screen again, as it is now. */
+export function replaceMessage(m) {
+  const old = nodes.get(m.key);
+  if (!old) return false;
+  const index = store.messages.findIndex((x) => x.key === m.key);
+  const node = renderMessage(m);
+  old.replaceWith(node);
+  nodes.set(m.key, node);
+  if (index >= 0) store.messages[index] = m;
+  for (const receipt of old.querySelectorAll('.receipt')) node.append(receipt);
+  return true;
+}
+
+/** The newest message the signed-in user sent that can still be edited (Up arrow). */
+export function lastOwnMessage() {
+  for (let i = store.messages.length - 1; i >= 0; i--) {
+    const m = store.messages[i];
+    if (m.mine && !m.deleted && (m.text || m.image)) return m;
+  }
+  return null;
 }
 
 /** The core's order, the same on every device: time, device, sequence, id. */
@@ -367,14 +555,49 @@ function insertionIndex(m) {
 function renderMessage(m) {
   // `mine` is decided by key in Rust: a display name can be copied by another user.
   const changed = m.trust === 'key_changed';
-  return el('div', { class: ['message', m.mine && 'own', changed && 'key-changed'], dataset: { id: m.id } },
+  const hasText = m.text !== null && m.text !== undefined && m.text !== '';
+  return el('div', {
+    class: ['message', m.mine && 'own', changed && 'key-changed', m.deleted && 'deleted'],
+    dataset: { id: m.id, key: m.key },
+  },
     el('div', { class: 'bubble' },
       el('div', { class: 'meta' },
         el('span', { class: 'sender' }, m.sender),
         trustMark(m),
-        el('time', { class: 'time', dateTime: isoTime(m.ts) }, formatTime(m.ts))),
-      m.image ? renderThumb(m) : null,
-      m.text !== null && m.text !== undefined && m.text !== '' ? el('div', { class: 'text' }, m.text) : null));
+        el('time', { class: 'time', dateTime: isoTime(m.ts) }, formatTime(m.ts)),
+        m.edited && !m.deleted ? el('button', {
+          type: 'button', class: 'edited-mark', 'aria-expanded': 'false',
+          title: 'Show earlier versions', dataset: { action: 'history' },
+        }, 'edited') : null,
+        m.deleted ? null : el('button', {
+          type: 'button', class: 'message-actions', 'aria-haspopup': 'menu',
+          'aria-label': `Actions for the message from ${m.sender}`, title: 'Reply, react, edit, delete',
+          dataset: { action: 'menu' },
+        }, '⋯')),
+      m.replyTo && !m.deleted ? renderQuote(m.replyTo) : null,
+      m.deleted ? el('div', { class: 'text deleted-text' }, m.preview) : null,
+      m.image && !m.deleted ? renderThumb(m) : null,
+      hasText ? el('div', { class: 'text' }, m.text) : null,
+      m.reactions?.length ? renderReactions(m) : null));
+}
+
+/** The answered message, one line; a click brings it into view. */
+function renderQuote(q) {
+  return el('button', {
+    type: 'button', class: ['quote', q.state !== 'shown' && 'quote-missing'],
+    title: 'Show the message this answers', dataset: { action: 'quote', target: q.key },
+  },
+    el('span', { class: 'quote-sender' }, q.sender),
+    el('span', { class: 'quote-text' }, q.preview));
+}
+
+function renderReactions(m) {
+  return el('div', { class: 'reactions', role: 'group', 'aria-label': 'Reactions' },
+    m.reactions.map((r) => el('button', {
+      type: 'button', class: ['reaction', r.mine && 'mine'], 'aria-pressed': String(r.mine),
+      title: r.names.join(', '), 'aria-label': `${r.emoji} ${r.count}: ${r.names.join(', ')}`,
+      dataset: { action: 'react', emoji: r.emoji, on: String(!r.mine) },
+    }, `${r.emoji} ${r.count}`)));
 }
 
 /** Nothing for a verified message; a quiet note for history from before signatures; a

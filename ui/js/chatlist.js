@@ -90,8 +90,8 @@ export function setUnread(chatId, unread) {
 export function noteMessage(msg) {
   const chat = store.chats.get(msg.chat);
   if (!chat || (chat.lastActivity !== null && chat.lastActivity > msg.ts)) return;
-  const body = msg.text ?? '[image]';
-  upsertChats([{ ...chat, lastActivity: msg.ts, preview: `${msg.sender}: ${body}` }]);
+  // Its order now; the preview comes with the core's summary at the next poll.
+  upsertChats([{ ...chat, lastActivity: msg.ts }]);
 }
 
 export function setActive(chatId) {

@@ -4,7 +4,7 @@
 import * as api from './api.js';
 import { $, setMessage } from './dom.js';
 import { store } from './store.js';
-import { addMessages, onChatChanged } from './chat.js';
+import { addMessages, lastOwnMessage, onChatChanged, onMessageAction, replaceMessage } from './chat.js';
 import { noteMessage } from './chatlist.js';
 import { isSignedOut, reportError, showBanner } from './errors.js';
 import { previewUrl } from './images.js';
@@ -20,12 +20,20 @@ const chipName = $('attachment-name');
 const errorLine = $('send-error');
 const originalBox = $('original-quality');
 const dropZone = $('chat-view');
+const context = $('composer-context');
+const contextText = $('composer-context-text');
+
+// Replying to or editing a message: { kind: 'reply' | 'edit', message, chatId, draft }.
+let mode = null;
 
 const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp'];
 const MAX_INPUT_HEIGHT = 200; // px; beyond this the textarea scrolls
 
 export function initComposer() {
   onChatChanged(switchDraft);
+  onMessageAction('reply', startReply);
+  onMessageAction('edit', startEdit);
+  $('composer-context-cancel').addEventListener('click', () => { cancelMode(); input.focus(); });
 
   input.addEventListener('input', () => {
     autosize();
@@ -33,6 +41,13 @@ export function initComposer() {
     draftChanged(store.openChatId, input.value.trim() !== '');
   });
   input.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && mode) { e.preventDefault(); e.stopPropagation(); cancelMode(); return; }
+    // Up arrow in an empty composer edits the last message you sent.
+    if (e.key === 'ArrowUp' && !mode && input.value === '' && !store.attachment && !e.isComposing) {
+      const last = lastOwnMessage();
+      if (last) { e.preventDefault(); startEdit(last); }
+      return;
+    }
     // Enter sends, Shift+Enter is a newline; never send mid IME composition.
     if (e.key !== 'Enter' || e.shiftKey || e.isComposing || e.keyCode === 229) return;
     e.preventDefault();
@@ -78,8 +93,42 @@ export function initComposer() {
   }
 }
 
+function startReply(m) {
+  if (mode?.kind === 'edit') cancelMode();
+  mode = { kind: 'reply', message: m, chatId: store.openChatId };
+  showContext(`Replying to ${m.sender}: ${m.preview}`);
+  input.focus();
+}
+
+function startEdit(m) {
+  if (!m?.mine) return;
+  const draft = mode?.kind === 'edit' ? mode.draft : input.value;
+  mode = { kind: 'edit', message: m, chatId: store.openChatId, draft };
+  input.value = m.text || '';
+  showContext(m.text ? 'Editing your message (Escape cancels)' : 'Adding a caption (Escape cancels)');
+  autosize();
+  updateSendButton();
+  input.focus();
+  input.setSelectionRange(input.value.length, input.value.length);
+}
+
+function cancelMode() {
+  if (mode?.kind === 'edit') input.value = mode.draft || '';
+  mode = null;
+  showContext('');
+  autosize();
+  updateSendButton();
+}
+
+function showContext(text) {
+  setMessage(contextText, text);
+  context.hidden = !text;
+}
+
 /** Forget drafts and the pending image (sign-out). */
 export function resetComposer() {
+  mode = null;
+  showContext('');
   input.value = '';
   input.readOnly = false;
   setAttachment(null);
@@ -90,6 +139,7 @@ export function resetComposer() {
 // Drafts live per chat so switching chats doesn't lose what was typed.
 function switchDraft(chatId, previousId) {
   stoppedTyping();
+  if (mode) cancelMode();
   if (previousId) {
     if (input.value || store.attachment) {
       store.drafts.set(previousId, { text: input.value, attachment: store.attachment });
@@ -116,6 +166,10 @@ async function send() {
   store.sending = true;
   input.readOnly = true; // what is sent is exactly what was on screen
   updateSendButton();
+  if (mode && mode.chatId === chatId && (mode.kind === 'edit' || !image)) {
+    await sendInMode(chatId, text);
+    return;
+  }
   try {
     const msg = image
       ? await api.sendImage(chatId, image.dataBase64, text.trim() ? text : null, originalBox.checked)
@@ -134,6 +188,36 @@ async function send() {
     if (isSignedOut(e)) reportError(e);
     else if (store.openChatId === chatId) showError(e.message);
     else showBanner(`Message not sent: ${e.message}`);
+  } finally {
+    store.sending = false;
+    input.readOnly = false;
+    updateSendButton();
+    if (store.openChatId === chatId) input.focus();
+  }
+}
+
+/** Sends an edit or a reply; on failure the text and the mode stay, so nothing is lost. */
+async function sendInMode(chatId, text) {
+  const { kind, message } = mode;
+  try {
+    if (kind === 'edit') {
+      if (text.trim() === (message.text || '').trim()) { cancelMode(); return; }
+      const changed = await api.editMessage(chatId, message.key, text);
+      if (changed && store.openChatId === chatId) replaceMessage(changed);
+    } else {
+      const msg = await api.reply(chatId, message.key, text);
+      if (store.openChatId === chatId) addMessages([msg], { toBottom: true });
+      noteMessage(msg);
+      store.drafts.delete(chatId);
+    }
+    stoppedTyping();
+    if (kind === 'edit') mode.draft = '';
+    mode = null;
+    showContext('');
+    if (store.openChatId === chatId) { input.value = ''; autosize(); }
+  } catch (e) {
+    if (isSignedOut(e)) reportError(e);
+    else showError(e.message);
   } finally {
     store.sending = false;
     input.readOnly = false;

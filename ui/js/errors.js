@@ -16,8 +16,11 @@ export function isSignedOut(e) {
   return e?.code === 'not_signed_in';
 }
 
-export function showBanner(message) {
+/** Shows `message` in the banner; `kind` 'info' for news that is not a failure. */
+export function showBanner(message, kind = 'error') {
   text.textContent = message;
+  banner.classList.toggle('info', kind === 'info');
+  banner.setAttribute('role', kind === 'info' ? 'status' : 'alert');
   banner.hidden = false;
 }
 

@@ -85,5 +85,5 @@ function renderResult(r) {
     el('time', { class: 'search-time', dateTime: isoTime(m.ts) }, formatTime(m.ts))),
   el('span', { class: 'search-row' },
     el('span', { class: 'search-sender' }, m.sender),
-    el('span', { class: 'search-text' }, m.text ?? '[image]')));
+    el('span', { class: 'search-text' }, m.preview)));
 }
