@@ -12,8 +12,8 @@ use umer_chat_core::FolderWatcher;
 use umer_chat_tests::support;
 
 use super::{
-    cpu_between, deliver, log_in_and_open, wait_for, Display, Instance, SEEN_PROBE, SENT_PROBE,
-    SETTLE,
+    cpu_between, deliver, log_in_and_open, wait_for, Display, Instance, ENTER, SEEN_PROBE,
+    SENT_PROBE, SETTLE,
 };
 
 /// Set to measure live updates only.
@@ -31,6 +31,8 @@ const DELIVERY_P99_TARGET: Duration = Duration::from_secs(1);
 const IDLE_FOCUSED_TARGET: f64 = 0.6;
 const IDLE_TARGET: f64 = 0.2;
 const LIST_TARGET: Duration = Duration::from_millis(500);
+const EDIT_P50_TARGET: Duration = Duration::from_millis(100);
+const ARROW_UP: &str = "\u{E013}";
 
 pub struct LiveFigures {
     chats: usize,
@@ -39,6 +41,8 @@ pub struct LiveFigures {
     idle: f64,
     deliveries: Vec<Duration>,
     cli: Vec<Duration>,
+    /// An edit, Enter in alice's composer to the new text in bob's window.
+    edits: Vec<Duration>,
     watches: usize,
     watcher_start: Duration,
     app_rss_kb: u64,
@@ -195,6 +199,35 @@ pub fn measure_live(display: &Display, chats: usize, window: Duration, ticks: f6
         deliveries.push(deliver(&alice, &bob, &format!("live {i}")).in_page);
     }
 
+    // Edits: Up arrow in alice's empty composer, new text, Enter; to the new text in bob's.
+    let mut edits = Vec::new();
+    for i in 0..DELIVERIES {
+        std::thread::sleep(Duration::from_millis(300 + rand::random::<u64>() % 1000));
+        let s = alice.session();
+        s.type_into("#message-input", ARROW_UP);
+        wait_for("alice's composer to edit", || {
+            let editing = alice.js(
+                "return !document.getElementById('composer-context').hidden",
+                json!([]),
+            );
+            (editing == json!(true)).then_some(())
+        });
+        s.clear("#message-input");
+        let text = format!("edited {i}");
+        s.type_into("#message-input", &text);
+        s.type_into("#message-input", ENTER);
+        let seen = wait_for("the edit in bob's window", || {
+            bob.js("return window.__seen[arguments[0]] ?? null", json!([text]))
+                .as_f64()
+        });
+        let sent = alice
+            .js("return window.__sent", json!([]))
+            .as_f64()
+            .expect("Enter was seen");
+        edits.push(Duration::from_secs_f64((seen - sent).max(0.0) / 1e3));
+    }
+    edits.sort();
+
     // The CLI (another device) to bob's window: from the CLI's exit (message on disk).
     let config = support::temp_dir();
     let dm = {
@@ -233,6 +266,7 @@ pub fn measure_live(display: &Display, chats: usize, window: Duration, ticks: f6
         idle,
         deliveries,
         cli,
+        edits,
         watches: app_watches.max(watches),
         watcher_start,
         app_rss_kb,
@@ -315,6 +349,19 @@ pub fn print_live_table(all: &[LiveFigures]) {
                 p50.as_millis(),
                 f.cli.last().unwrap().as_millis(),
                 mark(p50 <= DELIVERY_P50_TARGET)
+            )
+        },
+    );
+    row(
+        &format!("an edit between two instances, p50 / max ({DELIVERIES})"),
+        "p50 ≤ 100 ms",
+        &|f| {
+            let p50 = percentile(&f.edits, 0.5);
+            format!(
+                "{} / {} ms {}",
+                p50.as_millis(),
+                f.edits.last().unwrap().as_millis(),
+                mark(p50 <= EDIT_P50_TARGET)
             )
         },
     );

@@ -7,6 +7,7 @@
 mod awkward_images;
 mod caret;
 mod chat_list;
+mod conversations;
 mod harness;
 mod launch;
 mod live;

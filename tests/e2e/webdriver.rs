@@ -137,6 +137,12 @@ impl Session {
         }
     }
 
+    /// Loads `url` in the window, as following a link would.
+    pub fn navigate(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({ "url": url })))
+            .unwrap_or_else(|e| panic!("navigate to {url}: {e}"));
+    }
+
     pub fn find(&self, css: &str) -> Result<Element, String> {
         let v = self.call(
             "POST",

@@ -20,6 +20,11 @@ impl Lcg {
         (self.0 >> 33) as usize
     }
 
+    /// A number below `n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        self.next() % n
+    }
+
     /// A message of a word count in `words`.
     pub fn text(&mut self, words: Range<usize>) -> String {
         let len = words.start + self.next() % words.len();

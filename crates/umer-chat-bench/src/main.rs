@@ -133,6 +133,120 @@ fn build_history(store: &Store, chat: &ChatId, users: &[UserKey], n: usize) -> (
     (events, bytes)
 }
 
+/// A lively chat's share of events that are about other messages (edits, reactions,
+/// deletes), for the format-3 table.
+const CONTROLS_PERCENT: usize = 30;
+const MIXED_SIZE: usize = 100_000;
+
+/// `n` events of which `CONTROLS_PERCENT` are about earlier messages: edits by their authors
+/// (40% of those), reactions by anyone (50%) and deletes by their authors (10%), aimed at
+/// one of the last 500 messages. Messages with the rare word are never edited or deleted,
+/// so searches find as many as in the messages-only history. Returns the bytes written.
+fn build_mixed_history(store: &Store, chat: &ChatId, users: &[UserKey], n: usize) -> u64 {
+    enum Planned {
+        Message(usize),
+        Edit(usize),
+        React(usize, usize),
+        Delete(usize),
+    }
+    let devices: Vec<DeviceId> = users.iter().map(|_| DeviceId::random()).collect();
+    let mut seqs = vec![0u64; users.len()];
+    let mut rng = Lcg(n as u64 ^ 0x5eed);
+    let first_ts = now_ms() - n as i64;
+    let messages_wanted = n - n * CONTROLS_PERCENT / 100;
+    let rare_every = messages_wanted / RARE_HITS;
+    // (author, text, rare) per message; per event: what it is, its sender, seq and ts.
+    let mut messages: Vec<(usize, String, bool)> = Vec::new();
+    let mut plan: Vec<(Planned, usize, u64, i64)> = Vec::with_capacity(n);
+    for i in 0..n {
+        let control = messages.len() >= 100 && rng.below(100) < CONTROLS_PERCENT;
+        let (what, sender) = if control {
+            // A recent message that may be changed (never a rare one, never deleted twice).
+            let m = loop {
+                let back = rng.below(500.min(messages.len()));
+                let m = messages.len() - 1 - back;
+                if !messages[m].2 {
+                    break m;
+                }
+            };
+            match rng.below(10) {
+                0..=3 => (Planned::Edit(m), messages[m].0),
+                4..=8 => {
+                    let by = rng.below(users.len());
+                    (Planned::React(m, rng.below(6)), by)
+                }
+                _ => (Planned::Delete(m), messages[m].0),
+            }
+        } else {
+            let u = messages.len() % users.len();
+            let index = messages.len();
+            let rare = rare_every > 0 && index % rare_every == rare_every / 2;
+            let mut text = rng.text(6..16);
+            if rare {
+                text = format!("{text} {RARE}");
+            }
+            messages.push((u, text, rare));
+            (Planned::Message(index), u)
+        };
+        plan.push((what, sender, seqs[sender], first_ts + i as i64));
+        seqs[sender] += 1;
+    }
+    let draft = |sender: usize, seq: u64, ts: i64, content: Content| Event {
+        v: LINE_VERSION,
+        id: new_event_id(),
+        chat: chat.clone(),
+        sender: users[sender].clone(),
+        device: devices[sender].clone(),
+        seq,
+        ts,
+        content,
+        trust: Default::default(),
+    };
+    // Messages first, for their ids (which follow from what they sign); then the events
+    // about them.
+    let message_events: Vec<Event> = plan
+        .iter()
+        .filter_map(|(what, sender, seq, ts)| match what {
+            Planned::Message(m) => Some(draft(
+                *sender,
+                *seq,
+                *ts,
+                Content::message(Some(messages[*m].1.clone()), None),
+            )),
+            _ => None,
+        })
+        .collect();
+    let sealed_messages = store.event_lines(&message_events).expect("seal messages");
+    let target = |m: usize| umer_chat_core::content::Target {
+        id: sealed_messages[m].0.id.clone(),
+        sender: sealed_messages[m].0.sender.clone(),
+    };
+    let emoji = ["👍", "❤️", "😂", "😮", "😢", "🙏"];
+    let control_events: Vec<Event> = plan
+        .iter()
+        .filter_map(|(what, sender, seq, ts)| {
+            let content = match what {
+                Planned::Message(_) => return None,
+                Planned::Edit(m) => Content::Edit {
+                    target: target(*m),
+                    text: format!("{} (edited)", messages[*m].1),
+                },
+                Planned::React(m, e) => Content::React {
+                    target: target(*m),
+                    emoji: emoji[*e].to_string(),
+                },
+                Planned::Delete(m) => Content::Delete { target: target(*m) },
+            };
+            Some(draft(*sender, *seq, *ts, content))
+        })
+        .collect();
+    let sealed_controls = store.event_lines(&control_events).expect("seal controls");
+    let mut all: Vec<(Event, String)> =
+        sealed_messages.into_iter().chain(sealed_controls).collect();
+    all.sort_by_key(|(e, _)| e.key());
+    store.import_lines(&all).expect("import the history")
+}
+
 /// What any durable append costs on this disk: write one line, fdatasync, no app code.
 /// Measured beside each run, since fsync latency depends on what else writes to the disk.
 fn measure_fsync_floor(dir: &Path) -> Stats {
@@ -471,6 +585,86 @@ fn print_chat_list(base_dir: &Path) {
     println!();
 }
 
+/// Format 3 at `MIXED_SIZE` events with `CONTROLS_PERCENT` edits, reactions and deletes,
+/// beside the messages-only history of the same size measured in this run.
+fn print_mixed(base_dir: &Path, messages_only: Option<&Figures>) {
+    let dir = tempfile::tempdir_in(base_dir).expect("temp dir");
+    let root = dir.path().join("data");
+    let store = Store::open(&root, DeviceId::random()).expect("open store");
+    let users: Vec<UserKey> = USERS
+        .iter()
+        .map(|u| store.create_user(u, PASSWORD).expect("create user").key)
+        .collect();
+    let chat = store
+        .create_group_chat(&users[0], "bench", &USERS[1..])
+        .expect("create chat")
+        .id
+        .clone();
+    let started = Instant::now();
+    let bytes = build_mixed_history(&store, &chat, &users, MIXED_SIZE);
+    println!(
+        "{} events, {CONTROLS_PERCENT}% of them edits, reactions and deletes: {:.1} MB (built in {:.1} s)\n",
+        thousands(MIXED_SIZE),
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    let floor = measure_fsync_floor(dir.path());
+    let mixed = measure_store(&root, &users[0], chat.as_str());
+    println!(
+        "| {} events | target | format 3, {CONTROLS_PERCENT}% about messages | messages only (above) |",
+        thousands(MIXED_SIZE)
+    );
+    println!("|---|---|---|---|");
+    let other = |f: fn(&Figures) -> Stats| {
+        messages_only.map_or("-".to_string(), |m| {
+            let s = f(m);
+            format!("{} (n={})", fmt_duration(s.p50), s.n)
+        })
+    };
+    let row = |name: &str, target: Duration, s: Stats, f: fn(&Figures) -> Stats| {
+        let mark = if s.p50 <= target { "PASS" } else { "MISS" };
+        println!(
+            "| {name} | ≤ {} | {} {mark} (n={}) | {} |",
+            fmt_duration(target),
+            fmt_duration(s.p50),
+            s.n,
+            other(f)
+        );
+    };
+    let append_target = floor.p50.mul_f64(1.3);
+    println!(
+        "| disk floor: 1-line write + fdatasync p50 | - | {} (n={}) | (same disk) |",
+        fmt_duration(floor.p50),
+        floor.n
+    );
+    row(
+        "append p50 (fsync), within 1.3× the floor",
+        append_target,
+        mixed.append,
+        |f| f.append,
+    );
+    row("idle poll p50", POLL_TARGET, mixed.poll, |f| f.poll);
+    row(
+        "open latest 50 messages p50",
+        OPEN_TARGET,
+        mixed.open,
+        |f| f.open,
+    );
+    row(
+        &format!("search \"{RARE}\" p50"),
+        SEARCH_TARGET,
+        mixed.search_hit,
+        |f| f.search_hit,
+    );
+    row(
+        &format!("search \"{ABSENT}\" p50"),
+        SEARCH_TARGET,
+        mixed.search_miss,
+        |f| f.search_miss,
+    );
+    println!();
+}
+
 fn main() {
     let base_dir = std::env::temp_dir();
     println!("# umer-chat storage benchmark\n");
@@ -480,7 +674,11 @@ fn main() {
     if std::env::var_os("UMER_CHAT_BENCH_LIST_ONLY").is_some() {
         return;
     }
+    let mut messages_only = None;
     for n in SIZES {
+        if std::env::var_os("UMER_CHAT_BENCH_MIXED_ONLY").is_some() {
+            break;
+        }
         let dir = tempfile::tempdir_in(&base_dir).expect("temp dir");
         let root = dir.path().join("data");
         let store = Store::open(&root, DeviceId::random()).expect("open store");
@@ -530,5 +728,9 @@ fn main() {
         let umer = measure_store(&root, &users[0], chat.as_str());
         let base = measure_baseline(&baseline, &chat, &users[0]);
         print_table(n, &floor, &umer, &base);
+        if n == MIXED_SIZE {
+            messages_only = Some(umer);
+        }
     }
+    print_mixed(&base_dir, messages_only.as_ref());
 }

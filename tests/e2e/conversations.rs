@@ -1,0 +1,296 @@
+//! Replies, edits, deletes and reactions in the real window, between two instances on one
+//! folder, live (the refresh timer is slowed to once a minute, so only the watcher can
+//! bring them in time).
+
+use std::time::Instant;
+
+use serde_json::json;
+use umer_chat_tests::support;
+
+use crate::harness::AppInstance;
+use crate::webdriver::{Session, ENTER};
+use crate::{alice_and_bob_in_their_dm_with, harness, message_texts, send, wait_message, UI};
+
+const SLOW_TIMER: (&str, &str) = ("UMER_CHAT_REFRESH_MS", "60000");
+const ARROW_UP: &str = "\u{E013}";
+
+/// The text of the message bubble whose text is `text`, or whose key is `key`.
+fn bubble_text(s: &Session, key: &str) -> String {
+    s.execute(
+        "const m = document.querySelector(`#messages .message[data-key=\"${arguments[0]}\"]`); \
+         return m ? m.innerText : ''",
+        json!([key]),
+    )
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
+}
+
+/// The key of the newest message shown whose text is `text`.
+fn key_of(s: &Session, text: &str) -> String {
+    s.wait_until(&format!("a message {text:?}"), UI, || {
+        let key = s.execute(
+            "const all = [...document.querySelectorAll('#messages .message')]; \
+             const m = all.reverse().find((m) => m.querySelector('.text')?.textContent === arguments[0]); \
+             return m ? m.dataset.key : null",
+            json!([text]),
+        );
+        key.as_str().map(str::to_string)
+    })
+}
+
+/// Opens a message's menu the way a keyboard user does (the button shows on focus).
+fn open_menu(s: &Session, key: &str) {
+    s.execute(
+        "const b = document.querySelector(`#messages .message[data-key=\"${arguments[0]}\"] .message-actions`); \
+         b.focus(); b.click();",
+        json!([key]),
+    );
+    s.wait_visible(".message-menu");
+}
+
+/// Clicks the item of the open message menu whose text or label is `label`.
+fn menu_item(s: &Session, label: &str) {
+    s.wait_until(&format!("the menu item {label:?}"), UI, || {
+        let found = s.execute(
+            "for (const old of document.querySelectorAll('[data-test-pick]')) old.removeAttribute('data-test-pick'); \
+             const item = [...document.querySelectorAll('.message-menu [role=menuitem]')] \
+               .find((i) => i.textContent === arguments[0] || i.getAttribute('aria-label') === arguments[0]); \
+             if (!item) return false; item.setAttribute('data-test-pick', ''); return true",
+            json!([label]),
+        );
+        (found == json!(true)).then_some(())
+    });
+    s.click(".message-menu [data-test-pick]");
+}
+
+#[test]
+fn bob_sees_alices_edit_delete_reaction_and_reply_live_and_a_quote_takes_him_to_the_original() {
+    let Some(display) = harness::display_or_skip() else {
+        return;
+    };
+    let data = support::temp_dir();
+    let (alices, _, dm) = support::alice_and_bob_with_a_dm(data.path());
+    // "the original", then more than a page of other messages: the original is on an older
+    // page when bob opens the chat.
+    let alice = support::key("alice");
+    let original = alices
+        .append_message(&alice, dm.as_str(), Some("the original"), None)
+        .unwrap()
+        .id;
+    for i in 0..70 {
+        alices
+            .append_message(&alice, dm.as_str(), Some(&format!("filler {i}")), None)
+            .unwrap();
+    }
+    drop(alices);
+    let config = support::temp_dir();
+
+    let (a, b) = alice_and_bob_in_their_dm_with(&display, data.path(), &[SLOW_TIMER]);
+    b.session.wait_text_contains("#live-status", "at once", UI);
+
+    // An edit: Up arrow in alice's empty composer edits her last message.
+    send(&a.session, "see you at 7");
+    wait_message(&b.session, "see you at 7", UI);
+    let key = key_of(&b.session, "see you at 7");
+    a.session.type_into("#message-input", ARROW_UP);
+    a.session
+        .wait_text_contains("#composer-context", "Editing", UI);
+    a.session.clear("#message-input");
+    a.session.type_into("#message-input", "see you at 8");
+    let edited_at = Instant::now();
+    a.session.type_into("#message-input", ENTER);
+    b.session.wait_until("bob to see the edit", UI, || {
+        let text = bubble_text(&b.session, &key);
+        (text.contains("see you at 8") && text.contains("edited")).then_some(())
+    });
+    println!("the edit reached bob's window in {:?}", edited_at.elapsed());
+    assert!(!message_texts(&b.session).contains(&"see you at 7".to_string()));
+
+    // A reaction: alice reacts to bob's message from its menu.
+    send(&b.session, "great");
+    wait_message(&a.session, "great", UI);
+    let great = key_of(&a.session, "great");
+    open_menu(&a.session, &great);
+    menu_item(&a.session, "React with 👍");
+    b.session.wait_until("bob to see alice's reaction", UI, || {
+        let text = bubble_text(&b.session, &great);
+        text.contains("👍 1").then_some(())
+    });
+
+    // A delete for everyone, confirmed in a dialog.
+    send(&a.session, "wrong chat, sorry");
+    wait_message(&b.session, "wrong chat, sorry", UI);
+    let wrong = key_of(&a.session, "wrong chat, sorry");
+    open_menu(&a.session, &wrong);
+    menu_item(&a.session, "Delete for everyone");
+    a.session.wait_visible("#delete-dialog");
+    a.session.click("#delete-dialog button[value=delete]");
+    b.session.wait_until("bob to see the delete", UI, || {
+        let text = bubble_text(&b.session, &wrong);
+        (text.contains("This message was deleted") && !text.contains("wrong chat")).then_some(())
+    });
+
+    // A reply to the original, from alice's other device (the CLI): bob's window shows its
+    // quote, and a click on it loads the older page that holds the original.
+    support::run(support::cli(data.path(), config.path()).args([
+        "--user",
+        "alice",
+        "reply",
+        dm.as_str(),
+        &original,
+        "about that",
+    ]))
+    .ok();
+    wait_message(&b.session, "about that", UI);
+    let reply = key_of(&b.session, "about that");
+    assert!(
+        bubble_text(&b.session, &reply).contains("the original"),
+        "the quote shows the original: {}",
+        bubble_text(&b.session, &reply)
+    );
+    assert!(
+        !message_texts(&b.session).contains(&"the original".to_string()),
+        "the original is on a page not loaded yet"
+    );
+    b.session.execute(
+        "document.querySelector(`#messages .message[data-key=\"${arguments[0]}\"] .quote`).click()",
+        json!([reply]),
+    );
+    b.session
+        .wait_until("the original to be loaded and shown", UI, || {
+            let shown = b.session.execute(
+                "const m = document.querySelector('#messages .message.highlight .text'); \
+             if (!m) return false; const r = m.getBoundingClientRect(); \
+             const box = document.getElementById('messages').getBoundingClientRect(); \
+             return m.textContent === 'the original' && r.bottom > box.top && r.top < box.bottom",
+                json!([]),
+            );
+            (shown == json!(true)).then_some(())
+        });
+}
+
+#[test]
+fn an_exported_chat_opens_in_webkit_with_its_messages_photo_and_reactions() {
+    let Some(display) = harness::display_or_skip() else {
+        return;
+    };
+    let data = support::temp_dir();
+    let (alices, bobs, dm) = support::alice_and_bob_with_a_dm(data.path());
+    let (alice, bob) = (support::key("alice"), support::key("bob"));
+    let chat = dm.as_str();
+    let hello = alices
+        .append_message(
+            &alice,
+            chat,
+            Some("hello <b>not bold</b> & <script>x()</script>"),
+            None,
+        )
+        .unwrap();
+    let photo = alices
+        .save_image(&alice, chat, &crate::photo_jpeg(64, 48))
+        .unwrap();
+    alices
+        .append_message(&alice, chat, Some("the view"), Some(&photo))
+        .unwrap();
+    let target = |e: &umer_chat_core::Event| umer_chat_core::content::Target {
+        id: e.id.clone(),
+        sender: e.sender.clone(),
+    };
+    bobs.append_content(
+        &bob,
+        chat,
+        umer_chat_core::content::Content::React {
+            target: target(&hello),
+            emoji: "👍".into(),
+        },
+    )
+    .unwrap();
+    let typo = bobs
+        .append_message(&bob, chat, Some("see you at 7"), None)
+        .unwrap();
+    bobs.append_content(
+        &bob,
+        chat,
+        umer_chat_core::content::Content::Edit {
+            target: target(&typo),
+            text: "see you at 8".into(),
+        },
+    )
+    .unwrap();
+    let oops = bobs
+        .append_message(&bob, chat, Some("wrong chat"), None)
+        .unwrap();
+    bobs.append_content(
+        &bob,
+        chat,
+        umer_chat_core::content::Content::Delete {
+            target: target(&oops),
+        },
+    )
+    .unwrap();
+    drop((alices, bobs));
+
+    let out = support::temp_dir();
+    let zip_path = out.path().join("chat.zip");
+    let config = support::temp_dir();
+    let run = support::run(support::cli(data.path(), config.path()).args([
+        "--user",
+        "alice",
+        "export",
+        chat,
+        "--out",
+        zip_path.to_str().unwrap(),
+    ]));
+    assert!(run.stderr.contains("not encrypted"), "{run:?}");
+    let report: serde_json::Value = serde_json::from_str(run.ok().trim()).unwrap();
+    assert_eq!(report["messages"], 4);
+    assert_eq!(report["photos"], 1);
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    archive.extract(out.path()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("messages.json")).unwrap()).unwrap();
+    assert_eq!(json["format"], "umer-chat-export/1");
+    let text = std::fs::read_to_string(out.path().join("chat.txt")).unwrap();
+    assert!(text.contains("see you at 8 (edited)"), "{text}");
+
+    // The page, in WebKit: what it shows, its photo loaded, nothing of the messages run.
+    let app = AppInstance::launch(&display, data.path());
+    let s = &app.session;
+    s.navigate(&format!(
+        "file://{}",
+        out.path().join("chat.html").display()
+    ));
+    s.wait_text_contains("h1", "bob", UI);
+    let texts = s.texts(".message .text");
+    assert!(
+        texts.contains(&"hello <b>not bold</b> & <script>x()</script>".to_string()),
+        "markup is text: {texts:?}"
+    );
+    assert!(texts.contains(&"see you at 8".to_string()), "{texts:?}");
+    assert!(
+        !texts
+            .iter()
+            .any(|t| t.contains("wrong chat") || t.contains("see you at 7")),
+        "{texts:?}"
+    );
+    assert_eq!(s.texts(".message .deleted"), ["This message was deleted"]);
+    assert_eq!(s.texts(".reactions span"), ["👍 1"]);
+    let loaded = s.wait_until("the photo to load", UI, || {
+        let width = s.execute(
+            "const i = document.querySelector('img'); return i && i.complete ? i.naturalWidth : 0",
+            json!([]),
+        );
+        (width.as_u64().unwrap_or(0) > 0).then_some(width)
+    });
+    assert_eq!(loaded, json!(64));
+    let elements = s.execute(
+        "return document.querySelectorAll('script, .text b').length",
+        json!([]),
+    );
+    assert_eq!(
+        elements,
+        json!(0),
+        "no element of a message's text was made"
+    );
+}
