@@ -61,7 +61,12 @@ fn menu_item(s: &Session, label: &str) {
         );
         (found == json!(true)).then_some(())
     });
-    s.click(".message-menu [data-test-pick]");
+    // The menu closes on the click, so the click is dispatched, not checked for where it
+    // landed.
+    s.execute(
+        "document.querySelector('.message-menu [data-test-pick]').click()",
+        json!([]),
+    );
 }
 
 #[test]
@@ -95,7 +100,15 @@ fn bob_sees_alices_edit_delete_reaction_and_reply_live_and_a_quote_takes_him_to_
     let key = key_of(&b.session, "see you at 7");
     a.session.type_into("#message-input", ARROW_UP);
     a.session
-        .wait_text_contains("#composer-context", "Editing", UI);
+        .wait_until("alice's composer to edit her last message", UI, || {
+            let editing = a.session.execute(
+                "const c = document.getElementById('composer-context'); \
+             return !c.hidden && c.textContent.includes('Editing') \
+               && document.getElementById('message-input').value === 'see you at 7'",
+                json!([]),
+            );
+            (editing == json!(true)).then_some(())
+        });
     a.session.clear("#message-input");
     a.session.type_into("#message-input", "see you at 8");
     let edited_at = Instant::now();
@@ -157,6 +170,7 @@ fn bob_sees_alices_edit_delete_reaction_and_reply_live_and_a_quote_takes_him_to_
         "document.querySelector(`#messages .message[data-key=\"${arguments[0]}\"] .quote`).click()",
         json!([reply]),
     );
+    crate::save_screenshot(&b.session, "conversations-bob.png");
     b.session
         .wait_until("the original to be loaded and shown", UI, || {
             let shown = b.session.execute(
