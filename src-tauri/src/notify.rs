@@ -284,6 +284,59 @@ impl ClickedNotice {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use umer_chat_core::content::{Content, Target};
+    use umer_chat_core::{DeviceId, Store};
+
+    #[test]
+    fn a_reaction_to_your_message_notifies_once_and_an_edit_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), DeviceId::random()).unwrap();
+        let password = "correct horse battery staple";
+        let alice = store.create_user("alice", password).unwrap().key;
+        let bob = store.create_user("bob", password).unwrap().key;
+        let dm = store.create_private_chat(&alice, "bob").unwrap().id.clone();
+        let hi = store
+            .append_message(&alice, dm.as_str(), Some("hi bob"), None)
+            .unwrap();
+        let mine = store
+            .append_message(&bob, dm.as_str(), Some("hello"), None)
+            .unwrap();
+        let mut notified = Notified::default();
+        notified.note(&store.list_user_chats(&alice).unwrap());
+        let preferences = Preferences::default();
+        let notices = |notified: &mut Notified| {
+            let summaries = store.list_user_chats(&alice).unwrap();
+            let mut names = Names::new(&store, &alice);
+            notified.notices(&summaries, &alice, &preferences, &mut names)
+        };
+        // Bob fixes his own message: not news.
+        let edit = Content::Edit {
+            target: Target {
+                id: mine.id.clone(),
+                sender: bob.clone(),
+            },
+            text: "hello!".into(),
+        };
+        store.append_content(&bob, dm.as_str(), edit).unwrap();
+        assert!(notices(&mut notified).is_empty());
+        // Bob reacts to alice's message: one notice, once.
+        let react = Content::React {
+            target: Target {
+                id: hi.id.clone(),
+                sender: alice.clone(),
+            },
+            emoji: "🎉".into(),
+        };
+        store.append_content(&bob, dm.as_str(), react).unwrap();
+        let shown_now = notices(&mut notified);
+        assert_eq!(shown_now.len(), 1, "{shown_now:?}");
+        assert!(shown_now[0].title.contains("bob"), "{shown_now:?}");
+        assert!(
+            shown_now[0].body.starts_with("Reacted") && shown_now[0].body.contains("hi bob"),
+            "{shown_now:?}"
+        );
+        assert!(notices(&mut notified).is_empty(), "once");
+    }
 
     fn isolated(s: &str) -> String {
         format!("\u{2068}{s}\u{2069}")

@@ -322,6 +322,26 @@ fn a_hostile_member_cannot_change_or_hide_someone_elses_message() {
         next(),
         react(&elsewhere, "😈"),
     );
+    // An edit of an edit: alice's own (valid) edit of her message, then an edit naming it.
+    let first_edit = act(
+        &g.alice,
+        "alice",
+        &g.chat,
+        edit(&alices, "alice's words, again"),
+    )
+    .unwrap();
+    let of_an_edit = Target {
+        id: first_edit.id.clone(),
+        sender: key("alice"),
+    };
+    plant(
+        &g.alice,
+        "alice",
+        &g.chat,
+        now_ms() + 10,
+        next(),
+        edit(&of_an_edit, "edit of an edit"),
+    );
 
     for reader in [&g.alice, &g.bob, &g.carol] {
         let who = match reader {
@@ -330,8 +350,11 @@ fn a_hostile_member_cannot_change_or_hide_someone_elses_message() {
             _ => "carol",
         };
         let view = view_of(reader, who, &g.chat, &alices);
-        assert_eq!(view.text.as_deref(), Some("alice's words"), "{who}");
-        assert!(!view.deleted && !view.edited(), "{who}");
+        assert_eq!(view.text.as_deref(), Some("alice's words, again"), "{who}");
+        assert!(
+            !view.deleted && view.history.len() == 2,
+            "{who}: only her own edit counts"
+        );
         let timeline = reader.chat_timeline(&key(who), g.chat.as_str()).unwrap();
         let ignored: Vec<String> = timeline.ignored().into_iter().map(|i| i.reason).collect();
         assert_eq!(ignored.len(), 3, "{who}: {ignored:?}");
@@ -351,8 +374,8 @@ fn a_hostile_member_cannot_change_or_hide_someone_elses_message() {
         );
         assert_eq!(
             timeline.waiting(),
-            3,
-            "the unknown id and the other chat's message"
+            4,
+            "the unknown id, the other chat's message and the edit of an edit wait for a message"
         );
         // Nothing planted keeps the chat from opening.
         reader.get_chat(&key(who), g.chat.as_str()).unwrap();
@@ -370,6 +393,7 @@ fn a_hostile_member_cannot_change_or_hide_someone_elses_message() {
         "{out:?}"
     );
     assert!(out.stdout.contains("comes before the message"), "{out:?}");
+    assert!(out.stdout.contains("not a message of this chat"), "{out:?}");
 
     // The admin deletes bob's message; an edit written before the delete changes nothing.
     plant(
@@ -475,4 +499,96 @@ fn a_flood_of_reactions_from_one_member_shows_twenty_and_the_chat_still_opens() 
         .iter()
         .all(|r| r.users == vec![key("carol")]));
     let _: &UserKey = &shown.sender;
+}
+
+#[test]
+fn delete_for_me_hides_a_message_on_this_device_only() {
+    let g = group();
+    let keep = say(&g.alice, "alice", &g.chat, "keep this");
+    let noise = say(&g.alice, "alice", &g.chat, "noise for bob");
+    let config = temp_dir();
+    let hidden_file = config.path().join(umer_chat_core::config::HIDDEN_FILE);
+    g.bob.use_hidden_file(hidden_file.clone()).unwrap();
+    g.bob.get_chat(&key("bob"), g.chat.as_str()).unwrap();
+    g.bob
+        .hide_for_me(&key("bob"), g.chat.as_str(), &noise)
+        .unwrap();
+    let shown = |store: &Store, who: &str| -> Vec<Target> {
+        store
+            .get_chat(&key(who), g.chat.as_str())
+            .unwrap()
+            .page
+            .messages
+            .iter()
+            .map(MessageView::target)
+            .collect()
+    };
+    assert_eq!(shown(&g.bob, "bob"), std::slice::from_ref(&keep));
+    assert!(g.bob.search(&key("bob"), "noise", 10).unwrap().is_empty());
+    assert_eq!(
+        g.bob.list_user_chats(&key("bob")).unwrap()[0]
+            .last
+            .as_ref()
+            .unwrap()
+            .target(),
+        keep,
+        "the chat list's last message is the last one shown"
+    );
+    // Another process of bob's device, from the same local file; carol sees everything.
+    let again = open_signed_in(g._dir.path(), &["bob"]);
+    again.use_hidden_file(hidden_file).unwrap();
+    assert_eq!(shown(&again, "bob"), std::slice::from_ref(&keep));
+    assert_eq!(shown(&g.carol, "carol"), [keep, noise]);
+    assert!(!umer_chat_tests::support::files_under(g._dir.path())
+        .iter()
+        .any(|f| f.to_string_lossy().contains("hidden")));
+}
+
+#[test]
+fn a_deleted_photo_loses_its_file_and_every_cached_thumbnail() {
+    let g = group();
+    let alice = key("alice");
+    let photo = umer_chat_tests::support::images::encode(
+        image::DynamicImage::new_rgb8(40, 30),
+        image::ImageFormat::Png,
+    );
+    let name = g.alice.save_image(&alice, g.chat.as_str(), &photo).unwrap();
+    let sent = g
+        .alice
+        .append_message(&alice, g.chat.as_str(), Some("look"), Some(&name))
+        .unwrap();
+    let target = Target {
+        id: sent.id.clone(),
+        sender: alice.clone(),
+    };
+    // Bob's app made a thumbnail of it.
+    let cache = temp_dir();
+    g.bob
+        .image_thumbnail(&key("bob"), g.chat.as_str(), &name, 64, cache.path())
+        .unwrap();
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
+    let cursor = g.bob.end_cursor(&key("bob"), g.chat.as_str()).unwrap();
+    let image_file = g.alice.root().join("images").join(&name);
+    assert!(image_file.exists());
+
+    act(
+        &g.alice,
+        "alice",
+        &g.chat,
+        Content::Delete {
+            target: target.clone(),
+        },
+    )
+    .unwrap();
+    assert!(
+        !image_file.exists(),
+        "the sending device removed the file it wrote"
+    );
+    let (changed, _) = g.bob.poll(&key("bob"), g.chat.as_str(), &cursor).unwrap();
+    assert!(changed.iter().any(|m| m.target() == target && m.deleted));
+    assert_eq!(
+        std::fs::read_dir(cache.path()).unwrap().count(),
+        0,
+        "bob's device dropped its thumbnail"
+    );
 }

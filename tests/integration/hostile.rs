@@ -498,13 +498,14 @@ fn append(path: &Path, line: &str) {
     writeln!(file, "{line}").unwrap();
 }
 
-/// A format-2 line with its signed event replaced by `event` (the exact bytes), its id
-/// recomputed as readers do, and its signature kept: a forgery as good as it gets without
-/// the sender's key.
+/// A signed line with its signed event replaced by `event` (the exact bytes), its id
+/// recomputed as readers do, and its version and signature kept: a forgery as good as it
+/// gets without the sender's key.
 fn with_event(line: &str, event: &str) -> String {
     let value: serde_json::Value = serde_json::from_str(line).unwrap();
     format!(
-        r#"{{"v":2,"id":"{}","event":{event},"sig":"{}"}}"#,
+        r#"{{"v":{},"id":"{}","event":{event},"sig":"{}"}}"#,
+        value["v"],
         umer_chat_core::crypto::event_id(event.as_bytes()),
         value["sig"].as_str().unwrap()
     )

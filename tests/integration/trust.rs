@@ -164,7 +164,8 @@ fn resigned(line: &str, signer: &SecretKeys, edit: impl FnOnce(&mut Value)) -> S
     let signed = serde_json::to_string(&event).unwrap();
     let sig = signer.sign(crypto::EVENT_DOMAIN, signed.as_bytes());
     let id = crypto::event_id(signed.as_bytes());
-    format!(r#"{{"v":2,"id":"{id}","event":{signed},"sig":"{sig}"}}"#)
+    let v = &outer["v"];
+    format!(r#"{{"v":{v},"id":"{id}","event":{signed},"sig":"{sig}"}}"#)
 }
 
 /// The exact bytes of a line's signed part (`event`), as they are in the line.
@@ -310,7 +311,7 @@ fn copied_replayed_and_truncated_lines_are_caught() {
     // A valid line of the DM, copied into the group (same sender and device).
     append_line(&group_log, &dm_line);
     // The same line again with a new id.
-    let id = &dm_line[r#"{"v":2,"id":""#.len()..][..32];
+    let id = &dm_line[r#"{"v":3,"id":""#.len()..][..32];
     append_line(&dm_log, &dm_line.replacen(id, &"cd".repeat(16), 1));
     // With its signature cut short.
     append_line(&dm_log, &format!("{}\"}}", &dm_line[..dm_line.len() - 10]));
@@ -824,16 +825,16 @@ fn a_format_1_folder_opens_shows_its_history_unsigned_and_every_account_gets_key
 }
 
 #[test]
-fn format_2_lines_are_skipped_and_reported_by_a_format_1_reading_of_unknown_versions() {
+fn lines_of_a_newer_format_are_skipped_and_reported_as_such() {
     // A line from a future format is reported as such, not as damage.
     let f = Folder::new();
     let log = f.bob_log(&f.dm);
-    let line = last_line(&log).replacen(r#"{"v":2"#, r#"{"v":3"#, 1);
+    let line = last_line(&log).replacen(r#"{"v":3"#, r#"{"v":4"#, 1);
     append_line(&log, &line);
     assert_eq!(f.seen(&f.alice, "alice", &f.dm).len(), 2);
     assert!(matches!(
         reasons_for(&doctor(&f.alice), &log).as_slice(),
-        [SkipReason::NewerFormat(3)]
+        [SkipReason::NewerFormat(4)]
     ));
     let _ = UserKey::parse("bob");
 }

@@ -12,6 +12,7 @@ use crate::fsio;
 use crate::ids::{month_of, now_ms, ChatId, EventKey};
 use crate::listing;
 use crate::listing::LogFile;
+use crate::loaded::LoadedChat;
 use crate::logs::{self, LogCursor};
 use crate::parallel;
 use crate::reader::ChatReader;
@@ -795,17 +796,8 @@ impl Store {
         let cursor = LogCursor::at_end_of(&files);
         let reader = self.reader_for(user, chat.clone())?;
         let generation = self.keyring.generation();
-        let mut fold = self.new_fold(user, &chat);
-        let (from, at_start) = fold_back(&files, &reader, &mut fold, None, PAGE_SIZE + 1);
-        let (mut messages, more) = fold.page_before(None, PAGE_SIZE);
-        self.fill_quotes(&files, &reader, &mut messages);
-        let page = Page {
-            older: (more || !at_start)
-                .then(|| messages.first().map(MessageView::key))
-                .flatten(),
-            messages,
-        };
-        let loaded = crate::loaded::LoadedChat::new(fold, from, at_start, cursor.clone());
+        let loaded = self.load_latest(user, &chat, &files, &reader, cursor.clone());
+        let page = self.page_of(&loaded, &files, &reader, None, PAGE_SIZE);
         self.loaded
             .lock()
             .expect("loaded chats")
@@ -842,7 +834,7 @@ impl Store {
                 let mut fold = self.new_fold(user, &chat);
                 let cursor = LogCursor::at_end_of(&files);
                 let (from, at_start) = fold_back_to(&files, &reader, &mut fold, before);
-                crate::loaded::LoadedChat::new(fold, from, at_start, cursor)
+                LoadedChat::new(fold, from, at_start, cursor)
             }
         };
         let have = loaded.fold.count_before(Some(before));
@@ -859,20 +851,47 @@ impl Store {
             }
             loaded.at_start = at_start;
         }
-        let (mut messages, more) = loaded.fold.page_before(Some(before), limit);
-        self.fill_quotes(&files, &reader, &mut messages);
-        let page = Page {
-            older: (more || !loaded.at_start)
-                .then(|| messages.first().map(MessageView::key))
-                .flatten(),
-            messages,
-        };
+        let page = self.page_of(&loaded, &files, &reader, Some(before), limit);
         self.loaded
             .lock()
             .expect("loaded chats")
             .put(user, &chat.id, loaded, generation);
         self.save_pins();
         Ok(page)
+    }
+
+    /// A chat folded from its end back a page and one message: what `get_chat` shows, and
+    /// where a poll of a chat not open in this process starts.
+    pub(crate) fn load_latest(
+        &self,
+        user: &UserKey,
+        chat: &ChatRecord,
+        files: &[LogFile],
+        reader: &ChatReader,
+        cursor: LogCursor,
+    ) -> LoadedChat {
+        let mut fold = self.new_fold(user, chat);
+        let (from, at_start) = fold_back(files, reader, &mut fold, None, PAGE_SIZE + 1);
+        LoadedChat::new(fold, from, at_start, cursor)
+    }
+
+    /// Up to `limit` messages of `loaded` before `before` (or the newest), quotes filled in.
+    fn page_of(
+        &self,
+        loaded: &LoadedChat,
+        files: &[LogFile],
+        reader: &ChatReader,
+        before: Option<&EventKey>,
+        limit: usize,
+    ) -> Page {
+        let (mut messages, more) = loaded.fold.page_before(before, limit);
+        self.fill_quotes(files, reader, &mut messages);
+        Page {
+            older: (more || !loaded.at_start)
+                .then(|| messages.first().map(MessageView::key))
+                .flatten(),
+            messages,
+        }
     }
 }
 

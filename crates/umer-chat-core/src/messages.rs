@@ -15,7 +15,6 @@ use crate::format::{
 use crate::ids::{month_of, now_ms, ChatId, DeviceId, EventKey, MAX_SEQ};
 use crate::keys::Identity;
 use crate::listing;
-use crate::loaded::LoadedChat;
 use crate::logs::{self, LogCursor};
 use crate::reader::{epoch_file, signed_line, ChatReader};
 use crate::store::Store;
@@ -363,10 +362,7 @@ impl Store {
             }
             // Not open in this process: its latest page, which holds what is new.
             None => {
-                let mut fold = self.new_fold(user, &chat);
-                let (from, at_start) =
-                    chats::fold_back(&files, &reader, &mut fold, None, crate::chats::PAGE_SIZE);
-                let mut loaded = LoadedChat::new(fold, from, at_start, next.clone());
+                let mut loaded = self.load_latest(user, &chat, &files, &reader, next.clone());
                 loaded.fold.apply_all(events.iter().cloned());
                 loaded
             }
@@ -407,13 +403,15 @@ impl Store {
     }
 
     /// The events in `user`'s chats that the rules ignore (an edit of someone else's message,
-    /// a delete by someone not allowed, an event before its message), with why: for
-    /// `doctor --user`.
+    /// a delete by someone not allowed, an event before its message), and those about a
+    /// message that is not there (another chat's, an edit's, or not synced yet), with why:
+    /// for `doctor --user`.
     pub fn ignored_events(&self, user: &UserKey) -> Result<Vec<(ChatId, timeline::Ignored)>> {
         let mut ignored = Vec::new();
         for chat in self.member_chats(user)? {
             let fold = self.chat_timeline(user, chat.id.as_str())?;
-            ignored.extend(fold.ignored().into_iter().map(|i| (chat.id.clone(), i)));
+            let all = fold.ignored().into_iter().chain(fold.waiting_events());
+            ignored.extend(all.map(|i| (chat.id.clone(), i)));
         }
         Ok(ignored)
     }

@@ -647,3 +647,25 @@ fn open_content(v: u64, plain: &[u8]) -> Result<Content, SkipReason> {
 }
 
 const KNOWN_KINDS: [&str; 5] = ["message", "edit", "delete", "react", "unreact"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kind_from_a_newer_version_is_skipped_with_its_name() {
+        assert_eq!(
+            open_content(3, br#"{"kind":"poll","question":"lunch?"}"#).unwrap_err(),
+            SkipReason::UnknownKind("poll".into())
+        );
+        assert!(matches!(
+            open_content(3, br#"{"kind":"edit","text":"no target"}"#).unwrap_err(),
+            SkipReason::Unparseable(_)
+        ));
+        // A format-2 body has no kind: a message.
+        assert_eq!(
+            open_content(2, br#"{"text":"hi"}"#).unwrap(),
+            Content::message(Some("hi".into()), None)
+        );
+    }
+}

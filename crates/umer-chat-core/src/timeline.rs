@@ -477,6 +477,25 @@ impl Timeline {
             .collect()
     }
 
+    /// The events still waiting, each with what it waits for: for `doctor --user`.
+    pub fn waiting_events(&self) -> Vec<Ignored> {
+        self.pending
+            .iter()
+            .flat_map(|(target, events)| {
+                events.iter().map(move |(key, event)| Ignored {
+                    key: key.clone(),
+                    sender: event.sender.clone(),
+                    reason: format!(
+                        "its {} is about message {} of {}, which is not a message of this chat (or has not synced yet)",
+                        event.content.kind(),
+                        target.id,
+                        target.sender
+                    ),
+                })
+            })
+            .collect()
+    }
+
     /// Events still waiting for the message they are about (not folded yet, on an older
     /// page, in another chat, or never written).
     pub fn waiting(&self) -> usize {
