@@ -932,12 +932,16 @@ pub(crate) fn fold_back(
     messages: usize,
 ) -> (Option<EventKey>, bool) {
     let mut before = before;
-    let mut batch = (messages * 2).clamp(16, 1024);
+    // As many events as messages wanted first (most events are messages), then as many more
+    // as the share of messages read so far says are needed, and a quarter over.
+    let mut batch = messages.clamp(16, 8192);
+    let mut read = 0;
     // Messages as listed: hidden ones do not count towards a page.
     let listed = fold.count_before(None);
     loop {
         let events = newest(files, chat, before.as_ref(), batch);
         let got = events.len();
+        read += got;
         if let Some(first) = events.first() {
             before = Some(first.key());
         }
@@ -949,7 +953,9 @@ pub(crate) fn fold_back(
         if found >= messages {
             return (before, false);
         }
-        batch = (batch * 2).min(8192);
+        let per_message = read as f64 / found.max(1) as f64;
+        let wanted = ((messages - found) as f64 * per_message * 1.25) as usize + 8;
+        batch = wanted.clamp(16, 8192);
     }
 }
 

@@ -79,20 +79,19 @@ impl Store {
         }
         content.check().map_err(Error::InvalidArgument)?;
         let reader = self.reader_for(user, chat.clone())?;
-        let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
-        let about = match (content.target(), &content) {
-            (Some(target), _) => Some(chats::find_message(&files, &reader, target)?),
-            (
-                None,
-                Content::Message {
-                    reply_to: Some(quoted),
-                    ..
-                },
-            ) => {
-                chats::find_message(&files, &reader, quoted)?;
-                None
+        // The message an event is about (or a reply answers) must be there; a plain message
+        // lists nothing.
+        let names = match &content {
+            Content::Message { reply_to, .. } => reply_to.as_ref(),
+            other => other.target(),
+        };
+        let about = match names {
+            Some(target) => {
+                let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
+                let message = chats::find_message(&files, &reader, target)?;
+                content.target().is_some().then_some(message)
             }
-            _ => None,
+            None => None,
         };
         let key = self.sending_key(&identity, &reader)?;
         let now = now_ms();
@@ -111,8 +110,17 @@ impl Store {
             });
         }
         // Only a line every reader accepts counts: a line someone planted in our log with an
-        // absurd `ts` or `seq` is skipped by readers, and is not inherited here either.
-        let last = last_valid_event(&path, &reader, user, self.device(), log.len());
+        // absurd `ts` or `seq` is skipped by readers, and is not inherited here either. When
+        // this process wrote the last line (the length is what it left), it knows them.
+        let known = self
+            .appended
+            .lock()
+            .expect("appended")
+            .get(&path)
+            .filter(|(len, ..)| *len == log.len())
+            .map(|&(_, ts, seq)| (ts, seq));
+        let last =
+            known.or_else(|| last_valid_event(&path, &reader, user, self.device(), log.len()));
         let (mut ts, file_seq) = match last {
             // Never behind our own last event, so each file stays sorted.
             Some((last_ts, last_seq)) => (now.max(last_ts), last_seq + 1),
@@ -135,6 +143,10 @@ impl Store {
         }
         log.append_line(&line, &path)?;
         self.next_seq.fetch_max(seq + 1, Ordering::Relaxed);
+        self.appended
+            .lock()
+            .expect("appended")
+            .insert(path.clone(), (log.len(), ts, seq));
         self.wrote(&path);
         // An open chat shows its own user's event at once, before any poll.
         if let Some(loaded) = self

@@ -17,7 +17,7 @@ use crate::ids::ChatId;
 use crate::listing;
 use crate::logs;
 use crate::reader::ChatReader;
-use crate::search_index::{Entry, IndexedFile, SearchIndex};
+use crate::search_index::{Entry, FileEntries, IndexedFile, SearchIndex};
 use crate::store::Store;
 use crate::timeline::{MessageView, Quoted, Timeline};
 use crate::username::UserKey;
@@ -51,10 +51,10 @@ impl Store {
             let index = ChatIndex::new(self, &files, &reader);
             let mut candidates: Vec<Target> = index
                 .entries()
-                .filter(|(_, _, entry)| entry.lowered.contains(&query))
-                .map(|(i, own, entry)| {
-                    entry.about.clone().unwrap_or(Target {
-                        id: own,
+                .filter(|(_, entry)| entry.lowered.contains(&query))
+                .map(|(i, entry)| {
+                    entry.about.clone().unwrap_or_else(|| Target {
+                        id: entry.id.clone(),
                         sender: files[i].owner.clone(),
                     })
                 })
@@ -64,7 +64,10 @@ impl Store {
             // Hidden on this device ("delete for me"): not found either.
             let hidden = self.hidden.lock().expect("hidden").in_chat(user, &chat_id);
             candidates.retain(|t| !hidden.contains(t));
-            let by_target = index.by_target();
+            if candidates.is_empty() {
+                continue;
+            }
+            let by_target = index.by_target(&candidates);
             for target in candidates {
                 let Some(view) = index.current(&by_target, admin.as_ref(), &target) else {
                     continue;
@@ -105,7 +108,13 @@ impl Store {
             return;
         }
         let index = ChatIndex::new(self, files, reader);
-        let by_target = index.by_target();
+        let quoted: Vec<Target> = views
+            .iter()
+            .filter_map(|v| v.reply_to.as_ref())
+            .filter(|q| q.state == Quoted::Unknown)
+            .map(|q| q.target.clone())
+            .collect();
+        let by_target = index.by_target(&quoted);
         let admin = reader.admin().cloned();
         for quote in views.iter_mut().filter_map(|v| v.reply_to.as_mut()) {
             if quote.state != Quoted::Unknown {
@@ -138,7 +147,7 @@ impl Store {
     }
 
     /// The opened texts of `file`, read from where the index got to.
-    fn indexed(&self, file: &listing::LogFile, reader: &ChatReader) -> Arc<Vec<Entry>> {
+    fn indexed(&self, file: &listing::LogFile, reader: &ChatReader) -> Arc<FileEntries> {
         let generation = self.keyring.generation();
         let stamp = fsio::stamp(&file.path);
         let (start, known) = {
@@ -189,9 +198,10 @@ impl Store {
             upto = read.unwrap_or(start);
         }
         let entries = match known {
-            Some(known) if !known.is_empty() => {
+            Some(known) if !known.entries.is_empty() => {
                 // Earlier entries keep what their searches already checked.
                 let mut all: Vec<Entry> = known
+                    .entries
                     .iter()
                     .map(|e| Entry {
                         id: e.id.clone(),
@@ -207,7 +217,7 @@ impl Store {
             }
             _ => entries,
         };
-        let entries = Arc::new(entries);
+        let entries = Arc::new(FileEntries::new(entries));
         let mut index = self.search_index.lock().expect("search index");
         // A sign-out or a key change while this was read: keep nothing of it.
         if index.generation == generation && self.keyring.generation() == generation {
@@ -243,7 +253,7 @@ type ByTarget<'a> = (
 struct ChatIndex<'a> {
     files: &'a [listing::LogFile],
     reader: &'a ChatReader,
-    indexed: Vec<Arc<Vec<Entry>>>,
+    indexed: Vec<Arc<FileEntries>>,
 }
 
 impl<'a> ChatIndex<'a> {
@@ -256,29 +266,33 @@ impl<'a> ChatIndex<'a> {
         }
     }
 
-    /// Every entry with its file's index and its event id.
-    fn entries(&self) -> impl Iterator<Item = (usize, String, &Entry)> {
+    /// Every entry with its file's index.
+    fn entries(&self) -> impl Iterator<Item = (usize, &Entry)> {
         self.indexed
             .iter()
             .enumerate()
-            .flat_map(|(i, entries)| entries.iter().map(move |e| (i, e.id.clone(), e)))
+            .flat_map(|(i, file)| file.entries.iter().map(move |e| (i, e)))
     }
 
-    /// The messages by their target, and the edits and deletes about each.
-    fn by_target(&self) -> ByTarget<'_> {
+    /// The messages of `wanted`, and the edits and deletes about each, from each file's
+    /// index by id: the cost follows `wanted`, not the history.
+    fn by_target(&self, wanted: &[Target]) -> ByTarget<'_> {
         let mut messages = HashMap::new();
         let mut about: HashMap<&Target, Vec<(usize, &Entry)>> = HashMap::new();
-        for (i, entries) in self.indexed.iter().enumerate() {
-            for entry in entries.iter() {
-                match &entry.about {
-                    None => {
-                        let own = Target {
-                            id: entry.id.clone(),
-                            sender: self.files[i].owner.clone(),
-                        };
-                        messages.entry(own).or_insert((i, entry));
+        for (i, file) in self.indexed.iter().enumerate() {
+            for id in wanted.iter().map(|t| t.id.as_str()) {
+                for &at in file.by_id.get(id).into_iter().flatten() {
+                    let entry = &file.entries[at];
+                    match &entry.about {
+                        None => {
+                            let own = Target {
+                                id: entry.id.clone(),
+                                sender: self.files[i].owner.clone(),
+                            };
+                            messages.entry(own).or_insert((i, entry));
+                        }
+                        Some(target) => about.entry(target).or_default().push((i, entry)),
                     }
-                    Some(target) => about.entry(target).or_default().push((i, entry)),
                 }
             }
         }

@@ -22,7 +22,25 @@ pub(crate) struct IndexedFile {
     /// Bytes read so far (a line boundary).
     pub(crate) upto: u64,
     pub(crate) len: u64,
-    pub(crate) entries: Arc<Vec<Entry>>,
+    pub(crate) entries: Arc<FileEntries>,
+}
+
+/// A file's entries, and where each id is: a message's own id, or the id of the message an
+/// edit or delete is about.
+pub(crate) struct FileEntries {
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) by_id: HashMap<String, Vec<usize>>,
+}
+
+impl FileEntries {
+    pub(crate) fn new(entries: Vec<Entry>) -> FileEntries {
+        let mut by_id: HashMap<String, Vec<usize>> = HashMap::new();
+        for (at, entry) in entries.iter().enumerate() {
+            let id = entry.about.as_ref().map_or(&entry.id, |target| &target.id);
+            by_id.entry(id.clone()).or_default().push(at);
+        }
+        FileEntries { entries, by_id }
+    }
 }
 
 /// One message, edit or delete as the index holds it: opened (its text lower-cased) but its

@@ -39,6 +39,9 @@ pub struct Store {
     /// The next sequence number this process gives, across all of this device's logs, so
     /// that two users appending through one device in one millisecond keep send order.
     pub(crate) next_seq: AtomicU64,
+    /// Per log this process appended to: its length after that append, and the `ts` and
+    /// `seq` it wrote, so the next append need not read the line back.
+    pub(crate) appended: Mutex<HashMap<PathBuf, (u64, i64, u64)>>,
     /// Identities signed in through this store, public keys read, keys pinned.
     pub(crate) keyring: Arc<Keyring>,
     /// Sealed group names opened by a member in this process, never written anywhere.
@@ -75,6 +78,7 @@ impl Store {
             pin_tried: Mutex::new(HashSet::new()),
             refused_records: Mutex::new(HashMap::new()),
             next_seq: AtomicU64::new(0),
+            appended: Mutex::new(HashMap::new()),
             keyring: Arc::new(Keyring::new(&root)),
             opened_names: Mutex::new(HashMap::new()),
             thumbnail_cache: Mutex::new(None),
