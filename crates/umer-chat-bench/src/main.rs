@@ -585,9 +585,16 @@ fn print_chat_list(base_dir: &Path) {
     println!();
 }
 
-/// Format 3 at `MIXED_SIZE` events with `CONTROLS_PERCENT` edits, reactions and deletes,
-/// beside the messages-only history of the same size measured in this run.
-fn print_mixed(base_dir: &Path, messages_only: Option<&Figures>) {
+/// A new data folder in `base_dir` with `USERS` and their group chat.
+fn bench_folder(
+    base_dir: &Path,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Store,
+    Vec<UserKey>,
+    ChatId,
+) {
     let dir = tempfile::tempdir_in(base_dir).expect("temp dir");
     let root = dir.path().join("data");
     let store = Store::open(&root, DeviceId::random()).expect("open store");
@@ -600,6 +607,13 @@ fn print_mixed(base_dir: &Path, messages_only: Option<&Figures>) {
         .expect("create chat")
         .id
         .clone();
+    (dir, root, store, users, chat)
+}
+
+/// Format 3 at `MIXED_SIZE` events with `CONTROLS_PERCENT` edits, reactions and deletes,
+/// beside the messages-only history of the same size measured in this run.
+fn print_mixed(base_dir: &Path, messages_only: Option<&Figures>) {
+    let (dir, root, store, users, chat) = bench_folder(base_dir);
     let started = Instant::now();
     let bytes = build_mixed_history(&store, &chat, &users, MIXED_SIZE);
     println!(
@@ -679,18 +693,7 @@ fn main() {
         if std::env::var_os("UMER_CHAT_BENCH_MIXED_ONLY").is_some() {
             break;
         }
-        let dir = tempfile::tempdir_in(&base_dir).expect("temp dir");
-        let root = dir.path().join("data");
-        let store = Store::open(&root, DeviceId::random()).expect("open store");
-        let users: Vec<UserKey> = USERS
-            .iter()
-            .map(|u| store.create_user(u, PASSWORD).expect("create user").key)
-            .collect();
-        let chat = store
-            .create_group_chat(&users[0], "bench", &USERS[1..])
-            .expect("create chat")
-            .id
-            .clone();
+        let (dir, root, store, users, chat) = bench_folder(&base_dir);
 
         let started = Instant::now();
         let (events, log_bytes) = build_history(&store, &chat, &users, n);

@@ -14,7 +14,7 @@ use zip::write::SimpleFileOptions;
 use crate::display;
 use crate::error::{Error, Result};
 use crate::format::ChatKind;
-use crate::ids::now_ms;
+use crate::ids::{now_ms, utc_date};
 use crate::store::Store;
 use crate::timeline::{MessageView, Quoted};
 use crate::username::UserKey;
@@ -181,19 +181,9 @@ fn messages_json(
 
 /// `YYYY-MM-DD HH:MM` in UTC: an export reads the same wherever it is opened.
 pub fn utc_minute(ts: i64) -> String {
-    let days = ts.div_euclid(86_400_000);
+    let (y, m, d) = utc_date(ts);
     let ms = ts.rem_euclid(86_400_000);
     let (h, min) = (ms / 3_600_000, (ms / 60_000) % 60);
-    // Howard Hinnant's civil_from_days, as `ids::month_of`.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02} {h:02}:{min:02}")
 }
 

@@ -261,17 +261,23 @@ pub fn now_ms() -> i64 {
 
 /// `YYYY-MM` (UTC) of a Unix-ms time: the log folder an event goes in.
 pub fn month_of(ts_ms: i64) -> String {
+    let (year, month, _) = utc_date(ts_ms);
+    format!("{year:04}-{month:02}")
+}
+
+/// The UTC year, month and day of a Unix-ms time (Howard Hinnant's civil_from_days).
+pub fn utc_date(ts_ms: i64) -> (i64, i64, i64) {
     let days = ts_ms.div_euclid(86_400_000);
-    // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}")
+    (year, month, day)
 }
 
 /// True for a `YYYY-MM` folder name.

@@ -372,7 +372,14 @@ impl Store {
                 loaded.fold.apply_all(events.iter().cloned());
                 loaded
             }
-            // Not open in this process: its latest page, which holds what is new.
+            // Not open in this process, and nothing new: nothing to read (a watch over many
+            // idle chats costs only the listing).
+            None if events.is_empty() => {
+                self.save_pins();
+                return Ok((Vec::new(), next));
+            }
+            // Not open in this process: its latest page, which holds what is new, so a
+            // changed message shows all that is known of it.
             None => {
                 let mut loaded = self.load_latest(user, &chat, &files, &reader, next.clone());
                 loaded.fold.apply_all(events.iter().cloned());
