@@ -351,9 +351,10 @@ fn apply_preferences(store: &Store, config_dir: &Path, preferences: &Preferences
 }
 
 /// Keeps `store`'s pinned keys, and the messages hidden here, in this device's local config.
+/// The pins come first: a damaged list of hidden messages must not leave keys unpinned.
 fn use_pins(store: &Store, config_dir: &Path) -> umer_chat_core::Result<()> {
-    store.use_hidden_file(config_dir.join(HIDDEN_FILE))?;
-    store.use_pin_file(config_dir.join(PIN_FILE))
+    store.use_pin_file(config_dir.join(PIN_FILE))?;
+    store.use_hidden_file(config_dir.join(HIDDEN_FILE))
 }
 
 /// Moves old default-folder data into `default_data_dir`; a notice if anything stayed.

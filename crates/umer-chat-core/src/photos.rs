@@ -220,6 +220,16 @@ impl Store {
     /// their copy until their sync tool syncs the removal; a copy someone saved stays.)
     pub(crate) fn remove_deleted_image(&self, chat: &ChatRecord, reader: &ChatReader, name: &str) {
         self.drop_thumbnails(name);
+        // Only a photo of this chat (sealed with its key): a message can name any file of
+        // `images/`, and deleting it must never remove another chat's photo.
+        let of_this_chat = self
+            .stored_image_bytes(name)
+            .ok()
+            .and_then(|bytes| crypto::image_kid(&bytes))
+            .is_some_and(|kid| reader.content_keys().contains_key(&kid));
+        if !of_this_chat {
+            return;
+        }
         let files = listing::list(&self.log_dir(&chat.id), chat, &mut Vec::new());
         let mut fold = Timeline::new(chat.admin().cloned());
         for file in &files {
