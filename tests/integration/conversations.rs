@@ -592,3 +592,55 @@ fn a_deleted_photo_loses_its_file_and_every_cached_thumbnail() {
         "bob's device dropped its thumbnail"
     );
 }
+
+#[test]
+fn a_groups_export_starts_with_who_made_it_and_keeps_its_name_as_text() {
+    let dir = temp_dir();
+    sign_up(&open_store(dir.path()), &["alice", "bob", "carol"]);
+    let alice = open_signed_in(dir.path(), &["alice"]);
+    let hostile = "<img src=x onerror=alert(1)>";
+    let chat = alice
+        .create_group_chat(&key("alice"), hostile, &["bob", "carol"])
+        .unwrap()
+        .id
+        .clone();
+    say(&alice, "alice", &chat, "first");
+    let out = temp_dir();
+    let zip_path = out.path().join("group.zip");
+    let report = alice
+        .export_chat(&key("alice"), chat.as_str(), &zip_path)
+        .unwrap();
+    assert_eq!(report.messages, 1);
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    let mut read = |name: &str| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut archive.by_name(name).unwrap(), &mut text).unwrap();
+        text
+    };
+    let json: serde_json::Value = serde_json::from_str(&read("messages.json")).unwrap();
+    let events = json["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["kind"], "created");
+    assert_eq!(events[0]["by"], "alice");
+    assert_eq!(events[0]["name"], hostile);
+    assert_eq!(
+        events[0]["members"],
+        serde_json::json!(["alice", "bob", "carol"])
+    );
+    let said = format!("alice created the group \u{201c}{hostile}\u{201d} with bob and carol");
+    assert_eq!(events[0]["text"], said.as_str());
+    let created_at = events[0]["ts"].as_i64().unwrap();
+    assert!(created_at <= json["messages"][0]["ts"].as_i64().unwrap());
+
+    let txt = read("chat.txt");
+    let lines: Vec<&str> = txt.lines().collect();
+    assert!(lines[3].ends_with(&said), "{txt}");
+    assert!(lines[4].ends_with("alice: first"), "{txt}");
+    let html = read("chat.html");
+    assert!(!html.contains("<img src=x"), "the name stays text: {html}");
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{html}"
+    );
+    assert!(html.contains("class=\"system\""), "{html}");
+}

@@ -25,6 +25,34 @@ pub fn chat_title(
     }
 }
 
+/// The line a group's history starts with: "alice created the group “Trip” with bob and
+/// carol". `None` for a DM, which nobody creates: its record is the same whoever writes it.
+pub fn chat_started_line(
+    chat: &ChatRecord,
+    mut name_of: impl FnMut(&UserKey) -> String,
+) -> Option<String> {
+    let creator = chat
+        .created_by
+        .as_ref()
+        .filter(|_| chat.kind == ChatKind::Group)?;
+    let others: Vec<String> = chat
+        .members
+        .iter()
+        .filter(|m| *m != creator)
+        .map(&mut name_of)
+        .collect();
+    let with = match others.as_slice() {
+        [] => String::new(),
+        [one] => format!(" with {one}"),
+        [rest @ .., last] => format!(" with {} and {last}", rest.join(", ")),
+    };
+    Some(format!(
+        "{} created the group \u{201c}{}\u{201d}{with}",
+        name_of(creator),
+        chat.name.as_deref().unwrap_or_default()
+    ))
+}
+
 /// The first line of `text`, cut to `max` characters with "…".
 pub fn one_line(text: &str, max: usize) -> String {
     let line = text.trim().lines().next().unwrap_or("");
@@ -115,5 +143,30 @@ mod tests {
         assert_eq!(one_line("hello world", 5), "hello…");
         assert_eq!(one_line("first\nsecond", 80), "first…");
         assert_eq!(one_line("  padded  ", 80), "padded");
+    }
+
+    #[test]
+    fn a_group_starts_with_who_made_it_and_a_dm_with_nothing() {
+        let key = |name: &str| UserKey::parse(name).unwrap();
+        let (alice, bob, carol) = (key("alice"), key("bob"), key("carol"));
+        let name_of = |k: &UserKey| k.as_str().to_uppercase();
+        let mut group = ChatRecord::dm(&alice, &bob);
+        group.kind = ChatKind::Group;
+        group.name = Some("Trip".into());
+        group.created_by = Some(bob.clone());
+        group.members = vec![alice.clone(), bob.clone(), carol.clone()];
+        assert_eq!(
+            chat_started_line(&group, name_of).as_deref(),
+            Some("BOB created the group \u{201c}Trip\u{201d} with ALICE and CAROL")
+        );
+        group.members = vec![bob.clone()];
+        assert_eq!(
+            chat_started_line(&group, name_of).as_deref(),
+            Some("BOB created the group \u{201c}Trip\u{201d}")
+        );
+        assert_eq!(
+            chat_started_line(&ChatRecord::dm(&alice, &bob), name_of),
+            None
+        );
     }
 }

@@ -40,6 +40,10 @@ impl Store {
         let messages = self.all_messages(user, chat)?;
         let title = display::chat_title(&record, user, |k| self.display_name(k));
         let name_of = |k: &UserKey| self.display_name(k);
+        // A group's record says when and by whom it was made: the history's first line.
+        let started = record
+            .created_at
+            .zip(display::chat_started_line(&record, name_of));
 
         let mut media: Vec<(String, Vec<u8>)> = Vec::new();
         let mut missing = 0;
@@ -73,12 +77,13 @@ impl Store {
             &record.id.to_string(),
             &title,
             &record,
+            started.as_ref(),
             &messages,
             &name_of,
             &media_path,
         );
-        let text = chat_txt(&title, &messages, &name_of);
-        let html = chat_html(&title, &messages, &name_of, &media_path);
+        let text = chat_txt(&title, started.as_ref(), &messages, &name_of);
+        let html = chat_html(&title, started.as_ref(), &messages, &name_of, &media_path);
 
         let dir = out
             .parent()
@@ -132,6 +137,7 @@ fn messages_json(
     id: &str,
     title: &str,
     record: &crate::format::ChatRecord,
+    started: Option<&(i64, String)>,
     messages: &[MessageView],
     name_of: &dyn Fn(&UserKey) -> String,
     media_path: &dyn Fn(&MessageView) -> Option<String>,
@@ -172,8 +178,16 @@ fn messages_json(
             "kind": match record.kind { ChatKind::Dm => "dm", ChatKind::Group => "group" },
             "members": record.members.iter().map(|m| json!({ "key": m, "name": name_of(m) })).collect::<Vec<_>>(),
         },
-        // Membership and rename events (not in this version) will be listed here.
-        "events": [],
+        // What happened to the chat itself; membership and renames join it once groups
+        // can change.
+        "events": started.map(|(ts, text)| vec![json!({
+            "kind": "created",
+            "ts": ts,
+            "by": record.created_by,
+            "name": record.name,
+            "members": record.members,
+            "text": text,
+        })]).unwrap_or_default(),
         "messages": list,
     });
     serde_json::to_string_pretty(&value).expect("json serialises") + "\n"
@@ -187,8 +201,16 @@ pub fn utc_minute(ts: i64) -> String {
     format!("{y:04}-{m:02}-{d:02} {h:02}:{min:02}")
 }
 
-fn chat_txt(title: &str, messages: &[MessageView], name_of: &dyn Fn(&UserKey) -> String) -> String {
+fn chat_txt(
+    title: &str,
+    started: Option<&(i64, String)>,
+    messages: &[MessageView],
+    name_of: &dyn Fn(&UserKey) -> String,
+) -> String {
     let mut out = format!("{title}\n(times in UTC)\n\n");
+    if let Some((ts, text)) = started {
+        out.push_str(&format!("[{}] {text}\n", utc_minute(*ts)));
+    }
     for m in messages {
         let mut line = format!("[{}] {}: ", utc_minute(m.ts), name_of(&m.sender));
         if let Some(q) = &m.reply_to {
@@ -235,7 +257,7 @@ fn escape(text: &str) -> String {
 }
 
 const EXPORT_CSS: &str = "body{font:15px/1.45 system-ui,sans-serif;max-width:760px;margin:2rem auto;padding:0 1rem;color:#1a1d23;background:#eef1f5}\
-h1{font-size:1.4rem}.note{color:#626b78;font-size:.85rem}\
+h1{font-size:1.4rem}.note{color:#626b78;font-size:.85rem}.system{text-align:center;color:#626b78;font-size:.85rem}\
 .message{background:#fff;border:1px solid #dde2ea;border-radius:12px;padding:.5rem .8rem;margin:.5rem 0}\
 .meta{font-size:.75rem;color:#626b78;display:flex;gap:.6rem}.sender{font-weight:700;color:#2f6fed}\
 .text{white-space:pre-wrap;overflow-wrap:anywhere}.deleted{font-style:italic;color:#626b78}\
@@ -246,11 +268,19 @@ details{font-size:.8rem;color:#626b78}@media (prefers-color-scheme:dark){body{ba
 
 fn chat_html(
     title: &str,
+    started: Option<&(i64, String)>,
     messages: &[MessageView],
     name_of: &dyn Fn(&UserKey) -> String,
     media_path: &dyn Fn(&MessageView) -> Option<String>,
 ) -> String {
     let mut body = String::new();
+    if let Some((ts, text)) = started {
+        body.push_str(&format!(
+            "<p class=\"system\"><time datetime=\"{ts}\">{} UTC</time> {}</p>\n",
+            escape(&utc_minute(*ts)),
+            escape(text)
+        ));
+    }
     for m in messages {
         body.push_str(&format!(
             "<article class=\"message\" id=\"m-{}\"><div class=\"meta\"><span class=\"sender\">{}</span><time datetime=\"{}\">{} UTC</time>{}</div>",
