@@ -69,6 +69,24 @@ fn menu_item(s: &Session, label: &str) {
     );
 }
 
+/// A finger on the middle of `css`: down, held `hold_ms` while it drifts `drift_px` down,
+/// then lifted, with the click a tap ends in, as WebKit sends them for a touch screen.
+fn finger(s: &Session, css: &str, hold_ms: u64, drift_px: i64) {
+    s.execute_async(
+        "const [css, hold, drift, done] = arguments; \
+         const el = document.querySelector(css); const r = el.getBoundingClientRect(); \
+         const x = r.left + r.width / 2, y = r.top + r.height / 2; \
+         const send = (type, dy) => el.dispatchEvent(new PointerEvent(type, { bubbles: true, cancelable: true, \
+           pointerType: 'touch', isPrimary: true, pointerId: 7, clientX: x, clientY: y + dy })); \
+         send('pointerdown', 0); \
+         setTimeout(() => send('pointermove', drift / 2), hold / 2); \
+         setTimeout(() => { send('pointermove', drift); send('pointerup', drift); \
+           el.dispatchEvent(new MouseEvent('click', { bubbles: true, cancelable: true, clientX: x, clientY: y })); \
+           setTimeout(done, 50); }, hold);",
+        json!([css, hold_ms, drift_px]),
+    );
+}
+
 #[test]
 fn bob_sees_alices_edit_delete_reaction_and_reply_live_and_a_quote_takes_him_to_the_original() {
     let Some(display) = harness::display_or_skip() else {
@@ -182,6 +200,38 @@ fn bob_sees_alices_edit_delete_reaction_and_reply_live_and_a_quote_takes_him_to_
             );
             (shown == json!(true)).then_some(())
         });
+
+    // On a touch screen: a finger held still on a message opens its menu; a tap, or a finger
+    // that moves (a scroll), does not. WebKitGTK's WebDriver turns a "touch" pointer into
+    // mouse events, so the finger's pointer events are dispatched from the page.
+    let bubble = format!("#messages .message[data-key=\"{reply}\"] .text");
+    let menu_open = || {
+        b.session.execute(
+            "return !!document.querySelector('.message-menu')",
+            json!([]),
+        )
+    };
+    b.session.execute(
+        "document.activeElement?.blur(); \
+         document.querySelector(arguments[0]).scrollIntoView({ block: 'center' })",
+        json!([bubble]),
+    );
+    finger(&b.session, &bubble, 150, 0);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert_eq!(menu_open(), json!(false), "a tap opens no menu");
+    finger(&b.session, &bubble, 800, 40);
+    assert_eq!(
+        menu_open(),
+        json!(false),
+        "a finger that moves opens no menu"
+    );
+    finger(&b.session, &bubble, 800, 0);
+    b.session.wait_visible(".message-menu");
+    let in_reply = b.session.execute(
+        "return !!document.querySelector('.message-menu').closest(`.message[data-key=\"${arguments[0]}\"]`)",
+        json!([reply]),
+    );
+    assert_eq!(in_reply, json!(true), "the menu is the pressed message's");
 }
 
 #[test]

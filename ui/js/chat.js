@@ -146,6 +146,54 @@ document.addEventListener('pointerdown', (e) => {
   if (menu && !menu.node.contains(e.target)) closeMenu({ focus: false });
 });
 
+/** The message whose menu a right-click or long press on `target` opens, if any. */
+function menuTarget(target) {
+  const node = target.closest('.message');
+  if (!node || node.classList.contains('deleted') || target.closest('a, input, textarea, .message-menu')) return null;
+  return node;
+}
+
+const LONG_PRESS_MS = 500;
+const LONG_PRESS_SLOP_PX = 10;
+
+/** A finger held still on a message for half a second opens its menu, as in every chat app
+ *  on a phone; moving (a scroll) or lifting first cancels it. The click that ends the press
+ *  is swallowed so it does not also act on what is under the finger. */
+function initLongPress() {
+  let press = null;
+  const cancel = () => { if (press) clearTimeout(press.timer); press = null; };
+  box.addEventListener('pointerdown', (e) => {
+    cancel();
+    if (e.pointerType === 'mouse' || !e.isPrimary) return;
+    const node = menuTarget(e.target);
+    if (!node) return;
+    press = {
+      x: e.clientX, y: e.clientY, opened: false,
+      timer: setTimeout(() => {
+        press.opened = true;
+        openMenu(node, node.querySelector('.message-actions') || node);
+      }, LONG_PRESS_MS),
+    };
+  });
+  box.addEventListener('pointermove', (e) => {
+    if (press && !press.opened
+      && Math.hypot(e.clientX - press.x, e.clientY - press.y) > LONG_PRESS_SLOP_PX) cancel();
+  });
+  box.addEventListener('pointercancel', cancel);
+  box.addEventListener('scroll', () => { if (press && !press.opened) cancel(); }, { passive: true });
+  box.addEventListener('pointerup', () => {
+    if (!press) return;
+    if (press.opened) {
+      const swallow = (e) => { if (!menu?.node.contains(e.target)) { e.preventDefault(); e.stopPropagation(); } };
+      box.addEventListener('click', swallow, { capture: true, once: true });
+      setTimeout(() => box.removeEventListener('click', swallow, { capture: true }), 400);
+      press = null;
+    } else {
+      cancel();
+    }
+  });
+}
+
 /** "Delete for me": gone from this device's list at once; the others keep it. */
 async function hideMessage(m) {
   const chatId = store.openChatId;
@@ -210,11 +258,14 @@ export function initChat() {
     }
   });
   box.addEventListener('contextmenu', (e) => {
-    const node = e.target.closest('.message');
-    if (!node || node.classList.contains('deleted') || e.target.closest('a, input, textarea')) return;
+    const node = menuTarget(e.target);
+    if (!node) return;
     e.preventDefault();
+    // A long press may have opened it already (some WebViews also send contextmenu then).
+    if (menu?.node.closest('.message') === node) return;
     openMenu(node, node.querySelector('.message-actions') || node);
   });
+  initLongPress();
   olderButton.addEventListener('click', () => loadOlder());
   jumpButton.addEventListener('click', () => { scrollToBottom(); maybeMarkRead(); });
   $('back-to-chats').addEventListener('click', () => closeChat());
