@@ -102,6 +102,7 @@ pub fn run() {
             // The chat data lives in a subfolder of the app-data folder, which is also
             // WebKit's; data an older version kept beside WebKit's files is moved there.
             let state = AppState::open_in_app_data(&config_dir, paths.app_data_dir()?)?;
+            state.use_thumbnail_cache(thumbnail_dir(app.handle()));
             app.manage(state);
             notify::open_chats_on_click(app.handle());
             #[cfg(target_os = "linux")]

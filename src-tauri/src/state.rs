@@ -32,6 +32,9 @@ pub struct AppState {
     next_preview: AtomicU64,
     /// The watch over the data folder, and what it saw since the last poll.
     live: Live,
+    /// Where this device caches thumbnails; every store opened is told, so that a delete
+    /// read before any thumbnail was served still drops the cached ones.
+    thumbnail_cache: Mutex<Option<PathBuf>>,
 }
 
 /// How many composer previews a session keeps (one per chat with a draft image).
@@ -138,7 +141,14 @@ impl AppState {
             startup_notice: Mutex::new(notice),
             next_preview: AtomicU64::new(1),
             live,
+            thumbnail_cache: Mutex::new(None),
         })
+    }
+
+    /// Where this device caches thumbnails (`<app cache>/thumbnails`), for every store.
+    pub fn use_thumbnail_cache(&self, dir: PathBuf) {
+        self.lock().store.use_thumbnail_cache(dir.clone());
+        *self.thumbnail_cache.lock().expect("thumbnail cache") = Some(dir);
     }
 
     /// The startup notice, once.
@@ -333,6 +343,14 @@ impl AppState {
         let store = Store::open(dir.clone(), inner.config.device_id())?;
         use_pins(&store, &self.config_dir)?;
         self.apply_preferences(&store, inner.config.preferences());
+        if let Some(dir) = self
+            .thumbnail_cache
+            .lock()
+            .expect("thumbnail cache")
+            .clone()
+        {
+            store.use_thumbnail_cache(dir);
+        }
         inner.config.set_data_dir(chosen)?;
         if let Some(old) = inner.session.take() {
             let _ = inner.store.set_typing(&old.user.key, None);

@@ -1616,3 +1616,41 @@ fn an_unreadable_pin_file_is_left_alone_and_the_user_is_told() {
         "left as it was"
     );
 }
+
+#[test]
+fn a_deleted_photos_cached_thumbnails_go_even_before_this_run_served_one() {
+    let alice = TestApp::new(None);
+    let folder = alice.data_folder();
+    let bob = TestApp::new(Some(&folder));
+    let chat_id = signed_up_with_a_dm((&alice, "alice"), (&bob, "bob"));
+    let sent = alice.ok(
+        "send_image",
+        json!({ "chatId": chat_id, "dataBase64": photo_base64(320, 240), "text": null }),
+    );
+    let image = sent["image"].as_str().unwrap();
+    // Bob's app starts (as `run` sets it up) with thumbnails an earlier run cached.
+    let cache = bob._dirs.path().join("cache").join("thumbnails");
+    bob.window
+        .state::<AppState>()
+        .use_thumbnail_cache(cache.clone());
+    std::fs::create_dir_all(&cache).unwrap();
+    for size in [64, 260] {
+        std::fs::write(cache.join(format!("{image}.{size}.thumb")), b"sealed").unwrap();
+    }
+    let page = bob.ok("open_chat", json!({ "chatId": chat_id }));
+
+    alice.ok(
+        "delete_message",
+        json!({ "chatId": chat_id, "message": sent["key"] }),
+    );
+    let after = bob.ok(
+        "poll",
+        json!({ "chatId": chat_id, "cursor": page["pollCursor"] }),
+    );
+    assert_eq!(after["messages"][0]["deleted"], true, "{after}");
+    assert_eq!(
+        std::fs::read_dir(&cache).unwrap().count(),
+        0,
+        "the cached thumbnails of the deleted photo are gone"
+    );
+}
