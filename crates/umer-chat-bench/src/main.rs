@@ -66,6 +66,8 @@ fn time(max: usize, mut f: impl FnMut()) -> Stats {
 }
 
 struct Figures {
+    /// The disk floor, taken alternately with `append`.
+    floor: Stats,
     append: Stats,
     poll: Stats,
     open: Stats,
@@ -247,9 +249,35 @@ fn build_mixed_history(store: &Store, chat: &ChatId, users: &[UserKey], n: usize
     store.import_lines(&all).expect("import the history")
 }
 
-/// What any durable append costs on this disk: write one line, fdatasync, no app code.
-/// Measured beside each run, since fsync latency depends on what else writes to the disk.
-fn measure_fsync_floor(dir: &Path) -> Stats {
+/// Times `a` and `b` in turn, `max` times each: two figures taken under the same disk
+/// weather, so that their ratio does not drift with whatever else writes to the disk (the
+/// fsync floor moved by a third between runs taken one after the other).
+fn time_in_turn(max: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (Stats, Stats) {
+    let (mut first, mut second) = (Vec::with_capacity(max), Vec::with_capacity(max));
+    let start = Instant::now();
+    while first.len() < max && (first.len() < MIN_SAMPLES || start.elapsed() < BUDGET) {
+        let t = Instant::now();
+        a();
+        first.push(t.elapsed());
+        let t = Instant::now();
+        b();
+        second.push(t.elapsed());
+    }
+    let stats = |mut samples: Vec<Duration>| {
+        samples.sort();
+        let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
+        Stats {
+            n: samples.len(),
+            p50: at(0.5),
+            p99: at(0.99),
+        }
+    };
+    (stats(first), stats(second))
+}
+
+/// What any durable append costs on this disk: write one line, fdatasync, no app code. One
+/// write per call, in a file of `dir`; taken in turn with the store's appends.
+fn fsync_floor(dir: &Path) -> impl FnMut() {
     let path = dir.join("fsync-floor.jsonl");
     let mut file = File::options()
         .create(true)
@@ -257,11 +285,11 @@ fn measure_fsync_floor(dir: &Path) -> Stats {
         .open(path)
         .expect("open floor file");
     let line = [b'x'; 280];
-    time(APPENDS, || {
+    move || {
         file.write_all(&line)
             .and_then(|_| file.sync_data())
             .expect("write floor file");
-    })
+    }
 }
 
 /// A store on `root` as a new device, with `user` signed in (their keys unlocked), as an
@@ -273,6 +301,7 @@ fn signed_in_store(root: &Path, user: &UserKey) -> Store {
 }
 
 fn measure_store(root: &Path, user: &UserKey, chat: &str) -> Figures {
+    let floor_dir = root.parent().expect("the bench folder");
     let store = signed_in_store(root, user);
     let mut rng = Lcg(7);
     for _ in 0..WARMUP {
@@ -280,7 +309,7 @@ fn measure_store(root: &Path, user: &UserKey, chat: &str) -> Figures {
             .append_message(user, chat, Some("warm-up"), None)
             .unwrap();
     }
-    let append = time(APPENDS, || {
+    let (floor, append) = time_in_turn(APPENDS, fsync_floor(floor_dir), || {
         store
             .append_message(user, chat, Some(&rng.text(6..16)), None)
             .expect("append");
@@ -313,6 +342,7 @@ fn measure_store(root: &Path, user: &UserKey, chat: &str) -> Figures {
         assert!(found.is_empty());
     });
     Figures {
+        floor,
         append,
         poll,
         open,
@@ -353,7 +383,10 @@ fn measure_baseline(path: &Path, chat: &ChatId, user: &UserKey) -> Figures {
     for _ in 0..WARMUP {
         append_one("warm-up".into());
     }
-    let append = time(APPENDS, || append_one(rng.text(6..16)));
+    let floor_dir = path.parent().expect("the bench folder");
+    let (floor, append) = time_in_turn(APPENDS, fsync_floor(floor_dir), || {
+        append_one(rng.text(6..16))
+    });
     let known = read_baseline(path).len();
     let poll = time(POLLS, || assert_eq!(read_baseline(path).len(), known));
     let open = time(OPENS, || {
@@ -378,6 +411,7 @@ fn measure_baseline(path: &Path, chat: &ChatId, user: &UserKey) -> Figures {
     };
     let search_miss = search(ABSENT, 0);
     Figures {
+        floor,
         append,
         poll,
         open,
@@ -399,16 +433,18 @@ fn fmt_duration(d: Duration) -> String {
     }
 }
 
-fn print_table(n: usize, floor: &Stats, umer: &Figures, base: &Figures) {
+fn print_table(n: usize, umer: &Figures, base: &Figures) {
     println!(
         "| {} messages | target | umer-chat | one-file baseline |",
         thousands(n)
     );
     println!("|---|---|---|---|");
     println!(
-        "| disk floor: 1-line write + fdatasync p50 | - | {} (n={}) | (same disk) |",
-        fmt_duration(floor.p50),
-        floor.n
+        "| disk floor: 1-line write + fdatasync p50, in turn with the appends | - | {} (n={}) | {} (n={}) |",
+        fmt_duration(umer.floor.p50),
+        umer.floor.n,
+        fmt_duration(base.floor.p50),
+        base.floor.n
     );
     let row = |name: &str, target: Option<Duration>, u: &Stats, b: &Stats, p99: bool| {
         let cell = |s: &Stats| {
@@ -613,7 +649,7 @@ fn bench_folder(
 /// Format 3 at `MIXED_SIZE` events with `CONTROLS_PERCENT` edits, reactions and deletes,
 /// beside the messages-only history of the same size measured in this run.
 fn print_mixed(base_dir: &Path, messages_only: Option<&Figures>) {
-    let (dir, root, store, users, chat) = bench_folder(base_dir);
+    let (_dir, root, store, users, chat) = bench_folder(base_dir);
     let started = Instant::now();
     let bytes = build_mixed_history(&store, &chat, &users, MIXED_SIZE);
     println!(
@@ -622,8 +658,8 @@ fn print_mixed(base_dir: &Path, messages_only: Option<&Figures>) {
         bytes as f64 / 1e6,
         started.elapsed().as_secs_f64()
     );
-    let floor = measure_fsync_floor(dir.path());
     let mixed = measure_store(&root, &users[0], chat.as_str());
+    let floor = &mixed.floor;
     println!(
         "| {} events | target | format 3, {CONTROLS_PERCENT}% about messages | messages only (above) |",
         thousands(MIXED_SIZE)
@@ -647,7 +683,7 @@ fn print_mixed(base_dir: &Path, messages_only: Option<&Figures>) {
     };
     let append_target = floor.p50.mul_f64(1.3);
     println!(
-        "| disk floor: 1-line write + fdatasync p50 | - | {} (n={}) | (same disk) |",
+        "| disk floor: 1-line write + fdatasync p50, in turn with the appends | - | {} (n={}) | (same disk) |",
         fmt_duration(floor.p50),
         floor.n
     );
@@ -727,10 +763,9 @@ fn main() {
             started.elapsed().as_secs_f64()
         );
 
-        let floor = measure_fsync_floor(dir.path());
         let umer = measure_store(&root, &users[0], chat.as_str());
         let base = measure_baseline(&baseline, &chat, &users[0]);
-        print_table(n, &floor, &umer, &base);
+        print_table(n, &umer, &base);
         if n == MIXED_SIZE {
             messages_only = Some(umer);
         }

@@ -6,7 +6,9 @@
 //! Everything happens on one background thread per [`Store`](crate::Store), started at the
 //! first write: a write only queues a path. Bursts are coalesced into one request, at most
 //! one every [`MIN_GAP`]. Any failure (no Syncthing, not running, refused) is ignored: the
-//! file still goes at Syncthing's own pace.
+//! file still goes at Syncthing's own pace. When the worker finds no Syncthing for the
+//! folder, writes queue nothing until it looks again ([`RECHECK`] later): an append then pays
+//! no wake-up of the worker.
 //!
 //! The API key goes only to a GUI address on loopback, and only over a connection whose
 //! other end the kernel says belongs to this user (see [`peer_is_this_user`]): while
@@ -411,6 +413,8 @@ pub(crate) struct Rescan {
     configs: Option<Vec<PathBuf>>,
     enabled: AtomicBool,
     worker: Mutex<Worker>,
+    /// Until when the worker knows there is no Syncthing to nudge (it looks again then).
+    no_target_until: Arc<Mutex<Option<Instant>>>,
 }
 
 enum Worker {
@@ -457,6 +461,7 @@ impl Rescan {
             configs,
             enabled: AtomicBool::new(true),
             worker: Mutex::new(Worker::NotStarted),
+            no_target_until: Arc::default(),
         }
     }
 
@@ -477,6 +482,13 @@ impl Rescan {
         let Ok(rel) = path.strip_prefix(&self.root) else {
             return;
         };
+        let no_target = *self
+            .no_target_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if no_target.is_some_and(|until| Instant::now() < until) {
+            return;
+        }
         let mut worker = self.worker.lock().unwrap_or_else(PoisonError::into_inner);
         if let Worker::NotStarted = *worker {
             *worker = self.start();
@@ -501,10 +513,11 @@ impl Rescan {
             target: None,
         };
         let progress = Arc::clone(&handled);
+        let no_target_until = Arc::clone(&self.no_target_until);
         let spawned = std::thread::Builder::new()
             .name("syncthing-rescan".into())
             .stack_size(256 << 10)
-            .spawn(move || work(finder, queue, &progress));
+            .spawn(move || work(finder, queue, &progress, &no_target_until));
         match spawned {
             Ok(_) => Worker::Running {
                 paths,
@@ -538,7 +551,12 @@ impl Drop for Rescan {
     }
 }
 
-fn work(mut finder: Finder, queue: Receiver<PathBuf>, handled: &Handled) {
+fn work(
+    mut finder: Finder,
+    queue: Receiver<PathBuf>,
+    handled: &Handled,
+    no_target_until: &Mutex<Option<Instant>>,
+) {
     let log = std::env::var_os(LOG_ENV).is_some();
     let mut last_scan: Option<Instant> = None;
     while let Ok(first) = queue.recv() {
@@ -564,7 +582,14 @@ fn work(mut finder: Finder, queue: Receiver<PathBuf>, handled: &Handled) {
             }
         }
         let mut sent = Vec::new();
-        if let Some(target) = finder.target(log) {
+        let target = finder.target(log).cloned();
+        *no_target_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = match (&target, finder.checked) {
+            (None, Some(checked)) => Some(checked + RECHECK),
+            _ => None,
+        };
+        if let Some(target) = &target {
             let subs: Vec<String> = batch.iter().filter_map(|rel| target.sub(rel)).collect();
             last_scan = Some(Instant::now());
             for chunk in subs.chunks(MAX_SUBS) {
@@ -882,6 +907,30 @@ mod tests {
         rescan.wrote(&dir.path().join("users/alice.json"));
         drop(rescan);
         assert!(started.elapsed() < FLUSH_WAIT + Duration::from_millis(500));
+    }
+
+    #[test]
+    fn without_syncthing_writes_queue_nothing_until_the_next_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let rescan = Rescan::with_configs(dir.path(), vec![dir.path().join("missing.xml")]);
+        let log = dir.path().join("chats/g/log/a.d.jsonl");
+        rescan.wrote(&log);
+        let handled = |rescan: &Rescan| match &*rescan.worker.lock().unwrap() {
+            Worker::Running { handled, .. } => *handled.count.lock().unwrap(),
+            _ => panic!("the worker runs"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while handled(&rescan) == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for _ in 0..100 {
+            rescan.wrote(&log);
+        }
+        match &*rescan.worker.lock().unwrap() {
+            Worker::Running { queued, .. } => assert_eq!(*queued, 1, "nothing more queued"),
+            _ => panic!("the worker runs"),
+        }
+        assert!(rescan.no_target_until.lock().unwrap().is_some());
     }
 
     /// A GUI port held by a listener that accepts and never answers: neither a write nor
