@@ -511,6 +511,7 @@ pub async fn poll<R: Runtime>(
     let preferences = state.preferences();
     let away = !window.is_focused().unwrap_or(true);
     let look = state.live().take_look();
+    let refresh_ms = state.live().beat_ms();
     let receipts_on = preferences.send_read_receipts;
     let user_key = user.key.clone();
     let (result, watch) = blocking(move || {
@@ -551,6 +552,7 @@ pub async fn poll<R: Runtime>(
                 chats,
                 typing,
                 receipts,
+                refresh_ms,
             }),
             (watch, notified, notices),
         ))

@@ -205,6 +205,7 @@ pub struct OlderDto {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PollDto {
     pub messages: Vec<MessageDto>,
     pub cursor: Option<String>,
@@ -213,6 +214,8 @@ pub struct PollDto {
     pub typing: Vec<TypingDto>,
     /// The open chat's receipts (the whole list; empty with no chat or receipts off).
     pub receipts: Vec<ReceiptDto>,
+    /// The timer's beat from now on: slow while the watch is live, 3 s when it is not.
+    pub refresh_ms: u64,
 }
 
 /// Someone typing in a chat; the UI drops it after `expiresInMs` unless a poll renews it.

@@ -337,10 +337,16 @@ fn live_updates_signal_a_change_at_once_and_the_next_poll_brings_it() {
             Ok(())
         }));
     assert!(status.live, "{status:?}");
-    assert_eq!(status.refresh_ms, 3000);
+    assert_eq!(
+        status.refresh_ms, 60_000,
+        "only a slow safety look while live"
+    );
     let bob = TestApp::watching(bob_state, dirs);
     let alice = TestApp::new(Some(&data));
     let chat_id = signed_up_with_a_dm((&alice, "alice"), (&bob, "bob"));
+    // Alice's app has no watch: its timer beats every 3 s, and each poll says so.
+    let alices = alice.ok("poll", json!({ "chatId": null, "cursor": null }));
+    assert_eq!(alices["refreshMs"], 3000, "{alices}");
     bob.ok("list_chats", json!({}));
     let page = bob.ok("open_chat", json!({ "chatId": chat_id }));
     while signalled.recv_timeout(Duration::from_millis(300)).is_ok() {}
@@ -354,6 +360,7 @@ fn live_updates_signal_a_change_at_once_and_the_next_poll_brings_it() {
         json!({ "chatId": chat_id, "cursor": page["pollCursor"] }),
     );
     assert_eq!(idle["chats"], json!([]));
+    assert_eq!(idle["refreshMs"], 60_000);
 
     alice.ok("send_text", json!({ "chatId": chat_id, "text": "live" }));
     let signal: Value = serde_json::from_str(

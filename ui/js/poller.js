@@ -1,6 +1,7 @@
 // Refreshing: one poll at a time. The folder watcher asks for a poll the moment something
-// changes (pollNow); the timer polls anyway every `interval` (3 s unless a test slows it),
-// for folders whose changes raise no events (network drives) and as a safety net.
+// changes (pollNow); the timer polls anyway every `interval`: 3 s for folders whose changes
+// raise no events (network drives), a minute as a safety net while the watch is live. Rust
+// says which with every poll.
 // A setTimeout chain, so calls never overlap and a slow poll does not push the beat later.
 
 import * as api from './api.js';
@@ -85,6 +86,7 @@ async function tick() {
     const result = await api.poll(store.openChatId, store.cursor);
     if (gen !== store.gen) return;
     failing = false;
+    setRefreshInterval(result.refreshMs); // slow while the watch is live, 3 s if it failed
     applyPoll(result, epoch);
   } catch (e) {
     if (gen !== store.gen) return;
