@@ -24,6 +24,7 @@ pub mod keys;
 pub mod listing;
 mod loaded;
 pub mod logs;
+pub mod membership;
 mod messages;
 pub mod names;
 mod parallel;
