@@ -432,9 +432,9 @@ impl<'a> Names<'a> {
             id: chat.id.to_string(),
             kind: chat.kind,
             title: self.title(chat),
-            members: chat.members.iter().map(|m| self.of(m)).collect(),
+            members: chat.current_members().iter().map(|m| self.of(m)).collect(),
             others: chat
-                .members
+                .current_members()
                 .iter()
                 .filter(|m| *m != me)
                 .map(|m| self.person(m))

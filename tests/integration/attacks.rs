@@ -17,33 +17,11 @@ use umer_chat_core::ids::{month_of, now_ms};
 use umer_chat_core::keys::new_keys_record;
 use umer_chat_core::{ChatId, SkipReason, Store, Trust, UserKey};
 use umer_chat_tests::support::{
-    cli, device_config, doctor, files_under, key, open_store_as, temp_dir, PASSWORD,
+    cli, device_config, doctor, files_under, key, open_store_as, plant_user, temp_dir, PASSWORD,
 };
 
 /// The attacker's own content key: she knows its bytes.
 const EVE_KEY: [u8; 32] = [0xEE; 32];
-
-/// Writes `name`'s user record with keys from `seed`, so the test can sign as them.
-fn plant_user(root: &Path, name: &str, seed: u8) -> SecretKeys {
-    let secret = SecretKeys::from_seed([seed; 32], [seed.wrapping_add(1); 32], [seed ^ 0x55; 32]);
-    let record = UserRecord {
-        format: 2,
-        username: name.to_string(),
-        password: None,
-        salt: None,
-        password_hash: None,
-        created_at: Value::from(now_ms()),
-        keys: Some(new_keys_record(&key(name), &secret, PASSWORD, Vec::new())),
-        extra: Default::default(),
-    };
-    fs::create_dir_all(root.join("users")).unwrap();
-    fs::write(
-        root.join("users").join(format!("{name}.json")),
-        serde_json::to_vec_pretty(&record).unwrap(),
-    )
-    .unwrap();
-    secret
-}
 
 /// One device of one user: its config folder (with its pin file) and its store.
 struct Device {

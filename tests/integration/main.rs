@@ -7,6 +7,7 @@ mod conversations;
 mod crash;
 mod durability;
 mod fuzz;
+mod groups;
 mod hostile;
 mod live;
 mod merge;

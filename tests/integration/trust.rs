@@ -14,8 +14,8 @@ use umer_chat_core::crypto::{self, SecretKeys};
 use umer_chat_core::ids::{month_of, now_ms};
 use umer_chat_core::{ChatKind, DeviceId, SkipReason, Skipped, Store, Trust, UserKey};
 use umer_chat_tests::support::{
-    cli, copy_tree, device_config, doctor, files_under, key, open_store_as, run, sign_up, temp_dir,
-    PASSWORD,
+    cli, copy_tree, device_config, doctor, file_starting_with, files_under, key, open_store_as,
+    run, sign_up, temp_dir, PASSWORD,
 };
 
 /// Alice, bob and mallory on three devices of one folder; a DM of alice and bob and a
@@ -262,16 +262,7 @@ fn a_member_cannot_write_as_another_member() {
             .join(&f.group)
             .join("log")
             .join(month_of(now_ms()));
-        let file = fs::read_dir(&path)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("mallory.")
-            })
-            .unwrap();
+        let file = file_starting_with(&path, "mallory.");
         last_line(&file)
     };
     let bob_log = f.bob_log(&f.group);

@@ -10,8 +10,10 @@ use std::sync::OnceLock;
 
 use tempfile::TempDir;
 use umer_chat_core::content::Content;
-use umer_chat_core::format::LINE_VERSION;
-use umer_chat_core::ids::new_event_id;
+use umer_chat_core::crypto::SecretKeys;
+use umer_chat_core::format::{UserRecord, LINE_VERSION};
+use umer_chat_core::ids::{new_event_id, now_ms};
+use umer_chat_core::keys::new_keys_record;
 use umer_chat_core::{ChatId, DeviceId, Event, LocalConfig, Skipped, Store, UserKey};
 
 /// The password every test user gets unless a test says otherwise.
@@ -23,6 +25,39 @@ pub fn temp_dir() -> TempDir {
         .prefix("umer-chat-test-")
         .tempdir()
         .expect("create a temp folder")
+}
+
+/// Writes `name`'s user record with keys from `seed` (and [`PASSWORD`]), so a test can
+/// sign as them, as a folder member with their own keys can.
+pub fn plant_user(root: &Path, name: &str, seed: u8) -> SecretKeys {
+    let secret = SecretKeys::from_seed([seed; 32], [seed.wrapping_add(1); 32], [seed ^ 0x55; 32]);
+    let record = UserRecord {
+        format: 2,
+        username: name.to_string(),
+        password: None,
+        salt: None,
+        password_hash: None,
+        created_at: serde_json::Value::from(now_ms()),
+        keys: Some(new_keys_record(&key(name), &secret, PASSWORD, Vec::new())),
+        extra: Default::default(),
+    };
+    fs::create_dir_all(root.join("users")).unwrap();
+    fs::write(
+        root.join("users").join(format!("{name}.json")),
+        serde_json::to_vec_pretty(&record).unwrap(),
+    )
+    .unwrap();
+    secret
+}
+
+/// The file in `dir` whose name starts with `prefix` (a user's log or membership file:
+/// `"alice."`).
+pub fn file_starting_with(dir: &Path, prefix: &str) -> PathBuf {
+    fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("list {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix}* in {}", dir.display()))
 }
 
 /// Opens the data folder at `dir` as a new device with a random id.

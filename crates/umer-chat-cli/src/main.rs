@@ -225,7 +225,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     "id": chat.id,
                     "kind": chat.kind,
                     "title": title,
-                    "members": chat.members,
+                    "members": chat.current_members(),
                     "last_activity": summary.last_activity(),
                     "unread": summary.unread,
                     "key_changes": summary.key_changes,

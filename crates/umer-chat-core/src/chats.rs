@@ -172,6 +172,7 @@ impl Store {
             keys: Some(wrapped),
             creator_key: Some(creator.public.sign_b64()),
             genesis: Some(crate::crypto::b64(&genesis)),
+            roster: None,
         };
         let signed = serde_json::to_string(&record).expect("records serialise");
         let sig = creator.keys.sign(CHAT_RECORD_DOMAIN, signed.as_bytes());
@@ -434,10 +435,13 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        if chat.is_member(user) {
+        // Who is in a group now is its record's members changed by its membership
+        // operations (`groups.rs`): someone added is in, someone removed is not.
+        let changed = self.with_membership(user, Arc::clone(&chat))?;
+        if changed.is_current_member(user) {
             self.pin_record(&chat);
             self.save_pins();
-            Ok(self.open_name(user, chat))
+            Ok(self.open_name(user, changed))
         } else {
             Err(Error::NotAMember { id: id.to_string() })
         }
@@ -612,11 +616,13 @@ impl Store {
         }
         // Each record's signature is checked and its name opened: on all cores.
         let found = parallel::map(&ids, |id| match self.chat(id) {
-            Ok(chat) if chat.is_member(user) => {
-                self.pin_record(&chat);
-                Found::Member(self.open_name(user, chat))
-            }
-            Ok(_) => Found::Nothing,
+            Ok(chat) => match self.with_membership(user, Arc::clone(&chat)) {
+                Ok(changed) if changed.is_current_member(user) => {
+                    self.pin_record(&chat);
+                    Found::Member(self.open_name(user, changed))
+                }
+                _ => Found::Nothing,
+            },
             // A chat whose chat.json has not synced yet is left out for now.
             Err(Error::ChatNotFound { .. }) => Found::Nothing,
             Err(_) => Found::Unusable,
@@ -746,7 +752,8 @@ impl Store {
             .max_by_key(Event::key)
             .and_then(|event| self.reaction_to(files, &chat, event));
         let key_changes = key_changes.unwrap_or_else(|| {
-            let others = chat.members.iter().filter(|m| *m != user);
+            let current = chat.current_members();
+            let others = current.iter().filter(|m| *m != user);
             others
                 .filter(|m| chat.sender(m).changed())
                 .cloned()

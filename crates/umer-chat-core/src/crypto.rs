@@ -33,6 +33,8 @@ pub const KEY_EPOCH_DOMAIN: &[u8] = b"umer-chat/key-epoch/v2\0";
 pub use crate::ids::GROUP_ID_DOMAIN;
 pub const PRESENCE_DOMAIN: &[u8] = b"umer-chat/presence/v2\0";
 pub const READ_MARKERS_DOMAIN: &[u8] = b"umer-chat/read-markers/v2\0";
+pub const MEMBERSHIP_DOMAIN: &[u8] = b"umer-chat/membership/v1\0";
+pub const MEMBERSHIP_ID_DOMAIN: &[u8] = b"umer-chat/membership-id/v1\0";
 const SEALED_KEYS_AAD: &[u8] = b"umer-chat/sealed-keys/v2\0";
 const RECOVERY_SALT: &[u8] = b"umer-chat/recovery/v2";
 const DM_SALT: &[u8] = b"umer-chat/dm-key/v2";
@@ -712,6 +714,16 @@ pub fn event_id(signed: &[u8]) -> String {
         .chain_update(signed)
         .finalize();
     hex_lower(&digest[..16])
+}
+
+/// A membership operation's id: SHA-256 of its signed bytes, all 32 bytes in hex (an
+/// operation names its predecessors by id, so an id must not collide).
+pub fn membership_op_id(signed: &[u8]) -> String {
+    let digest = Sha256::new()
+        .chain_update(MEMBERSHIP_ID_DOMAIN)
+        .chain_update(signed)
+        .finalize();
+    hex_lower(&digest)
 }
 
 /// The number two people compare to check that each has the other's real identity key:

@@ -201,6 +201,7 @@ impl Store {
             keys: None,
             creator_key: None,
             genesis: None,
+            roster: None,
         };
         let mut ignored = Vec::new();
         for month in listing::list_dir(log_dir, &mut ignored) {

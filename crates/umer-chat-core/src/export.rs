@@ -176,7 +176,7 @@ fn messages_json(
             "id": id,
             "title": title,
             "kind": match record.kind { ChatKind::Dm => "dm", ChatKind::Group => "group" },
-            "members": record.members.iter().map(|m| json!({ "key": m, "name": name_of(m) })).collect::<Vec<_>>(),
+            "members": record.current_members().iter().map(|m| json!({ "key": m, "name": name_of(m) })).collect::<Vec<_>>(),
         },
         // What happened to the chat itself; membership and renames join it once groups
         // can change.

@@ -79,6 +79,10 @@ pub struct ChatRecord {
     /// A bound group's 16 random bytes (base64) that, with `creator_key`, give its id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub genesis: Option<String>,
+    /// Not stored: a changed group's membership as this device resolved it (`groups.rs`).
+    /// `members` then names everyone who was ever a member.
+    #[serde(skip)]
+    pub roster: Option<std::sync::Arc<crate::membership::Roster>>,
 }
 
 impl ChatRecord {
@@ -90,8 +94,31 @@ impl ChatRecord {
         }
     }
 
+    /// Whether `user` is, or (in a changed group) was, a member: whose events may count.
     pub fn is_member(&self, user: &UserKey) -> bool {
         self.members.binary_search(user).is_ok()
+    }
+
+    /// Whether `user` is a member now: who may open the chat and write in it.
+    pub fn is_current_member(&self, user: &UserKey) -> bool {
+        match &self.roster {
+            Some(roster) => roster.current.contains(user),
+            None => self.is_member(user),
+        }
+    }
+
+    /// The members now, sorted.
+    pub fn current_members(&self) -> Vec<UserKey> {
+        match &self.roster {
+            Some(roster) => roster.current.iter().cloned().collect(),
+            None => self.members.clone(),
+        }
+    }
+
+    /// When `user` left a changed group, or was removed (their events after it do not
+    /// count); `None` for a member, or in a group that never changed.
+    pub fn gone_since(&self, user: &UserKey) -> Option<i64> {
+        self.roster.as_ref()?.gone_since.get(user).copied()
     }
 
     /// The first name `keys` is wrapped for that is not a member of this chat, if any: a
@@ -119,6 +146,7 @@ impl ChatRecord {
             keys: None,
             creator_key: None,
             genesis: None,
+            roster: None,
         }
     }
 
@@ -300,6 +328,40 @@ pub enum Trust {
     Unsigned,
 }
 
+/// The version of a membership line (`chats/<id>/members/<user>.<device>.jsonl`).
+pub const MEMBERSHIP_VERSION: u64 = 1;
+/// A device's membership log of one group: about 5,000 operations at most.
+pub const MAX_MEMBERSHIP_LOG_BYTES: u64 = 2 << 20;
+/// One membership line: an operation with its heads and a sealed name.
+pub const MAX_MEMBERSHIP_LINE_BYTES: usize = 8 << 10;
+/// The predecessors one operation may name.
+pub const MAX_HEADS: usize = 32;
+
+/// One line of a membership log: a signed operation, in the clear (who is in a group is
+/// visible in the folder anyway), so a device without the group's key can check it.
+#[derive(Debug, Deserialize)]
+pub struct MembershipLine {
+    pub v: u64,
+    /// A [`MembershipOp`], signed as these exact bytes.
+    pub op: Box<RawValue>,
+    pub sig: String,
+}
+
+/// What a membership line's author signed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembershipOp {
+    pub chat: ChatId,
+    pub by: UserKey,
+    pub device: DeviceId,
+    /// Counts the device's operations of this group from 0.
+    pub seq: u64,
+    pub ts: i64,
+    /// The ids of the operations its author had seen that no other they had seen names.
+    pub after: Vec<String>,
+    pub change: crate::membership::Change,
+}
+
 pub const MAX_GROUP_NAME_CHARS: usize = 64;
 pub const MAX_GROUP_MEMBERS: usize = 256;
 
@@ -410,6 +472,10 @@ pub struct KeyEpoch {
     pub by: UserKey,
     pub created_at: i64,
     pub keys: WrappedKeys,
+    /// In a changed group: the membership operation this key was made for, wrapped for the
+    /// members it left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
 }
 
 /// No epoch is near this big: 256 members' wrapped keys take about 30 KiB.

@@ -17,6 +17,7 @@ pub mod error;
 mod export;
 pub mod format;
 pub mod fsio;
+pub mod groups;
 mod hidden;
 pub mod ids;
 mod images;

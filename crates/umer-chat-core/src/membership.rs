@@ -31,14 +31,25 @@
 //! that change") has the rules with their test vectors.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::crypto::Sealed;
+use crate::ids::DeviceId;
 use crate::username::UserKey;
 
 /// An operation's id: 64 lower-case hex digits of the SHA-256 of its signed bytes.
 pub type OpId = String;
+
+/// A group's name: sealed with the group's key (a format-2 record's, and every rename's),
+/// or in plain text (a group from before format 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum GroupName {
+    Sealed(Sealed),
+    Plain(String),
+}
 
 /// What a membership operation does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +58,7 @@ pub enum Change {
     Add { user: UserKey },
     Remove { user: UserKey },
     Leave,
-    Rename { name: String },
+    Rename { name: GroupName },
     MakeAdmin { user: UserKey },
     RemoveAdmin { user: UserKey },
 }
@@ -64,13 +75,22 @@ pub struct Op {
     pub change: Change,
 }
 
+/// An operation read from the folder, its signature checked, with the device that wrote
+/// it and its number among that device's operations.
+#[derive(Debug, Clone)]
+pub struct FoundOp {
+    pub op: Op,
+    pub device: DeviceId,
+    pub seq: u64,
+}
+
 /// Who is in a group, who administers it, and its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupState {
     pub creator: UserKey,
     pub members: BTreeSet<UserKey>,
     pub admins: BTreeSet<UserKey>,
-    pub name: Option<String>,
+    pub name: Option<GroupName>,
 }
 
 impl GroupState {
@@ -78,7 +98,7 @@ impl GroupState {
     pub fn created(
         creator: UserKey,
         members: impl IntoIterator<Item = UserKey>,
-        name: Option<String>,
+        name: Option<GroupName>,
     ) -> GroupState {
         GroupState {
             members: members.into_iter().collect(),
@@ -163,6 +183,65 @@ impl GroupState {
                 self.admins.remove(user);
             }
         }
+    }
+}
+
+/// What the readers of a changed group need of its membership: who is in it now, since when
+/// those who left are gone, and which operation the key of new messages follows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Roster {
+    /// The members the group's record names: where its operations start from.
+    pub initial: BTreeSet<UserKey>,
+    pub current: BTreeSet<UserKey>,
+    pub admins: BTreeSet<UserKey>,
+    /// Everyone who was a member once and is not now, with the `ts` of the operation that
+    /// removed them (or their leave): their events after it do not count.
+    pub gone_since: BTreeMap<UserKey, i64>,
+    /// The newest applied operation that changed who is in the group (add, remove, leave):
+    /// new messages use a key made for it, wrapped for `current`.
+    pub key_cause: Option<OpId>,
+}
+
+impl Roster {
+    /// The roster that `resolution` of `ops` gives a group that started as `initial`; with
+    /// everyone who was ever a member (the record's and every applied add).
+    pub fn of(
+        initial: &GroupState,
+        ops: &[Op],
+        resolution: &Resolution,
+    ) -> (Roster, BTreeSet<UserKey>) {
+        let by_id: HashMap<&str, &Op> = ops.iter().map(|op| (op.id.as_str(), op)).collect();
+        let mut ever = initial.members.clone();
+        let mut gone_since = BTreeMap::new();
+        let mut key_cause = None;
+        for id in &resolution.applied {
+            let op = by_id[id.as_str()];
+            match &op.change {
+                Change::Add { user } => {
+                    ever.insert(user.clone());
+                    gone_since.remove(user);
+                    key_cause = Some(op.id.clone());
+                }
+                Change::Remove { user } => {
+                    gone_since.insert(user.clone(), op.ts);
+                    key_cause = Some(op.id.clone());
+                }
+                Change::Leave => {
+                    gone_since.insert(op.author.clone(), op.ts);
+                    key_cause = Some(op.id.clone());
+                }
+                _ => {}
+            }
+        }
+        gone_since.retain(|user, _| !resolution.state.members.contains(user));
+        let roster = Roster {
+            initial: initial.members.clone(),
+            current: resolution.state.members.clone(),
+            admins: resolution.state.admins.clone(),
+            gone_since,
+            key_cause,
+        };
+        (roster, ever)
     }
 }
 
@@ -492,7 +571,7 @@ mod tests {
         GroupState::created(
             user("alice"),
             ["alice", "bob", "carol"].map(user),
-            Some("trip".into()),
+            Some(GroupName::Plain("trip".into())),
         )
     }
 
@@ -545,7 +624,7 @@ mod tests {
             &[&bob_admin],
             3,
             Change::Rename {
-                name: "holiday".into(),
+                name: GroupName::Plain("holiday".into()),
             },
         );
         let carol_out = b.op("bob", &[&rename], 4, remove("carol"));
@@ -554,7 +633,7 @@ mod tests {
         let creator_out = b.op("bob", &[&carol_out], 7, remove("alice"));
         let r = b.resolve();
         assert_eq!(members(&r), ["alice", "bob", "dave"]);
-        assert_eq!(r.state.name.as_deref(), Some("holiday"));
+        assert_eq!(r.state.name, Some(GroupName::Plain("holiday".into())));
         assert_eq!(r.state.admins, BTreeSet::from([user("alice"), user("bob")]));
         assert_eq!(r.applied, [dave, bob_admin, rename, carol_out]);
         assert_eq!(
@@ -637,14 +716,14 @@ mod tests {
             &[&backdated],
             3,
             Change::Rename {
-                name: "mine".into(),
+                name: GroupName::Plain("mine".into()),
             },
         );
         // And after it, with it seen: not a member.
         let after = b.op("bob", &[&bob_out, &rename], 60, add("mallory"));
         let r = b.resolve();
         assert_eq!(members(&r), ["alice", "carol"]);
-        assert_eq!(r.state.name.as_deref(), Some("trip"));
+        assert_eq!(r.state.name, Some(GroupName::Plain("trip".into())));
         for id in [&backdated, &rename] {
             assert_eq!(
                 why(&r, id),
@@ -762,7 +841,7 @@ mod tests {
                             1 => Change::Remove { user: whom },
                             2 => Change::Leave,
                             3 => Change::Rename {
-                                name: format!("name {clock}"),
+                                name: GroupName::Plain(format!("name {clock}")),
                             },
                             4 => Change::MakeAdmin { user: whom },
                             _ => Change::RemoveAdmin { user: whom },

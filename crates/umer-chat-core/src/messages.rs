@@ -311,17 +311,66 @@ impl Store {
                     what: format!("group {}", reader.id),
                 });
             }
-            for member in &reader.members {
+            for member in &reader.current_members() {
                 if reader.sender(member).record.is_some() {
                     reader.current_keys_of(member)?;
                 }
             }
         }
+        // A group whose members changed: the key made for its newest change.
+        if let Some(cause) = reader.roster.as_ref().and_then(|r| r.key_cause.clone()) {
+            return self.key_for_change(identity, reader, &cause);
+        }
         if let Some(key) = reader.sending_key(identity)? {
             return Ok(key);
         }
+        self.new_key_epoch(identity, reader, None)
+    }
+
+    /// The key of a changed group's membership change `cause`: of the key epochs made for
+    /// it by someone who is a member now, wrapped for exactly the members now, the one with
+    /// the lowest key id (two members who made one at once end on the same); else a new
+    /// one. So a removed member never holds the key of what is sent after their removal,
+    /// and nobody outside the group, or in it, chooses a key the members do not all hold.
+    pub(crate) fn key_for_change(
+        &self,
+        identity: &Identity,
+        reader: &ChatReader,
+        cause: &str,
+    ) -> Result<ContentKey> {
+        let current: BTreeSet<String> = reader
+            .current_members()
+            .iter()
+            .map(|m| m.as_str().to_string())
+            .collect();
+        let chosen = reader
+            .key_epochs()
+            .into_iter()
+            .filter(|e| e.cause.as_deref() == Some(cause) && reader.is_current_member(&e.by))
+            .filter(|e| e.keys.to.keys().cloned().collect::<BTreeSet<_>>() == current)
+            .filter_map(|e| {
+                Some((
+                    e.keys.kid.clone(),
+                    identity.unwrap_key(&reader.id, &e.keys)?,
+                ))
+            })
+            .min_by(|a, b| a.0.cmp(&b.0));
+        match chosen {
+            Some((_, key)) => Ok(key),
+            None => self.new_key_epoch(identity, reader, Some(cause.to_string())),
+        }
+    }
+
+    /// A new key for the group's members now, written as a key epoch (made for membership
+    /// change `cause`, in a changed group).
+    fn new_key_epoch(
+        &self,
+        identity: &Identity,
+        reader: &ChatReader,
+        cause: Option<String>,
+    ) -> Result<ContentKey> {
         let mut members = Vec::new();
-        for member in &reader.members {
+        for member in &reader.current_members() {
             members.push((member.clone(), reader.current_keys_of(member)?));
         }
         let key = ContentKey::random();
@@ -334,6 +383,7 @@ impl Store {
                 .map_err(|weak| Error::InvalidKeys {
                     name: weak.as_str().to_string(),
                 })?,
+            cause,
         };
         let path = self
             .chat_dir(&reader.id)

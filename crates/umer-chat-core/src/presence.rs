@@ -204,7 +204,7 @@ impl Store {
             let Ok(record) = self.member_chat(user, chat.as_str()) else {
                 continue;
             };
-            if record.is_member(&typist) {
+            if record.is_current_member(&typist) {
                 typing.push(Typing {
                     chat,
                     user: typist,

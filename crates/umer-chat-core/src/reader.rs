@@ -159,7 +159,8 @@ impl ChatReader {
     /// a signed group's key is the one its creator wrapped in its record, for the members
     /// the record names, so nothing in this folder can add another.
     pub(crate) fn key_epochs(&self) -> Vec<KeyEpoch> {
-        if self.chat.kind != ChatKind::Group || self.chat.format >= 2 {
+        let changed = self.chat.roster.is_some();
+        if self.chat.kind != ChatKind::Group || (self.chat.format >= 2 && !changed) {
             return Vec::new();
         }
         let dir = self
@@ -230,7 +231,9 @@ impl ChatReader {
                 epoch.chat
             )));
         }
-        if self.chat.format >= 2 {
+        // A signed group's first key is its record's; later ones follow its membership
+        // changes, each naming the change it was made for.
+        if self.chat.format >= 2 && (self.chat.roster.is_none() || epoch.cause.is_none()) {
             return Err(SkipReason::Invalid(
                 "a key epoch for a signed group, whose key is in its record".into(),
             ));
@@ -379,11 +382,11 @@ impl ChatReader {
             }
             let event: SignedEvent = serde_json::from_str(signed.event.get()).ok()?;
             self.check_place(
-                signed.v,
-                &event.kind,
+                (signed.v, &event.kind),
                 &event.chat,
                 &event.sender,
                 &event.device,
+                event.ts,
                 file,
             )
             .ok()?;
@@ -403,11 +406,11 @@ impl ChatReader {
             return None;
         }
         self.check_place(
-            1,
-            &event.kind,
+            (1, &event.kind),
             &event.chat,
             &event.sender,
             &event.device,
+            event.ts,
             file,
         )
         .ok()?;
@@ -451,11 +454,11 @@ impl ChatReader {
         let event: SignedEvent = serde_json::from_str(line.event.get())
             .map_err(|e| SkipReason::Unparseable(e.to_string()))?;
         self.check_place(
-            line.v,
-            &event.kind,
+            (line.v, &event.kind),
             &event.chat,
             &event.sender,
             &event.device,
+            event.ts,
             file,
         )?;
         check_ts_seq(event.ts, event.seq, now_ms()).map_err(SkipReason::Invalid)?;
@@ -529,11 +532,11 @@ impl ChatReader {
             });
         }
         self.check_place(
-            1,
-            &event.kind,
+            (1, &event.kind),
             &event.chat,
             &event.sender,
             &event.device,
+            event.ts,
             file,
         )?;
         let event = event.into_event();
@@ -580,13 +583,14 @@ impl ChatReader {
         Ok(event)
     }
 
+    /// Whether a line of version and type `(v, kind)` belongs where it is, by a member.
     fn check_place(
         &self,
-        v: u64,
-        kind: &str,
+        (v, kind): (u64, &str),
         chat: &ChatId,
         sender: &UserKey,
         device: &DeviceId,
+        ts: i64,
         file: &LogFile,
     ) -> Result<(), SkipReason> {
         // A format-3 line says only "event"; its kind is sealed inside.
@@ -607,6 +611,11 @@ impl ChatReader {
             )));
         }
         if !self.chat.is_member(sender) {
+            return Err(SkipReason::NotAMember(sender.clone()));
+        }
+        // A member removed from a changed group (or who left) counts up to their removal
+        // in the one order, and not after it.
+        if self.chat.gone_since(sender).is_some_and(|gone| ts > gone) {
             return Err(SkipReason::NotAMember(sender.clone()));
         }
         Ok(())

@@ -129,7 +129,7 @@ impl Store {
     pub fn receipts(&self, user: &UserKey, chat: &str) -> Result<Vec<Receipt>> {
         let chat = self.member_chat(user, chat)?;
         let mut receipts = Vec::new();
-        for member in chat.members.iter().filter(|m| *m != user) {
+        for member in chat.current_members().iter().filter(|m| *m != user) {
             let keys = self.keyring.sender(member);
             let mut best: Option<Receipt> = None;
             for markers in self.scan_read_markers(member, &mut Vec::new())? {

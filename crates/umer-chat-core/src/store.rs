@@ -48,6 +48,32 @@ pub struct Store {
     pub(crate) opened_names: Mutex<HashMap<ChatId, String>>,
     /// Where the app caches thumbnails, so a deleted photo's go too (see `photos.rs`).
     pub(crate) thumbnail_cache: Mutex<Option<PathBuf>>,
+    /// Changed groups as each user read them: the membership files seen (name and stamp),
+    /// the keyring generation, the record they were applied to and the result.
+    /// Membership lines already checked, by the hash of their file's path and bytes, with
+    /// the keyring generation they were checked at.
+    #[allow(clippy::type_complexity)]
+    pub(crate) membership_lines: Mutex<
+        HashMap<
+            [u8; 32],
+            (
+                u64,
+                std::result::Result<crate::membership::FoundOp, crate::skip::SkipReason>,
+            ),
+        >,
+    >,
+    #[allow(clippy::type_complexity)]
+    pub(crate) memberships: Mutex<
+        HashMap<
+            (UserKey, ChatId),
+            (
+                Vec<(String, Option<crate::fsio::Stamp>)>,
+                u64,
+                Arc<ChatRecord>,
+                Arc<ChatRecord>,
+            ),
+        >,
+    >,
     /// Messages hidden on this device ("delete for me"), and their file in local config.
     pub(crate) hidden: Mutex<crate::hidden::Hidden>,
     /// The chats open in this process, folded (see `loaded.rs`), in memory only.
@@ -82,6 +108,8 @@ impl Store {
             keyring: Arc::new(Keyring::new(&root)),
             opened_names: Mutex::new(HashMap::new()),
             thumbnail_cache: Mutex::new(None),
+            memberships: Mutex::default(),
+            membership_lines: Mutex::default(),
             hidden: Mutex::new(Default::default()),
             loaded: Mutex::new(Default::default()),
             search_index: Mutex::new(Default::default()),

@@ -1,0 +1,446 @@
+//! Groups that change, in the folder (FORMAT.md, "Groups that change"). Each device writes
+//! the membership operations its user makes into a file of its own,
+//! `chats/<id>/members/<user>.<device>.jsonl`: one signed line per operation, in the clear,
+//! so that a device without the group's key (or `verify`) can check them too. Readers take
+//! every line that verifies and resolve them with [`membership::resolve`].
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::crypto::{membership_op_id, MEMBERSHIP_DOMAIN};
+use crate::error::{Error, Result};
+use crate::format::{
+    check_group_name, log_file_name, parse_log_name, ChatKind, ChatRecord, MembershipLine,
+    MembershipOp, Trust, MAX_GROUP_MEMBERS, MAX_HEADS, MAX_MEMBERSHIP_LINE_BYTES,
+    MAX_MEMBERSHIP_LOG_BYTES, MEMBERSHIP_VERSION,
+};
+use crate::ids::{now_ms, ChatId, DeviceId};
+use crate::listing;
+use crate::membership::{self, Change, FoundOp, GroupName, GroupState, Op, OpId, Resolution};
+use crate::reader::ChatReader;
+use crate::skip::{SkipReason, Skipped};
+use crate::store::Store;
+use crate::username::UserKey;
+
+/// A group as its record and its operations make it.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    /// The group as its record made it.
+    pub initial: GroupState,
+    pub resolution: Resolution,
+    /// Every operation that verified (applied, dropped or waiting).
+    pub ops: Vec<FoundOp>,
+    /// The group's name now, opened with the group's keys (`None`: none opens it).
+    pub name: Option<String>,
+    /// Lines and files that could not be used, and why.
+    pub skipped: Vec<Skipped>,
+}
+
+impl Membership {
+    /// The group now.
+    pub fn state(&self) -> &GroupState {
+        &self.resolution.state
+    }
+
+    /// The operations a new one names: every operation placed in the order (applied or
+    /// dropped) that no other names. Waiting ones are left out: naming them would make the
+    /// new one wait too.
+    pub fn heads(&self) -> Vec<OpId> {
+        let waiting: BTreeSet<&str> = self.resolution.waiting.iter().map(String::as_str).collect();
+        let placed: Vec<&Op> = self
+            .ops
+            .iter()
+            .map(|f| &f.op)
+            .filter(|op| !waiting.contains(op.id.as_str()))
+            .collect();
+        let named: BTreeSet<&str> = placed
+            .iter()
+            .flat_map(|op| op.after.iter().map(String::as_str))
+            .collect();
+        let heads: BTreeSet<&str> = placed
+            .iter()
+            .map(|op| op.id.as_str())
+            .filter(|id| !named.contains(id))
+            .collect();
+        heads.into_iter().map(str::to_string).collect()
+    }
+}
+
+/// The state a group's record starts it in: its members, its creator the one admin, its
+/// name (sealed in a format-2 record).
+pub fn initial_state(record: &ChatRecord) -> Option<GroupState> {
+    if record.kind != ChatKind::Group {
+        return None;
+    }
+    let creator = record.created_by.clone()?;
+    let name = match (&record.sealed_name, &record.name) {
+        (Some(sealed), _) => Some(GroupName::Sealed(sealed.clone())),
+        (None, Some(plain)) => Some(GroupName::Plain(plain.clone())),
+        (None, None) => None,
+    };
+    // A record this device already applied operations to names everyone who was ever a
+    // member; the operations start from the record's own.
+    let members = match &record.roster {
+        Some(roster) => roster.initial.clone(),
+        None => record.members.iter().cloned().collect(),
+    };
+    Some(GroupState::created(creator, members, name))
+}
+
+impl Store {
+    pub(crate) fn members_dir(&self, id: &ChatId) -> PathBuf {
+        self.chat_dir(id).join("members")
+    }
+
+    /// Every membership operation of `reader`'s group in the folder whose signature its
+    /// author's accepted key makes, resolved from the group's record `base` (the reader's
+    /// may name someone else as a member, to check as they would).
+    pub(crate) fn read_membership(
+        &self,
+        reader: &ChatReader,
+        base: &ChatRecord,
+    ) -> Result<Membership> {
+        let record = reader.record();
+        let initial = initial_state(base)
+            .ok_or_else(|| Error::InvalidArgument("Only a group has members to change.".into()))?;
+        let mut skipped = Vec::new();
+        let mut ops = Vec::new();
+        let dir = self.members_dir(&record.id);
+        for entry in listing::list_dir(&dir, &mut skipped) {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some((owner, device)) = parse_log_name(&name) else {
+                skipped.push(listing::skip(path, SkipReason::UnexpectedName));
+                continue;
+            };
+            let bytes = match crate::fsio::read_capped(&path, MAX_MEMBERSHIP_LOG_BYTES) {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => continue, // removed while listed
+                Err(e) => {
+                    skipped.push(listing::skip(path, SkipReason::from_error(&e)));
+                    continue;
+                }
+            };
+            let mut lines = bytes.split_inclusive(|&b| b == b'\n').enumerate();
+            for (number, line) in &mut lines {
+                let mut report = |reason| {
+                    skipped.push(Skipped {
+                        path: path.clone(),
+                        line: Some(number + 1),
+                        reason,
+                    })
+                };
+                let Some(line) = line.strip_suffix(b"\n") else {
+                    report(SkipReason::TornLine);
+                    continue;
+                };
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                // A line checked before (in this file, with the same keys) is not checked
+                // again: each change re-reads every file of the group.
+                let seen = Sha256::new()
+                    .chain_update(path.as_os_str().as_encoded_bytes())
+                    .chain_update([0])
+                    .chain_update(line)
+                    .finalize();
+                let seen: [u8; 32] = seen.into();
+                let generation = self.keyring.generation();
+                let cached = self
+                    .membership_lines
+                    .lock()
+                    .expect("membership lines")
+                    .get(&seen)
+                    .filter(|(at, _)| *at == generation)
+                    .map(|(_, verdict)| verdict.clone());
+                let verdict = cached.unwrap_or_else(|| {
+                    let verdict = read_op(reader, line, &owner, &device);
+                    self.membership_lines
+                        .lock()
+                        .expect("membership lines")
+                        .insert(seen, (generation, verdict.clone()));
+                    verdict
+                });
+                match verdict {
+                    Ok(found) => ops.push(found),
+                    Err(reason) => report(reason),
+                }
+            }
+        }
+        let plain: Vec<Op> = ops.iter().map(|f: &FoundOp| f.op.clone()).collect();
+        let resolution = membership::resolve(&initial, &plain);
+        let name = open_group_name(reader, resolution.state.name.as_ref());
+        Ok(Membership {
+            initial,
+            resolution,
+            ops,
+            name,
+            skipped,
+        })
+    }
+
+    /// Group `chat` as `user` (a member) sees it now.
+    pub fn group_membership(&self, user: &UserKey, chat: &str) -> Result<Membership> {
+        let record = self.member_chat(user, chat)?;
+        let reader = self.reader_for(user, Arc::clone(&record))?;
+        self.read_membership(&reader, &record)
+    }
+
+    /// `record` as `user` reads it once its membership operations are applied: `members`
+    /// then names everyone who was ever a member, `roster` who is one now (and since when
+    /// the others are gone), and `name` the newest. A group that never changed (no
+    /// operation applies) and a DM come back as they are. `user` need not be in the
+    /// record: they may have been added.
+    pub(crate) fn with_membership(
+        &self,
+        user: &UserKey,
+        record: Arc<ChatRecord>,
+    ) -> Result<Arc<ChatRecord>> {
+        if record.kind != ChatKind::Group {
+            return Ok(record);
+        }
+        let dir = self.members_dir(&record.id);
+        let files: Vec<(String, Option<crate::fsio::Stamp>)> =
+            listing::list_dir(&dir, &mut Vec::new())
+                .into_iter()
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        crate::fsio::stamp(&e.path()),
+                    )
+                })
+                .collect();
+        if files.is_empty() {
+            return Ok(record);
+        }
+        let Some(identity) = self.keyring.identity(user) else {
+            return Ok(record);
+        };
+        let generation = self.keyring.generation();
+        let cache_key = (user.clone(), record.id.clone());
+        let cached = self
+            .memberships
+            .lock()
+            .expect("memberships")
+            .get(&cache_key)
+            .filter(|(seen, at, base, _)| *seen == files && *at == generation && **base == *record)
+            .map(|(.., changed)| changed.clone());
+        if let Some(changed) = cached {
+            return Ok(changed);
+        }
+        // Checked as a member would (pinning whom it meets), whether or not the record
+        // names this user.
+        let mut as_member = (*record).clone();
+        if let Err(at) = as_member.members.binary_search(user) {
+            as_member.members.insert(at, user.clone());
+        }
+        let checker = ChatReader::new(
+            Arc::new(as_member),
+            self.keyring.clone(),
+            Some(identity.clone()),
+        );
+        let membership = self.read_membership(&checker, &record)?;
+        let changed = if membership.resolution.applied.is_empty() {
+            Arc::clone(&record)
+        } else {
+            let ops: Vec<Op> = membership.ops.iter().map(|f| f.op.clone()).collect();
+            let (roster, ever) =
+                membership::Roster::of(&membership.initial, &ops, &membership.resolution);
+            let mut changed = (*record).clone();
+            changed.members = ever.into_iter().collect();
+            // Key epochs were judged by who was ever a member (none may wrap a key for a
+            // stranger): when that grows, they are judged again.
+            let before = self
+                .memberships
+                .lock()
+                .expect("memberships")
+                .get(&cache_key)
+                .map(|(.., earlier)| earlier.members.clone());
+            if before.is_some_and(|before| before != changed.members) {
+                self.keyring.bump();
+            }
+            changed.roster = Some(Arc::new(roster));
+            let changed = Arc::new(changed);
+            // The name is sealed with a key of the group; an added member holds only the
+            // keys made since, which the record's reader does not know of.
+            let reader =
+                ChatReader::new(Arc::clone(&changed), self.keyring.clone(), Some(identity));
+            let mut named = (*changed).clone();
+            if let Some(name) = open_group_name(&reader, membership.state().name.as_ref()) {
+                named.name = Some(name);
+            }
+            Arc::new(named)
+        };
+        self.memberships.lock().expect("memberships").insert(
+            cache_key,
+            (files, generation, Arc::clone(&record), Arc::clone(&changed)),
+        );
+        Ok(changed)
+    }
+
+    /// Makes `change` to group `chat` as `user`: checked against the group as this device
+    /// sees it, then written as a signed line of this device's membership file. A rename's
+    /// name is sealed with the group's key. Returns the operation's id.
+    pub fn change_group(&self, user: &UserKey, chat: &str, change: Change) -> Result<OpId> {
+        let identity = self.keyring.require_identity(user)?;
+        let record = self.member_chat(user, chat)?;
+        let reader = self.reader_for(user, Arc::clone(&record))?;
+        let membership = self.read_membership(&reader, &record)?;
+        let change = match change {
+            Change::Rename { name } => {
+                let plain = match name {
+                    GroupName::Plain(plain) => plain.trim().to_string(),
+                    GroupName::Sealed(_) => {
+                        return Err(Error::InvalidArgument(
+                            "A new name is given in plain text; it is sealed here.".into(),
+                        ))
+                    }
+                };
+                check_group_name(&plain)?;
+                let key = self.sending_key(&identity, &reader)?;
+                Change::Rename {
+                    name: GroupName::Sealed(key.seal_name(&record.id, &plain)),
+                }
+            }
+            Change::Add { user: added } => {
+                // Someone with an account in this folder, under their canonical key.
+                let added = self.get_user(added.as_str())?.key;
+                if membership.state().members.len() >= MAX_GROUP_MEMBERS {
+                    return Err(Error::InvalidArgument(format!(
+                        "A group can have at most {MAX_GROUP_MEMBERS} members."
+                    )));
+                }
+                Change::Add { user: added }
+            }
+            other => other,
+        };
+        membership
+            .state()
+            .allows(user, &change)
+            .map_err(Error::NotAllowed)?;
+        let device = self.device().clone();
+        let seq = membership
+            .ops
+            .iter()
+            .filter(|f| f.op.author == *user && f.device == device)
+            .map(|f| f.seq + 1)
+            .max()
+            .unwrap_or(0);
+        let op = MembershipOp {
+            chat: record.id.clone(),
+            by: user.clone(),
+            device: device.clone(),
+            seq,
+            ts: now_ms(),
+            after: membership.heads(),
+            change,
+        };
+        let signed = serde_json::to_string(&op).expect("operations serialise");
+        let sig = identity.keys.sign(MEMBERSHIP_DOMAIN, signed.as_bytes());
+        let line = format!("{{\"v\":{MEMBERSHIP_VERSION},\"op\":{signed},\"sig\":\"{sig}\"}}");
+        let path = self
+            .members_dir(&record.id)
+            .join(log_file_name(user, &device));
+        let mut file = self.open_log(&path)?;
+        file.append_line(&line, &path)?;
+        self.wrote(&path);
+        let id = membership_op_id(signed.as_bytes());
+        // Who is in the group changed: its key for the members now, at once, so nothing
+        // sent from here on reaches anyone removed, and someone added can read from now on.
+        if matches!(op.change, Change::Add { .. } | Change::Remove { .. }) {
+            let changed = self.member_chat(user, chat)?;
+            let reader = self.reader_for(user, changed)?;
+            if let Some(cause) = reader.roster.as_ref().and_then(|r| r.key_cause.clone()) {
+                self.key_for_change(&identity, &reader, &cause)?;
+            }
+        }
+        Ok(id)
+    }
+}
+
+/// A group name as `reader` (a member) can read it.
+fn open_group_name(reader: &ChatReader, name: Option<&GroupName>) -> Option<String> {
+    match name? {
+        GroupName::Plain(plain) => Some(plain.clone()),
+        GroupName::Sealed(sealed) => reader
+            .content_keys()
+            .get(&sealed.kid)
+            .and_then(|key| key.open_name(&reader.record().id, sealed))
+            .filter(|name| check_group_name(name).is_ok()),
+    }
+}
+
+/// One line of `owner`'s membership file on `device`, checked: its shape, its place, its
+/// predecessors' ids and its signature (by a key this device accepted for its author).
+fn read_op(
+    reader: &ChatReader,
+    line: &[u8],
+    owner: &UserKey,
+    device: &DeviceId,
+) -> std::result::Result<FoundOp, SkipReason> {
+    if line.len() > MAX_MEMBERSHIP_LINE_BYTES {
+        return Err(SkipReason::LineTooLong {
+            len: line.len() as u64,
+            max: MAX_MEMBERSHIP_LINE_BYTES as u64,
+        });
+    }
+    let parsed: MembershipLine =
+        serde_json::from_slice(line).map_err(|e| SkipReason::Unparseable(e.to_string()))?;
+    if parsed.v > MEMBERSHIP_VERSION {
+        return Err(SkipReason::NewerFormat(parsed.v));
+    }
+    let signed = parsed.op.get();
+    let op: MembershipOp =
+        serde_json::from_str(signed).map_err(|e| SkipReason::Unparseable(e.to_string()))?;
+    if op.chat != reader.record().id {
+        return Err(SkipReason::Misplaced(format!(
+            "an operation of chat {}",
+            op.chat
+        )));
+    }
+    if op.by != *owner || op.device != *device {
+        return Err(SkipReason::Misplaced(format!(
+            "an operation of {} on device {} in another's file",
+            op.by,
+            op.device.as_str()
+        )));
+    }
+    let is_id =
+        |id: &String| id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let distinct: BTreeSet<&String> = op.after.iter().collect();
+    if op.after.len() > MAX_HEADS || distinct.len() != op.after.len() || !op.after.iter().all(is_id)
+    {
+        return Err(SkipReason::Invalid(
+            "its predecessors are not a short list of distinct operation ids".into(),
+        ));
+    }
+    if let Change::Rename {
+        name: GroupName::Plain(name),
+    } = &op.change
+    {
+        check_group_name(name).map_err(|e| SkipReason::Invalid(e.to_string()))?;
+    }
+    // Signed with a key this device trusts for its author: a changed key nobody accepted
+    // cannot change who is in a group.
+    let trust = reader.verify(&op.by, MEMBERSHIP_DOMAIN, signed.as_bytes(), &parsed.sig)?;
+    if trust != Trust::Verified {
+        return Err(SkipReason::BadSignature(format!(
+            "signed with a key of {} that this device has not accepted",
+            op.by
+        )));
+    }
+    Ok(FoundOp {
+        op: Op {
+            id: membership_op_id(signed.as_bytes()),
+            author: op.by,
+            ts: op.ts,
+            after: op.after,
+            change: op.change,
+        },
+        device: op.device,
+        seq: op.seq,
+    })
+}

@@ -1,0 +1,483 @@
+//! Groups that change, through the store and the folder: operations written by each device
+//! into its own file, checked and resolved by every reader the same way, whatever a hostile
+//! member writes and whichever folder copy saw what first.
+
+use std::fs;
+use std::path::Path;
+use std::time::Instant;
+
+use umer_chat_core::crypto::MEMBERSHIP_DOMAIN;
+use umer_chat_core::groups::Membership;
+use umer_chat_core::membership::{Change, Dropped, GroupName};
+use umer_chat_core::skip::SkipReason;
+use umer_chat_core::{ChatId, Error, Store};
+use umer_chat_tests::support::{
+    copy_tree, file_starting_with, key, open_signed_in, open_store, plant_user, sign_up, temp_dir,
+};
+
+/// A group alice made with bob and carol, in `dir`; dave and erin have accounts too. Bob's
+/// keys come from a seed, so a test can sign as him.
+fn group_in(dir: &Path) -> ChatId {
+    let _bobs = plant_user(dir, "bob", 7);
+    sign_up(&open_store(dir), &["alice", "carol", "dave", "erin"]);
+    open_signed_in(dir, &["alice"])
+        .create_group_chat(&key("alice"), "trip", &["bob", "carol"])
+        .unwrap()
+        .id
+        .clone()
+}
+
+fn members(m: &Membership) -> Vec<&str> {
+    m.state().members.iter().map(|k| k.as_str()).collect()
+}
+
+fn add(name: &str) -> Change {
+    Change::Add { user: key(name) }
+}
+
+fn remove(name: &str) -> Change {
+    Change::Remove { user: key(name) }
+}
+
+fn admin(name: &str) -> Change {
+    Change::MakeAdmin { user: key(name) }
+}
+
+fn change(store: &Store, who: &str, chat: &ChatId, c: Change) -> String {
+    store
+        .change_group(&key(who), chat.as_str(), c)
+        .unwrap_or_else(|e| panic!("{who}: {e}"))
+}
+
+fn seen_by(store: &Store, who: &str, chat: &ChatId) -> Membership {
+    store.group_membership(&key(who), chat.as_str()).unwrap()
+}
+
+#[test]
+fn changes_made_on_one_device_read_the_same_on_another_and_the_new_name_is_sealed() {
+    let dir = temp_dir();
+    let chat = group_in(dir.path());
+    let alice = open_signed_in(dir.path(), &["alice"]);
+    let bob = open_signed_in(dir.path(), &["bob"]);
+    change(&alice, "alice", &chat, add("dave"));
+    change(&alice, "alice", &chat, admin("bob"));
+    change(
+        &bob,
+        "bob",
+        &chat,
+        Change::Rename {
+            name: GroupName::Plain("  holiday  ".into()),
+        },
+    );
+    change(&bob, "bob", &chat, remove("carol"));
+    let seen = seen_by(&alice, "alice", &chat);
+    assert_eq!(members(&seen), ["alice", "bob", "dave"]);
+    assert_eq!(seen.name.as_deref(), Some("holiday"));
+    assert_eq!(
+        seen.resolution.applied.len(),
+        4,
+        "{:?}",
+        seen.resolution.dropped
+    );
+    assert!(seen.skipped.is_empty(), "{:?}", seen.skipped);
+    // Each device wrote its own file; the name is not in the folder in the clear.
+    let files: Vec<String> =
+        fs::read_dir(dir.path().join("chats").join(chat.as_str()).join("members"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let all = files
+        .iter()
+        .map(|f| {
+            fs::read_to_string(
+                dir.path()
+                    .join("chats")
+                    .join(chat.as_str())
+                    .join("members")
+                    .join(f),
+            )
+            .unwrap()
+        })
+        .collect::<String>();
+    assert!(!all.contains("holiday"), "the new name is sealed: {all}");
+    assert_eq!(seen_by(&bob, "bob", &chat).resolution, seen.resolution);
+
+    // What the group does not allow is refused before anything is written.
+    for (who, c) in [
+        ("dave", add("erin")),
+        ("bob", remove("alice")),
+        ("alice", add("bob")),
+        ("bob", Change::RemoveAdmin { user: key("alice") }),
+    ] {
+        let store = open_signed_in(dir.path(), &[who]);
+        let refused = store.change_group(&key(who), chat.as_str(), c.clone());
+        assert!(
+            matches!(refused, Err(Error::NotAllowed(_))),
+            "{who} {c:?}: {refused:?}"
+        );
+    }
+    assert!(matches!(
+        alice.change_group(&key("alice"), chat.as_str(), add("nobody")),
+        Err(Error::UnknownUser { .. })
+    ));
+    assert_eq!(seen_by(&alice, "alice", &chat).resolution, seen.resolution);
+}
+
+/// Writes `line` at the end of `who`'s membership file on a made-up device.
+fn plant(dir: &Path, chat: &ChatId, file: &str, line: &str) {
+    let members = dir.join("chats").join(chat.as_str()).join("members");
+    fs::create_dir_all(&members).unwrap();
+    let path = members.join(file);
+    let mut text = fs::read_to_string(&path).unwrap_or_default();
+    text.push_str(line);
+    text.push('\n');
+    fs::write(path, text).unwrap();
+}
+
+/// The lines of the one membership file in the group that `who` wrote.
+fn lines_of(dir: &Path, chat: &ChatId, who: &str) -> Vec<String> {
+    let members = dir.join("chats").join(chat.as_str()).join("members");
+    let file = file_starting_with(&members, &format!("{who}."));
+    fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_hostile_member_cannot_change_the_group_by_writing_in_the_folder() {
+    let dir = temp_dir();
+    let chat = group_in(dir.path());
+    let alice = open_signed_in(dir.path(), &["alice"]);
+    let dave_add = change(&alice, "alice", &chat, add("dave"));
+    let genuine = lines_of(dir.path(), &chat, "alice");
+    let before = seen_by(&alice, "alice", &chat);
+
+    // Bob, no admin, writes in his own file an add signed with his own key: the folder
+    // takes it, every reader drops it.
+    let bobs_keys = plant_user(&temp_dir().path().join("elsewhere"), "bob", 7);
+    let device = "0123456789abcdef";
+    let op = format!(
+        r#"{{"chat":"{}","by":"bob","device":"{device}","seq":0,"ts":1,"after":["{dave_add}"],"change":{{"kind":"add","user":"erin"}}}}"#,
+        chat.as_str()
+    );
+    let sig = bobs_keys.sign(MEMBERSHIP_DOMAIN, op.as_bytes());
+    plant(
+        dir.path(),
+        &chat,
+        &format!("bob.{device}.jsonl"),
+        &format!(r#"{{"v":1,"op":{op},"sig":"{sig}"}}"#),
+    );
+    // The same line, as if alice wrote it (her file, her name, bob's signature).
+    let forged = op.replace(r#""by":"bob""#, r#""by":"alice""#);
+    plant(
+        dir.path(),
+        &chat,
+        &format!("alice.{device}.jsonl"),
+        &format!(r#"{{"v":1,"op":{forged},"sig":"{sig}"}}"#),
+    );
+    // Bob's line copied into alice's file; a copy of alice's own line; a torn line; junk.
+    plant(
+        dir.path(),
+        &chat,
+        &format!("alice.{device}.jsonl"),
+        &format!(r#"{{"v":1,"op":{op},"sig":"{sig}"}}"#),
+    );
+    plant(
+        dir.path(),
+        &chat,
+        &format!("carol.{device}.jsonl"),
+        &genuine[0],
+    );
+    // A line cut short (no newline yet), as a sync tool delivers half a file.
+    fs::write(
+        dir.path()
+            .join("chats")
+            .join(chat.as_str())
+            .join("members")
+            .join(format!("erin.{device}.jsonl")),
+        "{\"v\":1,",
+    )
+    .unwrap();
+    fs::write(
+        dir.path()
+            .join("chats")
+            .join(chat.as_str())
+            .join("members")
+            .join("notes.txt"),
+        "hello",
+    )
+    .unwrap();
+
+    let seen = seen_by(&alice, "alice", &chat);
+    assert_eq!(members(&seen), ["alice", "bob", "carol", "dave"]);
+    assert_eq!(seen.resolution.applied, before.resolution.applied);
+    let bobs = seen.resolution.dropped.iter().find(
+        |(_, why)| matches!(why, Dropped::NotAllowed(w) if w.contains("bob was not an admin")),
+    );
+    assert!(bobs.is_some(), "{:?}", seen.resolution.dropped);
+    let reasons: Vec<&SkipReason> = seen.skipped.iter().map(|s| &s.reason).collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| matches!(r, SkipReason::BadSignature(_))),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| matches!(r, SkipReason::Misplaced(_)))
+            .count(),
+        2,
+        "bob's line in alice's file, alice's in carol's: {reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| matches!(r, SkipReason::TornLine)),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| matches!(r, SkipReason::UnexpectedName)),
+        "{reasons:?}"
+    );
+
+    // A replayed line (the same operation twice in its own file) counts once.
+    let alices_file = fs::read_dir(dir.path().join("chats").join(chat.as_str()).join("members"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|f| f.starts_with("alice.") && !f.contains(device))
+        .unwrap();
+    plant(dir.path(), &chat, &alices_file, &genuine[0]);
+    assert_eq!(seen_by(&alice, "alice", &chat).resolution, seen.resolution);
+}
+
+#[test]
+fn two_folders_that_merge_later_end_on_one_group() {
+    // One folder, copied: each copy goes its own way, then they sync.
+    let here = temp_dir();
+    let chat = group_in(here.path());
+    let alice = open_signed_in(here.path(), &["alice"]);
+    change(&alice, "alice", &chat, admin("bob"));
+    change(&alice, "alice", &chat, admin("carol"));
+    drop(alice);
+    let there = temp_dir();
+    copy_tree(here.path(), there.path());
+
+    // Here, bob removes carol and adds dave; there, carol removes bob and adds erin.
+    let bob = open_signed_in(here.path(), &["bob"]);
+    change(&bob, "bob", &chat, remove("carol"));
+    change(&bob, "bob", &chat, add("dave"));
+    let carol = open_signed_in(there.path(), &["carol"]);
+    change(&carol, "carol", &chat, remove("bob"));
+    change(&carol, "carol", &chat, add("erin"));
+    assert_eq!(
+        members(&seen_by(&bob, "bob", &chat)),
+        ["alice", "bob", "dave"]
+    );
+    assert_eq!(
+        members(&seen_by(&carol, "carol", &chat)),
+        ["alice", "carol", "erin"]
+    );
+
+    // They sync: every device's file goes both ways.
+    let members_of = |root: &Path| root.join("chats").join(chat.as_str()).join("members");
+    for (from, to) in [(here.path(), there.path()), (there.path(), here.path())] {
+        for entry in fs::read_dir(members_of(from)).unwrap() {
+            let entry = entry.unwrap();
+            fs::copy(entry.path(), members_of(to).join(entry.file_name())).unwrap();
+        }
+    }
+    let alice_here = open_signed_in(here.path(), &["alice"]);
+    let alice_there = open_signed_in(there.path(), &["alice"]);
+    let here_now = seen_by(&alice_here, "alice", &chat);
+    let there_now = seen_by(&alice_there, "alice", &chat);
+    assert_eq!(here_now.resolution, there_now.resolution);
+    // Bob was made admin first: his removal of carol stands, hers of him does not, and
+    // what she did meanwhile goes with her.
+    assert_eq!(members(&here_now), ["alice", "bob", "dave"]);
+    assert!(here_now
+        .resolution
+        .dropped
+        .iter()
+        .any(|(_, why)| matches!(why, Dropped::LostToSenior { .. })));
+    assert!(here_now
+        .resolution
+        .dropped
+        .iter()
+        .any(|(_, why)| matches!(why, Dropped::RemovedConcurrently { .. })));
+}
+
+#[test]
+fn a_thousand_operations_on_one_group_resolve_and_the_newest_name_wins() {
+    let dir = temp_dir();
+    let chat = group_in(dir.path());
+    let alice = open_signed_in(dir.path(), &["alice"]);
+    let (mut dave_in, mut bob_admin) = (false, false);
+    let started = Instant::now();
+    for i in 0..1000 {
+        let c = match i % 10 {
+            0 => {
+                dave_in = !dave_in;
+                if dave_in {
+                    add("dave")
+                } else {
+                    remove("dave")
+                }
+            }
+            1..=5 => Change::Rename {
+                name: GroupName::Plain(format!("name {i}")),
+            },
+            _ => {
+                bob_admin = !bob_admin;
+                if bob_admin {
+                    admin("bob")
+                } else {
+                    Change::RemoveAdmin { user: key("bob") }
+                }
+            }
+        };
+        change(&alice, "alice", &chat, c);
+    }
+    println!("wrote 1,000 operations in {:?}", started.elapsed());
+    let fresh = open_signed_in(dir.path(), &["alice"]);
+    let started = Instant::now();
+    let seen = seen_by(&fresh, "alice", &chat);
+    println!(
+        "a fresh device read, checked and resolved {} operations in {:?}",
+        seen.ops.len(),
+        started.elapsed()
+    );
+    assert_eq!(seen.ops.len(), 1000);
+    assert_eq!(
+        seen.resolution.applied.len(),
+        1000,
+        "{:?}",
+        seen.resolution.dropped
+    );
+    assert_eq!(members(&seen), ["alice", "bob", "carol"]);
+    assert_eq!(seen.state().admins.len(), 1);
+    assert_eq!(seen.name.as_deref(), Some("name 995"));
+}
+
+fn texts(store: &Store, who: &str, chat: &ChatId) -> Vec<String> {
+    store
+        .all_messages(&key(who), chat.as_str())
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.text)
+        .collect()
+}
+
+#[test]
+fn someone_added_reads_from_then_on_and_someone_removed_reads_nothing_after() {
+    let dir = temp_dir();
+    let chat = group_in(dir.path());
+    let alice = open_signed_in(dir.path(), &["alice"]);
+    let bob = open_signed_in(dir.path(), &["bob"]);
+    let dave = open_signed_in(dir.path(), &["dave"]);
+    let say = |store: &Store, who: &str, text: &str| {
+        store
+            .append_message(&key(who), chat.as_str(), Some(text), None)
+            .unwrap_or_else(|e| panic!("{who}: {e}"));
+    };
+    say(&alice, "alice", "before dave");
+    assert!(matches!(
+        dave.get_chat(&key("dave"), chat.as_str()),
+        Err(Error::NotAMember { .. })
+    ));
+    change(&alice, "alice", &chat, add("dave"));
+    say(&alice, "alice", "welcome dave");
+    say(&dave, "dave", "hi all");
+    // Dave is in: the group is in his list, and he reads from his addition on, never the
+    // history before it (its key was never his).
+    let listed = dave.list_user_chats(&key("dave")).unwrap();
+    assert!(
+        listed.iter().any(|c| c.chat.id == chat),
+        "dave's list has the group"
+    );
+    assert_eq!(texts(&dave, "dave", &chat), ["welcome dave", "hi all"]);
+    assert_eq!(
+        texts(&bob, "bob", &chat),
+        ["before dave", "welcome dave", "hi all"]
+    );
+
+    // Bob is removed: he can no longer open the group, what is sent after does not open
+    // with any key he holds, and what he writes after his removal is not shown.
+    change(&alice, "alice", &chat, remove("bob"));
+    say(&alice, "alice", "after bob");
+    assert!(matches!(
+        bob.get_chat(&key("bob"), chat.as_str()),
+        Err(Error::NotAMember { .. })
+    ));
+    assert!(!bob
+        .list_user_chats(&key("bob"))
+        .unwrap()
+        .iter()
+        .any(|c| c.chat.id == chat));
+    let refused = bob.append_message(&key("bob"), chat.as_str(), Some("still here"), None);
+    assert!(
+        matches!(refused, Err(Error::NotAMember { .. })),
+        "{refused:?}"
+    );
+    // As a modified app would: bob writes a line with the old key into his own log.
+    bob_writes_anyway(dir.path(), &chat);
+    assert_eq!(
+        texts(&alice, "alice", &chat),
+        ["before dave", "welcome dave", "hi all", "after bob"]
+    );
+    let keys_dir = dir.path().join("chats").join(chat.as_str()).join("keys");
+    let epochs: Vec<serde_json::Value> = fs::read_dir(&keys_dir)
+        .unwrap()
+        .map(|e| serde_json::from_slice(&fs::read(e.unwrap().path()).unwrap()).unwrap())
+        .collect();
+    assert_eq!(epochs.len(), 2, "a key for each change: {epochs:?}");
+    let newest = epochs
+        .iter()
+        .max_by_key(|e| e["epoch"]["created_at"].as_i64())
+        .unwrap();
+    let wrapped_for: Vec<&str> = newest["epoch"]["keys"]["to"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(wrapped_for, ["alice", "carol", "dave"], "not for bob");
+}
+
+/// Bob, removed, appends a message sealed with the group's first key (which he holds) to
+/// his log, the way a modified app could.
+fn bob_writes_anyway(root: &Path, chat: &ChatId) {
+    let copy = temp_dir();
+    copy_tree(root, copy.path());
+    // In a copy of the folder without the membership changes, bob is still a member: his
+    // app writes there, and the line is carried over to the real folder.
+    fs::remove_dir_all(
+        copy.path()
+            .join("chats")
+            .join(chat.as_str())
+            .join("members"),
+    )
+    .unwrap();
+    let bob = open_signed_in(copy.path(), &["bob"]);
+    bob.append_message(&key("bob"), chat.as_str(), Some("bob after removal"), None)
+        .unwrap();
+    let log = copy.path().join("chats").join(chat.as_str()).join("log");
+    for month in fs::read_dir(&log).unwrap() {
+        for file in fs::read_dir(month.unwrap().path()).unwrap() {
+            let file = file.unwrap();
+            if file.file_name().to_string_lossy().starts_with("bob.") {
+                let to = root
+                    .join("chats")
+                    .join(chat.as_str())
+                    .join("log")
+                    .join(file.path().parent().unwrap().file_name().unwrap())
+                    .join(file.file_name());
+                fs::create_dir_all(to.parent().unwrap()).unwrap();
+                fs::copy(file.path(), to).unwrap();
+            }
+        }
+    }
+}
