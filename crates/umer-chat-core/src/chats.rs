@@ -471,7 +471,7 @@ impl Store {
             Some(name)
         });
         let mut opened = (*chat).clone();
-        opened.name = Some(name.unwrap_or_else(|| "(group name cannot be opened)".into()));
+        opened.name = Some(name.unwrap_or_else(|| crate::display::UNOPENED_GROUP_NAME.into()));
         Arc::new(opened)
     }
 

@@ -9,6 +9,9 @@ use crate::username::UserKey;
 /// A preview is cut to this many characters, with "…".
 pub const PREVIEW_CHARS: usize = 80;
 
+/// A group's title when no key this device holds opens its sealed name.
+pub const UNOPENED_GROUP_NAME: &str = "(group name cannot be opened)";
+
 /// What a deleted message shows in its place.
 pub const DELETED: &str = "This message was deleted";
 

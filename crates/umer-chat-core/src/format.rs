@@ -476,6 +476,10 @@ pub struct KeyEpoch {
     /// members it left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
+    /// With `cause`: the group's name as its maker read it, sealed with this epoch's key, so
+    /// that someone added (who holds no earlier key) can read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<crate::crypto::Sealed>,
 }
 
 /// No epoch is near this big: 256 members' wrapped keys take about 30 KiB.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::crypto::{membership_op_id, MEMBERSHIP_DOMAIN};
+use crate::crypto::{membership_op_id, SecretKeys, MEMBERSHIP_DOMAIN};
 use crate::error::{Error, Result};
 use crate::format::{
     check_group_name, log_file_name, parse_log_name, ChatKind, ChatRecord, MembershipLine,
@@ -269,9 +269,9 @@ impl Store {
             let reader =
                 ChatReader::new(Arc::clone(&changed), self.keyring.clone(), Some(identity));
             let mut named = (*changed).clone();
-            if let Some(name) = open_group_name(&reader, membership.state().name.as_ref()) {
-                named.name = Some(name);
-            }
+            named.name = open_group_name(&reader, membership.state().name.as_ref())
+                .or_else(|| name_from_epochs(&reader))
+                .or(named.name);
             Arc::new(named)
         };
         self.memberships.lock().expect("memberships").insert(
@@ -338,16 +338,13 @@ impl Store {
             after: membership.heads(),
             change,
         };
-        let signed = serde_json::to_string(&op).expect("operations serialise");
-        let sig = identity.keys.sign(MEMBERSHIP_DOMAIN, signed.as_bytes());
-        let line = format!("{{\"v\":{MEMBERSHIP_VERSION},\"op\":{signed},\"sig\":\"{sig}\"}}");
+        let (line, id) = membership_line(&identity.keys, &op);
         let path = self
             .members_dir(&record.id)
             .join(log_file_name(user, &device));
         let mut file = self.open_log(&path)?;
         file.append_line(&line, &path)?;
         self.wrote(&path);
-        let id = membership_op_id(signed.as_bytes());
         // Who is in the group changed: its key for the members now, at once, so nothing
         // sent from here on reaches anyone removed, and someone added can read from now on.
         if matches!(op.change, Change::Add { .. } | Change::Remove { .. }) {
@@ -361,6 +358,14 @@ impl Store {
     }
 }
 
+/// The line of operation `op`, signed by its author's `keys`, and the operation's id.
+pub fn membership_line(keys: &SecretKeys, op: &MembershipOp) -> (String, OpId) {
+    let signed = serde_json::to_string(op).expect("operations serialise");
+    let sig = keys.sign(MEMBERSHIP_DOMAIN, signed.as_bytes());
+    let line = format!("{{\"v\":{MEMBERSHIP_VERSION},\"op\":{signed},\"sig\":\"{sig}\"}}");
+    (line, membership_op_id(signed.as_bytes()))
+}
+
 /// A group name as `reader` (a member) can read it.
 fn open_group_name(reader: &ChatReader, name: Option<&GroupName>) -> Option<String> {
     match name? {
@@ -371,6 +376,26 @@ fn open_group_name(reader: &ChatReader, name: Option<&GroupName>) -> Option<Stri
             .and_then(|key| key.open_name(&reader.record().id, sealed))
             .filter(|name| check_group_name(name).is_ok()),
     }
+}
+
+/// The name an admin sealed into a key epoch of the group's newest change that this reader
+/// opens: how someone added reads a name sealed before they were.
+fn name_from_epochs(reader: &ChatReader) -> Option<String> {
+    let roster = reader.roster.as_ref()?;
+    let cause = roster.key_cause.as_deref()?;
+    let keys = reader.content_keys();
+    reader
+        .key_epochs()
+        .into_iter()
+        .filter(|e| e.cause.as_deref() == Some(cause) && roster.admins.contains(&e.by))
+        .filter_map(|e| {
+            let sealed = e.name.as_ref()?;
+            let key = keys.get(&e.keys.kid)?;
+            Some((e.keys.kid.clone(), key.open_name(&reader.id, sealed)?))
+        })
+        .filter(|(_, name)| check_group_name(name).is_ok())
+        .min_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, name)| name)
 }
 
 /// One line of `owner`'s membership file on `device`, checked: its shape, its place, its
@@ -443,4 +468,51 @@ fn read_op(
         device: op.device,
         seq: op.seq,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FORMAT.md, "Groups that change": alice (the test vectors' keys) adds carol to her
+    /// bound group, then makes bob an admin after it.
+    #[test]
+    fn membership_test_vectors() {
+        let alice = SecretKeys::from_seed([1; 32], [2; 32], [3; 32]);
+        let chat = ChatId::for_bound_group(alice.public().sign.as_bytes(), &[8; 16]);
+        let user = |name: &str| UserKey::parse(name).unwrap();
+        let device = DeviceId::parse("00112233aabbccdd").unwrap();
+        let add = MembershipOp {
+            chat: chat.clone(),
+            by: user("alice"),
+            device: device.clone(),
+            seq: 0,
+            ts: 1_764_288_000_000,
+            after: Vec::new(),
+            change: Change::Add {
+                user: user("carol"),
+            },
+        };
+        let (first, first_id) = membership_line(&alice, &add);
+        let admin = MembershipOp {
+            seq: 1,
+            ts: 1_764_288_000_001,
+            after: vec![first_id.clone()],
+            change: Change::MakeAdmin { user: user("bob") },
+            ..add
+        };
+        let (second, second_id) = membership_line(&alice, &admin);
+        println!("{first}\n{first_id}\n{second}\n{second_id}");
+        assert_eq!(
+            [first.as_str(), &first_id, &second, &second_id],
+            MEMBERSHIP_VECTORS
+        );
+    }
+
+    const MEMBERSHIP_VECTORS: [&str; 4] = [
+        r#"{"v":1,"op":{"chat":"g-388451e8513b491293452d5f7f8226858e19b08b","by":"alice","device":"00112233aabbccdd","seq":0,"ts":1764288000000,"after":[],"change":{"kind":"add","user":"carol"}},"sig":"MRGdrJNCw2CYJhohZFfpQGGg4g6XEf5Xe66FIO5iBwIIm7BngPeTDPJZZ1wmEJ1IOImJlYxz68l7p67+nEEnDw=="}"#,
+        "b018b301e861e9548ae1f8d62cd813ee5112440386b7400bafc224702281f443",
+        r#"{"v":1,"op":{"chat":"g-388451e8513b491293452d5f7f8226858e19b08b","by":"alice","device":"00112233aabbccdd","seq":1,"ts":1764288000001,"after":["b018b301e861e9548ae1f8d62cd813ee5112440386b7400bafc224702281f443"],"change":{"kind":"make_admin","user":"bob"}},"sig":"8kSMpPkTEflzQr15sWzpSpU4VPzN9k3cO4j+trDuZOKuJ6Dpen/bOtfGPLuFUzz9RlgMnjISjBki8BvZ/TpFDQ=="}"#,
+        "bffe5b9c99417114ecf7b5a1cd407d00788792a046b2ec16a75cf0b19629ec01",
+    ];
 }

@@ -374,6 +374,13 @@ impl Store {
             members.push((member.clone(), reader.current_keys_of(member)?));
         }
         let key = ContentKey::random();
+        // A changed group's name goes along, for whoever is added and holds no older key.
+        let name = reader
+            .name
+            .as_deref()
+            .filter(|_| cause.is_some())
+            .filter(|n| *n != crate::display::UNOPENED_GROUP_NAME)
+            .map(|n| key.seal_name(&reader.id, n));
         let epoch = KeyEpoch {
             chat: reader.id.clone(),
             by: identity.user.key.clone(),
@@ -384,6 +391,7 @@ impl Store {
                     name: weak.as_str().to_string(),
                 })?,
             cause,
+            name,
         };
         let path = self
             .chat_dir(&reader.id)
