@@ -12,7 +12,8 @@ use umer_chat_core::membership::{Change, Dropped, GroupName};
 use umer_chat_core::skip::SkipReason;
 use umer_chat_core::{ChatId, Error, Store};
 use umer_chat_tests::support::{
-    copy_tree, file_starting_with, key, open_signed_in, open_store, plant_user, sign_up, temp_dir,
+    cli, copy_tree, file_starting_with, key, open_signed_in, open_store, plant_user, run, sign_up,
+    temp_dir,
 };
 
 /// A group alice made with bob and carol, in `dir`; dave and erin have accounts too. Bob's
@@ -490,4 +491,46 @@ fn bob_writes_anyway(root: &Path, chat: &ChatId) {
             }
         }
     }
+}
+
+#[test]
+fn the_cli_creates_shows_and_changes_a_group_and_doctor_names_what_it_left_out() {
+    let dir = temp_dir();
+    let _bobs = plant_user(dir.path(), "bob", 7);
+    sign_up(&open_store(dir.path()), &["alice", "carol", "dave"]);
+    let config = temp_dir();
+    let as_user = |who: &str, args: &[&str]| {
+        let mut all = vec!["--user", who, "group"];
+        all.extend_from_slice(args);
+        run(cli(dir.path(), config.path()).args(&all))
+    };
+    let chat = as_user("alice", &["create", "trip", "bob", "carol"]).ok();
+    let chat = chat.trim();
+    as_user("alice", &["add", chat, "dave"]).ok();
+    as_user("alice", &["rename", chat, "holiday"]).ok();
+    as_user("alice", &["admin", chat, "dave"]).ok();
+    let refused = as_user("carol", &["remove", chat, "dave"]);
+    assert!(!refused.status.success());
+    assert!(
+        refused.stderr.contains("carol was not an admin"),
+        "{refused:?}"
+    );
+    as_user("dave", &["remove", chat, "bob"]).ok();
+    as_user("carol", &["leave", chat]).ok();
+    let info: serde_json::Value =
+        serde_json::from_str(as_user("dave", &["info", chat]).ok().trim()).unwrap();
+    assert_eq!(info["name"], "holiday");
+    assert_eq!(info["members"], serde_json::json!(["alice", "dave"]));
+    assert_eq!(info["admins"], serde_json::json!(["alice", "dave"]));
+    assert_eq!(info["operations"], 5);
+
+    // Bob, removed, keeps writing from a copy of the folder where he is still in: doctor
+    // names his line.
+    bob_writes_anyway(dir.path(), &ChatId::parse(chat).unwrap());
+    let doctor = run(cli(dir.path(), config.path()).args(["--user", "alice", "doctor"]));
+    assert!(!doctor.status.success(), "{doctor:?}");
+    assert!(
+        doctor.stdout.contains("after they left the group"),
+        "{doctor:?}"
+    );
 }

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use umer_chat_core::content::{Content, Target};
 use umer_chat_core::display;
+use umer_chat_core::membership::{Change, GroupName};
 use umer_chat_core::timeline::{MessageView, Quoted};
 use umer_chat_core::{config, Error, Event, LocalConfig, PhotoSize, Store, UserKey, PAGE_SIZE};
 
@@ -53,9 +54,14 @@ enum Command {
     Chats,
     /// Open (or create) the DM with OTHER; prints its chat id.
     Dm { other: String },
-    /// Create a group; prints its chat id.
+    /// Create a group (`group create NAME MEMBER…`, or `group NAME MEMBER…`) and print its
+    /// chat id; or show or change one (`group info|add|remove|leave|rename|admin|unadmin`).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Group {
-        name: String,
+        #[command(subcommand)]
+        change: Option<GroupCommand>,
+        #[arg(required = true)]
+        name: Option<String>,
         #[arg(required = true)]
         members: Vec<String>,
     },
@@ -144,6 +150,84 @@ enum Command {
     Recover { name: String },
     /// Show your recovery key again (needs your password).
     RecoveryKey,
+}
+
+#[derive(Subcommand)]
+enum GroupCommand {
+    /// Create a group with MEMBERS; prints its chat id.
+    Create {
+        name: String,
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    /// The group as this device resolves it (JSON): name, members, admins, and the
+    /// operations the rules dropped or that wait for one not here yet.
+    Info { chat: String },
+    /// Add MEMBER to the group (admins only). They read from now on, not the history before.
+    Add { chat: String, member: String },
+    /// Remove MEMBER from the group (admins only; never its creator). What is sent from now
+    /// on uses a key they do not hold.
+    Remove { chat: String, member: String },
+    /// Leave the group.
+    Leave { chat: String },
+    /// Rename the group (admins only).
+    Rename { chat: String, name: String },
+    /// Make MEMBER an admin (admins only).
+    Admin { chat: String, member: String },
+    /// Take MEMBER's admin rights (admins only; never the creator's).
+    Unadmin { chat: String, member: String },
+}
+
+/// `group …`: create a group, show one, or change it as `me`.
+fn group(
+    store: &Store,
+    me: &UserKey,
+    command: GroupCommand,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let user = |name: &str| store.get_user(name).map(|u| u.key);
+    let (chat, change) = match command {
+        GroupCommand::Create { name, members } => {
+            let members: Vec<&str> = members.iter().map(String::as_str).collect();
+            writeln!(out, "{}", store.create_group_chat(me, &name, &members)?.id).ok();
+            return Ok(());
+        }
+        GroupCommand::Info { chat } => {
+            let group = store.group_membership(me, &chat)?;
+            let state = group.state();
+            let names = |keys: &std::collections::BTreeSet<UserKey>| -> Vec<String> {
+                keys.iter().map(|k| k.as_str().to_string()).collect()
+            };
+            let info = json!({
+                "id": chat,
+                "name": group.name,
+                "creator": state.creator,
+                "members": names(&state.members),
+                "admins": names(&state.admins),
+                "operations": group.ops.len(),
+                "dropped": group.resolution.dropped.iter().map(|(id, why)| json!({ "id": id, "why": format!("{why:?}") })).collect::<Vec<_>>(),
+                "waiting": group.resolution.waiting,
+                "skipped": group.skipped.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            });
+            writeln!(out, "{info}").ok();
+            return Ok(());
+        }
+        GroupCommand::Add { chat, member: u } => (chat, Change::Add { user: user(&u)? }),
+        GroupCommand::Remove { chat, member: u } => (chat, Change::Remove { user: user(&u)? }),
+        GroupCommand::Leave { chat } => (chat, Change::Leave),
+        GroupCommand::Rename { chat, name } => (
+            chat,
+            Change::Rename {
+                name: GroupName::Plain(name),
+            },
+        ),
+        GroupCommand::Admin { chat, member: u } => (chat, Change::MakeAdmin { user: user(&u)? }),
+        GroupCommand::Unadmin { chat, member: u } => {
+            (chat, Change::RemoveAdmin { user: user(&u)? })
+        }
+    };
+    writeln!(out, "{}", store.change_group(me, &chat, change)?).ok();
+    Ok(())
 }
 
 /// A failure that ends the run with exit code 1.
@@ -240,10 +324,20 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let me = sign_in(&mut stdin)?;
             writeln!(out, "{}", store.create_private_chat(&me, &other)?.id).ok();
         }
-        Command::Group { name, members } => {
+        Command::Group {
+            change,
+            name,
+            members,
+        } => {
             let me = sign_in(&mut stdin)?;
-            let members: Vec<&str> = members.iter().map(String::as_str).collect();
-            writeln!(out, "{}", store.create_group_chat(&me, &name, &members)?.id).ok();
+            let change = match change {
+                Some(change) => change,
+                None => GroupCommand::Create {
+                    name: name.unwrap_or_default(),
+                    members,
+                },
+            };
+            group(&store, &me, change, &mut out)?;
         }
         Command::Send {
             chat,
@@ -382,6 +476,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
             // Signed in, the sealed events are opened too: what the rules ignore is named.
             let mut ignored = Vec::new();
+            let mut group_problems = Vec::new();
             if cli.user.is_some() {
                 let me = sign_in(&mut stdin)?;
                 ignored = store.ignored_events(&me)?;
@@ -393,12 +488,17 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     )
                     .ok();
                 }
+                group_problems = store.group_problems(&me)?;
+                for (chat, problem) in &group_problems {
+                    writeln!(out, "chats/{chat}: {problem}").ok();
+                }
             }
-            if !skipped.is_empty() || !ignored.is_empty() {
+            if !skipped.is_empty() || !ignored.is_empty() || !group_problems.is_empty() {
                 eprintln!(
-                    "error: {} file(s) or line(s) were skipped and {} event(s) ignored; they are left untouched for you to inspect",
+                    "error: {} file(s) or line(s) were skipped, {} event(s) ignored and {} group change(s) or line(s) left out; they are left untouched for you to inspect",
                     skipped.len(),
-                    ignored.len()
+                    ignored.len(),
+                    group_problems.len()
                 );
                 return Ok(ExitCode::from(1));
             }

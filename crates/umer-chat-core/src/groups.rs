@@ -189,6 +189,50 @@ impl Store {
         self.read_membership(&reader, &record)
     }
 
+    /// What `user`'s changed groups leave out, for `doctor`: membership operations the rules
+    /// dropped, or that wait for one not here, lines of the membership files that cannot be
+    /// used, and log lines of someone removed written after their removal. One line each.
+    pub fn group_problems(&self, user: &UserKey) -> Result<Vec<(ChatId, String)>> {
+        let mut problems = Vec::new();
+        for chat in self.member_chats(user)? {
+            let Some(roster) = chat.roster.clone() else {
+                continue;
+            };
+            let membership = self.group_membership(user, chat.id.as_str())?;
+            for (id, why) in &membership.resolution.dropped {
+                problems.push((
+                    chat.id.clone(),
+                    format!("membership operation {id} dropped: {why}"),
+                ));
+            }
+            for id in &membership.resolution.waiting {
+                problems.push((
+                    chat.id.clone(),
+                    format!("membership operation {id} waits for an operation it names"),
+                ));
+            }
+            for skip in &membership.skipped {
+                problems.push((chat.id.clone(), skip.to_string()));
+            }
+            let reader = self.reader_for(user, Arc::clone(&chat))?;
+            let mut skipped = Vec::new();
+            for file in listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new()) {
+                if roster.gone_since.contains_key(&file.owner) {
+                    crate::logs::read_all(&file, &reader, &mut skipped);
+                }
+            }
+            for skip in skipped {
+                if let SkipReason::NotAMember(who) = &skip.reason {
+                    problems.push((
+                        chat.id.clone(),
+                        format!("{skip}: written by {who} after they left the group"),
+                    ));
+                }
+            }
+        }
+        Ok(problems)
+    }
+
     /// `record` as `user` reads it once its membership operations are applied: `members`
     /// then names everyone who was ever a member, `roster` who is one now (and since when
     /// the others are gone), and `name` the newest. A group that never changed (no

@@ -259,6 +259,26 @@ pub enum Dropped {
     LostToSenior { by: OpId },
 }
 
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dropped::NotAllowed(why) => write!(f, "not allowed: {why}"),
+            Dropped::RemovedConcurrently { by } => {
+                write!(f, "its author was removed by {by}, which it did not see")
+            }
+            Dropped::RacedWithRemoval { by } => {
+                write!(f, "{by} removed the person it adds, without seeing it")
+            }
+            Dropped::LostToSenior { by } => {
+                write!(
+                    f,
+                    "it removes someone senior, who removed its author in {by}"
+                )
+            }
+        }
+    }
+}
+
 /// What [`resolve`] made of a group's operations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolution {
