@@ -50,4 +50,6 @@ app_command_list! {
     set_data_folder(path: String) -> String;
     choose_data_folder() -> Option<String>;
     export_chat(chat_id: String) -> Option<ExportDto>;
+    group_info(chat_id: String) -> GroupInfoDto;
+    change_group(chat_id: String, change: GroupChangeDto) -> GroupInfoDto;
 }

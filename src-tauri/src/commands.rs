@@ -542,6 +542,7 @@ pub async fn poll<R: Runtime>(
             Err(_) => Vec::new(),
         };
         let chats = changed.map(|changed| changed.iter().map(|s| names.summary(s)).collect());
+        let gone: Vec<String> = watch.take_gone().iter().map(|id| id.to_string()).collect();
         // Presence is a hint: a folder that cannot be listed shows nobody typing.
         let typing = names.typing(&store.typing_now(&user.key).unwrap_or_default());
         // The watch goes back even when listing failed, so the next poll is not a full one.
@@ -553,6 +554,7 @@ pub async fn poll<R: Runtime>(
                 typing,
                 receipts,
                 refresh_ms,
+                gone,
             }),
             (watch, notified, notices),
         ))
@@ -878,4 +880,93 @@ fn export_file_name(title: &str) -> String {
         "{} (Umer Chat).zip",
         if clean.is_empty() { "chat" } else { clean }
     )
+}
+
+/// Group `chat_id` as this device resolves it: its name, members (with admin marks), and
+/// whom the signed-in user, if an admin, may add.
+#[tauri::command]
+pub async fn group_info(
+    state: State<'_, AppState>,
+    chat_id: String,
+) -> CommandResult<GroupInfoDto> {
+    let (store, user) = state.signed_in()?;
+    blocking(move || group_info_of(&store, &user.key, &chat_id)).await
+}
+
+/// Makes one change to group `chat_id` as the signed-in user (who must be allowed to:
+/// `not_allowed` otherwise), then gives the group as it is now. After `leave` the user is
+/// no longer a member: the answer is `not_a_member`'s, and the chat goes from their list.
+#[tauri::command]
+pub async fn change_group(
+    state: State<'_, AppState>,
+    chat_id: String,
+    change: GroupChangeDto,
+) -> CommandResult<GroupInfoDto> {
+    use umer_chat_core::membership::{Change, GroupName};
+    let (store, user) = state.signed_in()?;
+    blocking(move || {
+        let person = || -> CommandResult<UserKey> {
+            let name = change
+                .user
+                .as_deref()
+                .ok_or_else(|| CommandError::invalid("Say whom the change is about."))?;
+            Ok(store.get_user(name)?.key)
+        };
+        let change = match change.kind.as_str() {
+            "add" => Change::Add { user: person()? },
+            "remove" => Change::Remove { user: person()? },
+            "leave" => Change::Leave,
+            "make_admin" => Change::MakeAdmin { user: person()? },
+            "remove_admin" => Change::RemoveAdmin { user: person()? },
+            "rename" => Change::Rename {
+                name: GroupName::Plain(change.name.clone().unwrap_or_default()),
+            },
+            other => {
+                return Err(CommandError::invalid(format!(
+                    "{other:?} is not a change a group knows."
+                )))
+            }
+        };
+        store.change_group(&user.key, &chat_id, change)?;
+        group_info_of(&store, &user.key, &chat_id)
+    })
+    .await
+}
+
+fn group_info_of(store: &Store, me: &UserKey, chat_id: &str) -> CommandResult<GroupInfoDto> {
+    let group = store.group_membership(me, chat_id)?;
+    let state = group.state();
+    let mut members: Vec<GroupMemberDto> = state
+        .members
+        .iter()
+        .map(|key| GroupMemberDto {
+            key: key.to_string(),
+            name: store.display_name(key),
+            admin: state.admins.contains(key),
+            creator: *key == state.creator,
+            me: key == me,
+        })
+        .collect();
+    members.sort_by_key(|m| (!m.me, m.name.to_lowercase()));
+    let i_am_admin = state.admins.contains(me);
+    let mut others: Vec<PersonDto> = match i_am_admin {
+        true => store
+            .list_users()?
+            .into_iter()
+            .filter(|u| !state.members.contains(&u.key))
+            .map(|u| PersonDto {
+                key: u.key.to_string(),
+                name: u.name.to_string(),
+            })
+            .collect(),
+        false => Vec::new(),
+    };
+    others.sort_by_key(|p| p.name.to_lowercase());
+    Ok(GroupInfoDto {
+        id: chat_id.to_string(),
+        name: group.name.clone(),
+        members,
+        i_am_admin,
+        others,
+    })
 }

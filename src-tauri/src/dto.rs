@@ -29,6 +29,40 @@ pub struct PersonDto {
     pub name: String,
 }
 
+/// A group as this device resolves it, for its Group info view.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupInfoDto {
+    pub id: String,
+    pub name: Option<String>,
+    /// Members now, the signed-in user first, then by name.
+    pub members: Vec<GroupMemberDto>,
+    /// Whether the signed-in user is an admin: who may add, remove, rename and make admins.
+    pub i_am_admin: bool,
+    /// Users of the folder who are not members: whom an admin may add.
+    pub others: Vec<PersonDto>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupMemberDto {
+    pub key: String,
+    pub name: String,
+    pub admin: bool,
+    pub creator: bool,
+    pub me: bool,
+}
+
+/// One change to a group: `kind` is `add`, `remove`, `leave`, `rename`, `make_admin` or
+/// `remove_admin`; `user` names whom it is about, `name` a new name.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupChangeDto {
+    pub kind: String,
+    pub user: Option<String>,
+    pub name: Option<String>,
+}
+
 /// Another user's keys as this device sees them, for the Verify view.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -216,6 +250,8 @@ pub struct PollDto {
     pub receipts: Vec<ReceiptDto>,
     /// The timer's beat from now on: slow while the watch is live, 3 s when it is not.
     pub refresh_ms: u64,
+    /// Chats the user is no longer in (left, or removed from), for the list to drop.
+    pub gone: Vec<String>,
 }
 
 /// Someone typing in a chat; the UI drops it after `expiresInMs` unless a poll renews it.

@@ -133,6 +133,18 @@ fn signed_up_with_a_dm(first: (&TestApp, &str), second: (&TestApp, &str)) -> Str
         .to_string()
 }
 
+/// One app per name on one shared folder, each with that user signed up (in order).
+fn signed_up_on_one_folder<const N: usize>(names: [&str; N]) -> [TestApp; N] {
+    let first = TestApp::new(None);
+    let folder = first.data_folder();
+    let mut first = Some(first);
+    names.map(|name| {
+        let app = first.take().unwrap_or_else(|| TestApp::new(Some(&folder)));
+        app.ok("signup", creds(name));
+        app
+    })
+}
+
 fn key(name: &str) -> UserKey {
     UserKey::of(name).unwrap()
 }
@@ -1659,5 +1671,81 @@ fn a_deleted_photos_cached_thumbnails_go_even_before_this_run_served_one() {
         std::fs::read_dir(&cache).unwrap().count(),
         0,
         "the cached thumbnails of the deleted photo are gone"
+    );
+}
+
+#[test]
+fn admins_change_a_group_and_everyone_sees_it_the_same_way() {
+    let [alice, bob, carol] = signed_up_on_one_folder(["alice", "bob", "carol"]);
+    let group = alice.ok(
+        "create_group",
+        json!({ "name": "trip", "members": ["bob"] }),
+    );
+    let chat_id = group["id"].as_str().unwrap().to_string();
+    assert!(carol
+        .ok("list_chats", json!({}))
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    let info = alice.ok("group_info", json!({ "chatId": chat_id }));
+    assert_eq!(info["iAmAdmin"], true);
+    assert_eq!(info["others"], json!([{ "key": "carol", "name": "carol" }]));
+    assert_eq!(info["members"][0]["me"], true);
+    assert_eq!(info["members"][0]["creator"], true);
+
+    // Bob is no admin: refused, with a reason a person can act on.
+    assert_eq!(
+        bob.err_code(
+            "change_group",
+            json!({ "chatId": chat_id, "change": { "kind": "add", "user": "carol" } })
+        ),
+        "not_allowed"
+    );
+    let info = alice.ok(
+        "change_group",
+        json!({ "chatId": chat_id, "change": { "kind": "add", "user": "carol" } }),
+    );
+    assert_eq!(info["members"].as_array().unwrap().len(), 3);
+    alice.ok(
+        "change_group",
+        json!({ "chatId": chat_id, "change": { "kind": "rename", "name": "holiday" } }),
+    );
+    let carols = carol.ok("list_chats", json!({}));
+    assert_eq!(carols[0]["title"], "holiday", "{carols}");
+    assert_eq!(carols[0]["members"].as_array().unwrap().len(), 3);
+
+    alice.ok(
+        "change_group",
+        json!({ "chatId": chat_id, "change": { "kind": "remove", "user": "bob" } }),
+    );
+    assert!(bob
+        .ok("list_chats", json!({}))
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        bob.err_code("open_chat", json!({ "chatId": chat_id })),
+        "not_a_member"
+    );
+    assert_eq!(
+        carol.err_code(
+            "change_group",
+            json!({ "chatId": chat_id, "change": { "kind": "leave" } })
+        ),
+        "not_a_member",
+        "after leaving, the group is no longer carol's"
+    );
+    assert!(carol
+        .ok("list_chats", json!({}))
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        alice.err_code(
+            "change_group",
+            json!({ "chatId": chat_id, "change": { "kind": "crown", "user": "bob" } })
+        ),
+        "invalid_argument"
     );
 }

@@ -8,6 +8,7 @@ mod awkward_images;
 mod caret;
 mod chat_list;
 mod conversations;
+mod groups;
 mod harness;
 mod launch;
 mod live;

@@ -96,3 +96,6 @@ export const chooseDataFolder = () => call('choose_data_folder');
 
 // Export (decrypted: the UI asks first)
 export const exportChat = (chatId) => call('export_chat', { chatId });
+export const groupInfo = (chatId) => call('group_info', { chatId });
+/** change: { kind: 'add'|'remove'|'leave'|'rename'|'make_admin'|'remove_admin', user?, name? } */
+export const changeGroup = (chatId, change) => call('change_group', { chatId, change });

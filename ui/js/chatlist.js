@@ -48,6 +48,14 @@ export function setChats(chats) {
   upsertChats(chats);
 }
 
+/** Takes out the chats the user is no longer in (they left a group, or were removed). */
+export function removeChats(ids) {
+  if (!ids?.length) return;
+  for (const id of ids) store.chats.delete(id);
+  layOutItems();
+  showUnreadTotal();
+}
+
 /** Insert or update summaries, then re-sort. */
 export function upsertChats(chats) {
   for (const chat of chats || []) {

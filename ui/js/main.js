@@ -14,7 +14,9 @@ import { initComposer, resetComposer } from './composer.js';
 import { initNewChat, closeNewChatDialogs } from './newchat.js';
 import { initSearch, clearSearch } from './search.js';
 import { initSettings, showFolder } from './settings.js';
-import { startPolling, stopPolling, setAutoRefresh, pollNow, setRefreshInterval } from './poller.js';
+import {
+  startPolling, stopPolling, setAutoRefresh, pollNow, setRefreshInterval, setOnNoLongerMember,
+} from './poller.js';
 import { initViewer, closeViewer } from './viewer.js';
 import { initVerify, closeVerifyDialogs } from './verify.js';
 import { initAccount, showRecoveryKey, closeAccountDialogs } from './account.js';
@@ -37,7 +39,12 @@ function init() {
     onFolderChanged: (folder) => leaveMain(`Data folder changed to ${folder}. Sign in or create an account there.`),
   });
   initViewer();
-  initVerify({ onKeysAccepted: (contact) => keysAccepted(contact.key) });
+  initVerify({
+    onKeysAccepted: (contact) => keysAccepted(contact.key),
+    onGroupChanged: () => pollNow(),
+    onLeft: (chatId) => noLongerIn(chatId, 'You left the group.'),
+  });
+  setOnNoLongerMember((chatId) => noLongerIn(chatId, 'You are no longer a member of this group.'));
   initAccount();
   initPreferences();
   initCaretRest();
@@ -90,6 +97,19 @@ async function enterMain(signedIn) {
   await subscribeToChanges();
   if (gen !== store.gen) return;
   startPolling();
+}
+
+/** A group this user left or was removed from: out of the list (and the chat pane), said. */
+async function noLongerIn(chatId, note) {
+  const gen = store.gen;
+  if (store.openChatId === chatId) closeChat();
+  showBanner(note, 'info');
+  try {
+    const chats = await api.listChats();
+    if (gen === store.gen) setChats(chats);
+  } catch (e) {
+    reportError(e);
+  }
 }
 
 /** Asks to be told when the folder changes, and says whether that works here. */

@@ -7,6 +7,7 @@
 import * as api from './api.js';
 import { store } from './store.js';
 import { applyPoll } from './chat.js';
+import { removeChats } from './chatlist.js';
 import { isSignedOut, reportError, showBanner } from './errors.js';
 
 let interval = 3000;
@@ -18,6 +19,12 @@ let inFlight = false;
 let again = false; // a change arrived during a poll: poll once more right after it
 let lastStart = 0;
 let failing = false; // a poll error was already shown; don't repeat it every 3 s
+let onNoLongerMember = () => {};
+
+/** fn(chatId): the open chat's poll said the user is no longer a member of it. */
+export function setOnNoLongerMember(fn) {
+  onNoLongerMember = fn;
+}
 
 export function setRefreshInterval(ms) {
   if (Number.isFinite(ms) && ms > 0) interval = ms;
@@ -87,10 +94,15 @@ async function tick() {
     if (gen !== store.gen) return;
     failing = false;
     setRefreshInterval(result.refreshMs); // slow while the watch is live, 3 s if it failed
+    if (result.gone?.length) {
+      removeChats(result.gone);
+      if (result.gone.includes(store.openChatId)) onNoLongerMember(store.openChatId);
+    }
     applyPoll(result, epoch);
   } catch (e) {
     if (gen !== store.gen) return;
     if (isSignedOut(e)) reportError(e);
+    else if (e?.code === 'not_a_member' && store.openChatId) onNoLongerMember(store.openChatId);
     else if (!failing) {
       failing = true;
       showBanner(`Couldn't refresh: ${e.message}`);

@@ -25,14 +25,23 @@ const membersDialog = $('members-dialog');
 const membersHeading = $('members-heading');
 const membersList = $('members-list');
 const membersError = $('members-error');
+const groupAdmin = $('group-admin');
+const addWho = $('group-add-who');
+const renameTo = $('group-rename-to');
+const leaveButton = $('group-leave');
 
 let contact = null;   // the ContactKeys shown, once loaded
 let seq = 0;          // drops answers for a person no longer shown
 let membersOf = null; // the chat whose members are listed
+let group = null;     // the GroupInfo shown, once loaded
 let onAccepted = () => {};
+let onGroupChanged = () => {};
+let onLeft = () => {};
 
 export function initVerify(handlers) {
   onAccepted = handlers.onKeysAccepted;
+  onGroupChanged = handlers.onGroupChanged || onGroupChanged;
+  onLeft = handlers.onLeft || onLeft;
   $('verify-close').addEventListener('click', () => dialog.close());
   dialog.addEventListener('close', () => {
     seq += 1;
@@ -42,10 +51,36 @@ export function initVerify(handlers) {
   acceptButton.addEventListener('click', accept);
   markButton.addEventListener('click', toggleVerified);
   $('members-close').addEventListener('click', () => membersDialog.close());
-  membersDialog.addEventListener('close', () => { membersOf = null; membersList.replaceChildren(); });
+  membersDialog.addEventListener('close', () => {
+    membersOf = null;
+    group = null;
+    membersList.replaceChildren();
+    groupAdmin.hidden = true;
+    leaveButton.hidden = true;
+    resetLeave();
+  });
   membersList.addEventListener('click', (e) => {
     const button = e.target.closest('.member-verify');
-    if (button) openVerify(button.dataset.key, button.dataset.name);
+    if (button) { openVerify(button.dataset.key, button.dataset.name); return; }
+    const change = e.target.closest('[data-change]');
+    if (change) changeGroup({ kind: change.dataset.change, user: change.dataset.key });
+  });
+  $('group-add').addEventListener('click', () => {
+    if (addWho.value) changeGroup({ kind: 'add', user: addWho.value });
+  });
+  $('group-rename').addEventListener('click', () => {
+    if (renameTo.value.trim()) changeGroup({ kind: 'rename', name: renameTo.value });
+  });
+  renameTo.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') { e.preventDefault(); $('group-rename').click(); }
+  });
+  // Leaving asks first: the first click says what it means, the second leaves.
+  leaveButton.addEventListener('click', () => {
+    if (leaveButton.dataset.armed) leave();
+    else {
+      leaveButton.dataset.armed = '1';
+      leaveButton.textContent = 'Leave: you will no longer read this group';
+    }
   });
 }
 
@@ -171,18 +206,98 @@ async function showCurrent(key) {
 /** List a group's other members, each with their state and a Verify button. */
 export function openMembers(chat) {
   membersOf = chat;
+  group = null;
   membersHeading.textContent = `Members of ${chat.title}`;
   setMessage(membersError, '');
-  membersList.replaceChildren(...(chat.others || []).map((p) =>
-    el('li', { class: 'member-row', dataset: { key: p.key } },
-      el('span', { class: 'member-name' }, p.name),
-      el('span', { class: 'member-state' }, ''),
-      el('button', {
-        type: 'button', class: 'secondary small member-verify',
-        dataset: { key: p.key, name: p.name },
-      }, 'Verify'))));
+  renderMembers((chat.others || []).map((p) => ({ ...p, admin: false, creator: false, me: false })), false);
   if (!membersDialog.open) membersDialog.showModal();
   refreshMembers();
+  if (chat.kind === 'group') loadGroup(chat);
+}
+
+/** One row per member: name, admin mark, key state, Verify; an admin's controls. */
+function renderMembers(members, iAmAdmin) {
+  membersList.replaceChildren(...members.map((p) => {
+    const mark = p.creator ? 'Creator' : p.admin ? 'Admin' : '';
+    const controls = [];
+    if (iAmAdmin && !p.me && !p.creator) {
+      controls.push(el('button', {
+        type: 'button', class: 'ghost small', dataset: { change: p.admin ? 'remove_admin' : 'make_admin', key: p.key },
+        'aria-label': p.admin ? `Remove ${p.name} as admin` : `Make ${p.name} an admin`,
+      }, p.admin ? 'Remove admin' : 'Make admin'));
+      controls.push(el('button', {
+        type: 'button', class: 'ghost small', dataset: { change: 'remove', key: p.key },
+        'aria-label': `Remove ${p.name} from the group`,
+      }, 'Remove'));
+    }
+    return el('li', { class: 'member-row', dataset: { key: p.key } },
+      el('span', { class: 'member-name' }, p.me ? `${p.name} (you)` : p.name),
+      el('span', { class: 'member-mark' }, mark),
+      el('span', { class: 'member-state' }, ''),
+      ...controls,
+      p.me ? null : el('button', {
+        type: 'button', class: 'secondary small member-verify',
+        dataset: { key: p.key, name: p.name },
+      }, 'Verify'));
+  }));
+}
+
+/** The group as this device resolves it: members with their admin marks, and what the
+ *  signed-in user may change. */
+async function loadGroup(chat) {
+  try {
+    show(await api.groupInfo(chat.id), chat);
+  } catch (e) {
+    if (membersOf !== chat) return;
+    if (isSignedOut(e)) { membersDialog.close(); reportError(e); return; }
+    setMessage(membersError, e.message);
+  }
+}
+
+function show(info, chat) {
+  if (membersOf !== chat) return;
+  group = info;
+  if (info.name) membersHeading.textContent = `Members of ${info.name}`;
+  renderMembers(info.members, info.iAmAdmin);
+  refreshMembers();
+  groupAdmin.hidden = !info.iAmAdmin;
+  addWho.replaceChildren(...info.others.map((p) => el('option', { value: p.key }, p.name)));
+  $('group-add').disabled = info.others.length === 0;
+  leaveButton.hidden = false;
+}
+
+async function changeGroup(change) {
+  const chat = membersOf;
+  if (!chat) return;
+  setMessage(membersError, '');
+  try {
+    const info = await api.changeGroup(chat.id, change);
+    if (change.kind === 'rename') renameTo.value = '';
+    show(info, chat);
+    onGroupChanged(chat.id);
+  } catch (e) {
+    if (membersOf !== chat) return;
+    if (isSignedOut(e)) { membersDialog.close(); reportError(e); return; }
+    setMessage(membersError, e.message);
+  }
+}
+
+function resetLeave() {
+  delete leaveButton.dataset.armed;
+  leaveButton.textContent = 'Leave group';
+}
+
+async function leave() {
+  const chat = membersOf;
+  resetLeave();
+  try {
+    await api.changeGroup(chat.id, { kind: 'leave' });
+  } catch (e) {
+    // Once left, the group is no longer this user's: that is the answer expected.
+    if (e.code !== 'not_a_member') { setMessage(membersError, e.message); return; }
+  }
+  membersDialog.close();
+  onLeft(chat.id);
 }
 
 async function refreshMembers() {

@@ -76,11 +76,26 @@ pub struct ChatView {
 #[derive(Debug, Default)]
 pub struct ChatListWatch {
     seen: HashMap<ChatId, WatchedChat>,
+    /// Chats seen before that the user is no longer in (left, or removed), not yet taken.
+    gone: Vec<ChatId>,
 }
 
-/// A chat as the last look saw it: its logs, the reader's marker, and which members' keys
-/// had changed (a user record can change while no log does).
-type WatchedChat = (LogCursor, Option<EventKey>, Vec<UserKey>);
+impl ChatListWatch {
+    /// The chats the user is no longer in since the last call, for the list to drop.
+    pub fn take_gone(&mut self) -> Vec<ChatId> {
+        std::mem::take(&mut self.gone)
+    }
+}
+
+/// A chat as the last look saw it: its logs, the reader's marker, which members' keys had
+/// changed (a user record can change while no log does), and its name and members now (a
+/// group's membership can change while no log does).
+type WatchedChat = (
+    LogCursor,
+    Option<EventKey>,
+    Vec<UserKey>,
+    (Option<String>, Vec<UserKey>),
+);
 
 impl Store {
     /// The DM between `user` and `other`: the same id, and the same file, whoever creates it.
@@ -502,6 +517,17 @@ impl Store {
     ) -> Result<Vec<ChatSummary>> {
         let markers = self.read_markers(user)?;
         let chats = self.member_chats(user)?;
+        let now: HashSet<&ChatId> = chats.iter().map(|c| &c.id).collect();
+        let gone: Vec<ChatId> = watch
+            .seen
+            .keys()
+            .filter(|id| !now.contains(id))
+            .cloned()
+            .collect();
+        for id in gone {
+            watch.seen.remove(&id);
+            watch.gone.push(id);
+        }
         self.changed_among(user, watch, chats, &markers)
     }
 
@@ -522,12 +548,18 @@ impl Store {
             .iter()
             .filter(|(id, seen)| seen.1.as_ref() != markers.get(*id))
             .map(|(id, _)| id);
-        let ids: BTreeSet<&ChatId> = chats.iter().chain(marker_moved).collect();
-        let chats = ids
-            .into_iter()
-            .filter_map(|id| self.member_chat(user, id.as_str()).ok())
-            .collect();
-        self.changed_among(user, watch, chats, &markers)
+        let ids: BTreeSet<ChatId> = chats.iter().chain(marker_moved).cloned().collect();
+        let mut members_of = Vec::new();
+        for id in ids {
+            match self.member_chat(user, id.as_str()) {
+                Ok(chat) => members_of.push(chat),
+                Err(Error::NotAMember { .. }) if watch.seen.remove(&id).is_some() => {
+                    watch.gone.push(id)
+                }
+                Err(_) => {}
+            }
+        }
+        self.changed_among(user, watch, members_of, &markers)
     }
 
     fn changed_among(
@@ -561,6 +593,7 @@ impl Store {
                 LogCursor::at_end_of(&files),
                 markers.get(&chat.id).cloned(),
                 changed_members,
+                (chat.name.clone(), chat.current_members()),
             );
             if seen.get(&chat.id) == Some(&state) {
                 return None;
