@@ -715,8 +715,152 @@ fn print_mixed(base_dir: &Path, messages_only: Option<&Figures>) {
     println!();
 }
 
+/// Membership operations on the group of "Groups that change".
+const GROUP_OPS: usize = 1_000;
+const GROUP_MESSAGES: usize = 100_000;
+
+/// Writes `GROUP_OPS` operations by the group's creator: every tenth adds or removes a
+/// fifth person (each making a key epoch), half the rest rename the group, and the others
+/// make or unmake an admin.
+fn change_group_often(store: &Store, chat: &ChatId, creator: &UserKey, users: &[UserKey]) {
+    use umer_chat_core::membership::{Change, GroupName};
+    let (mut in_group, mut admin) = (false, false);
+    for i in 0..GROUP_OPS {
+        let change = match i % 10 {
+            0 => {
+                in_group = !in_group;
+                match in_group {
+                    true => Change::Add {
+                        user: users[4].clone(),
+                    },
+                    false => Change::Remove {
+                        user: users[4].clone(),
+                    },
+                }
+            }
+            1..=5 => Change::Rename {
+                name: GroupName::Plain(format!("bench {i}")),
+            },
+            _ => {
+                admin = !admin;
+                match admin {
+                    true => Change::MakeAdmin {
+                        user: users[1].clone(),
+                    },
+                    false => Change::RemoveAdmin {
+                        user: users[1].clone(),
+                    },
+                }
+            }
+        };
+        store
+            .change_group(creator, chat.as_str(), change)
+            .expect("change the group");
+    }
+}
+
+/// Groups that change: resolving `GROUP_OPS` operations, a fresh device reading them, and
+/// opening the latest 50 messages of a group with them and `GROUP_MESSAGES` messages beside
+/// the same history without them.
+fn print_groups(base_dir: &Path) {
+    let open_latest = |root: &Path, user: &UserKey, chat: &ChatId| {
+        let mut fresh: Vec<Store> = (0..OPENS).map(|_| signed_in_store(root, user)).collect();
+        time(OPENS, || {
+            let view = fresh
+                .pop()
+                .unwrap()
+                .get_chat(user, chat.as_str())
+                .expect("get_chat");
+            assert_eq!(view.page.messages.len(), 50);
+        })
+    };
+    let mut opened = Vec::new();
+    let mut changed_folder = None;
+    for with_ops in [false, true] {
+        let (dir, root, store, mut users, chat) = bench_folder(base_dir);
+        users.push(
+            store
+                .create_user("erin", PASSWORD)
+                .expect("create erin")
+                .key,
+        );
+        build_history(&store, &chat, &users[..USERS.len()], GROUP_MESSAGES);
+        if with_ops {
+            let started = Instant::now();
+            change_group_often(&store, &chat, &users[0], &users);
+            println!(
+                "{} membership operations written one by one, each checked against all before it, in {:.1} s\n",
+                thousands(GROUP_OPS),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        opened.push(open_latest(&root, &users[0], &chat));
+        if with_ops {
+            changed_folder = Some((dir, root, users, chat));
+        }
+    }
+    let (_dir, root, users, chat) = changed_folder.expect("the changed group");
+    let store = signed_in_store(&root, &users[0]);
+    let membership = store
+        .group_membership(&users[0], chat.as_str())
+        .expect("the group");
+    assert_eq!(membership.resolution.applied.len(), GROUP_OPS);
+    let ops: Vec<umer_chat_core::membership::Op> =
+        membership.ops.iter().map(|f| f.op.clone()).collect();
+    let resolve = time(50, || {
+        let resolution = umer_chat_core::membership::resolve(&membership.initial, &ops);
+        assert_eq!(resolution.applied.len(), GROUP_OPS);
+    });
+    let mut fresh: Vec<Store> = (0..20).map(|_| signed_in_store(&root, &users[0])).collect();
+    let first_read = time(20, || {
+        let store = fresh.pop().unwrap();
+        let read = store
+            .group_membership(&users[0], chat.as_str())
+            .expect("the group");
+        assert_eq!(read.ops.len(), GROUP_OPS);
+    });
+    let (plain, changed) = (&opened[0], &opened[1]);
+    let ratio = changed.p50.as_secs_f64() / plain.p50.as_secs_f64();
+    println!(
+        "| groups that change, {} operations | target | p50 |",
+        thousands(GROUP_OPS)
+    );
+    println!("|---|---|---|");
+    let mark = |ok: bool| if ok { "PASS" } else { "MISS" };
+    println!(
+        "| resolve (order, authority, strong remove) | ≤ 50 ms | {} {} (n={}) |",
+        fmt_duration(resolve.p50),
+        mark(resolve.p50 <= Duration::from_millis(50)),
+        resolve.n
+    );
+    println!(
+        "| a fresh device reads, checks every signature and resolves | - | {} (n={}) |",
+        fmt_duration(first_read.p50),
+        first_read.n
+    );
+    println!(
+        "| open the latest 50 of {} messages, without operations | - | {} (n={}) |",
+        thousands(GROUP_MESSAGES),
+        fmt_duration(plain.p50),
+        plain.n
+    );
+    println!(
+        "| the same with {} operations | ≤ 2× | {} {} ({ratio:.2}×, n={}) |\n",
+        thousands(GROUP_OPS),
+        fmt_duration(changed.p50),
+        mark(ratio <= 2.0),
+        changed.n
+    );
+}
+
 fn main() {
     let base_dir = std::env::temp_dir();
+    if std::env::var_os("UMER_CHAT_BENCH_GROUPS_ONLY").is_some() {
+        println!("# umer-chat storage benchmark: groups that change\n");
+        print_machine(&base_dir);
+        print_groups(&base_dir);
+        return;
+    }
     println!("# umer-chat storage benchmark\n");
     print_machine(&base_dir);
     print_login(&base_dir);
@@ -771,4 +915,5 @@ fn main() {
         }
     }
     print_mixed(&base_dir, messages_only.as_ref());
+    print_groups(&base_dir);
 }
