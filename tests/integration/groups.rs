@@ -161,8 +161,9 @@ fn a_hostile_member_cannot_change_the_group_by_writing_in_the_folder() {
     let bobs_keys = plant_user(&temp_dir().path().join("elsewhere"), "bob", 7);
     let device = "0123456789abcdef";
     let op = format!(
-        r#"{{"chat":"{}","by":"bob","device":"{device}","seq":0,"ts":1,"after":["{dave_add}"],"change":{{"kind":"add","user":"erin"}}}}"#,
-        chat.as_str()
+        r#"{{"chat":"{}","by":"bob","device":"{device}","seq":0,"ts":{},"after":["{dave_add}"],"change":{{"kind":"add","user":"erin"}}}}"#,
+        chat.as_str(),
+        umer_chat_core::ids::now_ms()
     );
     let sig = bobs_keys.sign(MEMBERSHIP_DOMAIN, op.as_bytes());
     plant(
@@ -296,14 +297,8 @@ fn two_folders_that_merge_later_end_on_one_group() {
     let here_now = seen_by(&alice_here, "alice", &chat);
     let there_now = seen_by(&alice_there, "alice", &chat);
     assert_eq!(here_now.resolution, there_now.resolution);
-    // Bob was made admin first: his removal of carol stands, hers of him does not, and
-    // what she did meanwhile goes with her.
-    assert_eq!(members(&here_now), ["alice", "bob", "dave"]);
-    assert!(here_now
-        .resolution
-        .dropped
-        .iter()
-        .any(|(_, why)| matches!(why, Dropped::LostToSenior { .. })));
+    // Each removed the other: both go, and what each did meanwhile goes with them.
+    assert_eq!(members(&here_now), ["alice"]);
     assert!(here_now
         .resolution
         .dropped
@@ -532,5 +527,83 @@ fn the_cli_creates_shows_and_changes_a_group_and_doctor_names_what_it_left_out()
     assert!(
         doctor.stdout.contains("after they left the group"),
         "{doctor:?}"
+    );
+}
+
+/// A membership line as `keys`' owner `by` writes it on device `device`, naming `after`.
+fn op_line(
+    keys: &umer_chat_core::crypto::SecretKeys,
+    chat: &ChatId,
+    by: &str,
+    (device, seq, ts): (&str, u64, i64),
+    after: Vec<String>,
+    change: Change,
+) -> String {
+    let op = umer_chat_core::format::MembershipOp {
+        chat: chat.clone(),
+        by: key(by),
+        device: umer_chat_core::DeviceId::parse(device).unwrap(),
+        seq,
+        ts,
+        after,
+        change,
+    };
+    umer_chat_core::groups::membership_line(keys, &op).0
+}
+
+#[test]
+fn an_outsiders_flood_blocks_no_change_and_a_removed_member_cannot_move_their_removal() {
+    let dir = temp_dir();
+    let chat = group_in(dir.path());
+    let mallory_keys = plant_user(dir.path(), "mallory", 9);
+    let bobs_keys = plant_user(&temp_dir().path().join("elsewhere"), "bob", 7);
+    let alice = open_signed_in(dir.path(), &["alice"]);
+    let now = umer_chat_core::ids::now_ms();
+    // Mallory, in no group, writes 40 operations that name nothing: were they heads, every
+    // change alice makes would name more than a reader takes.
+    let device = "00000000000000ab";
+    let flood: String = (0..40)
+        .map(|i| {
+            op_line(
+                &mallory_keys,
+                &chat,
+                "mallory",
+                (device, i, now),
+                Vec::new(),
+                add("mallory"),
+            ) + "\n"
+        })
+        .collect();
+    let members_dir = dir.path().join("chats").join(chat.as_str()).join("members");
+    fs::create_dir_all(&members_dir).unwrap();
+    fs::write(members_dir.join(format!("mallory.{device}.jsonl")), flood).unwrap();
+    let before_removal = change(&alice, "alice", &chat, add("dave"));
+    let removal = change(&alice, "alice", &chat, remove("bob"));
+    let seen = seen_by(&alice, "alice", &chat);
+    assert_eq!(members(&seen), ["alice", "carol", "dave"]);
+    assert!(seen.resolution.applied.contains(&removal));
+
+    // Bob, removed, writes a leave that did not see his removal, with a clock as late as a
+    // reader takes: his removal still dates from alice's, and his later lines stay hidden.
+    let late_leave = op_line(
+        &bobs_keys,
+        &chat,
+        "bob",
+        (device, 0, now + 23 * 3_600_000),
+        vec![before_removal],
+        Change::Leave,
+    );
+    fs::write(
+        members_dir.join(format!("bob.{device}.jsonl")),
+        late_leave + "\n",
+    )
+    .unwrap();
+    let seen = seen_by(&alice, "alice", &chat);
+    assert_eq!(members(&seen), ["alice", "carol", "dave"]);
+    bob_writes_anyway(dir.path(), &chat);
+    assert!(
+        !texts(&alice, "alice", &chat).contains(&"bob after removal".to_string()),
+        "{:?}",
+        texts(&alice, "alice", &chat)
     );
 }

@@ -94,8 +94,8 @@ impl Store {
                 let is_file = other.file_type().is_ok_and(|t| t.is_file());
                 let reason = match other_name.as_str() {
                     "chat.json" if is_file => continue,
-                    "log" | "keys" if is_dir => continue,
-                    "chat.json" | "log" | "keys" => listing::not_regular_reason(&other),
+                    "log" | "keys" | "members" if is_dir => continue,
+                    "chat.json" | "log" | "keys" | "members" => listing::not_regular_reason(&other),
                     _ => listing::name_reason(&other_name),
                 };
                 if other_name != "chat.json" {
@@ -103,7 +103,9 @@ impl Store {
                 }
             }
             let record = record.unwrap_or_else(|| self.stand_in_record(&id, &log_dir));
-            let record = self.checker_for(std::sync::Arc::new(record));
+            // A group that changed: its members, key epochs and lines as its operations say.
+            let record = self.membership_for_checking(std::sync::Arc::new(record), skipped);
+            let record = self.checker_for(record);
             for epoch in listing::list_dir(&path.join("keys"), skipped) {
                 if let Err(reason) = record.read_epoch(&epoch.path()) {
                     skipped.push(skip(epoch.path(), None, reason));

@@ -39,33 +39,40 @@ pub struct Membership {
     pub skipped: Vec<Skipped>,
 }
 
+/// The membership operations of one group that are resolved, at most: a group's changes
+/// are few; this bounds what a folder member who floods it can cost.
+pub const MAX_MEMBERSHIP_OPS: usize = 5_000;
+/// Membership lines a process remembers having checked, at most.
+const MAX_CHECKED_LINES: usize = 50_000;
+
 impl Membership {
     /// The group now.
     pub fn state(&self) -> &GroupState {
         &self.resolution.state
     }
 
-    /// The operations a new one names: every operation placed in the order (applied or
-    /// dropped) that no other names. Waiting ones are left out: naming them would make the
-    /// new one wait too.
+    /// The operations a new one names: the applied operations no other applied one names,
+    /// at most [`MAX_HEADS`] (the newest in the order). Only applied ones: naming a dropped
+    /// or waiting operation, or one by someone outside the group, would let its author make
+    /// every later change wait (by removing their file) or be refused (by writing many).
     pub fn heads(&self) -> Vec<OpId> {
-        let waiting: BTreeSet<&str> = self.resolution.waiting.iter().map(String::as_str).collect();
-        let placed: Vec<&Op> = self
-            .ops
+        let by_id: std::collections::HashMap<&str, &Op> =
+            self.ops.iter().map(|f| (f.op.id.as_str(), &f.op)).collect();
+        let applied = &self.resolution.applied;
+        let named: BTreeSet<&str> = applied
             .iter()
-            .map(|f| &f.op)
-            .filter(|op| !waiting.contains(op.id.as_str()))
-            .collect();
-        let named: BTreeSet<&str> = placed
-            .iter()
+            .filter_map(|id| by_id.get(id.as_str()))
             .flat_map(|op| op.after.iter().map(String::as_str))
             .collect();
-        let heads: BTreeSet<&str> = placed
+        let mut heads: Vec<OpId> = applied
             .iter()
-            .map(|op| op.id.as_str())
-            .filter(|id| !named.contains(id))
+            .rev()
+            .filter(|id| !named.contains(id.as_str()))
+            .take(MAX_HEADS)
+            .cloned()
             .collect();
-        heads.into_iter().map(str::to_string).collect()
+        heads.sort();
+        heads
     }
 }
 
@@ -98,10 +105,15 @@ impl Store {
     /// Every membership operation of `reader`'s group in the folder whose signature its
     /// author's accepted key makes, resolved from the group's record `base` (the reader's
     /// may name someone else as a member, to check as they would).
+    ///
+    /// With `records_vouch`, a line also counts when signed with the keys its author's
+    /// record shows now though this device never accepted them: only to learn whether
+    /// someone was added at all (before pinning anyone for them), and for `doctor`.
     pub(crate) fn read_membership(
         &self,
         reader: &ChatReader,
         base: &ChatRecord,
+        records_vouch: bool,
     ) -> Result<Membership> {
         let record = reader.record();
         let initial = initial_state(base)
@@ -143,6 +155,7 @@ impl Store {
                 // A line checked before (in this file, with the same keys) is not checked
                 // again: each change re-reads every file of the group.
                 let seen = Sha256::new()
+                    .chain_update([u8::from(records_vouch)])
                     .chain_update(path.as_os_str().as_encoded_bytes())
                     .chain_update([0])
                     .chain_update(line)
@@ -157,11 +170,13 @@ impl Store {
                     .filter(|(at, _)| *at == generation)
                     .map(|(_, verdict)| verdict.clone());
                 let verdict = cached.unwrap_or_else(|| {
-                    let verdict = read_op(reader, line, &owner, &device);
-                    self.membership_lines
-                        .lock()
-                        .expect("membership lines")
-                        .insert(seen, (generation, verdict.clone()));
+                    let verdict = read_op(reader, line, &owner, &device, records_vouch);
+                    let mut lines = self.membership_lines.lock().expect("membership lines");
+                    // Bounded: files rewritten over and over cost a re-check, not memory.
+                    if lines.len() >= MAX_CHECKED_LINES {
+                        lines.clear();
+                    }
+                    lines.insert(seen, (generation, verdict.clone()));
                     verdict
                 });
                 match verdict {
@@ -170,7 +185,34 @@ impl Store {
                 }
             }
         }
-        let plain: Vec<Op> = ops.iter().map(|f: &FoundOp| f.op.clone()).collect();
+        // Only people who are in the group, or whom someone added, can make a change that
+        // counts: the rest never reach the resolution (whose cost grows with the square of
+        // what it is given), and neither does anything past the cap.
+        let added: BTreeSet<&UserKey> = ops
+            .iter()
+            .filter_map(|f| match &f.op.change {
+                Change::Add { user } => Some(user),
+                _ => None,
+            })
+            .collect();
+        let mut plain: Vec<Op> = Vec::new();
+        for found in &ops {
+            let author = &found.op.author;
+            if !initial.members.contains(author) && !added.contains(author) {
+                continue;
+            }
+            if plain.len() >= MAX_MEMBERSHIP_OPS {
+                skipped.push(Skipped {
+                    path: self.members_dir(&record.id),
+                    line: None,
+                    reason: SkipReason::Invalid(format!(
+                        "more than {MAX_MEMBERSHIP_OPS} membership operations; the rest are not read"
+                    )),
+                });
+                break;
+            }
+            plain.push(found.op.clone());
+        }
         let resolution = membership::resolve(&initial, &plain);
         let name = open_group_name(reader, resolution.state.name.as_ref());
         Ok(Membership {
@@ -186,7 +228,7 @@ impl Store {
     pub fn group_membership(&self, user: &UserKey, chat: &str) -> Result<Membership> {
         let record = self.member_chat(user, chat)?;
         let reader = self.reader_for(user, Arc::clone(&record))?;
-        self.read_membership(&reader, &record)
+        self.read_membership(&reader, &record, false)
     }
 
     /// What `user`'s changed groups leave out, for `doctor`: membership operations the rules
@@ -233,6 +275,33 @@ impl Store {
         Ok(problems)
     }
 
+    /// `record` with its membership operations applied as the keys in the folder now say
+    /// (no user's view: for `doctor` and `verify`), and what of them could not be used.
+    pub(crate) fn membership_for_checking(
+        &self,
+        record: Arc<ChatRecord>,
+        skipped: &mut Vec<Skipped>,
+    ) -> Arc<ChatRecord> {
+        if record.kind != ChatKind::Group {
+            return record;
+        }
+        let look = ChatReader::new(Arc::clone(&record), self.keyring.clone(), None);
+        let Ok(membership) = self.read_membership(&look, &record, true) else {
+            return record;
+        };
+        skipped.extend(membership.skipped.iter().cloned());
+        if membership.resolution.applied.is_empty() {
+            return record;
+        }
+        let ops: Vec<Op> = membership.ops.iter().map(|f| f.op.clone()).collect();
+        let (roster, ever) =
+            membership::Roster::of(&membership.initial, &ops, &membership.resolution);
+        let mut changed = (*record).clone();
+        changed.members = ever.into_iter().collect();
+        changed.roster = Some(Arc::new(roster));
+        Arc::new(changed)
+    }
+
     /// `record` as `user` reads it once its membership operations are applied: `members`
     /// then names everyone who was ever a member, `roster` who is one now (and since when
     /// the others are gone), and `name` the newest. A group that never changed (no
@@ -275,8 +344,17 @@ impl Store {
         if let Some(changed) = cached {
             return Ok(changed);
         }
-        // Checked as a member would (pinning whom it meets), whether or not the record
-        // names this user.
+        // Someone the record does not name pins nobody for a group until the group, as the
+        // keys in the folder now say, has added them: a stranger's lines must not make this
+        // device pin whoever they like.
+        if !record.is_member(user) {
+            let look = ChatReader::new(Arc::clone(&record), self.keyring.clone(), None);
+            let provisional = self.read_membership(&look, &record, true)?;
+            if !provisional.state().members.contains(user) {
+                return Ok(record);
+            }
+        }
+        // Checked as a member would (pinning whom it meets).
         let mut as_member = (*record).clone();
         if let Err(at) = as_member.members.binary_search(user) {
             as_member.members.insert(at, user.clone());
@@ -286,7 +364,7 @@ impl Store {
             self.keyring.clone(),
             Some(identity.clone()),
         );
-        let membership = self.read_membership(&checker, &record)?;
+        let membership = self.read_membership(&checker, &record, false)?;
         let changed = if membership.resolution.applied.is_empty() {
             Arc::clone(&record)
         } else {
@@ -332,7 +410,7 @@ impl Store {
         let identity = self.keyring.require_identity(user)?;
         let record = self.member_chat(user, chat)?;
         let reader = self.reader_for(user, Arc::clone(&record))?;
-        let membership = self.read_membership(&reader, &record)?;
+        let membership = self.read_membership(&reader, &record, false)?;
         let change = match change {
             Change::Rename { name } => {
                 let plain = match name {
@@ -449,6 +527,7 @@ fn read_op(
     line: &[u8],
     owner: &UserKey,
     device: &DeviceId,
+    records_vouch: bool,
 ) -> std::result::Result<FoundOp, SkipReason> {
     if line.len() > MAX_MEMBERSHIP_LINE_BYTES {
         return Err(SkipReason::LineTooLong {
@@ -477,6 +556,7 @@ fn read_op(
             op.device.as_str()
         )));
     }
+    crate::ids::check_ts_seq(op.ts, op.seq, now_ms()).map_err(SkipReason::Invalid)?;
     let is_id =
         |id: &String| id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     let distinct: BTreeSet<&String> = op.after.iter().collect();
@@ -495,7 +575,7 @@ fn read_op(
     // Signed with a key this device trusts for its author: a changed key nobody accepted
     // cannot change who is in a group.
     let trust = reader.verify(&op.by, MEMBERSHIP_DOMAIN, signed.as_bytes(), &parsed.sig)?;
-    if trust != Trust::Verified {
+    if trust != Trust::Verified && !(records_vouch && trust == Trust::KeyChanged) {
         return Err(SkipReason::BadSignature(format!(
             "signed with a key of {} that this device has not accepted",
             op.by

@@ -15,14 +15,12 @@
 //!    produce (never against what came first on this device): the author is a member;
 //!    only admins add, remove, rename and make or remove admins; the creator is never
 //!    removed or demoted by anyone; anyone may leave.
-//! 3. **Strong remove**, for operations that happened concurrently:
-//!    - a removal wins over everything its target did concurrently with it: a removed
-//!      member's concurrent operations are dropped, and so are concurrent adds (and admin
-//!      grants) of the person removed;
-//!    - two removals that would each undo the other (two admins removing each other, or an
-//!      admin removing one who concurrently removed someone) are settled by seniority: the
-//!      creator first, then admins in the order they were made admin. The junior's removal
-//!      is dropped, and then strong remove applies to them as to anyone removed.
+//! 3. **Strong remove**, for operations that happened concurrently: a removal wins over
+//!    everything its target did concurrently with it. A removed member's concurrent
+//!    operations are dropped (a removal by them too), and so are concurrent adds (and admin
+//!    grants) of the person removed. Two removals that each undo the other's author (two
+//!    admins removing each other) both stand: both go. Seniority would let a removed admin
+//!    undo their removal at any time, by writing a removal of its author with old heads.
 //! 4. **Again authority.** Every operation left is checked once more, in the order, against
 //!    the state its remaining predecessors produce: one that relied on a dropped operation
 //!    (its author was added, or made admin, by it) is dropped too.
@@ -222,12 +220,14 @@ impl Roster {
                     gone_since.remove(user);
                     key_cause = Some(op.id.clone());
                 }
+                // Gone since the first removal after their last add: a later one (a leave
+                // they write after it, with any clock) cannot move that back.
                 Change::Remove { user } => {
-                    gone_since.insert(user.clone(), op.ts);
+                    gone_since.entry(user.clone()).or_insert(op.ts);
                     key_cause = Some(op.id.clone());
                 }
                 Change::Leave => {
-                    gone_since.insert(op.author.clone(), op.ts);
+                    gone_since.entry(op.author.clone()).or_insert(op.ts);
                     key_cause = Some(op.id.clone());
                 }
                 _ => {}
@@ -255,8 +255,6 @@ pub enum Dropped {
     RemovedConcurrently { by: OpId },
     /// It added (or made admin) someone whom `by` removed without seeing it.
     RacedWithRemoval { by: OpId },
-    /// A removal of someone senior, who removed its author concurrently (`by`).
-    LostToSenior { by: OpId },
 }
 
 impl std::fmt::Display for Dropped {
@@ -268,12 +266,6 @@ impl std::fmt::Display for Dropped {
             }
             Dropped::RacedWithRemoval { by } => {
                 write!(f, "{by} removed the person it adds, without seeing it")
-            }
-            Dropped::LostToSenior { by } => {
-                write!(
-                    f,
-                    "it removes someone senior, who removed its author in {by}"
-                )
             }
         }
     }
@@ -474,7 +466,7 @@ pub fn resolve(initial: &GroupState, ops: &[Op]) -> Resolution {
     let mut struck: Vec<Option<Dropped>> = vec![None; n];
     let last = loop {
         let pass = graph.pass(initial, &struck);
-        let strikes = strong_remove(&graph, initial, &pass.kept);
+        let strikes = strong_remove(&graph, &pass.kept);
         if strikes.is_empty() {
             break pass;
         }
@@ -505,60 +497,49 @@ pub fn resolve(initial: &GroupState, ops: &[Op]) -> Resolution {
     }
 }
 
-/// The operations among `kept` that strong remove strikes: removals that lose to a senior's,
-/// and whatever a removal undoes that its author did not see.
-fn strong_remove(graph: &Graph, initial: &GroupState, kept: &[bool]) -> Vec<(usize, Dropped)> {
+/// The operations among `kept` that strong remove strikes: whatever a removal undoes that
+/// its author did not see. A removal whose own author another removal undoes, unseen, does
+/// not count either, unless each undoes the other's author (then both stand: see
+/// [`resolve`]). Removals of one person never conflict, so a leave is never undone.
+fn strong_remove(graph: &Graph, kept: &[bool]) -> Vec<(usize, Dropped)> {
     let n = graph.ops.len();
-    // Seniority: the creator, then admins in the order they were made admin.
-    let mut made_admin: HashMap<&UserKey, usize> = HashMap::new();
-    for i in (0..n).filter(|&i| kept[i]) {
-        if let Change::MakeAdmin { user } = &graph.ops[i].change {
-            made_admin.entry(user).or_insert(i);
-        }
-    }
-    let seniority = |user: &UserKey| -> (u8, usize) {
-        if *user == initial.creator {
-            (0, 0)
-        } else {
-            made_admin.get(user).map_or((2, 0), |&i| (1, i))
-        }
-    };
-    let mut removals: Vec<usize> = (0..n)
+    let removals: Vec<usize> = (0..n)
         .filter(|&i| kept[i] && removal(graph.ops[i]).is_some())
         .collect();
-    removals.sort_by_key(|&i| (seniority(&graph.ops[i].author), i));
-    let mut strikes = Vec::new();
-    let mut effective: Vec<usize> = Vec::new();
-    for &r in &removals {
-        let (target, _) = removal(graph.ops[r]).expect("a removal");
-        // Two removals of one person never conflict; otherwise the one accepted first (the
-        // senior's) wins over one that removes its author, or whose author it removes.
-        let beaten = effective.iter().find(|&&e| {
-            let (their_target, takes) = removal(graph.ops[e]).expect("a removal");
-            graph.concurrent(e, r)
-                && target != their_target
-                && (undoes(their_target, takes, graph.ops[r]) || *target == graph.ops[e].author)
-        });
-        match beaten {
-            Some(&e) => strikes.push((
-                r,
-                Dropped::LostToSenior {
-                    by: graph.ops[e].id.clone(),
-                },
-            )),
-            None => effective.push(r),
+    // Whether removal `e` undoes operation `i`, which did not see it.
+    let undone_by = |e: usize, i: usize| -> bool {
+        let Some((target, takes)) = removal(graph.ops[e]) else {
+            return false;
+        };
+        if e == i || !graph.concurrent(e, i) {
+            return false;
         }
-    }
-    let lost: BTreeSet<usize> = strikes.iter().map(|(i, _)| *i).collect();
-    for i in (0..n).filter(|&i| kept[i] && !lost.contains(&i)) {
+        undoes(target, takes, graph.ops[i])
+            && removal(graph.ops[i]).is_none_or(|(t, _)| t != target)
+    };
+    let mutual = |e: usize, r: usize| undone_by(e, r) && undone_by(r, e);
+    // Removals undone by another, one-sidedly, wait for the next round: if what undid them
+    // is itself undone, they count then.
+    let in_doubt: BTreeSet<usize> = removals
+        .iter()
+        .copied()
+        .filter(|&r| removals.iter().any(|&e| undone_by(e, r) && !mutual(e, r)))
+        .collect();
+    let effective: Vec<usize> = removals
+        .iter()
+        .copied()
+        .filter(|r| !in_doubt.contains(r))
+        .collect();
+    let mut strikes = Vec::new();
+    for i in (0..n).filter(|&i| kept[i]) {
         let op = graph.ops[i];
         for &e in &effective {
-            if e == i || !graph.concurrent(e, i) {
+            if !graph.concurrent(e, i) || e == i {
                 continue;
             }
             let (target, takes) = removal(graph.ops[e]).expect("a removal");
             let by = graph.ops[e].id.clone();
-            if undoes(target, takes, op) && removal(op).is_none_or(|(t, _)| t != target) {
+            if undone_by(e, i) && !mutual(e, i) {
                 strikes.push((i, Dropped::RemovedConcurrently { by }));
                 break;
             }
@@ -671,7 +652,7 @@ mod tests {
     }
 
     #[test]
-    fn two_admins_removing_each_other_the_senior_wins_and_the_juniors_other_work_goes() {
+    fn two_admins_removing_each_other_both_go_with_what_they_did_meanwhile() {
         let mut b = Book::default();
         let bob_admin = b.op("alice", &[], 1, admin("bob"));
         let carol_admin = b.op("alice", &[&bob_admin], 2, admin("carol"));
@@ -680,22 +661,39 @@ mod tests {
         let carol_removes_bob = b.op("carol", &[&carol_admin], 5, remove("bob"));
         let carol_adds_dave = b.op("carol", &[&carol_removes_bob], 6, add("dave"));
         let r = b.resolve();
-        assert_eq!(members(&r), ["alice", "bob"]);
-        assert_eq!(
-            why(&r, &carol_removes_bob),
-            Some(&Dropped::LostToSenior {
-                by: bob_removes_carol.clone()
-            })
-        );
-        // Dave's add came after carol's dropped removal: checked without it, carol was
-        // still an admin, but bob's removal of her, which she did not see, undoes it.
+        assert_eq!(members(&r), ["alice"]);
+        assert!(r.applied.contains(&bob_removes_carol));
+        assert!(r.applied.contains(&carol_removes_bob));
         assert_eq!(
             why(&r, &carol_adds_dave),
             Some(&Dropped::RemovedConcurrently {
                 by: bob_removes_carol.clone()
             })
         );
-        assert!(r.applied.contains(&bob_removes_carol));
+    }
+
+    #[test]
+    fn a_removed_admin_cannot_come_back_by_removing_their_remover_with_old_heads() {
+        let mut b = Book::default();
+        let bob_admin = b.op("alice", &[], 1, admin("bob"));
+        let carol_admin = b.op("alice", &[&bob_admin], 2, admin("carol"));
+        // Carol, the junior, removes bob; bob answers as if he had not seen it, removing
+        // carol with the heads from before and an older clock. Both go; bob is not back.
+        let carol_removes_bob = b.op("carol", &[&carol_admin], 10, remove("bob"));
+        let backdated = b.op("bob", &[&carol_admin], 3, remove("carol"));
+        // An admin who left writes a removal from before their leave: their leave stands,
+        // and the removal, which did not see it, goes.
+        let dave = b.op("alice", &[&carol_removes_bob, &backdated], 20, add("dave"));
+        let dave_admin = b.op("alice", &[&dave], 21, admin("dave"));
+        let dave_leaves = b.op("dave", &[&dave_admin], 30, Change::Leave);
+        let dave_removes_alice_too_late = b.op("dave", &[&dave_admin], 25, remove("erin"));
+        let r = b.resolve();
+        assert_eq!(members(&r), ["alice"]);
+        assert!(r.applied.contains(&dave_leaves));
+        assert!(matches!(
+            why(&r, &dave_removes_alice_too_late),
+            Some(Dropped::RemovedConcurrently { .. } | Dropped::NotAllowed(_))
+        ));
     }
 
     #[test]
@@ -987,7 +985,9 @@ mod tests {
                     }
                     if let Some((target, Takes::Membership)) = removal(other) {
                         let same_removal = removal(op).is_some_and(|(t, _)| t == target);
-                        prop_assert!(op.author != *target || same_removal, "{:?} undone by {:?}", op, other);
+                        // Two removals of each other's authors both stand.
+                        let mutual = removal(op).is_some_and(|(t, takes)| undoes(t, takes, other));
+                        prop_assert!(op.author != *target || same_removal || mutual, "{:?} undone by {:?}", op, other);
                         prop_assert!(op.change != Change::Add { user: target.clone() }, "{:?} raced {:?}", op, other);
                     }
                 }

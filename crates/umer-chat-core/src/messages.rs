@@ -343,20 +343,22 @@ impl Store {
             .iter()
             .map(|m| m.as_str().to_string())
             .collect();
+        // The least key id whether or not it opens here: choosing among those that open
+        // for oneself would let a member who wraps garbage for some split the group in two.
         let chosen = reader
             .key_epochs()
             .into_iter()
             .filter(|e| e.cause.as_deref() == Some(cause) && reader.is_current_member(&e.by))
             .filter(|e| e.keys.to.keys().cloned().collect::<BTreeSet<_>>() == current)
-            .filter_map(|e| {
-                Some((
-                    e.keys.kid.clone(),
-                    identity.unwrap_key(&reader.id, &e.keys)?,
-                ))
-            })
-            .min_by(|a, b| a.0.cmp(&b.0));
+            .min_by(|a, b| a.keys.kid.cmp(&b.keys.kid));
         match chosen {
-            Some((_, key)) => Ok(key),
+            Some(epoch) => identity.unwrap_key(&reader.id, &epoch.keys).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "The group's newest key, made by {}, does not open for you, so nothing is \
+                     sent: ask an admin to add or remove someone, which makes a new key.",
+                    self.display_name(&epoch.by)
+                ))
+            }),
             None => self.new_key_epoch(identity, reader, Some(cause.to_string())),
         }
     }
