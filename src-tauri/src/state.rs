@@ -372,6 +372,7 @@ fn apply_preferences(store: &Store, config_dir: &Path, preferences: &Preferences
 /// The pins come first: a damaged list of hidden messages must not leave keys unpinned.
 fn use_pins(store: &Store, config_dir: &Path) -> umer_chat_core::Result<()> {
     store.use_pin_file(config_dir.join(PIN_FILE))?;
+    store.keep_group_changes_in(config_dir.join(umer_chat_core::config::KEPT_GROUPS_DIR));
     store.use_hidden_file(config_dir.join(HIDDEN_FILE))
 }
 

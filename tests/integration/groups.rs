@@ -607,3 +607,52 @@ fn an_outsiders_flood_blocks_no_change_and_a_removed_member_cannot_move_their_re
         texts(&alice, "alice", &chat)
     );
 }
+
+#[test]
+fn deleting_the_membership_files_undoes_nothing_on_a_device_that_read_them() {
+    let dir = temp_dir();
+    let chat = group_in(dir.path());
+    let config = temp_dir();
+    let keeping = |store: Store| {
+        store.keep_group_changes_in(config.path().join(umer_chat_core::config::KEPT_GROUPS_DIR));
+        store
+    };
+    let alice = keeping(open_signed_in(dir.path(), &["alice"]));
+    change(&alice, "alice", &chat, remove("bob"));
+    assert_eq!(
+        members(&seen_by(&alice, "alice", &chat)),
+        ["alice", "carol"]
+    );
+
+    // Bob, removed, deletes every membership file: on alice's device he is still out, her
+    // next message is sealed with a key not wrapped for him, and the loss is reported.
+    fs::remove_dir_all(dir.path().join("chats").join(chat.as_str()).join("members")).unwrap();
+    let seen = seen_by(&alice, "alice", &chat);
+    assert_eq!(members(&seen), ["alice", "carol"]);
+    assert!(
+        seen.skipped
+            .iter()
+            .any(|s| s.reason.to_string().contains("gone from the folder")),
+        "{:?}",
+        seen.skipped
+    );
+    // The same on the device after a restart (what it kept is in its local config).
+    let restarted = keeping(open_signed_in(dir.path(), &["alice"]));
+    assert_eq!(
+        members(&seen_by(&restarted, "alice", &chat)),
+        ["alice", "carol"]
+    );
+    restarted
+        .append_message(
+            &key("alice"),
+            chat.as_str(),
+            Some("still without bob"),
+            None,
+        )
+        .unwrap();
+    let bob = open_signed_in(dir.path(), &["bob"]);
+    assert!(
+        !texts(&bob, "bob", &chat).contains(&"still without bob".to_string()),
+        "bob holds no key of it"
+    );
+}

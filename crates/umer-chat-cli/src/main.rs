@@ -269,6 +269,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     store.set_syncthing_rescan(config.syncthing_rescan() && !cli.no_syncthing_rescan);
     // Keys pinned on first sight live in local config, shared with the app on this device.
     store.use_pin_file(LocalConfig::default_dir()?.join(config::PIN_FILE))?;
+    store.keep_group_changes_in(LocalConfig::default_dir()?.join(config::KEPT_GROUPS_DIR));
     // A damaged list of hidden messages hides nothing; it never stops the CLI.
     if let Err(e) = store.use_hidden_file(LocalConfig::default_dir()?.join(config::HIDDEN_FILE)) {
         eprintln!("warning: {e}; no message is hidden on this device until it is fixed");

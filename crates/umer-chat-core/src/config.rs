@@ -24,6 +24,10 @@ pub const DATA_DIR_ENV: &str = "UMER_CHAT_DATA_DIR";
 pub const PIN_FILE: &str = "pinned-keys.json";
 /// The messages hidden on this device ("delete for me"), in its local config.
 pub const HIDDEN_FILE: &str = "hidden-messages.json";
+/// Local config folder of the membership lines this device has checked, one file per group
+/// (`<chat id>.jsonl`): a group's changes stay known here when its files in the folder are
+/// deleted or cut short.
+pub const KEPT_GROUPS_DIR: &str = "group-changes";
 /// Where read markers stay, in this device's local config, while read receipts are off.
 pub const PRIVATE_READS: &str = "private-reads";
 

@@ -120,6 +120,7 @@ impl Store {
             .ok_or_else(|| Error::InvalidArgument("Only a group has members to change.".into()))?;
         let mut skipped = Vec::new();
         let mut ops = Vec::new();
+        let mut seen_lines = Vec::new();
         let dir = self.members_dir(&record.id);
         for entry in listing::list_dir(&dir, &mut skipped) {
             let path = entry.path();
@@ -180,10 +181,19 @@ impl Store {
                     verdict
                 });
                 match verdict {
-                    Ok(found) => ops.push(found),
+                    Ok(found) => {
+                        let text = String::from_utf8_lossy(line).into_owned();
+                        seen_lines.push((owner.clone(), device.clone(), text));
+                        ops.push(found)
+                    }
                     Err(reason) => report(reason),
                 }
             }
+        }
+        // What this device checked before stays, if the folder lost it (a member deleted or
+        // cut a file short): changes cannot be undone by taking their lines away.
+        if !records_vouch {
+            self.keep_lines(&record.id, reader, &mut ops, seen_lines, &mut skipped);
         }
         // Only people who are in the group, or whom someone added, can make a change that
         // counts: the rest never reach the resolution (whose cost grows with the square of
@@ -275,6 +285,78 @@ impl Store {
         Ok(problems)
     }
 
+    /// Whether this device kept any membership line of group `chat`.
+    fn kept_any(&self, chat: &ChatId) -> bool {
+        let mut kept_groups = self.kept_groups.lock().expect("kept groups");
+        !kept_lines(&mut kept_groups, chat).is_empty()
+    }
+
+    /// Merges what this device kept of group `chat` with what the folder holds now
+    /// (`found`, checked, and `seen`, their lines): kept lines missing from the folder are
+    /// checked again and added, and reported; lines new here are kept.
+    fn keep_lines(
+        &self,
+        chat: &ChatId,
+        reader: &ChatReader,
+        found: &mut Vec<FoundOp>,
+        seen: Vec<(UserKey, DeviceId, String)>,
+        skipped: &mut Vec<Skipped>,
+    ) {
+        let mut kept_groups = self.kept_groups.lock().expect("kept groups");
+        let file = kept_file(&kept_groups.0, chat);
+        let kept = kept_lines(&mut kept_groups, chat);
+        let ids: BTreeSet<String> = found.iter().map(|f| f.op.id.clone()).collect();
+        let known: BTreeSet<&str> = kept.iter().map(|(_, _, l)| l.as_str()).collect();
+        let new: Vec<(UserKey, DeviceId, String)> = seen
+            .into_iter()
+            .filter(|(_, _, line)| !known.contains(line.as_str()))
+            .collect();
+        let mut added = BTreeSet::new();
+        for (owner, device, line) in kept.iter() {
+            let Ok(op) = read_op(reader, line.as_bytes(), owner, device, false) else {
+                continue;
+            };
+            if ids.contains(&op.op.id) || !added.insert(op.op.id.clone()) {
+                continue;
+            }
+            skipped.push(Skipped {
+                path: self.members_dir(chat).join(log_file_name(owner, device)),
+                line: None,
+                reason: SkipReason::Invalid(format!(
+                    "operation {} is gone from the folder; this device kept it",
+                    op.op.id
+                )),
+            });
+            found.push(op);
+        }
+        if new.is_empty() {
+            return;
+        }
+        let mut text = String::new();
+        for entry in &new {
+            text.push_str(&serde_json::to_string(entry).expect("kept lines serialise"));
+            text.push('\n');
+        }
+        kept.extend(new);
+        if let Some(file) = file {
+            let appended = std::fs::create_dir_all(file.parent().expect("a folder"))
+                .and_then(|_| {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&file)
+                })
+                .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+            if let Err(e) = appended {
+                skipped.push(Skipped {
+                    path: file,
+                    line: None,
+                    reason: SkipReason::Unreadable(format!("could not keep group changes: {e}")),
+                });
+            }
+        }
+    }
+
     /// `record` with its membership operations applied as the keys in the folder now say
     /// (no user's view: for `doctor` and `verify`), and what of them could not be used.
     pub(crate) fn membership_for_checking(
@@ -326,7 +408,7 @@ impl Store {
                     )
                 })
                 .collect();
-        if files.is_empty() {
+        if files.is_empty() && !self.kept_any(&record.id) {
             return Ok(record);
         }
         let Some(identity) = self.keyring.identity(user) else {
@@ -478,6 +560,37 @@ impl Store {
         }
         Ok(id)
     }
+}
+
+/// Where this device keeps checked membership lines, and those it read, by group.
+type KeptGroups = (
+    Option<PathBuf>,
+    std::collections::HashMap<ChatId, Vec<(UserKey, DeviceId, String)>>,
+);
+
+fn kept_file(dir: &Option<PathBuf>, chat: &ChatId) -> Option<PathBuf> {
+    dir.as_ref()
+        .map(|d| d.join(format!("{}.jsonl", chat.as_str())))
+}
+
+/// The lines this device kept of group `chat`, read from local config the first time.
+fn kept_lines<'a>(
+    kept: &'a mut KeptGroups,
+    chat: &ChatId,
+) -> &'a mut Vec<(UserKey, DeviceId, String)> {
+    let file = kept_file(&kept.0, chat);
+    kept.1.entry(chat.clone()).or_insert_with(|| {
+        let text = file
+            .and_then(|f| {
+                crate::fsio::read_capped(&f, 4 * MAX_MEMBERSHIP_LOG_BYTES)
+                    .ok()
+                    .flatten()
+            })
+            .unwrap_or_default();
+        text.split(|&b| b == b'\n')
+            .filter_map(|l| serde_json::from_slice::<(UserKey, DeviceId, String)>(l).ok())
+            .collect()
+    })
 }
 
 /// The line of operation `op`, signed by its author's `keys`, and the operation's id.

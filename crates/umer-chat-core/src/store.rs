@@ -50,6 +50,13 @@ pub struct Store {
     pub(crate) thumbnail_cache: Mutex<Option<PathBuf>>,
     /// Changed groups as each user read them: the membership files seen (name and stamp),
     /// the keyring generation, the record they were applied to and the result.
+    /// Where this device keeps the membership lines it checked (local config), and those of
+    /// each group read so far: `(owner, device, line)`.
+    #[allow(clippy::type_complexity)]
+    pub(crate) kept_groups: Mutex<(
+        Option<PathBuf>,
+        HashMap<ChatId, Vec<(UserKey, DeviceId, String)>>,
+    )>,
     /// Membership lines already checked, by the hash of their file's path and bytes, with
     /// the keyring generation they were checked at.
     #[allow(clippy::type_complexity)]
@@ -109,6 +116,7 @@ impl Store {
             opened_names: Mutex::new(HashMap::new()),
             thumbnail_cache: Mutex::new(None),
             memberships: Mutex::default(),
+            kept_groups: Mutex::default(),
             membership_lines: Mutex::default(),
             hidden: Mutex::new(Default::default()),
             loaded: Mutex::new(Default::default()),
@@ -176,6 +184,12 @@ impl Store {
     /// Keeps this device's pinned keys in `file` (in local config, never in the folder).
     pub fn use_pin_file(&self, file: PathBuf) -> Result<()> {
         self.keyring.pins.attach(file)
+    }
+
+    /// Keeps the membership lines this device checked in folder `dir` (in local config, never
+    /// in the folder; see [`crate::config::KEPT_GROUPS_DIR`]).
+    pub fn keep_group_changes_in(&self, dir: PathBuf) {
+        *self.kept_groups.lock().expect("kept groups") = (Some(dir), HashMap::new());
     }
 
     /// Keeps the messages hidden on this device ("delete for me") in `file` (in local
