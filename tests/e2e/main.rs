@@ -319,8 +319,12 @@ fn sign_up_log_in_chat_send_images_and_see_cli_messages() {
                r => r.querySelector('.member-name').textContent + ': ' + r.querySelector('.member-state').textContent)",
             json!([]),
         );
-        (states == json!(["bob: Not verified", "carol: Not verified"])).then_some(())
+        (states == json!(["Alice (you): ", "bob: Not verified", "carol: Not verified"]))
+            .then_some(())
     });
+    // Group info: the creator (alice) is marked, and as an admin she sees its controls.
+    assert_eq!(s.texts("#members-list .member-mark"), ["Creator", "", ""]);
+    assert!(s.is_displayed("#group-admin"));
     s.click("#members-list .member-row[data-key='carol'] .member-verify");
     s.wait_text_contains("#verify-heading", "Verify carol", UI);
     s.wait_text_contains("#verify-state", "Not verified yet", UI);
