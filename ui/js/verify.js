@@ -33,7 +33,6 @@ const leaveButton = $('group-leave');
 let contact = null;   // the ContactKeys shown, once loaded
 let seq = 0;          // drops answers for a person no longer shown
 let membersOf = null; // the chat whose members are listed
-let group = null;     // the GroupInfo shown, once loaded
 let onAccepted = () => {};
 let onGroupChanged = () => {};
 let onLeft = () => {};
@@ -53,7 +52,6 @@ export function initVerify(handlers) {
   $('members-close').addEventListener('click', () => membersDialog.close());
   membersDialog.addEventListener('close', () => {
     membersOf = null;
-    group = null;
     membersList.replaceChildren();
     groupAdmin.hidden = true;
     leaveButton.hidden = true;
@@ -206,7 +204,6 @@ async function showCurrent(key) {
 /** List a group's other members, each with their state and a Verify button. */
 export function openMembers(chat) {
   membersOf = chat;
-  group = null;
   membersHeading.textContent = `Members of ${chat.title}`;
   setMessage(membersError, '');
   renderMembers((chat.others || []).map((p) => ({ ...p, admin: false, creator: false, me: false })), false);
@@ -256,7 +253,6 @@ async function loadGroup(chat) {
 
 function show(info, chat) {
   if (membersOf !== chat) return;
-  group = info;
   if (info.name) membersHeading.textContent = `Members of ${info.name}`;
   renderMembers(info.members, info.iAmAdmin);
   refreshMembers();

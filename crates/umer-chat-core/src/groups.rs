@@ -306,13 +306,19 @@ impl Store {
         let file = kept_file(&kept_groups.0, chat);
         let kept = kept_lines(&mut kept_groups, chat);
         let ids: BTreeSet<String> = found.iter().map(|f| f.op.id.clone()).collect();
+        let in_folder: BTreeSet<&str> = seen.iter().map(|(_, _, l)| l.as_str()).collect();
         let known: BTreeSet<&str> = kept.iter().map(|(_, _, l)| l.as_str()).collect();
         let new: Vec<(UserKey, DeviceId, String)> = seen
-            .into_iter()
+            .iter()
             .filter(|(_, _, line)| !known.contains(line.as_str()))
+            .cloned()
             .collect();
         let mut added = BTreeSet::new();
-        for (owner, device, line) in kept.iter() {
+        // Only what the folder lost is checked again: the rest was just checked there.
+        let lost = kept
+            .iter()
+            .filter(|(_, _, line)| !in_folder.contains(line.as_str()));
+        for (owner, device, line) in lost {
             let Ok(op) = read_op(reader, line.as_bytes(), owner, device, false) else {
                 continue;
             };
@@ -375,13 +381,7 @@ impl Store {
         if membership.resolution.applied.is_empty() {
             return record;
         }
-        let ops: Vec<Op> = membership.ops.iter().map(|f| f.op.clone()).collect();
-        let (roster, ever) =
-            membership::Roster::of(&membership.initial, &ops, &membership.resolution);
-        let mut changed = (*record).clone();
-        changed.members = ever.into_iter().collect();
-        changed.roster = Some(Arc::new(roster));
-        Arc::new(changed)
+        Arc::new(applied_to(&record, &membership))
     }
 
     /// `record` as `user` reads it once its membership operations are applied: `members`
@@ -416,14 +416,16 @@ impl Store {
         };
         let generation = self.keyring.generation();
         let cache_key = (user.clone(), record.id.clone());
-        let cached = self
+        let earlier = self
             .memberships
             .lock()
             .expect("memberships")
             .get(&cache_key)
-            .filter(|(seen, at, base, _)| *seen == files && *at == generation && **base == *record)
-            .map(|(.., changed)| changed.clone());
-        if let Some(changed) = cached {
+            .map(|(seen, at, base, changed)| {
+                let fresh = *seen == files && *at == generation && **base == *record;
+                (fresh, Arc::clone(changed))
+            });
+        if let Some((true, changed)) = earlier {
             return Ok(changed);
         }
         // Someone the record does not name pins nobody for a group until the group, as the
@@ -450,24 +452,12 @@ impl Store {
         let changed = if membership.resolution.applied.is_empty() {
             Arc::clone(&record)
         } else {
-            let ops: Vec<Op> = membership.ops.iter().map(|f| f.op.clone()).collect();
-            let (roster, ever) =
-                membership::Roster::of(&membership.initial, &ops, &membership.resolution);
-            let mut changed = (*record).clone();
-            changed.members = ever.into_iter().collect();
+            let changed = Arc::new(applied_to(&record, &membership));
             // Key epochs were judged by who was ever a member (none may wrap a key for a
             // stranger): when that grows, they are judged again.
-            let before = self
-                .memberships
-                .lock()
-                .expect("memberships")
-                .get(&cache_key)
-                .map(|(.., earlier)| earlier.members.clone());
-            if before.is_some_and(|before| before != changed.members) {
+            if earlier.is_some_and(|(_, before)| before.members != changed.members) {
                 self.keyring.bump();
             }
-            changed.roster = Some(Arc::new(roster));
-            let changed = Arc::new(changed);
             // The name is sealed with a key of the group; an added member holds only the
             // keys made since, which the record's reader does not know of.
             let reader =
@@ -560,6 +550,17 @@ impl Store {
         }
         Ok(id)
     }
+}
+
+/// `record` with `membership` applied: `members` names everyone who was ever a member,
+/// `roster` who is one now and since when the others are gone.
+fn applied_to(record: &ChatRecord, membership: &Membership) -> ChatRecord {
+    let ops: Vec<Op> = membership.ops.iter().map(|f| f.op.clone()).collect();
+    let (roster, ever) = membership::Roster::of(&membership.initial, &ops, &membership.resolution);
+    let mut changed = record.clone();
+    changed.members = ever.into_iter().collect();
+    changed.roster = Some(Arc::new(roster));
+    changed
 }
 
 /// Where this device keeps checked membership lines, and those it read, by group.
