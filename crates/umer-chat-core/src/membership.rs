@@ -18,8 +18,8 @@
 //! 3. **Strong remove**, for operations that happened concurrently: a removal wins over
 //!    everything its target did concurrently with it. A removed member's concurrent
 //!    operations are dropped (a removal by them too), and so are concurrent adds (and admin
-//!    grants) of the person removed. Two removals that each undo the other's author (two
-//!    admins removing each other) both stand: both go. Seniority would let a removed admin
+//!    grants) of the person removed. Removals that undo each other's authors (two admins
+//!    removing each other, or more around a circle) all stand: all go. Seniority would let a removed admin
 //!    undo their removal at any time, by writing a removal of its author with old heads.
 //! 4. **Again authority.** Every operation left is checked once more, in the order, against
 //!    the state its remaining predecessors produce: one that relied on a dropped operation
@@ -499,8 +499,9 @@ pub fn resolve(initial: &GroupState, ops: &[Op]) -> Resolution {
 
 /// The operations among `kept` that strong remove strikes: whatever a removal undoes that
 /// its author did not see. A removal whose own author another removal undoes, unseen, does
-/// not count either, unless each undoes the other's author (then both stand: see
-/// [`resolve`]). Removals of one person never conflict, so a leave is never undone.
+/// not count either, unless it undoes that one back, directly or around a circle of
+/// removals (then all stand: see [`resolve`]). Removals of one person never conflict, so a
+/// leave is never undone.
 fn strong_remove(graph: &Graph, kept: &[bool]) -> Vec<(usize, Dropped)> {
     let n = graph.ops.len();
     let removals: Vec<usize> = (0..n)
@@ -517,13 +518,44 @@ fn strong_remove(graph: &Graph, kept: &[bool]) -> Vec<(usize, Dropped)> {
         undoes(target, takes, graph.ops[i])
             && removal(graph.ops[i]).is_none_or(|(t, _)| t != target)
     };
-    let mutual = |e: usize, r: usize| undone_by(e, r) && undone_by(r, e);
+    // What each removal undoes among the removals, directly or through others. Removals
+    // that undo each other, two admins removing each other or more around a circle, all
+    // stand: none of them undoes another.
+    let undoes_removals: HashMap<usize, Vec<usize>> = removals
+        .iter()
+        .map(|&r| {
+            (
+                r,
+                removals
+                    .iter()
+                    .copied()
+                    .filter(|&x| undone_by(r, x))
+                    .collect(),
+            )
+        })
+        .collect();
+    let reach: HashMap<usize, BTreeSet<usize>> = removals
+        .iter()
+        .map(|&r| {
+            let mut seen = BTreeSet::new();
+            let mut next = vec![r];
+            while let Some(at) = next.pop() {
+                for &x in &undoes_removals[&at] {
+                    if seen.insert(x) {
+                        next.push(x);
+                    }
+                }
+            }
+            (r, seen)
+        })
+        .collect();
+    let together = |e: usize, r: usize| reach.get(&r).is_some_and(|undone| undone.contains(&e));
     // Removals undone by another, one-sidedly, wait for the next round: if what undid them
     // is itself undone, they count then.
     let in_doubt: BTreeSet<usize> = removals
         .iter()
         .copied()
-        .filter(|&r| removals.iter().any(|&e| undone_by(e, r) && !mutual(e, r)))
+        .filter(|&r| removals.iter().any(|&e| undone_by(e, r) && !together(e, r)))
         .collect();
     let effective: Vec<usize> = removals
         .iter()
@@ -539,7 +571,7 @@ fn strong_remove(graph: &Graph, kept: &[bool]) -> Vec<(usize, Dropped)> {
             }
             let (target, takes) = removal(graph.ops[e]).expect("a removal");
             let by = graph.ops[e].id.clone();
-            if undone_by(e, i) && !mutual(e, i) {
+            if undone_by(e, i) && !together(e, i) {
                 strikes.push((i, Dropped::RemovedConcurrently { by }));
                 break;
             }
@@ -668,6 +700,34 @@ mod tests {
             why(&r, &carol_adds_dave),
             Some(&Dropped::RemovedConcurrently {
                 by: bob_removes_carol.clone()
+            })
+        );
+    }
+
+    #[test]
+    fn removals_around_a_circle_all_stand_and_undo_what_else_their_targets_did() {
+        let mut b = Book::default();
+        let dave = b.op("alice", &[], 1, add("dave"));
+        let bob_admin = b.op("alice", &[&dave], 2, admin("bob"));
+        let carol_admin = b.op("alice", &[&bob_admin], 3, admin("carol"));
+        let dave_admin = b.op("alice", &[&carol_admin], 4, admin("dave"));
+        // None sees the others: bob removes carol, carol removes dave, dave removes bob, and
+        // bob also adds erin.
+        let circle = [
+            b.op("bob", &[&dave_admin], 10, remove("carol")),
+            b.op("carol", &[&dave_admin], 11, remove("dave")),
+            b.op("dave", &[&dave_admin], 12, remove("bob")),
+        ];
+        let bob_adds_erin = b.op("bob", &[&circle[0]], 13, add("erin"));
+        let r = b.resolve();
+        assert_eq!(members(&r), ["alice"]);
+        for removal in &circle {
+            assert!(r.applied.contains(removal), "{removal}: {:?}", r.dropped);
+        }
+        assert_eq!(
+            why(&r, &bob_adds_erin),
+            Some(&Dropped::RemovedConcurrently {
+                by: circle[2].clone()
             })
         );
     }
@@ -965,6 +1025,31 @@ mod tests {
                 found
             };
             let applied: BTreeSet<&str> = expected.applied.iter().map(String::as_str).collect();
+            let concurrent = |a: &Op, b: &Op| {
+                a.id != b.id && !ancestors(&a.id).contains(&b.id) && !ancestors(&b.id).contains(&a.id)
+            };
+            // Removal `a` undoes `b`, which did not see it (the rule, written out again).
+            let undoes_op = |a: &Op, b: &Op| {
+                removal(a).is_some_and(|(t, takes)| {
+                    concurrent(a, b) && undoes(t, takes, b) && removal(b).is_none_or(|(u, _)| u != t)
+                })
+            };
+            // Whether removal `from` undoes `to`, directly or through applied removals.
+            let undoes_back = |from: &Op, to: &Op| {
+                let mut seen = BTreeSet::new();
+                let mut next = vec![from];
+                while let Some(at) = next.pop() {
+                    for x in applied.iter().map(|id| by_id[id]) {
+                        if undoes_op(at, x) && seen.insert(x.id.clone()) {
+                            if x.id == to.id {
+                                return true;
+                            }
+                            next.push(x);
+                        }
+                    }
+                }
+                false
+            };
             for id in &expected.applied {
                 let op = by_id[id.as_str()];
                 let before = ancestors(id);
@@ -985,9 +1070,9 @@ mod tests {
                     }
                     if let Some((target, Takes::Membership)) = removal(other) {
                         let same_removal = removal(op).is_some_and(|(t, _)| t == target);
-                        // Two removals of each other's authors both stand.
-                        let mutual = removal(op).is_some_and(|(t, takes)| undoes(t, takes, other));
-                        prop_assert!(op.author != *target || same_removal || mutual, "{:?} undone by {:?}", op, other);
+                        // Removals that undo each other's authors, around a circle, all stand.
+                        let circle = undoes_back(op, other);
+                        prop_assert!(op.author != *target || same_removal || circle, "{:?} undone by {:?}", op, other);
                         prop_assert!(op.change != Change::Add { user: target.clone() }, "{:?} raced {:?}", op, other);
                     }
                 }
