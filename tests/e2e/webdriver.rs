@@ -173,19 +173,32 @@ impl Session {
     /// swallowed it (an element replaced under the pointer between press and release does
     /// that) or moved.
     pub fn click(&self, css: &str) {
-        let el = self.wait_visible(css);
         // An <option> is chosen without mouse events (WebDriver's element click).
         let watched = !css.contains("option");
-        if watched {
-            self.execute(ARM_CLICK_WATCH, json!([el.as_arg()]));
+        // A render between finding the element and clicking it leaves a stale reference:
+        // find it again, as a person's eye would.
+        let mut tries = 0;
+        loop {
+            let el = self.wait_visible(css);
+            let attempt = (if watched {
+                self.try_execute(ARM_CLICK_WATCH, json!([el.as_arg()]))
+            } else {
+                Ok(Value::Null)
+            })
+            .and_then(|_| {
+                self.call("POST", &format!("/element/{}/click", el.0), Some(json!({})))
+            });
+            match attempt {
+                Ok(_) => break,
+                Err(e) if e.contains("stale element") && tries < 3 => tries += 1,
+                Err(e) => panic!("click {css}: {e}"),
+            }
         }
-        self.call("POST", &format!("/element/{}/click", el.0), Some(json!({})))
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
         if !watched {
             return;
         }
         let landed = self.wait_until_or_none(Duration::from_secs(2), || {
-            let landed = self.execute(CLICK_LANDED, json!([el.as_arg()]));
+            let landed = self.execute(CLICK_LANDED, json!([]));
             landed
                 .as_str()
                 .is_some_and(|l| l != "nowhere")

@@ -566,12 +566,19 @@ export function replaceMessage(m) {
   const old = nodes.get(m.key);
   if (!old) return false;
   const index = store.messages.findIndex((x) => x.key === m.key);
+  // The same message again (a poll after the send that drew it): keep the node, so a
+  // pointer on it or a loaded thumbnail is not thrown away.
+  if (index >= 0 && sameMessage(store.messages[index], m)) return true;
   const node = renderMessage(m);
   old.replaceWith(node);
   nodes.set(m.key, node);
   if (index >= 0) store.messages[index] = m;
   for (const receipt of old.querySelectorAll('.receipt')) node.append(receipt);
   return true;
+}
+
+function sameMessage(a, b) {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** The newest message the signed-in user sent that can still be edited (Up arrow). */
