@@ -185,9 +185,7 @@ impl Session {
             } else {
                 Ok(Value::Null)
             })
-            .and_then(|_| {
-                self.call("POST", &format!("/element/{}/click", el.0), Some(json!({})))
-            });
+            .and_then(|_| self.call("POST", &format!("/element/{}/click", el.0), Some(json!({}))));
             match attempt {
                 Ok(_) => break,
                 Err(e) if e.contains("stale element") && tries < 3 => tries += 1,

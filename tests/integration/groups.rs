@@ -656,3 +656,72 @@ fn deleting_the_membership_files_undoes_nothing_on_a_device_that_read_them() {
         "bob holds no key of it"
     );
 }
+
+#[test]
+fn a_device_reads_a_group_it_resolved_before_from_what_it_kept_until_the_folder_changes() {
+    let dir = temp_dir();
+    let chat = group_in(dir.path());
+    let config = temp_dir();
+    let kept_dir = config.path().join(umer_chat_core::config::KEPT_GROUPS_DIR);
+    let keeping = || {
+        let store = open_signed_in(dir.path(), &["alice"]);
+        store.keep_group_changes_in(kept_dir.clone());
+        store
+    };
+    let now = |store: &Store| {
+        let record = store.member_chat(&key("alice"), chat.as_str()).unwrap();
+        let members: Vec<String> = record
+            .current_members()
+            .iter()
+            .map(|k| k.as_str().to_string())
+            .collect();
+        (members, record.name.clone())
+    };
+    let alice = keeping();
+    change(&alice, "alice", &chat, remove("bob"));
+    change(
+        &alice,
+        "alice",
+        &chat,
+        Change::Rename {
+            name: GroupName::Plain("road trip".into()),
+        },
+    );
+    let resolved = kept_dir.join(format!("{}.resolved.json", chat.as_str()));
+    let read_fresh = now(&keeping());
+    assert_eq!(
+        read_fresh,
+        (
+            vec!["alice".into(), "carol".into()],
+            Some("road trip".into())
+        )
+    );
+    assert!(resolved.is_file(), "the outcome is kept beside the lines");
+
+    // Restarted, the device reads the same from what it kept.
+    let kept = fs::read(&resolved).unwrap();
+    assert_eq!(now(&keeping()), read_fresh);
+    assert_eq!(fs::read(&resolved).unwrap(), kept, "nothing new to keep");
+
+    // A change another device makes is read anew, not taken from what was kept.
+    let elsewhere = open_signed_in(dir.path(), &["alice"]);
+    change(&elsewhere, "alice", &chat, add("dave"));
+    assert_eq!(
+        now(&keeping()).0,
+        ["alice", "carol", "dave"].map(String::from)
+    );
+    assert_ne!(fs::read(&resolved).unwrap(), kept);
+
+    // A line the device refuses is reported on every read and keeps nothing: what counts
+    // may change when it does (a clock ahead, a key accepted later).
+    let kept = fs::read(&resolved).unwrap();
+    plant(
+        dir.path(),
+        &chat,
+        "bob.00000000000000ab.jsonl",
+        r#"{"v":1,"op":"not an operation"}"#,
+    );
+    let store = keeping();
+    assert_eq!(now(&store).0, ["alice", "carol", "dave"].map(String::from));
+    assert_eq!(fs::read(&resolved).unwrap(), kept);
+}

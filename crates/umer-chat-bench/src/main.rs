@@ -763,8 +763,19 @@ fn change_group_often(store: &Store, chat: &ChatId, creator: &UserKey, users: &[
 /// opening the latest 50 messages of a group with them and `GROUP_MESSAGES` messages beside
 /// the same history without them.
 fn print_groups(base_dir: &Path) {
+    // A device that read the group before, started again: its local config (the group's
+    // kept lines) stays, nothing in memory does.
     let open_latest = |root: &Path, user: &UserKey, chat: &ChatId| {
-        let mut fresh: Vec<Store> = (0..OPENS).map(|_| signed_in_store(root, user)).collect();
+        let config = tempfile::tempdir().expect("a device's config");
+        let on_this_device = || {
+            let store = signed_in_store(root, user);
+            store.keep_group_changes_in(config.path().to_path_buf());
+            store
+        };
+        on_this_device()
+            .get_chat(user, chat.as_str())
+            .expect("the device reads the group once");
+        let mut fresh: Vec<Store> = (0..OPENS).map(|_| on_this_device()).collect();
         time(OPENS, || {
             let view = fresh
                 .pop()
@@ -845,7 +856,7 @@ fn print_groups(base_dir: &Path) {
         plain.n
     );
     println!(
-        "| the same with {} operations | ≤ 2× | {} {} ({ratio:.2}×, n={}) |\n",
+        "| the same with {} operations, on a device that read them before | ≤ 2× | {} {} ({ratio:.2}×, n={}) |\n",
         thousands(GROUP_OPS),
         fmt_duration(changed.p50),
         mark(ratio <= 2.0),

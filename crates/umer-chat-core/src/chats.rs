@@ -476,7 +476,7 @@ impl Store {
         let name = known.or_else(|| {
             let identity = self.keyring.identity(user)?;
             let reader = ChatReader::new(chat.clone(), self.keyring.clone(), Some(identity));
-            let key = reader.content_keys().get(&sealed.kid)?;
+            let key = reader.content_key(&sealed.kid)?;
             let name = key.open_name(&chat.id, sealed)?;
             check_group_name(&name).ok()?;
             self.opened_names

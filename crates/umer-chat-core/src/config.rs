@@ -26,7 +26,7 @@ pub const PIN_FILE: &str = "pinned-keys.json";
 pub const HIDDEN_FILE: &str = "hidden-messages.json";
 /// Local config folder of the membership lines this device has checked, one file per group
 /// (`<chat id>.jsonl`): a group's changes stay known here when its files in the folder are
-/// deleted or cut short.
+/// deleted or cut short. Beside them, what they resolved to (`<chat id>.resolved.json`).
 pub const KEPT_GROUPS_DIR: &str = "group-changes";
 /// Where read markers stay, in this device's local config, while read receipts are off.
 pub const PRIVATE_READS: &str = "private-reads";

@@ -4,10 +4,11 @@
 //! so that a device without the group's key (or `verify`) can check them too. Readers take
 //! every line that verifies and resolve them with [`membership::resolve`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::crypto::{membership_op_id, SecretKeys, MEMBERSHIP_DOMAIN};
@@ -19,7 +20,9 @@ use crate::format::{
 };
 use crate::ids::{now_ms, ChatId, DeviceId};
 use crate::listing;
-use crate::membership::{self, Change, FoundOp, GroupName, GroupState, Op, OpId, Resolution};
+use crate::membership::{
+    self, Change, FoundOp, GroupName, GroupState, Op, OpId, Resolution, Roster,
+};
 use crate::reader::ChatReader;
 use crate::skip::{SkipReason, Skipped};
 use crate::store::Store;
@@ -122,6 +125,17 @@ impl Store {
         let mut ops = Vec::new();
         let mut seen_lines = Vec::new();
         let dir = self.members_dir(&record.id);
+        // Lines this device checked and kept before are not checked again: a device opening
+        // a group it has read pays for its signatures once, not on every start.
+        let kept_before: HashSet<(UserKey, DeviceId, String)> = if records_vouch {
+            HashSet::new()
+        } else {
+            let mut kept_groups = self.kept_groups.lock().expect("kept groups");
+            kept_lines(&mut kept_groups, &record.id)
+                .iter()
+                .cloned()
+                .collect()
+        };
         for entry in listing::list_dir(&dir, &mut skipped) {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -153,6 +167,19 @@ impl Store {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
+                let text = String::from_utf8_lossy(line).into_owned();
+                let kept = (owner.clone(), device.clone(), text);
+                if kept_before.contains(&kept) {
+                    match read_op(reader, line, &owner, &device, Signature::CheckedBefore) {
+                        Ok(found) => {
+                            seen_lines.push(kept);
+                            ops.push(found);
+                        }
+                        Err(reason) => report(reason),
+                    }
+                    continue;
+                }
+                let signature = Signature::Check { records_vouch };
                 // A line checked before (in this file, with the same keys) is not checked
                 // again: each change re-reads every file of the group.
                 let seen = Sha256::new()
@@ -171,7 +198,7 @@ impl Store {
                     .filter(|(at, _)| *at == generation)
                     .map(|(_, verdict)| verdict.clone());
                 let verdict = cached.unwrap_or_else(|| {
-                    let verdict = read_op(reader, line, &owner, &device, records_vouch);
+                    let verdict = read_op(reader, line, &owner, &device, signature);
                     let mut lines = self.membership_lines.lock().expect("membership lines");
                     // Bounded: files rewritten over and over cost a re-check, not memory.
                     if lines.len() >= MAX_CHECKED_LINES {
@@ -182,8 +209,7 @@ impl Store {
                 });
                 match verdict {
                     Ok(found) => {
-                        let text = String::from_utf8_lossy(line).into_owned();
-                        seen_lines.push((owner.clone(), device.clone(), text));
+                        seen_lines.push(kept);
                         ops.push(found)
                     }
                     Err(reason) => report(reason),
@@ -285,6 +311,15 @@ impl Store {
         Ok(problems)
     }
 
+    /// Where this device keeps what group `chat`'s membership resolved to.
+    fn resolved_file(&self, chat: &ChatId) -> Option<PathBuf> {
+        let kept_groups = self.kept_groups.lock().expect("kept groups");
+        kept_groups
+            .0
+            .as_ref()
+            .map(|d| d.join(format!("{}.resolved.json", chat.as_str())))
+    }
+
     /// Whether this device kept any membership line of group `chat`.
     fn kept_any(&self, chat: &ChatId) -> bool {
         let mut kept_groups = self.kept_groups.lock().expect("kept groups");
@@ -319,7 +354,10 @@ impl Store {
             .iter()
             .filter(|(_, _, line)| !in_folder.contains(line.as_str()));
         for (owner, device, line) in lost {
-            let Ok(op) = read_op(reader, line.as_bytes(), owner, device, false) else {
+            let check = Signature::Check {
+                records_vouch: false,
+            };
+            let Ok(op) = read_op(reader, line.as_bytes(), owner, device, check) else {
                 continue;
             };
             if ids.contains(&op.op.id) || !added.insert(op.op.id.clone()) {
@@ -438,35 +476,66 @@ impl Store {
                 return Ok(record);
             }
         }
-        // Checked as a member would (pinning whom it meets).
-        let mut as_member = (*record).clone();
-        if let Err(at) = as_member.members.binary_search(user) {
-            as_member.members.insert(at, user.clone());
-        }
-        let checker = ChatReader::new(
-            Arc::new(as_member),
-            self.keyring.clone(),
-            Some(identity.clone()),
-        );
-        let membership = self.read_membership(&checker, &record, false)?;
-        let changed = if membership.resolution.applied.is_empty() {
-            Arc::clone(&record)
-        } else {
-            let changed = Arc::new(applied_to(&record, &membership));
-            // Key epochs were judged by who was ever a member (none may wrap a key for a
-            // stranger): when that grows, they are judged again.
-            if earlier.is_some_and(|(_, before)| before.members != changed.members) {
-                self.keyring.bump();
+        // What this device resolved from the very same files before, or else checked as a
+        // member would (pinning whom it meets).
+        let resolved_file = self.resolved_file(&record.id);
+        let digest = resolved_file
+            .as_ref()
+            .and_then(|_| folder_digest(&dir, &files, &record));
+        let remembered = resolved_file
+            .as_ref()
+            .zip(digest.as_ref())
+            .and_then(|(file, digest)| read_resolved(file, digest));
+        let resolved = match remembered {
+            Some(resolved) => resolved,
+            None => {
+                let mut as_member = (*record).clone();
+                if let Err(at) = as_member.members.binary_search(user) {
+                    as_member.members.insert(at, user.clone());
+                }
+                let checker = ChatReader::new(
+                    Arc::new(as_member),
+                    self.keyring.clone(),
+                    Some(identity.clone()),
+                );
+                let membership = self.read_membership(&checker, &record, false)?;
+                let resolved = Resolved::of(&membership, digest.clone().unwrap_or_default());
+                // Only an outcome that every line counted in is a function of the files
+                // alone: a line refused now (a key not yet accepted, a clock ahead) may
+                // count later.
+                if let (Some(file), Some(_)) = (&resolved_file, &digest) {
+                    if membership.skipped.is_empty() {
+                        let _ = crate::fsio::write_atomic(
+                            file,
+                            &serde_json::to_vec(&resolved).expect("resolutions serialise"),
+                        );
+                    }
+                }
+                resolved
             }
-            // The name is sealed with a key of the group; an added member holds only the
-            // keys made since, which the record's reader does not know of.
-            let reader =
-                ChatReader::new(Arc::clone(&changed), self.keyring.clone(), Some(identity));
-            let mut named = (*changed).clone();
-            named.name = open_group_name(&reader, membership.state().name.as_ref())
-                .or_else(|| name_from_epochs(&reader))
-                .or(named.name);
-            Arc::new(named)
+        };
+        let changed = match resolved.roster {
+            None => Arc::clone(&record),
+            Some(roster) => {
+                let mut changed = (*record).clone();
+                changed.members = resolved.ever;
+                changed.roster = Some(Arc::new(roster));
+                let changed = Arc::new(changed);
+                // Key epochs were judged by who was ever a member (none may wrap a key for a
+                // stranger): when that grows, they are judged again.
+                if earlier.is_some_and(|(_, before)| before.members != changed.members) {
+                    self.keyring.bump();
+                }
+                // The name is sealed with a key of the group; an added member holds only the
+                // keys made since, which the record's reader does not know of.
+                let reader =
+                    ChatReader::new(Arc::clone(&changed), self.keyring.clone(), Some(identity));
+                let mut named = (*changed).clone();
+                named.name = open_group_name(&reader, resolved.name.as_ref())
+                    .or_else(|| name_from_epochs(&reader))
+                    .or(named.name);
+                Arc::new(named)
+            }
         };
         self.memberships.lock().expect("memberships").insert(
             cache_key,
@@ -569,6 +638,77 @@ type KeptGroups = (
     std::collections::HashMap<ChatId, Vec<(UserKey, DeviceId, String)>>,
 );
 
+/// What resolving a group's membership gave, as this device keeps it beside the group's
+/// kept lines: opening a group that changed often then costs reading its files, not
+/// checking and resolving every operation again.
+#[derive(Debug, Serialize, Deserialize)]
+struct Resolved {
+    /// [`folder_digest`] of what it was resolved from.
+    digest: String,
+    /// `None`: no operation applies, and the record stands as it is.
+    roster: Option<Roster>,
+    /// Everyone who was ever a member.
+    ever: Vec<UserKey>,
+    /// The name now, sealed or plain.
+    name: Option<GroupName>,
+}
+
+impl Resolved {
+    fn of(membership: &Membership, digest: String) -> Resolved {
+        if membership.resolution.applied.is_empty() {
+            return Resolved {
+                digest,
+                roster: None,
+                ever: Vec::new(),
+                name: None,
+            };
+        }
+        let ops: Vec<Op> = membership.ops.iter().map(|f| f.op.clone()).collect();
+        let (roster, ever) = Roster::of(&membership.initial, &ops, &membership.resolution);
+        Resolved {
+            digest,
+            roster: Some(roster),
+            ever: ever.into_iter().collect(),
+            name: membership.state().name.clone(),
+        }
+    }
+}
+
+/// A digest of group `record` and of every file in its `members` folder `dir` (`files`,
+/// by name), byte for byte; `None` if one cannot be read.
+fn folder_digest(
+    dir: &std::path::Path,
+    files: &[(String, Option<crate::fsio::Stamp>)],
+    record: &ChatRecord,
+) -> Option<String> {
+    let mut digest = Sha256::new();
+    digest.update(b"umer-chat/resolved/v1\0");
+    let record = serde_json::to_vec(record).ok()?;
+    digest.update((record.len() as u64).to_le_bytes());
+    digest.update(&record);
+    let mut names: Vec<&String> = files.iter().map(|(name, _)| name).collect();
+    names.sort();
+    for name in names {
+        let bytes = crate::fsio::read_capped(&dir.join(name), MAX_MEMBERSHIP_LOG_BYTES)
+            .ok()
+            .flatten()?;
+        digest.update((name.len() as u64).to_le_bytes());
+        digest.update(name.as_bytes());
+        digest.update((bytes.len() as u64).to_le_bytes());
+        digest.update(&bytes);
+    }
+    Some(crate::password::hex_lower(&digest.finalize()))
+}
+
+/// The resolution kept in `file`, if it was made from files whose digest is `digest`.
+fn read_resolved(file: &std::path::Path, digest: &str) -> Option<Resolved> {
+    let bytes = crate::fsio::read_capped(file, 4 * MAX_MEMBERSHIP_LOG_BYTES)
+        .ok()
+        .flatten()?;
+    let resolved: Resolved = serde_json::from_slice(&bytes).ok()?;
+    (resolved.digest == digest).then_some(resolved)
+}
+
 fn kept_file(dir: &Option<PathBuf>, chat: &ChatId) -> Option<PathBuf> {
     dir.as_ref()
         .map(|d| d.join(format!("{}.jsonl", chat.as_str())))
@@ -607,8 +747,7 @@ fn open_group_name(reader: &ChatReader, name: Option<&GroupName>) -> Option<Stri
     match name? {
         GroupName::Plain(plain) => Some(plain.clone()),
         GroupName::Sealed(sealed) => reader
-            .content_keys()
-            .get(&sealed.kid)
+            .content_key(&sealed.kid)
             .and_then(|key| key.open_name(&reader.record().id, sealed))
             .filter(|name| check_group_name(name).is_ok()),
     }
@@ -619,14 +758,13 @@ fn open_group_name(reader: &ChatReader, name: Option<&GroupName>) -> Option<Stri
 fn name_from_epochs(reader: &ChatReader) -> Option<String> {
     let roster = reader.roster.as_ref()?;
     let cause = roster.key_cause.as_deref()?;
-    let keys = reader.content_keys();
     reader
         .key_epochs()
         .into_iter()
         .filter(|e| e.cause.as_deref() == Some(cause) && roster.admins.contains(&e.by))
         .filter_map(|e| {
             let sealed = e.name.as_ref()?;
-            let key = keys.get(&e.keys.kid)?;
+            let key = reader.content_key(&e.keys.kid)?;
             Some((e.keys.kid.clone(), key.open_name(&reader.id, sealed)?))
         })
         .filter(|(_, name)| check_group_name(name).is_ok())
@@ -634,14 +772,25 @@ fn name_from_epochs(reader: &ChatReader) -> Option<String> {
         .map(|(_, name)| name)
 }
 
+/// Whether [`read_op`] checks a line's signature.
+#[derive(Clone, Copy)]
+enum Signature {
+    /// By a key this device accepted for its author, or with `records_vouch` also by the
+    /// key the author's record shows now.
+    Check { records_vouch: bool },
+    /// Not again: this device checked the very same line before and kept it in its local
+    /// config, which no folder member writes.
+    CheckedBefore,
+}
+
 /// One line of `owner`'s membership file on `device`, checked: its shape, its place, its
-/// predecessors' ids and its signature (by a key this device accepted for its author).
+/// predecessors' ids and (as `signature` says) its signature.
 fn read_op(
     reader: &ChatReader,
     line: &[u8],
     owner: &UserKey,
     device: &DeviceId,
-    records_vouch: bool,
+    signature: Signature,
 ) -> std::result::Result<FoundOp, SkipReason> {
     if line.len() > MAX_MEMBERSHIP_LINE_BYTES {
         return Err(SkipReason::LineTooLong {
@@ -688,12 +837,14 @@ fn read_op(
     }
     // Signed with a key this device trusts for its author: a changed key nobody accepted
     // cannot change who is in a group.
-    let trust = reader.verify(&op.by, MEMBERSHIP_DOMAIN, signed.as_bytes(), &parsed.sig)?;
-    if trust != Trust::Verified && !(records_vouch && trust == Trust::KeyChanged) {
-        return Err(SkipReason::BadSignature(format!(
-            "signed with a key of {} that this device has not accepted",
-            op.by
-        )));
+    if let Signature::Check { records_vouch } = signature {
+        let trust = reader.verify(&op.by, MEMBERSHIP_DOMAIN, signed.as_bytes(), &parsed.sig)?;
+        if trust != Trust::Verified && !(records_vouch && trust == Trust::KeyChanged) {
+            return Err(SkipReason::BadSignature(format!(
+                "signed with a key of {} that this device has not accepted",
+                op.by
+            )));
+        }
     }
     Ok(FoundOp {
         op: Op {

@@ -186,7 +186,7 @@ impl GroupState {
 
 /// What the readers of a changed group need of its membership: who is in it now, since when
 /// those who left are gone, and which operation the key of new messages follows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Roster {
     /// The members the group's record names: where its operations start from.
     pub initial: BTreeSet<UserKey>,

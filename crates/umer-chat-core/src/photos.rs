@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::crypto;
+use crate::crypto::{self, ContentKey};
 use crate::error::{Error, Result};
 use crate::format::ChatRecord;
 use crate::fsio;
@@ -101,16 +101,15 @@ impl Store {
         let cached = cache_dir.join(format!("{name}.{max_side}.thumb"));
         if let Ok(Some(sealed)) = fsio::read_capped(&cached, MAX_SEALED_IMAGE_BYTES) {
             let opened = crypto::image_kid(&sealed)
-                .and_then(|kid| reader.content_keys().get(&kid))
+                .and_then(|kid| reader.content_key(&kid))
                 .and_then(|key| key.open_image(&record.id, &sealed));
             if let Some((_, _, mime)) = opened.as_deref().and_then(sniff) {
                 return Ok((mime, opened.expect("checked")));
             }
         }
-        let (_, full) = self.image_bytes(user, chat, name)?;
+        let (_, full, key) = self.opened_image(user, chat, name)?;
         let (mime, thumb) = make_thumbnail(&full, max_side)?;
         // A cache that cannot be written only costs making the thumbnail again.
-        let key = reader.content_keys().values().next().cloned();
         if let Some(key) = key {
             if std::fs::create_dir_all(cache_dir).is_ok() {
                 let _ = fsio::write_atomic(&cached, &key.seal_image(&record.id, &thumb));
@@ -151,21 +150,39 @@ impl Store {
         chat: &str,
         name: &str,
     ) -> Result<(&'static str, Vec<u8>)> {
+        let (mime, opened, _) = self.opened_image(user, chat, name)?;
+        Ok((mime, opened))
+    }
+
+    /// [`Store::image_bytes`], and the key that sealed them (none for an image from before
+    /// images were sealed): a thumbnail is sealed with its image's key.
+    fn opened_image(
+        &self,
+        user: &UserKey,
+        chat: &str,
+        name: &str,
+    ) -> Result<(&'static str, Vec<u8>, Option<ContentKey>)> {
         let chat = self.member_chat(user, chat)?;
         let bytes = self.stored_image_bytes(name)?;
         if !name.ends_with(SEALED_IMAGE_EXT) {
-            return Ok((mime_of(name).expect("checked by is_image_name"), bytes));
+            return Ok((
+                mime_of(name).expect("checked by is_image_name"),
+                bytes,
+                None,
+            ));
         }
         let path = self.images_dir().join(name);
         let reader = self.reader_for(user, chat.clone())?;
-        let opened = crypto::image_kid(&bytes)
-            .and_then(|kid| reader.content_keys().get(&kid))
-            .and_then(|key| key.open_image(&chat.id, &bytes))
+        let key = crypto::image_kid(&bytes)
+            .and_then(|kid| reader.content_key(&kid))
+            .ok_or_else(|| Error::corrupt(&path, "it does not open with this chat's keys"))?;
+        let opened = key
+            .open_image(&chat.id, &bytes)
             .ok_or_else(|| Error::corrupt(&path, "it does not open with this chat's keys"))?;
         let mime = sniff(&opened)
             .map(|(_, _, mime)| mime)
             .ok_or_else(|| Error::corrupt(&path, "it opens, but is not an image"))?;
-        Ok((mime, opened))
+        Ok((mime, opened, Some(key)))
     }
 
     /// An image file's bytes as stored, checked against its name.
@@ -226,7 +243,7 @@ impl Store {
             .stored_image_bytes(name)
             .ok()
             .and_then(|bytes| crypto::image_kid(&bytes))
-            .is_some_and(|kid| reader.content_keys().contains_key(&kid));
+            .is_some_and(|kid| reader.content_key(&kid).is_some());
         if !of_this_chat {
             return;
         }

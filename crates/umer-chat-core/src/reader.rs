@@ -65,7 +65,12 @@ pub struct ChatReader {
     keyring: Arc<Keyring>,
     reader: Option<Arc<Identity>>,
     senders: Mutex<HashMap<UserKey, Arc<SenderKeys>>>,
-    content_keys: OnceLock<HashMap<String, ContentKey>>,
+    /// A DM's keys, all derived at once (there are few).
+    dm_keys: OnceLock<HashMap<String, ContentKey>>,
+    /// A group's keys by id, each unwrapped the first time a line names it (`None`: none
+    /// this reader can open): a group that changed often has many epochs, and a page
+    /// needs one or two.
+    group_keys: Mutex<HashMap<String, Option<ContentKey>>>,
 }
 
 impl Deref for ChatReader {
@@ -86,7 +91,8 @@ impl ChatReader {
             keyring,
             reader,
             senders: Mutex::new(HashMap::new()),
-            content_keys: OnceLock::new(),
+            dm_keys: OnceLock::new(),
+            group_keys: Mutex::new(HashMap::new()),
         }
     }
 
@@ -117,41 +123,39 @@ impl ChatReader {
             .clone()
     }
 
-    /// The chat's content keys this reader holds, by key id.
-    pub(crate) fn content_keys(&self) -> &HashMap<String, ContentKey> {
-        self.content_keys.get_or_init(|| {
-            let mut keys = HashMap::new();
-            let Some(me) = &self.reader else {
-                return keys;
-            };
-            if !self.chat.is_member(&me.user.key) {
-                return keys;
-            }
-            match self.chat.kind {
-                ChatKind::Dm => {
-                    let other = self.other_member(&me.user.key);
-                    for (public, _) in &self.sender(other).accepted {
-                        if let Some(key) = me.dm_key(&self.chat.id, public) {
-                            keys.insert(key.kid(), key);
-                        }
-                    }
-                }
-                ChatKind::Group => {
-                    // A signed group's key is its record's (see `key_epochs`).
-                    if let Some(wrapped) = &self.chat.keys {
-                        if let Some(key) = me.unwrap_key(&self.chat.id, wrapped) {
-                            keys.insert(key.kid(), key);
-                        }
-                    }
-                    for epoch in self.key_epochs() {
-                        if let Some(key) = me.unwrap_key(&self.chat.id, &epoch.keys) {
-                            keys.insert(key.kid(), key);
-                        }
-                    }
-                }
-            }
-            keys
-        })
+    /// The chat's content key `kid`, if this reader (a member) holds it.
+    pub(crate) fn content_key(&self, kid: &str) -> Option<ContentKey> {
+        let me = self.reader.as_ref()?;
+        if !self.chat.is_member(&me.user.key) {
+            return None;
+        }
+        if self.chat.kind == ChatKind::Dm {
+            let keys = self.dm_keys.get_or_init(|| {
+                let other = self.other_member(&me.user.key);
+                self.sender(other)
+                    .accepted
+                    .iter()
+                    .filter_map(|(public, _)| me.dm_key(&self.chat.id, public))
+                    .map(|key| (key.kid(), key))
+                    .collect()
+            });
+            return keys.get(kid).cloned();
+        }
+        if let Some(known) = self.group_keys.lock().expect("group keys").get(kid) {
+            return known.clone();
+        }
+        let key = match &self.chat.keys {
+            // A signed group's key is its record's (see `key_epochs`).
+            Some(wrapped) if wrapped.kid == kid => me.unwrap_key(&self.chat.id, wrapped),
+            _ => self
+                .key_epoch(kid)
+                .and_then(|epoch| me.unwrap_key(&self.chat.id, &epoch.keys)),
+        };
+        self.group_keys
+            .lock()
+            .expect("group keys")
+            .insert(kid.to_string(), key.clone());
+        key
     }
 
     /// The valid key epochs in `chats/<id>/keys/`, oldest first (by `created_at`, then key
@@ -159,52 +163,72 @@ impl ChatReader {
     /// a signed group's key is the one its creator wrapped in its record, for the members
     /// the record names, so nothing in this folder can add another.
     pub(crate) fn key_epochs(&self) -> Vec<KeyEpoch> {
-        let changed = self.chat.roster.is_some();
-        if self.chat.kind != ChatKind::Group || (self.chat.format >= 2 && !changed) {
+        if !self.has_epochs() {
             return Vec::new();
         }
-        let dir = self
-            .keyring
-            .root
-            .join("chats")
-            .join(self.chat.id.as_str())
-            .join("keys");
         let mut epochs = Vec::new();
-        for entry in crate::listing::list_dir(&dir, &mut Vec::new()) {
-            // Anyone can fill this folder: only names an epoch can have are read, each
-            // once per process while it is unchanged (doctor reports the rest).
+        for entry in crate::listing::list_dir(&self.keys_dir(), &mut Vec::new()) {
+            // Anyone can fill this folder: only names an epoch can have are read (doctor
+            // reports the rest).
             if !is_epoch_name(&entry.file_name().to_string_lossy()) {
                 continue;
             }
-            let path = entry.path();
-            let stamp = crate::fsio::stamp(&path);
-            // A verdict stands while the file and the keys it was checked with are unchanged.
-            let generation = self.keyring.generation();
-            let cached = self
-                .keyring
-                .epochs
-                .lock()
-                .expect("epochs")
-                .get(&path)
-                .cloned();
-            let epoch = match cached {
-                Some((seen, at, epoch)) if stamp.is_some() && seen == stamp && at == generation => {
-                    epoch
-                }
-                _ => {
-                    let epoch = self.read_epoch(&path).ok();
-                    self.keyring
-                        .epochs
-                        .lock()
-                        .expect("epochs")
-                        .insert(path, (stamp, generation, epoch.clone()));
-                    epoch
-                }
-            };
-            epochs.extend(epoch.filter(|e| e.chat == self.chat.id));
+            epochs.extend(self.epoch_at(entry.path()));
         }
         epochs.sort_by(|a, b| (a.created_at, &a.keys.kid).cmp(&(b.created_at, &b.keys.kid)));
         epochs
+    }
+
+    /// The valid key epoch whose key id is `kid`, as [`ChatReader::key_epochs`] would list it.
+    fn key_epoch(&self, kid: &str) -> Option<KeyEpoch> {
+        let name = format!("{kid}.json");
+        if !self.has_epochs() || !is_epoch_name(&name) {
+            return None;
+        }
+        self.epoch_at(self.keys_dir().join(name))
+    }
+
+    /// Whether this chat takes keys from epochs: a format-1 group, or a group that changed.
+    fn has_epochs(&self) -> bool {
+        let changed = self.chat.roster.is_some();
+        self.chat.kind == ChatKind::Group && (self.chat.format < 2 || changed)
+    }
+
+    fn keys_dir(&self) -> std::path::PathBuf {
+        self.keyring
+            .root
+            .join("chats")
+            .join(self.chat.id.as_str())
+            .join("keys")
+    }
+
+    /// The epoch in file `path` if it is valid for this chat, checked once per process
+    /// while the file and the keys it was checked with are unchanged.
+    fn epoch_at(&self, path: std::path::PathBuf) -> Option<KeyEpoch> {
+        let stamp = crate::fsio::stamp(&path);
+        let generation = self.keyring.generation();
+        let cached = self
+            .keyring
+            .epochs
+            .lock()
+            .expect("epochs")
+            .get(&path)
+            .cloned();
+        let epoch = match cached {
+            Some((seen, at, epoch)) if stamp.is_some() && seen == stamp && at == generation => {
+                epoch
+            }
+            _ => {
+                let epoch = self.read_epoch(&path).ok();
+                self.keyring
+                    .epochs
+                    .lock()
+                    .expect("epochs")
+                    .insert(path, (stamp, generation, epoch.clone()));
+                epoch
+            }
+        };
+        epoch.filter(|e| e.chat == self.chat.id)
     }
 
     /// Reads and checks one key epoch file. `Err` says why it cannot be used.
@@ -310,10 +334,9 @@ impl ChatReader {
                     })
             }
             ChatKind::Group => {
-                let keys = self.content_keys();
                 if let Some(wrapped) = &self.chat.keys {
                     // A signed group: its record's key, or nothing.
-                    return keys.get(&wrapped.kid).cloned().map(Some).ok_or_else(|| {
+                    return self.content_key(&wrapped.kid).map(Some).ok_or_else(|| {
                         crate::error::Error::InvalidArgument(format!(
                             "The key of group {} is not wrapped for you in a way that opens; \
                              ask its creator to make the group again.",
@@ -333,7 +356,7 @@ impl ChatReader {
                             .iter()
                             .all(|m| e.keys.to.contains_key(m.as_str()))
                     })
-                    .find_map(|e| keys.get(&e.keys.kid).cloned());
+                    .find_map(|e| self.content_key(&e.keys.kid));
                 Ok(chosen)
             }
         }
@@ -431,7 +454,7 @@ impl ChatReader {
         if let Ok(signed) = serde_json::from_slice::<SignedLine>(line) {
             let key = self.key_of(line, file)?;
             let event: SignedEvent = serde_json::from_str(signed.event.get()).ok()?;
-            let content_key = self.content_keys().get(&event.body.kid)?;
+            let content_key = self.content_key(&event.body.kid)?;
             let plain = content_key.open_message(&event.chat, &event.sender, &event.body)?;
             let content = open_content(signed.v, &plain).ok()?;
             return content.check().is_ok().then_some((key.id, content));
@@ -484,7 +507,7 @@ impl ChatReader {
         if self.reader.is_none() {
             return Ok(out);
         }
-        let key = self.content_keys().get(&event.body.kid).ok_or_else(|| {
+        let key = self.content_key(&event.body.kid).ok_or_else(|| {
             SkipReason::Undecryptable(format!(
                 "this device has no key {} for the chat",
                 event.body.kid
