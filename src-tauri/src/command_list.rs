@@ -52,4 +52,5 @@ app_command_list! {
     export_chat(chat_id: String) -> Option<ExportDto>;
     group_info(chat_id: String) -> GroupInfoDto;
     change_group(chat_id: String, change: GroupChangeDto) -> GroupInfoDto;
+    delete_left_group(chat_id: String) -> ();
 }

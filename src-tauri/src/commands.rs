@@ -222,6 +222,7 @@ pub async fn open_chat(state: State<'_, AppState>, chat_id: String) -> CommandRe
             older_cursor: view.page.older.map(|k| k.to_cursor()),
             poll_cursor: view.cursor.encode(),
             receipts,
+            changes: change_lines(&store, &user.key, &chat_id)?,
         })
     })
     .await
@@ -516,7 +517,7 @@ pub async fn poll<R: Runtime>(
     let user_key = user.key.clone();
     let (result, watch) = blocking(move || {
         let mut names = Names::new(&store, &user.key);
-        let (messages, cursor, receipts) = match (chat_id, cursor) {
+        let (messages, cursor, receipts, changes) = match (chat_id, cursor) {
             (Some(chat_id), Some(cursor)) => {
                 let cursor = LogCursor::decode(&cursor)?;
                 let (events, next) = store.poll(&user.key, &chat_id, &cursor)?;
@@ -524,9 +525,11 @@ pub async fn poll<R: Runtime>(
                     true => names.receipts(&store.receipts(&user.key, &chat_id)?),
                     false => Vec::new(),
                 };
-                (names.messages(&events), Some(next.encode()), receipts)
+                let changes = change_lines(&store, &user.key, &chat_id)?;
+                let messages = names.messages(&events);
+                (messages, Some(next.encode()), receipts, changes)
             }
-            _ => (Vec::new(), None, Vec::new()),
+            _ => (Vec::new(), None, Vec::new(), Vec::new()),
         };
         let changed = match look {
             Look::Everything => store.changed_chats(&user.key, &mut watch),
@@ -553,6 +556,7 @@ pub async fn poll<R: Runtime>(
                 chats,
                 typing,
                 receipts,
+                changes,
                 refresh_ms,
                 gone,
             }),
@@ -931,6 +935,23 @@ pub async fn change_group(
         group_info_of(&store, &user.key, &chat_id)
     })
     .await
+}
+
+/// Deletes group `chat_id`, which the signed-in user left or was removed from, from this
+/// device: local state only.
+#[tauri::command]
+pub async fn delete_left_group(state: State<'_, AppState>, chat_id: String) -> CommandResult<()> {
+    let (store, user) = state.signed_in()?;
+    blocking(move || Ok(store.delete_left_group(&user.key, &chat_id)?)).await
+}
+
+/// The lines group `chat_id`'s timeline shows about its changes (none for a DM).
+fn change_lines(store: &Store, me: &UserKey, chat_id: &str) -> CommandResult<Vec<ChangeLineDto>> {
+    Ok(store
+        .group_changes(me, chat_id)?
+        .into_iter()
+        .map(ChangeLineDto::from)
+        .collect())
 }
 
 fn group_info_of(store: &Store, me: &UserKey, chat_id: &str) -> CommandResult<GroupInfoDto> {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use umer_chat_core::display;
+use umer_chat_core::groups::ChangeLine;
 use umer_chat_core::timeline::{MessageView, Quoted};
 use umer_chat_core::{
     ChatKind, ChatRecord, ChatSummary, ContactKeys, Event, Preferences, Receipt, Store, Trust,
@@ -132,6 +133,9 @@ pub struct ChatSummaryDto {
     pub unread_capped: bool,
     /// Something the user should know about this chat (a planted record was ignored).
     pub notice: Option<String>,
+    /// Why the chat is read-only ("alice removed you from this group."): a group the user
+    /// left or was removed from, kept until they delete it. `None` while they are in it.
+    pub read_only: Option<String>,
 }
 
 #[derive(Serialize, Clone)]
@@ -212,6 +216,27 @@ pub struct ChatPageDto {
     pub poll_cursor: String,
     /// What the other members have seen (empty while read receipts are off).
     pub receipts: Vec<ReceiptDto>,
+    /// The group's changes its timeline shows among the messages, oldest first.
+    pub changes: Vec<ChangeLineDto>,
+}
+
+/// A line of a group's timeline about a change to it ("alice added carol"), placed among
+/// the messages by `ts`.
+#[derive(Serialize)]
+pub struct ChangeLineDto {
+    pub id: String,
+    pub ts: i64,
+    pub text: String,
+}
+
+impl From<ChangeLine> for ChangeLineDto {
+    fn from(line: ChangeLine) -> Self {
+        ChangeLineDto {
+            id: line.id,
+            ts: line.ts,
+            text: line.text,
+        }
+    }
 }
 
 /// A member has seen the chat up to `upTo` (compare with messages as the core orders them).
@@ -248,6 +273,8 @@ pub struct PollDto {
     pub typing: Vec<TypingDto>,
     /// The open chat's receipts (the whole list; empty with no chat or receipts off).
     pub receipts: Vec<ReceiptDto>,
+    /// The open group's changes its timeline shows (the whole list; empty with no chat).
+    pub changes: Vec<ChangeLineDto>,
     /// The timer's beat from now on: slow while the watch is live, 3 s when it is not.
     pub refresh_ms: u64,
     /// Chats the user is no longer in (left, or removed from), for the list to drop.
@@ -481,6 +508,7 @@ impl<'a> Names<'a> {
             unread: summary.unread,
             unread_capped: summary.unread_capped,
             notice: self.store.chat_notice(&chat.id),
+            read_only: display::no_longer_in_line(chat, me, |k| self.of(k)),
         }
     }
 }

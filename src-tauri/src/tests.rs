@@ -1719,13 +1719,36 @@ fn admins_change_a_group_and_everyone_sees_it_the_same_way() {
         "change_group",
         json!({ "chatId": chat_id, "change": { "kind": "remove", "user": "bob" } }),
     );
-    assert!(bob
-        .ok("list_chats", json!({}))
+    // Bob keeps the group, read-only, and is told why; the timeline says what changed.
+    let bobs = bob.ok("list_chats", json!({}));
+    assert_eq!(
+        bobs[0]["readOnly"], "alice removed you from this group.",
+        "{bobs}"
+    );
+    let page = bob.ok("open_chat", json!({ "chatId": chat_id }));
+    assert_eq!(
+        page["chat"]["readOnly"],
+        "alice removed you from this group."
+    );
+    let lines: Vec<&str> = page["changes"]
         .as_array()
         .unwrap()
-        .is_empty());
+        .iter()
+        .map(|c| c["text"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        bob.err_code("open_chat", json!({ "chatId": chat_id })),
+        lines,
+        [
+            "alice added carol",
+            "alice renamed the group to \u{201c}holiday\u{201d}",
+            "alice removed bob"
+        ]
+    );
+    assert_eq!(
+        bob.err_code(
+            "send_text",
+            json!({ "chatId": chat_id, "text": "still here?" })
+        ),
         "not_a_member"
     );
     assert_eq!(
@@ -1734,13 +1757,25 @@ fn admins_change_a_group_and_everyone_sees_it_the_same_way() {
             json!({ "chatId": chat_id, "change": { "kind": "leave" } })
         ),
         "not_a_member",
-        "after leaving, the group is no longer carol's"
+        "after leaving, the group is no longer carol's to change"
     );
+    let carols = carol.ok("list_chats", json!({}));
+    assert_eq!(carols[0]["readOnly"], "You left this group.", "{carols}");
+    // Deleted from carol's device, it is gone from her list; alice, still in, cannot.
+    assert_eq!(
+        alice.err_code("delete_left_group", json!({ "chatId": chat_id })),
+        "invalid_argument"
+    );
+    carol.ok("delete_left_group", json!({ "chatId": chat_id }));
     assert!(carol
         .ok("list_chats", json!({}))
         .as_array()
         .unwrap()
         .is_empty());
+    assert_eq!(
+        carol.err_code("open_chat", json!({ "chatId": chat_id })),
+        "not_a_member"
+    );
     assert_eq!(
         alice.err_code(
             "change_group",

@@ -114,17 +114,73 @@ fn an_admin_adds_and_removes_members_and_renames_the_group_and_every_window_foll
         });
     }
 
-    // Alice removes bob: his window says so and his list no longer has the group; what
-    // alice sends next does not reach him.
+    // Alice removes bob: his window says so in the composer's place, and keeps the group
+    // read-only up to then; what alice sends next does not reach him.
     member_button(&a.session, "bob", "remove");
     b.session
-        .wait_text_contains("#error-text", "no longer a member", UI);
-    b.session
-        .wait_until("the group gone from bob's list", UI, || {
-            (!titles(&b.session).iter().any(|t| t == "holiday")).then_some(())
-        });
+        .wait_text_contains("#read-only-text", "alice removed you from this group", UI);
+    assert!(
+        !b.session.is_displayed("#composer"),
+        "bob has nothing to write with"
+    );
+    assert!(titles(&b.session).iter().any(|t| t == "holiday"));
     close_group_info(&a.session);
     send(&a.session, "without bob");
     wait_message(&c.session, "without bob", UI);
     assert!(chat_item_titled(&c.session, "holiday").starts_with(".chat-item"));
+    // The timeline says who changed what, in every window still in it.
+    for s in [&a.session, &c.session] {
+        s.wait_until("the group's changes in the timeline", UI, || {
+            let lines = s.texts("#messages .change-line");
+            lines
+                .ends_with(&[
+                    "alice renamed the group to \u{201c}holiday\u{201d}".to_string(),
+                    "alice removed bob".to_string(),
+                ])
+                .then_some(())
+        });
+    }
+    assert_eq!(
+        a.session.texts("#messages .change-line")[0],
+        "alice added carol"
+    );
+    // Nothing in the folder bob could read says it: not in the clear, not under his keys.
+    let bob = support::open_signed_in(data.path(), &["bob"]);
+    let bobs: Vec<String> = bob
+        .all_messages(&support::key("bob"), chat.as_str())
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.text)
+        .collect();
+    assert_eq!(bobs, ["before carol", "welcome carol"]);
+    for file in support::files_under(data.path()) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(11).any(|w| w == b"without bob"),
+            "{} holds it in the clear",
+            file.display()
+        );
+    }
+    assert!(!message_texts(&b.session).contains(&"without bob".to_string()));
+
+    // Carol leaves, after a second click: her window keeps the group, read-only.
+    open_group_info(&c.session);
+    c.session.click("#group-leave");
+    c.session.click("#group-leave");
+    c.session
+        .wait_text_contains("#read-only-text", "You left this group", UI);
+    assert!(!c.session.is_displayed("#composer"));
+    a.session
+        .wait_until("carol's leave in alice's timeline", UI, || {
+            let lines = a.session.texts("#messages .change-line");
+            (lines.last().map(String::as_str) == Some("carol left")).then_some(())
+        });
+
+    // Bob deletes the group from his device, after a second click: gone from his list.
+    b.session.click("#delete-left-group");
+    b.session.click("#delete-left-group");
+    b.session
+        .wait_until("the group gone from bob's list", UI, || {
+            (!titles(&b.session).iter().any(|t| t == "holiday")).then_some(())
+        });
 }

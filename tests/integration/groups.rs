@@ -410,19 +410,14 @@ fn someone_added_reads_from_then_on_and_someone_removed_reads_nothing_after() {
         ["before dave", "welcome dave", "hi all"]
     );
 
-    // Bob is removed: he can no longer open the group, what is sent after does not open
+    // Bob is removed: he reads the group only up to then, what is sent after does not open
     // with any key he holds, and what he writes after his removal is not shown.
     change(&alice, "alice", &chat, remove("bob"));
     say(&alice, "alice", "after bob");
-    assert!(matches!(
-        bob.get_chat(&key("bob"), chat.as_str()),
-        Err(Error::NotAMember { .. })
-    ));
-    assert!(!bob
-        .list_user_chats(&key("bob"))
-        .unwrap()
-        .iter()
-        .any(|c| c.chat.id == chat));
+    assert_eq!(
+        texts(&bob, "bob", &chat),
+        ["before dave", "welcome dave", "hi all"]
+    );
     let refused = bob.append_message(&key("bob"), chat.as_str(), Some("still here"), None);
     assert!(
         matches!(refused, Err(Error::NotAMember { .. })),
@@ -518,6 +513,25 @@ fn the_cli_creates_shows_and_changes_a_group_and_doctor_names_what_it_left_out()
     assert_eq!(info["members"], serde_json::json!(["alice", "dave"]));
     assert_eq!(info["admins"], serde_json::json!(["alice", "dave"]));
     assert_eq!(info["operations"], 5);
+
+    // `read` shows the changes among the messages, dave from his addition on.
+    let read = run(cli(dir.path(), config.path()).args(["--user", "dave", "read", chat])).ok();
+    let changes: Vec<String> = read
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("change").is_some())
+        .map(|v| v["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "alice added dave",
+            "alice renamed the group to \u{201c}holiday\u{201d}",
+            "alice made dave an admin",
+            "dave removed bob",
+            "carol left",
+        ]
+    );
 
     // Bob, removed, keeps writing from a copy of the folder where he is still in: doctor
     // names his line.
@@ -724,4 +738,84 @@ fn a_device_reads_a_group_it_resolved_before_from_what_it_kept_until_the_folder_
     let store = keeping();
     assert_eq!(now(&store).0, ["alice", "carol", "dave"].map(String::from));
     assert_eq!(fs::read(&resolved).unwrap(), kept);
+}
+
+/// The lines `who`'s timeline of group `chat` shows about its changes.
+fn change_lines(store: &Store, who: &str, chat: &ChatId) -> Vec<String> {
+    store
+        .group_changes(&key(who), chat.as_str())
+        .unwrap()
+        .into_iter()
+        .map(|c| c.text)
+        .collect()
+}
+
+/// Why `who` can only read `chat`, in the words the app shows.
+fn why_read_only(chat: &umer_chat_core::ChatRecord, who: &str) -> Option<String> {
+    umer_chat_core::display::no_longer_in_line(chat, &key(who), |k| k.as_str().to_string())
+}
+
+#[test]
+fn someone_removed_keeps_the_group_read_only_up_to_then_until_they_delete_it_here() {
+    let dir = temp_dir();
+    let chat = group_in(dir.path());
+    let alice = open_signed_in(dir.path(), &["alice"]);
+    let send = |store: &Store, who: &str, text: &str| {
+        store.append_message(&key(who), chat.as_str(), Some(text), None)
+    };
+    send(&alice, "alice", "before").unwrap();
+    let bob = open_signed_in(dir.path(), &["bob"]);
+    assert_eq!(texts(&bob, "bob", &chat), ["before"]);
+    change(&alice, "alice", &chat, remove("bob"));
+    send(&alice, "alice", "after").unwrap();
+
+    // Bob keeps the group, read-only: what was sent before his removal, none after, and why.
+    let listed = bob.list_user_chats(&key("bob")).unwrap();
+    let kept = listed
+        .iter()
+        .find(|c| c.chat.id == chat)
+        .expect("still listed");
+    assert!(!kept.chat.is_current_member(&key("bob")));
+    assert_eq!(
+        why_read_only(&kept.chat, "bob"),
+        Some("alice removed you from this group.".into())
+    );
+    assert_eq!(texts(&bob, "bob", &chat), ["before"]);
+    let view = bob.get_chat(&key("bob"), chat.as_str()).unwrap();
+    assert_eq!(view.page.messages.len(), 1);
+    assert!(matches!(
+        send(&bob, "bob", "can I still write?"),
+        Err(Error::NotAMember { .. })
+    ));
+    assert_eq!(change_lines(&bob, "bob", &chat), ["alice removed bob"]);
+
+    // Carol leaves: the same, in her words.
+    let carol = open_signed_in(dir.path(), &["carol"]);
+    change(&carol, "carol", &chat, Change::Leave);
+    let record = carol.readable_chat(&key("carol"), chat.as_str()).unwrap();
+    assert_eq!(
+        why_read_only(&record, "carol"),
+        Some("You left this group.".into())
+    );
+    assert_eq!(
+        change_lines(&alice, "alice", &chat),
+        ["alice removed bob", "carol left"]
+    );
+
+    // Only someone no longer in it deletes it from their device; then it is gone there.
+    assert!(matches!(
+        alice.delete_left_group(&key("alice"), chat.as_str()),
+        Err(Error::InvalidArgument(_))
+    ));
+    bob.delete_left_group(&key("bob"), chat.as_str()).unwrap();
+    assert!(!bob
+        .list_user_chats(&key("bob"))
+        .unwrap()
+        .iter()
+        .any(|c| c.chat.id == chat));
+    assert!(matches!(
+        bob.get_chat(&key("bob"), chat.as_str()),
+        Err(Error::NotAMember { .. })
+    ));
+    assert_eq!(texts(&alice, "alice", &chat), ["before", "after"]);
 }

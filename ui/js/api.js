@@ -99,3 +99,5 @@ export const exportChat = (chatId) => call('export_chat', { chatId });
 export const groupInfo = (chatId) => call('group_info', { chatId });
 /** change: { kind: 'add'|'remove'|'leave'|'rename'|'make_admin'|'remove_admin', user?, name? } */
 export const changeGroup = (chatId, change) => call('change_group', { chatId, change });
+/** A group the user left or was removed from, gone from this device's list (local only). */
+export const deleteLeftGroup = (chatId) => call('delete_left_group', { chatId });

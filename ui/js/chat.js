@@ -9,7 +9,7 @@ import { formatTime, isoTime } from './format.js';
 import { fullImageUrl, thumbPixels, thumbUrl, THUMB_CSS_WIDTH } from './images.js';
 import { openViewer } from './viewer.js';
 import { reportError, showBanner } from './errors.js';
-import { setActive, setUnread, upsertChats } from './chatlist.js';
+import { removeChats, setActive, setUnread, upsertChats } from './chatlist.js';
 import { openMembers, openVerify } from './verify.js';
 import { applyTyping } from './typing.js';
 import { isMuted, onPreferences, setMuted } from './preferences.js';
@@ -29,6 +29,10 @@ const marker = $('history-marker');
 const markerText = $('history-text');
 const olderButton = $('load-older');
 const jumpButton = $('jump-latest');
+const composerForm = $('composer');
+const readOnlyBar = $('read-only');
+const readOnlyText = $('read-only-text');
+const deleteLeftButton = $('delete-left-group');
 
 const PIN_SLACK = 40;        // px from the bottom that still counts as "at the bottom"
 const TOP_SLACK = 80;        // px from the top that triggers loading older messages
@@ -267,6 +271,7 @@ export function initChat() {
   });
   initLongPress();
   olderButton.addEventListener('click', () => loadOlder());
+  deleteLeftButton.addEventListener('click', deleteLeftGroup);
   jumpButton.addEventListener('click', () => { scrollToBottom(); maybeMarkRead(); });
   $('back-to-chats').addEventListener('click', () => closeChat());
   document.addEventListener('visibilitychange', () => maybeMarkRead());
@@ -341,6 +346,9 @@ function clearHeader() {
   verifyButton.hidden = true;
   keysBanner.hidden = true;
   keysText.textContent = '';
+  readOnlyBar.hidden = true;
+  composerForm.hidden = false;
+  resetDeleteLeft();
 }
 
 async function loadChat(chatId, epoch) {
@@ -365,6 +373,8 @@ async function loadChat(chatId, epoch) {
   insertMessages(page.messages || []);
   receipts = page.receipts || [];
   renderReceipts();
+  changeLines = page.changes || [];
+  placeChanges();
   store.chatLoaded = true;
   box.removeAttribute('aria-busy');
   updateMarker();
@@ -383,6 +393,8 @@ function resetMessages() {
   openPromise = null;
   olderLoad = null;
   nodes.clear();
+  changeLines = [];
+  changeNodes.clear();
   thumbsNear?.disconnect();
   thumbsFar?.disconnect();
   box.replaceChildren(marker);
@@ -412,12 +424,45 @@ function renderHeader(chat) {
   const dm = chat.kind === 'dm' && others.length === 1;
   setText(verifyButton, dm ? 'Verify' : 'Members');
   setAttr(verifyButton, 'title', dm ? `Compare safety numbers with ${others[0].name}` : 'Members, and verifying them');
-  setHidden(verifyButton, others.length === 0);
+  // A group's members are where an admin adds people, even when nobody else is left.
+  setHidden(verifyButton, dm ? false : chat.kind === 'dm' ? others.length === 0 : Boolean(chat.readOnly));
+
+  // A group the user left or was removed from: read-only, said in the composer's place.
+  const readOnly = chat.readOnly || '';
+  setText(readOnlyText, readOnly);
+  setHidden(readOnlyBar, !readOnly);
+  setHidden(composerForm, Boolean(readOnly));
+  if (!readOnly) resetDeleteLeft();
 
   const changed = chat.keyChanges || [];
   setHidden(keysBanner, changed.length === 0);
   setText(keysText, changed.length ? keysChangedText(changed.map((p) => p.name)) : '');
   setText(keysButton, changed.length === 1 ? `Verify ${changed[0].name}` : 'Review members');
+}
+
+function resetDeleteLeft() {
+  delete deleteLeftButton.dataset.armed;
+  setText(deleteLeftButton, 'Delete from this device');
+}
+
+/** Deletes the open group (left, or removed from) from this device, after a second click. */
+async function deleteLeftGroup() {
+  const chatId = store.openChatId;
+  if (!chatId) return;
+  if (!deleteLeftButton.dataset.armed) {
+    deleteLeftButton.dataset.armed = 'true';
+    setText(deleteLeftButton, 'Delete it and its history here? Click again');
+    return;
+  }
+  resetDeleteLeft();
+  try {
+    await api.deleteLeftGroup(chatId);
+  } catch (e) {
+    reportError(e);
+    return;
+  }
+  if (store.openChatId === chatId) closeChat();
+  removeChats([chatId]);
 }
 
 /** "bob's keys changed …", "bob's and carol's keys changed …". */
@@ -466,6 +511,7 @@ export function applyPoll(result, epoch) {
   if (!store.openChatId || !store.chatLoaded) return;
   const added = addMessages(result.messages || []);
   applyReceipts(result.receipts);
+  applyChanges(result.changes);
   if (added) maybeMarkRead(true);
   else maybeMarkRead();
 }
@@ -523,6 +569,58 @@ function renderReceipts() {
   }
 }
 
+// The open group's changes its timeline shows ("alice added carol"): [{ id, ts, text }],
+// oldest first, each a line among the messages.
+let changeLines = [];
+const changeNodes = new Map(); // change id -> element
+
+function applyChanges(list) {
+  changeLines = list || [];
+  placeChanges();
+  if (store.pinned) scrollToBottom();
+}
+
+/** The index of the first loaded message made after `ts` (the end when none is). */
+function firstMessageAfter(ts) {
+  let lo = 0;
+  let hi = store.messages.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (store.messages[mid].ts <= ts) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Puts each change line before the first loaded message made after it. One older than
+ *  every loaded message waits until the history before them is loaded. Lines already in
+ *  place are not touched. */
+function placeChanges() {
+  const wanted = new Set();
+  let after = null; // the line placed after this one: { index, node }
+  for (let i = changeLines.length - 1; i >= 0; i--) {
+    const line = changeLines[i];
+    const index = firstMessageAfter(line.ts);
+    if (index === 0 && store.olderCursor) continue;
+    let node = changeNodes.get(line.id);
+    if (!node || node.textContent !== line.text) {
+      node?.remove();
+      node = el('p', { class: 'change-line', dataset: { change: line.id } }, line.text);
+      changeNodes.set(line.id, node);
+    }
+    let before = index < store.messages.length ? nodes.get(store.messages[index].key) : null;
+    if (after && after.index === index) before = after.node;
+    if (node.parentNode !== box || node.nextSibling !== before) box.insertBefore(node, before);
+    after = { index, node };
+    wanted.add(line.id);
+  }
+  for (const [id, node] of changeNodes) {
+    if (wanted.has(id)) continue;
+    node.remove();
+    changeNodes.delete(id);
+  }
+}
+
 /**
  * Add new messages of the open chat (from poll or send), deduped and in
  * the core's order. Stays pinned to the bottom if it was; otherwise keeps the
@@ -534,6 +632,7 @@ export function addMessages(messages, { toBottom = false } = {}) {
   const anchor = stick ? null : visibleAnchor();
   const added = insertMessages(messages);
   if (!added) return 0;
+  placeChanges();
   if (stick) {
     scrollToBottom();
   } else {
@@ -792,8 +891,9 @@ export function loadOlder() {
       const height = box.scrollHeight;
       const top = box.scrollTop;
       insertMessages(page.messages || []);
-      box.scrollTop = top + (box.scrollHeight - height);
       store.olderCursor = page.olderCursor ?? null;
+      placeChanges();
+      box.scrollTop = top + (box.scrollHeight - height);
       return true;
     } catch (e) {
       if (epoch === store.epoch) reportError(e);

@@ -42,7 +42,8 @@ function init() {
   initVerify({
     onKeysAccepted: (contact) => keysAccepted(contact.key),
     onGroupChanged: () => pollNow(),
-    onLeft: (chatId) => noLongerIn(chatId, 'You left the group.'),
+    // The group stays, read-only, until deleted from this device: the next look shows it so.
+    onLeft: () => pollNow(),
   });
   setOnNoLongerMember((chatId) => noLongerIn(chatId, 'You are no longer a member of this group.'));
   initAccount();

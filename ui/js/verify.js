@@ -77,7 +77,7 @@ export function initVerify(handlers) {
     if (leaveButton.dataset.armed) leave();
     else {
       leaveButton.dataset.armed = '1';
-      leaveButton.textContent = 'Leave: you will no longer read this group';
+      leaveButton.textContent = 'Leave? Click again (you keep what was sent until now)';
     }
   });
 }

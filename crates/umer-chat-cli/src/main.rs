@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use umer_chat_core::content::{Content, Target};
 use umer_chat_core::display;
+use umer_chat_core::groups::ChangeLine;
 use umer_chat_core::membership::{Change, GroupName};
 use umer_chat_core::timeline::{MessageView, Quoted};
 use umer_chat_core::{config, Error, Event, LocalConfig, PhotoSize, Store, UserKey, PAGE_SIZE};
@@ -379,6 +380,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Read { chat, last } => {
             let me = sign_in(&mut stdin)?;
+            let mut from_start = true;
             let messages = match last {
                 Some(n) => {
                     let mut page = store.get_chat(&me, &chat)?.page;
@@ -398,13 +400,28 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                         messages = std::mem::take(&mut page.messages);
                     }
                     let excess = messages.len().saturating_sub(n);
+                    from_start = page.older.is_none() && excess == 0;
                     messages.drain(..excess);
                     messages
                 }
                 None => store.all_messages(&me, &chat)?,
             };
+            // A group's changes go among its messages by time, as the app shows them;
+            // one older than every message shown only when the history's start is.
+            let oldest = messages.first().map(|m| m.ts);
+            let mut changes = store
+                .group_changes(&me, &chat)?
+                .into_iter()
+                .filter(|c| from_start || oldest.is_some_and(|ts| c.ts >= ts))
+                .peekable();
             for event in messages {
+                while let Some(change) = changes.next_if(|c| c.ts < event.ts) {
+                    writeln!(out, "{}", change_json(&chat, &change)).ok();
+                }
                 writeln!(out, "{}", message_json(&event)).ok();
+            }
+            for change in changes {
+                writeln!(out, "{}", change_json(&chat, &change)).ok();
             }
         }
         Command::Reply { chat, id, text } => {
@@ -609,6 +626,11 @@ fn target_of(store: &Store, me: &UserKey, chat: &str, id: &str) -> Result<Target
 
 fn sent_json(event: &Event) -> serde_json::Value {
     MessageView::lone(event).map_or(serde_json::Value::Null, |view| message_json(&view))
+}
+
+/// A line of a group's timeline about a change to it, as `read` prints it among messages.
+fn change_json(chat: &str, change: &ChangeLine) -> serde_json::Value {
+    json!({ "change": change.id, "chat": chat, "ts": change.ts, "text": change.text })
 }
 
 fn message_json(message: &MessageView) -> serde_json::Value {

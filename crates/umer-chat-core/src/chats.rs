@@ -72,6 +72,14 @@ pub struct ChatView {
     pub cursor: LogCursor,
 }
 
+/// What a user may do with a chat: write (a member), or only read (a group they left or
+/// were removed from, up to then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Write,
+    Read,
+}
+
 /// What the chat list looked like at the last `changed_chats`, per chat.
 #[derive(Debug, Default)]
 pub struct ChatListWatch {
@@ -437,6 +445,33 @@ impl Store {
 
     /// A chat that `user` may read and write; everyone else gets `NotAMember`.
     pub fn member_chat(&self, user: &UserKey, id: &str) -> Result<Arc<ChatRecord>> {
+        self.chat_for(user, id, Access::Write)
+    }
+
+    /// Chat `id` for `user` to read: one they are a member of, or a group they left or were
+    /// removed from, read-only, up to then (unless they deleted it from this device).
+    pub fn readable_chat(&self, user: &UserKey, id: &str) -> Result<Arc<ChatRecord>> {
+        self.chat_for(user, id, Access::Read)
+    }
+
+    /// Deletes group `id`, which `user` is no longer in, from this device: it leaves their
+    /// list and cannot be opened here. Local only: nothing in the folder changes.
+    pub fn delete_left_group(&self, user: &UserKey, id: &str) -> Result<()> {
+        let chat = self.readable_chat(user, id)?;
+        if chat.is_current_member(user) {
+            return Err(Error::InvalidArgument(
+                "You are still in this group: leave it first, then delete it.".into(),
+            ));
+        }
+        self.hidden
+            .lock()
+            .expect("hidden")
+            .delete_chat(user, &chat.id)?;
+        self.loaded.lock().expect("loaded chats").clear();
+        Ok(())
+    }
+
+    fn chat_for(&self, user: &UserKey, id: &str, access: Access) -> Result<Arc<ChatRecord>> {
         let id = ChatId::parse(id)?;
         let chat = match self.chat(&id) {
             Ok(chat) => chat,
@@ -453,13 +488,25 @@ impl Store {
         // Who is in a group now is its record's members changed by its membership
         // operations (`groups.rs`): someone added is in, someone removed is not.
         let changed = self.with_membership(user, Arc::clone(&chat))?;
-        if changed.is_current_member(user) {
+        if self.may(user, &changed, access) {
             self.pin_record(&chat);
             self.save_pins();
             Ok(self.open_name(user, changed))
         } else {
             Err(Error::NotAMember { id: id.to_string() })
         }
+    }
+
+    /// Whether `user` may use `chat` (with its membership applied) for `access`.
+    fn may(&self, user: &UserKey, chat: &ChatRecord, access: Access) -> bool {
+        chat.is_current_member(user)
+            || (access == Access::Read
+                && chat.gone_since(user).is_some()
+                && !self
+                    .hidden
+                    .lock()
+                    .expect("hidden")
+                    .chat_deleted(user, &chat.id))
     }
 
     /// The record with its sealed name opened for `user`, a member, when they can open it.
@@ -501,7 +548,8 @@ impl Store {
             .collect())
     }
 
-    /// Every chat `user` belongs to, newest activity first.
+    /// Every chat `user` belongs to (and groups they left and keep, read-only), newest
+    /// activity first.
     pub fn list_user_chats(&self, user: &UserKey) -> Result<Vec<ChatSummary>> {
         // A fresh watch has seen nothing, so every chat counts as changed.
         self.changed_chats(user, &mut ChatListWatch::default())
@@ -516,7 +564,7 @@ impl Store {
         watch: &mut ChatListWatch,
     ) -> Result<Vec<ChatSummary>> {
         let markers = self.read_markers(user)?;
-        let chats = self.member_chats(user)?;
+        let chats = self.readable_chats(user)?;
         let now: HashSet<&ChatId> = chats.iter().map(|c| &c.id).collect();
         let gone: Vec<ChatId> = watch
             .seen
@@ -551,7 +599,7 @@ impl Store {
         let ids: BTreeSet<ChatId> = chats.iter().chain(marker_moved).cloned().collect();
         let mut members_of = Vec::new();
         for id in ids {
-            match self.member_chat(user, id.as_str()) {
+            match self.readable_chat(user, id.as_str()) {
                 Ok(chat) => members_of.push(chat),
                 Err(Error::NotAMember { .. }) if watch.seen.remove(&id).is_some() => {
                     watch.gone.push(id)
@@ -625,7 +673,7 @@ impl Store {
 
     /// One chat's summary, for a member.
     pub fn chat_summary(&self, user: &UserKey, id: &str) -> Result<ChatSummary> {
-        let chat = self.member_chat(user, id)?;
+        let chat = self.readable_chat(user, id)?;
         let markers = self.read_markers(user)?;
         let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         let marker = markers.get(&chat.id);
@@ -635,6 +683,15 @@ impl Store {
     }
 
     pub(crate) fn member_chats(&self, user: &UserKey) -> Result<Vec<Arc<ChatRecord>>> {
+        self.chats_for(user, Access::Write)
+    }
+
+    /// The chats `user` may read: theirs, and the groups they left and still keep.
+    pub(crate) fn readable_chats(&self, user: &UserKey) -> Result<Vec<Arc<ChatRecord>>> {
+        self.chats_for(user, Access::Read)
+    }
+
+    fn chats_for(&self, user: &UserKey, access: Access) -> Result<Vec<Arc<ChatRecord>>> {
         let dir = self.chats_dir();
         // Entries that cannot be used are reported by doctor, never fail the list.
         let ids: Vec<ChatId> = listing::list_dir(&dir, &mut Vec::new())
@@ -650,7 +707,7 @@ impl Store {
         // Each record's signature is checked and its name opened: on all cores.
         let found = parallel::map(&ids, |id| match self.chat(id) {
             Ok(chat) => match self.with_membership(user, Arc::clone(&chat)) {
-                Ok(changed) if changed.is_current_member(user) => {
+                Ok(changed) if self.may(user, &changed, access) => {
                     self.pin_record(&chat);
                     Found::Member(self.open_name(user, changed))
                 }
@@ -829,7 +886,7 @@ impl Store {
     /// The chat's record and its latest page, for a member. The chat stays folded in this
     /// process, so older pages and polls build on it.
     pub fn get_chat(&self, user: &UserKey, id: &str) -> Result<ChatView> {
-        let chat = self.member_chat(user, id)?;
+        let chat = self.readable_chat(user, id)?;
         // Lengths first, then reads bounded by them: a message written in between is
         // picked up by the next poll rather than lost or shown twice.
         let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
@@ -841,7 +898,7 @@ impl Store {
         self.loaded
             .lock()
             .expect("loaded chats")
-            .put(user, &chat.id, loaded, generation);
+            .put(user, &chat, loaded, generation);
         self.saw_keyless_logs(&files);
         self.save_pins(); // the first keys of whoever wrote this page
         Ok(ChatView { chat, page, cursor })
@@ -857,7 +914,7 @@ impl Store {
         limit: usize,
     ) -> Result<Page> {
         let limit = limit.clamp(1, 500);
-        let chat = self.member_chat(user, id)?;
+        let chat = self.readable_chat(user, id)?;
         let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         let reader = self.reader_for(user, chat.clone())?;
         let generation = self.keyring.generation();
@@ -865,7 +922,7 @@ impl Store {
             .loaded
             .lock()
             .expect("loaded chats")
-            .take(user, &chat.id, generation);
+            .take(user, &chat, generation);
         // Not open in this process (the CLI, a restart): everything from the end back to
         // `before` is read first, so nothing later about these messages is missed.
         let mut loaded = match taken {
@@ -895,7 +952,7 @@ impl Store {
         self.loaded
             .lock()
             .expect("loaded chats")
-            .put(user, &chat.id, loaded, generation);
+            .put(user, &chat, loaded, generation);
         self.save_pins();
         Ok(page)
     }

@@ -3,6 +3,7 @@
 //! notifications and the CLI all take their words from here; the UI shows what it is given.
 
 use crate::format::{ChatKind, ChatRecord};
+use crate::membership::Change;
 use crate::timeline::{MessageView, Quote, Quoted};
 use crate::username::UserKey;
 
@@ -54,6 +55,50 @@ pub fn chat_started_line(
         name_of(creator),
         chat.name.as_deref().unwrap_or_default()
     ))
+}
+
+/// The line a group's timeline shows for a change to it: "alice added carol", "bob left",
+/// "alice renamed the group to “Trip”". `new_name` is a rename's name as this reader opens
+/// it (`None`: it does not open); `name_of` gives a user's display name.
+pub fn group_change_line(
+    by: &UserKey,
+    change: &Change,
+    new_name: Option<&str>,
+    mut name_of: impl FnMut(&UserKey) -> String,
+) -> String {
+    let by = name_of(by);
+    match change {
+        Change::Add { user } => format!("{by} added {}", name_of(user)),
+        Change::Remove { user } => format!("{by} removed {}", name_of(user)),
+        Change::Leave => format!("{by} left"),
+        Change::Rename { .. } => match new_name {
+            Some(name) => format!("{by} renamed the group to \u{201c}{name}\u{201d}"),
+            None => format!("{by} renamed the group"),
+        },
+        Change::MakeAdmin { user } => format!("{by} made {} an admin", name_of(user)),
+        Change::RemoveAdmin { user } => format!("{by} removed {} as an admin", name_of(user)),
+    }
+}
+
+/// Why `me` can only read group `chat` now: "You left this group." or "alice removed you
+/// from this group."; `None` while they are a member.
+pub fn no_longer_in_line(
+    chat: &ChatRecord,
+    me: &UserKey,
+    mut name_of: impl FnMut(&UserKey) -> String,
+) -> Option<String> {
+    let roster = chat.roster.as_deref()?;
+    if roster.current.contains(me) {
+        return None;
+    }
+    let why = roster.changes.iter().rev().find_map(|c| match &c.change {
+        Change::Leave if c.by == *me => Some("You left this group.".to_string()),
+        Change::Remove { user } if user == me => {
+            Some(format!("{} removed you from this group.", name_of(&c.by)))
+        }
+        _ => None,
+    });
+    Some(why.unwrap_or_else(|| "You are no longer in this group.".into()))
 }
 
 /// The first line of `text`, cut to `max` characters with "…".

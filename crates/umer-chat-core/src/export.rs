@@ -36,7 +36,7 @@ impl Store {
     /// Writes chat `chat`, decrypted, as a zip at `out` (replaced whole, never half
     /// written). The caller asks the user first: the export is not encrypted.
     pub fn export_chat(&self, user: &UserKey, chat: &str, out: &Path) -> Result<ExportReport> {
-        let record = self.member_chat(user, chat)?;
+        let record = self.readable_chat(user, chat)?;
         let messages = self.all_messages(user, chat)?;
         let title = display::chat_title(&record, user, |k| self.display_name(k));
         let name_of = |k: &UserKey| self.display_name(k);

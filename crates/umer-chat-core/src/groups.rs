@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::crypto::{membership_op_id, SecretKeys, MEMBERSHIP_DOMAIN};
+use crate::display;
 use crate::error::{Error, Result};
 use crate::format::{
     check_group_name, log_file_name, parse_log_name, ChatKind, ChatRecord, MembershipLine,
@@ -41,6 +42,21 @@ pub struct Membership {
     /// Lines and files that could not be used, and why.
     pub skipped: Vec<Skipped>,
 }
+
+/// A line of a group's timeline about a change to the group ("alice added carol").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeLine {
+    pub id: OpId,
+    /// When its author made it (their clock): where it goes among the messages.
+    pub ts: i64,
+    pub text: String,
+}
+
+/// A timeline shows a group's newest changes, at most this many.
+pub const MAX_CHANGE_LINES: usize = 200;
+
+/// Names of renames a process remembers having opened, at most.
+const MAX_RENAMES_OPENED: usize = 10_000;
 
 /// The membership operations of one group that are resolved, at most: a group's changes
 /// are few; this bounds what a folder member who floods it can cost.
@@ -260,6 +276,61 @@ impl Store {
         })
     }
 
+    /// The changes to group `chat` that `user` (a member) sees in its timeline, oldest
+    /// first: from the group's start, or for someone added to it, from their addition on
+    /// (as its messages are); the newest [`MAX_CHANGE_LINES`]. None for a DM or a group
+    /// that never changed.
+    pub fn group_changes(&self, user: &UserKey, chat: &str) -> Result<Vec<ChangeLine>> {
+        let record = self.readable_chat(user, chat)?;
+        let Some(roster) = record.roster.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let from = match roster.initial.contains(user) {
+            true => 0,
+            false => roster
+                .changes
+                .iter()
+                .rposition(|c| matches!(&c.change, Change::Add { user: added } if added == user))
+                .unwrap_or(roster.changes.len()),
+        };
+        let shown = &roster.changes[from..];
+        let shown = &shown[shown.len().saturating_sub(MAX_CHANGE_LINES)..];
+        let reader = self.reader_for(user, Arc::clone(&record))?;
+        Ok(shown
+            .iter()
+            .map(|c| {
+                let new_name = match &c.change {
+                    Change::Rename { name } => self.renamed_to(&reader, &c.id, name),
+                    _ => None,
+                };
+                ChangeLine {
+                    id: c.id.clone(),
+                    ts: c.ts,
+                    text: display::group_change_line(&c.by, &c.change, new_name.as_deref(), |k| {
+                        self.display_name(k)
+                    }),
+                }
+            })
+            .collect())
+    }
+
+    /// The name rename `op` gave, opened by `reader` once per process.
+    fn renamed_to(&self, reader: &ChatReader, op: &OpId, name: &GroupName) -> Option<String> {
+        // By reader too: what one user's keys open is no other's business.
+        let reader_id = reader.reader_key().map(UserKey::as_str).unwrap_or_default();
+        let op = format!("{reader_id}/{op}");
+        if let Some(known) = self.renamed_to.lock().expect("renamed to").get(&op) {
+            return known.clone();
+        }
+        let opened = open_group_name(reader, Some(name));
+        let mut renamed = self.renamed_to.lock().expect("renamed to");
+        if renamed.len() >= MAX_RENAMES_OPENED {
+            renamed.clear();
+        }
+        renamed.insert(op, opened.clone());
+        opened
+    }
+
     /// Group `chat` as `user` (a member) sees it now.
     pub fn group_membership(&self, user: &UserKey, chat: &str) -> Result<Membership> {
         let record = self.member_chat(user, chat)?;
@@ -472,7 +543,9 @@ impl Store {
         if !record.is_member(user) {
             let look = ChatReader::new(Arc::clone(&record), self.keyring.clone(), None);
             let provisional = self.read_membership(&look, &record, true)?;
-            if !provisional.state().members.contains(user) {
+            // Added once, even if gone again: they read the group up to then.
+            let ever = applied_to(&record, &provisional).members;
+            if !ever.contains(user) {
                 return Ok(record);
             }
         }

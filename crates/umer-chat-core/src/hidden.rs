@@ -1,4 +1,5 @@
-//! "Delete for me": messages a user hid on this device. Local state only, in a file of the
+//! "Delete for me": messages a user hid on this device, and groups they left (or were removed
+//! from) and deleted from it. Local state only, in a file of the
 //! device's config (`config::HIDDEN_FILE`), never in the shared folder: the others still see
 //! them. `Store` owns one; the fold leaves hidden messages out of pages, polls, the chat
 //! list and search.
@@ -22,6 +23,9 @@ struct HiddenFile {
     /// User key → chat id → message keys (`sender/id`).
     #[serde(default)]
     hidden: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
+    /// User key → ids of groups they are no longer in and deleted from this device.
+    #[serde(default)]
+    deleted_chats: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// The messages hidden on this device, and the file they are kept in.
@@ -63,6 +67,31 @@ impl Hidden {
             .entry(chat.to_string())
             .or_default()
             .insert(target.key());
+        match &self.file {
+            Some(file) => save(file, &self.by),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Hidden {
+    pub(crate) fn chat_deleted(&self, user: &UserKey, chat: &ChatId) -> bool {
+        self.by
+            .deleted_chats
+            .get(user.as_str())
+            .is_some_and(|chats| chats.contains(chat.as_str()))
+    }
+
+    pub(crate) fn delete_chat(&mut self, user: &UserKey, chat: &ChatId) -> Result<()> {
+        self.by
+            .deleted_chats
+            .entry(user.to_string())
+            .or_default()
+            .insert(chat.to_string());
+        // Its hidden messages go with it.
+        if let Some(chats) = self.by.hidden.get_mut(user.as_str()) {
+            chats.remove(chat.as_str());
+        }
         match &self.file {
             Some(file) => save(file, &self.by),
             None => Ok(()),

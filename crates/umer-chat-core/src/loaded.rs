@@ -4,9 +4,12 @@
 //! it until that page is. `Store` owns one; `chats.rs` and `messages.rs` use it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use crate::format::ChatRecord;
 use crate::ids::{ChatId, EventKey};
 use crate::logs::LogCursor;
+use crate::membership::Roster;
 use crate::timeline::Timeline;
 use crate::username::UserKey;
 
@@ -22,6 +25,8 @@ pub(crate) struct LoadedChat {
     pub(crate) cursor: LogCursor,
     /// The keyring generation it was read under: an accepted key may open or trust more.
     generation: u64,
+    /// The group's membership it was read under: whose lines count changes with it.
+    roster: Option<Arc<Roster>>,
     used: u64,
 }
 
@@ -38,6 +43,7 @@ impl LoadedChat {
             at_start,
             cursor,
             generation: 0,
+            roster: None,
             used: 0,
         }
     }
@@ -50,21 +56,22 @@ pub(crate) struct LoadedChats {
 }
 
 impl LoadedChats {
+    /// The fold of `chat` for `user`, if it was read under the same keys and membership.
     pub(crate) fn take(
         &mut self,
         user: &UserKey,
-        chat: &ChatId,
+        chat: &ChatRecord,
         generation: u64,
     ) -> Option<LoadedChat> {
         self.chats
-            .remove(&(user.clone(), chat.clone()))
-            .filter(|loaded| loaded.generation == generation)
+            .remove(&(user.clone(), chat.id.clone()))
+            .filter(|loaded| loaded.generation == generation && loaded.roster == chat.roster)
     }
 
     pub(crate) fn put(
         &mut self,
         user: &UserKey,
-        chat: &ChatId,
+        chat: &ChatRecord,
         mut loaded: LoadedChat,
         generation: u64,
     ) {
@@ -80,8 +87,9 @@ impl LoadedChats {
             }
         }
         loaded.generation = generation;
+        loaded.roster = chat.roster.clone();
         loaded.used = self.clock;
-        self.chats.insert((user.clone(), chat.clone()), loaded);
+        self.chats.insert((user.clone(), chat.id.clone()), loaded);
     }
 
     /// The chat as this process has it folded, if it does.

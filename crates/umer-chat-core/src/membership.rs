@@ -198,6 +198,19 @@ pub struct Roster {
     /// The newest applied operation that changed who is in the group (add, remove, leave):
     /// new messages use a key made for it, wrapped for `current`.
     pub key_cause: Option<OpId>,
+    /// Every applied operation, in the order they apply: what the timeline shows as
+    /// "alice added carol".
+    #[serde(default)]
+    pub changes: Vec<AppliedChange>,
+}
+
+/// One applied operation, as a group's timeline shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedChange {
+    pub id: OpId,
+    pub ts: i64,
+    pub by: UserKey,
+    pub change: Change,
 }
 
 impl Roster {
@@ -212,8 +225,15 @@ impl Roster {
         let mut ever = initial.members.clone();
         let mut gone_since = BTreeMap::new();
         let mut key_cause = None;
+        let mut changes = Vec::with_capacity(resolution.applied.len());
         for id in &resolution.applied {
             let op = by_id[id.as_str()];
+            changes.push(AppliedChange {
+                id: op.id.clone(),
+                ts: op.ts,
+                by: op.author.clone(),
+                change: op.change.clone(),
+            });
             match &op.change {
                 Change::Add { user } => {
                     ever.insert(user.clone());
@@ -240,6 +260,7 @@ impl Roster {
             admins: resolution.state.admins.clone(),
             gone_since,
             key_cause,
+            changes,
         };
         (roster, ever)
     }

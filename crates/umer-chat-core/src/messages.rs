@@ -174,7 +174,7 @@ impl Store {
     /// Hides message `target` of `chat` on this device for `user` ("delete for me"): kept in
     /// local config, never written to the folder, so the others still see it.
     pub fn hide_for_me(&self, user: &UserKey, chat: &str, target: &Target) -> Result<()> {
-        let chat = self.member_chat(user, chat)?;
+        let chat = self.readable_chat(user, chat)?;
         self.hidden
             .lock()
             .expect("hidden")
@@ -199,7 +199,7 @@ impl Store {
         chat: &str,
         target: &Target,
     ) -> Result<Option<MessageView>> {
-        let chat = self.member_chat(user, chat)?;
+        let chat = self.readable_chat(user, chat)?;
         let mut loaded = self.loaded.lock().expect("loaded chats");
         Ok(loaded
             .get_mut(user, &chat.id)
@@ -413,7 +413,7 @@ impl Store {
         chat: &str,
         cursor: &LogCursor,
     ) -> Result<(Vec<MessageView>, LogCursor)> {
-        let chat = self.member_chat(user, chat)?;
+        let chat = self.readable_chat(user, chat)?;
         let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         let reader = self.reader_for(user, chat.clone())?;
         let (events, next) = logs::read_since(&files, &reader, cursor);
@@ -422,7 +422,7 @@ impl Store {
             .loaded
             .lock()
             .expect("loaded chats")
-            .take(user, &chat.id, generation);
+            .take(user, &chat, generation);
         let mut loaded = match taken {
             Some(mut loaded) => {
                 if loaded.cursor != *cursor {
@@ -462,7 +462,7 @@ impl Store {
         self.loaded
             .lock()
             .expect("loaded chats")
-            .put(user, &chat.id, loaded, generation);
+            .put(user, &chat, loaded, generation);
         self.save_pins();
         Ok((changed, next))
     }
@@ -470,7 +470,7 @@ impl Store {
     /// A cursor at the end of a chat's logs as they are now: polling from it brings only
     /// what is written later.
     pub fn end_cursor(&self, user: &UserKey, chat: &str) -> Result<LogCursor> {
-        let chat = self.member_chat(user, chat)?;
+        let chat = self.readable_chat(user, chat)?;
         let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         Ok(LogCursor::at_end_of(&files))
     }
@@ -497,7 +497,7 @@ impl Store {
 
     /// A chat's whole history, folded.
     pub fn chat_timeline(&self, user: &UserKey, chat: &str) -> Result<Timeline> {
-        let chat = self.member_chat(user, chat)?;
+        let chat = self.readable_chat(user, chat)?;
         let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         let reader = self.reader_for(user, chat.clone())?;
         let mut fold = self.new_fold(user, &chat);

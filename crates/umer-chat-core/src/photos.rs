@@ -85,7 +85,7 @@ impl Store {
         max_side: u32,
         cache_dir: &Path,
     ) -> Result<(&'static str, Vec<u8>)> {
-        let record = self.member_chat(user, chat)?;
+        let record = self.readable_chat(user, chat)?;
         if !is_image_name(name) {
             return Err(Error::InvalidArgument(format!(
                 "{name:?} is not an image name."
@@ -162,7 +162,7 @@ impl Store {
         chat: &str,
         name: &str,
     ) -> Result<(&'static str, Vec<u8>, Option<ContentKey>)> {
-        let chat = self.member_chat(user, chat)?;
+        let chat = self.readable_chat(user, chat)?;
         let bytes = self.stored_image_bytes(name)?;
         if !name.ends_with(SEALED_IMAGE_EXT) {
             return Ok((

@@ -96,6 +96,11 @@ impl ChatReader {
         }
     }
 
+    /// Who reads: the signed-in member (`None` for a checker).
+    pub(crate) fn reader_key(&self) -> Option<&UserKey> {
+        self.reader.as_ref().map(|me| &me.user.key)
+    }
+
     pub fn record(&self) -> &Arc<ChatRecord> {
         &self.chat
     }
@@ -640,6 +645,11 @@ impl ChatReader {
         // in the one order, and not after it.
         if self.chat.gone_since(sender).is_some_and(|gone| ts > gone) {
             return Err(SkipReason::NotAMember(sender.clone()));
+        }
+        // Someone who left reads the group up to then: what follows is not theirs.
+        let left = self.reader_key().and_then(|me| self.chat.gone_since(me));
+        if left.is_some_and(|left| ts > left) {
+            return Err(SkipReason::AfterReaderLeft);
         }
         Ok(())
     }

@@ -52,7 +52,7 @@ pub struct Receipt {
 impl Store {
     /// Marks everything in the chat, as of now, as read by `user`.
     pub fn mark_read(&self, user: &UserKey, chat: &str) -> Result<()> {
-        let chat = self.member_chat(user, chat)?;
+        let chat = self.readable_chat(user, chat)?;
         let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
         let reader = self.reader_for(user, chat.clone())?;
         let Some(latest) = newest(&files, &reader, None, 1).pop() else {
@@ -127,7 +127,7 @@ impl Store {
     /// What the other members of `chat` have seen, from their signed read markers: for each
     /// who has read anything, the newest message they have seen.
     pub fn receipts(&self, user: &UserKey, chat: &str) -> Result<Vec<Receipt>> {
-        let chat = self.member_chat(user, chat)?;
+        let chat = self.readable_chat(user, chat)?;
         let mut receipts = Vec::new();
         for member in chat.current_members().iter().filter(|m| *m != user) {
             let keys = self.keyring.sender(member);

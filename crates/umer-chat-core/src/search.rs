@@ -43,7 +43,7 @@ impl Store {
         }
         let mut hits: Vec<MessageView> = Vec::new();
         // Chat records only: summaries would count unread messages search does not need.
-        for chat in self.member_chats(user)? {
+        for chat in self.readable_chats(user)? {
             let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
             let admin = chat.admin().cloned();
             let chat_id = chat.id.clone();
@@ -136,7 +136,7 @@ impl Store {
     /// Reads `user`'s chats into the search index now (the app does this in the background
     /// after sign-in), so that the first search costs what later ones do.
     pub fn prepare_search(&self, user: &UserKey) -> Result<()> {
-        for chat in self.member_chats(user)? {
+        for chat in self.readable_chats(user)? {
             let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
             let reader = self.reader_for(user, chat)?;
             for file in &files {

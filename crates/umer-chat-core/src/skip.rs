@@ -42,6 +42,8 @@ pub enum SkipReason {
     Invalid(String),
     /// Written by, or in the name of, someone who is not a member of the chat.
     NotAMember(UserKey),
+    /// Written after the reader left the group or was removed from it: not theirs to read.
+    AfterReaderLeft,
     /// An event id that another sender's event also uses; both are shown, as two messages.
     ReusedId { others: Vec<UserKey> },
     /// The file or folder could not be read (permissions, I/O error).
@@ -115,6 +117,9 @@ impl fmt::Display for SkipReason {
             SkipReason::Invalid(why) => write!(f, "invalid: {why}"),
             SkipReason::NotAMember(user) => {
                 write!(f, "written as {user}, who is not a member of this chat")
+            }
+            SkipReason::AfterReaderLeft => {
+                f.write_str("written after you left the group, or were removed from it")
             }
             SkipReason::ReusedId { others } => {
                 let others: Vec<&str> = others.iter().map(|u| u.as_str()).collect();

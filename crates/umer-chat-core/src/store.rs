@@ -46,6 +46,9 @@ pub struct Store {
     pub(crate) keyring: Arc<Keyring>,
     /// Sealed group names opened by a member in this process, never written anywhere.
     pub(crate) opened_names: Mutex<HashMap<ChatId, String>>,
+    /// The names renames of groups gave, by operation id, as opened in this process (`None`:
+    /// no key here opens it); never written anywhere.
+    pub(crate) renamed_to: Mutex<HashMap<String, Option<String>>>,
     /// Where the app caches thumbnails, so a deleted photo's go too (see `photos.rs`).
     pub(crate) thumbnail_cache: Mutex<Option<PathBuf>>,
     /// Changed groups as each user read them: the membership files seen (name and stamp),
@@ -114,6 +117,7 @@ impl Store {
             appended: Mutex::new(HashMap::new()),
             keyring: Arc::new(Keyring::new(&root)),
             opened_names: Mutex::new(HashMap::new()),
+            renamed_to: Mutex::default(),
             thumbnail_cache: Mutex::new(None),
             memberships: Mutex::default(),
             kept_groups: Mutex::default(),
@@ -214,6 +218,7 @@ impl Store {
         *self.search_index.lock().expect("search index") = Default::default();
         self.loaded.lock().expect("loaded chats").clear();
         self.opened_names.lock().expect("opened names").clear();
+        self.renamed_to.lock().expect("renamed to").clear();
     }
 
     /// Whether `user` is signed in through this store (their keys are unlocked).

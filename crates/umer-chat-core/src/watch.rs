@@ -150,7 +150,7 @@ impl Store {
             return Ok(BTreeSet::new());
         }
         Ok(self
-            .member_chats(user)?
+            .readable_chats(user)?
             .into_iter()
             .filter(|chat| chat.members.iter().any(|m| members.contains(m)))
             .map(|chat| chat.id.clone())
