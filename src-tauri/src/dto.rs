@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use umer_chat_core::display;
 use umer_chat_core::groups::ChangeLine;
-use umer_chat_core::timeline::{MessageView, Quoted};
+use umer_chat_core::timeline::{Admins, MessageView, Quoted};
 use umer_chat_core::{
     ChatKind, ChatRecord, ChatSummary, ContactKeys, Event, Preferences, Receipt, Store, Trust,
     Typing, UserKey,
@@ -133,6 +133,8 @@ pub struct ChatSummaryDto {
     pub unread_capped: bool,
     /// Something the user should know about this chat (a planted record was ignored).
     pub notice: Option<String>,
+    /// The signed-in user is an admin of this group now: they may delete anyone's message.
+    pub i_am_admin: bool,
     /// Why the chat is read-only ("alice removed you from this group."): a group the user
     /// left or was removed from, kept until they delete it. `None` while they are in it.
     pub read_only: Option<String>,
@@ -508,6 +510,7 @@ impl<'a> Names<'a> {
             unread: summary.unread,
             unread_capped: summary.unread_capped,
             notice: self.store.chat_notice(&chat.id),
+            i_am_admin: Admins::of(chat).at(me, umer_chat_core::ids::now_ms()),
             read_only: display::no_longer_in_line(chat, me, |k| self.of(k)),
         }
     }

@@ -819,3 +819,50 @@ fn someone_removed_keeps_the_group_read_only_up_to_then_until_they_delete_it_her
     ));
     assert_eq!(texts(&alice, "alice", &chat), ["before", "after"]);
 }
+
+#[test]
+fn an_admin_the_group_made_deletes_anyones_message_while_an_admin_and_not_after() {
+    use umer_chat_core::content::{Content, Target};
+    let dir = temp_dir();
+    let chat = group_in(dir.path());
+    let alice = open_signed_in(dir.path(), &["alice"]);
+    let carol = open_signed_in(dir.path(), &["carol"]);
+    let bob = open_signed_in(dir.path(), &["bob"]);
+    let say = |text: &str| {
+        let event = carol
+            .append_message(&key("carol"), chat.as_str(), Some(text), None)
+            .unwrap();
+        Target {
+            id: event.id,
+            sender: event.sender,
+        }
+    };
+    let delete =
+        |target: Target| bob.append_content(&key("bob"), chat.as_str(), Content::Delete { target });
+    let deleted = |target: &Target| {
+        alice
+            .all_messages(&key("alice"), chat.as_str())
+            .unwrap()
+            .into_iter()
+            .find(|m| m.id == target.id)
+            .map(|m| m.deleted)
+    };
+
+    // Bob, no admin, may not delete carol's message.
+    let first = say("first");
+    assert!(matches!(delete(first.clone()), Err(Error::NotAllowed(_))));
+    // Made an admin, he may, and every reader agrees.
+    change(&alice, "alice", &chat, admin("bob"));
+    delete(first.clone()).unwrap();
+    assert_eq!(deleted(&first), Some(true));
+    // No longer one, he may not again.
+    change(
+        &alice,
+        "alice",
+        &chat,
+        Change::RemoveAdmin { user: key("bob") },
+    );
+    let second = say("second");
+    assert!(matches!(delete(second.clone()), Err(Error::NotAllowed(_))));
+    assert_eq!(deleted(&second), Some(false));
+}

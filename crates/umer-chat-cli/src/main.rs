@@ -89,7 +89,7 @@ enum Command {
         id: String,
         text: String,
     },
-    /// Delete message ID for everyone (yours; in a group you created, anyone's).
+    /// Delete message ID for everyone (yours; in a group you are an admin of, anyone's).
     Delete { chat: String, id: String },
     /// Hide message ID on this device only ("delete for me"); the others still see it.
     Hide { chat: String, id: String },

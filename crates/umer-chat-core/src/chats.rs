@@ -17,7 +17,7 @@ use crate::logs::{self, LogCursor};
 use crate::parallel;
 use crate::reader::ChatReader;
 use crate::store::{parse_record, to_pretty_json, Store};
-use crate::timeline::{MessageView, Timeline};
+use crate::timeline::{Admins, MessageView, Timeline};
 use crate::username::UserKey;
 use serde_json::value::RawValue;
 
@@ -775,7 +775,7 @@ impl Store {
         let mut reactions: Vec<Event> = Vec::new();
         let mut taken_back: HashSet<(UserKey, Target, String)> = HashSet::new();
         let mut capped = false;
-        let admin = chat.admin().cloned();
+        let admins = Admins::of(&chat);
         let first_unread_month = marker.map(|m| month_of(m.ts));
         // A conflict copy repeats most of its original: count each event once.
         let mut counted = HashSet::new();
@@ -794,8 +794,7 @@ impl Store {
                 }
                 match &event.content {
                     Content::Delete { target }
-                        if target.sender == event.sender
-                            || admin.as_ref() == Some(&event.sender) =>
+                        if target.sender == event.sender || admins.at(&event.sender, event.ts) =>
                     {
                         deleted.insert(target.clone());
                     }
@@ -871,7 +870,7 @@ impl Store {
             return None;
         };
         let message = find_message(files, chat, target).ok()?;
-        let mut fold = Timeline::new(chat.admin().cloned());
+        let mut fold = Timeline::new(Admins::of(chat));
         fold.apply(message);
         fold.apply(event.clone());
         let to = fold.view(target).filter(|m| !m.deleted)?;

@@ -86,14 +86,6 @@ pub struct ChatRecord {
 }
 
 impl ChatRecord {
-    /// Who may delete anyone's message in this chat: a group's creator (nobody in a DM).
-    pub fn admin(&self) -> Option<&UserKey> {
-        match self.kind {
-            ChatKind::Group => self.created_by.as_ref(),
-            ChatKind::Dm => None,
-        }
-    }
-
     /// Whether `user` is, or (in a changed group) was, a member: whose events may count.
     pub fn is_member(&self, user: &UserKey) -> bool {
         self.members.binary_search(user).is_ok()

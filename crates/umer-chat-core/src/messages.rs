@@ -139,7 +139,8 @@ impl Store {
         }
         let (event, line) = seal_event(&identity, &key, &chat.id, self.device(), seq, ts, content);
         if let Some(message) = &about {
-            timeline::allowed(chat.admin(), message, &event).map_err(Error::NotAllowed)?;
+            timeline::allowed(&timeline::Admins::of(&chat), message, &event)
+                .map_err(Error::NotAllowed)?;
         }
         log.append_line(&line, &path)?;
         self.next_seq.fetch_max(seq + 1, Ordering::Relaxed);

@@ -20,7 +20,7 @@ use crate::logs;
 use crate::password::hex_lower;
 use crate::reader::ChatReader;
 use crate::store::Store;
-use crate::timeline::Timeline;
+use crate::timeline::{Admins, Timeline};
 use crate::username::UserKey;
 
 impl Store {
@@ -248,7 +248,7 @@ impl Store {
             return;
         }
         let files = listing::list(&self.log_dir(&chat.id), chat, &mut Vec::new());
-        let mut fold = Timeline::new(chat.admin().cloned());
+        let mut fold = Timeline::new(Admins::of(chat));
         for file in &files {
             fold.apply_all(logs::read_all(file, reader, &mut Vec::new()));
         }

@@ -19,7 +19,7 @@ use crate::logs;
 use crate::reader::ChatReader;
 use crate::search_index::{Entry, FileEntries, IndexedFile, SearchIndex};
 use crate::store::Store;
-use crate::timeline::{MessageView, Quoted, Timeline};
+use crate::timeline::{Admins, MessageView, Quoted, Timeline};
 use crate::username::UserKey;
 
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ impl Store {
         // Chat records only: summaries would count unread messages search does not need.
         for chat in self.readable_chats(user)? {
             let files = listing::list(&self.log_dir(&chat.id), &chat, &mut Vec::new());
-            let admin = chat.admin().cloned();
+            let admins = Admins::of(&chat);
             let chat_id = chat.id.clone();
             let reader = self.reader_for(user, chat)?;
             let index = ChatIndex::new(self, &files, &reader);
@@ -69,7 +69,7 @@ impl Store {
             }
             let by_target = index.by_target(&candidates);
             for target in candidates {
-                let Some(view) = index.current(&by_target, admin.as_ref(), &target) else {
+                let Some(view) = index.current(&by_target, &admins, &target) else {
                     continue;
                 };
                 if view
@@ -115,12 +115,12 @@ impl Store {
             .map(|q| q.target.clone())
             .collect();
         let by_target = index.by_target(&quoted);
-        let admin = reader.admin().cloned();
+        let admins = Admins::of(reader.record());
         for quote in views.iter_mut().filter_map(|v| v.reply_to.as_mut()) {
             if quote.state != Quoted::Unknown {
                 continue;
             }
-            if let Some(quoted) = index.current(&by_target, admin.as_ref(), &quote.target) {
+            if let Some(quoted) = index.current(&by_target, &admins, &quote.target) {
                 quote.state = if quoted.deleted {
                     Quoted::Deleted
                 } else {
@@ -319,11 +319,11 @@ impl<'a> ChatIndex<'a> {
     fn current(
         &self,
         (messages, about): &ByTarget<'_>,
-        admin: Option<&UserKey>,
+        admins: &Admins,
         target: &Target,
     ) -> Option<MessageView> {
         let message = messages.get(target).copied().and_then(|m| self.check(m))?;
-        let mut fold = Timeline::new(admin.cloned());
+        let mut fold = Timeline::new(admins.clone());
         fold.apply(message);
         for control in about.get(target).into_iter().flatten() {
             fold.apply_all(self.check(*control));

@@ -205,7 +205,7 @@ impl Store {
     /// A new fold of `chat` as `user` reads it on this device: its admin, and the messages
     /// they hid here left out.
     pub(crate) fn new_fold(&self, user: &UserKey, chat: &ChatRecord) -> crate::timeline::Timeline {
-        let mut fold = crate::timeline::Timeline::new(chat.admin().cloned());
+        let mut fold = crate::timeline::Timeline::new(crate::timeline::Admins::of(chat));
         fold.hide(self.hidden.lock().expect("hidden").in_chat(user, &chat.id));
         fold
     }

@@ -10,16 +10,19 @@
 //! The rules (FORMAT.md, "Format 3: what events say"):
 //! - an event about a message counts only if it comes after it in the one order;
 //! - only the author edits, and only a message; the newest edit wins;
-//! - the author deletes their message, and in a group so does an admin (its creator);
+//! - the author deletes their message, and in a group so does an admin (its creator, or
+//!   whoever the group's changes made one, at the delete's time);
 //!   a delete takes the text, image, edits and reactions with it;
 //! - anyone in the chat reacts; per person, emoji and message the newest of react and
 //!   unreact wins, and a person's first [`MAX_REACTIONS_PER_PERSON`] emoji count.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::content::{Content, Target, MAX_REACTIONS_PER_PERSON};
-use crate::format::{Event, Trust};
+use crate::format::{ChatKind, ChatRecord, Event, Trust};
 use crate::ids::{ChatId, DeviceId, EventKey};
+use crate::membership::{Change, Roster};
 use crate::username::UserKey;
 
 /// What a person sees of one message.
@@ -162,11 +165,62 @@ struct Slot {
     reactions: BTreeMap<UserKey, BTreeMap<String, (EventKey, bool)>>,
 }
 
+/// Who may delete anyone's message in a chat: nobody in a DM; in a group its creator, and
+/// whoever the group's applied changes made an admin, as of the delete's time.
+#[derive(Debug, Clone, Default)]
+pub struct Admins {
+    creator: Option<UserKey>,
+    roster: Option<Arc<Roster>>,
+}
+
+impl Admins {
+    /// `chat`'s admins (with its membership applied, for a group that changed).
+    pub fn of(chat: &ChatRecord) -> Admins {
+        match chat.kind {
+            ChatKind::Group => Admins {
+                creator: chat.created_by.clone(),
+                roster: chat.roster.clone(),
+            },
+            ChatKind::Dm => Admins::default(),
+        }
+    }
+
+    /// Only `creator` (a group that never changed; tests).
+    pub fn creator(creator: Option<UserKey>) -> Admins {
+        Admins {
+            creator,
+            roster: None,
+        }
+    }
+
+    /// Whether `user` was an admin at `ts`: by the group's changes made by then, in the
+    /// order they apply. The same on every device, as the changes are.
+    pub fn at(&self, user: &UserKey, ts: i64) -> bool {
+        let mut admin = self.creator.as_ref() == Some(user);
+        let Some(roster) = &self.roster else {
+            return admin;
+        };
+        for change in roster.changes.iter().filter(|c| c.ts <= ts) {
+            match &change.change {
+                Change::MakeAdmin { user: made } if made == user => admin = true,
+                Change::RemoveAdmin { user: gone } | Change::Remove { user: gone }
+                    if gone == user =>
+                {
+                    admin = false
+                }
+                Change::Leave if change.by == *user => admin = false,
+                _ => {}
+            }
+        }
+        admin
+    }
+}
+
 /// A chat's events folded. Feed it events in any order with [`Timeline::apply`].
 #[derive(Debug, Clone, Default)]
 pub struct Timeline {
-    /// Who may delete anyone's message: a group's creator.
-    admin: Option<UserKey>,
+    /// Who may delete anyone's message.
+    admins: Admins,
     slots: HashMap<Target, Slot>,
     order: BTreeSet<(EventKey, Target)>,
     /// Events about messages not folded yet, by the message they are about.
@@ -180,10 +234,10 @@ pub struct Timeline {
 }
 
 impl Timeline {
-    /// An empty timeline; `admin` may delete anyone's message (a group's creator).
-    pub fn new(admin: Option<UserKey>) -> Timeline {
+    /// An empty timeline; `admins` may delete anyone's message.
+    pub fn new(admins: Admins) -> Timeline {
         Timeline {
-            admin,
+            admins,
             ..Timeline::default()
         }
     }
@@ -267,7 +321,7 @@ impl Timeline {
 
     fn apply_to(&mut self, target: &Target, event: Event) {
         let slot = self.slots.get_mut(target).expect("target folded");
-        if let Err(reason) = allowed(self.admin.as_ref(), &slot.message, &event) {
+        if let Err(reason) = allowed(&self.admins, &slot.message, &event) {
             self.ignored.insert((event.key(), event.sender), reason);
             return;
         }
@@ -505,7 +559,7 @@ impl Timeline {
 
 /// Whether `event` may do what it says to `message`: the rules at the top of this module.
 /// The writer checks the same before it writes.
-pub fn allowed(admin: Option<&UserKey>, message: &Event, event: &Event) -> Result<(), String> {
+pub fn allowed(admins: &Admins, message: &Event, event: &Event) -> Result<(), String> {
     if !message.is_message() {
         return Err("it is about an event that is not a message".into());
     }
@@ -521,7 +575,7 @@ pub fn allowed(admin: Option<&UserKey>, message: &Event, event: &Event) -> Resul
             event.sender, message.sender
         )),
         Content::Delete { .. }
-            if event.sender != message.sender && admin != Some(&event.sender) =>
+            if event.sender != message.sender && !admins.at(&event.sender, event.ts) =>
         {
             Err(format!(
                 "{} deletes a message of {} and is not an admin",
@@ -692,7 +746,7 @@ mod tests {
     }
 
     fn folded(batches: &[Vec<Event>]) -> (Vec<MessageView>, Vec<Ignored>, usize) {
-        let mut fold = Timeline::new(Some(person(0)));
+        let mut fold = Timeline::new(Admins::creator(Some(person(0))));
         for batch in batches {
             fold.apply_all(batch.iter().cloned());
         }
@@ -762,7 +816,7 @@ mod tests {
                 },
             )
         };
-        let mut fold = Timeline::new(Some(person(0)));
+        let mut fold = Timeline::new(Admins::creator(Some(person(0))));
         // Before its message: held, then applied.
         fold.apply(edit(1, 20, "hello!"));
         fold.apply(edit(1, 10, "hullo"));
@@ -826,5 +880,63 @@ mod tests {
         fold.apply_all(flood);
         let view = fold.view(&target).unwrap();
         assert_eq!(view.reactions.len(), MAX_REACTIONS_PER_PERSON);
+    }
+
+    /// An admin the group's changes made deletes anyone's message from then on, and until
+    /// they are unmade (or removed, or leave); a delete dated before they were made does not
+    /// count, whenever it arrives.
+    #[test]
+    fn an_admin_deletes_by_the_changes_made_by_the_deletes_time() {
+        use crate::membership::AppliedChange;
+        let change = |ts, by: usize, change| AppliedChange {
+            id: format!("{ts:064}"),
+            ts,
+            by: person(by),
+            change,
+        };
+        let roster = Roster {
+            changes: vec![
+                change(100, 0, Change::MakeAdmin { user: person(1) }),
+                change(200, 0, Change::RemoveAdmin { user: person(1) }),
+                change(300, 0, Change::MakeAdmin { user: person(1) }),
+                change(400, 1, Change::Leave),
+            ],
+            ..Roster::default()
+        };
+        let admins = Admins {
+            creator: Some(person(0)),
+            roster: Some(Arc::new(roster)),
+        };
+        let was_admin: Vec<bool> = [50, 100, 150, 250, 350, 450]
+            .iter()
+            .map(|&ts| admins.at(&person(1), ts))
+            .collect();
+        assert_eq!(was_admin, [false, true, true, false, true, false]);
+        assert!(admins.at(&person(0), 450), "the creator stays one");
+        assert!(!admins.at(&person(2), 450));
+
+        let message = event(2, 10, Content::message(Some("hi".into()), None));
+        let target = Target {
+            id: message.id.clone(),
+            sender: message.sender.clone(),
+        };
+        let delete = |ts| {
+            event(
+                1,
+                ts,
+                Content::Delete {
+                    target: target.clone(),
+                },
+            )
+        };
+        assert!(allowed(&admins, &message, &delete(50)).is_err());
+        assert!(allowed(&admins, &message, &delete(150)).is_ok());
+        assert!(allowed(&admins, &message, &delete(250)).is_err());
+        let mut fold = Timeline::new(admins.clone());
+        fold.apply(delete(250));
+        fold.apply(message.clone());
+        assert!(!fold.view(&target).unwrap().deleted);
+        fold.apply(delete(350));
+        assert!(fold.view(&target).unwrap().deleted);
     }
 }
