@@ -148,6 +148,21 @@ impl Folder {
         id.to_string()
     }
 
+    /// A group of alice and bob as format 1 wrote it (an unsigned record without a key,
+    /// made at `created_at`), read by both; and its record.
+    fn format_1_group(&self, created_at: i64) -> (ChatId, Value) {
+        let id = ChatId::random_group();
+        let record = json!({
+            "format": 1, "id": id, "kind": "group", "name": "old group",
+            "members": ["alice", "bob"], "created_by": "alice", "created_at": created_at,
+        });
+        let file = self.chat_file(id.as_str());
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(file, record.to_string()).unwrap();
+        self.both_read(id.as_str());
+        (id, record)
+    }
+
     /// Writes the key epoch `epoch`, signed by `signer`, named after its key id.
     fn write_epoch(&self, id: &ChatId, epoch: Value, signer: &SecretKeys) {
         let signed = epoch.to_string();
@@ -163,18 +178,22 @@ impl Folder {
 
     /// A bound group and a pre-binding group of alice and bob, each read by both.
     fn groups_both_read(&self) -> [String; 2] {
-        let bound = self
+        let legacy = self.legacy_group();
+        self.both_read(&legacy);
+        [self.bound_group(), legacy]
+    }
+
+    /// Alice's group "plans" with bob, as groups are made now, read by both.
+    fn bound_group(&self) -> String {
+        let chat = self
             .alice
             .store
             .create_group_chat(&key("alice"), "plans", &["bob"])
             .unwrap()
             .id
             .to_string();
-        let groups = [bound, self.legacy_group()];
-        for chat in &groups {
-            self.both_read(chat);
-        }
-        groups
+        self.both_read(&chat);
+        chat
     }
 
     /// `content` wrapped for `names` with their real keys, as anyone can from the folder.
@@ -346,15 +365,8 @@ fn a_group_record_downgraded_to_format_1_is_refused() {
 #[test]
 fn an_early_key_epoch_from_an_outsider_or_for_one_is_never_chosen() {
     let f = Folder::new();
-    let id = ChatId::random_group();
+    let (id, record) = f.format_1_group(1_600_000_000_000);
     let chat = id.to_string();
-    let record = json!({
-        "format": 1, "id": id, "kind": "group", "name": "old group",
-        "members": ["alice", "bob"], "created_by": "alice", "created_at": 1_600_000_000_000i64,
-    });
-    fs::create_dir_all(f.chat_file(&chat).parent().unwrap()).unwrap();
-    fs::write(f.chat_file(&chat), record.to_string()).unwrap();
-    f.both_read(&chat);
     // Alice sends first: her epoch is the group's key.
     f.alice
         .store
@@ -409,14 +421,7 @@ fn swap_record(f: &Folder, name: &str, seed: u8) -> SecretKeys {
 #[test]
 fn a_group_send_with_a_members_key_in_doubt_is_refused() {
     let f = Folder::new();
-    let bound = f
-        .alice
-        .store
-        .create_group_chat(&key("alice"), "plans", &["bob"])
-        .unwrap()
-        .id
-        .to_string();
-    f.both_read(&bound);
+    let bound = f.bound_group();
     f.alice.store.contact_keys(&key("alice"), "bob").unwrap();
     let new_bob = swap_record(&f, "bob", 0x66);
     let alice = f.alice.restarted(f.root());
@@ -1110,5 +1115,100 @@ fn a_decision_made_in_another_process_of_the_device_is_kept() {
             .contact_keys(&key("alice"), "bob")
             .unwrap()
             .changed
+    );
+}
+
+/// Attack 5, on a group that changed: alice added eve and removed her again. Bob, a member,
+/// answers the removal with a key epoch of his own, wrapped for eve too (whom the group
+/// once had) and with a smaller key id than alice's, so that it would be the one chosen;
+/// eve, gone, answers with one she signs. Neither is ever used.
+#[test]
+fn after_a_removal_no_member_or_former_member_hands_the_new_key_to_the_one_removed() {
+    use umer_chat_core::membership::Change;
+    let f = Folder::new();
+    let chat = f.bound_group();
+    let id = ChatId::parse(&chat).unwrap();
+    let change = |c| f.alice.store.change_group(&key("alice"), &chat, c).unwrap();
+    change(Change::Add { user: key("eve") });
+    let removal = change(Change::Remove { user: key("eve") });
+    let keys_dir = f.root().join("chats").join(&chat).join("keys");
+    let alices_kid = fs::read_dir(&keys_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
+        .max()
+        .expect("alice's epoch for the removal");
+    // A key of bob's that sorts before alice's (half of all keys do).
+    let bobs = (0u8..=255)
+        .map(|b| ContentKey::from_bytes([b; 32]))
+        .find(|k| k.kid() < alices_kid)
+        .unwrap();
+    let eves = ContentKey::from_bytes(EVE_KEY);
+    for (by, content, signer) in [("bob", &bobs, &f.secrets[1]), ("eve", &eves, &f.secrets[2])] {
+        let keys = f.wrapped(content, &id, &["alice", "bob", "eve"]);
+        f.write_epoch(
+            &id,
+            json!({"chat": id, "by": by, "created_at": now_ms(), "keys": keys, "cause": removal}),
+            signer,
+        );
+    }
+    f.both_read(&chat);
+    f.members_send_and_nothing_opens_with(&chat, &[&bobs, &eves]);
+    // Eve, removed, reads nothing sent after her removal on her own device either.
+    let eve = f.eve.restarted(f.root());
+    let seen = eve.all_messages(&key("eve"), &chat).unwrap_or_default();
+    assert!(
+        !seen
+            .iter()
+            .any(|m| m.text.as_deref() == Some("after the attack")),
+        "{seen:?}"
+    );
+}
+
+/// A group from before format 2 (no key in its record, keys in epochs) changes as a signed
+/// one does: removed, bob holds no key of what alice sends after.
+#[test]
+fn a_format_1_group_changes_and_someone_removed_reads_nothing_after() {
+    use umer_chat_core::membership::Change;
+    let f = Folder::new();
+    let (id, _) = f.format_1_group(now_ms());
+    let chat = id.to_string();
+    let say = |store: &Store, who: &str, text: &str| {
+        store
+            .append_message(&key(who), &chat, Some(text), None)
+            .unwrap_or_else(|e| panic!("{who}: {e}"));
+    };
+    say(&f.alice.store, "alice", "before");
+    f.alice
+        .store
+        .change_group(&key("alice"), &chat, Change::Remove { user: key("bob") })
+        .unwrap();
+    let alice = f.alice.restarted(f.root());
+    say(&alice, "alice", "after");
+    let bob = f.bob.restarted(f.root());
+    let texts: Vec<String> = bob
+        .all_messages(&key("bob"), &chat)
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.text)
+        .collect();
+    assert_eq!(texts, ["before"]);
+    // Not even with every key bob's device holds, read straight from the line.
+    let last = f.lines(&chat).pop().unwrap();
+    let body: Sealed = serde_json::from_value(last["event"]["body"].clone()).unwrap();
+    let epoch: Value = serde_json::from_str(
+        &fs::read_to_string(
+            f.root()
+                .join("chats")
+                .join(&chat)
+                .join("keys")
+                .join(format!("{}.json", body.kid)),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        epoch["epoch"]["keys"]["to"].get("bob").is_none(),
+        "the key of what alice sent after is not wrapped for bob: {epoch}"
     );
 }

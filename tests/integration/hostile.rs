@@ -159,8 +159,10 @@ impl Fixture {
     fn texts(&self, cfg: &Path, chat: &str) -> Vec<(String, String)> {
         self.ok(cfg, &["read", chat])
             .lines()
-            .map(|line| {
-                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            // A group's changes show among its messages; only messages have a sender.
+            .filter(|v| v.get("change").is_none())
+            .map(|v| {
                 (
                     v["sender"].as_str().unwrap().to_string(),
                     v["text"].as_str().unwrap_or("").to_string(),
@@ -401,6 +403,58 @@ fn special_files_never_hang_or_break_a_listing() {
         .unwrap()
     });
     f.assert_victims_unharmed("special files", &named);
+}
+
+#[test]
+fn a_groups_membership_files_take_no_special_file_symlink_or_huge_file() {
+    // Named like membership files of the group: a FIFO, /dev/zero, a sparse terabyte, a
+    // looping symlink and a folder. The group still reads, changes and sends.
+    let f = Fixture::new();
+    let members = f.path(&format!("chats/{}/members", f.group));
+    fs::create_dir_all(&members).unwrap();
+    let mut named = Vec::new();
+    let fifo = members.join(log_name("mallory", &some_device()));
+    mkfifo(&fifo);
+    named.push(name_of(&fifo));
+    let zero = members.join(log_name("bob", &some_device()));
+    symlink("/dev/zero", &zero).unwrap();
+    named.push(name_of(&zero));
+    let sparse = members.join(log_name("mallory", &some_device()));
+    fs::File::create(&sparse).unwrap().set_len(1 << 40).unwrap();
+    named.push(name_of(&sparse));
+    let (loop_a, loop_b) = (
+        members.join(log_name("mallory", &some_device())),
+        members.join(log_name("mallory", &some_device())),
+    );
+    symlink(&loop_b, &loop_a).unwrap();
+    symlink(&loop_a, &loop_b).unwrap();
+    named.push(name_of(&loop_a));
+    fs::create_dir(members.join(log_name("bob", &some_device()))).unwrap();
+    f.ok(
+        f.alice_cfg.path(),
+        &["group", "rename", &f.group, "Trip again"],
+    );
+    f.assert_victims_unharmed("special membership files", &named);
+    let info: serde_json::Value =
+        serde_json::from_str(&f.ok(f.bob_cfg.path(), &["group", "info", &f.group])).unwrap();
+    assert_eq!(info["name"], "Trip again", "{info}");
+
+    // The members folder itself a symlink to a folder outside: never written through.
+    let f = Fixture::new();
+    let members = f.path(&format!("chats/{}/members", f.group));
+    symlink(f.outside.path(), &members).unwrap();
+    let outside_before = f.outside_state();
+    let (renamed, _) = f.cli(
+        f.alice_cfg.path(),
+        &["group", "rename", &f.group, "Trip again"],
+    );
+    assert!(matches!(renamed.code(), 0 | 1), "{renamed:?}");
+    assert_eq!(
+        f.outside_state(),
+        outside_before,
+        "nothing was written through the symlink"
+    );
+    f.assert_victims_unharmed("a symlinked members folder", &[]);
 }
 
 #[test]
