@@ -1,6 +1,7 @@
 //! Live updates (issue 8), at 1 chat and at 1,000: log in → chat list, idle CPU with a chat
 //! open (composer focused, then nothing focused), delivery between two instances and from
-//! the CLI through the folder watcher, and what the watcher costs.
+//! the CLI through the folder watcher, a group's change (issue 18) from the CLI to another
+//! window's list, and what the watcher costs.
 //!
 //! `APP_BENCH_LIVE_ONLY=1 cargo run --release -p umer-chat-tests --bin app-bench`
 
@@ -32,6 +33,17 @@ const IDLE_FOCUSED_TARGET: f64 = 0.6;
 const IDLE_TARGET: f64 = 0.2;
 const LIST_TARGET: Duration = Duration::from_millis(500);
 const EDIT_P50_TARGET: Duration = Duration::from_millis(100);
+const GROUP_CHANGE_P50_TARGET: Duration = Duration::from_millis(200);
+
+/// In the receiving page: when (Date.now()) each chat title first appeared in the list.
+const TITLE_PROBE: &str = r#"
+window.__titles = {};
+new MutationObserver(() => {
+  for (const e of document.querySelectorAll('#chat-list .chat-title')) {
+    if (!(e.textContent in window.__titles)) window.__titles[e.textContent] = Date.now();
+  }
+}).observe(document.getElementById('chat-list'), { childList: true, subtree: true, characterData: true });
+"#;
 const ARROW_UP: &str = "\u{E013}";
 
 pub struct LiveFigures {
@@ -43,6 +55,8 @@ pub struct LiveFigures {
     cli: Vec<Duration>,
     /// An edit, Enter in alice's composer to the new text in bob's window.
     edits: Vec<Duration>,
+    /// A group's rename, from the CLI's exit (on disk) to the new name in bob's list.
+    group_changes: Vec<Duration>,
     watches: usize,
     watcher_start: Duration,
     app_rss_kb: u64,
@@ -257,8 +271,53 @@ pub fn measure_live(display: &Display, chats: usize, window: Duration, ticks: f6
         });
         cli.push(Duration::from_secs_f64((seen - written).max(0.0) / 1e3));
     }
+    // A group's change, made on another device (the CLI), to bob's list: a rename, which
+    // every member's list shows.
+    let group = {
+        let store = support::open_signed_in(root.path(), &["alice"]);
+        store
+            .create_group_chat(&support::key("alice"), "changing", &["bob"])
+            .unwrap()
+            .id
+            .clone()
+    };
+    wait_for("the new group in bob's list", || {
+        let titles = bob.js(
+            "return [...document.querySelectorAll('#chat-list .chat-title')].map((e) => e.textContent)",
+            json!([]),
+        );
+        titles
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t == "changing"))
+            .then_some(())
+    });
+    bob.js(TITLE_PROBE, json!([]));
+    let mut group_changes = Vec::new();
+    for i in 0..CLI_DELIVERIES {
+        std::thread::sleep(Duration::from_millis(300 + rand::random::<u64>() % 1000));
+        let name = format!("changed {i}");
+        support::run(support::cli(root.path(), config.path()).args([
+            "--user",
+            "alice",
+            "group",
+            "rename",
+            group.as_str(),
+            &name,
+        ]))
+        .ok();
+        let written = epoch_ms();
+        let seen = wait_for("the new name in bob's list", || {
+            bob.js(
+                "return window.__titles[arguments[0]] ?? null",
+                json!([name]),
+            )
+            .as_f64()
+        });
+        group_changes.push(Duration::from_secs_f64((seen - written).max(0.0) / 1e3));
+    }
     deliveries.sort();
     cli.sort();
+    group_changes.sort();
     LiveFigures {
         chats,
         to_list: login.to_list,
@@ -267,6 +326,7 @@ pub fn measure_live(display: &Display, chats: usize, window: Duration, ticks: f6
         deliveries,
         cli,
         edits,
+        group_changes,
         watches: app_watches.max(watches),
         watcher_start,
         app_rss_kb,
@@ -362,6 +422,19 @@ pub fn print_live_table(all: &[LiveFigures]) {
                 p50.as_millis(),
                 f.edits.last().unwrap().as_millis(),
                 mark(p50 <= EDIT_P50_TARGET)
+            )
+        },
+    );
+    row(
+        &format!("a group's rename, CLI → another window's list, p50 / max ({CLI_DELIVERIES})"),
+        "p50 ≤ 200 ms",
+        &|f| {
+            let p50 = percentile(&f.group_changes, 0.5);
+            format!(
+                "{} / {} ms {}",
+                p50.as_millis(),
+                f.group_changes.last().unwrap().as_millis(),
+                mark(p50 <= GROUP_CHANGE_P50_TARGET)
             )
         },
     );
