@@ -358,3 +358,130 @@ fn an_exported_chat_opens_in_webkit_with_its_messages_photo_and_reactions() {
         "no element of a message's text was made"
     );
 }
+
+/// A history over three days: a separator names each day ("Today", "Yesterday", and the
+/// day before by name), bubbles show the short local time with the full date on hover,
+/// your own bubbles carry no name, and a run of one sender's messages shows it once.
+#[test]
+fn a_history_over_days_shows_day_separators_short_times_and_one_name_per_run() {
+    let Some(display) = harness::display_or_skip() else {
+        return;
+    };
+    let data = support::temp_dir();
+    let seeded = support::open_store(data.path());
+    let keys = support::sign_up(&seeded, &["alice", "bob"]);
+    let dm = seeded
+        .create_private_chat(&keys[0], "bob")
+        .unwrap()
+        .id
+        .clone();
+    let app = AppInstance::launch(&display, data.path());
+    let s = &app.session;
+    crate::log_in(s, "alice", support::PASSWORD);
+    crate::wait_signed_in(s, "alice");
+
+    // Noon two days ago and yesterday, and the day two days ago as the page names it, in
+    // the window's own time zone (the names are written out here, not by the app).
+    let days = s.execute(
+        "const now = new Date(); \
+         const noon = (back) => new Date(now.getFullYear(), now.getMonth(), now.getDate() - back, 12); \
+         const d = noon(2); \
+         return [noon(2).getTime(), noon(1).getTime(), d.getDay(), d.getDate(), d.getMonth(), \
+                 d.getFullYear() === now.getFullYear(), d.getFullYear()]",
+        json!([]),
+    );
+    let ms = |i: usize| days[i].as_i64().unwrap();
+    const WEEKDAYS: [&str; 7] = [
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+    ];
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let mut two_days_ago = format!(
+        "{} {} {}",
+        WEEKDAYS[days[2].as_u64().unwrap() as usize],
+        days[3],
+        MONTHS[days[4].as_u64().unwrap() as usize]
+    );
+    if days[5] == json!(false) {
+        two_days_ago.push_str(&format!(" {}", days[6]));
+    }
+    let now = umer_chat_core::ids::now_ms();
+    let minute = 60_000;
+    let device = umer_chat_core::DeviceId::random();
+    let history = [
+        (1, ms(0), "bob two days ago"),
+        (1, ms(0) + minute, "bob again a minute later"),
+        (1, ms(1), "bob yesterday"),
+        (0, now - 3 * minute, "alice today"),
+        (0, now - 2 * minute, "alice again"),
+        (1, now - minute, "bob today"),
+    ];
+    let events: Vec<_> = history
+        .iter()
+        .enumerate()
+        .map(|(seq, (who, ts, text))| {
+            support::message(&dm, &keys[*who], &device, seq as u64, *ts, text)
+        })
+        .collect();
+    seeded.import_events(&events).unwrap();
+    crate::open_chat_titled(s, "bob");
+    wait_message(s, "bob today", UI);
+
+    assert_eq!(
+        s.texts("#messages .day-separator"),
+        [two_days_ago.as_str(), "Yesterday", "Today"]
+    );
+    // Who each bubble names, in order: bob once per run, alice (this window's user) never.
+    let named = s.execute(
+        "return [...document.querySelectorAll('#messages .message')].map((m) => { \
+           const sender = m.querySelector('.sender'); \
+           return sender && getComputedStyle(sender).display !== 'none' ? sender.textContent : null; })",
+        json!([]),
+    );
+    assert_eq!(
+        named,
+        json!(["bob", null, "bob", null, null, "bob"]),
+        "bob's second message two days ago continues his run"
+    );
+    // Short local times, the full date on hover.
+    let times = s.execute(
+        "return [...document.querySelectorAll('#messages .message .time')].map((t) => [t.textContent, t.title])",
+        json!([]),
+    );
+    for time in times.as_array().unwrap() {
+        let (short, long) = (time[0].as_str().unwrap(), time[1].as_str().unwrap());
+        assert!(
+            short.len() == 5 && short.as_bytes()[2] == b':',
+            "{short:?} is HH:MM"
+        );
+        assert!(
+            long.ends_with(&format!("{short}:{}", &long[long.len() - 2..])) && long.contains(", "),
+            "{long:?} is the full date and time"
+        );
+    }
+    assert!(times[0][1].as_str().unwrap().starts_with(&two_days_ago));
+    // Nothing was read yet: the unread start under "New messages", after the day's name.
+    let order = s.execute(
+        "return [...document.querySelectorAll('#messages > *')].slice(1, 4).map((e) => e.className)",
+        json!([]),
+    );
+    assert_eq!(order, json!(["day-separator", "new-messages", "message"]));
+}

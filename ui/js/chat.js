@@ -5,7 +5,7 @@
 import * as api from './api.js';
 import { $, el, setAttr, setHidden, setMessage, setText } from './dom.js';
 import { store } from './store.js';
-import { formatTime, isoTime } from './format.js';
+import { dayKey, formatDayLabel, formatLongTime, formatShortTime, formatTime, isoTime } from './format.js';
 import { fullImageUrl, thumbPixels, thumbUrl, THUMB_CSS_WIDTH } from './images.js';
 import { openViewer } from './viewer.js';
 import { reportError, showBanner } from './errors.js';
@@ -132,7 +132,7 @@ function openMenu(messageNode, opener) {
     m.mine && m.text === null && m.image ? item('Add caption', () => messageActions.edit?.(m)) : null,
     item('Copy text', () => navigator.clipboard?.writeText(m.text || ''), !m.text && 'hidden'),
     item('Delete for me', () => hideMessage(m)),
-    m.mine ? item('Delete for everyone', () => confirmDelete(m), 'danger') : null);
+    m.mine || canDeleteAny() ? item('Delete for everyone', () => confirmDelete(m), 'danger') : null);
   node.addEventListener('keydown', (e) => {
     const items = [...node.querySelectorAll('[role="menuitem"]:not(.hidden)')];
     const at = items.indexOf(document.activeElement);
@@ -196,6 +196,12 @@ function initLongPress() {
       cancel();
     }
   });
+}
+
+/** A group's admin deletes anyone's message (the core checks it again, as every reader does). */
+function canDeleteAny() {
+  const chat = store.chats.get(store.openChatId);
+  return Boolean(chat?.iAmAdmin && !chat.readOnly);
 }
 
 /** "Delete for me": gone from this device's list at once; the others keep it. */
@@ -371,10 +377,11 @@ async function loadChat(chatId, epoch) {
   upsertChats([page.chat]);
   renderHeader(page.chat);
   insertMessages(page.messages || []);
+  newFrom = firstUnread(page.chat);
   receipts = page.receipts || [];
   renderReceipts();
   changeLines = page.changes || [];
-  placeChanges();
+  placeExtras();
   store.chatLoaded = true;
   box.removeAttribute('aria-busy');
   updateMarker();
@@ -395,6 +402,8 @@ function resetMessages() {
   nodes.clear();
   changeLines = [];
   changeNodes.clear();
+  dayNodes.clear();
+  newFrom = null;
   thumbsNear?.disconnect();
   thumbsFar?.disconnect();
   box.replaceChildren(marker);
@@ -491,6 +500,7 @@ export function keysAccepted(key) {
     if (m.senderKey !== key || m.trust !== 'key_changed') return;
     const accepted = { ...m, trust: 'verified' };
     const node = renderMessage(accepted);
+    node.classList.toggle('continued', nodes.get(m.key).classList.contains('continued'));
     nodes.get(m.key).replaceWith(node);
     nodes.set(m.key, node);
     store.messages[i] = accepted;
@@ -576,8 +586,8 @@ const changeNodes = new Map(); // change id -> element
 
 function applyChanges(list) {
   changeLines = list || [];
-  placeChanges();
-  if (store.pinned) scrollToBottom();
+  // A refresh with nothing new touches nothing (not even the scroll).
+  if (placeExtras() && store.pinned) scrollToBottom();
 }
 
 /** The index of the first loaded message made after `ts` (the end when none is). */
@@ -592,14 +602,40 @@ function firstMessageAfter(ts) {
   return lo;
 }
 
-/** Puts each change line before the first loaded message made after it. One older than
- *  every loaded message waits until the history before them is loaded. Lines already in
- *  place are not touched. */
-function placeChanges() {
-  const wanted = new Set();
-  let after = null; // the line placed after this one: { index, node }
-  for (let i = changeLines.length - 1; i >= 0; i--) {
-    const line = changeLines[i];
+// Where the messages unread when the chat was opened start: a "New messages" line.
+let newFrom = null; // message key
+const newLine = el('p', { class: 'new-messages', role: 'separator', 'aria-label': 'New messages' },
+  el('span', {}, 'New messages'));
+
+/** The key of the first of the `unread` newest messages from others, as the chat's
+ *  summary counts them, if it is loaded. */
+function firstUnread(chat) {
+  let unread = chat?.unread ?? 0;
+  if (!unread) return null;
+  for (let i = store.messages.length - 1; i >= 0; i--) {
+    const m = store.messages[i];
+    if (m.mine) continue;
+    unread -= 1;
+    if (unread === 0) return m.key;
+  }
+  return null;
+}
+
+// A run of one sender's messages within this long shows their name once.
+const RUN_GAP_MS = 5 * 60 * 1000;
+const dayNodes = new Map(); // day ("YYYY-MM-DD") -> its separator
+
+/** Lays out what goes between the messages: each change line before the first loaded
+ *  message made after it (one older than every loaded message waits until the history
+ *  before them is loaded), a day separator where the day changes, and runs of one sender
+ *  under one name. Nodes already in place are not touched; says whether any moved. */
+function placeExtras() {
+  const now = new Date();
+  // The extras before message i (or after the last, at i = length), in order.
+  const gaps = new Map();
+  const gap = (i) => gaps.get(i) ?? gaps.set(i, []).get(i);
+  const wantedChanges = new Set();
+  for (const line of changeLines) {
     const index = firstMessageAfter(line.ts);
     if (index === 0 && store.olderCursor) continue;
     let node = changeNodes.get(line.id);
@@ -608,16 +644,82 @@ function placeChanges() {
       node = el('p', { class: 'change-line', dataset: { change: line.id } }, line.text);
       changeNodes.set(line.id, node);
     }
-    let before = index < store.messages.length ? nodes.get(store.messages[index].key) : null;
-    if (after && after.index === index) before = after.node;
-    if (node.parentNode !== box || node.nextSibling !== before) box.insertBefore(node, before);
-    after = { index, node };
-    wanted.add(line.id);
+    gap(index).push({ ts: line.ts, node });
+    wantedChanges.add(line.id);
+  }
+  // Walk messages and change lines in their one order; a day separator goes before the
+  // first of each day.
+  const wantedDays = new Set();
+  let previousDay = null;
+  const dayBefore = (ts, list) => {
+    const day = dayKey(ts);
+    if (!day || day === previousDay) return;
+    previousDay = day;
+    let node = dayNodes.get(day);
+    if (!node) {
+      node = el('div', { class: 'day-separator', role: 'separator' }, el('span', {}, ''));
+      dayNodes.set(day, node);
+    }
+    setText(node.firstChild, formatDayLabel(ts, now));
+    setAttr(node, 'aria-label', formatDayLabel(ts, now));
+    list.push(node);
+    wantedDays.add(day);
+  };
+  const order = []; // every node that should be in the box after the marker, in order
+  for (let i = 0; i <= store.messages.length; i++) {
+    for (const extra of gaps.get(i) ?? []) {
+      dayBefore(extra.ts, order);
+      order.push(extra.node);
+    }
+    if (i === store.messages.length) break;
+    const m = store.messages[i];
+    dayBefore(m.ts, order);
+    if (m.key === newFrom) order.push(newLine);
+    order.push(nodes.get(m.key));
+  }
+  if (!newFrom || !nodes.has(newFrom)) newLine.remove();
+  // Place from the end: messages are where insertMessages put them; extras go before
+  // whatever follows them.
+  let next = null;
+  let moved = false;
+  for (let i = order.length - 1; i >= 0; i--) {
+    const node = order[i];
+    if (!node) continue;
+    if (!node.classList.contains('message') && (node.parentNode !== box || node.nextSibling !== next)) {
+      box.insertBefore(node, next);
+      moved = true;
+    }
+    next = node;
   }
   for (const [id, node] of changeNodes) {
-    if (wanted.has(id)) continue;
+    if (wantedChanges.has(id)) continue;
     node.remove();
     changeNodes.delete(id);
+    moved = true;
+  }
+  for (const [day, node] of dayNodes) {
+    if (wantedDays.has(day)) continue;
+    node.remove();
+    dayNodes.delete(day);
+    moved = true;
+  }
+  regroup();
+  return moved;
+}
+
+/** Marks each message that continues a run of its sender's (nothing between them, within
+ *  RUN_GAP_MS): it shows no name of its own. */
+function regroup() {
+  for (let i = 0; i < store.messages.length; i++) {
+    const m = store.messages[i];
+    const node = nodes.get(m.key);
+    if (!node) continue;
+    const before = i > 0 ? store.messages[i - 1] : null;
+    const continues = Boolean(before)
+      && before.senderKey === m.senderKey
+      && m.ts - before.ts <= RUN_GAP_MS
+      && node.previousElementSibling === nodes.get(before.key);
+    if (node.classList.contains('continued') !== continues) node.classList.toggle('continued', continues);
   }
 }
 
@@ -632,7 +734,7 @@ export function addMessages(messages, { toBottom = false } = {}) {
   const anchor = stick ? null : visibleAnchor();
   const added = insertMessages(messages);
   if (!added) return 0;
-  placeChanges();
+  placeExtras();
   if (stick) {
     scrollToBottom();
   } else {
@@ -669,6 +771,7 @@ export function replaceMessage(m) {
   // pointer on it or a loaded thumbnail is not thrown away.
   if (index >= 0 && sameMessage(store.messages[index], m)) return true;
   const node = renderMessage(m);
+  node.classList.toggle('continued', old.classList.contains('continued'));
   old.replaceWith(node);
   nodes.set(m.key, node);
   if (index >= 0) store.messages[index] = m;
@@ -719,9 +822,10 @@ function renderMessage(m) {
   },
     el('div', { class: 'bubble' },
       el('div', { class: 'meta' },
-        el('span', { class: 'sender' }, m.sender),
+        // Your own bubbles need no name; a run of someone's hides it after the first.
+        m.mine ? null : el('span', { class: 'sender' }, m.sender),
         trustMark(m),
-        el('time', { class: 'time', dateTime: isoTime(m.ts) }, formatTime(m.ts)),
+        el('time', { class: 'time', dateTime: isoTime(m.ts), title: formatLongTime(m.ts) }, formatShortTime(m.ts)),
         m.edited && !m.deleted ? el('button', {
           type: 'button', class: 'edited-mark', 'aria-expanded': 'false',
           title: 'Show earlier versions', dataset: { action: 'history' },
@@ -860,7 +964,7 @@ function visibleAnchor() {
 function scrollToBottom() {
   box.scrollTop = box.scrollHeight;
   store.pinned = true;
-  jumpButton.hidden = true;
+  setHidden(jumpButton, true);
 }
 
 function atBottom() {
@@ -892,7 +996,7 @@ export function loadOlder() {
       const top = box.scrollTop;
       insertMessages(page.messages || []);
       store.olderCursor = page.olderCursor ?? null;
-      placeChanges();
+      placeExtras();
       box.scrollTop = top + (box.scrollHeight - height);
       return true;
     } catch (e) {

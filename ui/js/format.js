@@ -33,3 +33,42 @@ export function formatListTime(ms, now = new Date()) {
   if (formatDay(d) === formatDay(now)) return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
   return formatDay(d);
 }
+
+const WEEKDAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
+const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August',
+  'September', 'October', 'November', 'December'];
+
+/** Unix ms -> "HH:MM" (local), as a bubble shows it; '' for an invalid time. */
+export function formatShortTime(ms) {
+  const d = toDate(ms);
+  if (!d) return '';
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/** Unix ms -> "Monday 7 December 2026, 20:19:07" (local), for hover; '' when invalid. */
+export function formatLongTime(ms) {
+  const d = toDate(ms);
+  if (!d) return '';
+  return `${longDay(d)} ${d.getFullYear()}, ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/** The local day of `ms` ("YYYY-MM-DD", which sorts as days do), or '' when invalid. */
+export function dayKey(ms) {
+  const d = toDate(ms);
+  return d ? formatDay(d) : '';
+}
+
+/** A day separator's words for `ms`: "Today", "Yesterday", "Monday 1 December", with the
+ *  year when it is not this year's; '' when invalid. */
+export function formatDayLabel(ms, now = new Date()) {
+  const d = toDate(ms);
+  if (!d) return '';
+  const yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
+  if (formatDay(d) === formatDay(now)) return 'Today';
+  if (formatDay(d) === formatDay(yesterday)) return 'Yesterday';
+  return d.getFullYear() === now.getFullYear() ? longDay(d) : `${longDay(d)} ${d.getFullYear()}`;
+}
+
+function longDay(d) {
+  return `${WEEKDAYS[d.getDay()]} ${d.getDate()} ${MONTHS[d.getMonth()]}`;
+}
