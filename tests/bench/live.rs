@@ -273,13 +273,23 @@ pub fn measure_live(display: &Display, chats: usize, window: Duration, ticks: f6
     }
     // A group's change, made on another device (the CLI), to bob's list: a rename, which
     // every member's list shows.
+    // With a message, so that it is the newest chat: a long list shows only its first page.
     let group = {
         let store = support::open_signed_in(root.path(), &["alice"]);
-        store
+        let id = store
             .create_group_chat(&support::key("alice"), "changing", &["bob"])
             .unwrap()
             .id
-            .clone()
+            .clone();
+        store
+            .append_message(
+                &support::key("alice"),
+                id.as_str(),
+                Some("renames next"),
+                None,
+            )
+            .unwrap();
+        id
     };
     wait_for("the new group in bob's list", || {
         let titles = bob.js(
