@@ -125,8 +125,18 @@ fn an_admin_adds_and_removes_members_and_renames_the_group_and_every_window_foll
     );
     assert!(titles(&b.session).iter().any(|t| t == "holiday"));
     close_group_info(&a.session);
+    // Bob writes anyway, as a modified app could (from a copy where he is still in): his
+    // line reaches the folder and nobody's window.
+    support::write_as_a_former_member(data.path(), &chat, "bob", "bob after removal");
     send(&a.session, "without bob");
     wait_message(&c.session, "without bob", UI);
+    for s in [&a.session, &c.session] {
+        assert!(
+            !message_texts(s).contains(&"bob after removal".to_string()),
+            "{:?}",
+            message_texts(s)
+        );
+    }
     assert!(chat_item_titled(&c.session, "holiday").starts_with(".chat-item"));
     // The timeline says who changed what, in every window still in it.
     for s in [&a.session, &c.session] {

@@ -13,7 +13,7 @@ use umer_chat_core::skip::SkipReason;
 use umer_chat_core::{ChatId, Error, Store};
 use umer_chat_tests::support::{
     cli, copy_tree, file_starting_with, key, open_signed_in, open_store, plant_user, run, sign_up,
-    temp_dir,
+    temp_dir, write_as_a_former_member,
 };
 
 /// A group alice made with bob and carol, in `dir`; dave and erin have accounts too. Bob's
@@ -451,36 +451,7 @@ fn someone_added_reads_from_then_on_and_someone_removed_reads_nothing_after() {
 /// Bob, removed, appends a message sealed with the group's first key (which he holds) to
 /// his log, the way a modified app could.
 fn bob_writes_anyway(root: &Path, chat: &ChatId) {
-    let copy = temp_dir();
-    copy_tree(root, copy.path());
-    // In a copy of the folder without the membership changes, bob is still a member: his
-    // app writes there, and the line is carried over to the real folder.
-    fs::remove_dir_all(
-        copy.path()
-            .join("chats")
-            .join(chat.as_str())
-            .join("members"),
-    )
-    .unwrap();
-    let bob = open_signed_in(copy.path(), &["bob"]);
-    bob.append_message(&key("bob"), chat.as_str(), Some("bob after removal"), None)
-        .unwrap();
-    let log = copy.path().join("chats").join(chat.as_str()).join("log");
-    for month in fs::read_dir(&log).unwrap() {
-        for file in fs::read_dir(month.unwrap().path()).unwrap() {
-            let file = file.unwrap();
-            if file.file_name().to_string_lossy().starts_with("bob.") {
-                let to = root
-                    .join("chats")
-                    .join(chat.as_str())
-                    .join("log")
-                    .join(file.path().parent().unwrap().file_name().unwrap())
-                    .join(file.file_name());
-                fs::create_dir_all(to.parent().unwrap()).unwrap();
-                fs::copy(file.path(), to).unwrap();
-            }
-        }
-    }
+    write_as_a_former_member(root, chat, "bob", "bob after removal");
 }
 
 #[test]

@@ -366,3 +366,41 @@ impl Drop for Running {
         }
     }
 }
+
+/// `who`, no longer in group `chat`, appends `text` to their log anyway, the way a modified
+/// app could: written in a copy of the folder without the group's membership changes (where
+/// they are still a member, and hold its first key), and carried over to the folder.
+pub fn write_as_a_former_member(root: &Path, chat: &ChatId, who: &str, text: &str) {
+    let copy = temp_dir();
+    copy_tree(root, copy.path());
+    fs::remove_dir_all(
+        copy.path()
+            .join("chats")
+            .join(chat.as_str())
+            .join("members"),
+    )
+    .unwrap();
+    open_signed_in(copy.path(), &[who])
+        .append_message(&key(who), chat.as_str(), Some(text), None)
+        .unwrap();
+    let log = copy.path().join("chats").join(chat.as_str()).join("log");
+    for month in fs::read_dir(&log).unwrap() {
+        for file in fs::read_dir(month.unwrap().path()).unwrap() {
+            let file = file.unwrap();
+            if file
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{who}."))
+            {
+                let to = root
+                    .join("chats")
+                    .join(chat.as_str())
+                    .join("log")
+                    .join(file.path().parent().unwrap().file_name().unwrap())
+                    .join(file.file_name());
+                fs::create_dir_all(to.parent().unwrap()).unwrap();
+                fs::copy(file.path(), to).unwrap();
+            }
+        }
+    }
+}
