@@ -7,8 +7,8 @@ use umer_chat_core::display;
 use umer_chat_core::groups::ChangeLine;
 use umer_chat_core::timeline::{Admins, MessageView, Quoted};
 use umer_chat_core::{
-    ChatKind, ChatRecord, ChatSummary, ContactKeys, Event, Preferences, Receipt, Store, Trust,
-    Typing, UserKey,
+    ChatKind, ChatRecord, ChatSummary, ContactKeys, Event, Preferences, Receipt, Store, Theme,
+    Trust, Typing, UserKey,
 };
 
 #[derive(Serialize)]
@@ -302,6 +302,8 @@ pub struct PreferencesDto {
     pub notification_previews: bool,
     pub muted_chats: Vec<String>,
     pub syncthing_rescan: bool,
+    /// `system`, `light` or `dark`.
+    pub theme: Theme,
 }
 
 impl From<&Preferences> for PreferencesDto {
@@ -313,6 +315,7 @@ impl From<&Preferences> for PreferencesDto {
             notification_previews: p.notification_previews,
             muted_chats: p.muted_chats.iter().cloned().collect(),
             syncthing_rescan: p.syncthing_rescan,
+            theme: p.theme,
         }
     }
 }
@@ -326,6 +329,7 @@ impl From<PreferencesDto> for Preferences {
             notification_previews: p.notification_previews,
             muted_chats: p.muted_chats.into_iter().collect(),
             syncthing_rescan: p.syncthing_rescan,
+            theme: p.theme,
         }
     }
 }

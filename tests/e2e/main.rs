@@ -10,6 +10,7 @@ mod chat_list;
 mod conversations;
 mod groups;
 mod harness;
+mod keyboard;
 mod launch;
 mod live;
 mod notifications;

@@ -7,6 +7,10 @@ use serde_json::{json, Value};
 
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 pub const ENTER: &str = "\u{E007}";
+pub const CONTROL: &str = "\u{E009}";
+pub const ALT: &str = "\u{E00A}";
+pub const ESCAPE: &str = "\u{E00C}";
+pub const ARROW_DOWN: &str = "\u{E015}";
 pub const SHIFT: &str = "\u{E008}";
 
 /// JS that names an element as a selector would (`button#send.primary`), for the scripts below.
@@ -232,6 +236,38 @@ impl Session {
     pub fn release_mouse(&self) {
         self.mouse_actions(json!([{ "type": "pointerUp", "button": 0 }]))
             .unwrap_or_else(|e| panic!("release the mouse: {e}"));
+    }
+
+    /// Presses `keys` (WebDriver key codes, such as [`CONTROL`] or "k") down in order,
+    /// then lets them go in reverse: a chord, sent to whatever has focus, as a keyboard
+    /// would.
+    pub fn chord(&self, keys: &[&str]) {
+        let mut actions: Vec<Value> = keys
+            .iter()
+            .map(|k| json!({ "type": "keyDown", "value": k }))
+            .collect();
+        actions.extend(
+            keys.iter()
+                .rev()
+                .map(|k| json!({ "type": "keyUp", "value": k })),
+        );
+        self.call(
+            "POST",
+            "/actions",
+            Some(json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": actions }] })),
+        )
+        .unwrap_or_else(|e| panic!("press {keys:?}: {e}"));
+    }
+
+    /// The id (or else the tag name) of the element that has focus.
+    pub fn focused(&self) -> String {
+        self.execute(
+            "const e = document.activeElement; return e ? (e.id || e.tagName.toLowerCase()) : ''",
+            json!([]),
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
     }
 
     fn mouse_actions(&self, actions: Value) -> Result<Value, String> {

@@ -79,6 +79,11 @@ function showUnreadTotal() {
   api.setUnreadTotal(total).catch(() => {}); // the document title still says it
 }
 
+/** The chats in the list's order (newest activity first). */
+export function chatsInOrder() {
+  return [...store.chats.values()].sort(compareChats);
+}
+
 export function clearChatList() {
   store.chats.clear();
   showUnreadTotal();

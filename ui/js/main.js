@@ -22,6 +22,7 @@ import { initVerify, closeVerifyDialogs } from './verify.js';
 import { initAccount, showRecoveryKey, closeAccountDialogs } from './account.js';
 import { setImageSession } from './images.js';
 import { initCaretRest } from './caret.js';
+import { initSwitcher, closeSwitcher } from './switcher.js';
 
 const mainView = $('main-view');
 const autoRefresh = $('auto-refresh');
@@ -35,6 +36,7 @@ function init() {
   initComposer();
   initNewChat({ onCreated: (id) => openChat(id) });
   initSearch({ onPick: (chatId, messageKey) => jumpToMessage(chatId, messageKey) });
+  initSwitcher({ onOpen: (id) => openChat(id) });
   initSettings({
     onFolderChanged: (folder) => leaveMain(`Data folder changed to ${folder}. Sign in or create an account there.`),
   });
@@ -56,6 +58,8 @@ function init() {
 
 async function boot() {
   init();
+  // The device's theme, before anyone signs in.
+  loadPreferences();
   let current = null;
   try {
     const notice = await api.startupNotice();
@@ -143,6 +147,7 @@ function leaveMain(note) {
   clearChatList();
   clearSearch(true);
   closeNewChatDialogs();
+  closeSwitcher();
   closeVerifyDialogs();
   closeAccountDialogs();
   closeViewer();

@@ -1,4 +1,5 @@
-// This device's preferences: typing indicators, read receipts, notifications, muted chats.
+// This device's preferences: typing indicators, read receipts, notifications, muted chats,
+// the theme.
 // Rust keeps them (local config); the UI shows them and asks for changes.
 
 import * as api from './api.js';
@@ -12,6 +13,7 @@ const boxes = {
   notificationPreviews: $('pref-previews'),
   syncthingRescan: $('pref-syncthing'),
 };
+const themeSelect = $('pref-theme');
 const receiptsHint = $('pref-receipts-hint');
 const errorLine = $('pref-error');
 
@@ -22,6 +24,7 @@ export function initPreferences() {
   for (const [name, box] of Object.entries(boxes)) {
     box.addEventListener('change', () => update({ [name]: box.checked }));
   }
+  themeSelect.addEventListener('change', () => update({ theme: themeSelect.value }));
 }
 
 /** Calls `fn(preferences)` whenever they are loaded or change. */
@@ -69,5 +72,9 @@ function show(prefs) {
   for (const [name, box] of Object.entries(boxes)) box.checked = !!prefs[name];
   boxes.notificationPreviews.disabled = !prefs.notifications;
   receiptsHint.hidden = prefs.sendReadReceipts;
+  themeSelect.value = prefs.theme || 'system';
+  // light-dark() in the stylesheet follows color-scheme, which data-theme sets.
+  if (prefs.theme === 'light' || prefs.theme === 'dark') document.documentElement.dataset.theme = prefs.theme;
+  else delete document.documentElement.dataset.theme;
   for (const fn of listeners) fn(prefs);
 }

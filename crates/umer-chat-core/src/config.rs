@@ -64,6 +64,18 @@ pub struct Preferences {
     pub muted_chats: std::collections::BTreeSet<String>,
     /// Ask a local Syncthing to rescan each file written, so it goes out at once.
     pub syncthing_rescan: bool,
+    /// Light or dark, or as the OS says.
+    pub theme: Theme,
+}
+
+/// How the app looks: as the OS says (`prefers-color-scheme`), or always light or dark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Theme {
+    #[default]
+    System,
+    Light,
+    Dark,
 }
 
 impl Default for Preferences {
@@ -75,6 +87,7 @@ impl Default for Preferences {
             notification_previews: true,
             muted_chats: Default::default(),
             syncthing_rescan: true,
+            theme: Theme::System,
         }
     }
 }

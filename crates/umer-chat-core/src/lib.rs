@@ -46,7 +46,7 @@ mod users;
 pub mod watch;
 
 pub use chats::{ChatListWatch, ChatSummary, ChatView, Page, PAGE_SIZE, UNREAD_CAP};
-pub use config::{default_data_dir, resolve_data_dir, LocalConfig, Preferences};
+pub use config::{default_data_dir, resolve_data_dir, LocalConfig, Preferences, Theme};
 pub use contacts::{ContactKeys, VerifyReport};
 pub use error::{Error, Result};
 pub use export::{ExportReport, EXPORT_FORMAT};

@@ -1,0 +1,145 @@
+//! The window without a mouse: `Ctrl+K` finds a chat by name and opens it with the focus in
+//! its composer, `Esc` closes the switcher and puts the focus back, and `Alt+↑`/`Alt+↓`
+//! move between chats in the list's order.
+
+use umer_chat_tests::support;
+
+use crate::harness::{self, AppInstance};
+use crate::webdriver::{Session, ALT, ARROW_DOWN, CONTROL, ENTER, ESCAPE};
+use crate::{log_in, wait_message, wait_signed_in, UI};
+
+const ARROW_UP: &str = "\u{E013}";
+
+fn wait_focus(s: &Session, id: &str) {
+    s.wait_until(&format!("the focus on #{id}"), UI, || {
+        (s.focused() == id).then_some(())
+    });
+}
+
+#[test]
+fn ctrl_k_finds_a_chat_by_name_and_alt_arrows_move_between_chats() {
+    let Some(display) = harness::display_or_skip() else {
+        return;
+    };
+    let data = support::temp_dir();
+    let store = support::open_store(data.path());
+    let keys = support::sign_up(&store, &["alice", "bob", "carol"]);
+    // Three chats, newest first in the list: the group, the DM with carol, the DM with bob.
+    for (other, text) in [("bob", "from bob's DM"), ("carol", "from carol's DM")] {
+        let dm = store.create_private_chat(&keys[0], other).unwrap();
+        store
+            .append_message(&keys[0], dm.id.as_str(), Some(text), None)
+            .unwrap();
+    }
+    let group = store
+        .create_group_chat(&keys[0], "Weekend plans", &["bob", "carol"])
+        .unwrap();
+    store
+        .append_message(&keys[0], group.id.as_str(), Some("from the group"), None)
+        .unwrap();
+    let app = AppInstance::launch(&display, data.path());
+    let s = &app.session;
+    log_in(s, "alice", support::PASSWORD);
+    wait_signed_in(s, "alice");
+
+    // Ctrl+K, a few letters, Enter: bob's DM, with the focus where one types.
+    s.chord(&[CONTROL, "k"]);
+    s.wait_visible("#switcher-dialog");
+    wait_focus(s, "switcher-input");
+    s.type_into("#switcher-input", "bo");
+    s.wait_until("only bob's DM offered", UI, || {
+        (s.texts("#switcher-list .switcher-option") == ["bob"]).then_some(())
+    });
+    s.type_into("#switcher-input", ENTER);
+    s.wait_text_contains("#chat-title", "bob", UI);
+    wait_message(s, "from bob's DM", UI);
+    wait_focus(s, "message-input");
+    s.type_into("#message-input", "typed, not clicked");
+    s.type_into("#message-input", ENTER);
+    wait_message(s, "typed, not clicked", UI);
+
+    // Esc closes the switcher and gives the focus back to the composer.
+    s.chord(&[CONTROL, "k"]);
+    wait_focus(s, "switcher-input");
+    s.chord(&[ESCAPE]);
+    s.wait_until("the switcher closed", UI, || {
+        (!s.is_displayed("#switcher-dialog")).then_some(())
+    });
+    wait_focus(s, "message-input");
+
+    // Arrows in the switcher choose among all chats, newest first.
+    s.chord(&[CONTROL, "k"]);
+    wait_focus(s, "switcher-input");
+    s.chord(&[ARROW_DOWN]);
+    s.chord(&[ARROW_DOWN]);
+    let chosen = s.text("#switcher-list .switcher-option.active");
+    s.chord(&[ENTER]);
+    s.wait_text_contains("#chat-title", &chosen, UI);
+
+    // Alt+↑ and Alt+↓ walk the list: bob's DM is the newest now (alice just wrote in it).
+    s.chord(&[CONTROL, "k"]);
+    s.type_into("#switcher-input", "bob");
+    s.type_into("#switcher-input", ENTER);
+    s.wait_text_contains("#chat-title", "bob", UI);
+    s.chord(&[ALT, ARROW_DOWN]);
+    s.wait_text_contains("#chat-title", "Weekend plans", UI);
+    s.chord(&[ALT, ARROW_DOWN]);
+    s.wait_text_contains("#chat-title", "carol", UI);
+    s.chord(&[ALT, ARROW_UP]);
+    s.wait_text_contains("#chat-title", "Weekend plans", UI);
+}
+
+/// The theme chosen in Settings wins over the system's, at once, and stays after a restart.
+#[test]
+fn the_theme_chosen_in_settings_wins_over_the_systems_and_is_kept() {
+    let Some(display) = harness::display_or_skip() else {
+        return;
+    };
+    let data = support::temp_dir();
+    support::sign_up(&support::open_store(data.path()), &["alice"]);
+    let config = support::temp_dir();
+    let launch = || {
+        AppInstance::launch_with(
+            &display,
+            data.path(),
+            &[("UMER_CHAT_CONFIG_DIR", config.path().to_str().unwrap())],
+        )
+    };
+    let background = |s: &Session| {
+        s.execute(
+            "return getComputedStyle(document.body).backgroundColor",
+            serde_json::json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .to_string()
+    };
+    let choose = |s: &Session, theme: &str| {
+        s.execute(
+            "const t = document.getElementById('pref-theme'); t.value = arguments[0]; \
+             t.dispatchEvent(new Event('change'))",
+            serde_json::json!([theme]),
+        );
+    };
+    let app = launch();
+    let s = &app.session;
+    log_in(s, "alice", support::PASSWORD);
+    wait_signed_in(s, "alice");
+    choose(s, "light");
+    let light = s.wait_until("the light theme", UI, || {
+        let bg = background(s);
+        (bg == "rgb(238, 241, 245)").then_some(bg)
+    });
+    choose(s, "dark");
+    s.wait_until("the dark theme", UI, || {
+        (background(s) == "rgb(15, 18, 23)").then_some(())
+    });
+    drop(app);
+    let again = launch();
+    again
+        .session
+        .wait_until("the dark theme after a restart", UI, || {
+            (background(&again.session) == "rgb(15, 18, 23)").then_some(())
+        });
+    assert_ne!(light, background(&again.session));
+}
