@@ -1,6 +1,7 @@
 //! The window without a mouse: `Ctrl+K` finds a chat by name and opens it with the focus in
-//! its composer, `Esc` closes the switcher and puts the focus back, and `Alt+↑`/`Alt+↓`
-//! move between chats in the list's order.
+//! its composer, `Esc` closes the switcher and puts the focus back, `Alt+↑`/`Alt+↓` move
+//! between chats in the list's order, and Page Up/Down scroll the history from the
+//! composer; and the theme chosen in Settings.
 
 use umer_chat_tests::support;
 
@@ -9,6 +10,8 @@ use crate::webdriver::{Session, ALT, ARROW_DOWN, CONTROL, ENTER, ESCAPE};
 use crate::{log_in, wait_message, wait_signed_in, UI};
 
 const ARROW_UP: &str = "\u{E013}";
+const PAGE_UP: &str = "\u{E00E}";
+const PAGE_DOWN: &str = "\u{E00F}";
 
 fn wait_focus(s: &Session, id: &str) {
     s.wait_until(&format!("the focus on #{id}"), UI, || {
@@ -25,11 +28,18 @@ fn ctrl_k_finds_a_chat_by_name_and_alt_arrows_move_between_chats() {
     let store = support::open_store(data.path());
     let keys = support::sign_up(&store, &["alice", "bob", "carol"]);
     // Three chats, newest first in the list: the group, the DM with carol, the DM with bob.
-    for (other, text) in [("bob", "from bob's DM"), ("carol", "from carol's DM")] {
+    // Bob's DM has a history taller than the window, for Page Up.
+    for (other, texts) in [("bob", 40), ("carol", 1)] {
         let dm = store.create_private_chat(&keys[0], other).unwrap();
-        store
-            .append_message(&keys[0], dm.id.as_str(), Some(text), None)
-            .unwrap();
+        for i in (0..texts).rev() {
+            let text = match i {
+                0 => format!("from {other}'s DM"),
+                i => format!("from {other}'s DM, {i} before the last"),
+            };
+            store
+                .append_message(&keys[0], dm.id.as_str(), Some(&text), None)
+                .unwrap();
+        }
     }
     let group = store
         .create_group_chat(&keys[0], "Weekend plans", &["bob", "carol"])
@@ -57,6 +67,26 @@ fn ctrl_k_finds_a_chat_by_name_and_alt_arrows_move_between_chats() {
     s.type_into("#message-input", "typed, not clicked");
     s.type_into("#message-input", ENTER);
     wait_message(s, "typed, not clicked", UI);
+
+    // Page Up and Page Down scroll the history while the focus stays in the composer.
+    let scroll_top = || {
+        s.execute(
+            "return document.getElementById('messages').scrollTop",
+            serde_json::json!([]),
+        )
+        .as_f64()
+        .unwrap()
+    };
+    let bottom = scroll_top();
+    s.chord(&[PAGE_UP]);
+    s.wait_until("the history a page up", UI, || {
+        (scroll_top() < bottom - 100.0).then_some(())
+    });
+    s.chord(&[PAGE_DOWN]);
+    s.wait_until("the history back down", UI, || {
+        (scroll_top() >= bottom - 2.0).then_some(())
+    });
+    wait_focus(s, "message-input");
 
     // Esc closes the switcher and gives the focus back to the composer.
     s.chord(&[CONTROL, "k"]);

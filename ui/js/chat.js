@@ -926,7 +926,7 @@ function renderThumb(m) {
   const height = sized ? m.imageHeight : 190;
   const shownHeight = Math.min(THUMB_CSS_WIDTH * (height / width), THUMB_MAX_CSS_HEIGHT);
   const img = el('img', {
-    class: ['thumb', !sized && 'unsized'], alt: 'Image', role: 'button', tabIndex: 0,
+    class: ['thumb', !sized && 'unsized'], alt: `Photo from ${m.sender}`, role: 'button', tabIndex: 0,
     'aria-label': 'Open image', decoding: 'async', width, height,
     dataset: {
       full: fullImageUrl(m.chat, m.image),
@@ -959,6 +959,11 @@ function visibleAnchor() {
     if (node.offsetTop + node.offsetHeight > top) { found = node; hi = mid - 1; } else lo = mid + 1;
   }
   return found ? { node: found, offset: found.offsetTop - top } : null;
+}
+
+/** Scrolls the history up (-1) or down (1) by most of a screen, as Page Up/Down do. */
+export function scrollHistoryByPage(direction) {
+  box.scrollBy({ top: direction * box.clientHeight * 0.9 });
 }
 
 function scrollToBottom() {

@@ -4,7 +4,7 @@
 import * as api from './api.js';
 import { $, setMessage } from './dom.js';
 import { store } from './store.js';
-import { addMessages, lastOwnMessage, onChatChanged, onMessageAction, replaceMessage } from './chat.js';
+import { addMessages, lastOwnMessage, onChatChanged, onMessageAction, replaceMessage, scrollHistoryByPage } from './chat.js';
 import { noteMessage } from './chatlist.js';
 import { isSignedOut, reportError, showBanner } from './errors.js';
 import { previewUrl } from './images.js';
@@ -46,6 +46,12 @@ export function initComposer() {
     if (e.key === 'ArrowUp' && !mode && input.value === '' && !store.attachment && !e.isComposing) {
       const last = lastOwnMessage();
       if (last) { e.preventDefault(); startEdit(last); }
+      return;
+    }
+    // Page Up/Down scroll the history without leaving the composer.
+    if ((e.key === 'PageUp' || e.key === 'PageDown') && !e.altKey && !e.ctrlKey && !e.metaKey) {
+      e.preventDefault();
+      scrollHistoryByPage(e.key === 'PageUp' ? -1 : 1);
       return;
     }
     // Enter sends, Shift+Enter is a newline; never send mid IME composition.
