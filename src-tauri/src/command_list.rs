@@ -46,6 +46,7 @@ app_command_list! {
     show_recovery_key(password: String) -> String;
     recover_account(username: String, recovery_key: String, new_password: String) -> SessionDto;
     startup_notice() -> Option<String>;
+    about() -> AboutDto;
     data_folder() -> String;
     set_data_folder(path: String) -> String;
     choose_data_folder() -> Option<String>;

@@ -771,6 +771,19 @@ pub async fn startup_notice(state: State<'_, AppState>) -> CommandResult<Option<
     Ok(state.take_startup_notice())
 }
 
+/// What Settings' About shows: the app's version, the folder format it writes, and where
+/// this device keeps the data folder and its own config.
+#[tauri::command]
+pub async fn about(state: State<'_, AppState>) -> CommandResult<AboutDto> {
+    Ok(AboutDto {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        folder_format: umer_chat_core::format::FORMAT_VERSION,
+        line_version: umer_chat_core::format::LINE_VERSION,
+        data_folder: state.data_folder().display().to_string(),
+        config_folder: state.config_folder().display().to_string(),
+    })
+}
+
 #[tauri::command]
 pub async fn data_folder(state: State<'_, AppState>) -> CommandResult<String> {
     Ok(state.data_folder().display().to_string())

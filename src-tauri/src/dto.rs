@@ -520,6 +520,18 @@ impl<'a> Names<'a> {
     }
 }
 
+/// The app and where it keeps things, for Settings' About.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AboutDto {
+    pub version: String,
+    /// The data folder's record format (FORMAT.md) and the version of the lines it writes.
+    pub folder_format: u64,
+    pub line_version: u64,
+    pub data_folder: String,
+    pub config_folder: String,
+}
+
 /// How the caret blinks, where the app rests it after the user leaves it alone (Linux).
 #[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

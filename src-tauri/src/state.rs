@@ -326,6 +326,11 @@ impl AppState {
         }
     }
 
+    /// This device's local config folder (pins, preferences, what it keeps of groups).
+    pub fn config_folder(&self) -> &Path {
+        &self.config_dir
+    }
+
     pub fn data_folder(&self) -> PathBuf {
         self.lock().store.root().to_path_buf()
     }

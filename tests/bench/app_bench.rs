@@ -527,6 +527,7 @@ fn log_in_and_open(instance: &Instance, user: &str, last_text: &str) -> LoginRun
 
 fn log_out(instance: &Instance) {
     let s = instance.session();
+    s.click("#open-settings");
     s.click("#logout");
     wait_for("the login view", || {
         instance

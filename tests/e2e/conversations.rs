@@ -110,7 +110,8 @@ fn bob_sees_alices_edit_delete_reaction_and_reply_live_and_a_quote_takes_him_to_
     let config = support::temp_dir();
 
     let (a, b) = alice_and_bob_in_their_dm_with(&display, data.path(), &[SLOW_TIMER]);
-    b.session.wait_text_contains("#live-status", "at once", UI);
+    b.session
+        .wait_content_contains("#live-status", "at once", UI);
 
     // An edit: Up arrow in alice's empty composer edits her last message.
     send(&a.session, "see you at 7");

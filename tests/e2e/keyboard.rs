@@ -97,6 +97,16 @@ fn ctrl_k_finds_a_chat_by_name_and_alt_arrows_move_between_chats() {
     });
     wait_focus(s, "message-input");
 
+    // Ctrl+, opens Settings, which lists the shortcuts; Esc closes it, the focus back.
+    s.chord(&[CONTROL, ","]);
+    s.wait_visible("#settings-dialog");
+    assert!(s.text("#shortcuts").contains("Go to a chat by name"));
+    s.chord(&[ESCAPE]);
+    s.wait_until("Settings closed", UI, || {
+        (!s.is_displayed("#settings-dialog")).then_some(())
+    });
+    wait_focus(s, "message-input");
+
     // Arrows in the switcher choose among all chats, newest first.
     s.chord(&[CONTROL, "k"]);
     wait_focus(s, "switcher-input");

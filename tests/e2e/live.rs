@@ -24,7 +24,8 @@ fn with_the_timer_slowed_a_message_shows_in_the_other_window_within_a_second() {
     let (_, _, dm) = support::alice_and_bob_with_a_dm(data.path());
 
     let (a, b) = alice_and_bob_in_their_dm_with(&display, data.path(), &[SLOW_TIMER]);
-    b.session.wait_text_contains("#live-status", "at once", UI);
+    b.session
+        .wait_content_contains("#live-status", "at once", UI);
 
     send(&a.session, "live from alice");
     let a_to_b = wait_message(&b.session, "live from alice", UI);
@@ -96,7 +97,7 @@ fn typing_shows_in_the_other_window_and_goes_when_the_draft_is_cleared_or_the_se
     );
 
     // Off: typing writes nothing, and bob sees nothing.
-    a.session.click("#preferences summary");
+    crate::open_settings(&a.session);
     a.session.click("#pref-typing");
     a.session.wait_until("the setting to be saved", UI, || {
         let off = a.session.execute(
@@ -105,6 +106,7 @@ fn typing_shows_in_the_other_window_and_goes_when_the_draft_is_cleared_or_the_se
         );
         (off == serde_json::json!(true)).then_some(())
     });
+    crate::close_settings(&a.session);
     let presence = data.path().join("presence");
     let before = presence_files(&presence);
     a.session.type_into("#message-input", "secret draft");
@@ -171,10 +173,11 @@ fn seen_shows_under_the_message_once_the_other_opened_the_chat_and_not_before() 
 
     // bob turns receipts off: reading writes nothing to the folder, and alice's "Seen"
     // stays under the message he saw before.
-    b.session.click("#preferences summary");
+    crate::open_settings(&b.session);
     b.session.click("#pref-receipts");
     b.session
         .wait_text_contains("#pref-receipts-hint", "Read receipts are off", UI);
+    crate::close_settings(&b.session);
     let reads = data.path().join("reads");
     let before = presence_files(&reads);
     send(&a.session, "and this one?");
@@ -275,7 +278,7 @@ fn a_click_held_while_a_message_arrives_still_does_what_it_was_for() {
     let s = &app.session;
     log_in(s, "alice", support::PASSWORD);
     wait_signed_in(s, "alice");
-    s.wait_text_contains("#live-status", "at once", UI);
+    s.wait_content_contains("#live-status", "at once", UI);
     open_chat_titled(s, "bob");
 
     // The header's Verify, held down while bob writes in the open chat.

@@ -46,6 +46,28 @@ fn save_screenshot(session: &Session, name: &str) {
         .expect("write screenshot");
 }
 
+/// Opens Settings from its button in the sidebar (or leaves it open).
+fn open_settings(s: &Session) {
+    if !s.is_displayed("#settings-dialog") {
+        s.click("#open-settings");
+    }
+    s.wait_visible("#settings-dialog");
+}
+
+fn close_settings(s: &Session) {
+    s.click("#settings-close");
+    s.wait_until("Settings to close", UI, || {
+        (!s.is_displayed("#settings-dialog")).then_some(())
+    });
+}
+
+/// Logs out from Settings, and waits for the login view.
+fn log_out(s: &Session) {
+    open_settings(s);
+    s.click("#logout");
+    s.wait_visible("#login-view");
+}
+
 fn log_in(s: &Session, name: &str, password: &str) {
     s.click("#tab-login");
     s.clear("#login-username");
@@ -225,7 +247,7 @@ fn sign_up_log_in_chat_send_images_and_see_cli_messages() {
     save_recovery_key(s);
 
     // Log out, a wrong password, then back in (names are not case-sensitive).
-    s.click("#logout");
+    log_out(s);
     s.wait_visible("#login-view");
     log_in(s, "alice", "wrong password");
     s.wait_text_contains("#login-error", "Wrong password", UI);
@@ -526,7 +548,7 @@ fn without_the_watcher_two_instances_see_each_other_within_one_refresh() {
         alice_and_bob_in_their_dm_with(&display, data.path(), &[("UMER_CHAT_WATCH", "off")]);
     wait_message(&b.session, "first", UI);
     b.session
-        .wait_text_contains("#live-status", "within 3 s", UI);
+        .wait_content_contains("#live-status", "within 3 s", UI);
 
     send(&a.session, "ping from alice");
     let a_to_b = wait_message(&b.session, "ping from alice", ONE_REFRESH);
@@ -796,7 +818,8 @@ fn an_old_account_gets_keys_a_recovery_key_and_a_new_password() {
     assert!(!s.is_displayed("#verify-safety"));
     close_verify(s);
 
-    // Show recovery key: needs the password.
+    // Show recovery key (in Settings): needs the password.
+    open_settings(s);
     s.click("#show-recovery");
     s.type_into("#reveal-password", "not my password");
     s.click("#reveal-submit");
@@ -822,7 +845,7 @@ fn an_old_account_gets_keys_a_recovery_key_and_a_new_password() {
     assert!(!s.is_displayed("#password-dialog"));
 
     // Forgotten: the recovery key sets a new one and signs in.
-    s.click("#logout");
+    log_out(s);
     s.wait_visible("#login-view");
     s.click("#forgot-password");
     s.wait_visible("#recover-form");
@@ -840,7 +863,7 @@ fn an_old_account_gets_keys_a_recovery_key_and_a_new_password() {
     wait_signed_in(s, "Alice");
     std::thread::sleep(Duration::from_millis(300));
     assert!(!s.is_displayed("#recovery-dialog"), "the keys are not new");
-    s.click("#logout");
+    log_out(s);
     s.wait_visible("#login-view");
     log_in(s, "alice", "second password");
     s.wait_text_contains("#login-error", "Wrong password", UI);

@@ -191,9 +191,10 @@ fn a_message_notifies_an_unfocused_window_unless_muted_and_previews_can_be_hidde
     );
 
     // Previews hidden: who and where, not what.
-    b.session.click("#preferences summary");
+    crate::open_settings(&b.session);
     b.session.click("#pref-previews");
     wait_unchecked(&b.session, "pref-previews");
+    crate::close_settings(&b.session);
     send(&a.session, "a secret");
     let (summary, _) = server.wait_for("New message");
     assert_eq!(summary, "\u{2068}alice\u{2069}");

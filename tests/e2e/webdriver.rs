@@ -476,6 +476,23 @@ impl Session {
         format!("the page, which answered in {took:?}: {state}\nscreenshot: {shot}")
     }
 
+    /// Waits until the `textContent` of `css` contains `needle`, shown or not (a line in a
+    /// closed dialog has no rendered text for WebDriver).
+    pub fn wait_content_contains(&self, css: &str, needle: &str, timeout: Duration) -> String {
+        self.wait_until(
+            &format!("{css}'s content to contain {needle:?}"),
+            timeout,
+            || {
+                let text = self.execute(
+                    "return document.querySelector(arguments[0])?.textContent ?? ''",
+                    json!([css]),
+                );
+                let text = text.as_str().unwrap_or_default().to_string();
+                text.contains(needle).then_some(text)
+            },
+        )
+    }
+
     pub fn wait_text_contains(&self, css: &str, needle: &str, timeout: Duration) -> String {
         self.wait_until(&format!("{css} to contain {needle:?}"), timeout, || {
             let text = self.text(css);

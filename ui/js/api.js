@@ -91,6 +91,7 @@ export const previewImage = (dataBase64) => call('preview_image', { dataBase64 }
 // Data folder
 export const startupNotice = () => call('startup_notice');
 export const dataFolder = () => call('data_folder');
+export const about = () => call('about');
 export const setDataFolder = (path) => call('set_data_folder', { path });
 export const chooseDataFolder = () => call('choose_data_folder');
 

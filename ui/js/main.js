@@ -13,7 +13,7 @@ import { initPreferences, loadPreferences } from './preferences.js';
 import { initComposer, resetComposer } from './composer.js';
 import { initNewChat, closeNewChatDialogs } from './newchat.js';
 import { initSearch, clearSearch } from './search.js';
-import { initSettings, showFolder } from './settings.js';
+import { initSettings, closeSettings, showFolder } from './settings.js';
 import {
   startPolling, stopPolling, setAutoRefresh, pollNow, setRefreshInterval, setOnNoLongerMember,
 } from './poller.js';
@@ -148,6 +148,7 @@ function leaveMain(note) {
   clearSearch(true);
   closeNewChatDialogs();
   closeSwitcher();
+  closeSettings();
   closeVerifyDialogs();
   closeAccountDialogs();
   closeViewer();
