@@ -304,6 +304,8 @@ pub struct PreferencesDto {
     pub syncthing_rescan: bool,
     /// `system`, `light` or `dark`.
     pub theme: Theme,
+    /// Percent, 50 to 200 (others are brought within).
+    pub zoom: u32,
 }
 
 impl From<&Preferences> for PreferencesDto {
@@ -316,6 +318,7 @@ impl From<&Preferences> for PreferencesDto {
             muted_chats: p.muted_chats.iter().cloned().collect(),
             syncthing_rescan: p.syncthing_rescan,
             theme: p.theme,
+            zoom: p.zoom,
         }
     }
 }
@@ -330,6 +333,10 @@ impl From<PreferencesDto> for Preferences {
             muted_chats: p.muted_chats.into_iter().collect(),
             syncthing_rescan: p.syncthing_rescan,
             theme: p.theme,
+            zoom: p.zoom.clamp(
+                *umer_chat_core::config::ZOOM_RANGE.start(),
+                *umer_chat_core::config::ZOOM_RANGE.end(),
+            ),
         }
     }
 }

@@ -129,7 +129,8 @@ fn ctrl_k_finds_a_chat_by_name_and_alt_arrows_move_between_chats() {
     s.wait_text_contains("#chat-title", "Weekend plans", UI);
 }
 
-/// The theme chosen in Settings wins over the system's, at once, and stays after a restart.
+/// The theme chosen in Settings wins over the system's, at once, and stays after a restart;
+/// so does the zoom.
 #[test]
 fn the_theme_chosen_in_settings_wins_over_the_systems_and_is_kept() {
     let Some(display) = harness::display_or_skip() else {
@@ -182,4 +183,29 @@ fn the_theme_chosen_in_settings_wins_over_the_systems_and_is_kept() {
             (background(&again.session) == "rgb(15, 18, 23)").then_some(())
         });
     assert_ne!(light, background(&again.session));
+
+    // Ctrl+= twice zooms to 120 %, kept after a restart; Ctrl+0 goes back.
+    let zoom = |s: &Session| {
+        s.execute(
+            "return document.documentElement.style.zoom",
+            serde_json::json!([]),
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    };
+    let s = &again.session;
+    s.chord(&[CONTROL, "="]);
+    s.wait_until("110 %", UI, || (zoom(s) == "1.1").then_some(()));
+    s.chord(&[CONTROL, "="]);
+    s.wait_until("120 %", UI, || (zoom(s) == "1.2").then_some(()));
+    drop(again);
+    let third = launch();
+    third.session.wait_until("120 % after a restart", UI, || {
+        (zoom(&third.session) == "1.2").then_some(())
+    });
+    third.session.chord(&[CONTROL, "0"]);
+    third
+        .session
+        .wait_until("100 %", UI, || (zoom(&third.session) == "1").then_some(()));
 }

@@ -279,6 +279,7 @@ fn sign_up_log_in_chat_send_images_and_see_cli_messages() {
     );
 
     // A DM, text, a multi-line message, and HTML shown as text.
+    s.click("#new-chat");
     s.click("#new-dm");
     s.wait_visible("#dm-user");
     s.click("#dm-user option[value='bob']");
@@ -323,6 +324,7 @@ fn sign_up_log_in_chat_send_images_and_see_cli_messages() {
     );
 
     // A group with two members.
+    s.click("#new-chat");
     s.click("#new-group");
     s.type_into("#group-name", "Weekend trip");
     s.click(".group-member[value='bob']");

@@ -1,5 +1,5 @@
-// "New DM" and "New group" dialogs. The user list is fetched each time a
-// dialog opens, so people who signed up meanwhile show up.
+// "New chat": a menu of a direct message or a group, and their dialogs. The user list is
+// fetched each time a dialog opens, so people who signed up meanwhile show up.
 
 import * as api from './api.js';
 import { $, el, setMessage } from './dom.js';
@@ -17,12 +17,42 @@ const groupMembers = $('group-members');
 const groupCreate = $('group-create');
 const groupError = $('group-error');
 
+const newChat = $('new-chat');
+const menu = $('new-chat-menu');
+
 let onCreated = () => {};
+
+function openMenu() {
+  menu.hidden = false;
+  newChat.setAttribute('aria-expanded', 'true');
+  menu.querySelector('[role="menuitem"]').focus();
+}
+
+/** Closes the menu; with `focus`, back to its button (Esc), else where the choice goes. */
+function closeMenu(focus = true) {
+  if (menu.hidden) return;
+  menu.hidden = true;
+  newChat.setAttribute('aria-expanded', 'false');
+  if (focus) newChat.focus();
+}
 
 export function initNewChat(handlers) {
   onCreated = handlers.onCreated;
-  $('new-dm').addEventListener('click', openDmDialog);
-  $('new-group').addEventListener('click', openGroupDialog);
+  newChat.addEventListener('click', () => (menu.hidden ? openMenu() : closeMenu()));
+  $('new-dm').addEventListener('click', () => { closeMenu(false); openDmDialog(); });
+  $('new-group').addEventListener('click', () => { closeMenu(false); openGroupDialog(); });
+  menu.addEventListener('keydown', (e) => {
+    const items = [...menu.querySelectorAll('[role="menuitem"]')];
+    const at = items.indexOf(document.activeElement);
+    if (e.key === 'Escape') { e.preventDefault(); closeMenu(); }
+    else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      items[(at + (e.key === 'ArrowDown' ? 1 : items.length - 1)) % items.length].focus();
+    }
+  });
+  document.addEventListener('pointerdown', (e) => {
+    if (!menu.hidden && !menu.contains(e.target) && e.target !== newChat) closeMenu(false);
+  });
   $('dm-cancel').addEventListener('click', () => dmDialog.close());
   $('group-cancel').addEventListener('click', () => groupDialog.close());
   $('dm-form').addEventListener('submit', (e) => { e.preventDefault(); createDm(); });
@@ -30,6 +60,7 @@ export function initNewChat(handlers) {
 }
 
 export function closeNewChatDialogs() {
+  closeMenu(false);
   if (dmDialog.open) dmDialog.close();
   if (groupDialog.open) groupDialog.close();
 }

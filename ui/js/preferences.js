@@ -18,6 +18,9 @@ const receiptsHint = $('pref-receipts-hint');
 const errorLine = $('pref-error');
 
 let current = null;
+const ZOOM_STEP = 10;
+const ZOOM_MIN = 50; // percent, as the app keeps it (config::ZOOM_RANGE)
+const ZOOM_MAX = 200;
 const listeners = [];
 
 export function initPreferences() {
@@ -25,6 +28,18 @@ export function initPreferences() {
     box.addEventListener('change', () => update({ [name]: box.checked }));
   }
   themeSelect.addEventListener('change', () => update({ theme: themeSelect.value }));
+  // Ctrl+= and Ctrl+- zoom by a tenth, Ctrl+0 back to the system's size; remembered.
+  document.addEventListener('keydown', (e) => {
+    if (!(e.ctrlKey || e.metaKey) || e.altKey || !current) return;
+    const zoom = current.zoom || 100;
+    const to = e.key === '=' || e.key === '+' ? zoom + ZOOM_STEP
+      : e.key === '-' ? zoom - ZOOM_STEP
+        : e.key === '0' ? 100 : null;
+    if (to === null) return;
+    e.preventDefault();
+    const within = Math.min(ZOOM_MAX, Math.max(ZOOM_MIN, to));
+    if (within !== zoom) update({ zoom: within });
+  });
 }
 
 /** Calls `fn(preferences)` whenever they are loaded or change. */
@@ -76,5 +91,7 @@ function show(prefs) {
   // light-dark() in the stylesheet follows color-scheme, which data-theme sets.
   if (prefs.theme === 'light' || prefs.theme === 'dark') document.documentElement.dataset.theme = prefs.theme;
   else delete document.documentElement.dataset.theme;
+  const zoom = (prefs.zoom || 100) / 100;
+  if (document.documentElement.style.zoom !== String(zoom)) document.documentElement.style.zoom = String(zoom);
   for (const fn of listeners) fn(prefs);
 }

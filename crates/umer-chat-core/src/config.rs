@@ -66,7 +66,12 @@ pub struct Preferences {
     pub syncthing_rescan: bool,
     /// Light or dark, or as the OS says.
     pub theme: Theme,
+    /// The window's zoom, in percent of the OS's text size.
+    pub zoom: u32,
 }
+
+/// The zoom the app allows, in percent.
+pub const ZOOM_RANGE: std::ops::RangeInclusive<u32> = 50..=200;
 
 /// How the app looks: as the OS says (`prefers-color-scheme`), or always light or dark.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +93,7 @@ impl Default for Preferences {
             muted_chats: Default::default(),
             syncthing_rescan: true,
             theme: Theme::System,
+            zoom: 100,
         }
     }
 }
