@@ -4,6 +4,7 @@
 //! README's) with `UMER_CHAT_SCREENSHOTS=docs`. Without Xvfb, WebKitWebDriver or a built
 //! app, the tests say so and pass, unless `UMER_CHAT_E2E_REQUIRED` is set (scripts/test).
 
+mod accessibility;
 mod awkward_images;
 mod caret;
 mod chat_list;

@@ -6,6 +6,8 @@ import { $, setMessage } from './dom.js';
 const view = $('login-view');
 const tabs = { login: $('tab-login'), signup: $('tab-signup') };
 const forms = { login: $('login-form'), signup: $('signup-form') };
+// The tab panels around the forms: a form may not itself be a tabpanel.
+const panels = { login: $('login-panel'), signup: $('signup-panel') };
 const info = $('login-info');
 const loginError = $('login-error');
 const signupError = $('signup-error');
@@ -78,7 +80,7 @@ function selectTab(name, focus = false) {
     tab.setAttribute('aria-selected', String(on));
     tab.tabIndex = on ? 0 : -1;
     tab.classList.toggle('active', on);
-    forms[key].hidden = !on;
+    panels[key].hidden = !on;
   }
   forgotLine.hidden = name !== 'login';
   if (focus) tabs[name].focus();
@@ -89,8 +91,8 @@ function showRecover() {
   setMessage(info, '');
   setMessage(recoverError, '');
   tabList.hidden = true;
-  forms.login.hidden = true;
-  forms.signup.hidden = true;
+  panels.login.hidden = true;
+  panels.signup.hidden = true;
   forgotLine.hidden = true;
   recoverForm.hidden = false;
   const user = $('recover-username');

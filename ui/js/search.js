@@ -32,10 +32,6 @@ export function initSearch(handlers) {
     const item = e.target.closest('.search-result');
     if (item) pick(item);
   });
-  list.addEventListener('keydown', (e) => {
-    const item = e.target.closest('.search-result');
-    if (item && (e.key === 'Enter' || e.key === ' ')) { e.preventDefault(); pick(item); }
-  });
 }
 
 /** Hide results; `resetInput` also empties the box. */
@@ -76,14 +72,16 @@ async function runSearch() {
 
 function renderResult(r) {
   const m = r.message;
-  return el('li', {
-    class: 'search-result', tabIndex: 0, role: 'button',
-    dataset: { chatId: r.chat, messageKey: m.key },
-  },
-  el('span', { class: 'search-row' },
-    el('span', { class: 'search-chat' }, r.chatTitle),
-    el('time', { class: 'search-time', dateTime: isoTime(m.ts) }, formatTime(m.ts))),
-  el('span', { class: 'search-row' },
-    el('span', { class: 'search-sender' }, m.sender),
-    el('span', { class: 'search-text' }, m.preview)));
+  // A list item holding a real button: Enter, Space and the screen reader's "button" for free.
+  return el('li', {},
+    el('button', {
+      type: 'button', class: 'search-result',
+      dataset: { chatId: r.chat, messageKey: m.key },
+    },
+    el('span', { class: 'search-row' },
+      el('span', { class: 'search-chat' }, r.chatTitle),
+      el('time', { class: 'search-time', dateTime: isoTime(m.ts) }, formatTime(m.ts))),
+    el('span', { class: 'search-row' },
+      el('span', { class: 'search-sender' }, m.sender),
+      el('span', { class: 'search-text' }, m.preview))));
 }

@@ -220,7 +220,7 @@ function renderMembers(members, iAmAdmin) {
     if (iAmAdmin && !p.me && !p.creator) {
       controls.push(el('button', {
         type: 'button', class: 'ghost small', dataset: { change: p.admin ? 'remove_admin' : 'make_admin', key: p.key },
-        'aria-label': p.admin ? `Remove ${p.name} as admin` : `Make ${p.name} an admin`,
+        'aria-label': p.admin ? `Remove admin: ${p.name}` : `Make admin: ${p.name}`,
       }, p.admin ? 'Remove admin' : 'Make admin'));
       controls.push(el('button', {
         type: 'button', class: 'ghost small', dataset: { change: 'remove', key: p.key },
