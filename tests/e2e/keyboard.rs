@@ -1,15 +1,16 @@
 //! The window without a mouse: `Ctrl+K` finds a chat by name and opens it with the focus in
 //! its composer, `Esc` closes the switcher and puts the focus back, `Alt+↑`/`Alt+↓` move
 //! between chats in the list's order, and Page Up/Down scroll the history from the
-//! composer; and the theme chosen in Settings.
+//! composer; the theme chosen in Settings; and a whole first session done with keys alone.
 
 use umer_chat_tests::support;
 
 use crate::harness::{self, AppInstance};
-use crate::webdriver::{Session, ALT, ARROW_DOWN, CONTROL, ENTER, ESCAPE};
+use crate::webdriver::{Session, ALT, ARROW_DOWN, CONTROL, ENTER, ESCAPE, SHIFT, TAB};
 use crate::{log_in, wait_message, wait_signed_in, UI};
 
 const ARROW_UP: &str = "\u{E013}";
+const ARROW_RIGHT: &str = "\u{E014}";
 const PAGE_UP: &str = "\u{E00E}";
 const PAGE_DOWN: &str = "\u{E00F}";
 
@@ -17,6 +18,104 @@ fn wait_focus(s: &Session, id: &str) {
     s.wait_until(&format!("the focus on #{id}"), UI, || {
         (s.focused() == id).then_some(())
     });
+}
+
+/// Presses Tab (or Shift+Tab) until `id` has the focus, and says which stops it made: what
+/// a keyboard user meets on the way. Fails if it is not reached in `most` presses.
+fn tab_to(s: &Session, id: &str, backwards: bool, most: usize) -> Vec<String> {
+    let mut stops = Vec::new();
+    for _ in 0..most {
+        if backwards {
+            s.chord(&[SHIFT, TAB]);
+        } else {
+            s.chord(&[TAB]);
+        }
+        let now = s.focused();
+        stops.push(now.clone());
+        if now == id {
+            return stops;
+        }
+    }
+    panic!("#{id} not reached with Tab in {most} presses; the focus went {stops:?}");
+}
+
+/// Sign up, start a DM with `Ctrl+K`, send, open Settings, choose the dark theme and sign
+/// out, all with keys, with the focus where a keyboard user expects it after every step.
+#[test]
+fn keys_alone_sign_up_start_a_dm_send_change_the_theme_and_sign_out() {
+    let Some(display) = harness::display_or_skip() else {
+        return;
+    };
+    let data = support::temp_dir();
+    support::sign_up(&support::open_store(data.path()), &["bob"]);
+    let app = AppInstance::launch(&display, data.path());
+    let s = &app.session;
+
+    // The login view opens with the focus in its first field; the tabs are one stop back,
+    // and → moves to "Sign up".
+    s.wait_visible("#login-view");
+    wait_focus(s, "login-username");
+    assert_eq!(tab_to(s, "tab-login", true, 1), ["tab-login"]);
+    s.chord(&[ARROW_RIGHT]);
+    wait_focus(s, "tab-signup");
+    s.wait_visible("#signup-form");
+    assert_eq!(tab_to(s, "signup-username", false, 1), ["signup-username"]);
+    s.type_keys("dave");
+    assert_eq!(tab_to(s, "signup-password", false, 1), ["signup-password"]);
+    s.type_keys(support::PASSWORD);
+    assert_eq!(tab_to(s, "signup-confirm", false, 1), ["signup-confirm"]);
+    s.type_keys(support::PASSWORD);
+    s.chord(&[ENTER]);
+
+    // The recovery key, shown once, has the focus on "I have saved it"; Enter dismisses it
+    // and the focus lands in search, where one looks for a chat.
+    s.wait_visible("#recovery-dialog");
+    wait_focus(s, "recovery-done");
+    s.chord(&[ENTER]);
+    s.wait_until("the recovery key dismissed", UI, || {
+        (!s.is_displayed("#recovery-dialog")).then_some(())
+    });
+    wait_signed_in(s, "dave");
+    wait_focus(s, "search-input");
+
+    // Ctrl+K finds bob, with whom dave has no chat yet; Enter starts the DM and puts the
+    // focus in its composer.
+    s.chord(&[CONTROL, "k"]);
+    wait_focus(s, "switcher-input");
+    s.type_keys("bo");
+    s.wait_until("bob offered as a new DM", UI, || {
+        (s.texts("#switcher-list .switcher-option") == ["bob · new direct message"]).then_some(())
+    });
+    s.chord(&[ENTER]);
+    s.wait_text_contains("#chat-title", "bob", UI);
+    wait_focus(s, "message-input");
+    s.type_keys("sent with keys alone");
+    s.chord(&[ENTER]);
+    wait_message(s, "sent with keys alone", UI);
+    wait_focus(s, "message-input");
+
+    // Ctrl+, opens Settings at its first control; Tab reaches the theme, a letter picks
+    // "Dark", and the window turns dark at once.
+    s.chord(&[CONTROL, ","]);
+    s.wait_visible("#settings-dialog");
+    wait_focus(s, "settings-close");
+    tab_to(s, "pref-theme", false, 12);
+    s.type_keys("d");
+    s.wait_until("the dark theme", UI, || {
+        let scheme = s.execute(
+            "return getComputedStyle(document.documentElement).colorScheme",
+            serde_json::json!([]),
+        );
+        (scheme == "dark").then_some(())
+    });
+    wait_focus(s, "pref-theme");
+
+    // Shift+Tab goes back to Log out; Enter signs out to the login view, focus in its
+    // first field.
+    tab_to(s, "logout", true, 12);
+    s.chord(&[ENTER]);
+    s.wait_visible("#login-view");
+    wait_focus(s, "login-username");
 }
 
 #[test]

@@ -12,6 +12,7 @@ pub const ALT: &str = "\u{E00A}";
 pub const ESCAPE: &str = "\u{E00C}";
 pub const ARROW_DOWN: &str = "\u{E015}";
 pub const SHIFT: &str = "\u{E008}";
+pub const TAB: &str = "\u{E004}";
 
 /// JS that names an element as a selector would (`button#send.primary`), for the scripts below.
 macro_rules! element_name_js {
@@ -257,6 +258,27 @@ impl Session {
             Some(json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": actions }] })),
         )
         .unwrap_or_else(|e| panic!("press {keys:?}: {e}"));
+    }
+
+    /// Types `text` key by key into whatever has focus, as a keyboard would: unlike
+    /// [`Session::type_into`], it never moves the focus first.
+    pub fn type_keys(&self, text: &str) {
+        let actions: Vec<Value> = text
+            .chars()
+            .flat_map(|c| {
+                let key = c.to_string();
+                [
+                    json!({ "type": "keyDown", "value": key }),
+                    json!({ "type": "keyUp", "value": key }),
+                ]
+            })
+            .collect();
+        self.call(
+            "POST",
+            "/actions",
+            Some(json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": actions }] })),
+        )
+        .unwrap_or_else(|e| panic!("type {text:?}: {e}"));
     }
 
     /// The id (or else the tag name) of the element that has focus.

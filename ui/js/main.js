@@ -88,6 +88,8 @@ async function enterMain(signedIn) {
   showFolder(session.dataFolder);
   closeChat();
   loadPreferences();
+  // Keyboard users start where one looks for a chat; the recovery dialog gives focus back here.
+  $('search-input').focus();
   // Only the sign-up or login that made the keys brings the recovery key: show it once.
   if (recoveryKey) showRecoveryKey(recoveryKey, { once: true });
 

@@ -65,7 +65,8 @@ export function closeNewChatDialogs() {
   if (groupDialog.open) groupDialog.close();
 }
 
-async function otherUsers() {
+/** Everyone in the folder but the one signed in, by name. */
+export async function otherUsers() {
   const users = await api.listUsers();
   const me = store.session?.username;
   return users.filter((u) => u !== me).sort((a, b) => a.localeCompare(b));
@@ -91,13 +92,19 @@ async function openDmDialog() {
   dmSelect.focus();
 }
 
+/** Makes (or finds) the DM with `other` and puts it in the list. */
+export async function startDm(other) {
+  const chat = await api.createDm(other);
+  upsertChats([chat]);
+  return chat;
+}
+
 async function createDm() {
   if (dmCreate.disabled) return;
   setMessage(dmError, '');
   dmCreate.disabled = true;
   try {
-    const chat = await api.createDm(dmSelect.value);
-    upsertChats([chat]);
+    const chat = await startDm(dmSelect.value);
     dmDialog.close();
     onCreated(chat.id);
   } catch (e) {

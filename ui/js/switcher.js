@@ -1,17 +1,22 @@
-// The quick switcher (Ctrl+K): finds a chat by name and opens it, without the mouse; and
-// Alt+Up / Alt+Down, which open the chat above or below the open one in the list.
+// The quick switcher (Ctrl+K): finds a chat by name and opens it, or a person one has no DM
+// with yet and starts one, without the mouse; and Alt+Up / Alt+Down, which open the chat
+// above or below the open one in the list.
 
-import { $, el, setAttr } from './dom.js';
+import { $, el, setAttr, setMessage } from './dom.js';
 import { store } from './store.js';
 import { chatsInOrder } from './chatlist.js';
+import { otherUsers, startDm } from './newchat.js';
+import { isSignedOut, reportError } from './errors.js';
 
 const dialog = $('switcher-dialog');
 const input = $('switcher-input');
 const list = $('switcher-list');
+const errorLine = $('switcher-error');
 const MAX_SHOWN = 50;
 
 let openChat = () => {};
-let found = [];
+let people = []; // everyone else in the folder, fetched each time the switcher opens
+let found = [];  // { chat } or { person }, in the order shown
 let active = 0;
 let returnFocus = null;
 
@@ -62,28 +67,62 @@ function show() {
   returnFocus = document.activeElement;
   input.value = '';
   active = 0;
+  people = [];
+  setMessage(errorLine, '');
   render();
   dialog.showModal();
   input.focus();
+  const gen = store.gen;
+  otherUsers().then((names) => {
+    if (gen !== store.gen || !dialog.open) return;
+    people = names;
+    render();
+  }, () => {}); // without the list, the switcher still finds chats
+}
+
+/** The people matching `query` whom the user has no DM with. */
+function newPeople(query) {
+  if (!query) return [];
+  const withDm = new Set(chatsInOrder()
+    .filter((chat) => chat.kind === 'dm' && chat.others?.length === 1)
+    .map((chat) => chat.others[0].name));
+  return people.filter((name) => !withDm.has(name) && name.toLowerCase().includes(query));
 }
 
 function render() {
   const query = input.value.trim().toLowerCase();
-  found = chatsInOrder()
-    .filter((chat) => !query || chat.title.toLowerCase().includes(query))
-    .slice(0, MAX_SHOWN);
+  found = [
+    ...chatsInOrder()
+      .filter((chat) => !query || chat.title.toLowerCase().includes(query))
+      .map((chat) => ({ chat })),
+    ...newPeople(query).map((person) => ({ person })),
+  ].slice(0, MAX_SHOWN);
   active = Math.min(active, Math.max(found.length - 1, 0));
-  list.replaceChildren(...found.map((chat, i) => el('li', {
+  list.replaceChildren(...found.map(({ chat, person }, i) => el('li', {
     id: `switcher-option-${i}`, role: 'option', class: ['switcher-option', i === active && 'active'],
-    'aria-selected': i === active ? 'true' : 'false', dataset: { index: String(i), chat: chat.id },
-  }, chat.title, chat.unread ? el('span', { class: 'switcher-unread' }, ` ${chat.unread} unread`) : null)));
+    'aria-selected': i === active ? 'true' : 'false', dataset: { index: String(i) },
+  }, chat ? chat.title : person,
+  chat?.unread ? el('span', { class: 'switcher-unread' }, ` ${chat.unread} unread`) : null,
+  person ? el('span', { class: 'switcher-new' }, ' · new direct message') : null)));
   if (found.length) setAttr(input, 'aria-activedescendant', `switcher-option-${active}`);
   else input.removeAttribute('aria-activedescendant');
   list.children[active]?.scrollIntoView({ block: 'nearest' });
 }
 
-function choose(chat) {
-  if (!chat) return;
+async function choose(entry) {
+  if (!entry) return;
+  let chat = entry.chat;
+  if (entry.person) {
+    setMessage(errorLine, '');
+    try {
+      chat = await startDm(entry.person);
+    } catch (e) {
+      if (isSignedOut(e)) { closeSwitcher(); reportError(e); return; }
+      setMessage(errorLine, e.message);
+      return;
+    }
+    if (!dialog.open) return;
+  }
   returnFocus = null;
   dialog.close();
   openChat(chat.id);
