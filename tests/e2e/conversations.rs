@@ -360,14 +360,13 @@ fn an_exported_chat_opens_in_webkit_with_its_messages_photo_and_reactions() {
     );
 }
 
-/// A history over three days: a separator names each day ("Today", "Yesterday", and the
-/// day before by name), bubbles show the short local time with the full date on hover,
-/// your own bubbles carry no name, and a run of one sender's messages shows it once.
-#[test]
-fn a_history_over_days_shows_day_separators_short_times_and_one_name_per_run() {
-    let Some(display) = harness::display_or_skip() else {
-        return;
-    };
+/// alice and bob signed up, with a DM and nothing in it: a store to write history with.
+fn alice_and_bob_with_an_empty_dm() -> (
+    tempfile::TempDir,
+    umer_chat_core::Store,
+    Vec<umer_chat_core::UserKey>,
+    umer_chat_core::ChatId,
+) {
     let data = support::temp_dir();
     let seeded = support::open_store(data.path());
     let keys = support::sign_up(&seeded, &["alice", "bob"]);
@@ -376,10 +375,27 @@ fn a_history_over_days_shows_day_separators_short_times_and_one_name_per_run() {
         .unwrap()
         .id
         .clone();
-    let app = AppInstance::launch(&display, data.path());
+    (data, seeded, keys, dm)
+}
+
+fn alice_signed_in(display: &harness::Display, data: &std::path::Path) -> AppInstance {
+    let app = AppInstance::launch(display, data);
+    crate::log_in(&app.session, "alice", support::PASSWORD);
+    crate::wait_signed_in(&app.session, "alice");
+    app
+}
+
+/// A history over three days: a separator names each day ("Today", "Yesterday", and the
+/// day before by name), bubbles show the short local time with the full date on hover,
+/// your own bubbles carry no name, and a run of one sender's messages shows it once.
+#[test]
+fn a_history_over_days_shows_day_separators_short_times_and_one_name_per_run() {
+    let Some(display) = harness::display_or_skip() else {
+        return;
+    };
+    let (data, seeded, keys, dm) = alice_and_bob_with_an_empty_dm();
+    let app = alice_signed_in(&display, data.path());
     let s = &app.session;
-    crate::log_in(s, "alice", support::PASSWORD);
-    crate::wait_signed_in(s, "alice");
 
     // Noon two days ago and yesterday, and the day two days ago as the page names it, in
     // the window's own time zone (the names are written out here, not by the app).
@@ -485,4 +501,59 @@ fn a_history_over_days_shows_day_separators_short_times_and_one_name_per_run() {
         json!([]),
     );
     assert_eq!(order, json!(["day-separator", "new-messages", "message"]));
+}
+
+/// A chat whose unread messages fill more than the window opens at "New messages", with
+/// the first unread at the top; it stays unread until the bottom is reached.
+#[test]
+fn a_chat_with_more_unread_than_a_screen_opens_at_new_messages() {
+    let Some(display) = harness::display_or_skip() else {
+        return;
+    };
+    let (data, seeded, keys, dm) = alice_and_bob_with_an_empty_dm();
+    for i in 0..10 {
+        seeded
+            .append_message(&keys[0], dm.as_str(), Some(&format!("alice {i}")), None)
+            .unwrap();
+    }
+    for i in 0..40 {
+        seeded
+            .append_message(&keys[1], dm.as_str(), Some(&format!("bob {i}")), None)
+            .unwrap();
+    }
+    let app = alice_signed_in(&display, data.path());
+    let s = &app.session;
+    crate::open_chat_titled(s, "bob");
+    wait_message(s, "bob 39", UI);
+
+    // The line sits at the top of the view, "bob 0" just under it, "bob 39" out of sight.
+    let place = || {
+        s.execute(
+            "const box = document.getElementById('messages'); \
+             const line = box.querySelector('.new-messages'); \
+             const first = [...box.querySelectorAll('.message')].find((m) => m.textContent.includes('bob 0')); \
+             const top = (e) => e.getBoundingClientRect().top - box.getBoundingClientRect().top; \
+             return [line ? top(line) : null, top(first), box.scrollHeight - box.scrollTop - box.clientHeight];",
+            json!([]),
+        )
+    };
+    let at = place();
+    let (line, first, below) = (
+        at[0].as_f64().expect("a New messages line"),
+        at[1].as_f64().unwrap(),
+        at[2].as_f64().unwrap(),
+    );
+    assert!((0.0..=40.0).contains(&line), "the line at the top: {at}");
+    assert!(
+        first > line && first < line + 80.0,
+        "the first unread under it: {at}"
+    );
+    assert!(below > 200.0, "the newest out of sight below: {at}");
+    assert!(s.is_displayed("#jump-latest"));
+    let badge = || s.text(".chat-item.active .unread-badge");
+    assert_eq!(badge(), "40", "not read yet");
+
+    // To the bottom, and the chat is read.
+    s.click("#jump-latest");
+    s.wait_until("the chat read", UI, || badge().is_empty().then_some(()));
 }

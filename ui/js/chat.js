@@ -385,7 +385,7 @@ async function loadChat(chatId, epoch) {
   store.chatLoaded = true;
   box.removeAttribute('aria-busy');
   updateMarker();
-  scrollToBottom();
+  if (!openAtNewMessages()) scrollToBottom();
   maybeMarkRead(true);
   await fillViewport(epoch);
   return epoch === store.epoch;
@@ -603,6 +603,7 @@ function firstMessageAfter(ts) {
 }
 
 // Where the messages unread when the chat was opened start: a "New messages" line.
+const NEW_LINE_MARGIN_PX = 8;
 let newFrom = null; // message key
 const newLine = el('p', { class: 'new-messages', role: 'separator', 'aria-label': 'New messages' },
   el('span', {}, 'New messages'));
@@ -964,6 +965,19 @@ function visibleAnchor() {
 /** Scrolls the history up (-1) or down (1) by most of a screen, as Page Up/Down do. */
 export function scrollHistoryByPage(direction) {
   box.scrollBy({ top: direction * box.clientHeight * 0.9 });
+}
+
+/** When the unread messages are more than a screen, opens the view at their "New
+ *  messages" line, so the first of them is read first (the chat is marked read once the
+ *  bottom is reached); else leaves it to the caller. Says whether it did. */
+function openAtNewMessages() {
+  if (!newLine.isConnected) return false;
+  const top = newLine.getBoundingClientRect().top - box.getBoundingClientRect().top + box.scrollTop;
+  if (box.scrollHeight - top <= box.clientHeight) return false;
+  box.scrollTop = Math.max(0, top - NEW_LINE_MARGIN_PX);
+  store.pinned = false;
+  setHidden(jumpButton, false);
+  return true;
 }
 
 function scrollToBottom() {
