@@ -72,6 +72,17 @@ fn typing_shows_in_the_other_window_and_goes_when_the_draft_is_cleared_or_the_se
     b.session
         .wait_text_contains("#typing-line", "alice is typing", TYPING_SHOWS);
     println!("typing shown after {:?}", shown.elapsed());
+    // A screen reader hears it from a status line, once.
+    b.session
+        .wait_content_contains("#typing-announcer", "alice is typing…", UI);
+    assert_eq!(
+        b.session.execute(
+            "return document.getElementById('typing-line').getAttribute('aria-live')",
+            serde_json::json!([]),
+        ),
+        serde_json::Value::Null,
+        "the visible line is not live as well"
+    );
     // The chat list says so too (read from the DOM: a narrow window hides the list).
     b.session
         .wait_until("the chat list to say alice is typing", UI, || {
@@ -95,6 +106,24 @@ fn typing_shows_in_the_other_window_and_goes_when_the_draft_is_cleared_or_the_se
         "cleared after {:?}",
         cleared.elapsed()
     );
+    // Typing again within the minute shows the line again but says nothing again.
+    a.session.type_into("#message-input", "hello");
+    b.session
+        .wait_text_contains("#typing-line", "alice is typing", TYPING_SHOWS);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        b.session.execute(
+            "return document.getElementById('typing-announcer').textContent",
+            serde_json::json!([]),
+        ),
+        "",
+        "not announced twice in a minute"
+    );
+    a.session.type_into("#message-input", &BACKSPACE.repeat(5));
+    b.session
+        .wait_until("the typing line to go", TYPING_SHOWS, || {
+            (!b.session.is_displayed("#typing-line")).then_some(())
+        });
 
     // Off: typing writes nothing, and bob sees nothing.
     crate::open_settings(&a.session);
@@ -170,6 +199,16 @@ fn seen_shows_under_the_message_once_the_other_opened_the_chat_and_not_before() 
         (!texts.is_empty()).then_some(texts)
     });
     assert_eq!(seen, ["Seen"]);
+    // Read out once, when it is added to the log; its name changes in place after that.
+    assert_eq!(
+        a.session.execute(
+            "const r = document.querySelector('#messages .receipt'); \
+             return [r.getAttribute('role'), r.getAttribute('aria-label'), \
+                     r.firstElementChild.getAttribute('aria-hidden')]",
+            serde_json::json!([]),
+        ),
+        serde_json::json!(["note", "Seen", "true"])
+    );
 
     // bob turns receipts off: reading writes nothing to the folder, and alice's "Seen"
     // stays under the message he saw before.

@@ -4,13 +4,18 @@
 // when the presence file is actually written (every few seconds at most).
 
 import * as api from './api.js';
-import { $, setMessage } from './dom.js';
+import { $, setMessage, setText } from './dom.js';
 import { store } from './store.js';
 import { setTypingInList } from './chatlist.js';
 import { preferences } from './preferences.js';
 
 const line = $('typing-line');
+// The line is not live: a screen reader hears someone start typing from here, once, and
+// not again for a minute however often the line changes.
+const announcer = $('typing-announcer');
 const REPORT_EVERY = 1000; // ms between set_typing calls while typing goes on
+const ANNOUNCE_AGAIN_MS = 60_000;
+const announced = new Map(); // chat + "\n" + name -> when it was last said
 
 /** chatId → Map(name → expiry timer) */
 const typists = new Map();
@@ -46,6 +51,7 @@ export function applyTyping(list) {
 export function clearTyping() {
   for (const names of typists.values()) for (const timer of names.values()) clearTimeout(timer);
   typists.clear();
+  announced.clear();
   reportedChat = null;
   lastReport = 0;
   render();
@@ -74,7 +80,21 @@ function render() {
     if (!names.size) typists.delete(chat);
   }
   const open = typists.get(store.openChatId);
-  setMessage(line, open ? describe([...open.keys()].sort()) : '');
+  const names = open ? [...open.keys()].sort() : [];
+  setMessage(line, describe(names));
+  announceNew(store.openChatId, names);
+}
+
+function announceNew(chat, names) {
+  if (!names.length) { setText(announcer, ''); return; }
+  const now = performance.now();
+  const fresh = names.filter((name) => {
+    const key = `${chat}\n${name}`;
+    if (now - (announced.get(key) ?? -Infinity) < ANNOUNCE_AGAIN_MS) return false;
+    announced.set(key, now);
+    return true;
+  });
+  if (fresh.length) setText(announcer, describe(fresh));
 }
 
 /** The composer's draft in `chatId` changed: report typing, or its end. */
