@@ -120,7 +120,7 @@ fn open_chat(s: &Session, title: &str) {
 }
 
 /// Every view and dialog of a signed-in window, audited at the current size and theme.
-fn audit_signed_in(s: &Session, at: &str, findings: &mut Vec<Finding>) {
+fn audit_signed_in(s: &Session, display: &str, at: &str, findings: &mut Vec<Finding>) {
     back_to_the_list(s);
     audit(s, &format!("{at}: the chat list"), findings);
 
@@ -174,6 +174,21 @@ fn audit_signed_in(s: &Session, at: &str, findings: &mut Vec<Finding>) {
         &format!("{at}: a DM with a reply, an edit, a reaction and a deletion"),
         findings,
     );
+    // README's pictures of each theme and size ("light, 360 px" → screenshot-light-360.png),
+    // read off the screen: a window that lost the focus in a resize draws no new frame for
+    // WebKitWebDriver's screenshot to wait for.
+    let picture = at.replace(", ", "-").replace(" px", "");
+    let size = s.execute("return [innerWidth, innerHeight]", json!([]));
+    let png = harness::png_of_xwd(
+        &harness::xwd_root(display),
+        size[0].as_u64().unwrap() as usize,
+        size[1].as_u64().unwrap() as usize,
+    );
+    std::fs::write(
+        crate::screenshot_dir().join(format!("screenshot-{picture}.png")),
+        png,
+    )
+    .expect("write a screenshot");
     // The menu of alice's own message (its button shows on hover or touch).
     s.execute(
         "const mine = [...document.querySelectorAll('#messages .message.own')].pop(); \
@@ -326,7 +341,7 @@ fn every_view_and_dialog_passes_axe_in_both_themes_at_1200_and_360_px() {
         choose_theme(s, theme);
         for (size, width, height) in SIZES {
             s.set_window_size(width, height);
-            audit_signed_in(s, &format!("{theme}, {size}"), &mut findings);
+            audit_signed_in(s, &display.name, &format!("{theme}, {size}"), &mut findings);
         }
         back_to_the_list(s);
         log_out(s);

@@ -32,23 +32,7 @@ fn composer_pixels(s: &Session, display: &str) -> Vec<u8> {
         json!([COMPOSER]),
     );
     let (top, height) = (rows[0].as_u64().unwrap(), rows[1].as_u64().unwrap());
-    let xwd = Command::new("xwd")
-        .args(["-root", "-silent", "-display", display])
-        .output()
-        .expect("xwd runs (apt-get install x11-apps; scripts/install-deps installs it)");
-    assert!(xwd.status.success(), "xwd failed: {xwd:?}");
-    rows_of_xwd(&xwd.stdout, top as usize, height as usize)
-}
-
-/// Rows `top..top + height` of an XWD image: a header of big-endian 32-bit fields (its size,
-/// then at 12 its height, at 48 the bytes per row, at 76 the colour count), the colours
-/// (12 bytes each), then the rows.
-fn rows_of_xwd(xwd: &[u8], top: usize, height: usize) -> Vec<u8> {
-    let field = |at: usize| u32::from_be_bytes(xwd[at..at + 4].try_into().unwrap()) as usize;
-    let (header, image_height, row_bytes, colours) = (field(0), field(20), field(48), field(76));
-    let pixels = header + colours * 12;
-    let end = (top + height).min(image_height);
-    xwd[pixels + top * row_bytes..pixels + end * row_bytes].to_vec()
+    harness::rows_of_xwd(&harness::xwd_root(display), top as usize, height as usize)
 }
 
 /// The distinct pictures of the composer over a little more than one blink period.

@@ -459,3 +459,73 @@ impl AppInstance {
         by_name
     }
 }
+
+/// The whole X display, as `xwd` writes it. It reads what the screen shows now, where
+/// WebKitWebDriver's screenshots wait for a frame that a resting page never draws.
+pub fn xwd_root(display: &str) -> Vec<u8> {
+    let xwd = Command::new("xwd")
+        .args(["-root", "-silent", "-display", display])
+        .output()
+        .expect("xwd runs (apt-get install x11-apps; scripts/install-deps installs it)");
+    assert!(xwd.status.success(), "xwd failed: {xwd:?}");
+    xwd.stdout
+}
+
+/// An XWD image's header: big-endian 32-bit fields, of which the ones read here are its
+/// size (0), width (16), height (20), byte order (28), bits per pixel (44), bytes per row
+/// (48) and colour count (76); the colours (12 bytes each) and then the rows follow it.
+struct XwdLayout {
+    pixels: usize,
+    width: usize,
+    height: usize,
+    row_bytes: usize,
+    little_endian: bool,
+    bits_per_pixel: usize,
+}
+
+fn xwd_layout(xwd: &[u8]) -> XwdLayout {
+    let field = |at: usize| u32::from_be_bytes(xwd[at..at + 4].try_into().unwrap()) as usize;
+    XwdLayout {
+        pixels: field(0) + field(76) * 12,
+        width: field(16),
+        height: field(20),
+        little_endian: field(28) == 0,
+        bits_per_pixel: field(44),
+        row_bytes: field(48),
+    }
+}
+
+/// Rows `top..top + height` of an XWD image, as they are.
+pub fn rows_of_xwd(xwd: &[u8], top: usize, height: usize) -> Vec<u8> {
+    let x = xwd_layout(xwd);
+    let end = (top + height).min(x.height);
+    xwd[x.pixels + top * x.row_bytes..x.pixels + end * x.row_bytes].to_vec()
+}
+
+/// The top-left `width` × `height` of an XWD image of 24- or 32-bit pixels (Xvfb's depth
+/// 24), as a PNG: with no window manager the app's window sits there.
+pub fn png_of_xwd(xwd: &[u8], width: usize, height: usize) -> Vec<u8> {
+    let x = xwd_layout(xwd);
+    let step = x.bits_per_pixel / 8;
+    assert!(matches!(step, 3 | 4), "{} bits per pixel", x.bits_per_pixel);
+    let (width, height) = (width.min(x.width), height.min(x.height));
+    let mut rgb = Vec::with_capacity(width * height * 3);
+    for row in 0..height {
+        let start = x.pixels + row * x.row_bytes;
+        for pixel in xwd[start..start + width * step].chunks_exact(step) {
+            // The masks are the usual 0xff0000, 0xff00, 0xff: blue in the low byte.
+            let [b, g, r] = if x.little_endian {
+                [pixel[0], pixel[1], pixel[2]]
+            } else {
+                [pixel[step - 1], pixel[step - 2], pixel[step - 3]]
+            };
+            rgb.extend_from_slice(&[r, g, b]);
+        }
+    }
+    let picture = image::RgbImage::from_raw(width as u32, height as u32, rgb).unwrap();
+    let mut png = std::io::Cursor::new(Vec::new());
+    picture
+        .write_to(&mut png, image::ImageFormat::Png)
+        .expect("encode the screen as PNG");
+    png.into_inner()
+}

@@ -972,6 +972,8 @@ fn a_chat_of_fifty_large_photos_shows_lazy_thumbnails_and_the_full_photo_in_the_
             )
             .unwrap();
     }
+    // Read already: a chat with unread photos would open at its first unread, not the end.
+    seeded.mark_read(&keys[0], dm.id.as_str()).unwrap();
     eprintln!("seeded {total} photos in {:?}", started.elapsed());
 
     let app = AppInstance::launch(&display, data.path());
