@@ -338,6 +338,21 @@ fn every_view_and_dialog_passes_axe_in_both_themes_at_1200_and_360_px() {
         s.set_window_size(1200, 800);
         log_in(s, "alice", support::PASSWORD);
         wait_signed_in(s, "alice");
+        if n == 0 {
+            // Each chat is a button whose name says its unread count in words.
+            let names = s.execute(
+                "return [...document.querySelectorAll('#chat-list .chat-button')] \
+                   .map((b) => b.textContent)",
+                json!([]),
+            );
+            assert!(
+                names.as_array().unwrap().iter().any(|n| {
+                    let n = n.as_str().unwrap();
+                    n.contains("Photos") && n.ends_with(", 1 unread")
+                }),
+                "{names}"
+            );
+        }
         choose_theme(s, theme);
         for (size, width, height) in SIZES {
             s.set_window_size(width, height);

@@ -383,7 +383,6 @@ impl Session {
     }
 
     /// Runs asynchronous JS in the page: the script calls its last argument with the result.
-    #[allow(dead_code)] // for a test that waits on a promise
     pub fn execute_async(&self, script: &str, args: Value) -> Value {
         self.call(
             "POST",

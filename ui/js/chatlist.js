@@ -142,7 +142,9 @@ function renderItem(chat) {
           el('span', { class: 'chat-row' },
             el('span', { class: 'chat-preview' }),
             el('span', { class: 'chat-typing', hidden: true }),
-            el('span', { class: 'unread-badge' })))));
+            // The count is drawn for the eye; a screen reader reads "3 unread" beside it.
+            el('span', { class: 'unread-badge', 'aria-hidden': 'true' }),
+            el('span', { class: 'unread-label visually-hidden' })))));
     if (chat.id === store.openChatId) {
       item.classList.add('active');
       item.firstElementChild.setAttribute('aria-current', 'true');
@@ -174,7 +176,7 @@ function renderItem(chat) {
   const count = chat.unreadCapped ? '999+' : String(chat.unread);
   setText(badge, count);
   setHidden(badge, !chat.unreadCapped && !(chat.unread > 0));
-  setAttr(badge, 'aria-label', `${count} unread`);
+  setText(item.querySelector('.unread-label'), badge.hidden ? '' : `, ${count} unread`);
   item.classList.toggle('has-unread', !badge.hidden);
   return item;
 }
