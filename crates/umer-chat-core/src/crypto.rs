@@ -37,6 +37,7 @@ pub const MEMBERSHIP_DOMAIN: &[u8] = b"umer-chat/membership/v1\0";
 pub const MEMBERSHIP_ID_DOMAIN: &[u8] = b"umer-chat/membership-id/v1\0";
 const SEALED_KEYS_AAD: &[u8] = b"umer-chat/sealed-keys/v2\0";
 const RECOVERY_SALT: &[u8] = b"umer-chat/recovery/v2";
+const SERVER_AUTH_SALT: &[u8] = b"umer-chat/server-auth/v1";
 const DM_SALT: &[u8] = b"umer-chat/dm-key/v2";
 const WRAP_SALT: &[u8] = b"umer-chat/wrap/v2";
 const KID_DOMAIN: &[u8] = b"umer-chat/kid/v2\0";
@@ -249,6 +250,17 @@ impl SecretKeys {
 
     /// Seals these keys under `password` (Argon2id with a fresh salt, then XChaCha20-Poly1305).
     pub fn seal_with_password(&self, user: &UserKey, password: &str) -> SealedKeys {
+        self.seal_with_password_stretch(user, password).0
+    }
+
+    /// [`SecretKeys::seal_with_password`], also giving the stretch that opens the seal,
+    /// from which a server's sign-in key comes ([`PasswordStretch::server_auth_key`]): one
+    /// Argon2id for both.
+    pub fn seal_with_password_stretch(
+        &self,
+        user: &UserKey,
+        password: &str,
+    ) -> (SealedKeys, PasswordStretch) {
         let mut salt = [0u8; 16];
         OsRng.fill_bytes(&mut salt);
         let params = SealParams {
@@ -260,7 +272,7 @@ impl SecretKeys {
             .derive(password, &salt)
             .expect("the default Argon2 parameters are valid");
         let (nonce, ct) = aead_seal(&key, &self.seal_aad(user), self.to_bytes().as_ref());
-        SealedKeys {
+        let sealed = SealedKeys {
             kdf: "argon2id".into(),
             m: Some(params.m),
             t: Some(params.t),
@@ -268,7 +280,8 @@ impl SecretKeys {
             salt: Some(b64(&salt)),
             nonce: b64(&nonce),
             ciphertext: b64(&ct),
-        }
+        };
+        (sealed, PasswordStretch(key))
     }
 
     /// Seals these keys under their own recovery key (256 random bits, so HKDF suffices).
@@ -447,6 +460,24 @@ impl SealedKeys {
         public: &PublicKeys,
         password: &str,
     ) -> Result<SecretKeys, UnsealError> {
+        self.open_with_stretch(&self.password_stretch(password)?, user, public)
+    }
+
+    /// Opens keys sealed under a password with that password's stretch, as
+    /// [`SealedKeys::password_stretch`] made it: a client signing in to a server computes
+    /// the one Argon2id first, proves it, and only then receives the seal.
+    pub fn open_with_stretch(
+        &self,
+        stretch: &PasswordStretch,
+        user: &UserKey,
+        public: &PublicKeys,
+    ) -> Result<SecretKeys, UnsealError> {
+        self.open(&stretch.0, user, public)
+    }
+
+    /// The Argon2id stretch of `password` with this password seal's salt and costs: the
+    /// key that opens it. Refuses, unhashed, costs beyond what this app computes.
+    pub fn password_stretch(&self, password: &str) -> Result<PasswordStretch, UnsealError> {
         let (Some(m), Some(t), Some(p), Some(salt)) = (self.m, self.t, self.p, &self.salt) else {
             return Err(UnsealError::Damaged(
                 "its password seal lacks Argon2 parameters".into(),
@@ -463,7 +494,7 @@ impl SealedKeys {
         let key = SealParams { m, t, p }
             .derive(password, &salt)
             .map_err(UnsealError::Damaged)?;
-        self.open(&key, user, public)
+        Ok(PasswordStretch(key))
     }
 
     pub fn open_with_recovery(
@@ -511,6 +542,23 @@ impl SealedKeys {
             ));
         }
         Ok(keys)
+    }
+}
+
+/// The Argon2id stretch of a password, the key of its seal (`k` in FORMAT.md).
+pub struct PasswordStretch(Zeroizing<[u8; 32]>);
+
+impl PasswordStretch {
+    /// The key that proves the password to a server (issue 19, Bitwarden's scheme): HKDF
+    /// of the stretch, so it opens nothing, and the server, which keeps only a hash of it,
+    /// never holds what opens the keys. Guessing the password from it costs an Argon2id a
+    /// guess, as from the seal.
+    pub fn server_auth_key(&self, user: &UserKey) -> Zeroizing<[u8; 32]> {
+        hkdf32(
+            SERVER_AUTH_SALT,
+            self.0.as_ref(),
+            &[user.as_str().as_bytes()],
+        )
     }
 }
 
@@ -890,6 +938,50 @@ mod tests {
         assert!(content
             .open_image(&ChatId::random_group(), &image)
             .is_none());
+    }
+
+    /// FORMAT.md's server sign-in vector, also computed by an independent implementation
+    /// (`data/vectors/server-auth.py`: argon2-cffi and an RFC 5869 HKDF).
+    #[test]
+    fn the_server_sign_in_key_comes_from_the_one_stretch_and_opens_nothing() {
+        let alice = key("alice");
+        let password = "correct horse battery staple";
+        let seal = SealedKeys {
+            kdf: "argon2id".into(),
+            m: Some(SEAL_MEMORY_KIB),
+            t: Some(SEAL_PASSES),
+            p: Some(SEAL_LANES),
+            salt: Some(b64(&[0x0a; 16])),
+            nonce: String::new(),
+            ciphertext: String::new(),
+        };
+        let stretch = seal.password_stretch(password).unwrap();
+        assert_eq!(
+            hex_lower(stretch.0.as_ref()),
+            "7c59a98e3dbe08b72bd7405fbf2454697ad4d9975aaa50152ab655f37bcb969c"
+        );
+        let auth = stretch.server_auth_key(&alice);
+        assert_eq!(
+            hex_lower(auth.as_ref()),
+            "e1bb30d733f7e13b0b2bc9a3e3c3656b438d6519c4773cfe3e839c93d821f2dc"
+        );
+        // Bound to the user: bob's key from the same stretch differs.
+        let bob = key("bob");
+        assert_ne!(*stretch.server_auth_key(&bob), *auth);
+
+        // A real seal: its stretch opens it, and the sign-in key, used as if it were the
+        // stretch, does not.
+        let keys = SecretKeys::from_seed([1; 32], [2; 32], [3; 32]);
+        let (sealed, made) = keys.seal_with_password_stretch(&alice, password);
+        let public = keys.public();
+        let again = sealed.password_stretch(password).unwrap();
+        assert_eq!(*again.0, *made.0);
+        assert!(sealed.open_with_stretch(&again, &alice, &public).is_ok());
+        let posing = PasswordStretch(again.server_auth_key(&alice));
+        assert_eq!(
+            sealed.open_with_stretch(&posing, &alice, &public).err(),
+            Some(UnsealError::WrongSecret)
+        );
     }
 
     /// The vectors published in `data/FORMAT.md` ("Test vectors"): if this fails, either the
