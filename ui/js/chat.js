@@ -566,25 +566,21 @@ function renderReceipts() {
       .join('\n');
     wanted.set(node, { text, title });
   }
-  // The history is a live log: a receipt added under a message is read out once. More
-  // readers of the same message change its name and its hidden text in place, which a
-  // screen reader does not read out again, so a group's "Seen by" is not a commentary.
+  // The history is a live log that reads out additions only (aria-relevant): a receipt
+  // added under a message is read once; more readers of the same message change its text
+  // in place, which is not read again, so a group's "Seen by" is not a commentary.
   for (const old of box.querySelectorAll('.receipt')) {
     const want = wanted.get(old.parentNode);
     if (want && !want.shown) {
       want.shown = true;
-      setAttr(old, 'aria-label', want.text);
       setAttr(old, 'title', want.title);
-      setText(old.firstChild, want.text);
+      setText(old, want.text);
     } else {
       old.remove();
     }
   }
   for (const [node, want] of wanted) {
-    if (!want.shown) {
-      node.append(el('p', { class: 'receipt', role: 'note', 'aria-label': want.text, title: want.title, tabIndex: 0 },
-        el('span', { 'aria-hidden': 'true' }, want.text)));
-    }
+    if (!want.shown) node.append(el('p', { class: 'receipt', title: want.title, tabIndex: 0 }, want.text));
   }
 }
 

@@ -92,9 +92,12 @@ async function openDmDialog() {
   dmSelect.focus();
 }
 
-/** Makes (or finds) the DM with `other` and puts it in the list. */
+/** Makes (or finds) the DM with `other` and puts it in the list; null if the user signed
+ *  out meanwhile (the next account's list must not get it). */
 export async function startDm(other) {
+  const gen = store.gen;
   const chat = await api.createDm(other);
+  if (gen !== store.gen) return null;
   upsertChats([chat]);
   return chat;
 }
@@ -105,6 +108,7 @@ async function createDm() {
   dmCreate.disabled = true;
   try {
     const chat = await startDm(dmSelect.value);
+    if (!chat) return;
     dmDialog.close();
     onCreated(chat.id);
   } catch (e) {
@@ -142,7 +146,9 @@ async function createGroup() {
   const members = Array.from(groupMembers.querySelectorAll('.group-member:checked'), (c) => c.value);
   groupCreate.disabled = true;
   try {
+    const gen = store.gen;
     const chat = await api.createGroup(groupName.value, members);
+    if (gen !== store.gen) return;
     upsertChats([chat]);
     groupDialog.close();
     onCreated(chat.id);

@@ -13,9 +13,12 @@ const input = $('switcher-input');
 const list = $('switcher-list');
 const errorLine = $('switcher-error');
 const MAX_SHOWN = 50;
+const MAX_PEOPLE_SHOWN = 10;
 
 let openChat = () => {};
 let people = []; // everyone else in the folder, fetched each time the switcher opens
+let opening = 0;  // counts the switcher's openings: a late answer acts only on its own
+let starting = false; // a DM is being made: Enter again waits for it
 let found = [];  // { chat } or { person }, in the order shown
 let active = 0;
 let returnFocus = null;
@@ -64,6 +67,7 @@ export function closeSwitcher() {
 }
 
 function show() {
+  opening += 1;
   returnFocus = document.activeElement;
   input.value = '';
   active = 0;
@@ -91,12 +95,15 @@ function newPeople(query) {
 
 function render() {
   const query = input.value.trim().toLowerCase();
+  // People get a share of the places, so many matching chats never hide them.
+  const persons = newPeople(query).slice(0, MAX_PEOPLE_SHOWN);
   found = [
     ...chatsInOrder()
       .filter((chat) => !query || chat.title.toLowerCase().includes(query))
+      .slice(0, MAX_SHOWN - persons.length)
       .map((chat) => ({ chat })),
-    ...newPeople(query).map((person) => ({ person })),
-  ].slice(0, MAX_SHOWN);
+    ...persons.map((person) => ({ person })),
+  ];
   active = Math.min(active, Math.max(found.length - 1, 0));
   list.replaceChildren(...found.map(({ chat, person }, i) => el('li', {
     id: `switcher-option-${i}`, role: 'option', class: ['switcher-option', i === active && 'active'],
@@ -113,15 +120,22 @@ async function choose(entry) {
   if (!entry) return;
   let chat = entry.chat;
   if (entry.person) {
+    if (starting) return;
+    const mine = opening;
+    starting = true;
     setMessage(errorLine, '');
     try {
       chat = await startDm(entry.person);
     } catch (e) {
+      if (mine !== opening || !dialog.open) return;
       if (isSignedOut(e)) { closeSwitcher(); reportError(e); return; }
       setMessage(errorLine, e.message);
       return;
+    } finally {
+      starting = false;
     }
-    if (!dialog.open) return;
+    // Closed, or opened again, meanwhile: the DM is in the list, but nothing opens it.
+    if (!chat || mine !== opening || !dialog.open) return;
   }
   returnFocus = null;
   dialog.close();

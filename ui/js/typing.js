@@ -94,7 +94,10 @@ function announceNew(chat, names) {
     announced.set(key, now);
     return true;
   });
-  if (fresh.length) setText(announcer, describe(fresh));
+  if (!fresh.length) return;
+  // Emptied first, so the same words as last time are still a change that is read out.
+  setText(announcer, '');
+  setText(announcer, describe(fresh));
 }
 
 /** The composer's draft in `chatId` changed: report typing, or its end. */
