@@ -78,18 +78,8 @@ fn audit(s: &Session, state: &str, findings: &mut Vec<Finding>) {
 
 fn choose_theme(s: &Session, theme: &str) {
     open_settings(s);
-    s.execute(
-        "const t = document.getElementById('pref-theme'); t.value = arguments[0]; \
-         t.dispatchEvent(new Event('change'))",
-        json!([theme]),
-    );
-    s.wait_until(&format!("the {theme} theme"), UI, || {
-        let scheme = s.execute(
-            "return getComputedStyle(document.documentElement).colorScheme",
-            json!([]),
-        );
-        (scheme == json!(theme)).then_some(())
-    });
+    crate::set_theme_preference(s, theme);
+    crate::wait_color_scheme(s, theme);
     close_with_escape(s, "#settings-dialog");
 }
 

@@ -101,13 +101,7 @@ fn keys_alone_sign_up_start_a_dm_send_change_the_theme_and_sign_out() {
     wait_focus(s, "settings-close");
     tab_to(s, "pref-theme", false, 12);
     s.type_keys("d");
-    s.wait_until("the dark theme", UI, || {
-        let scheme = s.execute(
-            "return getComputedStyle(document.documentElement).colorScheme",
-            serde_json::json!([]),
-        );
-        (scheme == "dark").then_some(())
-    });
+    crate::wait_color_scheme(s, "dark");
     wait_focus(s, "pref-theme");
 
     // Shift+Tab goes back to Log out; Enter signs out to the login view, focus in its
@@ -254,23 +248,16 @@ fn the_theme_chosen_in_settings_wins_over_the_systems_and_is_kept() {
         .unwrap()
         .to_string()
     };
-    let choose = |s: &Session, theme: &str| {
-        s.execute(
-            "const t = document.getElementById('pref-theme'); t.value = arguments[0]; \
-             t.dispatchEvent(new Event('change'))",
-            serde_json::json!([theme]),
-        );
-    };
     let app = launch();
     let s = &app.session;
     log_in(s, "alice", support::PASSWORD);
     wait_signed_in(s, "alice");
-    choose(s, "light");
+    crate::set_theme_preference(s, "light");
     let light = s.wait_until("the light theme", UI, || {
         let bg = background(s);
         (bg == "rgb(238, 241, 245)").then_some(bg)
     });
-    choose(s, "dark");
+    crate::set_theme_preference(s, "dark");
     s.wait_until("the dark theme", UI, || {
         (background(s) == "rgb(15, 18, 23)").then_some(())
     });

@@ -62,6 +62,26 @@ fn close_settings(s: &Session) {
     });
 }
 
+/// Sets the theme in Settings' select, as choosing it there does (the select's `change`).
+fn set_theme_preference(s: &Session, theme: &str) {
+    s.execute(
+        "const t = document.getElementById('pref-theme'); t.value = arguments[0]; \
+         t.dispatchEvent(new Event('change'))",
+        json!([theme]),
+    );
+}
+
+/// Waits until the page is drawn in `scheme` ("light" or "dark").
+fn wait_color_scheme(s: &Session, scheme: &str) {
+    s.wait_until(&format!("the {scheme} theme"), UI, || {
+        let now = s.execute(
+            "return getComputedStyle(document.documentElement).colorScheme",
+            json!([]),
+        );
+        (now == scheme).then_some(())
+    });
+}
+
 /// Logs out from Settings, and waits for the login view.
 fn log_out(s: &Session) {
     open_settings(s);

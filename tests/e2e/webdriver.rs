@@ -252,12 +252,17 @@ impl Session {
                 .rev()
                 .map(|k| json!({ "type": "keyUp", "value": k })),
         );
+        self.key_actions(actions)
+            .unwrap_or_else(|e| panic!("press {keys:?}: {e}"));
+    }
+
+    /// Sends keyboard `actions` (keyDown and keyUp) to whatever has focus.
+    fn key_actions(&self, actions: Vec<Value>) -> Result<Value, String> {
         self.call(
             "POST",
             "/actions",
             Some(json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": actions }] })),
         )
-        .unwrap_or_else(|e| panic!("press {keys:?}: {e}"));
     }
 
     /// Types `text` key by key into whatever has focus, as a keyboard would: unlike
@@ -273,12 +278,8 @@ impl Session {
                 ]
             })
             .collect();
-        self.call(
-            "POST",
-            "/actions",
-            Some(json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": actions }] })),
-        )
-        .unwrap_or_else(|e| panic!("type {text:?}: {e}"));
+        self.key_actions(actions)
+            .unwrap_or_else(|e| panic!("type {text:?}: {e}"));
     }
 
     /// The id (or else the tag name) of the element that has focus.

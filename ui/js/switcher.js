@@ -84,10 +84,10 @@ function show() {
   }, () => {}); // without the list, the switcher still finds chats
 }
 
-/** The people matching `query` whom the user has no DM with. */
-function newPeople(query) {
+/** The people matching `query` whom the user has no DM with among `chats`. */
+function newPeople(query, chats) {
   if (!query) return [];
-  const withDm = new Set(chatsInOrder()
+  const withDm = new Set(chats
     .filter((chat) => chat.kind === 'dm' && chat.others?.length === 1)
     .map((chat) => chat.others[0].name));
   return people.filter((name) => !withDm.has(name) && name.toLowerCase().includes(query));
@@ -95,10 +95,11 @@ function newPeople(query) {
 
 function render() {
   const query = input.value.trim().toLowerCase();
+  const chats = chatsInOrder();
   // People get a share of the places, so many matching chats never hide them.
-  const persons = newPeople(query).slice(0, MAX_PEOPLE_SHOWN);
+  const persons = newPeople(query, chats).slice(0, MAX_PEOPLE_SHOWN);
   found = [
-    ...chatsInOrder()
+    ...chats
       .filter((chat) => !query || chat.title.toLowerCase().includes(query))
       .slice(0, MAX_SHOWN - persons.length)
       .map((chat) => ({ chat })),
