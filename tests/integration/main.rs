@@ -14,6 +14,7 @@ mod merge;
 mod os_users;
 mod photos;
 mod receipts;
+mod server;
 mod store;
 mod sync;
 mod syncthing;

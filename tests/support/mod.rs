@@ -2,6 +2,7 @@
 //! `umer-chat-cli` binary as a child process that is always killed and reaped.
 
 pub mod images;
+pub mod server;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -195,32 +196,42 @@ pub fn copy_tree(from: &Path, to: &Path) {
 /// `$CARGO build -p umer-chat-cli` first when it is missing or older than this executable.
 pub fn cli_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test executable's path");
-        let mut dir = exe.parent().expect("the test executable's folder");
-        if dir.ends_with("deps") {
-            dir = dir.parent().expect("target/<profile>");
-        }
-        let bin = dir.join(format!("umer-chat-cli{}", std::env::consts::EXE_SUFFIX));
-        let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
-        let stale = match (modified(&bin), modified(&exe)) {
-            (Some(bin_time), Some(exe_time)) => bin_time < exe_time,
-            (None, _) => true,
-            (Some(_), None) => false,
-        };
-        if stale {
-            build_cli(dir);
-        }
-        assert!(
-            bin.is_file(),
-            "{} does not exist even after `cargo build -p umer-chat-cli`",
-            bin.display()
-        );
-        bin
-    })
+    PATH.get_or_init(|| built_binary("umer-chat-cli"))
 }
 
-fn build_cli(profile_dir: &Path) {
+/// The built `umer-chat-server`, as [`cli_path`] finds the CLI.
+pub fn server_path() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| built_binary("umer-chat-server"))
+}
+
+/// The binary of the workspace package `package` (named as it is), beside this test
+/// executable, built first when missing or stale.
+fn built_binary(package: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let mut dir = exe.parent().expect("the test executable's folder");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("target/<profile>");
+    }
+    let bin = dir.join(format!("{package}{}", std::env::consts::EXE_SUFFIX));
+    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    let stale = match (modified(&bin), modified(&exe)) {
+        (Some(bin_time), Some(exe_time)) => bin_time < exe_time,
+        (None, _) => true,
+        (Some(_), None) => false,
+    };
+    if stale {
+        build_package(dir, package);
+    }
+    assert!(
+        bin.is_file(),
+        "{} does not exist even after `cargo build -p {package}`",
+        bin.display()
+    );
+    bin
+}
+
+fn build_package(profile_dir: &Path, package: &str) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -228,16 +239,16 @@ fn build_cli(profile_dir: &Path) {
     let mut build = Command::new(&cargo);
     build
         .current_dir(workspace)
-        .args(["build", "--quiet", "-p", "umer-chat-cli"]);
+        .args(["build", "--quiet", "-p", package]);
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         build.arg("--release");
     }
     let status = build.status().unwrap_or_else(|e| {
-        panic!("cannot run `{cargo} build -p umer-chat-cli` to build the CLI under test: {e}")
+        panic!("cannot run `{cargo} build -p {package}` to build the binary under test: {e}")
     });
     assert!(
         status.success(),
-        "`{cargo} build -p umer-chat-cli` failed ({status}); the CLI tests need that binary"
+        "`{cargo} build -p {package}` failed ({status}); the tests need that binary"
     );
 }
 

@@ -430,6 +430,17 @@ pub struct HistoryEntry {
     pub sha256: String,
 }
 
+/// A signed line (format 2 or 3): `{"v":…,"id":…,"event":{…},"sig":…}`.
+#[derive(Debug, Deserialize)]
+pub struct SignedLine<'a> {
+    pub v: u64,
+    pub id: String,
+    /// A [`SignedEvent`], signed as these exact bytes.
+    #[serde(borrow)]
+    pub event: &'a RawValue,
+    pub sig: String,
+}
+
 /// The signed part of a format-2 event line, in the order it is written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignedEvent {

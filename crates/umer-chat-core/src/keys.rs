@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::crypto::{ContentKey, PublicKeys, SecretKeys, WrappedKeys, USER_KEYS_DOMAIN};
+use crate::crypto::{
+    ContentKey, PasswordStretch, PublicKeys, SecretKeys, WrappedKeys, USER_KEYS_DOMAIN,
+};
 use crate::error::{Error, Result};
 use crate::format::{HistoryEntry, KeysRecord, SignedUserKeys, Trust, MAX_RECORD_BYTES};
 use crate::fsio;
@@ -64,6 +66,17 @@ pub fn new_keys_record(
     password: &str,
     history: Vec<HistoryEntry>,
 ) -> KeysRecord {
+    new_keys_record_with_stretch(user, keys, password, history).0
+}
+
+/// [`new_keys_record`], with the stretch of the password that seals it: a client signing
+/// up on a server derives its sign-in key from it, without a second Argon2id.
+pub fn new_keys_record_with_stretch(
+    user: &UserKey,
+    keys: &SecretKeys,
+    password: &str,
+    history: Vec<HistoryEntry>,
+) -> (KeysRecord, PasswordStretch) {
     let public = keys.public();
     let signed = SignedUserKeys {
         user: user.clone(),
@@ -74,12 +87,14 @@ pub fn new_keys_record(
     };
     let signed = serde_json::to_string(&signed).expect("keys serialise");
     let sig = keys.sign(USER_KEYS_DOMAIN, signed.as_bytes());
-    KeysRecord {
+    let (sealed, stretch) = keys.seal_with_password_stretch(user, password);
+    let record = KeysRecord {
         signed: RawValue::from_string(signed).expect("serde_json wrote valid JSON"),
         sig,
-        sealed: keys.seal_with_password(user, password),
+        sealed,
         recovery: keys.seal_with_recovery(user),
-    }
+    };
+    (record, stretch)
 }
 
 /// A signed-in user: their name and their private keys, in this process's memory only.

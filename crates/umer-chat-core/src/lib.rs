@@ -13,6 +13,7 @@ pub mod content;
 pub mod crypto;
 pub mod display;
 mod doctor;
+pub mod door;
 pub mod error;
 mod export;
 pub mod format;
@@ -65,6 +66,7 @@ pub use search::SearchHit;
 pub use skip::{SkipReason, Skipped};
 pub use store::Store;
 pub use username::{User, UserKey, Username};
+pub use users::{new_account, NewAccount};
 pub use watch::{FolderChanges, FolderWatcher, FULL_LOOK_WHILE_LIVE};
 
 /// A message is an event of type `message`, the only kind so far.

@@ -13,8 +13,8 @@ use serde_json::value::RawValue;
 use crate::content::Content;
 use crate::crypto::{self, ContentKey, PublicKeys, KEY_EPOCH_DOMAIN};
 use crate::format::{
-    is_epoch_name, Body, ChatKind, ChatRecord, Event, KeyEpoch, SignedEvent, Trust, UnsignedLine,
-    FORMAT_VERSION, LINE_VERSION, MAX_EPOCH_BYTES, MESSAGE_EVENT, SEALED_EVENT,
+    is_epoch_name, Body, ChatKind, ChatRecord, Event, KeyEpoch, SignedEvent, SignedLine, Trust,
+    UnsignedLine, FORMAT_VERSION, LINE_VERSION, MAX_EPOCH_BYTES, MESSAGE_EVENT, SEALED_EVENT,
 };
 use crate::ids::{check_ts_seq, now_ms, ChatId, DeviceId, EventKey};
 use crate::images::MAX_IMAGE_SIDE;
@@ -22,16 +22,6 @@ use crate::keys::{Identity, Keyring, SenderKeys};
 use crate::listing::LogFile;
 use crate::skip::SkipReason;
 use crate::username::UserKey;
-
-/// A format-2 line: `{"v":2,"id":…,"event":{…},"sig":…}`.
-#[derive(Deserialize)]
-struct SignedLine<'a> {
-    v: u64,
-    id: String,
-    #[serde(borrow)]
-    event: &'a RawValue,
-    sig: String,
-}
 
 /// The line a sender writes for `event`, signed and with its id bound to its bytes.
 /// Returns the id and the line.

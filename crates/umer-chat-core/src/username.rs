@@ -169,6 +169,16 @@ pub(crate) fn skeleton(s: &str) -> String {
     fold(&unicode_security::skeleton(s).collect::<String>())
 }
 
+impl Username {
+    /// The skeletons this name is compared by, its key's and its own (one when they are the
+    /// same): a server keeps them indexed, so a look-alike is refused without a scan.
+    pub fn skeletons(&self) -> Vec<String> {
+        let mut all = vec![skeleton(self.key().as_str()), skeleton(self.as_str())];
+        all.dedup();
+        all
+    }
+}
+
 /// NFKC_Casefold-like: NFKD, full case folding, NFKC, repeated until nothing changes
 /// (`ＡＬＩＣＥ` → `alice`, `Straße` → `strasse`, `ΟΔΟΣ` → `οδοσ`, `İ` → `i̇`).
 fn fold(s: &str) -> String {

@@ -5,11 +5,13 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::crypto::{SecretKeys, UnsealError};
+use crate::crypto::{PasswordStretch, SecretKeys, UnsealError};
 use crate::error::{Error, Result};
 use crate::format::{UserRecord, FORMAT_VERSION};
 use crate::ids::now_ms;
-use crate::keys::{collect_history, load_record_keys, new_keys_record, Identity};
+use crate::keys::{
+    collect_history, load_record_keys, new_keys_record, new_keys_record_with_stretch, Identity,
+};
 use crate::listing;
 use crate::names::{classify, EntryName};
 use crate::password::{self, StoredPassword};
@@ -150,8 +152,8 @@ impl Store {
     /// Refuses a new name that looks like an existing user's, legacy and seed-era records
     /// included (`rn` for `m`, Cyrillic `а` for `a`, `0` for `o`, `I` for `l`): the
     /// confusable skeletons of the two keys or display names meet.
-    fn refuse_look_alike(&self, name: &Username, key: &UserKey) -> Result<()> {
-        let ours = [skeleton(key.as_str()), skeleton(name.as_str())];
+    fn refuse_look_alike(&self, name: &Username) -> Result<()> {
+        let ours = name.skeletons();
         for user in self.scan_users(&mut Vec::new())?.values() {
             let new_key = UserKey::of(user.name.as_str()).ok();
             let theirs = [Some(&user.key), new_key.as_ref()]
@@ -182,26 +184,15 @@ impl Store {
                 name: name.to_string(),
             });
         }
-        self.refuse_look_alike(&name, &key)?;
-        let secret = SecretKeys::generate();
-        let record = UserRecord {
-            format: FORMAT_VERSION,
-            username: name.to_string(),
-            password: None,
-            salt: None,
-            password_hash: None,
-            created_at: Value::from(now_ms()),
-            keys: Some(new_keys_record(&key, &secret, password, Vec::new())),
-            extra: Default::default(),
-        };
-        if !self.write_once(&self.user_path(&key), &to_pretty_json(&record))? {
+        self.refuse_look_alike(&name)?;
+        let account = new_account(name.as_str(), password)?;
+        if !self.write_once(&self.user_path(&key), &account.record)? {
             return Err(Error::UsernameTaken {
                 name: name.to_string(),
             });
         }
-        let user = User { name, key };
-        self.unlock(user.clone(), secret, true);
-        Ok(user)
+        self.unlock(account.user.clone(), account.keys, true);
+        Ok(account.user)
     }
 
     fn unlock(&self, user: User, keys: SecretKeys, created_now: bool) {
@@ -407,6 +398,42 @@ fn record_key(stem: &str, username: &str) -> Option<UserKey> {
     name.legacy
         .filter(|key| UserKey::parse(key.as_str()).is_ok())
         .or(name.new)
+}
+
+/// A new account as a client that signs up on a server makes it (issue 19): the record's
+/// exact bytes (`users/<key>.json`), its keys, and the stretch of its password, from which
+/// the key that proves the password to the server comes. One Argon2id for both.
+pub struct NewAccount {
+    pub user: User,
+    pub record: Vec<u8>,
+    pub keys: SecretKeys,
+    pub stretch: PasswordStretch,
+}
+
+/// Makes a [`NewAccount`] under the sign-up rules for names and passwords. Whether the name
+/// is free is for the server (or the folder) to say.
+pub fn new_account(name: &str, password: &str) -> Result<NewAccount> {
+    let name = Username::parse(name)?;
+    password::check_rules(password)?;
+    let key = name.key();
+    let keys = SecretKeys::generate();
+    let (keys_record, stretch) = new_keys_record_with_stretch(&key, &keys, password, Vec::new());
+    let record = UserRecord {
+        format: FORMAT_VERSION,
+        username: name.to_string(),
+        password: None,
+        salt: None,
+        password_hash: None,
+        created_at: Value::from(now_ms()),
+        keys: Some(keys_record),
+        extra: Default::default(),
+    };
+    Ok(NewAccount {
+        user: User { name, key },
+        record: to_pretty_json(&record),
+        keys,
+        stretch,
+    })
 }
 
 #[cfg(test)]

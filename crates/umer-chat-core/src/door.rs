@@ -1,0 +1,295 @@
+//! What a server checks at its door (issue 19, `docs/server.md`): a record or a line, as
+//! the bytes a client sends, against the public keys and records the server already holds.
+//! No folder and no private key: the server can tell who wrote what and where it may go,
+//! never what it says. A folder reader skips what fails these checks afterwards; a server
+//! refuses it before it is stored, with a code a client can act on.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::crypto::{self, PublicKeys, SealedKeys, CHAT_RECORD_DOMAIN, EVENT_DOMAIN};
+use crate::format::{
+    ChatKind, ChatRecord, KeysRecord, SignedEvent, SignedLine, UserRecord, FORMAT_VERSION,
+    LINE_VERSION, MAX_LINE_BYTES, MAX_RECORD_BYTES, MESSAGE_EVENT, SEALED_EVENT,
+};
+use crate::ids::{check_ts_seq, month_of, ChatId, DeviceId};
+use crate::keys::UserKeys;
+use crate::username::{UserKey, Username};
+
+/// Why something was refused: a stable `code` for clients and tests, and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+/// A user record that checked: whose it is, and its public and sealed keys.
+#[derive(Debug, Clone)]
+pub struct CheckedUser {
+    pub name: Username,
+    pub key: UserKey,
+    pub public: PublicKeys,
+    pub sealed: SealedKeys,
+}
+
+/// A `users/<key>.json` sent for sign-up or to replace the sender's own: format 2, a name
+/// that keeps the current rules, and keys signed by their own identity key for that name.
+pub fn check_user_record(bytes: &[u8]) -> Result<CheckedUser, Refusal> {
+    #[derive(Deserialize)]
+    struct KeysOnly {
+        keys: Option<KeysRecord>,
+    }
+    let bad = |why: String| Refusal::new("bad_record", format!("The user record {why}."));
+    if bytes.len() as u64 > MAX_RECORD_BYTES {
+        return Err(bad("is far too big".into()));
+    }
+    let record: UserRecord =
+        serde_json::from_slice(bytes).map_err(|e| bad(format!("is not readable ({e})")))?;
+    if record.format != FORMAT_VERSION {
+        return Err(bad(format!(
+            "is format {}, not {FORMAT_VERSION}",
+            record.format
+        )));
+    }
+    let name = Username::parse(&record.username)
+        .map_err(|e| Refusal::new("bad_username", e.to_string()))?;
+    let key = name.key();
+    let keys = serde_json::from_slice::<KeysOnly>(bytes)
+        .ok()
+        .and_then(|k| k.keys)
+        .ok_or_else(|| bad("has no keys".into()))?;
+    let sealed = keys.sealed.clone();
+    let checked = UserKeys::check(&key, keys).map_err(bad)?;
+    Ok(CheckedUser {
+        name,
+        key,
+        public: checked.public,
+        sealed,
+    })
+}
+
+/// A `chats/<id>/chat.json` sent to the server by `author`. A DM's record is the one its
+/// id implies, sent by one of its two people. A group's must be a bound group's (its id
+/// commits to its creator's key), signed with that key, which must be the key the server
+/// holds for its creator, who must be `author`. Groups from before bound groups exist only
+/// in folders; `import` brings them.
+pub fn check_chat_record(
+    bytes: &[u8],
+    id: &ChatId,
+    author: &UserKey,
+    keys_of: impl Fn(&UserKey) -> Option<PublicKeys>,
+) -> Result<ChatRecord, Refusal> {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        record: Option<&'a RawValue>,
+        sig: Option<String>,
+    }
+    let bad = |why: String| Refusal::new("bad_record", format!("The chat record {why}."));
+    if bytes.len() as u64 > MAX_RECORD_BYTES {
+        return Err(bad("is far too big".into()));
+    }
+    let envelope: Envelope =
+        serde_json::from_slice(bytes).map_err(|e| bad(format!("is not readable ({e})")))?;
+    let record: ChatRecord = match envelope.record {
+        None => serde_json::from_slice(bytes).map_err(|e| bad(format!("is not readable ({e})")))?,
+        Some(raw) => {
+            serde_json::from_str(raw.get()).map_err(|e| bad(format!("is not readable ({e})")))?
+        }
+    };
+    record.check(id).map_err(bad)?;
+    if !record.is_member(author) {
+        return Err(Refusal::new(
+            "not_a_member",
+            format!("{author} is not a member of chat {id}."),
+        ));
+    }
+    match (record.kind, envelope.record) {
+        (ChatKind::Dm, None) => Ok(record),
+        (ChatKind::Dm, Some(_)) => Err(bad("of a DM is not signed".into())),
+        (ChatKind::Group, Some(raw)) if record.id.is_bound_group() => {
+            let creator_key = record
+                .bound_creator_key()
+                .ok_or_else(|| bad("does not give its id".into()))?;
+            if record.created_by.as_ref() != Some(author) {
+                return Err(Refusal::new(
+                    "not_your_record",
+                    format!("Only its creator may store chat {id}'s record."),
+                ));
+            }
+            let signed = raw.get().as_bytes();
+            let sig = envelope.sig.unwrap_or_default();
+            if !crypto::verify_with_identity_key(&creator_key, CHAT_RECORD_DOMAIN, signed, &sig) {
+                return Err(Refusal::new(
+                    "bad_signature",
+                    "The chat record is not signed by the key its id names.",
+                ));
+            }
+            let current = keys_of(author).ok_or_else(|| {
+                Refusal::new("unknown_user", format!("{author} has no keys here."))
+            })?;
+            if current.sign.as_bytes() != &creator_key {
+                return Err(Refusal::new(
+                    "bad_signature",
+                    format!("The chat record is signed with a key that is not {author}'s."),
+                ));
+            }
+            Ok(record)
+        }
+        (ChatKind::Group, _) => Err(bad(
+            "is not a bound group's (only a folder's import brings older groups)".into(),
+        )),
+    }
+}
+
+/// A log line that checked, with where it goes in a folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedLine {
+    pub id: String,
+    pub sender: UserKey,
+    pub device: DeviceId,
+    pub seq: u64,
+    pub ts: i64,
+    /// `YYYY-MM`: the log folder it belongs in.
+    pub month: String,
+}
+
+/// A log line sent by `author` from `device` into `chat` (with its membership resolved,
+/// when it changed), signed with `keys`: signed (format 2 or 3), its id the hash of its
+/// signed bytes, written by `author` on `device` into this chat, its times within the
+/// window every reader keeps, and its sender a member now. `now` is the server's clock.
+pub fn check_line(
+    line: &[u8],
+    chat: &ChatRecord,
+    author: &UserKey,
+    device: &DeviceId,
+    keys: &PublicKeys,
+    now: i64,
+) -> Result<CheckedLine, Refusal> {
+    if line.len() > MAX_LINE_BYTES {
+        return Err(Refusal::new(
+            "line_too_long",
+            format!("A line is at most {MAX_LINE_BYTES} bytes."),
+        ));
+    }
+    if line.contains(&b'\n') {
+        return Err(Refusal::new("bad_line", "A line holds no newline."));
+    }
+    let signed: SignedLine = serde_json::from_slice(line)
+        .map_err(|e| Refusal::new("bad_line", format!("The line is not a signed event ({e}).")))?;
+    if signed.v > LINE_VERSION {
+        return Err(Refusal::new(
+            "newer_format",
+            format!(
+                "The line is format {}; this server knows up to {LINE_VERSION}.",
+                signed.v
+            ),
+        ));
+    }
+    if signed.v < 2 {
+        return Err(Refusal::new("bad_line", "Only signed lines are accepted."));
+    }
+    let event: SignedEvent = serde_json::from_str(signed.event.get())
+        .map_err(|e| Refusal::new("bad_line", format!("The event is not readable ({e}).")))?;
+    let kind = if signed.v >= 3 {
+        SEALED_EVENT
+    } else {
+        MESSAGE_EVENT
+    };
+    if event.kind != kind {
+        return Err(Refusal::new(
+            "bad_line",
+            format!("A version {} line is of type {kind:?}.", signed.v),
+        ));
+    }
+    if event.chat != chat.id {
+        return Err(Refusal::new(
+            "wrong_chat",
+            format!("The line belongs to chat {}.", event.chat),
+        ));
+    }
+    if &event.sender != author {
+        return Err(Refusal::new(
+            "not_your_line",
+            format!("The line is {}'s; only they can send it.", event.sender),
+        ));
+    }
+    if &event.device != device {
+        return Err(Refusal::new(
+            "wrong_device",
+            "The line names another device than the one signed in.",
+        ));
+    }
+    if !chat.is_current_member(author) {
+        return Err(Refusal::new(
+            "not_a_member",
+            format!("{author} is not a member of chat {}.", chat.id),
+        ));
+    }
+    check_ts_seq(event.ts, event.seq, now).map_err(|why| Refusal::new("bad_time", why))?;
+    let bytes = signed.event.get().as_bytes();
+    if signed.id != crypto::event_id(bytes) {
+        return Err(Refusal::new(
+            "bad_id",
+            "The line's id is not the one its signed content gives.",
+        ));
+    }
+    if !keys.verify(EVENT_DOMAIN, bytes, &signed.sig) {
+        return Err(Refusal::new(
+            "bad_signature",
+            format!("The line is not signed with {author}'s key."),
+        ));
+    }
+    Ok(CheckedLine {
+        id: signed.id,
+        month: month_of(event.ts),
+        sender: event.sender,
+        device: event.device,
+        seq: event.seq,
+        ts: event.ts,
+    })
+}
+
+/// A user record as the server's directory hands it to others: the name, when it was made
+/// and the signed public keys, without the sealed private keys, which go only to a client
+/// that proved the password. The signed part keeps its exact bytes.
+pub fn public_user_record(bytes: &[u8]) -> Result<Vec<u8>, Refusal> {
+    #[derive(Deserialize, serde::Serialize)]
+    struct PublicKeysOnly<'a> {
+        #[serde(borrow)]
+        signed: &'a RawValue,
+        sig: String,
+    }
+    #[derive(Deserialize, serde::Serialize)]
+    struct PublicRecord<'a> {
+        format: u64,
+        username: String,
+        created_at: serde_json::Value,
+        #[serde(borrow)]
+        keys: PublicKeysOnly<'a>,
+    }
+    let record: PublicRecord = serde_json::from_slice(bytes).map_err(|e| {
+        Refusal::new(
+            "bad_record",
+            format!("The user record is not readable ({e})."),
+        )
+    })?;
+    let mut json = serde_json::to_vec_pretty(&record).expect("records serialise");
+    json.push(b'\n');
+    Ok(json)
+}

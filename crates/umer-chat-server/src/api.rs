@@ -1,0 +1,279 @@
+//! The directory, chats and lines. Everything a client stores passes the core's door
+//! (`umer_chat_core::door`) first; everything it reads is of chats it is a member of.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use umer_chat_core::crypto::PublicKeys;
+use umer_chat_core::door;
+use umer_chat_core::format::log_file_name;
+use umer_chat_core::ids::now_ms;
+use umer_chat_core::{ChatId, ChatRecord, DeviceId, UserKey};
+
+use crate::auth::Signed;
+use crate::db::{Database, NewLine, WriteOnce};
+use crate::error::{ApiError, ApiResult, JsonBody, QueryOf};
+use crate::Server;
+
+/// Lines one request may carry, and lines one page gives.
+pub const MAX_LINES_PER_REQUEST: usize = 500;
+pub const MAX_LINES_PER_PAGE: i64 = 1000;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DirectoryEntry {
+    pub key: String,
+    /// `users/<key>.json` without its sealed keys (`door::public_user_record`).
+    pub record: String,
+}
+
+/// `GET /v1/users`: every user's public record.
+pub async fn directory<D: Database>(
+    State(server): State<Arc<Server<D>>>,
+    _signed: Signed,
+) -> ApiResult<Json<Vec<DirectoryEntry>>> {
+    let mut out = Vec::new();
+    for row in server.db.users().await? {
+        let public = door::public_user_record(&row.record).map_err(|_| ApiError::internal())?;
+        out.push(DirectoryEntry {
+            key: row.key,
+            record: String::from_utf8(public).map_err(|_| ApiError::internal())?,
+        });
+    }
+    Ok(Json(out))
+}
+
+async fn public_keys<D: Database>(
+    server: &Server<D>,
+    user: &UserKey,
+) -> ApiResult<Option<PublicKeys>> {
+    Ok(server
+        .db
+        .user(user.as_str())
+        .await?
+        .and_then(|row| PublicKeys::from_b64(&row.sign_key, &row.dh_key)))
+}
+
+fn parse_chat_id(id: &str) -> ApiResult<ChatId> {
+    ChatId::parse(id).map_err(|_| ApiError::no_such_chat(id))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RecordBody {
+    /// The file's exact bytes, as text.
+    pub record: String,
+}
+
+/// `PUT /v1/chats/{id}`: a chat's record, written once, by a member (a group's by its
+/// creator). Sending the same bytes again is a success that changes nothing.
+pub async fn put_chat<D: Database>(
+    State(server): State<Arc<Server<D>>>,
+    signed: Signed,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<RecordBody>,
+) -> ApiResult<StatusCode> {
+    let id = ChatId::parse(&id)
+        .map_err(|_| ApiError::bad_request("bad_chat_id", "That is not a chat id."))?;
+    let author_keys = public_keys(&server, &signed.user).await?;
+    let record = door::check_chat_record(body.record.as_bytes(), &id, &signed.user, |user| {
+        (user == &signed.user).then_some(author_keys).flatten()
+    })?;
+    for member in &record.members {
+        if server.db.user(member.as_str()).await?.is_none() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_user",
+                format!("{member} has no account on this server."),
+            ));
+        }
+    }
+    let members: Vec<String> = record.members.iter().map(|m| m.to_string()).collect();
+    match server
+        .db
+        .create_chat(id.as_str(), body.record.as_bytes(), &members, now_ms())
+        .await?
+    {
+        WriteOnce::Created => Ok(StatusCode::CREATED),
+        WriteOnce::Same => Ok(StatusCode::OK),
+        WriteOnce::Different => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "record_exists",
+            format!("Chat {id} has its record already; a record is written once."),
+        )),
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChatEntry {
+    pub id: String,
+    pub record: String,
+}
+
+/// `GET /v1/chats`: the chats the user is in, with their records.
+pub async fn chats<D: Database>(
+    State(server): State<Arc<Server<D>>>,
+    signed: Signed,
+) -> ApiResult<Json<Vec<ChatEntry>>> {
+    let rows = server.db.member_chats(signed.user.as_str()).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, record) in rows {
+        out.push(ChatEntry {
+            id,
+            record: String::from_utf8(record).map_err(|_| ApiError::internal())?,
+        });
+    }
+    Ok(Json(out))
+}
+
+/// The chat `id` with its record, when `user` is a member of it.
+async fn member_chat<D: Database>(
+    server: &Server<D>,
+    user: &UserKey,
+    id: &str,
+) -> ApiResult<ChatRecord> {
+    let chat = parse_chat_id(id)?;
+    if !server.db.is_member(chat.as_str(), user.as_str()).await? {
+        return Err(ApiError::no_such_chat(id));
+    }
+    let bytes = server
+        .db
+        .chat(chat.as_str())
+        .await?
+        .ok_or_else(|| ApiError::no_such_chat(id))?;
+    parse_stored_record(&bytes).ok_or_else(ApiError::internal)
+}
+
+/// A record the door accepted before.
+fn parse_stored_record(bytes: &[u8]) -> Option<ChatRecord> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        record: Option<ChatRecord>,
+    }
+    match serde_json::from_slice::<Envelope>(bytes).ok()?.record {
+        Some(record) => Some(record),
+        None => serde_json::from_slice(bytes).ok(),
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LinesBody {
+    /// Log lines, each without its newline.
+    pub lines: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Appended {
+    /// Each line's sequence number in the chat, in the order sent.
+    pub seqs: Vec<i64>,
+}
+
+/// `POST /v1/chats/{id}/lines`: lines of the signed-in user's device, in order. Every line
+/// is checked before any is stored: one refused line refuses the request, and nothing of
+/// it is kept. A line sent again keeps its first number.
+pub async fn append<D: Database>(
+    State(server): State<Arc<Server<D>>>,
+    signed: Signed,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<LinesBody>,
+) -> ApiResult<Json<Appended>> {
+    if body.lines.len() > MAX_LINES_PER_REQUEST {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_lines",
+            format!("Send at most {MAX_LINES_PER_REQUEST} lines at once."),
+        ));
+    }
+    let chat = member_chat(&server, &signed.user, &id).await?;
+    let keys = public_keys(&server, &signed.user)
+        .await?
+        .ok_or_else(ApiError::internal)?;
+    let now = now_ms();
+    let checked = body
+        .lines
+        .iter()
+        .map(|line| {
+            door::check_line(
+                line.as_bytes(),
+                &chat,
+                &signed.user,
+                &signed.device,
+                &keys,
+                now,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut seqs = Vec::with_capacity(checked.len());
+    for (line, checked) in body.lines.iter().zip(&checked) {
+        let seq = server
+            .db
+            .append_line(NewLine {
+                chat: chat.id.as_str(),
+                sender: checked.sender.as_str(),
+                device: checked.device.as_str(),
+                id: &checked.id,
+                month: &checked.month,
+                bytes: line.as_bytes(),
+            })
+            .await?;
+        seqs.push(seq);
+    }
+    Ok(Json(Appended { seqs }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LinesQuery {
+    #[serde(default)]
+    pub after: i64,
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredLine {
+    pub seq: i64,
+    /// Where it goes in a folder: `log/<month>/<file>` of the chat.
+    pub month: String,
+    pub file: String,
+    pub line: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LinesPage {
+    pub lines: Vec<StoredLine>,
+    /// The cursor to ask from next (the last line's number, or `after` when none came).
+    pub next: i64,
+}
+
+/// `GET /v1/chats/{id}/lines?after=SEQ&limit=N`: the chat's lines after a cursor.
+pub async fn lines<D: Database>(
+    State(server): State<Arc<Server<D>>>,
+    signed: Signed,
+    Path(id): Path<String>,
+    QueryOf(query): QueryOf<LinesQuery>,
+) -> ApiResult<Json<LinesPage>> {
+    let chat = member_chat(&server, &signed.user, &id).await?;
+    let limit = query
+        .limit
+        .unwrap_or(MAX_LINES_PER_PAGE)
+        .clamp(1, MAX_LINES_PER_PAGE);
+    let rows = server
+        .db
+        .lines_after(chat.id.as_str(), query.after.max(0), limit)
+        .await?;
+    let next = rows.last().map_or(query.after.max(0), |row| row.seq);
+    let mut lines = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (Ok(sender), Ok(device)) = (UserKey::parse(&row.sender), DeviceId::parse(&row.device))
+        else {
+            return Err(ApiError::internal());
+        };
+        lines.push(StoredLine {
+            seq: row.seq,
+            month: row.month,
+            file: log_file_name(&sender, &device),
+            line: String::from_utf8(row.bytes).map_err(|_| ApiError::internal())?,
+        });
+    }
+    Ok(Json(LinesPage { lines, next }))
+}

@@ -1,0 +1,119 @@
+//! Umer Chat's server (issue 19, `docs/server.md`): a store-and-forward of the folder's own
+//! signed, encrypted bytes, on SQLite or PostgreSQL, over HTTP. It checks at the door what
+//! a folder can only skip afterwards (who wrote a line, into which chat, whether they are
+//! in it) with the core's checks, and can read none of it.
+//!
+//! Floors: `error` and `db` know nothing of HTTP routes; `auth` and `api` are the handlers;
+//! this file puts them together.
+
+pub mod api;
+pub mod auth;
+pub mod db;
+pub mod error;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+use rand::RngCore;
+
+use crate::auth::AddressFailures;
+use crate::db::Database;
+
+/// How the server runs, from its command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How long a session lasts.
+    pub session_lifetime_ms: i64,
+    /// The largest request body: a page of lines or a record.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            session_lifetime_ms: 90 * 24 * 60 * 60 * 1000,
+            max_body_bytes: 2 << 20,
+        }
+    }
+}
+
+/// What every handler shares.
+pub struct Server<D> {
+    pub db: D,
+    pub config: Config,
+    /// Makes the pre-login answer for names nobody has.
+    secret: Vec<u8>,
+    /// A hash checked when a name is unknown, so that costs as long as a wrong password.
+    decoy_hash: String,
+    address_failures: AddressFailures,
+}
+
+impl<D: Database> Server<D> {
+    pub async fn new(db: D, config: Config) -> Result<Server<D>, sqlx::Error> {
+        let mut fresh = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut fresh);
+        let secret = db.server_secret(&fresh).await?;
+        let decoy_hash = tokio::task::spawn_blocking(|| {
+            umer_chat_core::password::hash("a sign-in key nobody has")
+        })
+        .await
+        .expect("hashing does not panic");
+        Ok(Server {
+            db,
+            config,
+            secret,
+            decoy_hash,
+            address_failures: AddressFailures::default(),
+        })
+    }
+
+    fn address_failures(&self, address: IpAddr, now: i64) -> u32 {
+        self.address_failures.count(address, now)
+    }
+
+    fn add_address_failure(&self, address: IpAddr, now: i64) {
+        self.address_failures.add(address, now)
+    }
+}
+
+/// Every route of the server.
+pub fn router<D: Database>(server: Arc<Server<D>>) -> Router {
+    let max_body = server.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/prelogin/{user}", get(auth::prelogin::<D>))
+        .route(
+            "/v1/users",
+            post(auth::sign_up::<D>).get(api::directory::<D>),
+        )
+        .route(
+            "/v1/sessions",
+            post(auth::sign_in::<D>).get(auth::sessions::<D>),
+        )
+        .route("/v1/sessions/{id}", delete(auth::revoke::<D>))
+        .route("/v1/chats", get(api::chats::<D>))
+        .route("/v1/chats/{id}", put(api::put_chat::<D>))
+        .route(
+            "/v1/chats/{id}/lines",
+            post(api::append::<D>).get(api::lines::<D>),
+        )
+        .fallback(error::no_such_route)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(server)
+}
+
+/// Serves `server` on `listener` until the process is stopped.
+pub async fn serve<D: Database>(
+    server: Server<D>,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
+    let app = router(Arc::new(server));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+}

@@ -1,0 +1,100 @@
+//! `umer-chat-server`: see `docs/server.md` and README's "Running a server".
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use umer_chat_server::db::{Postgres, Sqlite};
+use umer_chat_server::{serve, Config, Server};
+
+/// Umer Chat's server: stores and forwards the signed, encrypted events of its users' chats,
+/// which it cannot read, on SQLite (one file, the default) or PostgreSQL.
+#[derive(Parser, Debug)]
+#[command(name = "umer-chat-server", version)]
+struct Args {
+    /// Address and port to listen on.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8470",
+        env = "UMER_CHAT_SERVER_LISTEN"
+    )]
+    listen: String,
+    /// Folder for the SQLite database (`umer-chat-server.sqlite3`); made if missing.
+    #[arg(
+        long,
+        default_value = "umer-chat-server-data",
+        env = "UMER_CHAT_SERVER_DATA"
+    )]
+    data: PathBuf,
+    /// A PostgreSQL database (`postgres://user:password@host/db`) in place of SQLite, for
+    /// several server processes on one database.
+    #[arg(long, env = "UMER_CHAT_DATABASE_URL")]
+    database_url: Option<String>,
+    /// How long a session lasts, in seconds (90 days by default).
+    #[arg(long, default_value_t = 90 * 24 * 60 * 60)]
+    session_seconds: i64,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("umer-chat-server: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let config = Config {
+        session_lifetime_ms: args.session_seconds.saturating_mul(1000),
+        ..Config::default()
+    };
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    match args.database_url {
+        Some(url) => {
+            let db = Postgres::connect(&url)
+                .await
+                .map_err(|e| format!("cannot use the PostgreSQL database: {e}"))?;
+            let server = Server::new(db, config)
+                .await
+                .map_err(|e| format!("cannot start: {e}"))?;
+            announce(address);
+            tracing::info!(%address, database = "postgres", "listening");
+            serve(server, listener).await
+        }
+        None => {
+            std::fs::create_dir_all(&args.data)
+                .map_err(|e| format!("cannot make {}: {e}", args.data.display()))?;
+            let file = args.data.join("umer-chat-server.sqlite3");
+            let db = Sqlite::open(&file)
+                .await
+                .map_err(|e| format!("cannot open {}: {e}", file.display()))?;
+            let server = Server::new(db, config)
+                .await
+                .map_err(|e| format!("cannot start: {e}"))?;
+            announce(address);
+            tracing::info!(%address, database = %file.display(), "listening");
+            serve(server, listener).await
+        }
+    }
+    .map_err(|e| format!("stopped: {e}"))
+}
+
+/// The one line on standard output: where to reach the server (the port, when 0 was asked).
+fn announce(address: std::net::SocketAddr) {
+    println!("listening on http://{address}");
+}

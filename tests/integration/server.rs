@@ -1,0 +1,503 @@
+//! The server (issue 19) as its clients meet it: the real binary on real SQLite and on a
+//! real PostgreSQL (the cluster `pg_virtualenv` gives `scripts/test`). Signing in proves
+//! the password without sending it; sessions are per device and end; and everything the
+//! folder can only skip afterwards is refused at the door, with its code, storing nothing.
+
+use std::fs;
+use std::path::Path;
+
+use serde_json::{json, Value};
+use umer_chat_core::crypto::{event_id, EVENT_DOMAIN};
+use umer_chat_core::ids::now_ms;
+use umer_chat_core::{ChatId, Store};
+use umer_chat_tests::support::server::{
+    account_in, auth_key_of, backends, Account, Backend, Client, TestServer,
+};
+use umer_chat_tests::support::{
+    alice_and_bob_with_a_dm, files_under, key, open_store, plant_user, sign_up, temp_dir,
+};
+
+const PHONE: &str = "00112233aabbccdd";
+const LAPTOP: &str = "8899aabbccddeeff";
+
+/// Each line `sender`'s device wrote in `chat` under `root`, oldest first, without newlines.
+fn log_lines(root: &Path, chat: &ChatId, sender: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for file in files_under(&root.join("chats").join(chat.as_str()).join("log")) {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with(&format!("{sender}.")) {
+            let text = fs::read_to_string(&file).unwrap();
+            lines.extend(text.lines().map(str::to_string));
+        }
+    }
+    lines
+}
+
+fn chat_record(root: &Path, chat: &ChatId) -> String {
+    fs::read_to_string(root.join("chats").join(chat.as_str()).join("chat.json")).unwrap()
+}
+
+fn on_each_database(test: impl Fn(Backend)) {
+    for backend in backends() {
+        eprintln!("-- on {backend:?}");
+        test(backend);
+    }
+}
+
+#[test]
+fn signing_in_proves_the_password_without_sending_it_and_sessions_end() {
+    on_each_database(|backend| {
+        let folder = temp_dir();
+        sign_up(&open_store(folder.path()), &["alice"]);
+        let alice = account_in(folder.path(), "alice");
+        let server = TestServer::start(backend);
+        let anonymous = server.client();
+
+        // Before sign-up, the answer for the name is made up, and the same every time.
+        let made_up = anonymous.get("/v1/prelogin/alice").ok();
+        assert_eq!(made_up, anonymous.get("/v1/prelogin/ALICE").ok());
+        assert_eq!(made_up["m"], 19456);
+        let first = anonymous.sign_up(&alice, PHONE);
+        let real = anonymous.get("/v1/prelogin/alice").ok();
+        assert_ne!(
+            real["salt"], made_up["salt"],
+            "a stranger's answer is not alice's salt"
+        );
+        let record: Value = serde_json::from_str(&alice.record).unwrap();
+        assert_eq!(real["salt"], record["keys"]["sealed"]["salt"]);
+
+        anonymous
+            .post(
+                "/v1/users",
+                json!({"record": alice.record, "auth_key": alice.auth_key, "device": PHONE}),
+            )
+            .refused(409, "username_taken");
+
+        // A wrong password and an unknown name get the same answer.
+        let wrong = auth_key_of(&alice.record, &alice.key, "not the password at all");
+        anonymous
+            .sign_in("alice", &wrong, LAPTOP)
+            .refused(401, "wrong_password");
+        anonymous
+            .sign_in("nobody", &alice.auth_key, LAPTOP)
+            .refused(401, "wrong_password");
+
+        // The right key opens a session, and the answer carries the sealed keys, which open
+        // with the password only.
+        let answer = anonymous.sign_in("Alice", &alice.auth_key, LAPTOP).ok();
+        assert_eq!(answer["record"].as_str(), Some(alice.record.as_str()));
+        let second = anonymous.with_token(answer["session"].as_str().unwrap());
+
+        let sessions = second.get("/v1/sessions").ok();
+        let sessions = sessions.as_array().unwrap();
+        assert_eq!(sessions.len(), 2);
+        let devices: Vec<&str> = sessions
+            .iter()
+            .map(|s| s["device"].as_str().unwrap())
+            .collect();
+        assert_eq!(devices, [PHONE, LAPTOP]);
+        assert_eq!(sessions[1]["current"], true);
+        assert_eq!(sessions[0]["current"], false);
+
+        // The laptop revokes the phone's session: the phone is signed out.
+        let phone_session = sessions[0]["id"].as_str().unwrap();
+        assert_eq!(
+            second
+                .delete(&format!("/v1/sessions/{phone_session}"))
+                .status,
+            204
+        );
+        first.get("/v1/chats").refused(401, "not_signed_in");
+        second.get("/v1/chats").ok();
+        // Signing out ends one's own.
+        assert_eq!(second.delete("/v1/sessions/current").status, 204);
+        second.get("/v1/chats").refused(401, "not_signed_in");
+        anonymous.get("/v1/chats").refused(401, "not_signed_in");
+        anonymous
+            .with_token("made-up-token")
+            .get("/v1/chats")
+            .refused(401, "not_signed_in");
+    });
+}
+
+#[test]
+fn look_alike_names_are_refused_as_in_a_folder() {
+    on_each_database(|backend| {
+        let server = TestServer::start(backend);
+        let client = server.client();
+        let mut accounts: Vec<Account> = Vec::new();
+        // Each in a folder of its own: one folder refuses the look-alike itself.
+        let folders: Vec<_> = ["modern", "rnodern"].iter().map(|_| temp_dir()).collect();
+        for (folder, name) in folders.iter().zip(["modern", "rnodern"]) {
+            sign_up(&open_store(folder.path()), &[name]);
+            accounts.push(account_in(folder.path(), name));
+        }
+        client.sign_up(&accounts[0], PHONE);
+        client
+            .post(
+                "/v1/users",
+                json!({"record": accounts[1].record, "auth_key": accounts[1].auth_key, "device": PHONE}),
+            )
+            .refused(409, "username_confusable");
+        client.get("/v1/prelogin/rnodern").ok();
+        // Nothing of the refused sign-up stays: its name is still free of a session.
+        client
+            .sign_in("rnodern", &accounts[1].auth_key, PHONE)
+            .refused(401, "wrong_password");
+    });
+}
+
+#[test]
+fn a_session_ends_when_its_time_is_up() {
+    on_each_database(|backend| {
+        let folder = temp_dir();
+        sign_up(&open_store(folder.path()), &["alice"]);
+        let server = TestServer::start_with(backend, &["--session-seconds", "1"]);
+        let alice = server
+            .client()
+            .sign_up(&account_in(folder.path(), "alice"), PHONE);
+        alice.get("/v1/chats").ok();
+        std::thread::sleep(std::time::Duration::from_millis(1300));
+        alice.get("/v1/chats").refused(401, "not_signed_in");
+    });
+}
+
+#[test]
+fn guessing_a_password_is_stopped_per_account_and_per_address() {
+    on_each_database(|backend| {
+        let folder = temp_dir();
+        sign_up(&open_store(folder.path()), &["alice", "bob"]);
+        let alice = account_in(folder.path(), "alice");
+        let bob = account_in(folder.path(), "bob");
+        let server = TestServer::start(backend);
+        let client = server.client();
+        client.sign_up(&alice, PHONE);
+        client.sign_up(&bob, PHONE);
+        let wrong = auth_key_of(&alice.record, &alice.key, "guess number one");
+        for _ in 0..10 {
+            client
+                .sign_in("alice", &wrong, PHONE)
+                .refused(401, "wrong_password");
+        }
+        // The eleventh try is refused unchecked, even with the right key.
+        let stopped = client.sign_in("alice", &alice.auth_key, PHONE);
+        stopped.refused(429, "too_many_attempts");
+        // Another account is not locked out by alice's guesser.
+        client.sign_in("bob", &bob.auth_key, PHONE).ok();
+        // Guessing many names from one address stops too.
+        let mut last = None;
+        for n in 0..25 {
+            last = Some(client.sign_in(&format!("someone{n}"), &wrong, PHONE));
+        }
+        last.unwrap().refused(429, "too_many_attempts");
+    });
+}
+
+/// alice and bob signed up in one folder, with their DM and a line or two from each; both
+/// signed up on `server`.
+struct Dm {
+    folder: tempfile::TempDir,
+    alice_store: Store,
+    bob_store: Store,
+    dm: ChatId,
+    alice: Client,
+    bob: Client,
+}
+
+fn dm_on(server: &TestServer) -> Dm {
+    let folder = temp_dir();
+    let (alice_store, bob_store, dm) = alice_and_bob_with_a_dm(folder.path());
+    let client = server.client();
+    let alice = client.sign_up(
+        &account_in(folder.path(), "alice"),
+        alice_store.device().as_str(),
+    );
+    let bob = client.sign_up(
+        &account_in(folder.path(), "bob"),
+        bob_store.device().as_str(),
+    );
+    Dm {
+        folder,
+        alice_store,
+        bob_store,
+        dm,
+        alice,
+        bob,
+    }
+}
+
+#[test]
+fn lines_reach_members_once_in_order_from_a_cursor() {
+    on_each_database(|backend| {
+        let server = TestServer::start(backend);
+        let d = dm_on(&server);
+        for text in ["one", "two", "three"] {
+            d.alice_store
+                .append_message(&key("alice"), d.dm.as_str(), Some(text), None)
+                .unwrap();
+        }
+        let chat_path = format!("/v1/chats/{}", d.dm);
+        let record = chat_record(d.folder.path(), &d.dm);
+        assert_eq!(
+            d.alice.put(&chat_path, json!({"record": record})).status,
+            201
+        );
+        // The same record again is a success that changes nothing (both write it).
+        assert_eq!(d.bob.put(&chat_path, json!({"record": record})).status, 200);
+        let sent = log_lines(d.folder.path(), &d.dm, "alice");
+        let seqs = d
+            .alice
+            .post(&format!("{chat_path}/lines"), json!({"lines": sent}))
+            .ok();
+        assert_eq!(seqs["seqs"], json!([1, 2, 3]));
+        // Sent again (a client that never heard the answer): the same numbers, no copies.
+        let again = d
+            .alice
+            .post(&format!("{chat_path}/lines"), json!({"lines": sent}))
+            .ok();
+        assert_eq!(again["seqs"], json!([1, 2, 3]));
+
+        let page = d.bob.get(&format!("{chat_path}/lines?after=0")).ok();
+        let got: Vec<&str> = page["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["line"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, sent, "the very bytes, in order, once");
+        assert_eq!(page["next"], 3);
+        let file = format!("alice.{}.jsonl", d.alice_store.device().as_str());
+        assert_eq!(page["lines"][0]["file"], file.as_str());
+
+        d.bob_store
+            .append_message(&key("bob"), d.dm.as_str(), Some("four"), None)
+            .unwrap();
+        let bobs = log_lines(d.folder.path(), &d.dm, "bob");
+        let seqs = d
+            .bob
+            .post(&format!("{chat_path}/lines"), json!({"lines": bobs}))
+            .ok();
+        assert_eq!(seqs["seqs"], json!([4]));
+        let after = d.alice.get(&format!("{chat_path}/lines?after=3")).ok();
+        assert_eq!(after["lines"].as_array().unwrap().len(), 1);
+        assert_eq!(after["lines"][0]["line"], bobs[0].as_str());
+        let small = d
+            .alice
+            .get(&format!("{chat_path}/lines?after=0&limit=2"))
+            .ok();
+        assert_eq!(small["lines"].as_array().unwrap().len(), 2);
+        assert_eq!(small["next"], 2);
+
+        let chats = d.bob.get("/v1/chats").ok();
+        assert_eq!(chats[0]["id"], d.dm.as_str());
+        assert_eq!(chats[0]["record"], record.as_str());
+        // The directory hands out public keys only.
+        let directory = d.bob.get("/v1/users").ok();
+        let alice_public: Value =
+            serde_json::from_str(directory[0]["record"].as_str().unwrap()).unwrap();
+        assert_eq!(directory[0]["key"], "alice");
+        assert!(alice_public["keys"]["signed"].is_object());
+        assert!(alice_public["keys"].get("sealed").is_none());
+        assert!(alice_public["keys"].get("recovery").is_none());
+    });
+}
+
+#[test]
+fn the_door_refuses_what_a_folder_would_only_skip() {
+    on_each_database(|backend| {
+        let server = TestServer::start(backend);
+        let d = dm_on(&server);
+        let root = d.folder.path();
+        let chat_path = format!("/v1/chats/{}", d.dm);
+        let lines_path = format!("{chat_path}/lines");
+        d.alice
+            .put(&chat_path, json!({"record": chat_record(root, &d.dm)}))
+            .ok();
+        d.alice_store
+            .append_message(&key("alice"), d.dm.as_str(), Some("hello bob"), None)
+            .unwrap();
+        let line = log_lines(root, &d.dm, "alice").remove(0);
+
+        // carol, signed up in the same folder and on the server, is in no chat.
+        sign_up(&open_store(root), &["carol"]);
+        let carol = server.client().sign_up(&account_in(root, "carol"), LAPTOP);
+        carol.get(&lines_path).refused(404, "chat_not_found");
+        carol
+            .post(&lines_path, json!({"lines": [line]}))
+            .refused(404, "chat_not_found");
+        assert_eq!(carol.get("/v1/chats").ok(), json!([]));
+
+        // A copied line: bob sends alice's line as if it were his.
+        d.bob
+            .post(&lines_path, json!({"lines": [line]}))
+            .refused(403, "not_your_line");
+        // alice's line from a device that is not the one signed in.
+        let other_device =
+            server
+                .client()
+                .sign_in("alice", &account_in(root, "alice").auth_key, LAPTOP);
+        let other_device = server
+            .client()
+            .with_token(other_device.ok()["session"].as_str().unwrap());
+        other_device
+            .post(&lines_path, json!({"lines": [line]}))
+            .refused(403, "wrong_device");
+
+        // Forged: the signed content changed (its id no longer follows), or the signature.
+        let changed = line.replacen("\"seq\":", "\"seq\":1", 1);
+        d.alice
+            .post(&lines_path, json!({"lines": [changed]}))
+            .refused(422, "bad_id");
+        let (head, sig) = line.split_once("\"sig\":\"").unwrap();
+        let flipped = if sig.starts_with('A') { "B" } else { "A" };
+        let forged = format!("{head}\"sig\":\"{flipped}{}", &sig[1..]);
+        d.alice
+            .post(&lines_path, json!({"lines": [forged]}))
+            .refused(422, "bad_signature");
+        d.alice
+            .post(&lines_path, json!({"lines": ["not json at all"]}))
+            .refused(422, "bad_line");
+        d.alice
+            .post(&lines_path, json!({"lines": [{"v": 1}]}))
+            .refused(400, "bad_request");
+
+        // A line two days ahead of the server's clock, well signed by dave (whose keys the
+        // test holds) in his DM with alice.
+        let dave_keys = plant_user(root, "dave", 7);
+        let dave = server.client().sign_up(&account_in(root, "dave"), LAPTOP);
+        let dave_dm = d
+            .alice_store
+            .create_private_chat(&key("alice"), "dave")
+            .unwrap()
+            .id
+            .clone();
+        let dave_path = format!("/v1/chats/{dave_dm}");
+        dave.put(&dave_path, json!({"record": chat_record(root, &dave_dm)}))
+            .ok();
+        let line_at = |ts: i64| {
+            let event = format!(
+                r#"{{"type":"event","chat":"{dave_dm}","sender":"dave","device":"{LAPTOP}","seq":0,"ts":{ts},"body":{{"kid":"0011223344556677","nonce":"AA==","ct":"AA=="}}}}"#
+            );
+            let sig = dave_keys.sign(EVENT_DOMAIN, event.as_bytes());
+            let id = event_id(event.as_bytes());
+            format!(r#"{{"v":3,"id":"{id}","event":{event},"sig":"{sig}"}}"#)
+        };
+        let now = now_ms();
+        dave.post(
+            &format!("{dave_path}/lines"),
+            json!({"lines": [line_at(now + 2 * 86_400_000)]}),
+        )
+        .refused(422, "bad_time");
+        dave.post(
+            &format!("{dave_path}/lines"),
+            json!({"lines": [line_at(now)]}),
+        )
+        .ok();
+        // One bad line refuses the request whole: the good one before it is not stored.
+        d.alice
+            .post(&lines_path, json!({"lines": [line, "junk"]}))
+            .refused(422, "bad_line");
+        assert_eq!(d.bob.get(&lines_path).ok()["lines"], json!([]));
+        d.alice.post(&lines_path, json!({"lines": [line]})).ok();
+        assert_eq!(
+            d.bob.get(&lines_path).ok()["lines"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+
+        // Records: a DM's record is the one its id implies; a group's is its creator's to
+        // store, once.
+        let stranger_dm = ChatId::for_dm(&key("alice"), &key("carol"));
+        d.bob
+            .put(
+                &format!("/v1/chats/{stranger_dm}"),
+                json!({"record": chat_record(root, &d.dm)}),
+            )
+            .refused(422, "bad_record");
+        let group = d
+            .alice_store
+            .create_group_chat(&key("alice"), "Hike", &["bob"])
+            .unwrap()
+            .id
+            .clone();
+        let group_path = format!("/v1/chats/{group}");
+        let group_record = chat_record(root, &group);
+        d.bob
+            .put(&group_path, json!({"record": group_record}))
+            .refused(403, "not_your_record");
+        assert_eq!(
+            d.alice
+                .put(&group_path, json!({"record": group_record}))
+                .status,
+            201
+        );
+        let respaced = group_record.replacen("\"format\": 2", "\"format\":  2", 1);
+        assert_ne!(respaced, group_record);
+        d.alice
+            .put(&group_path, json!({"record": respaced}))
+            .refused(409, "record_exists");
+        // A group record planted by someone who is not its creator, for a new id.
+        let bob_group = d
+            .bob_store
+            .create_group_chat(&key("bob"), "Bob's", &["alice"])
+            .unwrap()
+            .id
+            .clone();
+        d.alice
+            .put(
+                &format!("/v1/chats/{bob_group}"),
+                json!({"record": chat_record(root, &bob_group)}),
+            )
+            .refused(403, "not_your_record");
+
+        // Too much at once.
+        let many: Vec<&str> = std::iter::repeat_n(line.as_str(), 501).collect();
+        d.alice
+            .post(&lines_path, json!({"lines": many}))
+            .refused(413, "too_many_lines");
+        let huge = vec![b' '; 3 << 20];
+        d.alice
+            .send("POST", &lines_path, Some(huge))
+            .refused(413, "too_large");
+
+        // Names with quotes and SQL in them are names the rules refuse, and nothing else.
+        for name in ["x'; DROP TABLE users;--", "Robert\"); DELETE FROM lines;--"] {
+            let path = format!("/v1/prelogin/{}", urlencode(name));
+            server.client().get(&path).refused(400, "bad_username");
+            server
+                .client()
+                .sign_in(name, &account_in(root, "alice").auth_key, PHONE)
+                .refused(400, "bad_username");
+        }
+        assert_eq!(d.bob.get("/v1/users").ok().as_array().unwrap().len(), 4);
+        assert_eq!(
+            d.bob.get(&lines_path).ok()["lines"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+
+        // What was said never reaches the server in the clear.
+        if let Some(file) = server.sqlite_file() {
+            let mut stored = fs::read(&file).unwrap();
+            stored.extend(fs::read(file.with_extension("sqlite3-wal")).unwrap_or_default());
+            assert!(
+                stored.windows(5).any(|w| w == b"alice"),
+                "the database is where we look"
+            );
+            assert!(!stored.windows(9).any(|w| w == b"hello bob"));
+        }
+    });
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,284 @@
+//! A real `umer-chat-server` for a test, on SQLite in a temp folder or on PostgreSQL in a
+//! database of its own (in the throwaway cluster `pg_virtualenv` gives `scripts/test`), and
+//! a small HTTP client that speaks to it as an app would.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use umer_chat_core::door;
+use umer_chat_core::UserKey;
+
+use super::{server_path, temp_dir, Running, PASSWORD};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The databases to run a server test on: SQLite always, and PostgreSQL when the test run
+/// has one (`PGHOST`, as `pg_virtualenv` sets it). With `UMER_CHAT_POSTGRES_REQUIRED=1`
+/// (`scripts/test`) a missing PostgreSQL fails rather than skips.
+pub fn backends() -> Vec<Backend> {
+    if std::env::var_os("PGHOST").is_some() {
+        return vec![Backend::Sqlite, Backend::Postgres];
+    }
+    assert!(
+        std::env::var("UMER_CHAT_POSTGRES_REQUIRED").as_deref() != Ok("1"),
+        "UMER_CHAT_POSTGRES_REQUIRED=1 but no PostgreSQL: run the tests under pg_virtualenv"
+    );
+    eprintln!("no PostgreSQL (PGHOST unset): the server test runs on SQLite only");
+    vec![Backend::Sqlite]
+}
+
+/// A running server, killed when dropped.
+pub struct TestServer {
+    pub url: String,
+    pub backend: Backend,
+    process: Option<Running>,
+    args: Vec<String>,
+    _data: TempDir,
+}
+
+impl TestServer {
+    pub fn start(backend: Backend) -> TestServer {
+        TestServer::start_with(backend, &[])
+    }
+
+    /// A server with more command-line arguments.
+    pub fn start_with(backend: Backend, extra: &[&str]) -> TestServer {
+        let data = temp_dir();
+        let mut args: Vec<String> = vec!["--data".into(), data.path().display().to_string()];
+        if backend == Backend::Postgres {
+            args.extend(["--database-url".into(), fresh_postgres_database()]);
+        }
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let mut server = TestServer {
+            url: String::new(),
+            backend,
+            process: None,
+            args,
+            _data: data,
+        };
+        server.restart();
+        server
+    }
+
+    /// Starts the server again on the same database (after [`TestServer::kill`]).
+    pub fn restart(&mut self) {
+        let mut command = Command::new(server_path());
+        command
+            .args(&self.args)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut running = Running::spawn(&mut command);
+        let stdout = running.child().stdout.take().expect("the server's stdout");
+        let mut first = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut first)
+            .expect("the server's first line");
+        self.url = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("the server did not start: {first:?}"))
+            .to_string();
+        self.process = Some(running);
+    }
+
+    /// The SQLite database file, for a server on SQLite.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        (self.backend == Backend::Sqlite)
+            .then(|| self._data.path().join("umer-chat-server.sqlite3"))
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        if let Some(process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client {
+            agent: ureq::AgentBuilder::new()
+                .timeout(std::time::Duration::from_secs(30))
+                .build(),
+            base: self.url.clone(),
+            token: None,
+        }
+    }
+}
+
+/// A database of its own in the test run's PostgreSQL, as a URL.
+fn fresh_postgres_database() -> String {
+    let name = format!("umer_test_{:016x}", rand::random::<u64>());
+    let status = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-d",
+            "postgres",
+            "-c",
+            &format!("CREATE DATABASE {name}"),
+        ])
+        .status()
+        .expect("run psql (postgresql-client)");
+    assert!(status.success(), "psql could not create database {name}");
+    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    format!(
+        "postgres://{}:{}@{}:{}/{name}",
+        var("PGUSER", "postgres"),
+        var("PGPASSWORD", ""),
+        var("PGHOST", "localhost"),
+        var("PGPORT", "5432"),
+    )
+}
+
+/// What the server answered: the status, and the JSON body (`Null` when there was none).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The error code of a refusal.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    /// Asserts a success and gives the body.
+    pub fn ok(self) -> Value {
+        assert!(
+            (200..300).contains(&self.status),
+            "expected a success, got {} {}",
+            self.status,
+            self.body
+        );
+        self.body
+    }
+
+    /// Asserts a refusal with this status and code.
+    pub fn refused(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status, self.code()),
+            (status, code),
+            "expected {status} {code}, got {} {}",
+            self.status,
+            self.body
+        );
+    }
+}
+
+/// An HTTP client with a session, as an app holds one.
+#[derive(Clone)]
+pub struct Client {
+    agent: ureq::Agent,
+    pub base: String,
+    pub token: Option<String>,
+}
+
+impl Client {
+    pub fn with_token(&self, token: &str) -> Client {
+        Client {
+            token: Some(token.to_string()),
+            ..self.clone()
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Answer {
+        self.send("GET", path, None)
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> Answer {
+        self.send("POST", path, Some(body.to_string().into_bytes()))
+    }
+
+    pub fn put(&self, path: &str, body: Value) -> Answer {
+        self.send("PUT", path, Some(body.to_string().into_bytes()))
+    }
+
+    pub fn delete(&self, path: &str) -> Answer {
+        self.send("DELETE", path, None)
+    }
+
+    /// Any method and raw body bytes, sent as JSON.
+    pub fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Answer {
+        let mut request = self.agent.request(method, &format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.set("Authorization", &format!("Bearer {token}"));
+        }
+        let result = match body {
+            Some(bytes) => request
+                .set("Content-Type", "application/json")
+                .send_bytes(&bytes),
+            None => request.call(),
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => response,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = response.status();
+        let text = response.into_string().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer { status, body }
+    }
+}
+
+/// An account made on this device as the app makes it (`users/<key>.json` in a local
+/// folder), with the sign-in key derived from its password: what sign-up sends.
+pub struct Account {
+    pub key: UserKey,
+    pub record: String,
+    pub auth_key: String,
+}
+
+/// The account of `name`, signed up in the folder at `root` with [`PASSWORD`].
+pub fn account_in(root: &Path, name: &str) -> Account {
+    let key = UserKey::of(name).expect("a valid name");
+    let record =
+        std::fs::read_to_string(root.join("users").join(format!("{key}.json"))).expect("record");
+    Account {
+        auth_key: auth_key_of(&record, &key, PASSWORD),
+        key,
+        record,
+    }
+}
+
+/// `server_auth_key` of `password` for the record `record` of `key` (FORMAT.md).
+pub fn auth_key_of(record: &str, key: &UserKey, password: &str) -> String {
+    let sealed = door::check_user_record(record.as_bytes())
+        .expect("a valid record")
+        .sealed;
+    let stretch = sealed.password_stretch(password).expect("stretch");
+    STANDARD.encode(*stretch.server_auth_key(key))
+}
+
+impl Client {
+    /// Signs `account` up from device `device`; gives a client with its session.
+    pub fn sign_up(&self, account: &Account, device: &str) -> Client {
+        let answer = self
+            .post(
+                "/v1/users",
+                json!({"record": account.record, "auth_key": account.auth_key, "device": device}),
+            )
+            .ok();
+        self.with_token(answer["session"].as_str().expect("a session"))
+    }
+
+    pub fn sign_in(&self, user: &str, auth_key: &str, device: &str) -> Answer {
+        self.post(
+            "/v1/sessions",
+            json!({"user": user, "auth_key": auth_key, "device": device}),
+        )
+    }
+}
