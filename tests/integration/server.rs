@@ -9,6 +9,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 use umer_chat_core::crypto::{event_id, EVENT_DOMAIN};
 use umer_chat_core::ids::now_ms;
+use umer_chat_core::membership::Change;
 use umer_chat_core::{ChatId, Store};
 use umer_chat_tests::support::server::{
     account_in, auth_key_of, backends, Account, Backend, Client, TestServer,
@@ -500,4 +501,179 @@ fn urlencode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The files of `dir` (a chat's `members/` or `keys/`), by name.
+fn files_in(dir: &Path) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().path())
+                .map(|p| {
+                    let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                    (name, fs::read_to_string(&p).unwrap())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_group_that_changes_is_read_and_written_by_its_members_now_and_keeps_its_photos() {
+    on_each_database(|backend| {
+        let server = TestServer::start(backend);
+        let d = dm_on(&server);
+        let root = d.folder.path();
+        for name in ["carol", "dave"] {
+            sign_up(&open_store(root), &[name]);
+        }
+        let carol_store = umer_chat_tests::support::open_signed_in(root, &["carol"]);
+        let carol = server
+            .client()
+            .sign_up(&account_in(root, "carol"), carol_store.device().as_str());
+        let dave = server.client().sign_up(&account_in(root, "dave"), LAPTOP);
+        let alice_key = key("alice");
+        let group = d
+            .alice_store
+            .create_group_chat(&alice_key, "Hike", &["bob", "carol"])
+            .unwrap()
+            .id
+            .clone();
+        let path = format!("/v1/chats/{group}");
+        d.alice
+            .put(&path, json!({"record": chat_record(root, &group)}))
+            .ok();
+        carol_store
+            .append_message(&key("carol"), group.as_str(), Some("hi all"), None)
+            .unwrap();
+        carol
+            .post(
+                &format!("{path}/lines"),
+                json!({"lines": log_lines(root, &group, "carol")}),
+            )
+            .ok();
+
+        // A photo: sealed with the group's key, stored by the hash of its bytes.
+        let png = umer_chat_tests::support::images::encode(
+            image::DynamicImage::new_rgb8(8, 8),
+            image::ImageFormat::Png,
+        );
+        let photo = d
+            .alice_store
+            .save_image(&alice_key, group.as_str(), &png)
+            .unwrap();
+        let sealed = fs::read(root.join("images").join(&photo)).unwrap();
+        let photo_path = format!("{path}/images/{photo}");
+        assert_eq!(
+            d.alice.send_raw("PUT", &photo_path, sealed.clone()).status,
+            201
+        );
+        assert_eq!(d.bob.get_raw(&photo_path), sealed);
+        assert_eq!(d.bob.get(&format!("{path}/images")).ok(), json!([photo]));
+        d.alice
+            .send_raw(
+                "PUT",
+                &format!("{path}/images/{}.enc", "0".repeat(64)),
+                sealed.clone(),
+            )
+            .refused(422, "bad_image");
+        d.alice
+            .send_raw(
+                "PUT",
+                &photo_path.replace(&photo, &umer_chat_core::sealed_image_name(&png)),
+                png,
+            )
+            .refused(422, "bad_image");
+
+        // alice removes carol, and adds dave: her changes and the keys for them.
+        d.alice_store
+            .change_group(
+                &alice_key,
+                group.as_str(),
+                Change::Remove { user: key("carol") },
+            )
+            .unwrap();
+        d.alice_store
+            .change_group(
+                &alice_key,
+                group.as_str(),
+                Change::Add { user: key("dave") },
+            )
+            .unwrap();
+        let members_dir = root.join("chats").join(group.as_str()).join("members");
+        let changes: Vec<String> = files_in(&members_dir)
+            .into_iter()
+            .flat_map(|(_, text)| text.lines().map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(changes.len(), 2);
+        // bob cannot send alice's changes.
+        d.bob
+            .post(&format!("{path}/members"), json!({"lines": changes}))
+            .refused(422, "misplaced");
+        let now = d
+            .alice
+            .post(&format!("{path}/members"), json!({"lines": changes}))
+            .ok();
+        assert_eq!(now["members"], json!(["alice", "bob", "dave"]));
+        let epochs = files_in(&root.join("chats").join(group.as_str()).join("keys"));
+        assert_eq!(epochs.len(), 2, "a key for each change");
+        for (name, record) in &epochs {
+            d.bob
+                .put(&format!("{path}/keys/{name}"), json!({"record": record}))
+                .refused(403, "not_your_record");
+            assert_eq!(
+                d.alice
+                    .put(&format!("{path}/keys/{name}"), json!({"record": record}))
+                    .status,
+                201
+            );
+        }
+        let (first_name, _) = &epochs[0];
+        d.alice
+            .put(
+                &format!("{path}/keys/{first_name}"),
+                json!({"record": epochs[1].1}),
+            )
+            .refused(422, "misplaced");
+
+        // carol is out: she reads nothing more and writes nothing more.
+        carol
+            .get(&format!("{path}/lines"))
+            .refused(404, "chat_not_found");
+        carol.get(&photo_path).refused(404, "chat_not_found");
+        assert_eq!(carol.get("/v1/chats").ok(), json!([]));
+        carol
+            .post(
+                &format!("{path}/lines"),
+                json!({"lines": log_lines(root, &group, "carol")}),
+            )
+            .refused(404, "chat_not_found");
+        // dave is in: the group, its changes, its keys and what was said.
+        assert_eq!(dave.get("/v1/chats").ok()[0]["id"], group.as_str());
+        assert_eq!(
+            dave.get(&format!("{path}/members"))
+                .ok()
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            dave.get(&format!("{path}/keys"))
+                .ok()
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            dave.get(&format!("{path}/lines")).ok()["lines"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+    });
 }

@@ -210,16 +210,41 @@ impl Client {
         self.send("DELETE", path, None)
     }
 
+    /// Raw bytes (an image) with any method.
+    pub fn send_raw(&self, method: &str, path: &str, bytes: Vec<u8>) -> Answer {
+        self.send_typed(method, path, Some(bytes), "application/octet-stream")
+    }
+
+    /// A body's raw bytes (an image), asserting a success.
+    pub fn get_raw(&self, path: &str) -> Vec<u8> {
+        let mut request = self.agent.get(&format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.set("Authorization", &format!("Bearer {token}"));
+        }
+        let response = request.call().unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
+        bytes
+    }
+
     /// Any method and raw body bytes, sent as JSON.
     pub fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Answer {
+        self.send_typed(method, path, body, "application/json")
+    }
+
+    fn send_typed(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        content_type: &str,
+    ) -> Answer {
         let mut request = self.agent.request(method, &format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             request = request.set("Authorization", &format!("Bearer {token}"));
         }
         let result = match body {
-            Some(bytes) => request
-                .set("Content-Type", "application/json")
-                .send_bytes(&bytes),
+            Some(bytes) => request.set("Content-Type", content_type).send_bytes(&bytes),
             None => request.call(),
         };
         let response = match result {

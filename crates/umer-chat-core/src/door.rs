@@ -7,13 +7,21 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::crypto::{self, PublicKeys, SealedKeys, CHAT_RECORD_DOMAIN, EVENT_DOMAIN};
-use crate::format::{
-    ChatKind, ChatRecord, KeysRecord, SignedEvent, SignedLine, UserRecord, FORMAT_VERSION,
-    LINE_VERSION, MAX_LINE_BYTES, MAX_RECORD_BYTES, MESSAGE_EVENT, SEALED_EVENT,
+use crate::crypto::{
+    self, PublicKeys, SealedKeys, CHAT_RECORD_DOMAIN, EVENT_DOMAIN, KEY_EPOCH_DOMAIN,
+    MEMBERSHIP_DOMAIN,
 };
+use crate::format::{
+    ChatKind, ChatRecord, KeyEpoch, KeysRecord, SignedEvent, SignedLine, UserRecord,
+    FORMAT_VERSION, LINE_VERSION, MAX_EPOCH_BYTES, MAX_LINE_BYTES, MAX_RECORD_BYTES, MESSAGE_EVENT,
+    SEALED_EVENT,
+};
+use crate::groups::parse_membership_line;
 use crate::ids::{check_ts_seq, month_of, ChatId, DeviceId};
 use crate::keys::UserKeys;
+use crate::membership::FoundOp;
+use crate::reader::parse_epoch;
+use crate::skip::SkipReason;
 use crate::username::{UserKey, Username};
 
 /// Why something was refused: a stable `code` for clients and tests, and a sentence.
@@ -36,6 +44,15 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.message, self.code)
     }
+}
+
+/// Who sends something through the door: the signed-in user, the device their session is
+/// for, and the public keys the server holds for them.
+#[derive(Debug, Clone, Copy)]
+pub struct Writer<'a> {
+    pub user: &'a UserKey,
+    pub device: &'a DeviceId,
+    pub keys: &'a PublicKeys,
 }
 
 /// A user record that checked: whose it is, and its public and sealed keys.
@@ -169,18 +186,21 @@ pub struct CheckedLine {
     pub month: String,
 }
 
-/// A log line sent by `author` from `device` into `chat` (with its membership resolved,
-/// when it changed), signed with `keys`: signed (format 2 or 3), its id the hash of its
+/// A log line sent by `writer` into `chat` (with its membership resolved, when it
+/// changed): signed (format 2 or 3), its id the hash of its
 /// signed bytes, written by `author` on `device` into this chat, its times within the
 /// window every reader keeps, and its sender a member now. `now` is the server's clock.
 pub fn check_line(
     line: &[u8],
     chat: &ChatRecord,
-    author: &UserKey,
-    device: &DeviceId,
-    keys: &PublicKeys,
+    writer: Writer<'_>,
     now: i64,
 ) -> Result<CheckedLine, Refusal> {
+    let Writer {
+        user: author,
+        device,
+        keys,
+    } = writer;
     if line.len() > MAX_LINE_BYTES {
         return Err(Refusal::new(
             "line_too_long",
@@ -235,12 +255,8 @@ pub fn check_line(
             "The line names another device than the one signed in.",
         ));
     }
-    if !chat.is_current_member(author) {
-        return Err(Refusal::new(
-            "not_a_member",
-            format!("{author} is not a member of chat {}.", chat.id),
-        ));
-    }
+    // Now: someone removed sends nothing more, whatever time their line claims.
+    require_current_member(chat, author)?;
     check_ts_seq(event.ts, event.seq, now).map_err(|why| Refusal::new("bad_time", why))?;
     let bytes = signed.event.get().as_bytes();
     if signed.id != crypto::event_id(bytes) {
@@ -292,4 +308,92 @@ pub fn public_user_record(bytes: &[u8]) -> Result<Vec<u8>, Refusal> {
     let mut json = serde_json::to_vec_pretty(&record).expect("records serialise");
     json.push(b'\n');
     Ok(json)
+}
+
+/// The refusal for what a folder's reader would skip, with a code per reason.
+fn refusal_of(reason: SkipReason) -> Refusal {
+    let code = match &reason {
+        SkipReason::Unparseable(_) => "unreadable",
+        SkipReason::NewerFormat(_) => "newer_format",
+        SkipReason::Misplaced(_) => "misplaced",
+        SkipReason::LineTooLong { .. } | SkipReason::TooLarge { .. } => "too_large",
+        SkipReason::NotAMember(_) => "not_a_member",
+        SkipReason::BadSignature(_) => "bad_signature",
+        _ => "invalid",
+    };
+    Refusal::new(code, format!("Refused: {reason}."))
+}
+
+fn require_current_member(chat: &ChatRecord, author: &UserKey) -> Result<(), Refusal> {
+    if chat.is_current_member(author) {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            "not_a_member",
+            format!("{author} is not a member of chat {}.", chat.id),
+        ))
+    }
+}
+
+/// A line of `writer`'s membership file of group `chat` (its changes so far applied):
+/// checked as every reader checks it, signed with their key, by a member now.
+pub fn check_membership_line(
+    line: &[u8],
+    chat: &ChatRecord,
+    writer: Writer<'_>,
+    now: i64,
+) -> Result<FoundOp, Refusal> {
+    let Writer {
+        user: author,
+        device,
+        keys,
+    } = writer;
+    if chat.kind != ChatKind::Group {
+        return Err(Refusal::new(
+            "not_a_group",
+            "Only a group's members change.",
+        ));
+    }
+    require_current_member(chat, author)?;
+    let parsed = parse_membership_line(line, &chat.id, author, device, now).map_err(refusal_of)?;
+    if !keys.verify(MEMBERSHIP_DOMAIN, parsed.signed.as_bytes(), &parsed.sig) {
+        return Err(Refusal::new(
+            "bad_signature",
+            format!("The change is not signed with {author}'s key."),
+        ));
+    }
+    Ok(parsed.found)
+}
+
+/// A key epoch file `name` (`<kid>.json`) of `chat` (its changes so far applied), made by
+/// `author`, a member now, signed with `keys`, wrapped for members only.
+pub fn check_key_epoch(
+    bytes: &[u8],
+    name: &str,
+    chat: &ChatRecord,
+    author: &UserKey,
+    keys: &PublicKeys,
+) -> Result<KeyEpoch, Refusal> {
+    if bytes.len() as u64 > MAX_EPOCH_BYTES {
+        return Err(Refusal::new("too_large", "No key epoch is that big."));
+    }
+    let (epoch, signature) = parse_epoch(bytes, name, chat).map_err(refusal_of)?;
+    if &epoch.by != author {
+        return Err(Refusal::new(
+            "not_your_record",
+            format!("The key epoch is {}'s; only they can store it.", epoch.by),
+        ));
+    }
+    require_current_member(chat, author)?;
+    if !keys.verify(
+        KEY_EPOCH_DOMAIN,
+        signature.signed.as_bytes(),
+        &signature.sig,
+    ) {
+        return Err(Refusal::new(
+            "bad_signature",
+            format!("The key epoch is not signed with {author}'s key."),
+        ));
+    }
+    Ok(epoch)
 }

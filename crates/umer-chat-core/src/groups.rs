@@ -237,33 +237,15 @@ impl Store {
         if !records_vouch {
             self.keep_lines(&record.id, reader, &mut ops, seen_lines, &mut skipped);
         }
-        // Only people who are in the group, or whom someone added, can make a change that
-        // counts: the rest never reach the resolution (whose cost grows with the square of
-        // what it is given), and neither does anything past the cap.
-        let added: BTreeSet<&UserKey> = ops
-            .iter()
-            .filter_map(|f| match &f.op.change {
-                Change::Add { user } => Some(user),
-                _ => None,
-            })
-            .collect();
-        let mut plain: Vec<Op> = Vec::new();
-        for found in &ops {
-            let author = &found.op.author;
-            if !initial.members.contains(author) && !added.contains(author) {
-                continue;
-            }
-            if plain.len() >= MAX_MEMBERSHIP_OPS {
-                skipped.push(Skipped {
-                    path: self.members_dir(&record.id),
-                    line: None,
-                    reason: SkipReason::Invalid(format!(
-                        "more than {MAX_MEMBERSHIP_OPS} membership operations; the rest are not read"
-                    )),
-                });
-                break;
-            }
-            plain.push(found.op.clone());
+        let plain = eligible_ops(&initial, &ops);
+        if plain.len() == MAX_MEMBERSHIP_OPS {
+            skipped.push(Skipped {
+                path: self.members_dir(&record.id),
+                line: None,
+                reason: SkipReason::Invalid(format!(
+                    "{MAX_MEMBERSHIP_OPS} membership operations or more; the rest are not read"
+                )),
+            });
         }
         let resolution = membership::resolve(&initial, &plain);
         let name = open_group_name(reader, resolution.state.name.as_ref());
@@ -696,6 +678,44 @@ impl Store {
 
 /// `record` with `membership` applied: `members` names everyone who was ever a member,
 /// `roster` who is one now and since when the others are gone.
+/// The operations that go on to the resolution: only those by people who are in the group,
+/// or whom someone added (the rest never reach it, whose cost grows with the square of
+/// what it is given), and at most [`MAX_MEMBERSHIP_OPS`].
+fn eligible_ops(initial: &GroupState, ops: &[FoundOp]) -> Vec<Op> {
+    let added: BTreeSet<&UserKey> = ops
+        .iter()
+        .filter_map(|f| match &f.op.change {
+            Change::Add { user } => Some(user),
+            _ => None,
+        })
+        .collect();
+    ops.iter()
+        .filter(|f| initial.members.contains(&f.op.author) || added.contains(&f.op.author))
+        .take(MAX_MEMBERSHIP_OPS)
+        .map(|f| f.op.clone())
+        .collect()
+}
+
+/// A group's record with `ops` (their signatures checked) resolved and applied, as every
+/// reader applies them: `members` then names everyone who was ever a member, and `roster`
+/// who is one now. A record no operation changes comes back as it is. For a server, which
+/// holds the operations rather than their files.
+pub fn with_ops(record: &ChatRecord, ops: &[FoundOp]) -> ChatRecord {
+    let Some(initial) = initial_state(record) else {
+        return record.clone();
+    };
+    let plain = eligible_ops(&initial, ops);
+    let resolution = membership::resolve(&initial, &plain);
+    if resolution.applied.is_empty() {
+        return record.clone();
+    }
+    let (roster, ever) = membership::Roster::of(&initial, &plain, &resolution);
+    let mut changed = record.clone();
+    changed.members = ever.into_iter().collect();
+    changed.roster = Some(Arc::new(roster));
+    changed
+}
+
 fn applied_to(record: &ChatRecord, membership: &Membership) -> ChatRecord {
     let ops: Vec<Op> = membership.ops.iter().map(|f| f.op.clone()).collect();
     let (roster, ever) = membership::Roster::of(&membership.initial, &ops, &membership.resolution);
@@ -865,6 +885,40 @@ fn read_op(
     device: &DeviceId,
     signature: Signature,
 ) -> std::result::Result<FoundOp, SkipReason> {
+    let parsed = parse_membership_line(line, &reader.record().id, owner, device, now_ms())?;
+    // Signed with a key this device trusts for its author: a changed key nobody accepted
+    // cannot change who is in a group.
+    if let Signature::Check { records_vouch } = signature {
+        let by = &parsed.found.op.author;
+        let trust = reader.verify(by, MEMBERSHIP_DOMAIN, parsed.signed.as_bytes(), &parsed.sig)?;
+        if trust != Trust::Verified && !(records_vouch && trust == Trust::KeyChanged) {
+            return Err(SkipReason::BadSignature(format!(
+                "signed with a key of {by} that this device has not accepted"
+            )));
+        }
+    }
+    Ok(parsed.found)
+}
+
+/// A membership line checked short of its signature, with what its signature covers.
+pub struct ParsedOp {
+    pub found: FoundOp,
+    /// The operation's exact bytes, which `sig` signs.
+    pub signed: String,
+    pub sig: String,
+}
+
+/// Parses one line of `owner`'s membership file of group `chat` on `device`, and checks
+/// everything but its signature: its shape and version, that it is where it says it is,
+/// its times against `now`, its predecessors' ids and a plain name. The folder's readers
+/// and a server's door (`door::check_membership_line`) both start here.
+pub fn parse_membership_line(
+    line: &[u8],
+    chat: &ChatId,
+    owner: &UserKey,
+    device: &DeviceId,
+    now: i64,
+) -> std::result::Result<ParsedOp, SkipReason> {
     if line.len() > MAX_MEMBERSHIP_LINE_BYTES {
         return Err(SkipReason::LineTooLong {
             len: line.len() as u64,
@@ -879,7 +933,7 @@ fn read_op(
     let signed = parsed.op.get();
     let op: MembershipOp =
         serde_json::from_str(signed).map_err(|e| SkipReason::Unparseable(e.to_string()))?;
-    if op.chat != reader.record().id {
+    if op.chat != *chat {
         return Err(SkipReason::Misplaced(format!(
             "an operation of chat {}",
             op.chat
@@ -892,7 +946,7 @@ fn read_op(
             op.device.as_str()
         )));
     }
-    crate::ids::check_ts_seq(op.ts, op.seq, now_ms()).map_err(SkipReason::Invalid)?;
+    crate::ids::check_ts_seq(op.ts, op.seq, now).map_err(SkipReason::Invalid)?;
     let is_id =
         |id: &String| id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     let distinct: BTreeSet<&String> = op.after.iter().collect();
@@ -908,27 +962,20 @@ fn read_op(
     {
         check_group_name(name).map_err(|e| SkipReason::Invalid(e.to_string()))?;
     }
-    // Signed with a key this device trusts for its author: a changed key nobody accepted
-    // cannot change who is in a group.
-    if let Signature::Check { records_vouch } = signature {
-        let trust = reader.verify(&op.by, MEMBERSHIP_DOMAIN, signed.as_bytes(), &parsed.sig)?;
-        if trust != Trust::Verified && !(records_vouch && trust == Trust::KeyChanged) {
-            return Err(SkipReason::BadSignature(format!(
-                "signed with a key of {} that this device has not accepted",
-                op.by
-            )));
-        }
-    }
-    Ok(FoundOp {
-        op: Op {
-            id: membership_op_id(signed.as_bytes()),
-            author: op.by,
-            ts: op.ts,
-            after: op.after,
-            change: op.change,
+    Ok(ParsedOp {
+        found: FoundOp {
+            op: Op {
+                id: membership_op_id(signed.as_bytes()),
+                author: op.by,
+                ts: op.ts,
+                after: op.after,
+                change: op.change,
+            },
+            device: op.device,
+            seq: op.seq,
         },
-        device: op.device,
-        seq: op.seq,
+        signed: signed.to_string(),
+        sig: parsed.sig,
     })
 }
 

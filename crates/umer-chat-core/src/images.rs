@@ -37,6 +37,16 @@ pub(crate) fn sniff(bytes: &[u8]) -> Option<(ImageFormat, &'static str, &'static
 /// The extension of an encrypted image (format 2): its type is known only once opened.
 pub const SEALED_IMAGE_EXT: &str = "enc";
 
+/// A sealed image's file name in `images/`: the SHA-256 of its bytes, so the name fixes
+/// the content and the file is written once.
+pub fn sealed_image_name(sealed: &[u8]) -> String {
+    use sha2::Digest;
+    format!(
+        "{}.{SEALED_IMAGE_EXT}",
+        crate::password::hex_lower(&sha2::Sha256::digest(sealed))
+    )
+}
+
 pub(crate) fn mime_of(name: &str) -> Option<&'static str> {
     match name.rsplit_once('.')?.1 {
         SEALED_IMAGE_EXT => Some("application/octet-stream"),
@@ -259,7 +269,7 @@ pub fn make_thumbnail(bytes: &[u8], max_side: u32) -> Result<(&'static str, Vec<
 }
 
 /// A sealed image is the image plus 52 bytes of header and tag.
-pub(crate) const MAX_SEALED_IMAGE_BYTES: u64 = MAX_IMAGE_BYTES as u64 + 1024;
+pub const MAX_SEALED_IMAGE_BYTES: u64 = MAX_IMAGE_BYTES as u64 + 1024;
 
 #[cfg(test)]
 mod tests {

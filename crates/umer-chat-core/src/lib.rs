@@ -54,9 +54,9 @@ pub use export::{ExportReport, EXPORT_FORMAT};
 pub use format::{ChatKind, ChatRecord, Event, Trust, MAX_GROUP_NAME_CHARS, MAX_TEXT_CHARS};
 pub use ids::{ChatId, DeviceId, EventKey};
 pub use images::{
-    image_dimensions, is_image_name, make_thumbnail, prepare_image, validate_image, ImageType,
-    PhotoSize, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, MAX_SENT_SIDE, MAX_THUMBNAIL_SIDE,
-    THUMBNAIL_MEMORY_BUDGET,
+    image_dimensions, is_image_name, make_thumbnail, prepare_image, sealed_image_name,
+    validate_image, ImageType, PhotoSize, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, MAX_SEALED_IMAGE_BYTES,
+    MAX_SENT_SIDE, MAX_THUMBNAIL_SIDE, THUMBNAIL_MEMORY_BUDGET,
 };
 pub use logs::LogCursor;
 pub use presence::{Typing, TYPING_LASTS, TYPING_RENEW_EVERY};

@@ -12,8 +12,8 @@ use crate::format::ChatRecord;
 use crate::fsio;
 use crate::ids::ChatId;
 use crate::images::{
-    image_dimensions, is_image_name, make_thumbnail, mime_of, prepare_image, sniff, PhotoSize,
-    MAX_SEALED_IMAGE_BYTES, MAX_THUMBNAIL_SIDE, SEALED_IMAGE_EXT,
+    image_dimensions, is_image_name, make_thumbnail, mime_of, prepare_image, sealed_image_name,
+    sniff, PhotoSize, MAX_SEALED_IMAGE_BYTES, MAX_THUMBNAIL_SIDE, SEALED_IMAGE_EXT,
 };
 use crate::listing;
 use crate::logs;
@@ -48,7 +48,7 @@ impl Store {
         let reader = self.reader_for(user, chat.clone())?;
         let key = self.sending_key(&identity, &reader)?;
         let sealed = key.seal_image(&chat.id, bytes);
-        let name = format!("{}.{SEALED_IMAGE_EXT}", hex_lower(&Sha256::digest(&sealed)));
+        let name = sealed_image_name(&sealed);
         let path = self.images_dir().join(&name);
         if !self.write_once(&path, &sealed)? && !self.image_is_intact(&name) {
             // A damaged copy (cut short by a sync tool), or something that is not a file at

@@ -50,6 +50,63 @@ pub(crate) fn epoch_file(identity: &Identity, epoch: &KeyEpoch) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A key epoch's signed bytes and signature.
+pub struct EpochSignature {
+    pub signed: String,
+    pub sig: String,
+}
+
+/// Parses a key epoch file named `name` of `chat` (with its membership applied), and checks
+/// everything but its signature: its version, name, chat, that a signed group's epoch
+/// names the change it follows, that its maker is or was a member, and that it is wrapped
+/// for members only. The folder's readers and a server's door both start here.
+pub fn parse_epoch(
+    bytes: &[u8],
+    name: &str,
+    chat: &ChatRecord,
+) -> Result<(KeyEpoch, EpochSignature), SkipReason> {
+    let signed: SignedEpoch =
+        serde_json::from_slice(bytes).map_err(|e| SkipReason::Unparseable(e.to_string()))?;
+    if signed.format > FORMAT_VERSION {
+        return Err(SkipReason::NewerFormat(signed.format));
+    }
+    let epoch: KeyEpoch = serde_json::from_str(signed.epoch.get())
+        .map_err(|e| SkipReason::Unparseable(e.to_string()))?;
+    if name != format!("{}.json", epoch.keys.kid) {
+        return Err(SkipReason::Misplaced(
+            "a key epoch under another key id's name".into(),
+        ));
+    }
+    if epoch.chat != chat.id {
+        return Err(SkipReason::Misplaced(format!(
+            "key epoch of chat {}",
+            epoch.chat
+        )));
+    }
+    // A signed group's first key is its record's; later ones follow its membership
+    // changes, each naming the change it was made for.
+    if chat.format >= 2 && (chat.roster.is_none() || epoch.cause.is_none()) {
+        return Err(SkipReason::Invalid(
+            "a key epoch for a signed group, whose key is in its record".into(),
+        ));
+    }
+    if !chat.is_member(&epoch.by) {
+        return Err(SkipReason::NotAMember(epoch.by));
+    }
+    // Wrapped for members only: an epoch that hands the key to anyone else is refused
+    // whole, so no member's message is ever sealed with a key a stranger holds.
+    if let Some(stranger) = chat.stranger_in(&epoch.keys) {
+        return Err(SkipReason::Invalid(format!(
+            "a key epoch wrapped for {stranger:?}, who is not a member"
+        )));
+    }
+    let signature = EpochSignature {
+        signed: signed.epoch.get().to_string(),
+        sig: signed.sig,
+    };
+    Ok((epoch, signature))
+}
+
 pub struct ChatReader {
     chat: Arc<ChatRecord>,
     keyring: Arc<Keyring>,
@@ -231,48 +288,14 @@ impl ChatReader {
         let bytes = crate::fsio::read_capped(path, MAX_EPOCH_BYTES)
             .map_err(|e| SkipReason::from_error(&e))?
             .ok_or_else(|| SkipReason::Unreadable("removed while listed".into()))?;
-        let signed: SignedEpoch =
-            serde_json::from_slice(&bytes).map_err(|e| SkipReason::Unparseable(e.to_string()))?;
-        if signed.format > FORMAT_VERSION {
-            return Err(SkipReason::NewerFormat(signed.format));
-        }
-        let epoch: KeyEpoch = serde_json::from_str(signed.epoch.get())
-            .map_err(|e| SkipReason::Unparseable(e.to_string()))?;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        if name.as_deref() != Some(&format!("{}.json", epoch.keys.kid)) {
-            return Err(SkipReason::Misplaced(
-                "a key epoch under another key id's name".into(),
-            ));
-        }
-        if epoch.chat != self.chat.id {
-            return Err(SkipReason::Misplaced(format!(
-                "key epoch of chat {}",
-                epoch.chat
-            )));
-        }
-        // A signed group's first key is its record's; later ones follow its membership
-        // changes, each naming the change it was made for.
-        if self.chat.format >= 2 && (self.chat.roster.is_none() || epoch.cause.is_none()) {
-            return Err(SkipReason::Invalid(
-                "a key epoch for a signed group, whose key is in its record".into(),
-            ));
-        }
-        if !self.chat.is_member(&epoch.by) {
-            return Err(SkipReason::NotAMember(epoch.by));
-        }
-        // Wrapped for members only: an epoch that hands the key to anyone else is refused
-        // whole, so no member's message is ever sealed with a key a stranger holds.
-        if let Some(stranger) = self.chat.stranger_in(&epoch.keys) {
-            return Err(SkipReason::Invalid(format!(
-                "a key epoch wrapped for {stranger:?}, who is not a member"
-            )));
-        }
+        let (epoch, signed) = parse_epoch(&bytes, name.as_deref().unwrap_or(""), &self.chat)?;
         // Signed with a key this device trusts for its author: a changed key that was not
         // accepted cannot choose what the members encrypt to.
         let trust = self.verify(
             &epoch.by,
             KEY_EPOCH_DOMAIN,
-            signed.epoch.get().as_bytes(),
+            signed.signed.as_bytes(),
             &signed.sig,
         )?;
         if trust != Trust::Verified {

@@ -7,14 +7,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use umer_chat_core::crypto::PublicKeys;
 use umer_chat_core::door;
 use umer_chat_core::format::log_file_name;
+use umer_chat_core::groups::{parse_membership_line, with_ops};
 use umer_chat_core::ids::now_ms;
-use umer_chat_core::{ChatId, ChatRecord, DeviceId, UserKey};
+use umer_chat_core::{ChatId, ChatKind, ChatRecord, DeviceId, UserKey};
 
 use crate::auth::Signed;
-use crate::db::{Database, NewLine, WriteOnce};
+use crate::db::{ChatFile, Database, NewLine, WriteOnce};
 use crate::error::{ApiError, ApiResult, JsonBody, QueryOf};
 use crate::Server;
 
@@ -90,19 +92,13 @@ pub async fn put_chat<D: Database>(
         }
     }
     let members: Vec<String> = record.members.iter().map(|m| m.to_string()).collect();
-    match server
-        .db
-        .create_chat(id.as_str(), body.record.as_bytes(), &members, now_ms())
-        .await?
-    {
-        WriteOnce::Created => Ok(StatusCode::CREATED),
-        WriteOnce::Same => Ok(StatusCode::OK),
-        WriteOnce::Different => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "record_exists",
-            format!("Chat {id} has its record already; a record is written once."),
-        )),
-    }
+    written_once(
+        server
+            .db
+            .create_chat(id.as_str(), body.record.as_bytes(), &members, now_ms())
+            .await?,
+        &format!("Chat {id}'s record"),
+    )
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -137,12 +133,32 @@ async fn member_chat<D: Database>(
     if !server.db.is_member(chat.as_str(), user.as_str()).await? {
         return Err(ApiError::no_such_chat(id));
     }
+    resolved_chat(server, &chat).await
+}
+
+/// A stored chat's record with its stored membership changes applied, as every reader
+/// applies them (their signatures were checked at the door).
+async fn resolved_chat<D: Database>(server: &Server<D>, chat: &ChatId) -> ApiResult<ChatRecord> {
     let bytes = server
         .db
         .chat(chat.as_str())
         .await?
-        .ok_or_else(|| ApiError::no_such_chat(id))?;
-    parse_stored_record(&bytes).ok_or_else(ApiError::internal)
+        .ok_or_else(|| ApiError::no_such_chat(chat.as_str()))?;
+    let record = parse_stored_record(&bytes).ok_or_else(ApiError::internal)?;
+    if record.kind != ChatKind::Group {
+        return Ok(record);
+    }
+    let mut ops = Vec::new();
+    for (sender, device, line) in server.db.membership_lines(chat.as_str()).await? {
+        let (Ok(sender), Ok(device)) = (UserKey::parse(&sender), DeviceId::parse(&device)) else {
+            return Err(ApiError::internal());
+        };
+        // Checked at the door against the clock then; only the shape is read again.
+        if let Ok(parsed) = parse_membership_line(&line, chat, &sender, &device, i64::MAX / 2) {
+            ops.push(parsed.found);
+        }
+    }
+    Ok(with_ops(&record, &ops))
 }
 
 /// A record the door accepted before.
@@ -178,32 +194,7 @@ pub async fn append<D: Database>(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<LinesBody>,
 ) -> ApiResult<Json<Appended>> {
-    if body.lines.len() > MAX_LINES_PER_REQUEST {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_lines",
-            format!("Send at most {MAX_LINES_PER_REQUEST} lines at once."),
-        ));
-    }
-    let chat = member_chat(&server, &signed.user, &id).await?;
-    let keys = public_keys(&server, &signed.user)
-        .await?
-        .ok_or_else(ApiError::internal)?;
-    let now = now_ms();
-    let checked = body
-        .lines
-        .iter()
-        .map(|line| {
-            door::check_line(
-                line.as_bytes(),
-                &chat,
-                &signed.user,
-                &signed.device,
-                &keys,
-                now,
-            )
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let (chat, checked) = check_lines(&server, &signed, &id, &body, door::check_line).await?;
     let mut seqs = Vec::with_capacity(checked.len());
     for (line, checked) in body.lines.iter().zip(&checked) {
         let seq = server
@@ -276,4 +267,241 @@ pub async fn lines<D: Database>(
         });
     }
     Ok(Json(LinesPage { lines, next }))
+}
+
+/// `POST /v1/chats/{id}/members`: lines of the signed-in device's membership file of a
+/// group, each a signed change; all are checked before any is stored. The group's members
+/// are then resolved again, as every reader resolves them.
+pub async fn change_members<D: Database>(
+    State(server): State<Arc<Server<D>>>,
+    signed: Signed,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<LinesBody>,
+) -> ApiResult<Json<Value>> {
+    let (chat, checked) =
+        check_lines(&server, &signed, &id, &body, door::check_membership_line).await?;
+    for (line, found) in body.lines.iter().zip(&checked) {
+        server
+            .db
+            .add_membership_line(
+                chat.id.as_str(),
+                &found.op.id,
+                signed.user.as_str(),
+                signed.device.as_str(),
+                line.as_bytes(),
+            )
+            .await?;
+    }
+    let now_members: Vec<String> = resolved_chat(&server, &chat.id)
+        .await?
+        .current_members()
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
+    server
+        .db
+        .replace_members(chat.id.as_str(), &now_members)
+        .await?;
+    Ok(Json(json!({"members": now_members})))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MembershipFile {
+    /// `<user>.<device>.jsonl`
+    pub file: String,
+    pub line: String,
+}
+
+/// `GET /v1/chats/{id}/members`: every membership line of a group, by file.
+pub async fn membership<D: Database>(
+    State(server): State<Arc<Server<D>>>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<MembershipFile>>> {
+    let chat = member_chat(&server, &signed.user, &id).await?;
+    let mut out = Vec::new();
+    for (sender, device, line) in server.db.membership_lines(chat.id.as_str()).await? {
+        let (Ok(sender), Ok(device)) = (UserKey::parse(&sender), DeviceId::parse(&device)) else {
+            return Err(ApiError::internal());
+        };
+        out.push(MembershipFile {
+            file: log_file_name(&sender, &device),
+            line: String::from_utf8(line).map_err(|_| ApiError::internal())?,
+        });
+    }
+    Ok(Json(out))
+}
+
+/// `PUT /v1/chats/{id}/keys/{name}`: a key epoch (`<kid>.json`), written once, by its maker.
+pub async fn put_key_epoch<D: Database>(
+    State(server): State<Arc<Server<D>>>,
+    signed: Signed,
+    Path((id, name)): Path<(String, String)>,
+    JsonBody(body): JsonBody<RecordBody>,
+) -> ApiResult<StatusCode> {
+    let chat = member_chat(&server, &signed.user, &id).await?;
+    let keys = own_keys(&server, &signed.user).await?;
+    door::check_key_epoch(body.record.as_bytes(), &name, &chat, &signed.user, &keys)?;
+    written_once(
+        server
+            .db
+            .put_file(
+                ChatFile::KeyEpoch,
+                chat.id.as_str(),
+                &name,
+                body.record.as_bytes(),
+            )
+            .await?,
+        &name,
+    )
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NamedRecord {
+    pub name: String,
+    pub record: String,
+}
+
+/// `GET /v1/chats/{id}/keys`: the chat's key epochs.
+pub async fn key_epochs<D: Database>(
+    State(server): State<Arc<Server<D>>>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<NamedRecord>>> {
+    let chat = member_chat(&server, &signed.user, &id).await?;
+    let mut out = Vec::new();
+    for name in server
+        .db
+        .file_names(ChatFile::KeyEpoch, chat.id.as_str())
+        .await?
+    {
+        if let Some(bytes) = server
+            .db
+            .file(ChatFile::KeyEpoch, chat.id.as_str(), &name)
+            .await?
+        {
+            out.push(NamedRecord {
+                name,
+                record: String::from_utf8(bytes).map_err(|_| ApiError::internal())?,
+            });
+        }
+    }
+    Ok(Json(out))
+}
+
+/// `PUT /v1/chats/{id}/images/{name}`: a sealed image (`<sha256>.enc`, its bytes as the
+/// body), by a member; the name must be the hash of the bytes, so it is written once.
+pub async fn put_image<D: Database>(
+    State(server): State<Arc<Server<D>>>,
+    signed: Signed,
+    Path((id, name)): Path<(String, String)>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let chat = member_chat(&server, &signed.user, &id).await?;
+    if name != umer_chat_core::sealed_image_name(&bytes) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_image",
+            "An image's name is the SHA-256 of its sealed bytes, then .enc.",
+        ));
+    }
+    if umer_chat_core::crypto::image_kid(&bytes).is_none() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_image",
+            "That is not a sealed image.",
+        ));
+    }
+    written_once(
+        server
+            .db
+            .put_file(ChatFile::Image, chat.id.as_str(), &name, &bytes)
+            .await?,
+        &name,
+    )
+}
+
+/// `GET /v1/chats/{id}/images/{name}`: a sealed image's bytes.
+pub async fn image<D: Database>(
+    State(server): State<Arc<Server<D>>>,
+    signed: Signed,
+    Path((id, name)): Path<(String, String)>,
+) -> ApiResult<Vec<u8>> {
+    let chat = member_chat(&server, &signed.user, &id).await?;
+    server
+        .db
+        .file(ChatFile::Image, chat.id.as_str(), &name)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "image_not_found",
+                "There is no such image in this chat.",
+            )
+        })
+}
+
+/// `GET /v1/chats/{id}/images`: the names of the chat's images.
+pub async fn image_names<D: Database>(
+    State(server): State<Arc<Server<D>>>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<String>>> {
+    let chat = member_chat(&server, &signed.user, &id).await?;
+    Ok(Json(
+        server
+            .db
+            .file_names(ChatFile::Image, chat.id.as_str())
+            .await?,
+    ))
+}
+
+fn written_once(outcome: WriteOnce, name: &str) -> ApiResult<StatusCode> {
+    match outcome {
+        WriteOnce::Created => Ok(StatusCode::CREATED),
+        WriteOnce::Same => Ok(StatusCode::OK),
+        WriteOnce::Different => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "record_exists",
+            format!("{name} is stored already with other bytes; it is written once."),
+        )),
+    }
+}
+
+/// The chat `id` (for a member) and each line of `body` checked by `check`, in order; the
+/// first refusal refuses them all.
+async fn check_lines<D: Database, T>(
+    server: &Server<D>,
+    signed: &Signed,
+    id: &str,
+    body: &LinesBody,
+    check: impl Fn(&[u8], &ChatRecord, door::Writer<'_>, i64) -> Result<T, door::Refusal>,
+) -> ApiResult<(ChatRecord, Vec<T>)> {
+    if body.lines.len() > MAX_LINES_PER_REQUEST {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_lines",
+            format!("Send at most {MAX_LINES_PER_REQUEST} lines at once."),
+        ));
+    }
+    let chat = member_chat(server, &signed.user, id).await?;
+    let keys = own_keys(server, &signed.user).await?;
+    let writer = door::Writer {
+        user: &signed.user,
+        device: &signed.device,
+        keys: &keys,
+    };
+    let now = now_ms();
+    let checked = body
+        .lines
+        .iter()
+        .map(|line| check(line.as_bytes(), &chat, writer, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((chat, checked))
+}
+
+async fn own_keys<D: Database>(server: &Server<D>, user: &UserKey) -> ApiResult<PublicKeys> {
+    public_keys(server, user)
+        .await?
+        .ok_or_else(ApiError::internal)
 }

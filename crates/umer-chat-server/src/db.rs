@@ -94,6 +94,22 @@ pub struct LineRow {
     pub bytes: Vec<u8>,
 }
 
+/// The files of a chat written once, each kind in a table of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatFile {
+    KeyEpoch,
+    Image,
+}
+
+impl ChatFile {
+    fn table(self) -> &'static str {
+        match self {
+            ChatFile::KeyEpoch => "key_epochs",
+            ChatFile::Image => "images",
+        }
+    }
+}
+
 /// Everything the server keeps. Each method is one short transaction at most.
 pub trait Database: Clone + Send + Sync + 'static {
     /// The secret behind pre-login answers for unknown names; made on first use, shared by
@@ -154,6 +170,48 @@ pub trait Database: Clone + Send + Sync + 'static {
     /// Appends a line and gives its sequence number; a line already there by its (chat,
     /// sender, id) keeps the number it has, so a client may send again after any failure.
     fn append_line(&self, line: NewLine<'_>) -> impl Future<Output = DbResult<i64>> + Send;
+    /// Makes `members` the members of `chat` now (after a change to a group).
+    fn replace_members(
+        &self,
+        chat: &str,
+        members: &[String],
+    ) -> impl Future<Output = DbResult<()>> + Send;
+    /// Stores a membership operation's line once (by its id); true when it is new.
+    fn add_membership_line(
+        &self,
+        chat: &str,
+        op_id: &str,
+        sender: &str,
+        device: &str,
+        bytes: &[u8],
+    ) -> impl Future<Output = DbResult<bool>> + Send;
+    /// Every membership line of `chat`: (sender, device, bytes).
+    fn membership_lines(
+        &self,
+        chat: &str,
+    ) -> impl Future<Output = DbResult<Vec<(String, String, Vec<u8>)>>> + Send;
+    /// A file of a chat that is written once: a key epoch (`key_epochs`) or an image
+    /// (`images`).
+    fn put_file(
+        &self,
+        kind: ChatFile,
+        chat: &str,
+        name: &str,
+        bytes: &[u8],
+    ) -> impl Future<Output = DbResult<WriteOnce>> + Send;
+    fn file(
+        &self,
+        kind: ChatFile,
+        chat: &str,
+        name: &str,
+    ) -> impl Future<Output = DbResult<Option<Vec<u8>>>> + Send;
+    /// The names of a chat's files of a kind, sorted.
+    fn file_names(
+        &self,
+        kind: ChatFile,
+        chat: &str,
+    ) -> impl Future<Output = DbResult<Vec<String>>> + Send;
+
     /// At most `limit` lines of `chat` after sequence number `after`, in order.
     fn lines_after(
         &self,
@@ -504,6 +562,94 @@ macro_rules! sql_database {
                 .fetch_one(&self.pool)
                 .await?;
                 Ok(seq)
+            }
+
+            async fn replace_members(&self, chat: &str, members: &[String]) -> DbResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM members WHERE chat = $1")
+                    .bind(chat)
+                    .execute(&mut *tx)
+                    .await?;
+                for member in members {
+                    sqlx::query("INSERT INTO members (chat, user_key) VALUES ($1, $2)")
+                        .bind(chat)
+                        .bind(member)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await
+            }
+
+            async fn add_membership_line(
+                &self,
+                chat: &str,
+                op_id: &str,
+                sender: &str,
+                device: &str,
+                bytes: &[u8],
+            ) -> DbResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO membership_lines (chat, op_id, sender, device, bytes) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (chat, op_id) DO NOTHING",
+                )
+                .bind(chat)
+                .bind(op_id)
+                .bind(sender)
+                .bind(device)
+                .bind(bytes)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn membership_lines(&self, chat: &str) -> DbResult<Vec<(String, String, Vec<u8>)>> {
+                sqlx::query_as(
+                    "SELECT sender, device, bytes FROM membership_lines WHERE chat = $1 ORDER BY op_id",
+                )
+                .bind(chat)
+                .fetch_all(&self.pool)
+                .await
+            }
+
+            async fn put_file(&self, kind: ChatFile, chat: &str, name: &str, bytes: &[u8]) -> DbResult<WriteOnce> {
+                let table = kind.table();
+                let done = sqlx::query(&format!(
+                    "INSERT INTO {table} (chat, name, bytes) VALUES ($1, $2, $3) \
+                     ON CONFLICT (chat, name) DO NOTHING"
+                ))
+                .bind(chat)
+                .bind(name)
+                .bind(bytes)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() == 1 {
+                    return Ok(WriteOnce::Created);
+                }
+                let stored = self.file(kind, chat, name).await?;
+                Ok(if stored.as_deref() == Some(bytes) { WriteOnce::Same } else { WriteOnce::Different })
+            }
+
+            async fn file(&self, kind: ChatFile, chat: &str, name: &str) -> DbResult<Option<Vec<u8>>> {
+                let table = kind.table();
+                let row: Option<(Vec<u8>,)> = sqlx::query_as(&format!(
+                    "SELECT bytes FROM {table} WHERE chat = $1 AND name = $2"
+                ))
+                .bind(chat)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(bytes,)| bytes))
+            }
+
+            async fn file_names(&self, kind: ChatFile, chat: &str) -> DbResult<Vec<String>> {
+                let table = kind.table();
+                let rows: Vec<(String,)> = sqlx::query_as(&format!(
+                    "SELECT name FROM {table} WHERE chat = $1 ORDER BY name"
+                ))
+                .bind(chat)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|(name,)| name).collect())
             }
 
             async fn lines_after(&self, chat: &str, after: i64, limit: i64) -> DbResult<Vec<LineRow>> {

@@ -18,6 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use rand::RngCore;
+use umer_chat_core::MAX_SEALED_IMAGE_BYTES;
 
 use crate::auth::AddressFailures;
 use crate::db::Database;
@@ -99,6 +100,19 @@ pub fn router<D: Database>(server: Arc<Server<D>>) -> Router {
         .route(
             "/v1/chats/{id}/lines",
             post(api::append::<D>).get(api::lines::<D>),
+        )
+        .route(
+            "/v1/chats/{id}/members",
+            post(api::change_members::<D>).get(api::membership::<D>),
+        )
+        .route("/v1/chats/{id}/keys", get(api::key_epochs::<D>))
+        .route("/v1/chats/{id}/keys/{name}", put(api::put_key_epoch::<D>))
+        .route("/v1/chats/{id}/images", get(api::image_names::<D>))
+        .route(
+            "/v1/chats/{id}/images/{name}",
+            put(api::put_image::<D>)
+                .get(api::image::<D>)
+                .layer(DefaultBodyLimit::max(MAX_SEALED_IMAGE_BYTES as usize)),
         )
         .fallback(error::no_such_route)
         .layer(DefaultBodyLimit::max(max_body))
