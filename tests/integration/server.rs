@@ -10,40 +10,14 @@ use serde_json::{json, Value};
 use umer_chat_core::crypto::{event_id, EVENT_DOMAIN};
 use umer_chat_core::ids::now_ms;
 use umer_chat_core::membership::Change;
-use umer_chat_core::{ChatId, Store};
+use umer_chat_core::ChatId;
 use umer_chat_tests::support::server::{
-    account_in, auth_key_of, backends, Account, Backend, Client, TestServer,
+    account_in, auth_key_of, chat_record, dm_on, log_lines, on_each_database, Account, TestServer,
 };
-use umer_chat_tests::support::{
-    alice_and_bob_with_a_dm, files_under, key, open_store, plant_user, sign_up, temp_dir,
-};
+use umer_chat_tests::support::{key, open_store, plant_user, sign_up, temp_dir};
 
 const PHONE: &str = "00112233aabbccdd";
 const LAPTOP: &str = "8899aabbccddeeff";
-
-/// Each line `sender`'s device wrote in `chat` under `root`, oldest first, without newlines.
-fn log_lines(root: &Path, chat: &ChatId, sender: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    for file in files_under(&root.join("chats").join(chat.as_str()).join("log")) {
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with(&format!("{sender}.")) {
-            let text = fs::read_to_string(&file).unwrap();
-            lines.extend(text.lines().map(str::to_string));
-        }
-    }
-    lines
-}
-
-fn chat_record(root: &Path, chat: &ChatId) -> String {
-    fs::read_to_string(root.join("chats").join(chat.as_str()).join("chat.json")).unwrap()
-}
-
-fn on_each_database(test: impl Fn(Backend)) {
-    for backend in backends() {
-        eprintln!("-- on {backend:?}");
-        test(backend);
-    }
-}
 
 #[test]
 fn signing_in_proves_the_password_without_sending_it_and_sessions_end() {
@@ -194,39 +168,6 @@ fn guessing_a_password_is_stopped_per_account_and_per_address() {
     });
 }
 
-/// alice and bob signed up in one folder, with their DM and a line or two from each; both
-/// signed up on `server`.
-struct Dm {
-    folder: tempfile::TempDir,
-    alice_store: Store,
-    bob_store: Store,
-    dm: ChatId,
-    alice: Client,
-    bob: Client,
-}
-
-fn dm_on(server: &TestServer) -> Dm {
-    let folder = temp_dir();
-    let (alice_store, bob_store, dm) = alice_and_bob_with_a_dm(folder.path());
-    let client = server.client();
-    let alice = client.sign_up(
-        &account_in(folder.path(), "alice"),
-        alice_store.device().as_str(),
-    );
-    let bob = client.sign_up(
-        &account_in(folder.path(), "bob"),
-        bob_store.device().as_str(),
-    );
-    Dm {
-        folder,
-        alice_store,
-        bob_store,
-        dm,
-        alice,
-        bob,
-    }
-}
-
 #[test]
 fn lines_reach_members_once_in_order_from_a_cursor() {
     on_each_database(|backend| {
@@ -309,11 +250,8 @@ fn the_door_refuses_what_a_folder_would_only_skip() {
         let server = TestServer::start(backend);
         let d = dm_on(&server);
         let root = d.folder.path();
-        let chat_path = format!("/v1/chats/{}", d.dm);
-        let lines_path = format!("{chat_path}/lines");
-        d.alice
-            .put(&chat_path, json!({"record": chat_record(root, &d.dm)}))
-            .ok();
+        let lines_path = format!("{}/lines", d.path());
+        d.store_record();
         d.alice_store
             .append_message(&key("alice"), d.dm.as_str(), Some("hello bob"), None)
             .unwrap();

@@ -2,6 +2,7 @@
 //! database of its own (in the throwaway cluster `pg_virtualenv` gives `scripts/test`), and
 //! a small HTTP client that speaks to it as an app would.
 
+use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -11,9 +12,9 @@ use base64::Engine;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use umer_chat_core::door;
-use umer_chat_core::UserKey;
+use umer_chat_core::{ChatId, Store, UserKey};
 
-use super::{server_path, temp_dir, Running, PASSWORD};
+use super::{alice_and_bob_with_a_dm, files_under, server_path, temp_dir, Running, PASSWORD};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -305,5 +306,179 @@ impl Client {
             "/v1/sessions",
             json!({"user": user, "auth_key": auth_key, "device": device}),
         )
+    }
+}
+
+/// A push socket (`/v1/push`), blocking, as a client holds one.
+pub struct PushSocket {
+    socket: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+}
+
+impl Client {
+    /// Opens the push socket and says hello with `cursors` (chat → sequence number);
+    /// `Err` with the refusal when the server does not upgrade.
+    pub fn push(&self, cursors: Value) -> Result<PushSocket, Answer> {
+        use tungstenite::client::IntoClientRequest;
+        let url = format!("{}/v1/push", self.base.replacen("http://", "ws://", 1));
+        let mut request = url.into_client_request().expect("a ws URL");
+        if let Some(token) = &self.token {
+            request.headers_mut().insert(
+                "Authorization",
+                format!("Bearer {token}").parse().expect("a header value"),
+            );
+        }
+        let (socket, _) = match tungstenite::connect(request) {
+            Ok(connected) => connected,
+            Err(tungstenite::Error::Http(response)) => {
+                let status = response.status().as_u16();
+                let body = response
+                    .body()
+                    .as_ref()
+                    .and_then(|b| serde_json::from_slice(b).ok())
+                    .unwrap_or(Value::Null);
+                return Err(Answer { status, body });
+            }
+            Err(e) => panic!("open the push socket: {e}"),
+        };
+        let mut push = PushSocket { socket };
+        push.send(json!({"type": "hello", "cursors": cursors}));
+        Ok(push)
+    }
+}
+
+/// What [`PushSocket::next`] met.
+#[derive(Debug)]
+pub enum Pushed {
+    Message(Value),
+    /// Nothing within the time given.
+    Nothing,
+    /// The server closed the socket, with this code.
+    Closed(Option<u16>),
+}
+
+impl PushSocket {
+    pub fn send(&mut self, message: Value) {
+        self.socket
+            .send(tungstenite::Message::text(message.to_string()))
+            .expect("send on the push socket");
+    }
+
+    /// The next message within `wait`.
+    pub fn next(&mut self, wait: std::time::Duration) -> Pushed {
+        if let tungstenite::stream::MaybeTlsStream::Plain(stream) = self.socket.get_mut() {
+            stream.set_read_timeout(Some(wait)).expect("a read timeout");
+        }
+        loop {
+            match self.socket.read() {
+                Ok(tungstenite::Message::Text(text)) => {
+                    return Pushed::Message(serde_json::from_str(text.as_str()).expect("JSON"))
+                }
+                Ok(tungstenite::Message::Close(frame)) => {
+                    return Pushed::Closed(frame.map(|f| u16::from(f.code)))
+                }
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Pushed::Nothing
+                }
+                Err(_) => return Pushed::Closed(None),
+            }
+        }
+    }
+
+    /// The next message, which must come within `wait`.
+    pub fn expect(&mut self, wait: std::time::Duration) -> Value {
+        match self.next(wait) {
+            Pushed::Message(message) => message,
+            other => panic!("expected a push within {wait:?}, got {other:?}"),
+        }
+    }
+
+    /// Messages up to and including `ready`.
+    pub fn until_ready(&mut self) -> Vec<Value> {
+        let mut before = Vec::new();
+        loop {
+            let message = self.expect(std::time::Duration::from_secs(10));
+            if message["type"] == "ready" {
+                return before;
+            }
+            before.push(message);
+        }
+    }
+}
+
+/// Each line `sender`'s device wrote in `chat` under `root`, oldest first, without newlines.
+pub fn log_lines(root: &Path, chat: &ChatId, sender: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for file in files_under(&root.join("chats").join(chat.as_str()).join("log")) {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with(&format!("{sender}.")) {
+            let text = fs::read_to_string(&file).unwrap();
+            lines.extend(text.lines().map(str::to_string));
+        }
+    }
+    lines
+}
+
+pub fn chat_record(root: &Path, chat: &ChatId) -> String {
+    fs::read_to_string(root.join("chats").join(chat.as_str()).join("chat.json")).unwrap()
+}
+
+pub fn on_each_database(test: impl Fn(Backend)) {
+    for backend in backends() {
+        eprintln!("-- on {backend:?}");
+        test(backend);
+    }
+}
+
+/// alice and bob signed up in one folder, with their DM and a line or two from each; both
+/// signed up on `server`.
+pub struct Dm {
+    pub folder: tempfile::TempDir,
+    pub alice_store: Store,
+    pub bob_store: Store,
+    pub dm: ChatId,
+    pub alice: Client,
+    pub bob: Client,
+}
+
+impl Dm {
+    /// `/v1/chats/<dm>`.
+    pub fn path(&self) -> String {
+        format!("/v1/chats/{}", self.dm)
+    }
+
+    /// alice stores the DM's record on the server.
+    pub fn store_record(&self) {
+        let record = chat_record(self.folder.path(), &self.dm);
+        self.alice
+            .put(&self.path(), json!({ "record": record }))
+            .ok();
+    }
+}
+
+pub fn dm_on(server: &TestServer) -> Dm {
+    let folder = temp_dir();
+    let (alice_store, bob_store, dm) = alice_and_bob_with_a_dm(folder.path());
+    let client = server.client();
+    let alice = client.sign_up(
+        &account_in(folder.path(), "alice"),
+        alice_store.device().as_str(),
+    );
+    let bob = client.sign_up(
+        &account_in(folder.path(), "bob"),
+        bob_store.device().as_str(),
+    );
+    Dm {
+        folder,
+        alice_store,
+        bob_store,
+        dm,
+        alice,
+        bob,
     }
 }

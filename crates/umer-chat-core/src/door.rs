@@ -397,3 +397,22 @@ pub fn check_key_epoch(
     }
     Ok(epoch)
 }
+
+/// A typing claim sent by `writer`: theirs, from their device, signed. Gives the chat it is
+/// about (`None`: they stopped). Never stored; passed on to the chat's members.
+pub fn check_typing_claim(bytes: &[u8], writer: Writer<'_>) -> Result<Option<ChatId>, Refusal> {
+    let (user, device, chat) =
+        crate::presence::signed_claim(bytes, writer.keys).ok_or_else(|| {
+            Refusal::new(
+                "bad_claim",
+                "That is not a typing claim signed with your key.",
+            )
+        })?;
+    if &user != writer.user || &device != writer.device {
+        return Err(Refusal::new(
+            "not_your_claim",
+            "A typing claim is sent by its own user and device.",
+        ));
+    }
+    Ok(chat)
+}

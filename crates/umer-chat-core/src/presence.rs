@@ -218,8 +218,7 @@ impl Store {
     /// A presence file's claim, if it is one: the right device, signed by its user.
     fn read_presence(&self, path: &std::path::Path, device: &str) -> Option<PresenceBody> {
         let bytes = fsio::read_capped(path, MAX_PRESENCE_BYTES).ok()??;
-        let file: PresenceFile = serde_json::from_slice(&bytes).ok()?;
-        let body: PresenceBody = serde_json::from_str(file.body.get()).ok()?;
+        let (body, file) = parse_claim(&bytes)?;
         if body.device.as_str() != device {
             return None;
         }
@@ -229,6 +228,26 @@ impl Store {
             .verifies_undoubted(PRESENCE_DOMAIN, file.body.get().as_bytes(), &file.sig)
             .then_some(body)
     }
+}
+
+fn parse_claim(bytes: &[u8]) -> Option<(PresenceBody, PresenceFile)> {
+    if bytes.len() as u64 > MAX_PRESENCE_BYTES {
+        return None;
+    }
+    let file: PresenceFile = serde_json::from_slice(bytes).ok()?;
+    let body: PresenceBody = serde_json::from_str(file.body.get()).ok()?;
+    Some((body, file))
+}
+
+/// A typing claim (`presence/<device>.json`) as a server passes it on: whose, from which
+/// device, about which chat (`None`: stopped), if it parses and `keys` signed it.
+pub fn signed_claim(
+    bytes: &[u8],
+    keys: &crate::crypto::PublicKeys,
+) -> Option<(UserKey, DeviceId, Option<ChatId>)> {
+    let (body, file) = parse_claim(bytes)?;
+    keys.verify(PRESENCE_DOMAIN, file.body.get().as_bytes(), &file.sig)
+        .then_some((body.user, body.device, body.typing))
 }
 
 /// How long ago this machine last changed the file: its status change time on Unix, which

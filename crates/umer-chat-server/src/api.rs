@@ -16,8 +16,9 @@ use umer_chat_core::ids::now_ms;
 use umer_chat_core::{ChatId, ChatKind, ChatRecord, DeviceId, UserKey};
 
 use crate::auth::Signed;
-use crate::db::{ChatFile, Database, NewLine, WriteOnce};
+use crate::db::{ChatFile, Database, LineRow, NewLine, WriteOnce};
 use crate::error::{ApiError, ApiResult, JsonBody, QueryOf};
+use crate::push::Push;
 use crate::Server;
 
 /// Lines one request may carry, and lines one page gives.
@@ -93,12 +94,15 @@ pub async fn put_chat<D: Database>(
     }
     let members: Vec<String> = record.members.iter().map(|m| m.to_string()).collect();
     written_once(
+        &server,
+        &id,
         server
             .db
             .create_chat(id.as_str(), body.record.as_bytes(), &members, now_ms())
             .await?,
         &format!("Chat {id}'s record"),
     )
+    .await
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -210,6 +214,13 @@ pub async fn append<D: Database>(
             .await?;
         seqs.push(seq);
     }
+    if let Some(&seq) = seqs.iter().max() {
+        let push = Push::Line {
+            chat: chat.id.to_string(),
+            seq,
+        };
+        server.db.publish(&server.hub, push).await?;
+    }
     Ok(Json(Appended { seqs }))
 }
 
@@ -253,6 +264,14 @@ pub async fn lines<D: Database>(
         .lines_after(chat.id.as_str(), query.after.max(0), limit)
         .await?;
     let next = rows.last().map_or(query.after.max(0), |row| row.seq);
+    Ok(Json(LinesPage {
+        lines: stored_lines(rows)?,
+        next,
+    }))
+}
+
+/// Stored lines as a client gets them, with where each goes in a folder.
+pub fn stored_lines(rows: Vec<LineRow>) -> ApiResult<Vec<StoredLine>> {
     let mut lines = Vec::with_capacity(rows.len());
     for row in rows {
         let (Ok(sender), Ok(device)) = (UserKey::parse(&row.sender), DeviceId::parse(&row.device))
@@ -266,7 +285,16 @@ pub async fn lines<D: Database>(
             line: String::from_utf8(row.bytes).map_err(|_| ApiError::internal())?,
         });
     }
-    Ok(Json(LinesPage { lines, next }))
+    Ok(lines)
+}
+
+/// Tells every socket (of every process) that something of `chat` other than its lines
+/// changed.
+async fn changed<D: Database>(server: &Server<D>, chat: &ChatId) -> ApiResult<()> {
+    let push = Push::Changed {
+        chat: chat.to_string(),
+    };
+    Ok(server.db.publish(&server.hub, push).await?)
 }
 
 /// `POST /v1/chats/{id}/members`: lines of the signed-in device's membership file of a
@@ -302,6 +330,7 @@ pub async fn change_members<D: Database>(
         .db
         .replace_members(chat.id.as_str(), &now_members)
         .await?;
+    changed(&server, &chat.id).await?;
     Ok(Json(json!({"members": now_members})))
 }
 
@@ -343,6 +372,8 @@ pub async fn put_key_epoch<D: Database>(
     let keys = own_keys(&server, &signed.user).await?;
     door::check_key_epoch(body.record.as_bytes(), &name, &chat, &signed.user, &keys)?;
     written_once(
+        &server,
+        &chat.id,
         server
             .db
             .put_file(
@@ -354,6 +385,7 @@ pub async fn put_key_epoch<D: Database>(
             .await?,
         &name,
     )
+    .await
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -413,12 +445,15 @@ pub async fn put_image<D: Database>(
         ));
     }
     written_once(
+        &server,
+        &chat.id,
         server
             .db
             .put_file(ChatFile::Image, chat.id.as_str(), &name, &bytes)
             .await?,
         &name,
     )
+    .await
 }
 
 /// `GET /v1/chats/{id}/images/{name}`: a sealed image's bytes.
@@ -456,7 +491,17 @@ pub async fn image_names<D: Database>(
     ))
 }
 
-fn written_once(outcome: WriteOnce, name: &str) -> ApiResult<StatusCode> {
+/// The answer to a write-once store of something of `chat`; a new one is pushed to the
+/// chat's sockets (of every process) as a change.
+async fn written_once<D: Database>(
+    server: &Server<D>,
+    chat: &ChatId,
+    outcome: WriteOnce,
+    name: &str,
+) -> ApiResult<StatusCode> {
+    if outcome == WriteOnce::Created {
+        changed(server, chat).await?;
+    }
     match outcome {
         WriteOnce::Created => Ok(StatusCode::CREATED),
         WriteOnce::Same => Ok(StatusCode::OK),

@@ -3,7 +3,7 @@
 //! with `server_auth_key`, which the server keeps only as an Argon2id hash, and receives the
 //! sealed keys only once it has.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
@@ -24,6 +24,7 @@ use umer_chat_core::{DeviceId, UserKey};
 
 use crate::db::{Database, NewSession, NewUser, SessionRow, SignUp};
 use crate::error::{ApiError, ApiResult, JsonBody};
+use crate::net::Peer;
 use crate::Server;
 
 /// Failed sign-ins of one account that are allowed in [`FAILURE_WINDOW_MS`].
@@ -261,7 +262,7 @@ fn too_many(message: &str) -> ApiError {
 /// one device; the answer carries the user's whole record, to open with the password.
 pub async fn sign_in<D: Database>(
     State(server): State<Arc<Server<D>>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     JsonBody(request): JsonBody<SignInRequest>,
 ) -> ApiResult<(StatusCode, Json<SessionAnswer>)> {
     let now = now_ms();

@@ -8,9 +8,15 @@ use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::postgres::PgListener;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
+
+use crate::push::{Hub, Push};
+
+/// The one `LISTEN`/`NOTIFY` channel of the server's processes.
+const CHANNEL: &str = "umer_chat_push";
 
 pub type DbResult<T> = Result<T, sqlx::Error>;
 
@@ -110,8 +116,17 @@ impl ChatFile {
     }
 }
 
+/// How a commit reaches the sockets of every process on the database (`push.rs`).
+pub trait Fanout {
+    /// Tells every process's sockets what changed: into this process's hub on SQLite (one
+    /// process), through `NOTIFY` on PostgreSQL.
+    fn publish(&self, hub: &Hub, push: Push) -> impl Future<Output = DbResult<()>> + Send;
+    /// Starts feeding other processes' commits into `hub`, if there can be any.
+    fn listen(&self, hub: Hub);
+}
+
 /// Everything the server keeps. Each method is one short transaction at most.
-pub trait Database: Clone + Send + Sync + 'static {
+pub trait Database: Fanout + Clone + Send + Sync + 'static {
     /// The secret behind pre-login answers for unknown names; made on first use, shared by
     /// every process on the database.
     fn server_secret(&self, fresh: &[u8]) -> impl Future<Output = DbResult<Vec<u8>>> + Send;
@@ -679,3 +694,57 @@ macro_rules! sql_database {
 
 sql_database!(Sqlite);
 sql_database!(Postgres);
+
+impl Fanout for Sqlite {
+    async fn publish(&self, hub: &Hub, push: Push) -> DbResult<()> {
+        hub.send(push);
+        Ok(())
+    }
+
+    fn listen(&self, _hub: Hub) {}
+}
+
+impl Fanout for Postgres {
+    async fn publish(&self, _hub: &Hub, push: Push) -> DbResult<()> {
+        // Delivered at commit (this is one), to every listening process, this one too.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(push.encode())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    fn listen(&self, hub: Hub) {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut listener = match PgListener::connect_with(&pool).await {
+                    Ok(listener) => listener,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot listen for other processes' commits; trying again");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                };
+                if let Err(error) = listener.listen(CHANNEL).await {
+                    tracing::warn!(%error, "cannot listen; trying again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                // Listening again: whatever was notified meanwhile is lost, so every socket
+                // reads from its cursors.
+                hub.send(Push::Resync);
+                // `Ok(None)` or an error: the connection was lost; listen again on a new one.
+                while let Ok(Some(notification)) = listener.try_recv().await {
+                    match Push::decode(notification.payload()) {
+                        Some(push) => hub.send(push),
+                        None => tracing::warn!("a notification that is not a push"),
+                    }
+                }
+                tracing::warn!("lost the listening connection; listening again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+    }
+}

@@ -10,8 +10,10 @@ pub mod api;
 pub mod auth;
 pub mod db;
 pub mod error;
+pub mod net;
+pub mod push;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -30,6 +32,11 @@ pub struct Config {
     pub session_lifetime_ms: i64,
     /// The largest request body: a page of lines or a record.
     pub max_body_bytes: usize,
+    /// Connections one address may hold open at once (raise it behind a reverse proxy,
+    /// whose one address carries everyone).
+    pub connections_per_address: usize,
+    /// A push socket that does not take a message within this long is closed.
+    pub slow_client_ms: u64,
 }
 
 impl Default for Config {
@@ -37,6 +44,8 @@ impl Default for Config {
         Config {
             session_lifetime_ms: 90 * 24 * 60 * 60 * 1000,
             max_body_bytes: 2 << 20,
+            connections_per_address: 512,
+            slow_client_ms: 10_000,
         }
     }
 }
@@ -50,6 +59,8 @@ pub struct Server<D> {
     /// A hash checked when a name is unknown, so that costs as long as a wrong password.
     decoy_hash: String,
     address_failures: AddressFailures,
+    pub hub: push::Hub,
+    sockets: push::SocketCounts,
 }
 
 impl<D: Database> Server<D> {
@@ -62,12 +73,16 @@ impl<D: Database> Server<D> {
         })
         .await
         .expect("hashing does not panic");
+        let hub = push::Hub::default();
+        db.listen(hub.clone());
         Ok(Server {
             db,
             config,
             secret,
             decoy_hash,
             address_failures: AddressFailures::default(),
+            hub,
+            sockets: push::SocketCounts::default(),
         })
     }
 
@@ -114,6 +129,7 @@ pub fn router<D: Database>(server: Arc<Server<D>>) -> Router {
                 .get(api::image::<D>)
                 .layer(DefaultBodyLimit::max(MAX_SEALED_IMAGE_BYTES as usize)),
         )
+        .route("/v1/push", get(push::socket::<D>))
         .fallback(error::no_such_route)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(server)
@@ -124,10 +140,11 @@ pub async fn serve<D: Database>(
     server: Server<D>,
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<()> {
+    let listener = net::LimitedListener::new(listener, server.config.connections_per_address);
     let app = router(Arc::new(server));
     axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        app.into_make_service_with_connect_info::<net::Peer>(),
     )
     .await
 }

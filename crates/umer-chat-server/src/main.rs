@@ -32,6 +32,14 @@ struct Args {
     /// How long a session lasts, in seconds (90 days by default).
     #[arg(long, default_value_t = 90 * 24 * 60 * 60)]
     session_seconds: i64,
+    /// Connections one address may hold open at once. Raise it behind a reverse proxy,
+    /// whose one address carries everyone.
+    #[arg(long, default_value_t = 512)]
+    connections_per_address: usize,
+    /// Seconds a push connection may leave a message untaken before it is closed (its
+    /// client then resumes from where it was).
+    #[arg(long, default_value_t = 10.0)]
+    slow_client_seconds: f64,
 }
 
 #[tokio::main]
@@ -56,6 +64,8 @@ async fn main() -> std::process::ExitCode {
 async fn run(args: Args) -> Result<(), String> {
     let config = Config {
         session_lifetime_ms: args.session_seconds.saturating_mul(1000),
+        connections_per_address: args.connections_per_address,
+        slow_client_ms: (args.slow_client_seconds * 1000.0) as u64,
         ..Config::default()
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -1,0 +1,414 @@
+//! Push: one WebSocket per client, which names its cursors when it opens, and is sent the
+//! new lines, changes and typing claims of its chats as they commit.
+//!
+//! Every process has one [`Hub`] (a bounded broadcast). A commit publishes what changed,
+//! never the bytes: on SQLite straight into the hub; on PostgreSQL through `NOTIFY`, which
+//! each process's one listening connection feeds into its hub, so every process hears every
+//! commit. Each socket then reads from its own cursor, so nothing depends on a notification
+//! arriving: after a lost listener connection (NOTIFY is not replayed) every socket reads
+//! again from its cursors. A socket that falls behind the hub, or does not take what is
+//! sent in time (`Config::slow_client_ms`), is closed; its client resumes from its cursors.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use umer_chat_core::door;
+use umer_chat_core::UserKey;
+
+use crate::api::{stored_lines, MAX_LINES_PER_PAGE};
+use crate::auth::Signed;
+use crate::db::Database;
+use crate::error::ApiError;
+use crate::Server;
+
+/// What a commit changed, as the hub carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Push {
+    /// A line of `chat` was stored with this sequence number.
+    Line { chat: String, seq: i64 },
+    /// Something else of `chat` changed: its record, members, keys or photos.
+    Changed { chat: String },
+    /// A typing claim for the members of `chat`; passed on, never stored.
+    Typing { chat: String, claim: String },
+    /// Pushes may have been lost: every socket reads again from its cursors.
+    Resync,
+}
+
+impl Push {
+    /// The `NOTIFY` payload: a kind letter, the chat, and the sequence number or claim.
+    pub fn encode(&self) -> String {
+        match self {
+            Push::Line { chat, seq } => format!("L {chat} {seq}"),
+            Push::Changed { chat } => format!("C {chat}"),
+            Push::Typing { chat, claim } => format!("T {chat} {claim}"),
+            Push::Resync => "R".into(),
+        }
+    }
+
+    pub fn decode(payload: &str) -> Option<Push> {
+        let mut parts = payload.splitn(3, ' ');
+        let kind = parts.next()?;
+        let chat = parts.next().map(str::to_string);
+        let rest = parts.next();
+        Some(match (kind, chat, rest) {
+            ("L", Some(chat), Some(seq)) => Push::Line {
+                chat,
+                seq: seq.parse().ok()?,
+            },
+            ("C", Some(chat), None) => Push::Changed { chat },
+            ("T", Some(chat), Some(claim)) => Push::Typing {
+                chat,
+                claim: claim.to_string(),
+            },
+            ("R", None, None) => Push::Resync,
+            _ => return None,
+        })
+    }
+}
+
+/// Pushes a process holds for its sockets; a socket more than this far behind is closed.
+pub const HUB_CAPACITY: usize = 4096;
+/// How long closing a socket may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Sockets one user may hold open at once (one per device, with room to spare).
+pub const MAX_SOCKETS_PER_USER: usize = 32;
+/// The largest message a client may send (a typing claim is a few hundred bytes).
+pub const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
+/// How long a new socket has to name its cursors.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One process's fan-out.
+#[derive(Clone)]
+pub struct Hub(broadcast::Sender<Arc<Push>>);
+
+impl Default for Hub {
+    fn default() -> Hub {
+        Hub(broadcast::channel(HUB_CAPACITY).0)
+    }
+}
+
+impl Hub {
+    pub fn send(&self, push: Push) {
+        // No socket listening is not an error.
+        let _ = self.0.send(Arc::new(push));
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Push>> {
+        self.0.subscribe()
+    }
+}
+
+/// Open sockets per user, so one client cannot hold thousands.
+#[derive(Default)]
+pub struct SocketCounts(Mutex<HashMap<UserKey, usize>>);
+
+/// One open socket of a user, counted until dropped.
+struct SocketSlot<D: Database> {
+    server: Arc<Server<D>>,
+    user: UserKey,
+}
+
+impl<D: Database> Drop for SocketSlot<D> {
+    fn drop(&mut self) {
+        let mut counts = self.server.sockets.0.lock().expect("socket counts");
+        if let Some(open) = counts.get_mut(&self.user) {
+            *open -= 1;
+            if *open == 0 {
+                counts.remove(&self.user);
+            }
+        }
+    }
+}
+
+/// What a client sends.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum FromClient {
+    /// The first message: where the client is in each chat (absent chats from 0).
+    Hello {
+        #[serde(default)]
+        cursors: BTreeMap<String, i64>,
+    },
+    /// The device's `presence/<device>.json`, exactly.
+    Typing { claim: String },
+}
+
+/// What the server sends.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToClient {
+    /// Lines of a chat after the client's cursor, in order; `next` is its new cursor.
+    Lines {
+        chat: String,
+        lines: Vec<crate::api::StoredLine>,
+        next: i64,
+    },
+    /// Something of the chat other than lines changed (or the client is now in it, or
+    /// no longer): fetch its record, members, keys and photos again.
+    Changed { chat: String },
+    /// Someone is typing (or stopped): their `presence/<device>.json`.
+    Typing { chat: String, claim: String },
+    /// Everything up to the cursors named in hello has been sent.
+    Ready,
+}
+
+/// `GET /v1/push`: the WebSocket.
+pub async fn socket<D: Database>(
+    State(server): State<Arc<Server<D>>>,
+    signed: Signed,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let slot = take_slot(&server, &signed.user)?;
+    Ok(upgrade
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            let user = signed.user.clone();
+            if let Err(why) = Session::run(server, signed, socket).await {
+                tracing::debug!(%user, why, "socket closed");
+            }
+            drop(slot);
+        }))
+}
+
+fn take_slot<D: Database>(
+    server: &Arc<Server<D>>,
+    user: &UserKey,
+) -> Result<SocketSlot<D>, ApiError> {
+    let mut counts = server.sockets.0.lock().expect("socket counts");
+    let open = counts.entry(user.clone()).or_default();
+    if *open >= MAX_SOCKETS_PER_USER {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_connections",
+            format!("At most {MAX_SOCKETS_PER_USER} connections per account are open at once."),
+        ));
+    }
+    *open += 1;
+    Ok(SocketSlot {
+        server: Arc::clone(server),
+        user: user.clone(),
+    })
+}
+
+/// One socket's state: its chats and its cursors.
+struct Session<D> {
+    server: Arc<Server<D>>,
+    signed: Signed,
+    socket: WebSocket,
+    chats: HashSet<String>,
+    cursors: HashMap<String, i64>,
+    /// The chat the client last said it types in, for its "stopped" claim.
+    typing_in: Option<String>,
+}
+
+impl<D: Database> Session<D> {
+    async fn run(server: Arc<Server<D>>, signed: Signed, socket: WebSocket) -> Result<(), String> {
+        // Subscribed before anything is read, so nothing committed meanwhile is missed.
+        let mut pushes = server.hub.subscribe();
+        let mut session = Session {
+            server,
+            signed,
+            socket,
+            chats: HashSet::new(),
+            cursors: HashMap::new(),
+            typing_in: None,
+        };
+        let hello = tokio::time::timeout(HELLO_TIMEOUT, session.socket.recv())
+            .await
+            .map_err(|_| "no hello".to_string())?;
+        match hello.map(|m| m.map(parse_client)) {
+            Some(Ok(Some(FromClient::Hello { cursors }))) => {
+                session.cursors = cursors.into_iter().collect();
+            }
+            _ => {
+                return session
+                    .close(4400, "The first message names the cursors (hello).")
+                    .await
+            }
+        }
+        session.read_all().await?;
+        session.send(&ToClient::Ready).await?;
+        loop {
+            tokio::select! {
+                push = pushes.recv() => match push {
+                    Ok(push) => session.on_push(&push).await?,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        return session.close(4000, "Fell behind; connect again and resume from your cursors.").await;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                },
+                message = session.socket.recv() => match message {
+                    Some(Ok(Message::Text(text))) => session.on_client(text.as_str()).await?,
+                    Some(Ok(Message::Close(_))) | None => return Ok(()),
+                    Some(Ok(_)) => {} // pings are answered by the library
+                    Some(Err(e)) => return Err(e.to_string()),
+                },
+            }
+        }
+    }
+
+    /// Everything of every chat after its cursor; the chats as the database has them now.
+    async fn read_all(&mut self) -> Result<(), String> {
+        let user = self.signed.user.as_str();
+        let chats = self
+            .server
+            .db
+            .member_chats(user)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.chats = chats.into_iter().map(|(id, _)| id).collect();
+        let mut chats: Vec<String> = self.chats.iter().cloned().collect();
+        chats.sort();
+        for chat in chats {
+            self.send_lines(&chat).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_lines(&mut self, chat: &str) -> Result<(), String> {
+        loop {
+            let after = self.cursors.get(chat).copied().unwrap_or(0);
+            let rows = self
+                .server
+                .db
+                .lines_after(chat, after, MAX_LINES_PER_PAGE)
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some(last) = rows.last().map(|row| row.seq) else {
+                return Ok(());
+            };
+            let full = rows.len() as i64 == MAX_LINES_PER_PAGE;
+            let lines = stored_lines(rows).map_err(|_| "a stored line is damaged".to_string())?;
+            self.cursors.insert(chat.to_string(), last);
+            self.send(&ToClient::Lines {
+                chat: chat.to_string(),
+                lines,
+                next: last,
+            })
+            .await?;
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn on_push(&mut self, push: &Push) -> Result<(), String> {
+        match push {
+            Push::Line { chat, seq } => {
+                let behind = self.cursors.get(chat).copied().unwrap_or(0) < *seq;
+                if self.chats.contains(chat) && behind {
+                    self.send_lines(chat).await?;
+                }
+            }
+            Push::Changed { chat } => {
+                let member = self
+                    .server
+                    .db
+                    .is_member(chat, self.signed.user.as_str())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let was = self.chats.contains(chat);
+                if member {
+                    self.chats.insert(chat.clone());
+                } else {
+                    self.chats.remove(chat);
+                }
+                if member || was {
+                    self.send(&ToClient::Changed { chat: chat.clone() }).await?;
+                }
+                if member && !was {
+                    self.send_lines(chat).await?;
+                }
+            }
+            Push::Typing { chat, claim } => {
+                if self.chats.contains(chat) {
+                    self.send(&ToClient::Typing {
+                        chat: chat.clone(),
+                        claim: claim.clone(),
+                    })
+                    .await?;
+                }
+            }
+            Push::Resync => {
+                self.read_all().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_client(&mut self, text: &str) -> Result<(), String> {
+        let Some(FromClient::Typing { claim }) = parse_client(Message::Text(text.into())) else {
+            return self
+                .close(4400, "Only typing claims are sent after hello.")
+                .await;
+        };
+        let Ok(Some(keys)) = self
+            .server
+            .db
+            .user(self.signed.user.as_str())
+            .await
+            .map(|row| {
+                row.and_then(|r| {
+                    umer_chat_core::crypto::PublicKeys::from_b64(&r.sign_key, &r.dh_key)
+                })
+            })
+        else {
+            return Err("no keys".into());
+        };
+        let writer = door::Writer {
+            user: &self.signed.user,
+            device: &self.signed.device,
+            keys: &keys,
+        };
+        let chat = match door::check_typing_claim(claim.as_bytes(), writer) {
+            Ok(Some(chat)) if self.chats.contains(chat.as_str()) => chat.to_string(),
+            Ok(Some(_)) => return Ok(()), // not one of theirs: passed to nobody
+            Ok(None) => match self.typing_in.take() {
+                Some(chat) => chat,
+                None => return Ok(()),
+            },
+            Err(refusal) => return self.close(4422, &refusal.message).await,
+        };
+        self.typing_in = Some(chat.clone());
+        self.server
+            .db
+            .publish(&self.server.hub, Push::Typing { chat, claim })
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn send(&mut self, message: &ToClient) -> Result<(), String> {
+        let text = serde_json::to_string(message).expect("messages serialise");
+        let patience = Duration::from_millis(self.server.config.slow_client_ms);
+        match tokio::time::timeout(patience, self.socket.send(Message::Text(text.into()))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("too slow: a message waited too long".into()),
+        }
+    }
+
+    async fn close(&mut self, code: u16, reason: &str) -> Result<(), String> {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.socket.send(Message::Close(Some(frame))))
+            .await;
+        Err(reason.to_string())
+    }
+}
+
+fn parse_client(message: Message) -> Option<FromClient> {
+    match message {
+        Message::Text(text) => serde_json::from_str(text.as_str()).ok(),
+        _ => None,
+    }
+}
