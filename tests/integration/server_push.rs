@@ -274,7 +274,7 @@ fn one_client_with_ten_thousand_connections_holds_nobody_else_up() {
         .sign_up(&account_in(folder.path(), "alice"), "0000000000000001");
     alice.get("/v1/chats").ok();
     assert!(
-        asked.elapsed() < Duration::from_secs(5),
+        asked.elapsed() < Duration::from_secs(10),
         "took {:?}",
         asked.elapsed()
     );
