@@ -16,6 +16,7 @@ mod photos;
 mod receipts;
 mod server;
 mod server_push;
+mod server_sync;
 mod store;
 mod sync;
 mod syncthing;

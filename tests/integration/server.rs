@@ -11,6 +11,7 @@ use umer_chat_core::crypto::{event_id, EVENT_DOMAIN};
 use umer_chat_core::ids::now_ms;
 use umer_chat_core::membership::Change;
 use umer_chat_core::ChatId;
+use umer_chat_sync::remote::encode_path;
 use umer_chat_tests::support::server::{
     account_in, auth_key_of, chat_record, dm_on, log_lines, on_each_database, Account, TestServer,
 };
@@ -403,7 +404,7 @@ fn the_door_refuses_what_a_folder_would_only_skip() {
 
         // Names with quotes and SQL in them are names the rules refuse, and nothing else.
         for name in ["x'; DROP TABLE users;--", "Robert\"); DELETE FROM lines;--"] {
-            let path = format!("/v1/prelogin/{}", urlencode(name));
+            let path = format!("/v1/prelogin/{}", encode_path(name));
             server.client().get(&path).refused(400, "bad_username");
             server
                 .client()
@@ -430,15 +431,6 @@ fn the_door_refuses_what_a_folder_would_only_skip() {
             assert!(!stored.windows(9).any(|w| w == b"hello bob"));
         }
     });
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The files of `dir` (a chat's `members/` or `keys/`), by name.

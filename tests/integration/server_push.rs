@@ -184,7 +184,11 @@ fn a_slow_reader_is_closed_and_holds_up_nobody() {
         // The server still answers at once.
         let asked = Instant::now();
         server.client().get("/healthz");
-        assert!(asked.elapsed() < Duration::from_secs(2), "took {:?}", asked.elapsed());
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            asked.elapsed()
+        );
         // The slow one was closed: what it reads now ends before all 2,000 lines.
         std::thread::sleep(Duration::from_secs(2));
         let mut got = 0;

@@ -377,14 +377,7 @@ impl PushSocket {
                     return Pushed::Closed(frame.map(|f| u16::from(f.code)))
                 }
                 Ok(_) => continue,
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Pushed::Nothing
-                }
+                Err(e) if umer_chat_sync::live::waited_out(&e) => return Pushed::Nothing,
                 Err(_) => return Pushed::Closed(None),
             }
         }

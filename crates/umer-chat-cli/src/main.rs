@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 a user error (one line on stderr saying what to do);
 //! 2 a usage error (from clap).
 
+mod server;
 mod watch;
 
 use std::io::{BufRead, Write};
@@ -41,6 +42,15 @@ struct Cli {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     no_syncthing_rescan: bool,
+    /// Keep the data folder in step with the server at URL (https://, or http:// on this
+    /// machine): every command syncs first, and sends what it wrote. The folder is then
+    /// this device's own copy of its chats on the server.
+    #[arg(long, global = true, env = "UMER_CHAT_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// Allow a plain http:// server that is not on this machine (anyone on the network
+    /// could then read the session, though not the messages).
+    #[arg(long, global = true)]
+    allow_plain_http: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -151,6 +161,12 @@ enum Command {
     Recover { name: String },
     /// Show your recovery key again (needs your password).
     RecoveryKey,
+    /// With --server: sync the data folder with the server now; with --watch, stay
+    /// connected and keep it in step (new messages arrive as they are sent) until stopped.
+    Sync {
+        #[arg(long)]
+        watch: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -277,12 +293,22 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     }
     let mut stdin = std::io::stdin().lock();
     let mut out = std::io::stdout().lock();
+    let on_server = match &cli.server {
+        Some(url) => Some(std::cell::RefCell::new(server::OnServer::new(
+            umer_chat_sync::check_url(url, cli.allow_plain_http)?,
+            &LocalConfig::default_dir()?,
+        ))),
+        None => None,
+    };
     let sign_in = |stdin: &mut dyn BufRead| -> Result<UserKey, Failure> {
         let name = cli.user.as_deref().ok_or_else(|| {
             Failure("this command needs --user NAME (and the password on stdin or in UMER_CHAT_PASSWORD)".into())
         })?;
         let password = read_password(stdin)?;
-        let user = store.verify_user(name, &password)?;
+        let user = match &on_server {
+            Some(on_server) => on_server.borrow_mut().sign_in(&store, name, &password)?,
+            None => store.verify_user(name, &password)?,
+        };
         if let Some(recovery) = store.new_recovery_key(&user.key) {
             eprintln!("{}", recovery_notice(&recovery));
         }
@@ -291,9 +317,20 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Signup { name } => {
             let password = read_password(&mut stdin)?;
-            let user = store.create_user(&name, &password)?;
+            let (user, recovery) = match &on_server {
+                Some(on_server) => {
+                    let (user, recovery) =
+                        on_server.borrow_mut().sign_up(&store, &name, &password)?;
+                    (user, Some(recovery))
+                }
+                None => {
+                    let user = store.create_user(&name, &password)?;
+                    let recovery = store.new_recovery_key(&user.key);
+                    (user, recovery)
+                }
+            };
             writeln!(out, "{}", user.name).ok();
-            if let Some(recovery) = store.new_recovery_key(&user.key) {
+            if let Some(recovery) = recovery {
                 eprintln!("{}", recovery_notice(&recovery));
             }
         }
@@ -589,6 +626,16 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let me = store.get_user(name)?.key;
             writeln!(out, "{}", store.recovery_key(&me, &password)?).ok();
         }
+        Command::Sync { watch } => {
+            let Some(on_server) = &on_server else {
+                return Err(Failure("sync needs --server URL".into()));
+            };
+            sign_in(&mut stdin)?;
+            on_server.borrow_mut().run_sync(&store, watch, &mut out)?;
+        }
+    }
+    if let Some(on_server) = &on_server {
+        on_server.borrow_mut().finish(&store);
     }
     Ok(ExitCode::SUCCESS)
 }

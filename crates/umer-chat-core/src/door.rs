@@ -90,7 +90,9 @@ pub fn check_user_record(bytes: &[u8]) -> Result<CheckedUser, Refusal> {
         .ok()
         .and_then(|k| k.keys)
         .ok_or_else(|| bad("has no keys".into()))?;
-    let sealed = keys.sealed.clone();
+    let (Some(sealed), Some(_)) = (keys.sealed.clone(), &keys.recovery) else {
+        return Err(bad("has no sealed keys".into()));
+    };
     let checked = UserKeys::check(&key, keys).map_err(bad)?;
     Ok(CheckedUser {
         name,

@@ -402,8 +402,13 @@ pub struct KeysRecord {
     pub signed: Box<RawValue>,
     /// Ed25519 signature, by the identity key itself, over `USER_KEYS_DOMAIN || signed`.
     pub sig: String,
-    pub sealed: SealedKeys,
-    pub recovery: SealedKeys,
+    /// The private keys sealed under the password. Absent from a copy of someone's record
+    /// that a client took from a server's directory, which hands out public keys only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<SealedKeys>,
+    /// The same, sealed under the recovery key; absent with `sealed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<SealedKeys>,
 }
 
 /// What the owner of a record vouches for with their identity key.

@@ -91,8 +91,8 @@ pub fn new_keys_record_with_stretch(
     let record = KeysRecord {
         signed: RawValue::from_string(signed).expect("serde_json wrote valid JSON"),
         sig,
-        sealed,
-        recovery: keys.seal_with_recovery(user),
+        sealed: Some(sealed),
+        recovery: Some(keys.seal_with_recovery(user)),
     };
     (record, stretch)
 }

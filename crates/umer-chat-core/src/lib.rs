@@ -45,6 +45,7 @@ pub mod timeline;
 pub mod username;
 mod users;
 pub mod watch;
+pub mod wire;
 
 pub use chats::{ChatListWatch, ChatSummary, ChatView, Page, PAGE_SIZE, UNREAD_CAP};
 pub use config::{default_data_dir, resolve_data_dir, LocalConfig, Preferences, Theme};

@@ -176,6 +176,12 @@ impl ChatReader {
     }
 
     /// The chat's content key `kid`, if this reader (a member) holds it.
+    /// Whether this reader holds the chat's content key `kid` (a sealed image names the key
+    /// it is sealed with, so a client can tell which chat a photo belongs to).
+    pub fn holds_key(&self, kid: &str) -> bool {
+        self.content_key(kid).is_some()
+    }
+
     pub(crate) fn content_key(&self, kid: &str) -> Option<ContentKey> {
         let me = self.reader.as_ref()?;
         if !self.chat.is_member(&me.user.key) {

@@ -213,9 +213,7 @@ impl Store {
             key,
         };
         if let Some(keys) = load_record_keys(&path, &user.key)? {
-            let secret = keys
-                .record
-                .sealed
+            let secret = sealed_part(&keys.record.sealed, &path)?
                 .open_with_password(&user.key, &keys.public, password)
                 .map_err(|e| match e {
                     UnsealError::WrongSecret => Error::WrongPassword {
@@ -284,9 +282,7 @@ impl Store {
                 user.name
             ))
         })?;
-        let secret = keys
-            .record
-            .recovery
+        let secret = sealed_part(&keys.record.recovery, &path)?
             .open_with_recovery(&user.key, &keys.public, recovery_key)
             .map_err(|e| match e {
                 UnsealError::WrongSecret => Error::WrongRecoveryKey {
@@ -309,9 +305,7 @@ impl Store {
                 })?;
         let keys = load_record_keys(&path, user)?
             .ok_or_else(|| Error::corrupt(&path, "the account has no keys"))?;
-        let secret = keys
-            .record
-            .sealed
+        let secret = sealed_part(&keys.record.sealed, &path)?
             .open_with_password(user, &keys.public, password)
             .map_err(|e| match e {
                 UnsealError::WrongSecret => Error::WrongPassword {
@@ -339,7 +333,7 @@ impl Store {
         let mut keys = load_record_keys(&path, key)?
             .ok_or_else(|| Error::corrupt(&path, "the account has no keys"))?
             .record;
-        keys.sealed = identity.keys.seal_with_password(key, password);
+        keys.sealed = Some(identity.keys.seal_with_password(key, password));
         record.extra.remove("keys");
         record.keys = Some(keys);
         self.write_atomic(&self.user_path(key), &to_pretty_json(&record))?;
@@ -398,6 +392,20 @@ fn record_key(stem: &str, username: &str) -> Option<UserKey> {
     name.legacy
         .filter(|key| UserKey::parse(key.as_str()).is_ok())
         .or(name.new)
+}
+
+/// A record's seal, or why there is none: a copy of a record from a server's directory
+/// holds public keys only.
+fn sealed_part<'a>(
+    seal: &'a Option<crate::crypto::SealedKeys>,
+    path: &std::path::Path,
+) -> Result<&'a crate::crypto::SealedKeys> {
+    seal.as_ref().ok_or_else(|| {
+        Error::corrupt(
+            path,
+            "it holds public keys only (a copy from a server); sign in through the server",
+        )
+    })
 }
 
 /// A new account as a client that signs up on a server makes it (issue 19): the record's

@@ -13,6 +13,7 @@ use umer_chat_core::door;
 use umer_chat_core::format::log_file_name;
 use umer_chat_core::groups::{parse_membership_line, with_ops};
 use umer_chat_core::ids::now_ms;
+use umer_chat_core::wire::{LinesPage, StoredLine};
 use umer_chat_core::{ChatId, ChatKind, ChatRecord, DeviceId, UserKey};
 
 use crate::auth::Signed;
@@ -229,22 +230,6 @@ pub struct LinesQuery {
     #[serde(default)]
     pub after: i64,
     pub limit: Option<i64>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct StoredLine {
-    pub seq: i64,
-    /// Where it goes in a folder: `log/<month>/<file>` of the chat.
-    pub month: String,
-    pub file: String,
-    pub line: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct LinesPage {
-    pub lines: Vec<StoredLine>,
-    /// The cursor to ask from next (the last line's number, or `after` when none came).
-    pub next: i64,
 }
 
 /// `GET /v1/chats/{id}/lines?after=SEQ&limit=N`: the chat's lines after a cursor.

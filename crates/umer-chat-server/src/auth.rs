@@ -20,6 +20,7 @@ use umer_chat_core::crypto::{SEAL_LANES, SEAL_MEMORY_KIB, SEAL_PASSES};
 use umer_chat_core::door;
 use umer_chat_core::ids::now_ms;
 use umer_chat_core::password::{self, StoredPassword};
+use umer_chat_core::wire::{Prelogin, SessionAnswer};
 use umer_chat_core::{DeviceId, UserKey};
 
 use crate::db::{Database, NewSession, NewUser, SessionRow, SignUp};
@@ -84,16 +85,6 @@ fn parse_device(device: &str) -> ApiResult<DeviceId> {
     })
 }
 
-/// The Argon2id costs and salt a client stretches its password with.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Prelogin {
-    pub kdf: String,
-    pub m: u32,
-    pub t: u32,
-    pub p: u32,
-    pub salt: String,
-}
-
 /// `GET /v1/prelogin/{user}`. For a name nobody has, the answer is made up the same way
 /// every time (an HMAC of the name under the server's secret), so it does not say who exists.
 pub async fn prelogin<D: Database>(
@@ -135,17 +126,6 @@ pub struct SignUpRequest {
     /// `server_auth_key`, base64 (32 bytes).
     pub auth_key: String,
     pub device: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SessionAnswer {
-    /// The bearer token; shown once, stored only as a hash.
-    pub session: String,
-    pub session_id: String,
-    pub user: String,
-    /// The user's whole record, sealed keys included (sign-in only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub record: Option<String>,
 }
 
 fn auth_key_text(raw: &str) -> ApiResult<String> {

@@ -9,7 +9,7 @@
 //! again from its cursors. A socket that falls behind the hub, or does not take what is
 //! sent in time (`Config::slow_client_ms`), is closed; its client resumes from its cursors.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,10 +17,11 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use umer_chat_core::door;
 use umer_chat_core::UserKey;
+
+use umer_chat_core::wire::{FromClient, Pushed};
 
 use crate::api::{stored_lines, MAX_LINES_PER_PAGE};
 use crate::auth::Signed;
@@ -127,38 +128,6 @@ impl<D: Database> Drop for SocketSlot<D> {
     }
 }
 
-/// What a client sends.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum FromClient {
-    /// The first message: where the client is in each chat (absent chats from 0).
-    Hello {
-        #[serde(default)]
-        cursors: BTreeMap<String, i64>,
-    },
-    /// The device's `presence/<device>.json`, exactly.
-    Typing { claim: String },
-}
-
-/// What the server sends.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ToClient {
-    /// Lines of a chat after the client's cursor, in order; `next` is its new cursor.
-    Lines {
-        chat: String,
-        lines: Vec<crate::api::StoredLine>,
-        next: i64,
-    },
-    /// Something of the chat other than lines changed (or the client is now in it, or
-    /// no longer): fetch its record, members, keys and photos again.
-    Changed { chat: String },
-    /// Someone is typing (or stopped): their `presence/<device>.json`.
-    Typing { chat: String, claim: String },
-    /// Everything up to the cursors named in hello has been sent.
-    Ready,
-}
-
 /// `GET /v1/push`: the WebSocket.
 pub async fn socket<D: Database>(
     State(server): State<Arc<Server<D>>>,
@@ -235,7 +204,7 @@ impl<D: Database> Session<D> {
             }
         }
         session.read_all().await?;
-        session.send(&ToClient::Ready).await?;
+        session.send(&Pushed::Ready).await?;
         loop {
             tokio::select! {
                 push = pushes.recv() => match push {
@@ -288,7 +257,7 @@ impl<D: Database> Session<D> {
             let full = rows.len() as i64 == MAX_LINES_PER_PAGE;
             let lines = stored_lines(rows).map_err(|_| "a stored line is damaged".to_string())?;
             self.cursors.insert(chat.to_string(), last);
-            self.send(&ToClient::Lines {
+            self.send(&Pushed::Lines {
                 chat: chat.to_string(),
                 lines,
                 next: last,
@@ -322,7 +291,7 @@ impl<D: Database> Session<D> {
                     self.chats.remove(chat);
                 }
                 if member || was {
-                    self.send(&ToClient::Changed { chat: chat.clone() }).await?;
+                    self.send(&Pushed::Changed { chat: chat.clone() }).await?;
                 }
                 if member && !was {
                     self.send_lines(chat).await?;
@@ -330,7 +299,7 @@ impl<D: Database> Session<D> {
             }
             Push::Typing { chat, claim } => {
                 if self.chats.contains(chat) {
-                    self.send(&ToClient::Typing {
+                    self.send(&Pushed::Typing {
                         chat: chat.clone(),
                         claim: claim.clone(),
                     })
@@ -385,7 +354,7 @@ impl<D: Database> Session<D> {
             .map_err(|e| e.to_string())
     }
 
-    async fn send(&mut self, message: &ToClient) -> Result<(), String> {
+    async fn send(&mut self, message: &Pushed) -> Result<(), String> {
         let text = serde_json::to_string(message).expect("messages serialise");
         let patience = Duration::from_millis(self.server.config.slow_client_ms);
         match tokio::time::timeout(patience, self.socket.send(Message::Text(text.into()))).await {

@@ -1,0 +1,646 @@
+//! A device on a server (issue 19). The device keeps its chats in a data folder of its own,
+//! in the very format of `data/FORMAT.md`, and this crate keeps that folder in step with
+//! the server: it sends the device's own new lines and records, and writes everyone else's
+//! into the folder. So every reader of a folder (the fold, the watcher, search, receipts,
+//! typing, photos) works on a server unchanged, and reading works offline.
+//!
+//! The server is not trusted more than a shared folder is: every name it gives is checked
+//! before it becomes a path, nothing is written outside the folder, and what it sends is
+//! read by the same readers that skip and report what does not check.
+
+pub mod live;
+pub mod remote;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use umer_chat_core::crypto::{image_kid, SealedKeys};
+use umer_chat_core::format::{
+    is_epoch_name, log_file_name, parse_log_name, MAX_EPOCH_BYTES, MAX_LINE_BYTES, MAX_RECORD_BYTES,
+};
+use umer_chat_core::fsio::{self, AppendFile};
+use umer_chat_core::{
+    new_account, sealed_image_name, ChatId, Store, User, UserKey, MAX_SEALED_IMAGE_BYTES,
+};
+
+pub use remote::{check_url, Remote, SyncError, SyncResult};
+
+/// A device signed in to a server, as its local config keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerSession {
+    pub url: String,
+    pub user: String,
+    pub token: String,
+    pub session_id: String,
+}
+
+impl ServerSession {
+    pub fn remote(&self) -> Remote {
+        Remote::new(&self.url).with_token(&self.token)
+    }
+}
+
+/// A new account on a server.
+pub struct SignedUp {
+    pub user: User,
+    pub session: ServerSession,
+    /// To show once, as a sign-up in a folder does.
+    pub recovery_key: String,
+}
+
+/// Signs `name` up on the server at `url` from this device, then in to `store` (the
+/// device's own folder), which receives the new record.
+pub fn sign_up(store: &Store, url: &str, name: &str, password: &str) -> SyncResult<SignedUp> {
+    let account = new_account(name, password)?;
+    let auth_key = account.stretch.server_auth_key(&account.user.key);
+    let record = String::from_utf8(account.record.clone()).expect("records are UTF-8");
+    let answer = Remote::new(url).sign_up(&record, &auth_key, store.device().as_str())?;
+    let user = adopt_record(store, &account.user.key, record.as_bytes(), name, password)?;
+    Ok(SignedUp {
+        user,
+        session: session_of(url, answer),
+        recovery_key: account.keys.recovery_key(),
+    })
+}
+
+/// Signs `name` in on the server at `url`: the password is stretched with the salt the
+/// server gives, proved with the sign-in key it makes, and only then does the server hand
+/// over the sealed keys, which open here with the same password.
+pub fn sign_in(
+    store: &Store,
+    url: &str,
+    name: &str,
+    password: &str,
+) -> SyncResult<(User, ServerSession)> {
+    let key = UserKey::of(name)?;
+    let remote = Remote::new(url);
+    let costs = remote.prelogin(name)?;
+    let seal = SealedKeys {
+        kdf: costs.kdf,
+        m: Some(costs.m),
+        t: Some(costs.t),
+        p: Some(costs.p),
+        salt: Some(costs.salt),
+        nonce: String::new(),
+        ciphertext: String::new(),
+    };
+    let stretch = seal.password_stretch(password).map_err(|e| {
+        SyncError::new(
+            "bad_answer",
+            format!("The server's sign-in costs are refused ({e:?})."),
+        )
+    })?;
+    let answer = remote.sign_in(
+        name,
+        &stretch.server_auth_key(&key),
+        store.device().as_str(),
+    )?;
+    let record = answer
+        .record
+        .clone()
+        .ok_or_else(|| SyncError::new("bad_answer", "The server sent no record."))?;
+    let user = adopt_record(store, &key, record.as_bytes(), name, password)?;
+    Ok((user, session_of(url, answer)))
+}
+
+fn session_of(url: &str, answer: remote::Session) -> ServerSession {
+    ServerSession {
+        url: url.to_string(),
+        user: answer.user,
+        token: answer.session,
+        session_id: answer.session_id,
+    }
+}
+
+/// Puts the user's own whole record into the device's folder and signs in there with it.
+fn adopt_record(
+    store: &Store,
+    key: &UserKey,
+    record: &[u8],
+    name: &str,
+    password: &str,
+) -> SyncResult<User> {
+    if record.len() as u64 > MAX_RECORD_BYTES {
+        return Err(SyncError::new(
+            "bad_answer",
+            "The server sent a record too big to be one.",
+        ));
+    }
+    let path = store.root().join("users").join(format!("{key}.json"));
+    fsio::ensure_dir_within(store.root(), &store.root().join("users"))?;
+    if fsio::read_capped(&path, MAX_RECORD_BYTES)?.as_deref() != Some(record) {
+        fsio::write_atomic(&path, record)?;
+    }
+    Ok(store.verify_user(name, password)?)
+}
+
+/// What a device has sent and received, kept in its config folder per server and user.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SyncState {
+    /// Per chat, the sequence number of the last line written into the folder.
+    cursors: BTreeMap<String, i64>,
+    /// Per own file (path from the folder's root), how many bytes the server has.
+    sent: BTreeMap<String, u64>,
+    /// Records, key epochs and photos the server is known to have, by path.
+    stored: BTreeSet<String>,
+}
+
+/// What one round of [`Syncer::sync`] did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct SyncReport {
+    pub sent_lines: usize,
+    pub received_lines: usize,
+    pub received_files: usize,
+    /// What was refused or could not be used, and why.
+    pub problems: Vec<String>,
+}
+
+/// Keeps one user's device folder in step with one server.
+pub struct Syncer {
+    remote: Remote,
+    user: UserKey,
+    state_path: PathBuf,
+    state: SyncState,
+}
+
+/// Lines sent in one request, at most (the server takes 500 and 2 MiB).
+const LINES_PER_REQUEST: usize = 400;
+const BYTES_PER_REQUEST: usize = 1 << 20;
+
+impl Syncer {
+    /// A syncer for `session`, keeping its state in `state_dir` (the device's config folder).
+    pub fn new(session: &ServerSession, state_dir: &Path) -> SyncResult<Syncer> {
+        let user = UserKey::parse(&session.user)?;
+        let state_path = state_dir.join(format!(
+            "server-sync-{}.json",
+            &umer_chat_core::crypto::event_id(format!("{}\0{}", session.url, user).as_bytes())
+                [..16]
+        ));
+        let state = fs::read(&state_path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        Ok(Syncer {
+            remote: session.remote(),
+            user,
+            state_path,
+            state,
+        })
+    }
+
+    pub fn remote(&self) -> &Remote {
+        &self.remote
+    }
+
+    pub fn user(&self) -> &UserKey {
+        &self.user
+    }
+
+    fn save(&self) -> SyncResult<()> {
+        if let Some(dir) = self.state_path.parent() {
+            fs::create_dir_all(dir).map_err(|e| SyncError::new("io", e.to_string()))?;
+        }
+        let bytes = serde_json::to_vec(&self.state).expect("state serialises");
+        fsio::write_atomic(&self.state_path, &bytes)?;
+        Ok(())
+    }
+
+    /// Sends what is new here, then takes what is new there.
+    pub fn sync(&mut self, store: &Store) -> SyncResult<SyncReport> {
+        let mut report = SyncReport::default();
+        self.push(store, &mut report)?;
+        self.pull(store, &mut report)?;
+        Ok(report)
+    }
+
+    /// The device's own lines the server does not have yet ("3 messages waiting").
+    pub fn waiting(&self, store: &Store) -> usize {
+        own_logs(store, &self.user)
+            .iter()
+            .map(|(rel, path)| {
+                let sent = self.state.sent.get(rel).copied().unwrap_or(0);
+                complete_lines_after(path, sent).map_or(0, |(lines, _)| {
+                    lines.iter().filter(|l| !l.trim().is_empty()).count()
+                })
+            })
+            .sum()
+    }
+
+    /// Sends this device's new records, key epochs, photos, membership changes and lines,
+    /// each chat's in the order they were written; what the server already has is a
+    /// success that changes nothing, so a round cut short is simply done again.
+    pub fn push(&mut self, store: &Store, report: &mut SyncReport) -> SyncResult<()> {
+        let root = store.root().to_path_buf();
+        let chats = store.list_user_chats(&self.user)?;
+        let mut readers = Vec::new();
+        for summary in &chats {
+            let chat = summary.chat.id.clone();
+            let record_rel = format!("chats/{chat}/chat.json");
+            if !self.state.stored.contains(&record_rel) {
+                if let Some(bytes) = fsio::read_capped(&root.join(&record_rel), MAX_RECORD_BYTES)? {
+                    match self
+                        .remote
+                        .put_chat(chat.as_str(), &String::from_utf8_lossy(&bytes))
+                    {
+                        Ok(()) => {
+                            self.state.stored.insert(record_rel);
+                        }
+                        // Someone else's group that they have not stored yet: they will.
+                        Err(e) if e.code == "not_your_record" => {}
+                        Err(e) if e.code == "unreachable" => return Err(e),
+                        Err(e) => report.problems.push(format!("{chat}: {e}")),
+                    }
+                }
+            }
+            self.push_epochs(&root, &chat, report)?;
+            if let Ok(reader) = store.chat_reader(&self.user, chat.as_str()) {
+                readers.push((chat.clone(), reader));
+            }
+        }
+        self.push_images(&root, &readers, report)?;
+        let own_file = log_file_name(&self.user, store.device());
+        for summary in &chats {
+            let chat = summary.chat.id.as_str();
+            let members_rel = format!("chats/{chat}/members/{own_file}");
+            self.push_lines(&root, &members_rel, report, |remote, lines| {
+                remote.post_membership(chat, lines)
+            })?;
+        }
+        for (rel, _) in own_logs(store, &self.user) {
+            let chat = rel.split('/').nth(1).unwrap_or_default().to_string();
+            self.push_lines(&root, &rel, report, |remote, lines| {
+                remote.post_lines(&chat, lines).map(|_| ())
+            })?;
+        }
+        self.save()
+    }
+
+    fn push_epochs(
+        &mut self,
+        root: &Path,
+        chat: &ChatId,
+        report: &mut SyncReport,
+    ) -> SyncResult<()> {
+        let dir = root.join("chats").join(chat.as_str()).join("keys");
+        for name in file_names(&dir) {
+            let rel = format!("chats/{chat}/keys/{name}");
+            if !is_epoch_name(&name) || self.state.stored.contains(&rel) {
+                continue;
+            }
+            let Some(bytes) = fsio::read_capped(&dir.join(&name), MAX_EPOCH_BYTES)? else {
+                continue;
+            };
+            #[derive(Deserialize)]
+            struct By {
+                epoch: Maker,
+            }
+            #[derive(Deserialize)]
+            struct Maker {
+                by: String,
+            }
+            // Each maker sends their own; others' came from the server.
+            let mine = serde_json::from_slice::<By>(&bytes)
+                .is_ok_and(|b| b.epoch.by == self.user.as_str());
+            if !mine {
+                continue;
+            }
+            match self
+                .remote
+                .put_key_epoch(chat.as_str(), &name, &String::from_utf8_lossy(&bytes))
+            {
+                Ok(()) => {
+                    self.state.stored.insert(rel);
+                }
+                Err(e) if e.code == "unreachable" => return Err(e),
+                Err(e) => report.problems.push(format!("{rel}: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Photos go to the chat whose key sealed them (a sealed photo names its key).
+    fn push_images(
+        &mut self,
+        root: &Path,
+        readers: &[(ChatId, umer_chat_core::ChatReader)],
+        report: &mut SyncReport,
+    ) -> SyncResult<()> {
+        let dir = root.join("images");
+        for name in file_names(&dir) {
+            let rel = format!("images/{name}");
+            if !name.ends_with(".enc") || self.state.stored.contains(&rel) {
+                continue;
+            }
+            let Some(bytes) = fsio::read_capped(&dir.join(&name), MAX_SEALED_IMAGE_BYTES)? else {
+                continue;
+            };
+            let Some(kid) = image_kid(&bytes) else {
+                continue;
+            };
+            let Some((chat, _)) = readers.iter().find(|(_, reader)| reader.holds_key(&kid)) else {
+                continue;
+            };
+            match self.remote.put_image(chat.as_str(), &name, &bytes) {
+                Ok(()) => {
+                    self.state.stored.insert(rel);
+                }
+                Err(e) if e.code == "unreachable" => return Err(e),
+                Err(e) => report.problems.push(format!("{rel}: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the complete lines of own file `rel` the server does not have, in order.
+    fn push_lines(
+        &mut self,
+        root: &Path,
+        rel: &str,
+        report: &mut SyncReport,
+        send: impl Fn(&Remote, &[String]) -> SyncResult<()>,
+    ) -> SyncResult<()> {
+        let sent = self.state.sent.get(rel).copied().unwrap_or(0);
+        let Some((lines, end)) = complete_lines_after(&root.join(rel), sent) else {
+            return Ok(());
+        };
+        let mut offset = sent;
+        let mut batch: Vec<String> = Vec::new();
+        // The bytes of the file the batch covers (blank lines are skipped, not sent).
+        let mut batch_bytes = 0;
+        let mut lines = lines.into_iter().peekable();
+        while let Some(line) = lines.next() {
+            batch_bytes += line.len() + 1;
+            if !line.trim().is_empty() {
+                batch.push(line);
+            }
+            let full = batch.len() == LINES_PER_REQUEST || batch_bytes >= BYTES_PER_REQUEST;
+            if full || lines.peek().is_none() {
+                let sent = if batch.is_empty() {
+                    Ok(())
+                } else {
+                    send(&self.remote, &batch)
+                };
+                match sent {
+                    Ok(()) => {
+                        offset += batch_bytes as u64;
+                        report.sent_lines += batch.len();
+                        self.state.sent.insert(rel.to_string(), offset);
+                        self.save()?;
+                    }
+                    Err(e) if e.code == "unreachable" => return Err(e),
+                    Err(e) => {
+                        // A line the server refuses stays here, shown as not sent.
+                        report.problems.push(format!("{rel}: {e}"));
+                        return Ok(());
+                    }
+                }
+                batch.clear();
+                batch_bytes = 0;
+            }
+        }
+        debug_assert_eq!(offset, end);
+        Ok(())
+    }
+
+    /// Takes everything new on the server into the folder: the directory, the chats, and
+    /// each chat's changes, key epochs, photos and lines after its cursor.
+    pub fn pull(&mut self, store: &Store, report: &mut SyncReport) -> SyncResult<()> {
+        let root = store.root().to_path_buf();
+        for entry in self.remote.directory()? {
+            let Ok(key) = UserKey::parse(&entry.name) else {
+                report
+                    .problems
+                    .push(format!("a user named {:?}", entry.name));
+                continue;
+            };
+            if key == self.user || entry.record.len() as u64 > MAX_RECORD_BYTES {
+                continue; // our own record is the whole one, kept as it is
+            }
+            let path = root.join("users").join(format!("{key}.json"));
+            fsio::ensure_dir_within(&root, &root.join("users"))?;
+            if fs::read(&path).ok().as_deref() != Some(entry.record.as_bytes()) {
+                fsio::write_atomic(&path, entry.record.as_bytes())?;
+                report.received_files += 1;
+            }
+        }
+        for entry in self.remote.chats()? {
+            let Ok(chat) = ChatId::parse(&entry.name) else {
+                report
+                    .problems
+                    .push(format!("a chat named {:?}", entry.name));
+                continue;
+            };
+            let dir = root.join("chats").join(chat.as_str());
+            fsio::ensure_dir_within(&root, &dir)?;
+            if fsio::write_once(&dir.join("chat.json"), entry.record.as_bytes())? {
+                report.received_files += 1;
+            }
+            self.state.stored.insert(format!("chats/{chat}/chat.json"));
+            self.pull_chat(store, &chat, report)?;
+        }
+        self.save()
+    }
+
+    /// One chat's membership changes, key epochs, photos, then lines after its cursor.
+    pub fn pull_chat(
+        &mut self,
+        store: &Store,
+        chat: &ChatId,
+        report: &mut SyncReport,
+    ) -> SyncResult<()> {
+        let root = store.root().to_path_buf();
+        let chat_dir = root.join("chats").join(chat.as_str());
+        let own_file = log_file_name(&self.user, store.device());
+        let mut by_file: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for entry in self.remote.membership(chat.as_str()).unwrap_or_default() {
+            by_file.entry(entry.name).or_default().push(entry.record);
+        }
+        for (file, lines) in by_file {
+            if parse_log_name(&file).is_none() || file == own_file {
+                continue;
+            }
+            let path = chat_dir.join("members").join(&file);
+            let have: BTreeSet<String> = fs::read_to_string(&path)
+                .map(|text| text.lines().map(str::to_string).collect())
+                .unwrap_or_default();
+            let new: Vec<String> = lines.into_iter().filter(|l| !have.contains(l)).collect();
+            report.received_files += append(&root, &path, &new)?;
+        }
+        for entry in self.remote.key_epochs(chat.as_str()).unwrap_or_default() {
+            if !is_epoch_name(&entry.name) {
+                continue;
+            }
+            let dir = chat_dir.join("keys");
+            fsio::ensure_dir_within(&root, &dir)?;
+            if fsio::write_once(&dir.join(&entry.name), entry.record.as_bytes())? {
+                report.received_files += 1;
+            }
+            self.state
+                .stored
+                .insert(format!("chats/{chat}/keys/{}", entry.name));
+        }
+        for name in self.remote.image_names(chat.as_str()).unwrap_or_default() {
+            let path = root.join("images").join(&name);
+            let well_named = name.len() == 68 && name.ends_with(".enc");
+            if !well_named || fs::symlink_metadata(&path).is_ok() {
+                continue;
+            }
+            let bytes = self
+                .remote
+                .image(chat.as_str(), &name, MAX_SEALED_IMAGE_BYTES)?;
+            if sealed_image_name(&bytes) != name {
+                report
+                    .problems
+                    .push(format!("photo {name}: its bytes are not its name's"));
+                continue;
+            }
+            fsio::ensure_dir_within(&root, &root.join("images"))?;
+            if fsio::write_once(&path, &bytes)? {
+                report.received_files += 1;
+            }
+            self.state.stored.insert(format!("images/{name}"));
+        }
+        loop {
+            let after = self.state.cursors.get(chat.as_str()).copied().unwrap_or(0);
+            let page = self.remote.lines_after(chat.as_str(), after)?;
+            if page.lines.is_empty() {
+                return Ok(());
+            }
+            report.received_lines +=
+                self.write_lines(&root, chat, &own_file, &page.lines, report)?;
+            self.state.cursors.insert(chat.to_string(), page.next);
+            self.save()?;
+        }
+    }
+
+    /// Lines the server sent (a page, or a push), appended to their files in the folder;
+    /// this device's own are here already. Gives how many were written.
+    pub fn write_lines(
+        &mut self,
+        root: &Path,
+        chat: &ChatId,
+        own_file: &str,
+        lines: &[remote::StoredLine],
+        report: &mut SyncReport,
+    ) -> SyncResult<usize> {
+        let mut by_path: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+        for line in lines {
+            let month_ok = line.month.len() == 7
+                && line.month.as_bytes()[4] == b'-'
+                && line
+                    .month
+                    .bytes()
+                    .enumerate()
+                    .all(|(i, b)| i == 4 || b.is_ascii_digit());
+            let sane = month_ok
+                && parse_log_name(&line.file).is_some()
+                && !line.line.contains('\n')
+                && line.line.len() <= MAX_LINE_BYTES;
+            if !sane {
+                report.problems.push(format!(
+                    "{chat}: a line for {:?} that does not belong in a folder",
+                    line.file
+                ));
+                continue;
+            }
+            if line.file == own_file {
+                continue;
+            }
+            let path = root
+                .join("chats")
+                .join(chat.as_str())
+                .join("log")
+                .join(&line.month)
+                .join(&line.file);
+            by_path.entry(path).or_default().push(line.line.clone());
+        }
+        let mut written = 0;
+        for (path, lines) in by_path {
+            written += append(root, &path, &lines)?;
+        }
+        if let Some(last) = lines.last() {
+            let cursor = self.state.cursors.entry(chat.to_string()).or_insert(0);
+            *cursor = (*cursor).max(last.seq);
+        }
+        Ok(written)
+    }
+
+    /// Each chat's cursor, for the push socket's hello.
+    pub fn cursors(&self) -> &BTreeMap<String, i64> {
+        &self.state.cursors
+    }
+
+    /// Saves the cursors after lines were written from a push.
+    pub fn remember(&self) -> SyncResult<()> {
+        self.save()
+    }
+}
+
+/// Appends `lines` to `path` (made inside `root`), one write and one fsync; gives how many.
+fn append(root: &Path, path: &Path, lines: &[String]) -> SyncResult<usize> {
+    if lines.is_empty() {
+        return Ok(0);
+    }
+    let dir = path.parent().expect("a file in a folder");
+    fsio::ensure_dir_within(root, dir)?;
+    let mut file = AppendFile::open_locked(path)?;
+    let mut bytes = Vec::new();
+    for line in lines {
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+    }
+    file.append_lines(&bytes, path)?;
+    Ok(lines.len())
+}
+
+/// This device's own log files of `user`: (path from the root, path).
+fn own_logs(store: &Store, user: &UserKey) -> Vec<(String, PathBuf)> {
+    let own = log_file_name(user, store.device());
+    let mut out = Vec::new();
+    let chats = store.root().join("chats");
+    for chat in file_names(&chats) {
+        let log = chats.join(&chat).join("log");
+        for month in file_names(&log) {
+            let path = log.join(&month).join(&own);
+            if path.is_file() {
+                out.push((format!("chats/{chat}/log/{month}/{own}"), path));
+            }
+        }
+    }
+    out
+}
+
+/// The names in `dir`, sorted (none when it is missing).
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The complete lines of `path` after byte `from`, and the offset after the last of them.
+fn complete_lines_after(path: &Path, from: u64) -> Option<(Vec<String>, u64)> {
+    let (mut file, meta) = fsio::open_regular(path).ok()??;
+    if meta.len() <= from {
+        return None;
+    }
+    file.seek(SeekFrom::Start(from)).ok()?;
+    let mut bytes = Vec::new();
+    file.take(meta.len() - from).read_to_end(&mut bytes).ok()?;
+    let end = bytes.iter().rposition(|&b| b == b'\n')? + 1;
+    // Each line as it is, an empty one too, so the offsets add up.
+    let lines = bytes[..end - 1]
+        .split(|&b| b == b'\n')
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    Some((lines, from + end as u64))
+}

@@ -1,0 +1,178 @@
+//! The push socket (`/v1/push`) as a device holds it: it says where each chat's cursor is,
+//! and is then sent every chat's new lines, changes and typing claims as they commit.
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+use umer_chat_core::{ChatId, DeviceId, Store};
+
+use crate::{SyncError, SyncReport, SyncResult, Syncer};
+pub use umer_chat_core::wire::Pushed;
+
+/// An open push socket.
+pub struct Live {
+    socket: WebSocket<MaybeTlsStream<TcpStream>>,
+}
+
+impl Live {
+    /// Opens the socket for `syncer`'s session and says hello with its cursors.
+    pub fn connect(syncer: &Syncer) -> SyncResult<Live> {
+        let remote = syncer.remote();
+        let url = format!(
+            "{}/v1/push",
+            remote
+                .base
+                .replacen("https://", "wss://", 1)
+                .replacen("http://", "ws://", 1)
+        );
+        let mut request = url
+            .into_client_request()
+            .map_err(|e| SyncError::new("bad_server", e.to_string()))?;
+        if let Some(token) = &remote.token {
+            let value = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| SyncError::new("bad_session", "The session is not a header value."))?;
+            request.headers_mut().insert("Authorization", value);
+        }
+        let (socket, _) = tungstenite::connect(request).map_err(|e| match e {
+            tungstenite::Error::Http(response) => {
+                let body: serde_json::Value = response
+                    .body()
+                    .as_ref()
+                    .and_then(|b| serde_json::from_slice(b).ok())
+                    .unwrap_or_default();
+                SyncError::new(
+                    body["code"].as_str().unwrap_or("server_error"),
+                    body["message"]
+                        .as_str()
+                        .unwrap_or("The server refused the push socket."),
+                )
+            }
+            other => SyncError::new(
+                "unreachable",
+                format!("The server cannot be reached ({other})."),
+            ),
+        })?;
+        let mut live = Live { socket };
+        let hello = json!({"type": "hello", "cursors": syncer.cursors()});
+        live.send(hello.to_string())?;
+        Ok(live)
+    }
+
+    fn send(&mut self, text: String) -> SyncResult<()> {
+        self.socket
+            .send(Message::text(text))
+            .map_err(|e| SyncError::new("unreachable", e.to_string()))
+    }
+
+    /// Passes this device's typing claim (`presence/<device>.json`) to the chat's members.
+    pub fn send_typing(&mut self, claim: &str) -> SyncResult<()> {
+        self.send(json!({"type": "typing", "claim": claim}).to_string())
+    }
+
+    /// The next push within `wait` (`None`: nothing came); `Err` when the socket closed.
+    pub fn next(&mut self, wait: Duration) -> SyncResult<Option<Pushed>> {
+        match self.socket.get_mut() {
+            MaybeTlsStream::Plain(stream) => stream.set_read_timeout(Some(wait)),
+            MaybeTlsStream::Rustls(stream) => stream.get_mut().set_read_timeout(Some(wait)),
+            _ => Ok(()),
+        }
+        .map_err(|e| SyncError::new("unreachable", e.to_string()))?;
+        loop {
+            return match self.socket.read() {
+                Ok(Message::Text(text)) => serde_json::from_str(text.as_str())
+                    .map(Some)
+                    .map_err(|e| SyncError::new("bad_answer", e.to_string())),
+                Ok(Message::Close(frame)) => Err(SyncError::new(
+                    "disconnected",
+                    frame.map_or_else(
+                        || "The server closed the connection.".into(),
+                        |f| f.reason.to_string(),
+                    ),
+                )),
+                Ok(_) => continue,
+                Err(e) if waited_out(&e) => Ok(None),
+                Err(e) => Err(SyncError::new("disconnected", e.to_string())),
+            };
+        }
+    }
+}
+
+impl Syncer {
+    /// Takes one push into the folder: lines into their files, a changed chat pulled again,
+    /// a typing claim into `presence/` (another device's only).
+    pub fn apply(
+        &mut self,
+        store: &Store,
+        pushed: Pushed,
+        report: &mut SyncReport,
+    ) -> SyncResult<()> {
+        let root = store.root().to_path_buf();
+        match pushed {
+            Pushed::Lines { chat, lines, .. } => {
+                let Ok(chat) = ChatId::parse(&chat) else {
+                    return Ok(());
+                };
+                if !root
+                    .join("chats")
+                    .join(chat.as_str())
+                    .join("chat.json")
+                    .is_file()
+                {
+                    // A chat this folder has not heard of yet: its record first.
+                    return self.pull(store, report);
+                }
+                let own_file = umer_chat_core::format::log_file_name(self.user(), store.device());
+                report.received_lines +=
+                    self.write_lines(&root, &chat, &own_file, &lines, report)?;
+                self.remember()
+            }
+            Pushed::Changed { chat } => {
+                let known = ChatId::parse(&chat).ok().filter(|chat| {
+                    root.join("chats")
+                        .join(chat.as_str())
+                        .join("chat.json")
+                        .is_file()
+                });
+                match known {
+                    Some(chat) => self.pull_chat(store, &chat, report),
+                    None => self.pull(store, report),
+                }
+            }
+            Pushed::Typing { claim, .. } => {
+                #[derive(Deserialize)]
+                struct Claim {
+                    body: Body,
+                }
+                #[derive(Deserialize)]
+                struct Body {
+                    device: String,
+                }
+                let device = serde_json::from_str::<Claim>(&claim)
+                    .ok()
+                    .and_then(|c| DeviceId::parse(&c.body.device).ok());
+                if let Some(device) = device.filter(|d| d != store.device()) {
+                    let dir = root.join("presence");
+                    umer_chat_core::fsio::ensure_dir_within(&root, &dir)?;
+                    umer_chat_core::fsio::write_atomic(
+                        &dir.join(format!("{}.json", device.as_str())),
+                        claim.as_bytes(),
+                    )?;
+                }
+                Ok(())
+            }
+            Pushed::Ready => Ok(()),
+        }
+    }
+}
+
+/// Whether a socket read ended because its time ran out, not because the socket did.
+pub fn waited_out(error: &tungstenite::Error) -> bool {
+    matches!(error, tungstenite::Error::Io(e)
+        if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+}

@@ -1,0 +1,190 @@
+//! Devices on a server (issue 19): each keeps its own data folder, and the CLI keeps it in
+//! step with the server: real processes, a real server on SQLite and PostgreSQL, a real
+//! `kill -9` of the server with messages waiting.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+use umer_chat_tests::support::server::{on_each_database, TestServer};
+use umer_chat_tests::support::{cli, run, temp_dir, Running};
+
+/// One device: its own data folder and config folder, on `server`.
+struct Device {
+    data: TempDir,
+    config: TempDir,
+    url: String,
+}
+
+impl Device {
+    fn on(server: &TestServer) -> Device {
+        Device {
+            data: temp_dir(),
+            config: temp_dir(),
+            url: server.url.clone(),
+        }
+    }
+
+    fn cli(&self, user: Option<&str>, args: &[&str]) -> Command {
+        let mut command = cli(self.data.path(), self.config.path());
+        command.env("UMER_CHAT_SERVER", &self.url);
+        if let Some(user) = user {
+            command.args(["--user", user]);
+        }
+        command.args(args);
+        command
+    }
+
+    fn ok(&self, user: Option<&str>, args: &[&str]) -> String {
+        run(&mut self.cli(user, args)).ok()
+    }
+
+    fn texts(&self, user: &str, chat: &str) -> Vec<String> {
+        self.ok(Some(user), &["read", chat])
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter_map(|m| m["text"].as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+fn has_file_under(dir: &Path, suffix: &str) -> bool {
+    umer_chat_tests::support::files_under(dir)
+        .iter()
+        .any(|p| p.to_string_lossy().ends_with(suffix))
+}
+
+#[test]
+fn two_devices_with_folders_of_their_own_talk_through_a_server() {
+    on_each_database(|backend| {
+        let server = TestServer::start(backend);
+        let alice = Device::on(&server);
+        let bob = Device::on(&server);
+        assert_eq!(alice.ok(None, &["signup", "alice"]).trim(), "alice");
+        assert_eq!(bob.ok(None, &["signup", "bob"]).trim(), "bob");
+        let dm = alice.ok(Some("alice"), &["dm", "bob"]).trim().to_string();
+        alice.ok(Some("alice"), &["send", &dm, "hello bob, over the server"]);
+        assert_eq!(bob.texts("bob", &dm), ["hello bob, over the server"]);
+        bob.ok(Some("bob"), &["send", &dm, "hi alice"]);
+        assert_eq!(
+            alice.texts("alice", &dm),
+            ["hello bob, over the server", "hi alice"]
+        );
+
+        // A group with a photo: the sealed photo travels with it.
+        let group = alice
+            .ok(Some("alice"), &["group", "create", "Hike", "bob"])
+            .trim()
+            .to_string();
+        let png = alice.data.path().join("dot.png");
+        std::fs::write(
+            &png,
+            umer_chat_tests::support::images::encode(
+                image::DynamicImage::new_rgb8(8, 8),
+                image::ImageFormat::Png,
+            ),
+        )
+        .unwrap();
+        alice.ok(
+            Some("alice"),
+            &["send", &group, "the view", "--image", png.to_str().unwrap()],
+        );
+        let read = bob.ok(Some("bob"), &["read", &group]);
+        let message: Value = serde_json::from_str(read.lines().next().unwrap()).unwrap();
+        assert_eq!(message["text"], "the view");
+        let photo = message["image"].as_str().expect("the photo's name");
+        assert!(bob.data.path().join("images").join(photo).is_file());
+
+        // bob's folder is his own: his lines are his device's files, alice's lines hers.
+        assert!(has_file_under(bob.data.path(), ".jsonl"));
+        // A third device on a plain shared folder, no server, keeps working beside them.
+        let carol = temp_dir();
+        let carol_config = temp_dir();
+        run(cli(carol.path(), carol_config.path()).args(["signup", "carol"])).ok();
+        run(cli(carol.path(), carol_config.path()).args(["users"])).ok();
+    });
+}
+
+#[test]
+fn what_is_sent_offline_waits_and_goes_once_in_order_when_the_server_is_back() {
+    on_each_database(|backend| {
+        let mut server = TestServer::start(backend);
+        let alice = Device::on(&server);
+        let bob = Device::on(&server);
+        alice.ok(None, &["signup", "alice"]);
+        bob.ok(None, &["signup", "bob"]);
+        let dm = alice.ok(Some("alice"), &["dm", "bob"]).trim().to_string();
+        alice.ok(Some("alice"), &["send", &dm, "before"]);
+
+        server.kill();
+        let mut waiting = String::new();
+        for text in ["one", "two", "three"] {
+            let out = run(&mut alice.cli(Some("alice"), &["send", &dm, text]));
+            assert_eq!(out.code(), 0, "sending offline works on the device's copy");
+            waiting = out.stderr.clone();
+        }
+        assert!(waiting.contains("3 waiting"), "{waiting}");
+        assert_eq!(
+            alice.texts("alice", &dm),
+            ["before", "one", "two", "three"],
+            "the sender sees them at once"
+        );
+
+        server.restart();
+        // The device's copy has the server's new address (its port changed).
+        let alice = Device {
+            url: server.url.clone(),
+            ..alice
+        };
+        let bob = Device {
+            url: server.url.clone(),
+            ..bob
+        };
+        let synced = alice.ok(Some("alice"), &["sync"]);
+        assert!(synced.contains("\"waiting\":0"), "{synced}");
+        alice.ok(Some("alice"), &["sync"]);
+        assert_eq!(bob.texts("bob", &dm), ["before", "one", "two", "three"]);
+    });
+}
+
+#[test]
+fn a_watching_device_gets_each_message_as_it_is_sent() {
+    on_each_database(|backend| {
+        let server = TestServer::start(backend);
+        let alice = Device::on(&server);
+        let bob = Device::on(&server);
+        alice.ok(None, &["signup", "alice"]);
+        bob.ok(None, &["signup", "bob"]);
+        let dm = alice.ok(Some("alice"), &["dm", "bob"]).trim().to_string();
+        let mut watching = Running::spawn(&mut bob.cli(Some("bob"), &["sync", "--watch"]));
+        let stdout = watching.child().stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = rx.recv_timeout(Duration::from_secs(20)).expect("synced");
+        assert!(first.1.contains("synced"), "{}", first.1);
+        let mut delays = Vec::new();
+        for n in 0..5 {
+            let text = format!("message {n}");
+            let mut sending = alice.cli(Some("alice"), &["send", &dm, &text]);
+            let out = run(&mut sending);
+            assert_eq!(out.code(), 0);
+            let sent = Instant::now();
+            let (at, line) = rx.recv_timeout(Duration::from_secs(10)).expect("pushed");
+            assert!(line.contains("\"received\":1"), "{line}");
+            delays.push(at.saturating_duration_since(sent));
+        }
+        eprintln!("received after the sender's process ended: {delays:?}");
+        watching.kill();
+        let texts = bob.texts("bob", &dm);
+        assert_eq!(texts.len(), 5);
+    });
+}
