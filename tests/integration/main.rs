@@ -15,6 +15,7 @@ mod os_users;
 mod photos;
 mod receipts;
 mod server;
+mod server_import;
 mod server_push;
 mod server_sync;
 mod store;

@@ -319,3 +319,35 @@ fn one_client_with_ten_thousand_connections_holds_nobody_else_up() {
         .refused(429, "too_many_connections");
     drop(sockets);
 }
+
+/// The load bench's short run: clients in groups on push sockets, messages at a steady
+/// rate, one server killed with `kill -9` halfway; every message reaches every member once.
+/// (The long run, with two servers on PostgreSQL and the database restarted, is in
+/// BENCHMARKS.md.)
+#[test]
+fn a_short_load_with_a_server_killed_halfway_loses_and_doubles_nothing() {
+    let output = std::process::Command::new(umer_chat_tests::support::server_load_path())
+        .env(
+            "LOAD_SERVER_BINARY",
+            umer_chat_tests::support::server_path(),
+        )
+        .env("LOAD_CLIENTS", "24")
+        .env("LOAD_GROUP", "4")
+        .env("LOAD_RATE", "30")
+        .env("LOAD_SECONDS", "6")
+        .env("LOAD_FAULTS", "1")
+        .output()
+        .expect("run the load bench");
+    let report = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{report}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success());
+    assert!(report.contains("fault: killed server 0"), "{report}");
+    assert!(
+        report.contains("| **lost** (never pushed to a member) | **0** |"),
+        "{report}"
+    );
+    assert!(
+        report.contains("| **shown twice** (pushed twice to one client) | **0** |"),
+        "{report}"
+    );
+}

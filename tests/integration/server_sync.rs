@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 use umer_chat_tests::support::server::{on_each_database, TestServer};
-use umer_chat_tests::support::{cli, run, temp_dir, Running};
+use umer_chat_tests::support::{
+    cli, device_config, key, open_store_as, run, temp_dir, Running, PASSWORD,
+};
 
 /// One device: its own data folder and config folder, on `server`.
 struct Device {
@@ -100,6 +102,19 @@ fn two_devices_with_folders_of_their_own_talk_through_a_server() {
 
         // bob's folder is his own: his lines are his device's files, alice's lines hers.
         assert!(has_file_under(bob.data.path(), ".jsonl"));
+
+        // Read receipts: bob reads the DM on his device; after a sync each way, alice's
+        // device shows that he has seen her message.
+        let bob_store = open_store_as(bob.data.path(), &device_config(bob.config.path()));
+        bob_store.verify_user("bob", PASSWORD).unwrap();
+        bob_store.mark_read(&key("bob"), &dm).unwrap();
+        bob.ok(Some("bob"), &["sync"]);
+        alice.ok(Some("alice"), &["sync"]);
+        let alice_store = open_store_as(alice.data.path(), &device_config(alice.config.path()));
+        alice_store.verify_user("alice", PASSWORD).unwrap();
+        let receipts = alice_store.receipts(&key("alice"), &dm).unwrap();
+        assert_eq!(receipts.len(), 1, "{receipts:?}");
+        assert_eq!(receipts[0].reader, key("bob"));
         // A third device on a plain shared folder, no server, keeps working beside them.
         let carol = temp_dir();
         let carol_config = temp_dir();

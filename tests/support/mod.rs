@@ -196,24 +196,30 @@ pub fn copy_tree(from: &Path, to: &Path) {
 /// `$CARGO build -p umer-chat-cli` first when it is missing or older than this executable.
 pub fn cli_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| built_binary("umer-chat-cli"))
+    PATH.get_or_init(|| built_binary("umer-chat-cli", "umer-chat-cli"))
 }
 
 /// The built `umer-chat-server`, as [`cli_path`] finds the CLI.
 pub fn server_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| built_binary("umer-chat-server"))
+    PATH.get_or_init(|| built_binary("umer-chat-server", "umer-chat-server"))
 }
 
-/// The binary of the workspace package `package` (named as it is), beside this test
-/// executable, built first when missing or stale.
-fn built_binary(package: &str) -> PathBuf {
+/// The server load bench (`umer-chat-bench`'s `server-load`), for its short run in the tests.
+pub fn server_load_path() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| built_binary("umer-chat-bench", "server-load"))
+}
+
+/// The binary `bin` of the workspace package `package`, beside this test executable, built
+/// first when missing or stale.
+fn built_binary(package: &str, bin: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
     let mut dir = exe.parent().expect("the test executable's folder");
     if dir.ends_with("deps") {
         dir = dir.parent().expect("target/<profile>");
     }
-    let bin = dir.join(format!("{package}{}", std::env::consts::EXE_SUFFIX));
+    let bin = dir.join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
     let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
     let stale = match (modified(&bin), modified(&exe)) {
         (Some(bin_time), Some(exe_time)) => bin_time < exe_time,

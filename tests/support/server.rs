@@ -94,6 +94,23 @@ impl TestServer {
         self.process = Some(running);
     }
 
+    /// Runs `umer-chat-server import FOLDER` on this server's database; gives its report.
+    pub fn import(&self, folder: &Path) -> Value {
+        let output = Command::new(server_path())
+            .args(&self.args)
+            .arg("import")
+            .arg(folder)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run umer-chat-server import");
+        assert!(
+            output.status.success(),
+            "import failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("the import's report")
+    }
+
     /// The SQLite database file, for a server on SQLite.
     pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
         (self.backend == Backend::Sqlite)

@@ -418,3 +418,29 @@ pub fn check_typing_claim(bytes: &[u8], writer: Writer<'_>) -> Result<Option<Cha
     }
     Ok(chat)
 }
+
+/// `writer`'s read markers (`reads/<user>/<device>.json`) for the server to pass on to the
+/// members of their chats: theirs, from their device, signed. Gives the chats they name.
+pub fn check_read_markers(bytes: &[u8], writer: Writer<'_>) -> Result<Vec<ChatId>, Refusal> {
+    crate::reads::check_signed_markers(bytes, writer.user, writer.device, writer.keys)
+        .map_err(refusal_of)
+}
+
+/// What the owner of an account a server imported from a folder signs, once, to set the
+/// key that proves their password from then on: their key, a NUL, and `auth_key`.
+pub fn claim_message(user: &UserKey, auth_key: &[u8; 32]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(user.as_str().len() + 33);
+    message.extend_from_slice(user.as_str().as_bytes());
+    message.push(0);
+    message.extend_from_slice(auth_key);
+    message
+}
+
+/// Whether `sig` is `user`'s claim of `auth_key`, by the identity key of their record.
+pub fn check_claim(user: &UserKey, auth_key: &[u8; 32], sig: &str, keys: &PublicKeys) -> bool {
+    keys.verify(
+        crypto::SERVER_CLAIM_DOMAIN,
+        &claim_message(user, auth_key),
+        sig,
+    )
+}

@@ -35,6 +35,18 @@ pub(crate) fn skip(path: PathBuf, reason: SkipReason) -> Skipped {
     }
 }
 
+/// The names in a folder that must be a real folder, sorted; what cannot be listed is
+/// reported in `skipped`, as [`list_dir`] does. For those who copy a folder elsewhere (a
+/// server's import, a device syncing with a server).
+pub fn names_in(dir: &Path, skipped: &mut Vec<Skipped>) -> Vec<String> {
+    let mut names: Vec<String> = list_dir(dir, skipped)
+        .iter()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// The entries of a folder that must be a real folder. A listing that cannot be read (or a
 /// symlink, file or FIFO where the folder belongs) is reported and treated as empty, and so
 /// is each entry that cannot be read: one bad entry never fails the whole listing.

@@ -225,6 +225,36 @@ impl Store {
     }
 }
 
+/// A device's marker file as a server takes it (`door::check_read_markers`): `user`'s,
+/// from `device`, within the limits every reader keeps, and signed with `keys` (only signed
+/// markers are receipts). Gives the chats it names.
+pub(crate) fn check_signed_markers(
+    bytes: &[u8],
+    user: &UserKey,
+    device: &DeviceId,
+    keys: &crate::crypto::PublicKeys,
+) -> std::result::Result<Vec<ChatId>, SkipReason> {
+    if bytes.len() as u64 > crate::format::MAX_RECORD_BYTES {
+        return Err(SkipReason::TooLarge {
+            len: bytes.len() as u64,
+            max: crate::format::MAX_RECORD_BYTES,
+        });
+    }
+    let markers: ReadMarkers =
+        serde_json::from_slice(bytes).map_err(|e| SkipReason::Unparseable(e.to_string()))?;
+    markers.check(user, device)?;
+    let signed = markers
+        .sig
+        .as_deref()
+        .is_some_and(|sig| keys.verify(READ_MARKERS_DOMAIN, &markers.signed_bytes(), sig));
+    if !signed {
+        return Err(SkipReason::BadSignature(format!(
+            "markers not signed with {user}'s key"
+        )));
+    }
+    Ok(markers.chats.into_keys().collect())
+}
+
 impl ReadMarkers {
     /// What the signature covers: user, device, markers and read times, as compact JSON
     /// (re-serialised from the parsed values, so the file's layout does not matter).

@@ -535,3 +535,59 @@ async fn own_keys<D: Database>(server: &Server<D>, user: &UserKey) -> ApiResult<
         .await?
         .ok_or_else(ApiError::internal)
 }
+
+/// `PUT /v1/reads/{device}`: the signed-in device's read markers (`reads/<user>/<device>.json`,
+/// its bytes as the body), replaced whole. Each chat they name that the user is in is told.
+pub async fn put_read_markers<D: Database>(
+    State(server): State<Arc<Server<D>>>,
+    signed: Signed,
+    Path(device): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    if device != signed.device.as_str() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_device",
+            "Read markers are sent by their own device.",
+        ));
+    }
+    let keys = own_keys(&server, &signed.user).await?;
+    let writer = door::Writer {
+        user: &signed.user,
+        device: &signed.device,
+        keys: &keys,
+    };
+    let chats = door::check_read_markers(&bytes, writer)?;
+    server
+        .db
+        .put_read_markers(signed.user.as_str(), signed.device.as_str(), &bytes)
+        .await?;
+    for chat in chats {
+        if server
+            .db
+            .is_member(chat.as_str(), signed.user.as_str())
+            .await?
+        {
+            changed(&server, &chat).await?;
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/chats/{id}/reads`: the read markers of the chat's members now, as
+/// `[{name: "<user>/<device>.json", record}]`.
+pub async fn read_markers<D: Database>(
+    State(server): State<Arc<Server<D>>>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<NamedRecord>>> {
+    let chat = member_chat(&server, &signed.user, &id).await?;
+    let mut out = Vec::new();
+    for (user, device, bytes) in server.db.members_read_markers(chat.id.as_str()).await? {
+        out.push(NamedRecord {
+            name: format!("{user}/{device}.json"),
+            record: String::from_utf8(bytes).map_err(|_| ApiError::internal())?,
+        });
+    }
+    Ok(Json(out))
+}

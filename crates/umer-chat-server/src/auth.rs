@@ -262,6 +262,13 @@ pub async fn sign_in<D: Database>(
         ));
     }
     let row = server.db.user(key.as_str()).await?;
+    if row.as_ref().is_some_and(|r| r.auth_hash.is_empty()) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "unclaimed",
+            "This account came from a shared folder: claim it once with its keys.",
+        ));
+    }
     // An unknown name costs the same hash as a wrong password, and gets the same answer.
     let stored = row
         .as_ref()
@@ -374,4 +381,71 @@ impl AddressFailures {
         }
         entry.1 += 1;
     }
+}
+
+/// `GET /v1/users/{user}/unclaimed`: the whole record of an account imported from a folder
+/// and not claimed yet, as the folder gave it to everyone who shared it; nothing once
+/// claimed.
+pub async fn unclaimed<D: Database>(
+    State(server): State<Arc<Server<D>>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let key = parse_user(&name)?;
+    match server.db.user(key.as_str()).await? {
+        Some(row) if row.auth_hash.is_empty() => {
+            let record = String::from_utf8(row.record).map_err(|_| ApiError::internal())?;
+            Ok(Json(serde_json::json!({ "record": record })))
+        }
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_unclaimed",
+            "There is no unclaimed account of that name.",
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ClaimRequest {
+    pub user: String,
+    pub device: String,
+    pub auth_key: String,
+    /// The identity key's signature over `door::claim_message(user, auth_key)`.
+    pub sig: String,
+}
+
+/// `POST /v1/claims`: the owner of an imported account sets its sign-in key, proving it with
+/// the identity key only the password opens; then signed in as at sign-in.
+pub async fn claim<D: Database>(
+    State(server): State<Arc<Server<D>>>,
+    JsonBody(request): JsonBody<ClaimRequest>,
+) -> ApiResult<(StatusCode, Json<SessionAnswer>)> {
+    let key = parse_user(&request.user)?;
+    let device = parse_device(&request.device)?;
+    let auth_key_b64 = auth_key_text(&request.auth_key)?;
+    let auth_key: [u8; 32] = STANDARD
+        .decode(&auth_key_b64)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(ApiError::internal)?;
+    let refused = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_claim",
+            "That claim is not signed with the account's key, or the account is claimed.",
+        )
+    };
+    let row = server.db.user(key.as_str()).await?.ok_or_else(refused)?;
+    let keys = umer_chat_core::crypto::PublicKeys::from_b64(&row.sign_key, &row.dh_key)
+        .ok_or_else(ApiError::internal)?;
+    if !row.auth_hash.is_empty() || !door::check_claim(&key, &auth_key, &request.sig, &keys) {
+        return Err(refused());
+    }
+    let auth_hash = blocking(move || password::hash(&auth_key_b64)).await?;
+    if !server.db.claim_user(key.as_str(), &auth_hash).await? {
+        return Err(refused());
+    }
+    tracing::info!(user = %key, "claimed an imported account");
+    let record = String::from_utf8(row.record).map_err(|_| ApiError::internal())?;
+    let answer = new_session(&server, &key, &device, Some(record)).await?;
+    Ok((StatusCode::CREATED, Json(answer)))
 }

@@ -132,6 +132,12 @@ pub trait Database: Fanout + Clone + Send + Sync + 'static {
     fn server_secret(&self, fresh: &[u8]) -> impl Future<Output = DbResult<Vec<u8>>> + Send;
 
     fn sign_up(&self, user: NewUser<'_>) -> impl Future<Output = DbResult<SignUp>> + Send;
+    /// A user from an imported folder, unclaimed (no sign-in key yet); false when the key
+    /// is taken. Look-alikes a folder let in stay.
+    fn import_user(&self, user: NewUser<'_>) -> impl Future<Output = DbResult<bool>> + Send;
+    /// Sets an unclaimed user's sign-in key hash; false when there is none to claim.
+    fn claim_user(&self, key: &str, auth_hash: &str)
+        -> impl Future<Output = DbResult<bool>> + Send;
     fn user(&self, key: &str) -> impl Future<Output = DbResult<Option<UserRow>>> + Send;
     fn users(&self) -> impl Future<Output = DbResult<Vec<UserRow>>> + Send;
 
@@ -226,6 +232,19 @@ pub trait Database: Fanout + Clone + Send + Sync + 'static {
         kind: ChatFile,
         chat: &str,
     ) -> impl Future<Output = DbResult<Vec<String>>> + Send;
+
+    /// Replaces a device's read markers.
+    fn put_read_markers(
+        &self,
+        user: &str,
+        device: &str,
+        bytes: &[u8],
+    ) -> impl Future<Output = DbResult<()>> + Send;
+    /// The read markers of the members of `chat` now: (user, device, bytes).
+    fn members_read_markers(
+        &self,
+        chat: &str,
+    ) -> impl Future<Output = DbResult<Vec<(String, String, Vec<u8>)>>> + Send;
 
     /// At most `limit` lines of `chat` after sequence number `after`, in order.
     fn lines_after(
@@ -360,6 +379,43 @@ macro_rules! sql_database {
                 }
                 tx.commit().await?;
                 Ok(SignUp::Created)
+            }
+
+            async fn import_user(&self, user: NewUser<'_>) -> DbResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO users (key, record, sign_key, dh_key, auth_hash, created_at) \
+                     VALUES ($1, $2, $3, $4, '', $5) ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(user.key)
+                .bind(user.record)
+                .bind(user.sign_key)
+                .bind(user.dh_key)
+                .bind(user.now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                for skeleton in user.skeletons {
+                    sqlx::query(
+                        "INSERT INTO name_skeletons (skeleton, user_key) VALUES ($1, $2) \
+                         ON CONFLICT (skeleton) DO NOTHING",
+                    )
+                    .bind(skeleton)
+                    .bind(user.key)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(inserted == 1)
+            }
+
+            async fn claim_user(&self, key: &str, auth_hash: &str) -> DbResult<bool> {
+                let done = sqlx::query("UPDATE users SET auth_hash = $2 WHERE key = $1 AND auth_hash = ''")
+                    .bind(key)
+                    .bind(auth_hash)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn user(&self, key: &str) -> DbResult<Option<UserRow>> {
@@ -665,6 +721,30 @@ macro_rules! sql_database {
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows.into_iter().map(|(name,)| name).collect())
+            }
+
+            async fn put_read_markers(&self, user: &str, device: &str, bytes: &[u8]) -> DbResult<()> {
+                sqlx::query(
+                    "INSERT INTO read_markers (user_key, device, bytes) VALUES ($1, $2, $3) \
+                     ON CONFLICT (user_key, device) DO UPDATE SET bytes = excluded.bytes",
+                )
+                .bind(user)
+                .bind(device)
+                .bind(bytes)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn members_read_markers(&self, chat: &str) -> DbResult<Vec<(String, String, Vec<u8>)>> {
+                sqlx::query_as(
+                    "SELECT read_markers.user_key, read_markers.device, read_markers.bytes \
+                     FROM read_markers JOIN members ON members.user_key = read_markers.user_key \
+                     WHERE members.chat = $1 ORDER BY read_markers.user_key, read_markers.device",
+                )
+                .bind(chat)
+                .fetch_all(&self.pool)
+                .await
             }
 
             async fn lines_after(&self, chat: &str, after: i64, limit: i64) -> DbResult<Vec<LineRow>> {

@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod db;
 pub mod error;
+pub mod import;
 pub mod net;
 pub mod push;
 
@@ -110,6 +111,8 @@ pub fn router<D: Database>(server: Arc<Server<D>>) -> Router {
             post(auth::sign_in::<D>).get(auth::sessions::<D>),
         )
         .route("/v1/sessions/{id}", delete(auth::revoke::<D>))
+        .route("/v1/users/{user}/unclaimed", get(auth::unclaimed::<D>))
+        .route("/v1/claims", post(auth::claim::<D>))
         .route("/v1/chats", get(api::chats::<D>))
         .route("/v1/chats/{id}", put(api::put_chat::<D>))
         .route(
@@ -129,6 +132,8 @@ pub fn router<D: Database>(server: Arc<Server<D>>) -> Router {
                 .get(api::image::<D>)
                 .layer(DefaultBodyLimit::max(MAX_SEALED_IMAGE_BYTES as usize)),
         )
+        .route("/v1/chats/{id}/reads", get(api::read_markers::<D>))
+        .route("/v1/reads/{device}", put(api::put_read_markers::<D>))
         .route("/v1/push", get(push::socket::<D>))
         .fallback(error::no_such_route)
         .layer(DefaultBodyLimit::max(max_body))

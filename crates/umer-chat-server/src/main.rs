@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use umer_chat_server::db::{Postgres, Sqlite};
 use umer_chat_server::{serve, Config, Server};
 
@@ -40,6 +40,16 @@ struct Args {
     /// client then resumes from where it was).
     #[arg(long, default_value_t = 10.0)]
     slow_client_seconds: f64,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Copy a shared data folder onto the server (its database, as the options above
+    /// name it), byte for byte: users, chats, changes, key epochs, lines, photos and read
+    /// markers. Run it again to copy what is new. Prints what it copied (JSON).
+    Import { folder: PathBuf },
 }
 
 #[tokio::main]
@@ -62,6 +72,25 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    if let Some(Command::Import { folder }) = &args.command {
+        let report = match &args.database_url {
+            Some(url) => {
+                let db = Postgres::connect(url)
+                    .await
+                    .map_err(|e| format!("cannot use the PostgreSQL database: {e}"))?;
+                umer_chat_server::import::import(&db, folder).await?
+            }
+            None => {
+                let (db, _) = open_sqlite(&args.data).await?;
+                umer_chat_server::import::import(&db, folder).await?
+            }
+        };
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("reports serialise")
+        );
+        return Ok(());
+    }
     let config = Config {
         session_lifetime_ms: args.session_seconds.saturating_mul(1000),
         connections_per_address: args.connections_per_address,
@@ -87,12 +116,7 @@ async fn run(args: Args) -> Result<(), String> {
             serve(server, listener).await
         }
         None => {
-            std::fs::create_dir_all(&args.data)
-                .map_err(|e| format!("cannot make {}: {e}", args.data.display()))?;
-            let file = args.data.join("umer-chat-server.sqlite3");
-            let db = Sqlite::open(&file)
-                .await
-                .map_err(|e| format!("cannot open {}: {e}", file.display()))?;
+            let (db, file) = open_sqlite(&args.data).await?;
             let server = Server::new(db, config)
                 .await
                 .map_err(|e| format!("cannot start: {e}"))?;
@@ -102,6 +126,16 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
     .map_err(|e| format!("stopped: {e}"))
+}
+
+/// The SQLite database in the folder `data` (made if missing), and its file.
+async fn open_sqlite(data: &std::path::Path) -> Result<(Sqlite, PathBuf), String> {
+    std::fs::create_dir_all(data).map_err(|e| format!("cannot make {}: {e}", data.display()))?;
+    let file = data.join("umer-chat-server.sqlite3");
+    let db = Sqlite::open(&file)
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", file.display()))?;
+    Ok((db, file))
 }
 
 /// The one line on standard output: where to reach the server (the port, when 0 was asked).

@@ -23,7 +23,7 @@ use umer_chat_core::format::{
 };
 use umer_chat_core::fsio::{self, AppendFile};
 use umer_chat_core::{
-    new_account, sealed_image_name, ChatId, Store, User, UserKey, MAX_SEALED_IMAGE_BYTES,
+    new_account, sealed_image_name, ChatId, DeviceId, Store, User, UserKey, MAX_SEALED_IMAGE_BYTES,
 };
 
 pub use remote::{check_url, Remote, SyncError, SyncResult};
@@ -93,17 +93,46 @@ pub fn sign_in(
             format!("The server's sign-in costs are refused ({e:?})."),
         )
     })?;
-    let answer = remote.sign_in(
-        name,
-        &stretch.server_auth_key(&key),
-        store.device().as_str(),
-    )?;
+    let auth_key = stretch.server_auth_key(&key);
+    let answer = match remote.sign_in(name, &auth_key, store.device().as_str()) {
+        Err(e) if e.code == "unclaimed" => claim(&remote, store, &key, &stretch, &auth_key)?,
+        other => other?,
+    };
     let record = answer
         .record
         .clone()
         .ok_or_else(|| SyncError::new("bad_answer", "The server sent no record."))?;
     let user = adopt_record(store, &key, record.as_bytes(), name, password)?;
     Ok((user, session_of(url, answer)))
+}
+
+/// An account the server imported from a shared folder is claimed once: its record (as the
+/// folder gave it to everyone) opens with the password here, and its identity key signs
+/// the sign-in key that proves the password from then on (FORMAT.md, "A server").
+fn claim(
+    remote: &Remote,
+    store: &Store,
+    key: &UserKey,
+    stretch: &umer_chat_core::crypto::PasswordStretch,
+    auth_key: &[u8; 32],
+) -> SyncResult<remote::Session> {
+    let record = remote.unclaimed(key.as_str())?;
+    let checked = umer_chat_core::door::check_user_record(record.as_bytes())
+        .map_err(|e| SyncError::new("bad_answer", e.to_string()))?;
+    let keys = checked
+        .sealed
+        .open_with_stretch(stretch, key, &checked.public)
+        .map_err(|_| {
+            SyncError::new(
+                "wrong_password",
+                "That password does not open this account.",
+            )
+        })?;
+    let sig = keys.sign(
+        umer_chat_core::crypto::SERVER_CLAIM_DOMAIN,
+        &umer_chat_core::door::claim_message(key, auth_key),
+    );
+    remote.claim(key.as_str(), store.device().as_str(), auth_key, &sig)
 }
 
 fn session_of(url: &str, answer: remote::Session) -> ServerSession {
@@ -275,7 +304,34 @@ impl Syncer {
                 remote.post_lines(&chat, lines).map(|_| ())
             })?;
         }
+        self.push_read_markers(store, report)?;
         self.save()
+    }
+
+    /// This device's read markers, when they changed since they were last sent (with read
+    /// receipts off there are none in the folder, and nothing is sent).
+    fn push_read_markers(&mut self, store: &Store, report: &mut SyncReport) -> SyncResult<()> {
+        let device = store.device().as_str();
+        let rel = format!("reads/{}/{device}.json", self.user);
+        let Some(bytes) = fsio::read_capped(&store.root().join(&rel), MAX_RECORD_BYTES)? else {
+            return Ok(());
+        };
+        let digest = umer_chat_core::crypto::event_id(&bytes);
+        let sent = format!("{rel}#{digest}");
+        if self.state.stored.contains(&sent) {
+            return Ok(());
+        }
+        match self.remote.put_read_markers(device, &bytes) {
+            Ok(()) => {
+                self.state
+                    .stored
+                    .retain(|s| !s.starts_with(&format!("{rel}#")));
+                self.state.stored.insert(sent);
+            }
+            Err(e) if e.code == "unreachable" => return Err(e),
+            Err(e) => report.problems.push(format!("{rel}: {e}")),
+        }
+        Ok(())
     }
 
     fn push_epochs(
@@ -503,6 +559,31 @@ impl Syncer {
             }
             self.state.stored.insert(format!("images/{name}"));
         }
+        for entry in self.remote.read_markers(chat.as_str()).unwrap_or_default() {
+            // `<user>/<device>.json`, each part checked before it is a path.
+            let Some((user, file)) = entry.name.split_once('/') else {
+                continue;
+            };
+            let device = file
+                .strip_suffix(".json")
+                .and_then(|d| DeviceId::parse(d).ok());
+            let (Ok(user), Some(device)) = (UserKey::parse(user), device) else {
+                report
+                    .problems
+                    .push(format!("read markers named {:?}", entry.name));
+                continue;
+            };
+            if &device == store.device() || entry.record.len() as u64 > MAX_RECORD_BYTES {
+                continue;
+            }
+            let dir = root.join("reads").join(user.as_str());
+            let path = dir.join(format!("{}.json", device.as_str()));
+            if fs::read(&path).ok().as_deref() != Some(entry.record.as_bytes()) {
+                fsio::ensure_dir_within(&root, &dir)?;
+                fsio::write_atomic(&path, entry.record.as_bytes())?;
+                report.received_files += 1;
+            }
+        }
         loop {
             let after = self.state.cursors.get(chat.as_str()).copied().unwrap_or(0);
             let page = self.remote.lines_after(chat.as_str(), after)?;
@@ -613,18 +694,10 @@ fn own_logs(store: &Store, user: &UserKey) -> Vec<(String, PathBuf)> {
     out
 }
 
-/// The names in `dir`, sorted (none when it is missing).
+/// The names in `dir`, sorted (none when it is missing, or not a real folder: the readers
+/// report that).
 fn file_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    umer_chat_core::listing::names_in(dir, &mut Vec::new())
 }
 
 /// The complete lines of `path` after byte `from`, and the offset after the last of them.

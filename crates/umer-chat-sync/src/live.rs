@@ -1,6 +1,7 @@
 //! The push socket (`/v1/push`) as a device holds it: it says where each chat's cursor is,
 //! and is then sent every chat's new lines, changes and typing claims as they commit.
 
+use std::collections::BTreeMap;
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 use umer_chat_core::{ChatId, DeviceId, Store};
 
-use crate::{SyncError, SyncReport, SyncResult, Syncer};
+use crate::{Remote, SyncError, SyncReport, SyncResult, Syncer};
 pub use umer_chat_core::wire::Pushed;
 
 /// An open push socket.
@@ -22,7 +23,11 @@ pub struct Live {
 impl Live {
     /// Opens the socket for `syncer`'s session and says hello with its cursors.
     pub fn connect(syncer: &Syncer) -> SyncResult<Live> {
-        let remote = syncer.remote();
+        Live::open(syncer.remote(), syncer.cursors())
+    }
+
+    /// Opens the socket with `remote`'s session and says hello with `cursors`.
+    pub fn open(remote: &Remote, cursors: &BTreeMap<String, i64>) -> SyncResult<Live> {
         let url = format!(
             "{}/v1/push",
             remote
@@ -59,7 +64,7 @@ impl Live {
             ),
         })?;
         let mut live = Live { socket };
-        let hello = json!({"type": "hello", "cursors": syncer.cursors()});
+        let hello = json!({"type": "hello", "cursors": cursors});
         live.send(hello.to_string())?;
         Ok(live)
     }
@@ -79,6 +84,7 @@ impl Live {
     pub fn next(&mut self, wait: Duration) -> SyncResult<Option<Pushed>> {
         match self.socket.get_mut() {
             MaybeTlsStream::Plain(stream) => stream.set_read_timeout(Some(wait)),
+            #[cfg(feature = "tls")]
             MaybeTlsStream::Rustls(stream) => stream.get_mut().set_read_timeout(Some(wait)),
             _ => Ok(()),
         }

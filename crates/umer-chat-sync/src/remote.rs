@@ -175,6 +175,32 @@ impl Remote {
         self.send("POST", "/v1/sessions", body)
     }
 
+    /// The whole record of an account imported from a folder and not claimed yet.
+    pub fn unclaimed(&self, user: &str) -> SyncResult<String> {
+        let answer: Value = self.get(&format!("/v1/users/{}/unclaimed", encode_path(user)))?;
+        answer["record"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| SyncError::new("bad_answer", "The server sent no record."))
+    }
+
+    /// Claims an imported account: sets its sign-in key, signed with its identity key.
+    pub fn claim(
+        &self,
+        user: &str,
+        device: &str,
+        auth_key: &[u8; 32],
+        sig: &str,
+    ) -> SyncResult<Session> {
+        let body = json!({
+            "user": user,
+            "device": device,
+            "auth_key": STANDARD.encode(auth_key),
+            "sig": sig,
+        });
+        self.send("POST", "/v1/claims", body)
+    }
+
     pub fn sign_out(&self) -> SyncResult<()> {
         Self::answer::<Value>(self.request("DELETE", "/v1/sessions/current").call()).map(|_| ())
     }
@@ -240,6 +266,18 @@ impl Remote {
             json!({"record": record}),
         )
         .map(|_| ())
+    }
+
+    /// The read markers of a chat's members, `[{name: "<user>/<device>.json", record}]`.
+    pub fn read_markers(&self, chat: &str) -> SyncResult<Vec<Named>> {
+        self.get(&format!("/v1/chats/{chat}/reads"))
+    }
+
+    pub fn put_read_markers(&self, device: &str, bytes: &[u8]) -> SyncResult<()> {
+        let request = self
+            .request("PUT", &format!("/v1/reads/{device}"))
+            .set("Content-Type", "application/json");
+        Self::answer::<Value>(request.send_bytes(bytes)).map(|_| ())
     }
 
     pub fn image_names(&self, chat: &str) -> SyncResult<Vec<String>> {
