@@ -76,6 +76,13 @@ impl Push {
 
 /// Pushes a process holds for its sockets; a socket more than this far behind is closed.
 pub const HUB_CAPACITY: usize = 4096;
+/// The lines of one push message, in bytes at most (but for one line, which may be longer).
+const PUSH_PAGE_BYTES: usize = 1 << 20;
+/// A socket's read buffer: hello and typing claims are small.
+const SOCKET_READ_BUFFER: usize = 4 * 1024;
+/// What may wait unsent on one socket: a page of lines and a little more; past it, a send
+/// fails and the socket is closed (its client resumes from its cursor).
+const SOCKET_MAX_WRITE_BUFFER: usize = 4 << 20;
 /// How long closing a socket may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Sockets one user may hold open at once (one per device, with room to spare).
@@ -138,6 +145,11 @@ pub async fn socket<D: Database>(
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
+        // Small buffers: a client sends little, and what is sent to it waits in its cursor,
+        // not in memory (a thousand sockets with the 128 KiB defaults held 700 MB).
+        .read_buffer_size(SOCKET_READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(SOCKET_MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
             let user = signed.user.clone();
             if let Err(why) = Session::run(server, signed, socket).await {
@@ -245,16 +257,30 @@ impl<D: Database> Session<D> {
     async fn send_lines(&mut self, chat: &str) -> Result<(), String> {
         loop {
             let after = self.cursors.get(chat).copied().unwrap_or(0);
-            let rows = self
+            let mut rows = self
                 .server
                 .db
                 .lines_after(chat, after, MAX_LINES_PER_PAGE)
                 .await
                 .map_err(|e| e.to_string())?;
+            let mut full = rows.len() as i64 == MAX_LINES_PER_PAGE;
+            // At most about a megabyte a message (one line at least): what waits to be sent
+            // stays bounded, and the rest follows from the cursor.
+            let mut bytes = 0;
+            let keep = rows
+                .iter()
+                .position(|row| {
+                    bytes += row.bytes.len();
+                    bytes > PUSH_PAGE_BYTES
+                })
+                .map_or(rows.len(), |cut| cut.max(1));
+            if keep < rows.len() {
+                rows.truncate(keep);
+                full = true;
+            }
             let Some(last) = rows.last().map(|row| row.seq) else {
                 return Ok(());
             };
-            let full = rows.len() as i64 == MAX_LINES_PER_PAGE;
             let lines = stored_lines(rows).map_err(|_| "a stored line is damaged".to_string())?;
             self.cursors.insert(chat.to_string(), last);
             self.send(&Pushed::Lines {

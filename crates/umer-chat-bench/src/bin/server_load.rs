@@ -46,6 +46,8 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// One server process.
 struct Server {
     child: Option<Child>,
+    /// The peak RSS (MB) of processes of it that were killed.
+    killed_peak: Option<f64>,
     url: String,
     args: Vec<String>,
     binary: PathBuf,
@@ -55,6 +57,7 @@ impl Server {
     fn start(binary: &Path, args: Vec<String>) -> Server {
         let mut server = Server {
             child: None,
+            killed_peak: None,
             url: String::new(),
             args,
             binary: binary.to_path_buf(),
@@ -89,6 +92,7 @@ impl Server {
     }
 
     fn kill(&mut self) {
+        self.killed_peak = self.peak_rss_mb().or(self.killed_peak);
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -369,83 +373,104 @@ fn main() {
             .to_string();
         store.verify_user(&name, PASSWORD).expect("sign in");
     }
-    let total = (rate * seconds) as usize;
-    let interval = Duration::from_secs_f64(1.0 / rate);
+    let per_group = ((rate * seconds) as usize).div_ceil(groups);
+    let period = Duration::from_secs_f64(groups as f64 / rate);
     let begin = Instant::now();
-    let mut sent: Vec<(usize, String)> = Vec::with_capacity(total);
-    let mut retries = 0usize;
-    let mut killed = false;
-    let mut restarted = false;
-    let mut seqs: Vec<u64> = vec![0; groups];
-    for n in 0..total {
-        let due = begin + interval * n as u32;
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
+    let sent: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
+    let retries = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        // One sender per group, each at its share of the rate, staggered.
+        for (g, (user, chat, session, device)) in creators.iter().enumerate() {
+            let (store, urls, sent, retries) = (&store, &urls, &sent, &retries);
+            scope.spawn(move || {
+                let mut remote = Remote::new(&session.url).with_token(&session.token);
+                let offset = period.mul_f64(g as f64 / groups as f64);
+                for k in 0..per_group {
+                    let due = begin + offset + period * k as u32;
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    let event = Event {
+                        v: LINE_VERSION,
+                        id: umer_chat_core::ids::new_event_id(),
+                        chat: chat.clone(),
+                        sender: user.clone(),
+                        device: device.clone(),
+                        seq: k as u64 + 1,
+                        ts: now_ms(),
+                        content: Content::message(Some(format!("message {k} of group {g}")), None),
+                        trust: Default::default(),
+                    };
+                    let (checked, line) = store.event_line(&event).expect("a line");
+                    let mut attempt = 0;
+                    // Sent again (to another server) until stored: appends are idempotent.
+                    while remote
+                        .post_lines(chat.as_str(), std::slice::from_ref(&line))
+                        .is_err()
+                    {
+                        retries.fetch_add(1, Ordering::Relaxed);
+                        attempt += 1;
+                        let all = urls.lock().unwrap().clone();
+                        remote =
+                            Remote::new(&all[(g + attempt) % all.len()]).with_token(&session.token);
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    sent.lock().unwrap().push((g, checked.id));
+                }
+            });
         }
-        if faults && !killed && n >= total / 2 {
-            killed = true;
+        // The faults, on their own timeline.
+        let total = Duration::from_secs_f64(seconds);
+        if faults {
+            std::thread::sleep((begin + total / 2).saturating_duration_since(Instant::now()));
             let at = now_ms();
             servers[0].kill();
-            println!("fault: killed server 0 (kill -9) at message {n}");
-            servers[0].spawn();
             let mut all = urls.lock().unwrap();
-            all[0] = servers[0].url.clone();
+            if servers.len() > 1 {
+                // Its clients and senders go to the others.
+                let others: Vec<String> = servers[1..].iter().map(|s| s.url.clone()).collect();
+                *all = others;
+                println!("fault: killed server 0 (kill -9) halfway; its clients go to the other");
+            } else {
+                servers[0].spawn();
+                all[0] = servers[0].url.clone();
+                println!("fault: killed server 0 (kill -9) halfway, and started it again");
+            }
+            drop(all);
             fault_window
                 .lock()
                 .unwrap()
                 .push((at - 100, now_ms() + 3_000));
-        }
-        if faults && database_url.is_some() && !restarted && n >= total * 3 / 4 {
-            restarted = true;
-            if let Ok(command) = std::env::var("LOAD_PG_RESTART") {
-                let at = now_ms();
-                let status = Command::new("sh").args(["-c", &command]).status();
-                println!("fault: restarted PostgreSQL ({status:?}) at message {n}");
-                fault_window
-                    .lock()
-                    .unwrap()
-                    .push((at - 100, now_ms() + 5_000));
-            }
-        }
-        let g = n % groups;
-        let (user, chat, session, device) = &creators[g];
-        seqs[g] += 1;
-        let event = Event {
-            v: LINE_VERSION,
-            id: umer_chat_core::ids::new_event_id(),
-            chat: chat.clone(),
-            sender: user.clone(),
-            device: device.clone(),
-            seq: seqs[g],
-            ts: now_ms(),
-            content: Content::message(Some(format!("message {n}")), None),
-            trust: Default::default(),
-        };
-        let (checked, line) = store.event_line(&event).expect("a line");
-        let mut attempt = 0;
-        loop {
-            let all = urls.lock().unwrap().clone();
-            let remote = Remote::new(&all[(g + attempt) % all.len()]).with_token(&session.token);
-            match remote.post_lines(chat.as_str(), std::slice::from_ref(&line)) {
-                Ok(_) => break,
-                Err(_) => {
-                    retries += 1;
-                    attempt += 1;
-                    std::thread::sleep(Duration::from_millis(20));
+            if database_url.is_some() {
+                std::thread::sleep(
+                    (begin + total * 3 / 4).saturating_duration_since(Instant::now()),
+                );
+                if let Ok(command) = std::env::var("LOAD_PG_RESTART") {
+                    let at = now_ms();
+                    let status = Command::new("sh").args(["-c", &command]).status();
+                    println!("fault: restarted PostgreSQL at three quarters ({status:?})");
+                    fault_window
+                        .lock()
+                        .unwrap()
+                        .push((at - 100, now_ms() + 5_000));
                 }
             }
         }
-        sent.push((g, checked.id));
-    }
+    });
+    let sent = sent.into_inner().unwrap();
+    let retries = retries.into_inner();
     let sending = begin.elapsed().as_secs_f64();
     // Time to deliver the last ones.
     std::thread::sleep(Duration::from_secs(3));
     stop.store(true, Ordering::Relaxed);
     let rss: Vec<String> = servers
         .iter()
-        .map(|s| {
-            s.peak_rss_mb()
-                .map_or("?".into(), |mb| format!("{mb:.0} MB"))
+        .map(|s| match (s.killed_peak, s.peak_rss_mb()) {
+            (Some(before), Some(after)) => {
+                format!("{before:.0} MB until killed, then {after:.0} MB")
+            }
+            (Some(before), None) => format!("{before:.0} MB until killed"),
+            (None, now) => now.map_or("?".into(), |mb| format!("{mb:.0} MB")),
         })
         .collect();
     for reader in readers {
