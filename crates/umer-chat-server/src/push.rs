@@ -76,13 +76,15 @@ impl Push {
 
 /// Pushes a process holds for its sockets; a socket more than this far behind is closed.
 pub const HUB_CAPACITY: usize = 4096;
-/// The lines of one push message, in bytes at most (but for one line, which may be longer).
-const PUSH_PAGE_BYTES: usize = 1 << 20;
+/// The lines of one push message, in bytes at most (but for one line, which may be longer):
+/// what waits for a slow client is one such message, so a thousand of them behind cost
+/// tens of megabytes, not a gigabyte (a megabyte each was measured at 800 MB).
+const PUSH_PAGE_BYTES: usize = 32 * 1024;
 /// A socket's read buffer: hello and typing claims are small.
 const SOCKET_READ_BUFFER: usize = 4 * 1024;
-/// What may wait unsent on one socket: a page of lines and a little more; past it, a send
-/// fails and the socket is closed (its client resumes from its cursor).
-const SOCKET_MAX_WRITE_BUFFER: usize = 4 << 20;
+/// What may wait unsent on one socket: a push message (its page and one line past it);
+/// past it, a send fails and the socket is closed (its client resumes from its cursor).
+const SOCKET_MAX_WRITE_BUFFER: usize = PUSH_PAGE_BYTES + 2 * 64 * 1024;
 /// How long closing a socket may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Sockets one user may hold open at once (one per device, with room to spare).
@@ -146,7 +148,7 @@ pub async fn socket<D: Database>(
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
         // Small buffers: a client sends little, and what is sent to it waits in its cursor,
-        // not in memory (a thousand sockets with the 128 KiB defaults held 700 MB).
+        // not in memory.
         .read_buffer_size(SOCKET_READ_BUFFER)
         .write_buffer_size(0)
         .max_write_buffer_size(SOCKET_MAX_WRITE_BUFFER)
@@ -264,7 +266,7 @@ impl<D: Database> Session<D> {
                 .await
                 .map_err(|e| e.to_string())?;
             let mut full = rows.len() as i64 == MAX_LINES_PER_PAGE;
-            // At most about a megabyte a message (one line at least): what waits to be sent
+            // At most PUSH_PAGE_BYTES a message (one line at least): what waits to be sent
             // stays bounded, and the rest follows from the cursor.
             let mut bytes = 0;
             let keep = rows
