@@ -138,8 +138,18 @@ fn auth_key_text(raw: &str) -> ApiResult<String> {
     }
 }
 
-/// Argon2id on a blocking thread: it takes tens of milliseconds of a core.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+/// Argon2id on a blocking thread (it takes tens of milliseconds of a core and 19 MiB), at
+/// most one per core at a time: a flood of sign-ins waits its turn rather than take every
+/// core and gigabytes of memory.
+async fn hashing<D: Database, T: Send + 'static>(
+    server: &Server<D>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> ApiResult<T> {
+    let _turn = server
+        .hashing
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal())?;
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|_| ApiError::internal())
@@ -154,7 +164,7 @@ pub async fn sign_up<D: Database>(
     let auth_key = auth_key_text(&request.auth_key)?;
     let record = request.record.into_bytes();
     let checked = door::check_user_record(&record)?;
-    let auth_hash = blocking(move || password::hash(&auth_key)).await?;
+    let auth_hash = hashing(&server, move || password::hash(&auth_key)).await?;
     let skeletons = checked.name.skeletons();
     let outcome = server
         .db
@@ -273,9 +283,10 @@ pub async fn sign_in<D: Database>(
     let stored = row
         .as_ref()
         .map_or_else(|| server.decoy_hash.clone(), |r| r.auth_hash.clone());
-    let proved =
-        blocking(move || password::verify(&auth_key, &StoredPassword::Phc(stored)).is_some())
-            .await?;
+    let proved = hashing(&server, move || {
+        password::verify(&auth_key, &StoredPassword::Phc(stored)).is_some()
+    })
+    .await?;
     let Some(row) = row.filter(|_| proved) else {
         server
             .db
@@ -440,7 +451,7 @@ pub async fn claim<D: Database>(
     if !row.auth_hash.is_empty() || !door::check_claim(&key, &auth_key, &request.sig, &keys) {
         return Err(refused());
     }
-    let auth_hash = blocking(move || password::hash(&auth_key_b64)).await?;
+    let auth_hash = hashing(&server, move || password::hash(&auth_key_b64)).await?;
     if !server.db.claim_user(key.as_str(), &auth_hash).await? {
         return Err(refused());
     }

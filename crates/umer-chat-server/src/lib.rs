@@ -62,6 +62,8 @@ pub struct Server<D> {
     address_failures: AddressFailures,
     pub hub: push::Hub,
     sockets: push::SocketCounts,
+    /// Turns at Argon2id, one per core.
+    hashing: tokio::sync::Semaphore,
 }
 
 impl<D: Database> Server<D> {
@@ -84,6 +86,9 @@ impl<D: Database> Server<D> {
             address_failures: AddressFailures::default(),
             hub,
             sockets: push::SocketCounts::default(),
+            hashing: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         })
     }
 
