@@ -21,12 +21,38 @@ use crate::image_scheme::PREVIEW_SIDE;
 use crate::live::{ChangeSignal, LiveStatus, Look};
 use crate::notify;
 use crate::state::AppState;
+use umer_chat_sync::Syncer;
 
 const SEARCH_LIMIT: usize = 50;
 /// The window's title (tauri.conf.json), before an unread count.
 const APP_TITLE: &str = "Umer Chat";
 
 /// Runs `f` on the blocking pool.
+/// A password changes in the user's record and in the key that proves it to the server,
+/// together; the server takes neither yet, so neither changes here (issue 19's note).
+fn refuse_on_a_server(state: &AppState, what: &str) -> CommandResult<()> {
+    match state.server() {
+        Some(server) => Err(CommandError {
+            code: "not_on_a_server",
+            message: format!(
+                "{what} cannot be set on a server yet ({server}). Use the account in a folder, or ask whoever runs the server."
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// [`blocking`], for a command that writes to the folder: what it wrote then goes to the
+/// server at once, when the chats are on one.
+async fn writing<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce() -> CommandResult<T> + Send + 'static,
+) -> CommandResult<T> {
+    let result = blocking(f).await;
+    state.send_now();
+    result
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> CommandResult<T> + Send + 'static,
 ) -> CommandResult<T> {
@@ -45,6 +71,7 @@ fn session_dto(state: &AppState) -> Option<SessionDto> {
         data_folder: state.data_folder().display().to_string(),
         recovery_key: None,
         image_token: state.image_token()?,
+        server: state.server(),
     })
 }
 
@@ -53,29 +80,47 @@ pub async fn session(state: State<'_, AppState>) -> CommandResult<Option<Session
     Ok(session_dto(&state))
 }
 
+/// What a sign-in on this device brings: the user, their recovery key when this sign-in
+/// made it (the one moment it is shown without asking), and on a server the syncer of the
+/// device's copy.
+struct SignedIn {
+    user: User,
+    recovery_key: Option<String>,
+    syncer: Option<Syncer>,
+}
+
+impl SignedIn {
+    /// A sign-in to a folder: the store knows whether it just made the keys.
+    fn in_folder(store: &Store, user: User) -> SignedIn {
+        SignedIn {
+            recovery_key: store.new_recovery_key(&user.key),
+            user,
+            syncer: None,
+        }
+    }
+}
+
 /// Checks credentials with `check` off the main thread (which unlocks the user's keys in
-/// the store), then signs that user in. The answer carries the recovery key when this
-/// sign-up or login made the keys: the one moment it is shown without asking.
+/// the store), then signs that user in, and on a server keeps the device's copy in step.
 async fn sign_in_with(
     state: &AppState,
-    check: impl FnOnce(&Store) -> umer_chat_core::Result<User> + Send + 'static,
+    check: impl FnOnce(&Store) -> CommandResult<SignedIn> + Send + 'static,
 ) -> CommandResult<SessionDto> {
     let store = state.store();
     let task_store = store.clone();
-    let (user, recovery_key) = blocking(move || {
-        let user = check(&task_store)?;
-        let recovery_key = task_store.new_recovery_key(&user.key);
-        Ok((user, recovery_key))
-    })
-    .await?;
-    if !state.sign_in(&store, user) {
+    let signed_in = blocking(move || check(&task_store)).await?;
+    if !state.sign_in(&store, signed_in.user) {
         return Err(CommandError {
             code: "not_signed_in",
             message: "The data folder changed while you were signing in. Sign in again.".into(),
         });
     }
+    if let Some(syncer) = signed_in.syncer {
+        let ask_to_poll = state.live().poll_asker();
+        state.connect(syncer, move |_| ask_to_poll());
+    }
     let mut session = session_dto(state).ok_or_else(CommandError::not_signed_in)?;
-    session.recovery_key = recovery_key;
+    session.recovery_key = signed_in.recovery_key;
     Ok(session)
 }
 
@@ -85,7 +130,22 @@ pub async fn signup(
     username: String,
     password: String,
 ) -> CommandResult<SessionDto> {
-    sign_in_with(&state, move |store| store.create_user(&username, &password)).await
+    let server = state.server_device();
+    sign_in_with(&state, move |store| match server {
+        None => {
+            let user = store.create_user(&username, &password)?;
+            Ok(SignedIn::in_folder(store, user))
+        }
+        Some(server) => {
+            let (user, recovery_key, syncer) = server.sign_up(store, &username, &password)?;
+            Ok(SignedIn {
+                user,
+                recovery_key: Some(recovery_key),
+                syncer: Some(syncer),
+            })
+        }
+    })
+    .await
 }
 
 #[tauri::command]
@@ -94,7 +154,24 @@ pub async fn login(
     username: String,
     password: String,
 ) -> CommandResult<SessionDto> {
-    sign_in_with(&state, move |store| store.verify_user(&username, &password)).await
+    let server = state.server_device();
+    sign_in_with(&state, move |store| match server {
+        None => {
+            let user = store.verify_user(&username, &password)?;
+            Ok(SignedIn::in_folder(store, user))
+        }
+        // Offline, a device that signed in here before opens its own copy; the link
+        // connects when the server is back.
+        Some(server) => {
+            let signed_in = server.sign_in(store, &username, &password)?;
+            Ok(SignedIn {
+                recovery_key: store.new_recovery_key(&signed_in.user.key),
+                user: signed_in.user,
+                syncer: Some(signed_in.syncer),
+            })
+        }
+    })
+    .await
 }
 
 #[tauri::command]
@@ -137,7 +214,12 @@ pub async fn username_available(
 #[tauri::command]
 pub async fn list_users(state: State<'_, AppState>) -> CommandResult<Vec<String>> {
     let (store, _) = state.signed_in()?;
+    let link = state.link();
     blocking(move || {
+        // On a server, whoever signed up since: offline, those the folder knows.
+        if let Some(link) = link {
+            let _ = link.pull_directory();
+        }
         Ok(store
             .list_users()?
             .into_iter()
@@ -180,7 +262,7 @@ pub async fn list_chats(state: State<'_, AppState>) -> CommandResult<Vec<ChatSum
 #[tauri::command]
 pub async fn create_dm(state: State<'_, AppState>, other: String) -> CommandResult<ChatSummaryDto> {
     let (store, user) = state.signed_in()?;
-    blocking(move || {
+    writing(&state, move || {
         let chat = store.create_private_chat(&user.key, &other)?;
         let summary = store.chat_summary(&user.key, chat.id.as_str())?;
         Ok(Names::new(&store, &user.key).summary(&summary))
@@ -195,7 +277,7 @@ pub async fn create_group(
     members: Vec<String>,
 ) -> CommandResult<ChatSummaryDto> {
     let (store, user) = state.signed_in()?;
-    blocking(move || {
+    writing(&state, move || {
         let members: Vec<&str> = members.iter().map(String::as_str).collect();
         let chat = store.create_group_chat(&user.key, &name, &members)?;
         let summary = store.chat_summary(&user.key, chat.id.as_str())?;
@@ -255,7 +337,7 @@ pub async fn send_text(
     text: String,
 ) -> CommandResult<MessageDto> {
     let (store, user) = state.signed_in()?;
-    blocking(move || {
+    writing(&state, move || {
         let event = store.append_message(&user.key, &chat_id, Some(&text), None)?;
         // Sent: no longer typing (a failure leaves a claim that runs out by itself).
         let _ = store.set_typing(&user.key, None);
@@ -293,7 +375,7 @@ pub async fn reply(
     text: String,
 ) -> CommandResult<MessageDto> {
     let (store, user) = state.signed_in()?;
-    blocking(move || {
+    writing(&state, move || {
         let content = Content::Message {
             text: Some(text),
             image: None,
@@ -318,7 +400,7 @@ pub async fn edit_message(
     text: String,
 ) -> CommandResult<Option<MessageDto>> {
     let (store, user) = state.signed_in()?;
-    blocking(move || {
+    writing(&state, move || {
         let target = message_target(&message)?;
         let event = store.append_content(&user.key, &chat_id, Content::Edit { target, text })?;
         Ok(shown_after(&store, &user.key, &chat_id, &event))
@@ -334,7 +416,7 @@ pub async fn delete_message(
     message: String,
 ) -> CommandResult<Option<MessageDto>> {
     let (store, user) = state.signed_in()?;
-    blocking(move || {
+    writing(&state, move || {
         let target = message_target(&message)?;
         let event = store.append_content(&user.key, &chat_id, Content::Delete { target })?;
         Ok(shown_after(&store, &user.key, &chat_id, &event))
@@ -368,7 +450,7 @@ pub async fn react(
     on: bool,
 ) -> CommandResult<Option<MessageDto>> {
     let (store, user) = state.signed_in()?;
-    blocking(move || {
+    writing(&state, move || {
         let target = message_target(&message)?;
         let content = if on {
             Content::React { target, emoji }
@@ -396,7 +478,7 @@ pub async fn send_image(
     } else {
         PhotoSize::Scaled
     };
-    blocking(move || {
+    writing(&state, move || {
         let bytes = decode_base64(&data_base64)?;
         let image = store.save_image_sized(&user.key, &chat_id, &bytes, size)?;
         let event = store.append_message(&user.key, &chat_id, text.as_deref(), Some(&image))?;
@@ -559,6 +641,7 @@ pub async fn poll<R: Runtime>(
                 changes,
                 refresh_ms,
                 gone,
+                connection: None,
             }),
             (watch, notified, notices),
         ))
@@ -570,9 +653,21 @@ pub async fn poll<R: Runtime>(
     if away {
         notify::show(&app, &user_key, &notices);
     }
-    let result = result.inspect_err(|_| state.live().poll_failed())?;
+    let mut result = result.inspect_err(|_| state.live().poll_failed())?;
     state.show_images(&result.messages);
+    result.connection = connection_dto(&state);
     Ok(result)
+}
+
+fn connection_dto(state: &AppState) -> Option<ConnectionDto> {
+    let server = state.server()?;
+    let status = state.connection()?;
+    Some(ConnectionDto {
+        server,
+        connected: status.connected,
+        waiting: status.waiting,
+        problem: status.problem.map(|problem| problem.message),
+    })
 }
 
 /// The total unread count, for the window title ("(3) Umer Chat") and, where the platform
@@ -635,7 +730,9 @@ pub async fn set_typing(state: State<'_, AppState>, chat_id: Option<String>) -> 
         store.set_typing(&user.key, chat_id.as_deref())?;
         Ok(())
     })
-    .await
+    .await?;
+    state.send_typing();
+    Ok(())
 }
 
 /// This device's preferences.
@@ -668,7 +765,7 @@ pub async fn subscribe_changes(
 #[tauri::command]
 pub async fn mark_read(state: State<'_, AppState>, chat_id: String) -> CommandResult<()> {
     let (store, user) = state.signed_in()?;
-    blocking(move || Ok(store.mark_read(&user.key, &chat_id)?)).await
+    writing(&state, move || Ok(store.mark_read(&user.key, &chat_id)?)).await
 }
 
 #[tauri::command]
@@ -737,6 +834,7 @@ pub async fn change_password(
     old_password: String,
     new_password: String,
 ) -> CommandResult<()> {
+    refuse_on_a_server(&state, "A new password")?;
     let (store, user) = state.signed_in()?;
     blocking(move || Ok(store.change_password(user.key.as_str(), &old_password, &new_password)?))
         .await
@@ -760,8 +858,10 @@ pub async fn recover_account(
     recovery_key: String,
     new_password: String,
 ) -> CommandResult<SessionDto> {
+    refuse_on_a_server(&state, "A forgotten password")?;
     sign_in_with(&state, move |store| {
-        store.recover_account(&username, &recovery_key, &new_password)
+        let user = store.recover_account(&username, &recovery_key, &new_password)?;
+        Ok(SignedIn::in_folder(store, user))
     })
     .await
 }
@@ -782,6 +882,32 @@ pub async fn about(state: State<'_, AppState>) -> CommandResult<AboutDto> {
         data_folder: state.data_folder().display().to_string(),
         config_folder: state.config_folder().display().to_string(),
     })
+}
+
+/// Where this device's chats are: a folder, or a server (and the device's copy).
+#[tauri::command]
+pub async fn chats_place(state: State<'_, AppState>) -> CommandResult<PlaceDto> {
+    Ok(place_dto(&state))
+}
+
+fn place_dto(state: &AppState) -> PlaceDto {
+    PlaceDto {
+        folder: state.data_folder().display().to_string(),
+        server: state.server(),
+        default_folder: state.default_data_folder().display().to_string(),
+    }
+}
+
+/// Puts this device's chats on the server at `url`, and signs out. `http://` is taken only
+/// to this machine: anywhere else it would carry sessions and sealed keys in the clear.
+#[tauri::command]
+pub async fn set_server(state: State<'_, AppState>, url: String) -> CommandResult<PlaceDto> {
+    let url = umer_chat_sync::check_url(&url, false)?;
+    let state = state.inner();
+    let probe = umer_chat_sync::Remote::new(&url);
+    blocking(move || Ok(probe.health()?)).await?;
+    state.set_server(url)?;
+    Ok(place_dto(state))
 }
 
 #[tauri::command]
@@ -921,7 +1047,7 @@ pub async fn change_group(
 ) -> CommandResult<GroupInfoDto> {
     use umer_chat_core::membership::{Change, GroupName};
     let (store, user) = state.signed_in()?;
-    blocking(move || {
+    writing(&state, move || {
         let person = || -> CommandResult<UserKey> {
             let name = change
                 .user

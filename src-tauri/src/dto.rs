@@ -21,6 +21,31 @@ pub struct SessionDto {
     pub recovery_key: Option<String>,
     /// The first part of this session's image URLs (the `umer-image:` scheme).
     pub image_token: String,
+    /// The server the chats are on (its address), when they are on one.
+    pub server: Option<String>,
+}
+
+/// The connection to the server, where people look for it ("offline — 3 messages waiting").
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionDto {
+    pub server: String,
+    pub connected: bool,
+    /// This device's messages the server does not have yet.
+    pub waiting: usize,
+    /// Why it is offline, or what the server last refused, as a person reads it.
+    pub problem: Option<String>,
+}
+
+/// Where this device's chats are: a folder (the default one, or one chosen), or a server.
+#[derive(Serialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct PlaceDto {
+    /// The data folder: on a server, the device's own copy.
+    pub folder: String,
+    pub server: Option<String>,
+    /// This device's own folder ("On this device").
+    pub default_folder: String,
 }
 
 /// Another user as the chat list names them: the key to pass to commands, the name to show.
@@ -281,6 +306,8 @@ pub struct PollDto {
     pub refresh_ms: u64,
     /// Chats the user is no longer in (left, or removed from), for the list to drop.
     pub gone: Vec<String>,
+    /// On a server: the connection's state (every poll).
+    pub connection: Option<ConnectionDto>,
 }
 
 /// Someone typing in a chat; the UI drops it after `expiresInMs` unless a poll renews it.

@@ -43,3 +43,30 @@ impl From<tauri::Error> for CommandError {
         }
     }
 }
+
+impl From<umer_chat_sync::SyncError> for CommandError {
+    fn from(e: umer_chat_sync::SyncError) -> Self {
+        // The codes a person acts on pass as they are; the others are the server's refusals,
+        // whose message says which.
+        const PASSED: &[&str] = &[
+            "unreachable",
+            "wrong_password",
+            "username_taken",
+            "username_confusable",
+            "bad_username",
+            "too_many_attempts",
+            "not_signed_in",
+            "bad_server",
+            "unknown_user",
+            "io",
+        ];
+        CommandError {
+            code: PASSED
+                .iter()
+                .find(|code| **code == e.code)
+                .copied()
+                .unwrap_or("server_refused"),
+            message: e.message,
+        }
+    }
+}

@@ -189,6 +189,13 @@ impl Live {
         );
     }
 
+    /// Something the folder does not show changed (the server connection's state): a
+    /// function, for other threads, that asks the UI to poll now.
+    pub fn poll_asker(&self) -> impl Fn() + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || send(&mut lock(&shared), ChangeSignal::default())
+    }
+
     /// A poll that took changes failed: look at everything next time.
     pub fn poll_failed(&self) {
         lock(&self.shared).pending.everything = true;

@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use umer_chat_core::{config, ChatListWatch, LocalConfig, Preferences, Store, User};
+use umer_chat_sync::device::Device;
+use umer_chat_sync::link::{Link, LinkStatus};
+use umer_chat_sync::Syncer;
 
 use crate::dto::MessageDto;
 use crate::error::{CommandError, CommandResult};
@@ -44,6 +47,9 @@ struct Inner {
     config: LocalConfig,
     store: Arc<Store>,
     session: Option<Session>,
+    /// The connection to the server, while someone is signed in to a folder that is a
+    /// server's copy.
+    link: Option<Arc<Link>>,
 }
 
 /// The signed-in user, with what the chat list looked like at their last poll.
@@ -93,9 +99,10 @@ impl AppState {
         // Old data moves only into the default folder as the user knows it, not in a run
         // pointed elsewhere by the environment (tests, a second device on one machine).
         let legacy = legacy_data_dir.as_deref().filter(|_| overridden.is_none());
-        let data_dir = match overridden {
-            Some(dir) => PathBuf::from(dir),
-            None => config
+        let data_dir = match (overridden, config.chosen_server()) {
+            (Some(dir), _) => PathBuf::from(dir),
+            (None, Some(server)) => server_data_dir(&default_data_dir, server),
+            (None, None) => config
                 .chosen_data_dir()
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| default_data_dir.clone()),
@@ -134,6 +141,7 @@ impl AppState {
                 config,
                 store: Arc::new(store),
                 session: None,
+                link: None,
             }),
             config_dir: config_dir.to_path_buf(),
             default_data_dir,
@@ -211,6 +219,7 @@ impl AppState {
     /// Ends the session and forgets the user's private keys.
     pub fn sign_out(&self) {
         let mut inner = self.lock();
+        inner.link = None;
         if let Some(old) = inner.session.take() {
             // Nobody is typing any more (a failure only leaves a claim that runs out).
             let _ = inner.store.set_typing(&old.user.key, None);
@@ -331,6 +340,11 @@ impl AppState {
         &self.config_dir
     }
 
+    /// The folder "On this device" means: `<app data>/chat-data`.
+    pub fn default_data_folder(&self) -> &Path {
+        &self.default_data_dir
+    }
+
     pub fn data_folder(&self) -> PathBuf {
         self.lock().store.root().to_path_buf()
     }
@@ -338,9 +352,79 @@ impl AppState {
     /// Switches to another data folder, remembered in local config, and signs out:
     /// accounts live in the folder.
     pub fn set_data_folder(&self, dir: PathBuf) -> umer_chat_core::Result<PathBuf> {
-        let mut inner = self.lock();
         let chosen = (dir != self.default_data_dir).then_some(dir.clone());
-        if chosen.is_none() {
+        self.switch_folder(dir, chosen, None)
+    }
+
+    /// Puts this device's chats on the server at `url` (checked by the caller): the data
+    /// folder becomes the device's own copy of them, `<app data>/servers/<hash of url>`
+    /// (or `$UMER_CHAT_DATA_DIR`), and whoever was signed in is signed out.
+    pub fn set_server(&self, url: String) -> umer_chat_core::Result<PathBuf> {
+        let dir = match std::env::var_os(config::DATA_DIR_ENV) {
+            Some(dir) => PathBuf::from(dir),
+            None => server_data_dir(&self.default_data_dir, &url),
+        };
+        let chosen = self.lock().config.chosen_data_dir().map(Path::to_path_buf);
+        self.switch_folder(dir, chosen, Some(url))
+    }
+
+    /// The server this device's chats are on, if they are on one.
+    pub fn server(&self) -> Option<String> {
+        self.lock().config.chosen_server().map(str::to_string)
+    }
+
+    /// The server's side of a sign-in on this device.
+    pub fn server_device(&self) -> Option<Device> {
+        self.server().map(|url| Device::new(&url, &self.config_dir))
+    }
+
+    /// Keeps the signed-in user's folder in step with the server from now on;
+    /// `on_status` hears of every change of the connection's state.
+    pub fn connect(&self, syncer: Syncer, on_status: impl Fn(&LinkStatus) + Send + Sync + 'static) {
+        let mut inner = self.lock();
+        if inner.session.is_some() {
+            inner.link = Some(Arc::new(Link::start(
+                syncer,
+                inner.store.clone(),
+                on_status,
+            )));
+        }
+    }
+
+    /// The connection's state, on a server.
+    pub fn connection(&self) -> Option<LinkStatus> {
+        self.lock().link.as_ref().map(|link| link.status())
+    }
+
+    /// The connection to the server, when signed in on one (for work off the lock).
+    pub fn link(&self) -> Option<Arc<Link>> {
+        self.lock().link.clone()
+    }
+
+    /// Sends what this device just wrote to the server, when its chats are on one.
+    pub fn send_now(&self) {
+        if let Some(link) = &self.lock().link {
+            link.send_now();
+        }
+    }
+
+    /// Passes this device's typing claim on through the server, when on one.
+    pub fn send_typing(&self) {
+        if let Some(link) = &self.lock().link {
+            link.send_typing();
+        }
+    }
+
+    /// Opens `dir`, remembers the choice (`chosen` folder, or `server`), and signs out:
+    /// accounts live in the folder.
+    fn switch_folder(
+        &self,
+        dir: PathBuf,
+        chosen: Option<PathBuf>,
+        server: Option<String>,
+    ) -> umer_chat_core::Result<PathBuf> {
+        let mut inner = self.lock();
+        if chosen.is_none() && server.is_none() {
             // Back to the default: bring over what an older version left. Anything that
             // stays is reported at the next start, which tries again.
             move_legacy(self.legacy_data_dir.as_deref(), &dir);
@@ -357,6 +441,8 @@ impl AppState {
             store.use_thumbnail_cache(dir);
         }
         inner.config.set_data_dir(chosen)?;
+        inner.config.set_server(server)?;
+        inner.link = None;
         if let Some(old) = inner.session.take() {
             let _ = inner.store.set_typing(&old.user.key, None);
             inner.store.sign_out(&old.user.key);
@@ -365,6 +451,13 @@ impl AppState {
         self.live.watch(&dir);
         Ok(dir)
     }
+}
+
+/// A server's copy of this device's chats: beside the default folder, named by the
+/// server's address, so that each server has its own and none mixes with a folder's.
+fn server_data_dir(default_data_dir: &Path, url: &str) -> PathBuf {
+    let id = umer_chat_core::crypto::event_id(url.as_bytes());
+    default_data_dir.with_file_name("servers").join(&id[..16])
 }
 
 fn apply_preferences(store: &Store, config_dir: &Path, preferences: &Preferences) {

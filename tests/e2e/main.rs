@@ -15,6 +15,7 @@ mod keyboard;
 mod launch;
 mod live;
 mod notifications;
+mod server;
 mod webdriver;
 
 use std::path::{Path, PathBuf};

@@ -70,12 +70,28 @@ impl TestServer {
         server
     }
 
-    /// Starts the server again on the same database (after [`TestServer::kill`]).
+    /// Starts the server again on the same database (after [`TestServer::kill`]), on a new
+    /// port.
     pub fn restart(&mut self) {
+        self.start_on("127.0.0.1:0");
+    }
+
+    /// Starts the server again on the same database and at the same address, as a
+    /// restarted server comes back for its clients.
+    pub fn restart_at_the_same_address(&mut self) {
+        let address = self
+            .url
+            .strip_prefix("http://")
+            .expect("an http:// url")
+            .to_string();
+        self.start_on(&address);
+    }
+
+    fn start_on(&mut self, address: &str) {
         let mut command = Command::new(server_path());
         command
             .args(&self.args)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", address])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

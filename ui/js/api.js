@@ -94,6 +94,9 @@ export const dataFolder = () => call('data_folder');
 export const about = () => call('about');
 export const setDataFolder = (path) => call('set_data_folder', { path });
 export const chooseDataFolder = () => call('choose_data_folder');
+/** { folder, server }: a folder, or a server and the device's copy of its chats. */
+export const chatsPlace = () => call('chats_place');
+export const setServer = (url) => call('set_server', { url });
 
 // Export (decrypted: the UI asks first)
 export const exportChat = (chatId) => call('export_chat', { chatId });

@@ -49,6 +49,7 @@ export function initLogin(handlers) {
   $('recover-cancel').addEventListener('click', () => { hideRecover(); $('login-username').focus(); });
   recoverForm.addEventListener('submit', (e) => { e.preventDefault(); submitRecover(); });
 
+  initPlace();
   signupUser.addEventListener('input', scheduleAvailability);
   signupPass.addEventListener('input', updateConfirmHint);
   signupConfirm.addEventListener('input', updateConfirmHint);
@@ -67,6 +68,7 @@ export function showLoginView(note) {
   hideRecover();
   selectTab('login');
   $('login-username').focus();
+  placeForm.hidden = true;
   showDataFolder();
 }
 
@@ -196,14 +198,84 @@ function setAvailability(text, ok) {
   availability.classList.toggle('bad', ok === false);
 }
 
-// Nice to know before signing in; silent if the core can't tell us.
+// "Your chats are on this device: <folder>", and "Change" to choose where they are: this
+// device's folder, a shared folder, or a server. Silent if the core can't tell us.
+let place = null;
+
 async function showDataFolder() {
   const line = $('login-folder-line');
   try {
-    const folder = await api.dataFolder();
-    $('login-data-folder').textContent = folder;
-    line.hidden = !folder;
+    place = await api.chatsPlace();
+    $('place-now').textContent = place.server
+      ? `on ${place.server}, kept on this device in`
+      : place.folder === place.defaultFolder ? 'on this device' : 'in a shared folder';
+    $('login-data-folder').textContent = place.folder;
+    line.hidden = !place.folder;
   } catch {
     line.hidden = true;
   }
+}
+
+const placeForm = $('place-form');
+const placeError = $('place-error');
+
+function chosenPlace() {
+  return placeForm.querySelector('input[name="place"]:checked')?.value || 'device';
+}
+
+function showPlaceFields() {
+  const kind = chosenPlace();
+  $('place-folder-fields').hidden = kind !== 'folder';
+  $('place-server-fields').hidden = kind !== 'server';
+}
+
+function openPlaceForm() {
+  setMessage(placeError, '');
+  const kind = place?.server ? 'server' : place && place.folder !== place.defaultFolder ? 'folder' : 'device';
+  for (const radio of placeForm.querySelectorAll('input[name="place"]')) radio.checked = radio.value === kind;
+  $('place-folder').value = kind === 'folder' ? place.folder : '';
+  $('place-server').value = place?.server || '';
+  showPlaceFields();
+  placeForm.hidden = false;
+  $('login-folder-line').hidden = true;
+  placeForm.querySelector('input[name="place"]:checked').focus();
+}
+
+function closePlaceForm() {
+  placeForm.hidden = true;
+  showDataFolder();
+}
+
+async function usePlace(change) {
+  const button = $('place-submit');
+  if (button.disabled) return;
+  setMessage(placeError, '');
+  button.disabled = true;
+  try {
+    const changed = await change();
+    if (changed === null) return; // a dialog cancelled
+    closePlaceForm();
+    $('login-username').focus();
+  } catch (e) {
+    setMessage(placeError, e.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function submitPlace() {
+  const kind = chosenPlace();
+  if (kind === 'server') usePlace(() => api.setServer($('place-server').value.trim()));
+  else if (kind === 'folder') usePlace(() => api.setDataFolder($('place-folder').value.trim()));
+  else usePlace(() => api.setDataFolder(place.defaultFolder));
+}
+
+function initPlace() {
+  $('place-change').addEventListener('click', openPlaceForm);
+  $('place-cancel').addEventListener('click', closePlaceForm);
+  for (const radio of placeForm.querySelectorAll('input[name="place"]')) {
+    radio.addEventListener('change', showPlaceFields);
+  }
+  $('place-folder-choose').addEventListener('click', () => usePlace(() => api.chooseDataFolder()));
+  placeForm.addEventListener('submit', (e) => { e.preventDefault(); submitPlace(); });
 }

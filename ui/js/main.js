@@ -21,6 +21,7 @@ import { initViewer, closeViewer } from './viewer.js';
 import { initVerify, closeVerifyDialogs } from './verify.js';
 import { initAccount, showRecoveryKey, closeAccountDialogs } from './account.js';
 import { setImageSession } from './images.js';
+import { showConnection } from './connection.js';
 import { initCaretRest } from './caret.js';
 import { initSwitcher, closeSwitcher } from './switcher.js';
 
@@ -104,6 +105,10 @@ async function enterMain(signedIn) {
   await subscribeToChanges();
   if (gen !== store.gen) return;
   startPolling();
+  // On a server, "Connecting…" until the first poll says how the connection went (it may
+  // have changed before this window listened).
+  showConnection(session.server ? { server: session.server, connected: false, waiting: 0, problem: null } : null);
+  if (session.server) pollNow();
 }
 
 /** A group this user left or was removed from: out of the list (and the chat pane), said. */

@@ -8,6 +8,7 @@ import * as api from './api.js';
 import { store } from './store.js';
 import { applyPoll } from './chat.js';
 import { removeChats } from './chatlist.js';
+import { showConnection } from './connection.js';
 import { isSignedOut, reportError, showBanner } from './errors.js';
 
 let interval = 3000;
@@ -99,6 +100,7 @@ async function tick() {
       if (result.gone.includes(store.openChatId)) onNoLongerMember(store.openChatId);
     }
     applyPoll(result, epoch);
+    showConnection(result.connection);
   } catch (e) {
     if (gen !== store.gen) return;
     if (isSignedOut(e)) reportError(e);

@@ -3,13 +3,14 @@
 //! the server into the folder, runs on the folder as ever, and sends what it wrote.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use umer_chat_core::{Store, User};
+use umer_chat_sync::device::Device;
 use umer_chat_sync::live::Live;
-use umer_chat_sync::{ServerSession, SyncError, SyncReport, Syncer};
+use umer_chat_sync::{SyncError, SyncReport, Syncer};
 
 use crate::Failure;
 
@@ -20,41 +21,16 @@ impl From<SyncError> for Failure {
 }
 
 pub struct OnServer {
-    url: String,
-    /// The device's config folder: sessions and sync state.
-    config_dir: PathBuf,
+    device: Device,
     syncer: Option<Syncer>,
 }
 
 impl OnServer {
     pub fn new(url: String, config_dir: &Path) -> OnServer {
         OnServer {
-            url,
-            config_dir: config_dir.to_path_buf(),
+            device: Device::new(&url, config_dir),
             syncer: None,
         }
-    }
-
-    fn session_path(&self, name: &str) -> PathBuf {
-        let id = umer_chat_core::crypto::event_id(
-            format!("{}\0{}", self.url, name.to_lowercase()).as_bytes(),
-        );
-        self.config_dir
-            .join(format!("server-session-{}.json", &id[..16]))
-    }
-
-    fn keep(&mut self, session: ServerSession) -> Result<(), Failure> {
-        let path = self.session_path(&session.user);
-        let bytes = serde_json::to_vec(&session).expect("sessions serialise");
-        umer_chat_core::fsio::write_atomic(&path, &bytes)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-        }
-        let syncer = Syncer::new(&session, &self.config_dir)?;
-        self.syncer = Some(syncer);
-        Ok(())
     }
 
     /// Signs up on the server; gives the user and their recovery key, to show once.
@@ -64,56 +40,23 @@ impl OnServer {
         name: &str,
         password: &str,
     ) -> Result<(User, String), Failure> {
-        let signed_up = umer_chat_sync::sign_up(store, &self.url, name, password)?;
-        self.keep(signed_up.session)?;
-        Ok((signed_up.user, signed_up.recovery_key))
+        let (user, recovery_key, syncer) = self.device.sign_up(store, name, password)?;
+        self.syncer = Some(syncer);
+        Ok((user, recovery_key))
     }
 
     /// Signs in on this device (with its kept session, else anew) and syncs.
     pub fn sign_in(&mut self, store: &Store, name: &str, password: &str) -> Result<User, Failure> {
-        let kept: Option<ServerSession> = std::fs::read(self.session_path(name))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-        let user = match kept {
-            Some(session) => match store.verify_user(name, password) {
-                Ok(user) => {
-                    self.keep(session)?;
-                    user
-                }
-                Err(_) => self.fresh(store, name, password)?,
-            },
-            None => self.fresh(store, name, password)?,
-        };
-        match self.sync(store) {
-            Err(e) if e.code == "not_signed_in" => {
-                // The kept session ended (revoked, expired): once more, anew.
-                self.fresh(store, name, password)?;
-                self.sync(store)?;
-            }
+        let signed_in = self.device.sign_in(store, name, password)?;
+        if let Some(e) = &signed_in.offline {
             // Offline: the command runs on this device's copy; what it writes waits.
-            Err(e) if e.code == "unreachable" => {
-                eprintln!("warning: offline ({e}); using this device's copy");
-            }
-            other => {
-                other?;
-            }
+            eprintln!("warning: offline ({e}); using this device's copy");
         }
-        Ok(user)
-    }
-
-    fn fresh(&mut self, store: &Store, name: &str, password: &str) -> Result<User, Failure> {
-        let (user, session) = umer_chat_sync::sign_in(store, &self.url, name, password)?;
-        self.keep(session)?;
-        Ok(user)
-    }
-
-    fn sync(&mut self, store: &Store) -> Result<SyncReport, SyncError> {
-        let syncer = self.syncer.as_mut().expect("signed in");
-        let report = syncer.sync(store)?;
-        for problem in &report.problems {
+        for problem in signed_in.synced.iter().flat_map(|r| &r.problems) {
             eprintln!("warning: {problem}");
         }
-        Ok(report)
+        self.syncer = Some(signed_in.syncer);
+        Ok(signed_in.user)
     }
 
     /// After a command: sends what it wrote. Offline, it waits here for the next run.

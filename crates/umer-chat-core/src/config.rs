@@ -43,6 +43,9 @@ struct Settings {
     device_id: Option<DeviceId>,
     #[serde(default)]
     data_dir: Option<PathBuf>,
+    /// The server this device's chats are on (its address), when they are on one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    server: Option<String>,
     #[serde(default)]
     preferences: Preferences,
 }
@@ -148,6 +151,18 @@ impl LocalConfig {
 
     pub fn set_data_dir(&mut self, dir: Option<PathBuf>) -> Result<()> {
         self.settings.data_dir = dir;
+        self.save()
+    }
+
+    /// The server chosen by the user, if the chats are on one.
+    pub fn chosen_server(&self) -> Option<&str> {
+        self.settings.server.as_deref()
+    }
+
+    /// Puts this device's chats on `server` (its own folder is then the server's copy), or
+    /// back in a folder with `None`.
+    pub fn set_server(&mut self, server: Option<String>) -> Result<()> {
+        self.settings.server = server;
         self.save()
     }
 

@@ -8,6 +8,8 @@
 //! before it becomes a path, nothing is written outside the folder, and what it sends is
 //! read by the same readers that skip and report what does not check.
 
+pub mod device;
+pub mod link;
 pub mod live;
 pub mod remote;
 
@@ -203,11 +205,7 @@ impl Syncer {
     /// A syncer for `session`, keeping its state in `state_dir` (the device's config folder).
     pub fn new(session: &ServerSession, state_dir: &Path) -> SyncResult<Syncer> {
         let user = UserKey::parse(&session.user)?;
-        let state_path = state_dir.join(format!(
-            "server-sync-{}.json",
-            &umer_chat_core::crypto::event_id(format!("{}\0{}", session.url, user).as_bytes())
-                [..16]
-        ));
+        let state_path = device::config_file(state_dir, "server-sync", &session.url, &user);
         let state = fs::read(&state_path)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -461,9 +459,9 @@ impl Syncer {
         Ok(())
     }
 
-    /// Takes everything new on the server into the folder: the directory, the chats, and
-    /// each chat's changes, key epochs, photos and lines after its cursor.
-    pub fn pull(&mut self, store: &Store, report: &mut SyncReport) -> SyncResult<()> {
+    /// Everyone's public record from the server's directory into `users/` (the user's own
+    /// whole record stays as it is): the people one can start a chat with.
+    pub fn pull_directory(&mut self, store: &Store, report: &mut SyncReport) -> SyncResult<()> {
         let root = store.root().to_path_buf();
         for entry in self.remote.directory()? {
             let Ok(key) = UserKey::parse(&entry.name) else {
@@ -482,6 +480,14 @@ impl Syncer {
                 report.received_files += 1;
             }
         }
+        Ok(())
+    }
+
+    /// Takes everything new on the server into the folder: the directory, the chats, and
+    /// each chat's changes, key epochs, photos and lines after its cursor.
+    pub fn pull(&mut self, store: &Store, report: &mut SyncReport) -> SyncResult<()> {
+        let root = store.root().to_path_buf();
+        self.pull_directory(store, report)?;
         for entry in self.remote.chats()? {
             let Ok(chat) = ChatId::parse(&entry.name) else {
                 report

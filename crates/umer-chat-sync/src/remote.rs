@@ -160,6 +160,27 @@ impl Remote {
         Self::answer(self.request(method, path).send_json(body))
     }
 
+    /// Whether an Umer Chat server answers at this address (`/healthz`).
+    pub fn health(&self) -> SyncResult<()> {
+        let not_one = || {
+            SyncError::new(
+                "bad_server",
+                "That address answers, but not as an Umer Chat server.",
+            )
+        };
+        match self.request("GET", "/healthz").call() {
+            Ok(response) => {
+                let body = response.into_string().map_err(|_| not_one())?;
+                (body.trim() == "ok").then_some(()).ok_or_else(not_one)
+            }
+            Err(ureq::Error::Status(..)) => Err(not_one()),
+            Err(e) => Err(SyncError::new(
+                "unreachable",
+                format!("The server cannot be reached ({e})."),
+            )),
+        }
+    }
+
     pub fn prelogin(&self, user: &str) -> SyncResult<Prelogin> {
         self.get(&format!("/v1/prelogin/{}", encode_path(user)))
     }

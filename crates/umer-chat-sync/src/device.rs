@@ -1,0 +1,119 @@
+//! A device's account on a server, as the CLI and the app both keep it: the session is kept
+//! in the device's config folder (one file per server and user, readable by the owner only),
+//! reused while the server takes it, and made anew from the password when it does not.
+
+use std::path::{Path, PathBuf};
+
+use umer_chat_core::{Store, User, UserKey};
+
+use crate::{ServerSession, SyncError, SyncReport, SyncResult, Syncer};
+
+/// The name of a per-server, per-user file in the config folder: `<kind>-<hash>.json`.
+pub(crate) fn config_file(config_dir: &Path, kind: &str, url: &str, user: &UserKey) -> PathBuf {
+    let id = umer_chat_core::crypto::event_id(format!("{url}\0{user}").as_bytes());
+    config_dir.join(format!("{kind}-{}.json", &id[..16]))
+}
+
+/// One device's account on one server.
+pub struct Device {
+    url: String,
+    /// The device's config folder: sessions and sync state.
+    config_dir: PathBuf,
+}
+
+/// A sign-in on a device: the user, the syncer of their folder, and how the first sync went.
+pub struct SignedIn {
+    pub user: User,
+    pub syncer: Syncer,
+    /// The first round's report; `None` when the server could not be reached (the device
+    /// then works on its own copy, and what it writes waits).
+    pub synced: Option<SyncReport>,
+    /// Why the first round did not happen, when it did not.
+    pub offline: Option<SyncError>,
+}
+
+impl Device {
+    pub fn new(url: &str, config_dir: &Path) -> Device {
+        Device {
+            url: url.to_string(),
+            config_dir: config_dir.to_path_buf(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn session_path(&self, user: &UserKey) -> PathBuf {
+        config_file(&self.config_dir, "server-session", &self.url, user)
+    }
+
+    fn keep(&self, session: &ServerSession) -> SyncResult<Syncer> {
+        let user = UserKey::parse(&session.user)?;
+        let path = self.session_path(&user);
+        let bytes = serde_json::to_vec(session).expect("sessions serialise");
+        std::fs::create_dir_all(&self.config_dir)
+            .map_err(|e| SyncError::new("io", e.to_string()))?;
+        umer_chat_core::fsio::write_atomic(&path, &bytes)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        }
+        Syncer::new(session, &self.config_dir)
+    }
+
+    /// Signs up on the server; gives the user, their recovery key (to show once) and the
+    /// syncer of their folder.
+    pub fn sign_up(
+        &self,
+        store: &Store,
+        name: &str,
+        password: &str,
+    ) -> SyncResult<(User, String, Syncer)> {
+        let signed_up = crate::sign_up(store, &self.url, name, password)?;
+        let syncer = self.keep(&signed_up.session)?;
+        Ok((signed_up.user, signed_up.recovery_key, syncer))
+    }
+
+    /// Signs in with the session this device kept (the password then opens the keys in the
+    /// folder, and nothing is asked of the server), else anew; then syncs once. Offline, a
+    /// device that signed in here before works on its own copy.
+    pub fn sign_in(&self, store: &Store, name: &str, password: &str) -> SyncResult<SignedIn> {
+        let key = UserKey::of(name)?;
+        let kept: Option<ServerSession> = std::fs::read(self.session_path(&key))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .filter(|session: &ServerSession| session.url == self.url);
+        let (user, mut syncer) = match kept {
+            Some(session) => match store.verify_user(name, password) {
+                Ok(user) => (user, self.keep(&session)?),
+                Err(_) => self.fresh(store, name, password)?,
+            },
+            None => self.fresh(store, name, password)?,
+        };
+        let (synced, offline) = match syncer.sync(store) {
+            Ok(report) => (Some(report), None),
+            Err(e) if e.code == "not_signed_in" => {
+                // The kept session ended (revoked, expired): once more, anew.
+                let (_, again) = self.fresh(store, name, password)?;
+                syncer = again;
+                (Some(syncer.sync(store)?), None)
+            }
+            Err(e) if e.code == "unreachable" => (None, Some(e)),
+            Err(e) => return Err(e),
+        };
+        Ok(SignedIn {
+            user,
+            syncer,
+            synced,
+            offline,
+        })
+    }
+
+    fn fresh(&self, store: &Store, name: &str, password: &str) -> SyncResult<(User, Syncer)> {
+        let (user, session) = crate::sign_in(store, &self.url, name, password)?;
+        let syncer = self.keep(&session)?;
+        Ok((user, syncer))
+    }
+}
