@@ -8,8 +8,8 @@ use base64::Engine;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Runtime, State, WebviewWindow};
 use umer_chat_core::{
-    ChatListWatch, Event, EventKey, LogCursor, PhotoSize, Store, User, UserKey, Username,
-    MAX_IMAGE_BYTES, PAGE_SIZE,
+    ChatListWatch, Event, EventKey, FolderChanges, LogCursor, PhotoSize, Store, User, UserKey,
+    Username, MAX_IMAGE_BYTES, PAGE_SIZE,
 };
 
 use umer_chat_core::content::{Content, Target};
@@ -21,6 +21,7 @@ use crate::image_scheme::PREVIEW_SIDE;
 use crate::live::{ChangeSignal, LiveStatus, Look};
 use crate::notify;
 use crate::state::AppState;
+use umer_chat_sync::link::LinkEvent;
 use umer_chat_sync::Syncer;
 
 const SEARCH_LIMIT: usize = 50;
@@ -116,8 +117,17 @@ async fn sign_in_with(
         });
     }
     if let Some(syncer) = signed_in.syncer {
-        let ask_to_poll = state.live().poll_asker();
-        state.connect(syncer, move |_| ask_to_poll());
+        let tell_the_ui = state.live().teller();
+        state.connect(syncer, move |event| {
+            tell_the_ui(match event {
+                LinkEvent::Status(_) => FolderChanges::default(),
+                // At once, not after the watcher's coalescing: this is the message's path.
+                LinkEvent::Lines(chat) => FolderChanges {
+                    chats: [chat.clone()].into(),
+                    ..FolderChanges::default()
+                },
+            })
+        });
     }
     let mut session = session_dto(state).ok_or_else(CommandError::not_signed_in)?;
     session.recovery_key = signed_in.recovery_key;

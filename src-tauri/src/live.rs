@@ -189,11 +189,12 @@ impl Live {
         );
     }
 
-    /// Something the folder does not show changed (the server connection's state): a
-    /// function, for other threads, that asks the UI to poll now.
-    pub fn poll_asker(&self) -> impl Fn() + Send + Sync + 'static {
+    /// A function, for other threads, that tells the UI of `changes` now, as the watcher
+    /// does: the server's link, whose lines need not wait for the watcher, and whose
+    /// connection changes the folder does not show (no changes: the UI just polls).
+    pub fn teller(&self) -> impl Fn(FolderChanges) + Send + Sync + 'static {
         let shared = self.shared.clone();
-        move || send(&mut lock(&shared), ChangeSignal::default())
+        move |changes| deliver(&shared, changes)
     }
 
     /// A poll that took changes failed: look at everything next time.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use umer_chat_core::{config, ChatListWatch, LocalConfig, Preferences, Store, User};
 use umer_chat_sync::device::Device;
-use umer_chat_sync::link::{Link, LinkStatus};
+use umer_chat_sync::link::{Link, LinkEvent, LinkStatus};
 use umer_chat_sync::Syncer;
 
 use crate::dto::MessageDto;
@@ -379,15 +379,11 @@ impl AppState {
     }
 
     /// Keeps the signed-in user's folder in step with the server from now on;
-    /// `on_status` hears of every change of the connection's state.
-    pub fn connect(&self, syncer: Syncer, on_status: impl Fn(&LinkStatus) + Send + Sync + 'static) {
+    /// `on_event` hears of the connection's changes and of lines it brought.
+    pub fn connect(&self, syncer: Syncer, on_event: impl Fn(LinkEvent) + Send + Sync + 'static) {
         let mut inner = self.lock();
         if inner.session.is_some() {
-            inner.link = Some(Arc::new(Link::start(
-                syncer,
-                inner.store.clone(),
-                on_status,
-            )));
+            inner.link = Some(Arc::new(Link::start(syncer, inner.store.clone(), on_event)));
         }
     }
 

@@ -11,9 +11,9 @@ use std::thread;
 use std::time::Duration;
 
 use serde::Serialize;
-use umer_chat_core::Store;
+use umer_chat_core::{ChatId, Store};
 
-use crate::live::Live;
+use crate::live::{Live, Pushed};
 use crate::{SyncError, SyncReport, Syncer};
 
 /// What the app shows of the connection.
@@ -47,7 +47,15 @@ struct Shared {
     status: Mutex<LinkStatus>,
     wake: Mutex<Wake>,
     woken: Condvar,
-    on_status: Box<dyn Fn(&LinkStatus) + Send + Sync>,
+    on_event: Box<dyn Fn(LinkEvent) + Send + Sync>,
+}
+
+/// What the link tells the app, from its threads.
+pub enum LinkEvent<'a> {
+    /// The connection's state changed.
+    Status(&'a LinkStatus),
+    /// New lines of this chat are in the folder: the app need not wait for its watcher.
+    Lines(&'a ChatId),
 }
 
 /// The connection; dropping it stops both threads (within a beat).
@@ -61,11 +69,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Link {
     /// Starts keeping `store` (the signed-in user's device folder) in step through
-    /// `syncer`; `on_status` is called from the link's threads whenever the status changes.
+    /// `syncer`; `on_event` is called from the link's threads.
     pub fn start(
         syncer: Syncer,
         store: Arc<Store>,
-        on_status: impl Fn(&LinkStatus) + Send + Sync + 'static,
+        on_event: impl Fn(LinkEvent) + Send + Sync + 'static,
     ) -> Link {
         let waiting = syncer.waiting(&store);
         let shared = Arc::new(Shared {
@@ -79,7 +87,7 @@ impl Link {
             }),
             wake: Mutex::new(Wake::default()),
             woken: Condvar::new(),
-            on_status: Box::new(on_status),
+            on_event: Box::new(on_event),
         });
         let receiver = shared.clone();
         thread::Builder::new()
@@ -150,7 +158,7 @@ impl Shared {
             (*status != before).then(|| status.clone())
         };
         if let Some(status) = now {
-            (self.on_status)(&status);
+            (self.on_event)(LinkEvent::Status(&status));
         }
     }
 
@@ -208,8 +216,15 @@ impl Shared {
                 match next {
                     Ok(None) => {}
                     Ok(Some(pushed)) => {
+                        let chat = match &pushed {
+                            Pushed::Lines { chat, .. } => ChatId::parse(chat).ok(),
+                            _ => None,
+                        };
                         let mut report = SyncReport::default();
                         let applied = lock(&self.syncer).apply(&self.store, pushed, &mut report);
+                        if let Some(chat) = chat.filter(|_| report.received_lines > 0) {
+                            (self.on_event)(LinkEvent::Lines(&chat));
+                        }
                         if let Err(problem) = applied {
                             if problem.code == "unreachable" {
                                 self.disconnected(problem);
