@@ -13,7 +13,8 @@ use umer_chat_core::membership::Change;
 use umer_chat_core::ChatId;
 use umer_chat_sync::remote::encode_path;
 use umer_chat_tests::support::server::{
-    account_in, auth_key_of, chat_record, dm_on, log_lines, on_each_database, Account, TestServer,
+    account_in, auth_key_of, chat_record, dm_on, log_lines, on_each_database, Account, Pushed,
+    TestServer,
 };
 use umer_chat_tests::support::{key, open_store, plant_user, sign_up, temp_dir};
 
@@ -75,7 +76,12 @@ fn signing_in_proves_the_password_without_sending_it_and_sessions_end() {
         assert_eq!(sessions[1]["current"], true);
         assert_eq!(sessions[0]["current"], false);
 
-        // The laptop revokes the phone's session: the phone is signed out.
+        // The laptop revokes the phone's session: the phone is signed out, and its open
+        // push socket is closed with it, while the laptop's stays open.
+        let mut phone_socket = first.push(json!({})).expect("the phone's socket");
+        phone_socket.until_ready();
+        let mut laptop_socket = second.push(json!({})).expect("the laptop's socket");
+        laptop_socket.until_ready();
         let phone_session = sessions[0]["id"].as_str().unwrap();
         assert_eq!(
             second
@@ -85,6 +91,15 @@ fn signing_in_proves_the_password_without_sending_it_and_sessions_end() {
         );
         first.get("/v1/chats").refused(401, "not_signed_in");
         second.get("/v1/chats").ok();
+        let wait = std::time::Duration::from_secs(5);
+        assert!(matches!(
+            phone_socket.next(wait),
+            Pushed::Closed(Some(4401))
+        ));
+        assert!(matches!(
+            laptop_socket.next(std::time::Duration::from_millis(300)),
+            Pushed::Nothing
+        ));
         // Signing out ends one's own.
         assert_eq!(second.delete("/v1/sessions/current").status, 204);
         second.get("/v1/chats").refused(401, "not_signed_in");
@@ -133,8 +148,13 @@ fn a_session_ends_when_its_time_is_up() {
             .client()
             .sign_up(&account_in(folder.path(), "alice"), PHONE);
         alice.get("/v1/chats").ok();
+        let mut socket = alice.push(json!({})).expect("a push socket");
+        socket.until_ready();
         std::thread::sleep(std::time::Duration::from_millis(1300));
         alice.get("/v1/chats").refused(401, "not_signed_in");
+        // Its open socket ended with it.
+        let closed = socket.next(std::time::Duration::from_secs(2));
+        assert!(matches!(closed, Pushed::Closed(Some(4401))), "{closed:?}");
     });
 }
 

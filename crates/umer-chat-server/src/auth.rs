@@ -26,6 +26,7 @@ use umer_chat_core::{DeviceId, UserKey};
 use crate::db::{Database, NewSession, NewUser, SessionRow, SignUp};
 use crate::error::{ApiError, ApiResult, JsonBody};
 use crate::net::Peer;
+use crate::push::Push;
 use crate::Server;
 
 /// Failed sign-ins of one account that are allowed in [`FAILURE_WINDOW_MS`].
@@ -357,6 +358,10 @@ pub async fn revoke<D: Database>(
         .revoke_session(signed.user.as_str(), &id, now_ms())
         .await?
     {
+        server
+            .db
+            .publish(&server.hub, Push::SessionEnded { id })
+            .await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(

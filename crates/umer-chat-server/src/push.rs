@@ -40,6 +40,8 @@ pub enum Push {
     Typing { chat: String, claim: String },
     /// Pushes may have been lost: every socket reads again from its cursors.
     Resync,
+    /// A session was revoked: its sockets close (on every process).
+    SessionEnded { id: String },
 }
 
 impl Push {
@@ -50,6 +52,7 @@ impl Push {
             Push::Changed { chat } => format!("C {chat}"),
             Push::Typing { chat, claim } => format!("T {chat} {claim}"),
             Push::Resync => "R".into(),
+            Push::SessionEnded { id } => format!("E {id}"),
         }
     }
 
@@ -69,6 +72,7 @@ impl Push {
                 claim: claim.to_string(),
             },
             ("R", None, None) => Push::Resync,
+            ("E", Some(id), None) => Push::SessionEnded { id },
             _ => return None,
         })
     }
@@ -91,6 +95,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 pub const MAX_SOCKETS_PER_USER: usize = 32;
 /// The largest message a client may send (a typing claim is a few hundred bytes).
 pub const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
+/// Why a socket closes when its session ends.
+const SESSION_ENDED: &str = "This session has ended; sign in again.";
 /// How long a new socket has to name its cursors.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -219,9 +225,22 @@ impl<D: Database> Session<D> {
         }
         session.read_all().await?;
         session.send(&Pushed::Ready).await?;
+        // A session ends on time, or when revoked, with its sockets: the client then finds
+        // it must sign in again.
+        let left = session
+            .signed
+            .session
+            .expires_at
+            .saturating_sub(umer_chat_core::ids::now_ms());
+        let expiry = tokio::time::sleep(Duration::from_millis(left.max(0) as u64));
+        tokio::pin!(expiry);
         loop {
             tokio::select! {
+                () = &mut expiry => return session.close(4401, SESSION_ENDED).await,
                 push = pushes.recv() => match push {
+                    Ok(push) if matches!(&*push, Push::SessionEnded { id } if *id == session.signed.session.id) => {
+                        return session.close(4401, SESSION_ENDED).await;
+                    }
                     Ok(push) => session.on_push(&push).await?,
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         return session.close(4000, "Fell behind; connect again and resume from your cursors.").await;
@@ -337,6 +356,7 @@ impl<D: Database> Session<D> {
             Push::Resync => {
                 self.read_all().await?;
             }
+            Push::SessionEnded { .. } => {}
         }
         Ok(())
     }
