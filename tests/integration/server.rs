@@ -13,8 +13,8 @@ use umer_chat_core::membership::Change;
 use umer_chat_core::ChatId;
 use umer_chat_sync::remote::encode_path;
 use umer_chat_tests::support::server::{
-    account_in, auth_key_of, chat_record, dm_on, log_lines, on_each_database, Account, Pushed,
-    TestServer,
+    account_in, auth_key_of, chat_record, dm_on, log_lines, on_each_database, Account, Backend,
+    Pushed, TestServer,
 };
 use umer_chat_tests::support::{key, open_store, plant_user, sign_up, temp_dir};
 
@@ -626,4 +626,86 @@ fn a_group_that_changes_is_read_and_written_by_its_members_now_and_keeps_its_pho
             1
         );
     });
+}
+
+/// `--tls-cert`/`--tls-key`: the server speaks TLS itself, push socket too; plain HTTP to
+/// it gets nothing, and the app's and the CLI's client refuse a certificate no public root
+/// vouches for.
+#[test]
+fn the_server_speaks_tls_from_a_certificate_and_key() {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("a certificate");
+    let files = temp_dir();
+    let cert = files.path().join("cert.pem");
+    let key = files.path().join("key.pem");
+    fs::write(&cert, certified.cert.pem()).unwrap();
+    fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let server = TestServer::start_with(
+        Backend::Sqlite,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let url = server.url.clone();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+
+    // A client that trusts this certificate.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    #[allow(deprecated)] // ring, as the server's and the clients' rustls use
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let agent = ureq::AgentBuilder::new().tls_config(config.clone()).build();
+    let health = agent.get(&format!("{url}/healthz")).call().unwrap();
+    assert_eq!(health.into_string().unwrap(), "ok");
+    let prelogin: Value = agent
+        .get(&format!("{url}/v1/prelogin/alice"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(prelogin["kdf"], "argon2id");
+
+    // The push socket over TLS: refused for want of a session, by the server, which means
+    // the TLS handshake and the upgrade request went through.
+    let address = url.strip_prefix("https://").unwrap();
+    let tcp = std::net::TcpStream::connect(address).unwrap();
+    let request = format!("wss://{address}/v1/push");
+    let refused = tungstenite::client_tls_with_config(
+        request,
+        tcp,
+        None,
+        Some(tungstenite::Connector::Rustls(config)),
+    );
+    match refused {
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
+            assert_eq!(response.status(), 401);
+        }
+        other => panic!("expected the server's 401, got {other:?}"),
+    }
+
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = ureq::get(&format!("http://{address}/healthz"))
+        .timeout(std::time::Duration::from_secs(5))
+        .call();
+    assert!(plain.is_err());
+    // The app's and the CLI's client trusts public roots only: this certificate is refused,
+    // with the reason.
+    let refused = umer_chat_sync::Remote::new(&url).health().unwrap_err();
+    assert_eq!(refused.code, "unreachable");
+    assert!(
+        refused.message.to_lowercase().contains("certificate"),
+        "{}",
+        refused.message
+    );
 }

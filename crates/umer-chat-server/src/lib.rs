@@ -145,12 +145,16 @@ pub fn router<D: Database>(server: Arc<Server<D>>) -> Router {
         .with_state(server)
 }
 
-/// Serves `server` on `listener` until the process is stopped.
+/// Serves `server` on `listener` until the process is stopped: over TLS with `tls`.
 pub async fn serve<D: Database>(
     server: Server<D>,
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 ) -> std::io::Result<()> {
-    let listener = net::LimitedListener::new(listener, server.config.connections_per_address);
+    let mut listener = net::LimitedListener::new(listener, server.config.connections_per_address);
+    if let Some(tls) = tls {
+        listener = listener.with_tls(tls);
+    }
     let app = router(Arc::new(server));
     axum::serve(
         listener,

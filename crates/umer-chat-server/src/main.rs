@@ -40,6 +40,13 @@ struct Args {
     /// client then resumes from where it was).
     #[arg(long, default_value_t = 10.0)]
     slow_client_seconds: f64,
+    /// TLS without a reverse proxy: the certificate chain (PEM, the server's first), with
+    /// `--tls-key`. Clients then use `https://`.
+    #[arg(long, env = "UMER_CHAT_SERVER_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM), with `--tls-cert`.
+    #[arg(long, env = "UMER_CHAT_SERVER_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -105,6 +112,11 @@ async fn run(args: Args) -> Result<(), String> {
         slow_client_ms: (args.slow_client_seconds * 1000.0) as u64,
         ..Config::default()
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(umer_chat_server::net::tls_config(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -119,18 +131,18 @@ async fn run(args: Args) -> Result<(), String> {
             let server = Server::new(db, config)
                 .await
                 .map_err(|e| format!("cannot start: {e}"))?;
-            announce(address);
+            announce(scheme, address);
             tracing::info!(%address, database = "postgres", "listening");
-            serve(server, listener).await
+            serve(server, listener, tls).await
         }
         None => {
             let (db, file) = open_sqlite(&args.data).await?;
             let server = Server::new(db, config)
                 .await
                 .map_err(|e| format!("cannot start: {e}"))?;
-            announce(address);
+            announce(scheme, address);
             tracing::info!(%address, database = %file.display(), "listening");
-            serve(server, listener).await
+            serve(server, listener, tls).await
         }
     }
     .map_err(|e| format!("stopped: {e}"))
@@ -147,6 +159,6 @@ async fn open_sqlite(data: &std::path::Path) -> Result<(Sqlite, PathBuf), String
 }
 
 /// The one line on standard output: where to reach the server (the port, when 0 was asked).
-fn announce(address: std::net::SocketAddr) {
-    println!("listening on http://{address}");
+fn announce(scheme: &str, address: std::net::SocketAddr) {
+    println!("listening on {scheme}://{address}");
 }
