@@ -672,10 +672,16 @@ pub async fn poll<R: Runtime>(
 fn connection_dto(state: &AppState) -> Option<ConnectionDto> {
     let server = state.server()?;
     let status = state.connection()?;
+    let user = state.user()?;
     Some(ConnectionDto {
         server,
         connected: status.connected,
         waiting: status.waiting,
+        waiting_messages: status
+            .waiting_ids
+            .iter()
+            .map(|id| format!("{}/{id}", user.key))
+            .collect(),
         problem: status.problem.map(|problem| problem.message),
     })
 }

@@ -33,6 +33,8 @@ pub struct ConnectionDto {
     pub connected: bool,
     /// This device's messages the server does not have yet.
     pub waiting: usize,
+    /// Their keys (`MessageDto::key`), for "Not sent yet" under each.
+    pub waiting_messages: Vec<String>,
     /// Why it is offline, or what the server last refused, as a person reads it.
     pub problem: Option<String>,
 }

@@ -13,7 +13,7 @@ use umer_chat_tests::support::{self, PASSWORD};
 use crate::harness::{self, AppInstance};
 use crate::webdriver::Session;
 use crate::{
-    chat_item_titled, drop_file, image_of_message, log_in, open_chat_titled, photo_jpeg,
+    chat_item_titled, count, drop_file, image_of_message, log_in, open_chat_titled, photo_jpeg,
     save_recovery_key, send, sign_up, wait_message, wait_signed_in, UI,
 };
 
@@ -179,6 +179,13 @@ fn two_windows_talk_through_a_server_and_a_third_on_a_folder_keeps_working() {
     wait_message(&a.session, "sent while the server was down", UI);
     a.session
         .wait_text_contains("#connection", "Offline — 1 message waiting", UI);
+    a.session
+        .wait_until("Not sent yet under the message", UI, || {
+            let marked = a
+                .session
+                .texts("#messages .message.own.unsent .unsent-mark");
+            (marked == ["Not sent yet"]).then_some(())
+        });
     server.restart_at_the_same_address();
     a.session
         .wait_text_contains("#connection", "Connected to", Duration::from_secs(20));
@@ -187,6 +194,9 @@ fn two_windows_talk_through_a_server_and_a_third_on_a_folder_keeps_working() {
         "sent while the server was down",
         Duration::from_secs(20),
     );
+    a.session.wait_until("the mark to go once sent", UI, || {
+        (count(&a.session, "#messages .unsent-mark") == 0).then_some(())
+    });
     let shown = b.session.texts("#messages .message .text");
     assert_eq!(
         shown

@@ -818,12 +818,29 @@ function insertionIndex(m) {
   return lo;
 }
 
+function unsentMark() {
+  return el('span', { class: 'unsent-mark', title: 'It goes when the server can be reached.' }, 'Not sent yet');
+}
+
+/** On a server: own messages the server does not have yet say so; sent ones stop saying it. */
+export function markUnsent(keys) {
+  store.unsent = keys;
+  for (const node of document.querySelectorAll('#messages .message.own')) {
+    const unsent = keys.has(node.dataset.key);
+    if (unsent === node.classList.contains('unsent')) continue;
+    node.classList.toggle('unsent', unsent);
+    if (unsent) node.querySelector('.meta time')?.after(unsentMark());
+    else node.querySelector('.unsent-mark')?.remove();
+  }
+}
+
 function renderMessage(m) {
   // `mine` is decided by key in Rust: a display name can be copied by another user.
   const changed = m.trust === 'key_changed';
   const hasText = m.text !== null && m.text !== undefined && m.text !== '';
+  const unsent = m.mine && store.unsent.has(m.key);
   return el('div', {
-    class: ['message', m.mine && 'own', changed && 'key-changed', m.deleted && 'deleted'],
+    class: ['message', m.mine && 'own', changed && 'key-changed', m.deleted && 'deleted', unsent && 'unsent'],
     dataset: { id: m.id, key: m.key },
   },
     el('div', { class: 'bubble' },
@@ -832,6 +849,7 @@ function renderMessage(m) {
         m.mine ? null : el('span', { class: 'sender' }, m.sender),
         trustMark(m),
         el('time', { class: 'time', dateTime: isoTime(m.ts), title: formatLongTime(m.ts) }, formatShortTime(m.ts)),
+        unsent ? unsentMark() : null,
         m.edited && !m.deleted ? el('button', {
           type: 'button', class: 'edited-mark', 'aria-expanded': 'false',
           title: 'Show earlier versions', dataset: { action: 'history' },

@@ -2,6 +2,7 @@
 // "Connected to chat.example.org", "Offline — 3 messages waiting". Hidden on a folder.
 
 import { $ } from './dom.js';
+import { markUnsent } from './chat.js';
 
 const line = $('connection');
 
@@ -19,6 +20,7 @@ function waitingText(n) {
 
 /** connection: the poll's `connection` ({ server, connected, waiting, problem } or null). */
 export function showConnection(connection) {
+  markUnsent(new Set(connection?.waitingMessages || []));
   if (!connection) {
     line.hidden = true;
     return;

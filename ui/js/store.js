@@ -18,6 +18,7 @@ export const store = {
   drafts: new Map(),    // chatId -> { text, attachment } kept while switching chats
   attachment: null,     // { name, mime, dataBase64 } pending for the open chat
   sending: false,
+  unsent: new Set(),    // keys of own messages the server does not have yet (on a server)
 };
 
 /** Forget everything tied to the signed-in user. */
@@ -35,4 +36,5 @@ export function resetStore() {
   store.drafts.clear();
   store.attachment = null;
   store.sending = false;
+  store.unsent = new Set();
 }

@@ -245,15 +245,32 @@ impl Syncer {
 
     /// The device's own lines the server does not have yet ("3 messages waiting").
     pub fn waiting(&self, store: &Store) -> usize {
+        self.unsent_lines(store).len()
+    }
+
+    /// The event ids of the device's own lines the server does not have yet, oldest first
+    /// per chat (a line whose id cannot be read counts in [`Syncer::waiting`] only).
+    pub fn waiting_ids(&self, store: &Store) -> Vec<String> {
+        #[derive(Deserialize)]
+        struct Id {
+            id: String,
+        }
+        self.unsent_lines(store)
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Id>(line).ok())
+            .map(|line| line.id)
+            .collect()
+    }
+
+    fn unsent_lines(&self, store: &Store) -> Vec<String> {
         own_logs(store, &self.user)
             .iter()
-            .map(|(rel, path)| {
+            .flat_map(|(rel, path)| {
                 let sent = self.state.sent.get(rel).copied().unwrap_or(0);
-                complete_lines_after(path, sent).map_or(0, |(lines, _)| {
-                    lines.iter().filter(|l| !l.trim().is_empty()).count()
-                })
+                complete_lines_after(path, sent).map_or_else(Vec::new, |(lines, _)| lines)
             })
-            .sum()
+            .filter(|line| !line.trim().is_empty())
+            .collect()
     }
 
     /// Sends this device's new records, key epochs, photos, membership changes and lines,

@@ -23,10 +23,14 @@ pub struct LinkStatus {
     pub connected: bool,
     /// This device's messages the server does not have yet.
     pub waiting: usize,
+    /// Their event ids (the first [`MAX_WAITING_IDS`]), for "not sent yet" on each.
+    pub waiting_ids: Vec<String>,
     /// Why it is not connected, or what the server last refused.
     pub problem: Option<SyncError>,
 }
 
+/// The most waiting ids a status carries.
+pub const MAX_WAITING_IDS: usize = 500;
 /// How long the socket is read before the thread looks whether it should stop.
 const BEAT: Duration = Duration::from_millis(50);
 /// How often waiting messages are tried again while nothing else happens.
@@ -63,6 +67,18 @@ pub struct Link {
     shared: Arc<Shared>,
 }
 
+/// How many of the device's lines wait, and the ids of the first of them.
+fn waiting_of(syncer: &Syncer, store: &Store) -> (usize, Vec<String>) {
+    let waiting = syncer.waiting(store);
+    let mut ids = if waiting == 0 {
+        Vec::new()
+    } else {
+        syncer.waiting_ids(store)
+    };
+    ids.truncate(MAX_WAITING_IDS);
+    (waiting, ids)
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -75,7 +91,7 @@ impl Link {
         store: Arc<Store>,
         on_event: impl Fn(LinkEvent) + Send + Sync + 'static,
     ) -> Link {
-        let waiting = syncer.waiting(&store);
+        let (waiting, waiting_ids) = waiting_of(&syncer, &store);
         let shared = Arc::new(Shared {
             store,
             syncer: Mutex::new(syncer),
@@ -83,6 +99,7 @@ impl Link {
             status: Mutex::new(LinkStatus {
                 connected: false,
                 waiting,
+                waiting_ids,
                 problem: None,
             }),
             wake: Mutex::new(Wake::default()),
@@ -162,16 +179,17 @@ impl Shared {
         }
     }
 
-    fn waiting(&self) -> usize {
-        lock(&self.syncer).waiting(&self.store)
+    fn waiting(&self) -> (usize, Vec<String>) {
+        waiting_of(&lock(&self.syncer), &self.store)
     }
 
     fn disconnected(&self, problem: SyncError) {
         *lock(&self.live) = None;
-        let waiting = self.waiting();
+        let (waiting, waiting_ids) = self.waiting();
         self.set_status(|status| {
             status.connected = false;
             status.waiting = waiting;
+            status.waiting_ids = waiting_ids;
             status.problem = Some(problem);
         });
     }
@@ -202,10 +220,11 @@ impl Shared {
             };
             *lock(&self.live) = Some(live);
             backoff = Duration::from_millis(200);
-            let waiting = self.waiting();
+            let (waiting, waiting_ids) = self.waiting();
             self.set_status(|status| {
                 status.connected = true;
                 status.waiting = waiting;
+                status.waiting_ids = waiting_ids;
                 status.problem = None;
             });
             while !self.stopped() {
@@ -267,13 +286,14 @@ impl Shared {
             }
             if send {
                 let mut report = SyncReport::default();
-                let (pushed, waiting) = {
+                let (pushed, (waiting, waiting_ids)) = {
                     let mut syncer = lock(&self.syncer);
                     let pushed = syncer.push(&self.store, &mut report);
-                    (pushed, syncer.waiting(&self.store))
+                    (pushed, waiting_of(&syncer, &self.store))
                 };
                 self.set_status(|status| {
                     status.waiting = waiting;
+                    status.waiting_ids = waiting_ids;
                     match pushed {
                         Ok(()) => {
                             status.problem = report
