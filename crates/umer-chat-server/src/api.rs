@@ -256,18 +256,23 @@ pub async fn lines<D: Database>(
 }
 
 /// Stored lines as a client gets them, with where each goes in a folder.
-pub fn stored_lines(rows: Vec<LineRow>) -> ApiResult<Vec<StoredLine>> {
-    let mut lines = Vec::with_capacity(rows.len());
+pub fn stored_lines<R: std::borrow::Borrow<LineRow>>(
+    rows: impl IntoIterator<Item = R>,
+) -> ApiResult<Vec<StoredLine>> {
+    let mut lines = Vec::new();
     for row in rows {
+        let row = row.borrow();
         let (Ok(sender), Ok(device)) = (UserKey::parse(&row.sender), DeviceId::parse(&row.device))
         else {
             return Err(ApiError::internal());
         };
         lines.push(StoredLine {
             seq: row.seq,
-            month: row.month,
+            month: row.month.clone(),
             file: log_file_name(&sender, &device),
-            line: String::from_utf8(row.bytes).map_err(|_| ApiError::internal())?,
+            line: std::str::from_utf8(&row.bytes)
+                .map_err(|_| ApiError::internal())?
+                .to_string(),
         });
     }
     Ok(lines)

@@ -13,6 +13,7 @@ pub mod error;
 pub mod import;
 pub mod net;
 pub mod push;
+mod recent;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub struct Server<D> {
     decoy_hash: String,
     address_failures: AddressFailures,
     pub hub: push::Hub,
+    /// Each chat's newest lines, shared by the process's sockets.
+    recent: recent::RecentLines,
     sockets: push::SocketCounts,
     /// Turns at Argon2id, one per core.
     hashing: tokio::sync::Semaphore,
@@ -85,6 +88,7 @@ impl<D: Database> Server<D> {
             decoy_hash,
             address_failures: AddressFailures::default(),
             hub,
+            recent: recent::RecentLines::default(),
             sockets: push::SocketCounts::default(),
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),

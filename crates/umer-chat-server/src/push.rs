@@ -270,18 +270,20 @@ impl<D: Database> Session<D> {
         let mut chats: Vec<String> = self.chats.iter().cloned().collect();
         chats.sort();
         for chat in chats {
-            self.send_lines(&chat).await?;
+            self.send_lines(&chat, 0).await?;
         }
         Ok(())
     }
 
-    async fn send_lines(&mut self, chat: &str) -> Result<(), String> {
+    /// Every line of `chat` after the cursor; `want`, a line known to exist (the one
+    /// pushed), lets the process's recent lines answer without the database.
+    async fn send_lines(&mut self, chat: &str, want: i64) -> Result<(), String> {
         loop {
             let after = self.cursors.get(chat).copied().unwrap_or(0);
             let mut rows = self
                 .server
-                .db
-                .lines_after(chat, after, MAX_LINES_PER_PAGE)
+                .recent
+                .after(&self.server.db, chat, after, want, MAX_LINES_PER_PAGE)
                 .await
                 .map_err(|e| e.to_string())?;
             let mut full = rows.len() as i64 == MAX_LINES_PER_PAGE;
@@ -321,7 +323,7 @@ impl<D: Database> Session<D> {
             Push::Line { chat, seq } => {
                 let behind = self.cursors.get(chat).copied().unwrap_or(0) < *seq;
                 if self.chats.contains(chat) && behind {
-                    self.send_lines(chat).await?;
+                    self.send_lines(chat, *seq).await?;
                 }
             }
             Push::Changed { chat } => {
@@ -341,7 +343,7 @@ impl<D: Database> Session<D> {
                     self.send(&Pushed::Changed { chat: chat.clone() }).await?;
                 }
                 if member && !was {
-                    self.send_lines(chat).await?;
+                    self.send_lines(chat, 0).await?;
                 }
             }
             Push::Typing { chat, claim } => {
