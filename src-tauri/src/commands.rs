@@ -682,6 +682,10 @@ fn connection_dto(state: &AppState) -> Option<ConnectionDto> {
             .iter()
             .map(|id| format!("{}/{id}", user.key))
             .collect(),
+        session_ended: status
+            .problem
+            .as_ref()
+            .is_some_and(|problem| problem.code == "not_signed_in"),
         problem: status.problem.map(|problem| problem.message),
     })
 }

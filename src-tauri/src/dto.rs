@@ -37,6 +37,9 @@ pub struct ConnectionDto {
     pub waiting_messages: Vec<String>,
     /// Why it is offline, or what the server last refused, as a person reads it.
     pub problem: Option<String>,
+    /// The server ended this device's session (revoked, or expired): only signing in again
+    /// connects it.
+    pub session_ended: bool,
 }
 
 /// Where this device's chats are: a folder (the default one, or one chosen), or a server.

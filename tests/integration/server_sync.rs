@@ -75,6 +75,17 @@ fn two_devices_with_folders_of_their_own_talk_through_a_server() {
             alice.texts("alice", &dm),
             ["hello bob, over the server", "hi alice"]
         );
+        // A new password is not taken on a server yet: refused, and nothing changes (the
+        // old one still signs in).
+        let mut passwd = alice.cli(Some("alice"), &["passwd"]);
+        passwd.env("UMER_CHAT_NEW_PASSWORD", "a brand new password");
+        let refused = run(&mut passwd);
+        assert_ne!(refused.code(), 0);
+        assert!(
+            refused.stderr.contains("cannot be changed"),
+            "{}",
+            refused.stderr
+        );
 
         // A group with a photo: the sealed photo travels with it.
         let group = alice

@@ -26,7 +26,9 @@ export function showConnection(connection) {
     return;
   }
   let text;
-  if (connection.connected) {
+  if (connection.sessionEnded) {
+    text = 'Signed out by the server — log out and in again';
+  } else if (connection.connected) {
     text = connection.waiting ? `Sending — ${waitingText(connection.waiting)}` : `Connected to ${host(connection.server)}`;
   } else if (!connection.problem) {
     text = 'Connecting…';

@@ -107,7 +107,7 @@ async function enterMain(signedIn) {
   startPolling();
   // On a server, "Connecting…" until the first poll says how the connection went (it may
   // have changed before this window listened).
-  showConnection(session.server ? { server: session.server, connected: false, waiting: 0, problem: null } : null);
+  showConnection(session.server ? { server: session.server, connected: false, waiting: 0, problem: null, sessionEnded: false } : null);
   if (session.server) pollNow();
 }
 

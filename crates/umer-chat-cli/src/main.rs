@@ -314,6 +314,13 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Ok(user.key)
     };
+    if on_server.is_some() && matches!(cli.command, Command::Passwd | Command::Recover { .. }) {
+        // The record's sealed keys and the server's sign-in key change together, or not at
+        // all: the server does not take a new password yet.
+        return Err(Failure(
+            "a password cannot be changed or reset on a server yet; nothing was changed".into(),
+        ));
+    }
     match cli.command {
         Command::Signup { name } => {
             let password = read_password(&mut stdin)?;
