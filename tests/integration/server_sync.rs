@@ -214,3 +214,52 @@ fn a_watching_device_gets_each_message_as_it_is_sent() {
         assert_eq!(texts.len(), 5);
     });
 }
+
+/// A server that answers every request by its path from `answers` (a path prefix and a JSON
+/// body, the first that fits), as a hostile one may.
+fn fake_server(answers: Vec<(&'static str, String)>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head);
+            let path = head.split(' ').nth(1).unwrap_or("").to_string();
+            let body = answers
+                .iter()
+                .find(|(prefix, _)| path.starts_with(prefix))
+                .map_or("[]".to_string(), |(_, body)| body.clone());
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+/// A server, or one posing as it, that asks for a cheap password stretch would get a
+/// sign-in key it could guess the password from offline: nothing is sent to it.
+#[test]
+fn a_server_asking_for_a_weak_password_stretch_gets_nothing() {
+    let weak = r#"{"kdf":"argon2id","m":8,"t":1,"p":1,"salt":"c2FsdHNhbHRzYWx0c2FsdA=="}"#;
+    let short_salt = r#"{"kdf":"argon2id","m":19456,"t":2,"p":1,"salt":"c2FsdA=="}"#;
+    for answer in [weak, short_salt] {
+        let url = fake_server(vec![("/v1/prelogin/", answer.to_string())]);
+        let folder = temp_dir();
+        let store = umer_chat_tests::support::open_store(folder.path());
+        let refused = umer_chat_sync::sign_in(&store, &url, "alice", PASSWORD).unwrap_err();
+        assert_eq!(refused.code, "bad_server", "{refused}");
+        assert!(
+            refused.message.contains("weak password stretch"),
+            "{refused}"
+        );
+    }
+}

@@ -209,7 +209,7 @@ pub fn check_line(
             format!("A line is at most {MAX_LINE_BYTES} bytes."),
         ));
     }
-    if line.contains(&b'\n') {
+    if line.iter().any(|&b| b == b'\n' || b == b'\r') {
         return Err(Refusal::new("bad_line", "A line holds no newline."));
     }
     let signed: SignedLine = serde_json::from_slice(line)
@@ -357,6 +357,13 @@ pub fn check_membership_line(
         ));
     }
     require_current_member(chat, author)?;
+    // JSON takes '\r' and '\n' as space, but a line with one is not one line in a file.
+    if line.iter().any(|&b| b == b'\n' || b == b'\r') {
+        return Err(Refusal::new(
+            "bad_line",
+            "A membership line is one line, with no line break in it.",
+        ));
+    }
     let parsed = parse_membership_line(line, &chat.id, author, device, now).map_err(refusal_of)?;
     if !keys.verify(MEMBERSHIP_DOMAIN, parsed.signed.as_bytes(), &parsed.sig) {
         return Err(Refusal::new(
@@ -436,6 +443,43 @@ pub fn claim_message(user: &UserKey, auth_key: &[u8; 32]) -> Vec<u8> {
     message
 }
 
+/// What an account's identity key signs to give its server a new password (FORMAT.md, "A
+/// new password on a server"): the user, the change's number (one more than the changes the
+/// server has taken, so an old one cannot be replayed), the new sign-in key, and the SHA-256
+/// of the new record (whose `sealed` the new password opens).
+pub fn password_message(
+    user: &UserKey,
+    change: u64,
+    auth_key: &[u8; 32],
+    record: &[u8],
+) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut message = Vec::with_capacity(user.as_str().len() + 86);
+    message.extend_from_slice(user.as_str().as_bytes());
+    message.push(0);
+    message.extend_from_slice(change.to_string().as_bytes());
+    message.push(0);
+    message.extend_from_slice(auth_key);
+    message.extend_from_slice(&Sha256::digest(record));
+    message
+}
+
+/// Whether `sig` is `user`'s identity key setting `auth_key` and `record` as change `change`.
+pub fn check_password_change(
+    user: &UserKey,
+    change: u64,
+    auth_key: &[u8; 32],
+    record: &[u8],
+    sig: &str,
+    keys: &PublicKeys,
+) -> bool {
+    keys.verify(
+        crypto::SERVER_PASSWORD_DOMAIN,
+        &password_message(user, change, auth_key, record),
+        sig,
+    )
+}
+
 /// Whether `sig` is `user`'s claim of `auth_key`, by the identity key of their record.
 pub fn check_claim(user: &UserKey, auth_key: &[u8; 32], sig: &str, keys: &PublicKeys) -> bool {
     keys.verify(
@@ -443,4 +487,63 @@ pub fn check_claim(user: &UserKey, auth_key: &[u8; 32], sig: &str, keys: &Public
         &claim_message(user, auth_key),
         sig,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SecretKeys;
+
+    /// FORMAT.md, "A new password on a server": the message and alice's signature.
+    #[test]
+    fn the_password_change_message_and_its_signature_are_as_published() {
+        let alice = SecretKeys::from_seed([1; 32], [2; 32], [3; 32]);
+        let user = UserKey::parse("alice").unwrap();
+        let message = password_message(&user, 2, &[0x0a; 32], b"{}");
+        let hex: String = message.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "616c6963650032000a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a\
+             44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+        let sig = alice.sign(crypto::SERVER_PASSWORD_DOMAIN, &message);
+        assert_eq!(
+            sig,
+            "yVt9DClI2Hr6CEX+Lh7xKxHsBZguQo76AuSNowTHtUj7F5nJ1RIPZgE6qXXbTnPAidQK+oOgk857f6PiIOplAg=="
+        );
+        let public = alice.public();
+        assert!(check_password_change(
+            &user,
+            2,
+            &[0x0a; 32],
+            b"{}",
+            &sig,
+            &public
+        ));
+        // Another number, key or record, and it is not the same change.
+        assert!(!check_password_change(
+            &user,
+            1,
+            &[0x0a; 32],
+            b"{}",
+            &sig,
+            &public
+        ));
+        assert!(!check_password_change(
+            &user,
+            2,
+            &[0x0b; 32],
+            b"{}",
+            &sig,
+            &public
+        ));
+        assert!(!check_password_change(
+            &user,
+            2,
+            &[0x0a; 32],
+            b"{ }",
+            &sig,
+            &public
+        ));
+    }
 }

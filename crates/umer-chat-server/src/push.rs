@@ -95,6 +95,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 pub const MAX_SOCKETS_PER_USER: usize = 32;
 /// The largest message a client may send (a typing claim is a few hundred bytes).
 pub const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
+/// Typing claims a socket may pass on: this many a second, in bursts of up to so many.
+const TYPING_PER_SECOND: f64 = 4.0;
+const TYPING_BURST: f64 = 8.0;
 /// Why a socket closes when its session ends.
 const SESSION_ENDED: &str = "This session has ended; sign in again.";
 /// How long a new socket has to name its cursors.
@@ -196,6 +199,9 @@ struct Session<D> {
     cursors: HashMap<String, i64>,
     /// The chat the client last said it types in, for its "stopped" claim.
     typing_in: Option<String>,
+    /// Typing claims it may send now (a token bucket), and when that was counted.
+    typing_allowance: f64,
+    typing_checked: tokio::time::Instant,
 }
 
 impl<D: Database> Session<D> {
@@ -209,6 +215,8 @@ impl<D: Database> Session<D> {
             chats: HashSet::new(),
             cursors: HashMap::new(),
             typing_in: None,
+            typing_allowance: TYPING_BURST,
+            typing_checked: tokio::time::Instant::now(),
         };
         let hello = tokio::time::timeout(HELLO_TIMEOUT, session.socket.recv())
             .await
@@ -287,6 +295,12 @@ impl<D: Database> Session<D> {
                 .await
                 .map_err(|e| e.to_string())?;
             let mut full = rows.len() as i64 == MAX_LINES_PER_PAGE;
+            if want > 0 {
+                // Only up to the line pushed: a later one comes with its own push, after any
+                // change of membership committed before it.
+                rows.retain(|row| row.seq <= want);
+                full = rows.last().is_some_and(|row| row.seq < want);
+            }
             // At most PUSH_PAGE_BYTES a message (one line at least): what waits to be sent
             // stays bounded, and the rest follows from the cursor.
             let mut bytes = 0;
@@ -356,6 +370,18 @@ impl<D: Database> Session<D> {
                 }
             }
             Push::Resync => {
+                // What was missed may include this session's end.
+                let live = self
+                    .server
+                    .db
+                    .sessions_of(self.signed.user.as_str(), umer_chat_core::ids::now_ms())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .any(|session| session.id == self.signed.session.id);
+                if !live {
+                    return self.close(4401, SESSION_ENDED).await;
+                }
                 self.read_all().await?;
             }
             Push::SessionEnded { .. } => {}
@@ -369,6 +395,17 @@ impl<D: Database> Session<D> {
                 .close(4400, "Only typing claims are sent after hello.")
                 .await;
         };
+        // A person's typing changes a few times a second at most; claims beyond that cost
+        // every member a write, so they are dropped (the next one says the state anyway).
+        let now = tokio::time::Instant::now();
+        self.typing_allowance = (self.typing_allowance
+            + now.duration_since(self.typing_checked).as_secs_f64() * TYPING_PER_SECOND)
+            .min(TYPING_BURST);
+        self.typing_checked = now;
+        if self.typing_allowance < 1.0 {
+            return Ok(());
+        }
+        self.typing_allowance -= 1.0;
         let Ok(Some(keys)) = self
             .server
             .db

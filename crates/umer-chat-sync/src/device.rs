@@ -54,12 +54,7 @@ impl Device {
         let bytes = serde_json::to_vec(session).expect("sessions serialise");
         std::fs::create_dir_all(&self.config_dir)
             .map_err(|e| SyncError::new("io", e.to_string()))?;
-        umer_chat_core::fsio::write_atomic(&path, &bytes)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-        }
+        write_private(&path, &bytes).map_err(|e| SyncError::new("io", e.to_string()))?;
         Syncer::new(session, &self.config_dir)
     }
 
@@ -116,4 +111,27 @@ impl Device {
         let syncer = self.keep(&session)?;
         Ok((user, syncer))
     }
+}
+
+/// Writes `bytes` to `path` through a temporary file that only its owner can read from the
+/// start (the session is a bearer token), then renamed over it.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temporary = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("session"),
+        std::process::id()
+    ));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temporary, path)
 }

@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use umer_chat_core::crypto::{image_kid, SealedKeys};
 use umer_chat_core::format::{
-    is_epoch_name, log_file_name, parse_log_name, MAX_EPOCH_BYTES, MAX_LINE_BYTES, MAX_RECORD_BYTES,
+    is_epoch_name, log_file_name, parse_log_name, MAX_EPOCH_BYTES, MAX_LINE_BYTES,
+    MAX_MEMBERSHIP_LINE_BYTES, MAX_RECORD_BYTES,
 };
 use umer_chat_core::fsio::{self, AppendFile};
 use umer_chat_core::{
@@ -80,6 +81,7 @@ pub fn sign_in(
     let key = UserKey::of(name)?;
     let remote = Remote::new(url);
     let costs = remote.prelogin(name)?;
+    check_costs(store, &key, &costs)?;
     let seal = SealedKeys {
         kdf: costs.kdf,
         m: Some(costs.m),
@@ -106,6 +108,45 @@ pub fn sign_in(
         .ok_or_else(|| SyncError::new("bad_answer", "The server sent no record."))?;
     let user = adopt_record(store, &key, record.as_bytes(), name, password)?;
     Ok((user, session_of(url, answer)))
+}
+
+/// The sign-in key is as hard to guess from as the costs it was stretched with: a server
+/// (or one posing as it) that asked for cheap ones could try passwords against it offline.
+/// So the costs are never below what this app seals with, the salt is never short, and
+/// where this device already has the user's whole record, they are exactly its own.
+fn check_costs(store: &Store, key: &UserKey, costs: &remote::Prelogin) -> SyncResult<()> {
+    use umer_chat_core::crypto::{SEAL_LANES, SEAL_MEMORY_KIB, SEAL_PASSES};
+    let refused = |why: &str| {
+        SyncError::new(
+            "bad_server",
+            format!("The server asked for a weak password stretch ({why}); nothing was sent."),
+        )
+    };
+    let salt_len = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &costs.salt)
+        .map_or(0, |salt| salt.len());
+    if costs.kdf != "argon2id" {
+        return Err(refused("not Argon2id"));
+    }
+    if costs.m < SEAL_MEMORY_KIB || costs.t < SEAL_PASSES || costs.p < SEAL_LANES {
+        return Err(refused("its costs are below this app's"));
+    }
+    if salt_len < 16 {
+        return Err(refused("its salt is too short"));
+    }
+    let path = store.root().join("users").join(format!("{key}.json"));
+    if let Ok(Some(bytes)) = fsio::read_capped(&path, MAX_RECORD_BYTES) {
+        if let Ok(checked) = umer_chat_core::door::check_user_record(&bytes) {
+            let sealed = &checked.sealed;
+            let same = sealed.m == Some(costs.m)
+                && sealed.t == Some(costs.t)
+                && sealed.p == Some(costs.p)
+                && sealed.salt.as_deref() == Some(costs.salt.as_str());
+            if !same {
+                return Err(refused("not the costs of the keys this device has"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// An account the server imported from a shared folder is claimed once: its record (as the
@@ -512,6 +553,9 @@ impl Syncer {
                     .push(format!("a chat named {:?}", entry.name));
                 continue;
             };
+            if entry.record.len() as u64 > MAX_RECORD_BYTES {
+                continue;
+            }
             let dir = root.join("chats").join(chat.as_str());
             fsio::ensure_dir_within(&root, &dir)?;
             if fsio::write_once(&dir.join("chat.json"), entry.record.as_bytes())? {
@@ -542,14 +586,30 @@ impl Syncer {
                 continue;
             }
             let path = chat_dir.join("members").join(&file);
+            // Exact bytes, split on '\n' only, as they were appended: a line with a '\r' or
+            // '\n' in it (or too long) is not one, and would never match what is here.
             let have: BTreeSet<String> = fs::read_to_string(&path)
-                .map(|text| text.lines().map(str::to_string).collect())
+                .map(|text| text.split('\n').map(str::to_string).collect())
                 .unwrap_or_default();
-            let new: Vec<String> = lines.into_iter().filter(|l| !have.contains(l)).collect();
+            let new: Vec<String> = lines
+                .into_iter()
+                .filter(|l| {
+                    let sane = !l.contains(['\n', '\r']) && l.len() <= MAX_MEMBERSHIP_LINE_BYTES;
+                    if !sane {
+                        report.problems.push(format!(
+                            "{chat}: a membership line for {file:?} that is not one"
+                        ));
+                    }
+                    sane && !have.contains(l)
+                })
+                .collect();
             report.received_files += append(&root, &path, &new)?;
         }
         for entry in self.remote.key_epochs(chat.as_str()).unwrap_or_default() {
             if !is_epoch_name(&entry.name) {
+                continue;
+            }
+            if entry.record.len() as u64 > MAX_EPOCH_BYTES {
                 continue;
             }
             let dir = chat_dir.join("keys");
@@ -615,8 +675,16 @@ impl Syncer {
             }
             report.received_lines +=
                 self.write_lines(&root, chat, &own_file, &page.lines, report)?;
-            self.state.cursors.insert(chat.to_string(), page.next);
             self.save()?;
+            // Only forward: a server that sent the same page again (or went back) would
+            // otherwise keep this loop going for ever.
+            let now = self.state.cursors.get(chat.as_str()).copied().unwrap_or(0);
+            if now <= after {
+                report
+                    .problems
+                    .push(format!("{chat}: the server's pages do not move forward"));
+                return Ok(());
+            }
         }
     }
 
@@ -631,7 +699,13 @@ impl Syncer {
         report: &mut SyncReport,
     ) -> SyncResult<usize> {
         let mut by_path: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+        // Each line once, in order: one at or before the cursor is here already.
+        let mut cursor = self.state.cursors.get(chat.as_str()).copied().unwrap_or(0);
         for line in lines {
+            if line.seq <= cursor {
+                continue;
+            }
+            cursor = line.seq;
             let month_ok = line.month.len() == 7
                 && line.month.as_bytes()[4] == b'-'
                 && line
@@ -641,7 +715,7 @@ impl Syncer {
                     .all(|(i, b)| i == 4 || b.is_ascii_digit());
             let sane = month_ok
                 && parse_log_name(&line.file).is_some()
-                && !line.line.contains('\n')
+                && !line.line.contains(['\n', '\r'])
                 && line.line.len() <= MAX_LINE_BYTES;
             if !sane {
                 report.problems.push(format!(
@@ -665,10 +739,7 @@ impl Syncer {
         for (path, lines) in by_path {
             written += append(root, &path, &lines)?;
         }
-        if let Some(last) = lines.last() {
-            let cursor = self.state.cursors.entry(chat.to_string()).or_insert(0);
-            *cursor = (*cursor).max(last.seq);
-        }
+        self.state.cursors.insert(chat.to_string(), cursor);
         Ok(written)
     }
 

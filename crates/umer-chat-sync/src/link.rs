@@ -199,12 +199,15 @@ impl Shared {
         let mut backoff = Duration::from_millis(200);
         while !self.stopped() {
             // Catch up both ways, then listen from the cursors that left.
-            let connected = {
+            // The socket opens off the syncer's lock: a server slow to answer holds up
+            // neither the sending thread nor the commands.
+            let synced = {
                 let mut syncer = lock(&self.syncer);
                 syncer
                     .sync(&self.store)
-                    .and_then(|_| Live::connect(&syncer))
+                    .map(|_| (syncer.remote().clone(), syncer.cursors().clone()))
             };
+            let connected = synced.and_then(|(remote, cursors)| Live::open(&remote, &cursors));
             let live = match connected {
                 Ok(live) => live,
                 Err(problem) => {

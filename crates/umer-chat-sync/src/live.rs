@@ -2,13 +2,15 @@
 //! and is then sent every chat's new lines, changes and typing claims as they commit.
 
 use std::collections::BTreeMap;
-use std::net::TcpStream;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
 use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::WebSocketConfig;
 use tungstenite::stream::MaybeTlsStream;
+use tungstenite::HandshakeError;
 use tungstenite::{Message, WebSocket};
 use umer_chat_core::{ChatId, DeviceId, Store};
 
@@ -44,7 +46,12 @@ impl Live {
                 .map_err(|_| SyncError::new("bad_session", "The session is not a header value."))?;
             request.headers_mut().insert("Authorization", value);
         }
-        let (socket, _) = tungstenite::connect(request).map_err(|e| match e {
+        let stream = connect_tcp(&request)?;
+        // Bounded: a push carries at most 32 KiB of lines (one line past it at most).
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_PUSH_BYTES))
+            .max_frame_size(Some(MAX_PUSH_BYTES));
+        let refused = |e: tungstenite::Error| match e {
             tungstenite::Error::Http(response) => {
                 let body: serde_json::Value = response
                     .body()
@@ -62,7 +69,28 @@ impl Live {
                 "unreachable",
                 format!("The server cannot be reached ({other})."),
             ),
-        })?;
+        };
+        let handshake = |e: HandshakeError<_>| match e {
+            HandshakeError::Failure(e) => refused(e),
+            HandshakeError::Interrupted(_) => {
+                SyncError::new("unreachable", "The server did not answer in time.")
+            }
+        };
+        // No redirect is followed: the session would go wherever it pointed.
+        #[cfg(feature = "tls")]
+        let (socket, _) = tungstenite::client_tls_with_config(request, stream, Some(config), None)
+            .map_err(handshake)?;
+        #[cfg(not(feature = "tls"))]
+        let (socket, _) = {
+            if request.uri().scheme_str() == Some("wss") {
+                return Err(SyncError::new(
+                    "bad_server",
+                    "This build has no TLS; it reaches http:// servers only.",
+                ));
+            }
+            tungstenite::client_with_config(request, MaybeTlsStream::Plain(stream), Some(config))
+                .map_err(handshake)?
+        };
         let mut live = Live { socket };
         let hello = json!({"type": "hello", "cursors": cursors});
         live.send(hello.to_string())?;
@@ -162,19 +190,78 @@ impl Syncer {
                 let device = serde_json::from_str::<Claim>(&claim)
                     .ok()
                     .and_then(|c| DeviceId::parse(&c.body.device).ok());
-                if let Some(device) = device.filter(|d| d != store.device()) {
+                // Readers check each claim's signature; a claim is small, and one that did not
+                // change is not written again.
+                let small = claim.len() <= MAX_TYPING_CLAIM_BYTES;
+                if let Some(device) = device.filter(|d| d != store.device() && small) {
                     let dir = root.join("presence");
-                    umer_chat_core::fsio::ensure_dir_within(&root, &dir)?;
-                    umer_chat_core::fsio::write_atomic(
-                        &dir.join(format!("{}.json", device.as_str())),
-                        claim.as_bytes(),
-                    )?;
+                    let path = dir.join(format!("{}.json", device.as_str()));
+                    let same =
+                        umer_chat_core::fsio::read_capped(&path, MAX_TYPING_CLAIM_BYTES as u64)
+                            .ok()
+                            .flatten()
+                            .is_some_and(|had| had == claim.as_bytes());
+                    if !same {
+                        umer_chat_core::fsio::ensure_dir_within(&root, &dir)?;
+                        umer_chat_core::fsio::write_atomic(&path, claim.as_bytes())?;
+                    }
                 }
                 Ok(())
             }
             Pushed::Ready => Ok(()),
         }
     }
+}
+
+/// The largest typing claim written into `presence/` (one is a few hundred bytes).
+const MAX_TYPING_CLAIM_BYTES: usize = 4096;
+/// The largest push message taken, in bytes: the server sends 32 KiB of lines at most, and
+/// one line past it (a line is 64 KiB at most), as JSON.
+const MAX_PUSH_BYTES: usize = 1 << 20;
+/// How long connecting, and each write, may take.
+const NETWORK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The TCP connection for `request`, within [`NETWORK_TIMEOUT`] for each address, with
+/// writes bounded by it too (reads are bounded per call by [`Live::next`]): a server that
+/// goes silent never holds a thread for ever.
+fn connect_tcp(request: &tungstenite::handshake::client::Request) -> SyncResult<TcpStream> {
+    let uri = request.uri();
+    let host = uri
+        .host()
+        .ok_or_else(|| SyncError::new("bad_server", "The server's address has no host."))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("wss") {
+            443
+        } else {
+            80
+        });
+    let unreachable = |e: std::io::Error| {
+        SyncError::new(
+            "unreachable",
+            format!("The server cannot be reached ({e})."),
+        )
+    };
+    let mut last = None;
+    for address in (host, port).to_socket_addrs().map_err(unreachable)? {
+        match TcpStream::connect_timeout(&address, NETWORK_TIMEOUT) {
+            Ok(stream) => {
+                stream
+                    .set_read_timeout(Some(NETWORK_TIMEOUT))
+                    .map_err(unreachable)?;
+                stream
+                    .set_write_timeout(Some(NETWORK_TIMEOUT))
+                    .map_err(unreachable)?;
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(unreachable(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
+    })))
 }
 
 /// Whether a socket read ended because its time ran out, not because the socket did.

@@ -44,16 +44,30 @@ pub type SyncResult<T> = Result<T, SyncError>;
 /// nothing travels over a network) unless `allow_plain` says so.
 pub fn check_url(url: &str, allow_plain: bool) -> SyncResult<String> {
     let url = url.trim().trim_end_matches('/').to_string();
-    if url.starts_with("https://") {
-        return Ok(url);
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
+    let (plain, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => {
+            return Err(SyncError::new(
+                "bad_server",
+                "A server's address starts with https:// (or http:// on this machine).",
+            ))
+        }
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // A user name in the address (`http://127.0.0.1@elsewhere`) would make what is checked
+    // here another host than the one connected to; and an address is all it should be.
+    let odd = |c: char| c == '@' || c == '\\' || c.is_whitespace() || c.is_control();
+    if authority.is_empty() || url.chars().any(odd) {
         return Err(SyncError::new(
             "bad_server",
-            "A server's address starts with https:// (or http:// on this machine).",
+            "That is not a server's address (https://host or https://host:port).",
         ));
-    };
-    let host = rest.split(['/', '?']).next().unwrap_or("");
+    }
+    if !plain {
+        return Ok(url);
+    }
+    let host = authority;
     let host = match host.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map_or(host, |(h, _)| h),
@@ -96,9 +110,11 @@ impl Remote {
         Remote {
             base: base.trim_end_matches('/').to_string(),
             token: None,
+            // No redirect is followed: the session would go wherever it pointed.
             agent: ureq::AgentBuilder::new()
                 .timeout_connect(Duration::from_secs(10))
                 .timeout(Duration::from_secs(60))
+                .redirects(0)
                 .build(),
         }
     }
@@ -120,7 +136,13 @@ impl Remote {
         let response = match result {
             Ok(response) => response,
             Err(ureq::Error::Status(status, response)) => {
-                let body: Value = response.into_json().unwrap_or(Value::Null);
+                // A refusal is small; more is not read.
+                let mut bytes = Vec::new();
+                let _ = std::io::Read::read_to_end(
+                    &mut std::io::Read::take(response.into_reader(), 64 * 1024),
+                    &mut bytes,
+                );
+                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 return Err(SyncError::new(
                     body["code"].as_str().unwrap_or("server_error"),
                     body["message"]
@@ -361,5 +383,19 @@ mod tests {
         assert!(check_url("http://127.0.0.1.example.org", false).is_err());
         assert!(check_url("http://192.168.1.4:8470", true).is_ok());
         assert_eq!(check_url("ftp://x", true).unwrap_err().code, "bad_server");
+        // What is checked is the host connected to: no user name in front of another.
+        for sly in [
+            "http://127.0.0.1:80@evil.example",
+            "http://localhost@evil.example:8470",
+            "https://user@chat.example.org",
+            "http://127.0.0.1 .evil.example",
+            "https://",
+        ] {
+            assert_eq!(
+                check_url(sly, false).unwrap_err().code,
+                "bad_server",
+                "{sly}"
+            );
+        }
     }
 }
