@@ -21,6 +21,7 @@ use crate::image_scheme::PREVIEW_SIDE;
 use crate::live::{ChangeSignal, LiveStatus, Look};
 use crate::notify;
 use crate::state::AppState;
+use umer_chat_sync::device::Device;
 use umer_chat_sync::link::LinkEvent;
 use umer_chat_sync::Syncer;
 
@@ -29,20 +30,6 @@ const SEARCH_LIMIT: usize = 50;
 const APP_TITLE: &str = "Umer Chat";
 
 /// Runs `f` on the blocking pool.
-/// A password changes in the user's record and in the key that proves it to the server,
-/// together; the server takes neither yet, so neither changes here (issue 19's note).
-fn refuse_on_a_server(state: &AppState, what: &str) -> CommandResult<()> {
-    match state.server() {
-        Some(server) => Err(CommandError {
-            code: "not_on_a_server",
-            message: format!(
-                "{what} cannot be set on a server yet ({server}). Use the account in a folder, or ask whoever runs the server."
-            ),
-        }),
-        None => Ok(()),
-    }
-}
-
 /// [`blocking`], for a command that writes to the folder: what it wrote then goes to the
 /// server at once, when the chats are on one.
 async fn writing<T: Send + 'static>(
@@ -117,21 +104,27 @@ async fn sign_in_with(
         });
     }
     if let Some(syncer) = signed_in.syncer {
-        let tell_the_ui = state.live().teller();
-        state.connect(syncer, move |event| {
-            tell_the_ui(match event {
-                LinkEvent::Status(_) => FolderChanges::default(),
-                // At once, not after the watcher's coalescing: this is the message's path.
-                LinkEvent::Lines(chat) => FolderChanges {
-                    chats: [chat.clone()].into(),
-                    ..FolderChanges::default()
-                },
-            })
-        });
+        connect(state, syncer);
     }
     let mut session = session_dto(state).ok_or_else(CommandError::not_signed_in)?;
     session.recovery_key = signed_in.recovery_key;
     Ok(session)
+}
+
+/// Keeps the signed-in user's folder in step with the server through `syncer`'s session,
+/// telling the window of what the link brings.
+fn connect(state: &AppState, syncer: Syncer) {
+    let tell_the_ui = state.live().teller();
+    state.connect(syncer, move |event| {
+        tell_the_ui(match event {
+            LinkEvent::Status(_) => FolderChanges::default(),
+            // At once, not after the watcher's coalescing: this is the message's path.
+            LinkEvent::Lines(chat) => FolderChanges {
+                chats: [chat.clone()].into(),
+                ..FolderChanges::default()
+            },
+        })
+    });
 }
 
 #[tauri::command]
@@ -854,10 +847,29 @@ pub async fn change_password(
     old_password: String,
     new_password: String,
 ) -> CommandResult<()> {
-    refuse_on_a_server(&state, "A new password")?;
     let (store, user) = state.signed_in()?;
-    blocking(move || Ok(store.change_password(user.key.as_str(), &old_password, &new_password)?))
-        .await
+    let server = state.server_device();
+    let syncer = blocking(move || {
+        let Some(server) = server else {
+            store.change_password(user.key.as_str(), &old_password, &new_password)?;
+            return Ok(None);
+        };
+        // The record and the server's sign-in key change together, or neither does.
+        let before = Device::own_record(&store, user.key.as_str())?;
+        store.change_password(user.key.as_str(), &old_password, &new_password)?;
+        Ok(Some(server.set_password(
+            &store,
+            user.key.as_str(),
+            &new_password,
+            &before,
+        )?))
+    })
+    .await?;
+    // The server ended every session of the user; this device goes on with its new one.
+    if let Some(syncer) = syncer {
+        connect(&state, syncer);
+    }
+    Ok(())
 }
 
 /// The signed-in user's recovery key, after checking their password again.
@@ -878,10 +890,22 @@ pub async fn recover_account(
     recovery_key: String,
     new_password: String,
 ) -> CommandResult<SessionDto> {
-    refuse_on_a_server(&state, "A forgotten password")?;
+    let server = state.server_device();
     sign_in_with(&state, move |store| {
+        let Some(server) = server else {
+            let user = store.recover_account(&username, &recovery_key, &new_password)?;
+            return Ok(SignedIn::in_folder(store, user));
+        };
+        // The record and the server's sign-in key change together, or neither does; the
+        // whole record is on a device that signed in here before.
+        let before = Device::own_record(store, &username)?;
         let user = store.recover_account(&username, &recovery_key, &new_password)?;
-        Ok(SignedIn::in_folder(store, user))
+        let syncer = server.set_password(store, &username, &new_password, &before)?;
+        Ok(SignedIn {
+            user,
+            recovery_key: None,
+            syncer: Some(syncer),
+        })
     })
     .await
 }

@@ -13,8 +13,9 @@ use umer_chat_tests::support::{self, PASSWORD};
 use crate::harness::{self, AppInstance};
 use crate::webdriver::Session;
 use crate::{
-    chat_item_titled, count, drop_file, image_of_message, log_in, open_chat_titled, photo_jpeg,
-    save_recovery_key, send, sign_up, wait_message, wait_signed_in, UI,
+    chat_item_titled, close_settings, count, drop_file, image_of_message, log_in, log_out,
+    open_chat_titled, open_settings, photo_jpeg, save_recovery_key, send, sign_up, wait_message,
+    wait_signed_in, UI,
 };
 
 /// The refresh timer slowed to a minute: only the folder watcher, fed by the push socket,
@@ -207,6 +208,26 @@ fn two_windows_talk_through_a_server_and_a_third_on_a_folder_keeps_working() {
         "{shown:?}"
     );
     assert!(connection(&b.session).starts_with("Connected"));
+
+    // bob sets a new password: the server takes it with his record, his window goes on
+    // with its new session, and the new password is the one that signs in.
+    let s = &b.session;
+    open_settings(s);
+    s.click("#change-password");
+    s.type_into("#password-old", PASSWORD);
+    s.type_into("#password-new", "bob's second password");
+    s.type_into("#password-confirm", "bob's second password");
+    s.click("#password-save");
+    s.wait_text_contains("#account-status", "Password changed", UI);
+    close_settings(s);
+    s.wait_text_contains("#connection", "Connected to", Duration::from_secs(20));
+    send(s, "after the new password");
+    wait_message(&a.session, "after the new password", UI);
+    log_out(s);
+    log_in(s, "bob", PASSWORD);
+    s.wait_visible("#login-error");
+    log_in(s, "bob", "bob's second password");
+    wait_signed_in(s, "bob");
 
     // A third window, on a plain shared folder, is unaffected.
     let shared = support::temp_dir();

@@ -75,17 +75,28 @@ fn two_devices_with_folders_of_their_own_talk_through_a_server() {
             alice.texts("alice", &dm),
             ["hello bob, over the server", "hi alice"]
         );
-        // A new password is not taken on a server yet: refused, and nothing changes (the
-        // old one still signs in).
+        // A new password on a server: the record and the server's sign-in key change
+        // together; the old password no longer signs in anywhere, the new one does.
         let mut passwd = alice.cli(Some("alice"), &["passwd"]);
-        passwd.env("UMER_CHAT_NEW_PASSWORD", "a brand new password");
-        let refused = run(&mut passwd);
-        assert_ne!(refused.code(), 0);
-        assert!(
-            refused.stderr.contains("cannot be changed"),
-            "{}",
-            refused.stderr
-        );
+        passwd.env("UMER_CHAT_NEW_PASSWORD", NEW_PASSWORD);
+        run(&mut passwd).ok();
+        let mut with_new = alice.cli(Some("alice"), &["chats"]);
+        with_new.env("UMER_CHAT_PASSWORD", NEW_PASSWORD);
+        assert_eq!(run(&mut with_new).ok().lines().count(), 1);
+        let laptop = Device::on(&server);
+        assert_ne!(run(&mut laptop.cli(Some("alice"), &["chats"])).code(), 0);
+        let mut on_laptop = laptop.cli(Some("alice"), &["chats"]);
+        on_laptop.env("UMER_CHAT_PASSWORD", NEW_PASSWORD);
+        assert_eq!(run(&mut on_laptop).ok().lines().count(), 1);
+        // The change, sent again, is refused: each is the next one, once.
+        let store = open_store_as(alice.data.path(), &device_config(alice.config.path()));
+        let replayed = replay_first_password_change(&store, &server.url);
+        assert_eq!(replayed.code, "bad_password_change", "{replayed}");
+        // The rest of this test signs alice in with her first password again.
+        let mut back = alice.cli(Some("alice"), &["passwd"]);
+        back.env("UMER_CHAT_PASSWORD", NEW_PASSWORD)
+            .env("UMER_CHAT_NEW_PASSWORD", PASSWORD);
+        run(&mut back).ok();
 
         // A group with a photo: the sealed photo travels with it.
         let group = alice
@@ -262,4 +273,34 @@ fn a_server_asking_for_a_weak_password_stretch_gets_nothing() {
             "{refused}"
         );
     }
+}
+
+const NEW_PASSWORD: &str = "a brand new password, long enough";
+
+/// alice's first password change (number 1), made and signed again as her device made it.
+fn replay_first_password_change(
+    store: &umer_chat_core::Store,
+    url: &str,
+) -> umer_chat_sync::SyncError {
+    let key = umer_chat_core::UserKey::parse("alice").unwrap();
+    let record = std::fs::read(store.root().join("users/alice.json")).unwrap();
+    let checked = umer_chat_core::door::check_user_record(&record).unwrap();
+    let stretch = checked.sealed.password_stretch(NEW_PASSWORD).unwrap();
+    let keys = checked
+        .sealed
+        .open_with_stretch(&stretch, &key, &checked.public)
+        .unwrap();
+    let auth_key = stretch.server_auth_key(&key);
+    let message = umer_chat_core::door::password_message(&key, 1, &auth_key, &record);
+    let sig = keys.sign(umer_chat_core::crypto::SERVER_PASSWORD_DOMAIN, &message);
+    umer_chat_sync::Remote::new(url)
+        .set_password(
+            "alice",
+            store.device().as_str(),
+            &record,
+            &auth_key,
+            1,
+            &sig,
+        )
+        .unwrap_err()
 }

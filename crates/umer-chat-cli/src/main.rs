@@ -314,13 +314,6 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Ok(user.key)
     };
-    if on_server.is_some() && matches!(cli.command, Command::Passwd | Command::Recover { .. }) {
-        // The record's sealed keys and the server's sign-in key change together, or not at
-        // all: the server does not take a new password yet.
-        return Err(Failure(
-            "a password cannot be changed or reset on a server yet; nothing was changed".into(),
-        ));
-    }
     match cli.command {
         Command::Signup { name } => {
             let password = read_password(&mut stdin)?;
@@ -615,13 +608,34 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             })?;
             let old = read_password(&mut stdin)?;
             let new = read_secret(&mut stdin, "UMER_CHAT_NEW_PASSWORD", "new password")?;
-            store.change_password(name, &old, &new)?;
+            match &on_server {
+                // The record and the server's sign-in key change together, or neither does.
+                Some(on_server) => {
+                    let user = on_server.borrow_mut().sign_in(&store, name, &old)?;
+                    let before =
+                        umer_chat_sync::device::Device::own_record(&store, user.key.as_str())?;
+                    store.change_password(name, &old, &new)?;
+                    on_server
+                        .borrow_mut()
+                        .set_password(&store, name, &new, &before)?;
+                }
+                None => store.change_password(name, &old, &new)?,
+            }
             eprintln!("Password changed. Your keys, chats and recovery key are unchanged.");
         }
         Command::Recover { name } => {
             let recovery = read_secret(&mut stdin, "UMER_CHAT_RECOVERY_KEY", "recovery key")?;
             let new = read_secret(&mut stdin, "UMER_CHAT_NEW_PASSWORD", "new password")?;
+            let before = match &on_server {
+                Some(_) => Some(umer_chat_sync::device::Device::own_record(&store, &name)?),
+                None => None,
+            };
             let user = store.recover_account(&name, &recovery, &new)?;
+            if let (Some(on_server), Some(before)) = (&on_server, before) {
+                on_server
+                    .borrow_mut()
+                    .set_password(&store, &name, &new, &before)?;
+            }
             writeln!(out, "{}", user.name).ok();
             eprintln!("Password set. Sign in with the new password from now on.");
         }

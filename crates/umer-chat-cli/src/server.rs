@@ -59,6 +59,20 @@ impl OnServer {
         Ok(signed_in.user)
     }
 
+    /// Gives the server the new password the record was just sealed under (see
+    /// `Device::set_password`); this device's session is then the new one.
+    pub fn set_password(
+        &mut self,
+        store: &Store,
+        name: &str,
+        password: &str,
+        before: &[u8],
+    ) -> Result<(), Failure> {
+        let syncer = self.device.set_password(store, name, password, before)?;
+        self.syncer = Some(syncer);
+        Ok(())
+    }
+
     /// After a command: sends what it wrote. Offline, it waits here for the next run.
     pub fn finish(&mut self, store: &Store) {
         let Some(syncer) = self.syncer.as_mut() else {

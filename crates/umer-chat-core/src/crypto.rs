@@ -40,6 +40,8 @@ const RECOVERY_SALT: &[u8] = b"umer-chat/recovery/v2";
 const SERVER_AUTH_SALT: &[u8] = b"umer-chat/server-auth/v1";
 /// An account a server imported from a folder is claimed once with its identity key.
 pub const SERVER_CLAIM_DOMAIN: &[u8] = b"umer-chat/server-claim/v1\0";
+/// A new password's sign-in key on a server, set by the account's identity key.
+pub const SERVER_PASSWORD_DOMAIN: &[u8] = b"umer-chat/server-password/v1\0";
 const DM_SALT: &[u8] = b"umer-chat/dm-key/v2";
 const WRAP_SALT: &[u8] = b"umer-chat/wrap/v2";
 const KID_DOMAIN: &[u8] = b"umer-chat/kid/v2\0";

@@ -13,6 +13,10 @@ pub struct Prelogin {
     pub t: u32,
     pub p: u32,
     pub salt: String,
+    /// New passwords the server has taken for this user (0 for a name nobody has): the
+    /// next one is this plus one (FORMAT.md, "A new password on a server").
+    #[serde(default)]
+    pub changes: i64,
 }
 
 /// A new session, from sign-up (`POST /v1/users`) or sign-in (`POST /v1/sessions`).

@@ -104,6 +104,7 @@ pub async fn prelogin<D: Database>(
                 t,
                 p,
                 salt,
+                changes: row.password_changes,
             }));
         }
     }
@@ -117,6 +118,7 @@ pub async fn prelogin<D: Database>(
         t: SEAL_PASSES,
         p: SEAL_LANES,
         salt: STANDARD.encode(&made_up[..16]),
+        changes: 0,
     }))
 }
 
@@ -137,6 +139,17 @@ fn auth_key_text(raw: &str) -> ApiResult<String> {
             "The sign-in key is 32 bytes in base64.",
         )),
     }
+}
+
+/// The sign-in key as its canonical base64 (what is hashed) and as its bytes (what is signed).
+fn auth_key_bytes(raw: &str) -> ApiResult<(String, [u8; 32])> {
+    let text = auth_key_text(raw)?;
+    let bytes = STANDARD
+        .decode(&text)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(ApiError::internal)?;
+    Ok((text, bytes))
 }
 
 /// Argon2id on a blocking thread (it takes tens of milliseconds of a core and 19 MiB), at
@@ -429,6 +442,84 @@ pub struct ClaimRequest {
     pub sig: String,
 }
 
+#[derive(Deserialize)]
+pub struct PasswordRequest {
+    pub device: String,
+    /// The user's whole record, its `sealed` now opened by the new password.
+    pub record: String,
+    /// The new password's sign-in key (base64).
+    pub auth_key: String,
+    /// One more than the new passwords the server has taken for this user.
+    pub change: i64,
+    /// The identity key's signature over `door::password_message`.
+    pub sig: String,
+}
+
+/// `POST /v1/users/{user}/password`: a new password (changed, or set anew with the recovery
+/// key). The identity key proves it, so neither a session nor the old password is needed;
+/// the record keeps its keys, and the change's number is the next one, so an old change
+/// cannot be sent again. Every session of the user ends; the device that sent it gets a
+/// new one.
+pub async fn set_password<D: Database>(
+    State(server): State<Arc<Server<D>>>,
+    Path(user): Path<String>,
+    JsonBody(request): JsonBody<PasswordRequest>,
+) -> ApiResult<Json<SessionAnswer>> {
+    let key = parse_user(&user)?;
+    let device = parse_device(&request.device)?;
+    let (auth_key_b64, auth_key) = auth_key_bytes(&request.auth_key)?;
+    let refused = |why: &str| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_password_change",
+            format!("That new password is refused: {why}."),
+        )
+    };
+    let row = server
+        .db
+        .user(key.as_str())
+        .await?
+        .filter(|row| !row.auth_hash.is_empty())
+        .ok_or_else(|| refused("there is no such signed-up account"))?;
+    let record = request.record.into_bytes();
+    let checked = door::check_user_record(&record)?;
+    if checked.key != key
+        || checked.public.sign_b64() != row.sign_key
+        || checked.public.dh_b64() != row.dh_key
+    {
+        return Err(refused("the record is not this account's, with its keys"));
+    }
+    let keys = umer_chat_core::crypto::PublicKeys::from_b64(&row.sign_key, &row.dh_key)
+        .ok_or_else(ApiError::internal)?;
+    let change = u64::try_from(request.change).map_err(|_| refused("no such change"))?;
+    if request.change != row.password_changes + 1 {
+        return Err(refused(
+            "it is not the next change (it was sent before, or another came first)",
+        ));
+    }
+    if !door::check_password_change(&key, change, &auth_key, &record, &request.sig, &keys) {
+        return Err(refused("it is not signed with the account's key"));
+    }
+    let auth_hash = hashing(&server, move || password::hash(&auth_key_b64)).await?;
+    if !server
+        .db
+        .set_password(key.as_str(), &record, &auth_hash, request.change)
+        .await?
+    {
+        return Err(refused("another change came first"));
+    }
+    for id in server.db.revoke_sessions(key.as_str(), now_ms()).await? {
+        server
+            .db
+            .publish(&server.hub, Push::SessionEnded { id })
+            .await?;
+    }
+    tracing::info!(user = %key, "set a new password");
+    let record = String::from_utf8(record).map_err(|_| ApiError::internal())?;
+    let answer = new_session(&server, &key, &device, Some(record)).await?;
+    Ok(Json(answer))
+}
+
 /// `POST /v1/claims`: the owner of an imported account sets its sign-in key, proving it with
 /// the identity key only the password opens; then signed in as at sign-in.
 pub async fn claim<D: Database>(
@@ -437,12 +528,7 @@ pub async fn claim<D: Database>(
 ) -> ApiResult<(StatusCode, Json<SessionAnswer>)> {
     let key = parse_user(&request.user)?;
     let device = parse_device(&request.device)?;
-    let auth_key_b64 = auth_key_text(&request.auth_key)?;
-    let auth_key: [u8; 32] = STANDARD
-        .decode(&auth_key_b64)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(ApiError::internal)?;
+    let (auth_key_b64, auth_key) = auth_key_bytes(&request.auth_key)?;
     let refused = || {
         ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -28,6 +28,8 @@ pub struct UserRow {
     pub sign_key: String,
     pub dh_key: String,
     pub auth_hash: String,
+    /// New passwords set on this server so far.
+    pub password_changes: i64,
 }
 
 /// A new user, checked by the door.
@@ -138,6 +140,15 @@ pub trait Database: Fanout + Clone + Send + Sync + 'static {
     /// Sets an unclaimed user's sign-in key hash; false when there is none to claim.
     fn claim_user(&self, key: &str, auth_hash: &str)
         -> impl Future<Output = DbResult<bool>> + Send;
+    /// A claimed user's new record and sign-in key hash, as their change number `change`:
+    /// false unless the server has taken exactly `change - 1` before.
+    fn set_password(
+        &self,
+        key: &str,
+        record: &[u8],
+        auth_hash: &str,
+        change: i64,
+    ) -> impl Future<Output = DbResult<bool>> + Send;
     fn user(&self, key: &str) -> impl Future<Output = DbResult<Option<UserRow>>> + Send;
     fn users(&self) -> impl Future<Output = DbResult<Vec<UserRow>>> + Send;
 
@@ -153,6 +164,12 @@ pub trait Database: Fanout + Clone + Send + Sync + 'static {
         user: &str,
         now: i64,
     ) -> impl Future<Output = DbResult<Vec<SessionRow>>> + Send;
+    /// Revokes every live session of `user`; gives their ids.
+    fn revoke_sessions(
+        &self,
+        user: &str,
+        now: i64,
+    ) -> impl Future<Output = DbResult<Vec<String>>> + Send;
     /// Revokes one of `user`'s sessions; false when they have no such live session.
     fn revoke_session(
         &self,
@@ -302,16 +319,17 @@ impl Postgres {
     }
 }
 
-type UserTuple = (String, Vec<u8>, String, String, String);
+type UserTuple = (String, Vec<u8>, String, String, String, i64);
 type SessionTuple = (String, String, String, i64, i64, i64);
 
-fn user_row((key, record, sign_key, dh_key, auth_hash): UserTuple) -> UserRow {
+fn user_row((key, record, sign_key, dh_key, auth_hash, password_changes): UserTuple) -> UserRow {
     UserRow {
         key,
         record,
         sign_key,
         dh_key,
         auth_hash,
+        password_changes,
     }
 }
 
@@ -418,9 +436,29 @@ macro_rules! sql_database {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn set_password(
+                &self,
+                key: &str,
+                record: &[u8],
+                auth_hash: &str,
+                change: i64,
+            ) -> DbResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE users SET record = $2, auth_hash = $3, password_changes = $4 \
+                     WHERE key = $1 AND auth_hash <> '' AND password_changes = $4 - 1",
+                )
+                .bind(key)
+                .bind(record)
+                .bind(auth_hash)
+                .bind(change)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn user(&self, key: &str) -> DbResult<Option<UserRow>> {
                 let row: Option<UserTuple> = sqlx::query_as(
-                    "SELECT key, record, sign_key, dh_key, auth_hash FROM users WHERE key = $1",
+                    "SELECT key, record, sign_key, dh_key, auth_hash, password_changes FROM users WHERE key = $1",
                 )
                 .bind(key)
                 .fetch_optional(&self.pool)
@@ -430,7 +468,7 @@ macro_rules! sql_database {
 
             async fn users(&self) -> DbResult<Vec<UserRow>> {
                 let rows: Vec<UserTuple> = sqlx::query_as(
-                    "SELECT key, record, sign_key, dh_key, auth_hash FROM users ORDER BY key",
+                    "SELECT key, record, sign_key, dh_key, auth_hash, password_changes FROM users ORDER BY key",
                 )
                 .fetch_all(&self.pool)
                 .await?;
@@ -476,6 +514,18 @@ macro_rules! sql_database {
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows.into_iter().map(session_row).collect())
+            }
+
+            async fn revoke_sessions(&self, user: &str, now: i64) -> DbResult<Vec<String>> {
+                let ids: Vec<(String,)> = sqlx::query_as(
+                    "UPDATE sessions SET revoked_at = $2 \
+                     WHERE user_key = $1 AND revoked_at IS NULL RETURNING id",
+                )
+                .bind(user)
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(ids.into_iter().map(|(id,)| id).collect())
             }
 
             async fn revoke_session(&self, user: &str, id: &str, now: i64) -> DbResult<bool> {

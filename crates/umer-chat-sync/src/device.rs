@@ -106,6 +106,41 @@ impl Device {
         })
     }
 
+    /// Sets the server's password of `name` to `password`, which the record in `store` was
+    /// just sealed under; if the server refuses, the record as it was (`before`) goes back,
+    /// so the folder and the server never disagree. Gives the syncer of the new session.
+    pub fn set_password(
+        &self,
+        store: &Store,
+        name: &str,
+        password: &str,
+        before: &[u8],
+    ) -> SyncResult<Syncer> {
+        match crate::set_password(store, &self.url, name, password) {
+            Ok(session) => self.keep(&session),
+            Err(e) => {
+                let key = UserKey::of(name)?;
+                let path = store.root().join("users").join(format!("{key}.json"));
+                umer_chat_core::fsio::write_atomic(&path, before)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// The user's whole record as this device has it, to put back if a new password is
+    /// refused.
+    pub fn own_record(store: &Store, name: &str) -> SyncResult<Vec<u8>> {
+        let key = UserKey::of(name)?;
+        let path = store.root().join("users").join(format!("{key}.json"));
+        umer_chat_core::fsio::read_capped(&path, umer_chat_core::format::MAX_RECORD_BYTES)?
+            .ok_or_else(|| {
+                SyncError::new(
+                    "unknown_user",
+                    format!("{name} has not signed in on this device; do it here first."),
+                )
+            })
+    }
+
     fn fresh(&self, store: &Store, name: &str, password: &str) -> SyncResult<(User, Syncer)> {
         let (user, session) = crate::sign_in(store, &self.url, name, password)?;
         let syncer = self.keep(&session)?;

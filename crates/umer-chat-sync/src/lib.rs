@@ -178,6 +178,47 @@ fn claim(
     remote.claim(key.as_str(), store.device().as_str(), auth_key, &sig)
 }
 
+/// Gives the server at `url` the new password of `name`, whose record in `store` now seals
+/// the keys under it (just changed, or reset with the recovery key): the identity key, which
+/// that password opens, signs the new sign-in key and record as the server's next change
+/// (FORMAT.md, "A new password on a server"). The server ends every session of the user and
+/// gives this device a new one.
+pub fn set_password(
+    store: &Store,
+    url: &str,
+    name: &str,
+    password: &str,
+) -> SyncResult<ServerSession> {
+    let key = UserKey::of(name)?;
+    let path = store.root().join("users").join(format!("{key}.json"));
+    let record = fsio::read_capped(&path, MAX_RECORD_BYTES)?
+        .ok_or_else(|| SyncError::new("unknown_user", format!("{name} has no record here.")))?;
+    let checked = umer_chat_core::door::check_user_record(&record)
+        .map_err(|e| SyncError::new("bad_record", e.to_string()))?;
+    let stretch = checked
+        .sealed
+        .password_stretch(password)
+        .map_err(|e| SyncError::new("bad_record", format!("{e:?}")))?;
+    let keys = checked
+        .sealed
+        .open_with_stretch(&stretch, &key, &checked.public)
+        .map_err(|_| SyncError::new("wrong_password", "That password does not open the keys."))?;
+    let auth_key = stretch.server_auth_key(&key);
+    let remote = Remote::new(url);
+    let change = remote.prelogin(name)?.changes + 1;
+    let message = umer_chat_core::door::password_message(&key, change as u64, &auth_key, &record);
+    let sig = keys.sign(umer_chat_core::crypto::SERVER_PASSWORD_DOMAIN, &message);
+    let answer = remote.set_password(
+        key.as_str(),
+        store.device().as_str(),
+        &record,
+        &auth_key,
+        change,
+        &sig,
+    )?;
+    Ok(session_of(url, answer))
+}
+
 fn session_of(url: &str, answer: remote::Session) -> ServerSession {
     ServerSession {
         url: url.to_string(),

@@ -228,6 +228,30 @@ impl Remote {
     }
 
     /// Claims an imported account: sets its sign-in key, signed with its identity key.
+    /// `POST /v1/users/{user}/password`: a new password, proved by the identity key.
+    pub fn set_password(
+        &self,
+        user: &str,
+        device: &str,
+        record: &[u8],
+        auth_key: &[u8; 32],
+        change: i64,
+        sig: &str,
+    ) -> SyncResult<Session> {
+        let body = json!({
+            "device": device,
+            "record": String::from_utf8_lossy(record),
+            "auth_key": STANDARD.encode(auth_key),
+            "change": change,
+            "sig": sig,
+        });
+        self.send(
+            "POST",
+            &format!("/v1/users/{}/password", encode_path(user)),
+            body,
+        )
+    }
+
     pub fn claim(
         &self,
         user: &str,
