@@ -266,6 +266,40 @@ impl Client {
         self.send_typed(method, path, body, "application/json")
     }
 
+    /// A body over the server's limit: its answer (413), or `None` when the server cut the
+    /// connection before the client had written it all, which a client may see instead of
+    /// the answer (the server stops reading at the limit, and closing a socket with unread
+    /// bytes in it resets the connection).
+    pub fn send_too_much(&self, method: &str, path: &str, body: Vec<u8>) -> Option<Answer> {
+        let mut request = self.agent.request(method, &format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.set("Authorization", &format!("Bearer {token}"));
+        }
+        let response = match request
+            .set("Content-Type", "application/json")
+            .send_bytes(&body)
+        {
+            Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+            Err(ureq::Error::Transport(cut)) => {
+                let io = std::error::Error::source(&cut)
+                    .and_then(|e| e.downcast_ref::<std::io::Error>())
+                    .map(std::io::Error::kind);
+                assert!(
+                    matches!(
+                        io,
+                        Some(std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset)
+                    ),
+                    "{method} {path}: {cut}"
+                );
+                return None;
+            }
+        };
+        let status = response.status();
+        let text = response.into_string().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Some(Answer { status, body })
+    }
+
     fn send_typed(
         &self,
         method: &str,
