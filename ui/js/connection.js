@@ -1,7 +1,7 @@
 // The connection to the server, under "Signed in as", where people look for it:
 // "Connected to chat.example.org", "Offline — 3 messages waiting". Hidden on a folder.
 
-import { $ } from './dom.js';
+import { $, setAttr, setHidden, setText } from './dom.js';
 import { markUnsent } from './chat.js';
 
 const line = $('connection');
@@ -21,8 +21,10 @@ function waitingText(n) {
 /** connection: the poll's `connection` ({ server, connected, waiting, problem } or null). */
 export function showConnection(connection) {
   markUnsent(new Set(connection?.waitingMessages || []));
+  // Every poll says it again: only a change may touch the page (an idle refresh changes
+  // nothing on it).
   if (!connection) {
-    line.hidden = true;
+    setHidden(line, true);
     return;
   }
   let text;
@@ -35,8 +37,10 @@ export function showConnection(connection) {
   } else {
     text = connection.waiting ? `Offline — ${waitingText(connection.waiting)}` : 'Offline';
   }
-  line.textContent = text;
-  line.title = connection.problem || '';
-  line.classList.toggle('offline', !connection.connected);
-  line.hidden = false;
+  setText(line, text);
+  setAttr(line, 'title', connection.problem || '');
+  if (line.classList.contains('offline') === connection.connected) {
+    line.classList.toggle('offline', !connection.connected);
+  }
+  setHidden(line, false);
 }

@@ -102,6 +102,8 @@ pub async fn put_chat<D: Database>(
             .create_chat(id.as_str(), body.record.as_bytes(), &members, now_ms())
             .await?,
         &format!("Chat {id}'s record"),
+        // A new chat: who is in it.
+        true,
     )
     .await
 }
@@ -279,10 +281,11 @@ pub fn stored_lines<R: std::borrow::Borrow<LineRow>>(
 }
 
 /// Tells every socket (of every process) that something of `chat` other than its lines
-/// changed.
-async fn changed<D: Database>(server: &Server<D>, chat: &ChatId) -> ApiResult<()> {
+/// changed; `members` when who is in it may have (each socket then asks the database).
+async fn changed<D: Database>(server: &Server<D>, chat: &ChatId, members: bool) -> ApiResult<()> {
     let push = Push::Changed {
         chat: chat.to_string(),
+        members,
     };
     Ok(server.db.publish(&server.hub, push).await?)
 }
@@ -320,7 +323,7 @@ pub async fn change_members<D: Database>(
         .db
         .replace_members(chat.id.as_str(), &now_members)
         .await?;
-    changed(&server, &chat.id).await?;
+    changed(&server, &chat.id, true).await?;
     Ok(Json(json!({"members": now_members})))
 }
 
@@ -374,6 +377,7 @@ pub async fn put_key_epoch<D: Database>(
             )
             .await?,
         &name,
+        false,
     )
     .await
 }
@@ -442,6 +446,7 @@ pub async fn put_image<D: Database>(
             .put_file(ChatFile::Image, chat.id.as_str(), &name, &bytes)
             .await?,
         &name,
+        false,
     )
     .await
 }
@@ -488,9 +493,10 @@ async fn written_once<D: Database>(
     chat: &ChatId,
     outcome: WriteOnce,
     name: &str,
+    members: bool,
 ) -> ApiResult<StatusCode> {
     if outcome == WriteOnce::Created {
-        changed(server, chat).await?;
+        changed(server, chat, members).await?;
     }
     match outcome {
         WriteOnce::Created => Ok(StatusCode::CREATED),
@@ -573,7 +579,7 @@ pub async fn put_read_markers<D: Database>(
             .is_member(chat.as_str(), signed.user.as_str())
             .await?
         {
-            changed(&server, &chat).await?;
+            changed(&server, &chat, false).await?;
         }
     }
     Ok(StatusCode::NO_CONTENT)

@@ -101,7 +101,7 @@ impl Listener for LimitedListener {
                     continue;
                 }
             };
-            let Some(slot) = self.slot(peer.ip()) else {
+            let Some(slot) = self.slot(counted_as(peer.ip())) else {
                 tracing::debug!(address = %peer.ip(), "too many connections from one address");
                 continue; // dropping the stream closes it
             };
@@ -132,6 +132,21 @@ impl Listener for LimitedListener {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
+    }
+}
+
+/// The address a connection counts against: an IPv6 client holds a whole /64 (one host
+/// picks any address in it), so its connections count together.
+fn counted_as(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
     }
 }
 
@@ -251,4 +266,22 @@ pub fn tls_config(
         .map_err(|e| format!("the certificate and key do not go together: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_client_counts_as_its_slash_64() {
+        let one: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let elsewhere: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(counted_as(one), counted_as(other));
+        assert_ne!(counted_as(one), counted_as(elsewhere));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(counted_as(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(counted_as(v4), v4);
+    }
 }

@@ -34,8 +34,9 @@ use crate::Server;
 pub enum Push {
     /// A line of `chat` was stored with this sequence number.
     Line { chat: String, seq: i64 },
-    /// Something else of `chat` changed: its record, members, keys or photos.
-    Changed { chat: String },
+    /// Something else of `chat` changed: who is in it (`members`: a new chat, a membership
+    /// change), or its keys, photos or read markers.
+    Changed { chat: String, members: bool },
     /// A typing claim for the members of `chat`; passed on, never stored.
     Typing { chat: String, claim: String },
     /// Pushes may have been lost: every socket reads again from its cursors.
@@ -49,7 +50,14 @@ impl Push {
     pub fn encode(&self) -> String {
         match self {
             Push::Line { chat, seq } => format!("L {chat} {seq}"),
-            Push::Changed { chat } => format!("C {chat}"),
+            Push::Changed {
+                chat,
+                members: false,
+            } => format!("C {chat}"),
+            Push::Changed {
+                chat,
+                members: true,
+            } => format!("M {chat}"),
             Push::Typing { chat, claim } => format!("T {chat} {claim}"),
             Push::Resync => "R".into(),
             Push::SessionEnded { id } => format!("E {id}"),
@@ -66,7 +74,14 @@ impl Push {
                 chat,
                 seq: seq.parse().ok()?,
             },
-            ("C", Some(chat), None) => Push::Changed { chat },
+            ("C", Some(chat), None) => Push::Changed {
+                chat,
+                members: false,
+            },
+            ("M", Some(chat), None) => Push::Changed {
+                chat,
+                members: true,
+            },
             ("T", Some(chat), Some(claim)) => Push::Typing {
                 chat,
                 claim: claim.to_string(),
@@ -340,7 +355,19 @@ impl<D: Database> Session<D> {
                     self.send_lines(chat, *seq).await?;
                 }
             }
-            Push::Changed { chat } => {
+            // Keys, photos or markers of a chat the socket is not in: nothing to ask.
+            Push::Changed {
+                chat,
+                members: false,
+            } if !self.chats.contains(chat) => {}
+            Push::Changed {
+                chat,
+                members: false,
+            } => self.send(&Pushed::Changed { chat: chat.clone() }).await?,
+            Push::Changed {
+                chat,
+                members: true,
+            } => {
                 let member = self
                     .server
                     .db
