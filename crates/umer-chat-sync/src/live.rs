@@ -88,8 +88,12 @@ impl Live {
                     "This build has no TLS; it reaches http:// servers only.",
                 ));
             }
-            tungstenite::client_with_config(request, MaybeTlsStream::Plain(stream), Some(config))
-                .map_err(handshake)?
+            tungstenite::client::client_with_config(
+                request,
+                MaybeTlsStream::Plain(stream),
+                Some(config),
+            )
+            .map_err(handshake)?
         };
         let mut live = Live { socket };
         let hello = json!({"type": "hello", "cursors": cursors});
