@@ -320,6 +320,118 @@ fn one_client_with_ten_thousand_connections_holds_nobody_else_up() {
     drop(sockets);
 }
 
+/// Reads from `stream` until the server closes it; how long that took (`None`: still open
+/// after `limit`).
+fn closed_within(stream: &mut std::net::TcpStream, limit: Duration) -> Option<Duration> {
+    use std::io::Read;
+    let began = Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buffer = [0u8; 4096];
+    while began.elapsed() < limit {
+        match stream.read(&mut buffer) {
+            Ok(0) => return Some(began.elapsed()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(began.elapsed())
+            }
+            Err(_) => {}
+        }
+    }
+    None
+}
+
+#[test]
+fn quiet_connections_are_closed_and_a_push_socket_that_answers_pings_stays() {
+    use std::io::Write;
+    let server = TestServer::start_with(
+        umer_chat_tests::support::server::Backend::Sqlite,
+        &["--idle-seconds", "1"],
+    );
+    let address = server.url.trim_start_matches("http://").to_string();
+    // A connection that says nothing, and one that never finishes its request's headers.
+    let opened = Instant::now();
+    let mut silent = std::net::TcpStream::connect(&address).unwrap();
+    let mut unfinished = std::net::TcpStream::connect(&address).unwrap();
+    unfinished
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    for (name, stream) in [("silent", &mut silent), ("unfinished", &mut unfinished)] {
+        closed_within(stream, Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("the {name} connection is still open"));
+        let closed = opened.elapsed();
+        eprintln!("the {name} connection was closed after {closed:?}");
+        assert!(closed >= Duration::from_millis(900), "{name}: {closed:?}");
+    }
+
+    // A push socket whose client reads (so answers the server's pings) stays open across
+    // several idle periods; one whose client never reads is closed with 4408.
+    let d = dm_on(&server);
+    d.store_record();
+    let mut listening = d.bob.push(json!({})).unwrap();
+    listening.until_ready();
+    let deaf = d.alice.push(json!({})).unwrap();
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_secs(3) {
+        match listening.next(Duration::from_millis(100)) {
+            Pushed::Nothing => {}
+            other => panic!("the listening socket met {other:?}"),
+        }
+    }
+    let sent = deaf.raw_until_closed(SOON);
+    // Pings, then a close frame (0x88) with code 4408 and its reason.
+    let close = [&[0x88, 2 + 19, 0x11, 0x38][..], b"No answer to pings."].concat();
+    assert!(
+        sent.ends_with(&close),
+        "the deaf socket ended with {:?}",
+        String::from_utf8_lossy(&sent[sent.len().saturating_sub(40)..])
+    );
+    assert!(
+        sent.windows(2).any(|frame| frame == [0x89, 0]),
+        "pinged (0x89) before"
+    );
+    // The one that answered still gets what is new.
+    d.alice_store
+        .append_message(&key("alice"), d.dm.as_str(), Some("still there?"), None)
+        .unwrap();
+    d.alice
+        .post(
+            &format!("{}/lines", d.path()),
+            json!({"lines": log_lines(d.folder.path(), &d.dm, "alice")}),
+        )
+        .ok();
+    assert_eq!(listening.expect(SOON)["type"], "lines");
+}
+
+#[test]
+fn the_server_holds_at_most_max_connections_in_all() {
+    let server = TestServer::start_with(
+        umer_chat_tests::support::server::Backend::Sqlite,
+        &["--max-connections", "20"],
+    );
+    let address = server.url.trim_start_matches("http://").to_string();
+    let mut held: Vec<_> = (0..20)
+        .map(|_| std::net::TcpStream::connect(&address).unwrap())
+        .collect();
+    // The server has taken all twenty (each in its accept loop) before the next comes.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut over = std::net::TcpStream::connect(&address).unwrap();
+    assert!(
+        closed_within(&mut over, Duration::from_secs(2)).is_some(),
+        "a 21st connection was kept"
+    );
+    // One closed makes room for one more, which is served.
+    held.pop();
+    std::thread::sleep(Duration::from_millis(300));
+    server.client().get("/healthz").ok();
+    assert!(
+        held.iter_mut()
+            .all(|stream| closed_within(stream, Duration::from_millis(200)).is_none()),
+        "the connections held were kept"
+    );
+}
+
 /// The load bench's short run: clients in groups on push sockets, messages at a steady
 /// rate, one server killed with `kill -9` halfway; every message reaches every member once.
 /// (The long run, with two servers on PostgreSQL and the database restarted, is in

@@ -304,3 +304,36 @@ fn replay_first_password_change(
         )
         .unwrap_err()
 }
+
+/// A server that takes the push socket and its hello, then goes quiet without closing it
+/// (a dropped network, a dead NAT entry): the device notices from its unanswered pings and
+/// gives the socket up, so the window can say it is offline and the link connect again.
+#[test]
+fn a_server_that_stops_answering_is_given_up() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let quiet = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut socket = tungstenite::accept(stream).expect("a WebSocket handshake");
+        let hello = socket.read().expect("the hello");
+        assert!(hello.to_text().unwrap().contains("\"hello\""));
+        // Never reads again, so never answers a ping.
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(socket);
+    });
+    let remote = umer_chat_sync::Remote::new(&base).with_token("a-session");
+    let mut live = umer_chat_sync::live::Live::open(&remote, &Default::default()).unwrap();
+    live.set_patience(Duration::from_millis(100), Duration::from_millis(400));
+    let began = Instant::now();
+    let error = loop {
+        match live.next(Duration::from_millis(50)) {
+            Ok(None) => assert!(began.elapsed() < Duration::from_secs(3), "still waiting"),
+            Ok(Some(pushed)) => panic!("nothing was sent, got {pushed:?}"),
+            Err(error) => break error,
+        }
+    };
+    eprintln!("given up after {:?}: {error}", began.elapsed());
+    assert_eq!(error.code, "disconnected");
+    assert!(began.elapsed() >= Duration::from_millis(350));
+    quiet.join().unwrap();
+}

@@ -450,6 +450,24 @@ impl PushSocket {
         }
     }
 
+    /// Every byte the server sends from now until it closes the connection (within
+    /// `limit`), read from the TCP stream without a reply, as a client that does not answer
+    /// would: a pong written to a closed socket would bring a reset that can drop the rest.
+    pub fn raw_until_closed(mut self, limit: std::time::Duration) -> Vec<u8> {
+        use std::io::Read;
+        let tungstenite::stream::MaybeTlsStream::Plain(stream) = self.socket.get_mut() else {
+            panic!("a plain socket");
+        };
+        stream
+            .set_read_timeout(Some(limit))
+            .expect("a read timeout");
+        let mut bytes = Vec::new();
+        stream
+            .read_to_end(&mut bytes)
+            .expect("the server closes within the limit");
+        bytes
+    }
+
     /// The next message, which must come within `wait`.
     pub fn expect(&mut self, wait: std::time::Duration) -> Value {
         match self.next(wait) {

@@ -37,6 +37,11 @@ pub struct Config {
     /// Connections one address may hold open at once (raise it behind a reverse proxy,
     /// whose one address carries everyone).
     pub connections_per_address: usize,
+    /// Connections open at once, from everyone (each is a file descriptor).
+    pub max_connections: usize,
+    /// A connection on which nothing moves for this long is closed. A push socket is
+    /// pinged at a third of it, and closed when its client has not answered within it.
+    pub idle_ms: u64,
     /// A push socket that does not take a message within this long is closed.
     pub slow_client_ms: u64,
 }
@@ -47,6 +52,8 @@ impl Default for Config {
             session_lifetime_ms: 90 * 24 * 60 * 60 * 1000,
             max_body_bytes: 2 << 20,
             connections_per_address: 512,
+            max_connections: 10_000,
+            idle_ms: 60_000,
             slow_client_ms: 10_000,
         }
     }
@@ -156,7 +163,12 @@ pub async fn serve<D: Database>(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 ) -> std::io::Result<()> {
-    let mut listener = net::LimitedListener::new(listener, server.config.connections_per_address);
+    let limits = net::Limits {
+        per_address: server.config.connections_per_address,
+        total: server.config.max_connections,
+        idle: std::time::Duration::from_millis(server.config.idle_ms),
+    };
+    let mut listener = net::LimitedListener::new(listener, limits);
     if let Some(tls) = tls {
         listener = listener.with_tls(tls);
     }

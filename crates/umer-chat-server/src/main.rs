@@ -36,6 +36,14 @@ struct Args {
     /// whose one address carries everyone.
     #[arg(long, default_value_t = 512)]
     connections_per_address: usize,
+    /// Connections open at once, from everyone. The process raises its file-descriptor
+    /// limit to fit, or lowers this to fit the limit.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Seconds a connection may stay quiet before it is closed (push connections are
+    /// pinged, so a client that is there stays connected).
+    #[arg(long, default_value_t = 60.0)]
+    idle_seconds: f64,
     /// Seconds a push connection may leave a message untaken before it is closed (its
     /// client then resumes from where it was).
     #[arg(long, default_value_t = 10.0)]
@@ -109,6 +117,8 @@ async fn run(args: Args) -> Result<(), String> {
     let config = Config {
         session_lifetime_ms: args.session_seconds.saturating_mul(1000),
         connections_per_address: args.connections_per_address,
+        max_connections: fit_file_limit(args.max_connections),
+        idle_ms: (args.idle_seconds * 1000.0).max(10.0) as u64,
         slow_client_ms: (args.slow_client_seconds * 1000.0) as u64,
         ..Config::default()
     };
@@ -146,6 +156,47 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
     .map_err(|e| format!("stopped: {e}"))
+}
+
+/// Descriptors kept for the database, the listening socket and files, beside connections.
+const SPARE_FILES: u64 = 256;
+
+/// `wanted` connections, if the process's file-descriptor limit can be raised to fit them
+/// (up to its hard limit); otherwise as many as fit, with a warning.
+fn fit_file_limit(wanted: usize) -> usize {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit only read and write the struct given.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return wanted;
+            }
+            let needed = (wanted as u64).saturating_add(SPARE_FILES);
+            if limit.rlim_cur < needed {
+                let raised = libc::rlimit {
+                    rlim_cur: needed.min(limit.rlim_max),
+                    rlim_max: limit.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    limit = raised;
+                }
+            }
+        }
+        let fits = limit.rlim_cur.saturating_sub(SPARE_FILES).max(1) as usize;
+        if fits < wanted {
+            tracing::warn!(
+                wanted,
+                fits,
+                "the file-descriptor limit allows fewer connections than --max-connections; raise LimitNOFILE"
+            );
+            return fits;
+        }
+    }
+    wanted
 }
 
 /// The SQLite database in the folder `data` (made if missing), and its file.

@@ -1,9 +1,13 @@
-//! The listening socket: at most so many connections from one address at once, so one
-//! client opening thousands cannot take the server's file descriptors from everyone else.
-//! A connection over the limit is closed as soon as it is accepted. With `--tls-cert` and
-//! `--tls-key` every connection is TLS (rustls), its handshake run off the accept loop.
+//! The listening socket: at most so many connections from one address at once, and so many
+//! in all, so one client opening thousands cannot take the server's file descriptors from
+//! everyone else. A connection over a limit is closed as soon as it is accepted, and one on
+//! which nothing moves for `Config::idle_ms` is closed too (hyper, as axum runs it, has no
+//! timer of its own: a client that connects and says nothing would hold its slot for ever).
+//! With `--tls-cert` and `--tls-key` every connection is TLS (rustls), its handshake run off
+//! the accept loop.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -16,6 +20,7 @@ use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::time::{Instant, Sleep};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::{rustls, TlsAcceptor};
 
@@ -29,17 +34,33 @@ impl Connected<IncomingStream<'_, LimitedListener>> for Peer {
     }
 }
 
-type OpenByAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
+/// The connections open now, by the address they count against, and in all.
+#[derive(Default)]
+struct Open {
+    by_address: HashMap<IpAddr, usize>,
+    total: usize,
+}
+
+type SharedOpen = Arc<Mutex<Open>>;
+
+/// How many connections the listener keeps, and how long a quiet one lives.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub per_address: usize,
+    pub total: usize,
+    /// A connection on which no byte moves either way for this long is closed.
+    pub idle: Duration,
+}
 
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A TCP listener that keeps at most `per_address` connections open from one address, and
-/// speaks TLS on them when given a certificate.
+/// A TCP listener that keeps at most so many connections open from one address and in all,
+/// closes quiet ones, and speaks TLS on them when given a certificate.
 pub struct LimitedListener {
     inner: TcpListener,
-    per_address: usize,
-    open: OpenByAddress,
+    limits: Limits,
+    open: SharedOpen,
     tls: Option<TlsAcceptor>,
     /// Connections whose TLS handshake finished, from the tasks that ran them: a slow
     /// handshake never holds up the next accept.
@@ -48,12 +69,12 @@ pub struct LimitedListener {
 }
 
 impl LimitedListener {
-    pub fn new(inner: TcpListener, per_address: usize) -> LimitedListener {
+    pub fn new(inner: TcpListener, limits: Limits) -> LimitedListener {
         let (handshaken_tx, handshaken) = mpsc::channel(64);
         LimitedListener {
             inner,
-            per_address,
-            open: OpenByAddress::default(),
+            limits,
+            open: SharedOpen::default(),
             tls: None,
             handshaken_tx,
             handshaken,
@@ -66,14 +87,18 @@ impl LimitedListener {
         self
     }
 
-    /// A slot for a connection from `address`, unless it has too many open.
+    /// A slot for a connection from `address`, unless it or the server has too many open.
     fn slot(&self, address: IpAddr) -> Option<Slot> {
         let mut open = self.open.lock().expect("open connections");
-        let count = open.entry(address).or_default();
-        if *count >= self.per_address {
+        if open.total >= self.limits.total {
+            return None;
+        }
+        let count = open.by_address.entry(address).or_default();
+        if *count >= self.limits.per_address {
             return None;
         }
         *count += 1;
+        open.total += 1;
         Some(Slot {
             address,
             open: Arc::clone(&self.open),
@@ -102,24 +127,18 @@ impl Listener for LimitedListener {
                 }
             };
             let Some(slot) = self.slot(counted_as(peer.ip())) else {
-                tracing::debug!(address = %peer.ip(), "too many connections from one address");
+                tracing::debug!(address = %peer.ip(), "too many connections");
                 continue; // dropping the stream closes it
             };
+            let idle = self.limits.idle;
             let Some(acceptor) = self.tls.clone() else {
-                let plain = CountedStream {
-                    stream: Stream::Plain(stream),
-                    _slot: slot,
-                };
-                return (plain, peer);
+                return (CountedStream::new(Stream::Plain(stream), slot, idle), peer);
             };
             let handshaken = self.handshaken_tx.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                     Ok(Ok(tls)) => {
-                        let counted = CountedStream {
-                            stream: Stream::Tls(Box::new(tls)),
-                            _slot: slot,
-                        };
+                        let counted = CountedStream::new(Stream::Tls(Box::new(tls)), slot, idle);
                         let _ = handshaken.send((counted, peer)).await;
                     }
                     // Plain HTTP to a TLS port, a bad client hello, or too slow: closed.
@@ -153,18 +172,81 @@ fn counted_as(ip: IpAddr) -> IpAddr {
 /// A connection counted against its address until it closes.
 struct Slot {
     address: IpAddr,
-    open: OpenByAddress,
+    open: SharedOpen,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = self.open.lock().expect("open connections");
-        if let Some(count) = open.get_mut(&self.address) {
+        open.total -= 1;
+        if let Some(count) = open.by_address.get_mut(&self.address) {
             *count -= 1;
             if *count == 0 {
-                open.remove(&self.address);
+                open.by_address.remove(&self.address);
             }
         }
+    }
+}
+
+/// When a connection last moved a byte, and a timer for when it has been quiet too long.
+struct Idle {
+    after: Duration,
+    last_moved: Instant,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Idle {
+    fn new(after: Duration) -> Idle {
+        let now = Instant::now();
+        Idle {
+            after,
+            last_moved: now,
+            timer: Box::pin(tokio::time::sleep_until(now + after)),
+        }
+    }
+
+    /// The timer is moved only when it fires early, not at every byte.
+    fn moved(&mut self) {
+        self.last_moved = Instant::now();
+    }
+
+    /// An error once nothing has moved for `after`; otherwise wakes `cx` when that may be.
+    fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        loop {
+            let due = self.last_moved + self.after;
+            if self.timer.deadline() != due {
+                self.timer.as_mut().reset(due);
+            }
+            match self.timer.as_mut().poll(cx) {
+                Poll::Pending => return Ok(()),
+                Poll::Ready(()) if self.last_moved + self.after == due => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "nothing moved on the connection for too long",
+                    ))
+                }
+                Poll::Ready(()) => continue,
+            }
+        }
+    }
+
+    /// Notes progress of a read or write, or checks the timer when it is waiting.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<T>>,
+        moved: impl FnOnce(&T) -> bool,
+    ) -> Poll<io::Result<T>> {
+        match &poll {
+            Poll::Ready(Ok(value)) if moved(value) => self.moved(),
+            Poll::Pending => {
+                if let Err(quiet) = self.check(cx) {
+                    return Poll::Ready(Err(quiet));
+                }
+            }
+            Poll::Ready(_) => {}
+        }
+        poll
     }
 }
 
@@ -173,16 +255,28 @@ enum Stream {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-/// An accepted connection, plain or TLS, counted against its address until it closes.
+/// An accepted connection, plain or TLS, counted against its address until it closes, and
+/// closed when it stays quiet.
 pub struct CountedStream {
     stream: Stream,
+    idle: Idle,
     _slot: Slot,
+}
+
+impl CountedStream {
+    fn new(stream: Stream, slot: Slot, idle: Duration) -> CountedStream {
+        CountedStream {
+            stream,
+            idle: Idle::new(idle),
+            _slot: slot,
+        }
+    }
 }
 
 /// Runs `$call` on the connection's stream, whichever it is.
 macro_rules! on_stream {
-    ($self:ident, $stream:ident => $call:expr) => {
-        match &mut $self.get_mut().stream {
+    ($this:ident, $stream:ident => $call:expr) => {
+        match &mut $this.stream {
             Stream::Plain($stream) => {
                 let $stream = Pin::new($stream);
                 $call
@@ -201,7 +295,11 @@ impl AsyncRead for CountedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        on_stream!(self, stream => stream.poll_read(cx, buf))
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let poll = on_stream!(this, stream => stream.poll_read(cx, buf));
+        let grew = buf.filled().len() > before;
+        this.idle.watch(cx, poll, |()| grew)
     }
 }
 
@@ -211,15 +309,19 @@ impl AsyncWrite for CountedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        on_stream!(self, stream => stream.poll_write(cx, buf))
+        let this = self.get_mut();
+        let poll = on_stream!(this, stream => stream.poll_write(cx, buf));
+        this.idle.watch(cx, poll, |written| *written > 0)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        on_stream!(self, stream => stream.poll_flush(cx))
+        let this = self.get_mut();
+        on_stream!(this, stream => stream.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        on_stream!(self, stream => stream.poll_shutdown(cx))
+        let this = self.get_mut();
+        on_stream!(this, stream => stream.poll_shutdown(cx))
     }
 
     fn poll_write_vectored(
@@ -227,7 +329,9 @@ impl AsyncWrite for CountedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        on_stream!(self, stream => stream.poll_write_vectored(cx, bufs))
+        let this = self.get_mut();
+        let poll = on_stream!(this, stream => stream.poll_write_vectored(cx, bufs));
+        this.idle.watch(cx, poll, |written| *written > 0)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -257,9 +257,22 @@ impl<D: Database> Session<D> {
             .saturating_sub(umer_chat_core::ids::now_ms());
         let expiry = tokio::time::sleep(Duration::from_millis(left.max(0) as u64));
         tokio::pin!(expiry);
+        // A client that stops answering (gone without a close, behind a dead NAT entry)
+        // is pinged, then let go: its slot is not held for ever.
+        let quiet_limit = Duration::from_millis(session.server.config.idle_ms);
+        let mut pings = tokio::time::interval(quiet_limit / 3);
+        pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        pings.reset();
+        let mut last_heard = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 () = &mut expiry => return session.close(4401, SESSION_ENDED).await,
+                _ = pings.tick() => {
+                    if last_heard.elapsed() >= quiet_limit {
+                        return session.close(4408, "No answer to pings.").await;
+                    }
+                    session.ping().await?;
+                }
                 push = pushes.recv() => match push {
                     Ok(push) if matches!(&*push, Push::SessionEnded { id } if *id == session.signed.session.id) => {
                         return session.close(4401, SESSION_ENDED).await;
@@ -271,9 +284,13 @@ impl<D: Database> Session<D> {
                     Err(broadcast::error::RecvError::Closed) => return Ok(()),
                 },
                 message = session.socket.recv() => match message {
-                    Some(Ok(Message::Text(text))) => session.on_client(text.as_str()).await?,
+                    Some(Ok(Message::Text(text))) => {
+                        last_heard = tokio::time::Instant::now();
+                        session.on_client(text.as_str()).await?
+                    }
                     Some(Ok(Message::Close(_))) | None => return Ok(()),
-                    Some(Ok(_)) => {} // pings are answered by the library
+                    // Pongs, and pings (answered by the library).
+                    Some(Ok(_)) => last_heard = tokio::time::Instant::now(),
                     Some(Err(e)) => return Err(e.to_string()),
                 },
             }
@@ -475,6 +492,20 @@ impl<D: Database> Session<D> {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err("too slow: a message waited too long".into()),
+        }
+    }
+
+    async fn ping(&mut self) -> Result<(), String> {
+        let patience = Duration::from_millis(self.server.config.slow_client_ms);
+        match tokio::time::timeout(
+            patience,
+            self.socket.send(Message::Ping(Default::default())),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("too slow: a ping waited too long".into()),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::json;
@@ -20,7 +20,19 @@ pub use umer_chat_core::wire::Pushed;
 /// An open push socket.
 pub struct Live {
     socket: WebSocket<MaybeTlsStream<TcpStream>>,
+    /// When the server last sent anything (a push, or the pong to our ping).
+    last_heard: Instant,
+    last_pinged: Instant,
+    ping_every: Duration,
+    server_silent: Duration,
 }
+
+/// How often the device pings the server, so a server gone without a close (a dropped
+/// network, a dead NAT entry) shows as offline within [`SERVER_SILENT`], not at TCP's
+/// timeout many minutes later. The server counts the pings as signs of life too.
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// Nothing from the server for this long (two pings unanswered): the socket is given up.
+const SERVER_SILENT: Duration = Duration::from_secs(40);
 
 impl Live {
     /// Opens the socket for `syncer`'s session and says hello with its cursors.
@@ -95,7 +107,14 @@ impl Live {
             )
             .map_err(handshake)?
         };
-        let mut live = Live { socket };
+        let now = Instant::now();
+        let mut live = Live {
+            socket,
+            last_heard: now,
+            last_pinged: now,
+            ping_every: PING_EVERY,
+            server_silent: SERVER_SILENT,
+        };
         let hello = json!({"type": "hello", "cursors": cursors});
         live.send(hello.to_string())?;
         Ok(live)
@@ -107,6 +126,13 @@ impl Live {
             .map_err(|e| SyncError::new("unreachable", e.to_string()))
     }
 
+    /// Pings every `ping_every`, and gives up after `server_silent` without a word (tests
+    /// use shorter ones than the defaults).
+    pub fn set_patience(&mut self, ping_every: Duration, server_silent: Duration) {
+        self.ping_every = ping_every;
+        self.server_silent = server_silent;
+    }
+
     /// Passes this device's typing claim (`presence/<device>.json`) to the chat's members.
     pub fn send_typing(&mut self, claim: &str) -> SyncResult<()> {
         self.send(json!({"type": "typing", "claim": claim}).to_string())
@@ -114,6 +140,18 @@ impl Live {
 
     /// The next push within `wait` (`None`: nothing came); `Err` when the socket closed.
     pub fn next(&mut self, wait: Duration) -> SyncResult<Option<Pushed>> {
+        if self.last_heard.elapsed() >= self.server_silent {
+            return Err(SyncError::new(
+                "disconnected",
+                "The server stopped answering.",
+            ));
+        }
+        if self.last_pinged.elapsed() >= self.ping_every {
+            self.last_pinged = Instant::now();
+            self.socket
+                .send(Message::Ping(Default::default()))
+                .map_err(|e| SyncError::new("disconnected", e.to_string()))?;
+        }
         match self.socket.get_mut() {
             MaybeTlsStream::Plain(stream) => stream.set_read_timeout(Some(wait)),
             #[cfg(feature = "tls")]
@@ -122,7 +160,11 @@ impl Live {
         }
         .map_err(|e| SyncError::new("unreachable", e.to_string()))?;
         loop {
-            return match self.socket.read() {
+            let read = self.socket.read();
+            if read.is_ok() {
+                self.last_heard = Instant::now();
+            }
+            return match read {
                 Ok(Message::Text(text)) => serde_json::from_str(text.as_str())
                     .map(Some)
                     .map_err(|e| SyncError::new("bad_answer", e.to_string())),
