@@ -21,7 +21,6 @@ use crate::image_scheme::PREVIEW_SIDE;
 use crate::live::{ChangeSignal, LiveStatus, Look};
 use crate::notify;
 use crate::state::AppState;
-use umer_chat_sync::device::Device;
 use umer_chat_sync::link::LinkEvent;
 use umer_chat_sync::Syncer;
 
@@ -855,13 +854,11 @@ pub async fn change_password(
             return Ok(None);
         };
         // The record and the server's sign-in key change together, or neither does.
-        let before = Device::own_record(&store, user.key.as_str())?;
-        store.change_password(user.key.as_str(), &old_password, &new_password)?;
-        Ok(Some(server.set_password(
+        Ok(Some(server.change_password(
             &store,
             user.key.as_str(),
+            &old_password,
             &new_password,
-            &before,
         )?))
     })
     .await?;
@@ -896,11 +893,8 @@ pub async fn recover_account(
             let user = store.recover_account(&username, &recovery_key, &new_password)?;
             return Ok(SignedIn::in_folder(store, user));
         };
-        // The record and the server's sign-in key change together, or neither does; the
-        // whole record is on a device that signed in here before.
-        let before = Device::own_record(store, &username)?;
-        let user = store.recover_account(&username, &recovery_key, &new_password)?;
-        let syncer = server.set_password(store, &username, &new_password, &before)?;
+        // The record and the server's sign-in key change together, or neither does.
+        let (user, syncer) = server.recover(store, &username, &recovery_key, &new_password)?;
         Ok(SignedIn {
             user,
             recovery_key: None,

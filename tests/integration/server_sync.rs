@@ -337,3 +337,75 @@ fn a_server_that_stops_answering_is_given_up() {
     assert!(began.elapsed() >= Duration::from_millis(350));
     quiet.join().unwrap();
 }
+
+/// A forgotten password, reset with the recovery key on a device that has never signed in
+/// there (a new phone): the server hands out the record's `recovery` part, never `sealed`;
+/// a wrong key leaves nothing behind; the right one sets the new password everywhere.
+#[test]
+fn a_forgotten_password_is_reset_on_a_device_that_never_signed_in() {
+    let server = TestServer::start(umer_chat_tests::support::server::Backend::Sqlite);
+    let laptop = Device::on(&server);
+    let bob = Device::on(&server);
+    laptop.ok(None, &["signup", "alice"]);
+    bob.ok(None, &["signup", "bob"]);
+    let dm = laptop.ok(Some("alice"), &["dm", "bob"]).trim().to_string();
+    laptop.ok(Some("alice"), &["send", &dm, "before I forgot"]);
+    let recovery_key = laptop
+        .ok(Some("alice"), &["recovery-key"])
+        .trim()
+        .to_string();
+
+    // What the server hands out: the public record and `recovery`, never `sealed`.
+    let handed = umer_chat_sync::Remote::new(&server.url)
+        .recovery("alice")
+        .unwrap();
+    assert!(handed.contains("\"recovery\"") && !handed.contains("\"sealed\""));
+
+    let phone = Device::on(&server);
+    let recover = |key: &str| {
+        let mut recover = phone.cli(None, &["recover", "alice"]);
+        recover
+            .env("UMER_CHAT_RECOVERY_KEY", key)
+            .env("UMER_CHAT_NEW_PASSWORD", NEW_PASSWORD);
+        run(&mut recover)
+    };
+    let wrong = recover(&"0".repeat(64));
+    assert_ne!(wrong.code(), 0);
+    assert!(wrong.stderr.contains("recovery key"), "{}", wrong.stderr);
+    assert!(
+        !phone.data.path().join("users/alice.json").exists(),
+        "a failed reset leaves no record behind"
+    );
+    recover(&recovery_key).ok();
+
+    // The new password reads alice's chats on the phone, and on the laptop; the old one
+    // signs in nowhere.
+    let mut on_phone = phone.cli(Some("alice"), &["read", &dm]);
+    on_phone.env("UMER_CHAT_PASSWORD", NEW_PASSWORD);
+    assert!(run(&mut on_phone).ok().contains("before I forgot"));
+    assert_ne!(run(&mut laptop.cli(Some("alice"), &["chats"])).code(), 0);
+    let mut on_laptop = laptop.cli(Some("alice"), &["chats"]);
+    on_laptop.env("UMER_CHAT_PASSWORD", NEW_PASSWORD);
+    assert_eq!(run(&mut on_laptop).ok().lines().count(), 1);
+}
+
+/// A server (or one posing as it) that makes up the `recovery` part gets nothing: only
+/// the real one opens with the user's key, and the device keeps no made-up record.
+#[test]
+fn a_made_up_recovery_part_opens_nothing_and_is_not_kept() {
+    let impostor = umer_chat_core::new_account("alice", PASSWORD).unwrap();
+    let answer = serde_json::json!({
+        "record": String::from_utf8(impostor.record).unwrap(),
+    });
+    let url = fake_server(vec![("/v1/users/alice/recovery", answer.to_string())]);
+    let folder = temp_dir();
+    let config = temp_dir();
+    let store = open_store_as(folder.path(), &device_config(config.path()));
+    let device = umer_chat_sync::device::Device::new(&url, config.path());
+    let refused = device
+        .recover(&store, "alice", &"ab".repeat(32), NEW_PASSWORD)
+        .err()
+        .expect("refused");
+    assert_eq!(refused.code, "wrong_recovery_key", "{refused}");
+    assert!(!folder.path().join("users/alice.json").exists());
+}

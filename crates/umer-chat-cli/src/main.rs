@@ -611,13 +611,9 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             match &on_server {
                 // The record and the server's sign-in key change together, or neither does.
                 Some(on_server) => {
-                    let user = on_server.borrow_mut().sign_in(&store, name, &old)?;
-                    let before =
-                        umer_chat_sync::device::Device::own_record(&store, user.key.as_str())?;
-                    store.change_password(name, &old, &new)?;
-                    on_server
-                        .borrow_mut()
-                        .set_password(&store, name, &new, &before)?;
+                    let mut on_server = on_server.borrow_mut();
+                    on_server.sign_in(&store, name, &old)?;
+                    on_server.change_password(&store, name, &old, &new)?;
                 }
                 None => store.change_password(name, &old, &new)?,
             }
@@ -626,16 +622,12 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Recover { name } => {
             let recovery = read_secret(&mut stdin, "UMER_CHAT_RECOVERY_KEY", "recovery key")?;
             let new = read_secret(&mut stdin, "UMER_CHAT_NEW_PASSWORD", "new password")?;
-            let before = match &on_server {
-                Some(_) => Some(umer_chat_sync::device::Device::own_record(&store, &name)?),
-                None => None,
-            };
-            let user = store.recover_account(&name, &recovery, &new)?;
-            if let (Some(on_server), Some(before)) = (&on_server, before) {
-                on_server
+            let user = match &on_server {
+                Some(on_server) => on_server
                     .borrow_mut()
-                    .set_password(&store, &name, &new, &before)?;
-            }
+                    .recover(&store, &name, &recovery, &new)?,
+                None => store.recover_account(&name, &recovery, &new)?,
+            };
             writeln!(out, "{}", user.name).ok();
             eprintln!("Password set. Sign in with the new password from now on.");
         }

@@ -59,18 +59,31 @@ impl OnServer {
         Ok(signed_in.user)
     }
 
-    /// Gives the server the new password the record was just sealed under (see
-    /// `Device::set_password`); this device's session is then the new one.
-    pub fn set_password(
+    /// A new password in place of `old`, on this device and the server together (see
+    /// `Device::change_password`); this device's session is then the new one.
+    pub fn change_password(
         &mut self,
         store: &Store,
         name: &str,
-        password: &str,
-        before: &[u8],
+        old: &str,
+        new: &str,
     ) -> Result<(), Failure> {
-        let syncer = self.device.set_password(store, name, password, before)?;
-        self.syncer = Some(syncer);
+        self.syncer = Some(self.device.change_password(store, name, old, new)?);
         Ok(())
+    }
+
+    /// A forgotten password reset with the recovery key, on this device and the server
+    /// together (see `Device::recover`), also on a device that never signed in here.
+    pub fn recover(
+        &mut self,
+        store: &Store,
+        name: &str,
+        recovery_key: &str,
+        new: &str,
+    ) -> Result<User, Failure> {
+        let (user, syncer) = self.device.recover(store, name, recovery_key, new)?;
+        self.syncer = Some(syncer);
+        Ok(user)
     }
 
     /// After a command: sends what it wrote. Offline, it waits here for the next run.

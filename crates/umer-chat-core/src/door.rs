@@ -287,26 +287,48 @@ pub fn check_line(
 /// and the signed public keys, without the sealed private keys, which go only to a client
 /// that proved the password. The signed part keeps its exact bytes.
 pub fn public_user_record(bytes: &[u8]) -> Result<Vec<u8>, Refusal> {
+    user_record_without_sealed(bytes, false)
+}
+
+/// A user record as the server hands it to a device that resets a forgotten password: the
+/// public record and `recovery`, sealed under the 32 random bytes of the recovery key (no
+/// guessing from it, unlike `sealed`, which a password opens and which is never handed out
+/// but to a client that proved the password). Both parts keep their exact bytes.
+pub fn recoverable_user_record(bytes: &[u8]) -> Result<Vec<u8>, Refusal> {
+    user_record_without_sealed(bytes, true)
+}
+
+fn user_record_without_sealed(bytes: &[u8], with_recovery: bool) -> Result<Vec<u8>, Refusal> {
     #[derive(Deserialize, serde::Serialize)]
-    struct PublicKeysOnly<'a> {
+    struct KeysWithoutSealed<'a> {
         #[serde(borrow)]
         signed: &'a RawValue,
         sig: String,
+        #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+        recovery: Option<&'a RawValue>,
     }
     #[derive(Deserialize, serde::Serialize)]
-    struct PublicRecord<'a> {
+    struct RecordWithoutSealed<'a> {
         format: u64,
         username: String,
         created_at: serde_json::Value,
         #[serde(borrow)]
-        keys: PublicKeysOnly<'a>,
+        keys: KeysWithoutSealed<'a>,
     }
-    let record: PublicRecord = serde_json::from_slice(bytes).map_err(|e| {
+    let mut record: RecordWithoutSealed = serde_json::from_slice(bytes).map_err(|e| {
         Refusal::new(
             "bad_record",
             format!("The user record is not readable ({e})."),
         )
     })?;
+    if !with_recovery {
+        record.keys.recovery = None;
+    } else if record.keys.recovery.is_none() {
+        return Err(Refusal::new(
+            "no_recovery",
+            "This account has no recovery part to reset its password with.",
+        ));
+    }
     let mut json = serde_json::to_vec_pretty(&record).expect("records serialise");
     json.push(b'\n');
     Ok(json)
@@ -493,6 +515,21 @@ pub fn check_claim(user: &UserKey, auth_key: &[u8; 32], sig: &str, keys: &Public
 mod tests {
     use super::*;
     use crate::crypto::SecretKeys;
+
+    #[test]
+    fn a_record_handed_out_never_holds_sealed_and_keeps_its_signed_bytes() {
+        let whole = br#"{"format":2,"username":"alice","created_at":1,"keys":{"signed":{"sign":"a",  "dh":"b"},"sig":"s","sealed":{"kdf":"argon2id"},"recovery":{"kdf":"hkdf-sha256", "nonce":"n","ciphertext":"c"}}}"#;
+        let public = String::from_utf8(public_user_record(whole).unwrap()).unwrap();
+        assert!(!public.contains("sealed") && !public.contains("recovery"));
+        assert!(public.contains(r#"{"sign":"a",  "dh":"b"}"#), "{public}");
+        let recoverable = String::from_utf8(recoverable_user_record(whole).unwrap()).unwrap();
+        assert!(!recoverable.contains("sealed") && !recoverable.contains("argon2id"));
+        assert!(recoverable.contains(r#"{"kdf":"hkdf-sha256", "nonce":"n","ciphertext":"c"}"#));
+        assert!(recoverable.contains(r#"{"sign":"a",  "dh":"b"}"#));
+        // A public copy has nothing to recover with.
+        let refused = recoverable_user_record(public.as_bytes()).unwrap_err();
+        assert_eq!(refused.code, "no_recovery");
+    }
 
     /// FORMAT.md, "A new password on a server": the message and alice's signature.
     #[test]

@@ -256,7 +256,8 @@ impl Store {
         self.root.join("users")
     }
 
-    pub(crate) fn user_path(&self, key: &UserKey) -> PathBuf {
+    /// Where a user's record is: `users/<key>.json`.
+    pub fn user_path(&self, key: &UserKey) -> PathBuf {
         self.users_dir().join(format!("{}.json", key.as_str()))
     }
 

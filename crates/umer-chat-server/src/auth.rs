@@ -433,6 +433,27 @@ pub async fn unclaimed<D: Database>(
     }
 }
 
+/// `GET /v1/users/{user}/recovery`: the record without `sealed`, with `recovery`, for a
+/// device that resets a forgotten password and has never signed in (the recovery key is 32
+/// random bytes, so handing its seal out gives nothing to guess from, as a folder hands
+/// it to everyone who shares it). The new password then goes as any new password does.
+pub async fn recovery<D: Database>(
+    State(server): State<Arc<Server<D>>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let key = parse_user(&name)?;
+    let Some(row) = server.db.user(key.as_str()).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_user",
+            format!("There is no account {name:?} on this server."),
+        ));
+    };
+    let record = door::recoverable_user_record(&row.record)?;
+    let record = String::from_utf8(record).map_err(|_| ApiError::internal())?;
+    Ok(Json(serde_json::json!({ "record": record })))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ClaimRequest {
     pub user: String,

@@ -128,6 +128,7 @@ pub fn router<D: Database>(server: Arc<Server<D>>) -> Router {
         )
         .route("/v1/sessions/{id}", delete(auth::revoke::<D>))
         .route("/v1/users/{user}/unclaimed", get(auth::unclaimed::<D>))
+        .route("/v1/users/{user}/recovery", get(auth::recovery::<D>))
         .route("/v1/claims", post(auth::claim::<D>))
         .route("/v1/users/{user}/password", post(auth::set_password::<D>))
         .route("/v1/chats", get(api::chats::<D>))

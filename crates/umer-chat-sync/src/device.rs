@@ -106,39 +106,86 @@ impl Device {
         })
     }
 
-    /// Sets the server's password of `name` to `password`, which the record in `store` was
-    /// just sealed under; if the server refuses, the record as it was (`before`) goes back,
-    /// so the folder and the server never disagree. Gives the syncer of the new session.
-    pub fn set_password(
+    /// A new password in place of `old`: the record in `store` is sealed under it, and the
+    /// server takes it with the new sign-in key, or neither changes. Gives the syncer of
+    /// the new session (the server ended every other).
+    pub fn change_password(
         &self,
         store: &Store,
         name: &str,
-        password: &str,
-        before: &[u8],
+        old: &str,
+        new: &str,
     ) -> SyncResult<Syncer> {
-        match crate::set_password(store, &self.url, name, password) {
-            Ok(session) => self.keep(&session),
-            Err(e) => {
-                let key = UserKey::of(name)?;
-                let path = store.root().join("users").join(format!("{key}.json"));
-                umer_chat_core::fsio::write_atomic(&path, before)?;
-                Err(e)
-            }
+        let key = UserKey::of(name)?;
+        let before = own_record(store, &key)?;
+        if before.is_none() {
+            return Err(SyncError::new(
+                "unknown_user",
+                format!("{name} has not signed in on this device; do it here first."),
+            ));
         }
+        self.with_record_put_back(store, &key, before, || {
+            store.change_password(name, old, new)?;
+            self.set_password(store, name, new)
+        })
     }
 
-    /// The user's whole record as this device has it, to put back if a new password is
-    /// refused.
-    pub fn own_record(store: &Store, name: &str) -> SyncResult<Vec<u8>> {
+    /// Resets a forgotten password with the recovery key. The record's `recovery` part is
+    /// this device's, or, on a device that has not signed in here, the server's
+    /// (`GET /v1/users/{user}/recovery`: a server that made one up gets nothing, since only
+    /// the real one opens with this key). The keys it opens are sealed under
+    /// `new_password`, and the server takes the new record and sign-in key, or neither
+    /// changes.
+    pub fn recover(
+        &self,
+        store: &Store,
+        name: &str,
+        recovery_key: &str,
+        new_password: &str,
+    ) -> SyncResult<(User, Syncer)> {
         let key = UserKey::of(name)?;
-        let path = store.root().join("users").join(format!("{key}.json"));
-        umer_chat_core::fsio::read_capped(&path, umer_chat_core::format::MAX_RECORD_BYTES)?
-            .ok_or_else(|| {
-                SyncError::new(
-                    "unknown_user",
-                    format!("{name} has not signed in on this device; do it here first."),
-                )
-            })
+        let before = own_record(store, &key)?;
+        self.with_record_put_back(store, &key, before.clone(), || {
+            if !before.as_deref().is_some_and(has_recovery) {
+                let record = crate::Remote::new(&self.url).recovery(key.as_str())?;
+                crate::write_own_record(store, &key, record.as_bytes())?;
+            }
+            let user = store.recover_account(name, recovery_key, new_password)?;
+            Ok((user, self.set_password(store, name, new_password)?))
+        })
+        // The keys the recovery key opened are nobody's business once it failed.
+        .inspect_err(|_| store.sign_out(&key))
+    }
+
+    /// Runs `change`; if it fails, the user's record goes back to `before` (none: removed),
+    /// so the folder and the server never disagree.
+    fn with_record_put_back<T>(
+        &self,
+        store: &Store,
+        key: &UserKey,
+        before: Option<Vec<u8>>,
+        change: impl FnOnce() -> SyncResult<T>,
+    ) -> SyncResult<T> {
+        let changed = change();
+        if changed.is_err() {
+            let path = store.user_path(key);
+            match &before {
+                Some(bytes) => umer_chat_core::fsio::write_atomic(&path, bytes)?,
+                None => match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(SyncError::new("io", e.to_string()))
+                    }
+                    _ => {}
+                },
+            }
+        }
+        changed
+    }
+
+    /// Gives the server the new password the record in `store` is now sealed under.
+    fn set_password(&self, store: &Store, name: &str, password: &str) -> SyncResult<Syncer> {
+        let session = crate::set_password(store, &self.url, name, password)?;
+        self.keep(&session)
     }
 
     fn fresh(&self, store: &Store, name: &str, password: &str) -> SyncResult<(User, Syncer)> {
@@ -146,6 +193,20 @@ impl Device {
         let syncer = self.keep(&session)?;
         Ok((user, syncer))
     }
+}
+
+/// The user's record as this device has it, if it has one.
+fn own_record(store: &Store, key: &UserKey) -> SyncResult<Option<Vec<u8>>> {
+    Ok(umer_chat_core::fsio::read_capped(
+        &store.user_path(key),
+        umer_chat_core::format::MAX_RECORD_BYTES,
+    )?)
+}
+
+/// Whether a record holds the `recovery` part (a directory's copy does not).
+fn has_recovery(record: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(record)
+        .is_ok_and(|record| record["keys"]["recovery"].is_object())
 }
 
 /// Writes `bytes` to `path` through a temporary file that only its owner can read from the

@@ -81,7 +81,7 @@ pub fn sign_in(
     let key = UserKey::of(name)?;
     let remote = Remote::new(url);
     let costs = remote.prelogin(name)?;
-    check_costs(store, &key, &costs)?;
+    check_costs(&costs)?;
     let seal = SealedKeys {
         kdf: costs.kdf,
         m: Some(costs.m),
@@ -112,9 +112,11 @@ pub fn sign_in(
 
 /// The sign-in key is as hard to guess from as the costs it was stretched with: a server
 /// (or one posing as it) that asked for cheap ones could try passwords against it offline.
-/// So the costs are never below what this app seals with, the salt is never short, and
-/// where this device already has the user's whole record, they are exactly its own.
-fn check_costs(store: &Store, key: &UserKey, costs: &remote::Prelogin) -> SyncResult<()> {
+/// So the costs are never below what this app seals with, and the salt is never short (the
+/// core caps them from above). They may differ from those of a record this device holds:
+/// a password changed on another device comes with a new salt, and the record the server
+/// then sends must open with the stretch, or nothing is signed in.
+fn check_costs(costs: &remote::Prelogin) -> SyncResult<()> {
     use umer_chat_core::crypto::{SEAL_LANES, SEAL_MEMORY_KIB, SEAL_PASSES};
     let refused = |why: &str| {
         SyncError::new(
@@ -132,19 +134,6 @@ fn check_costs(store: &Store, key: &UserKey, costs: &remote::Prelogin) -> SyncRe
     }
     if salt_len < 16 {
         return Err(refused("its salt is too short"));
-    }
-    let path = store.root().join("users").join(format!("{key}.json"));
-    if let Ok(Some(bytes)) = fsio::read_capped(&path, MAX_RECORD_BYTES) {
-        if let Ok(checked) = umer_chat_core::door::check_user_record(&bytes) {
-            let sealed = &checked.sealed;
-            let same = sealed.m == Some(costs.m)
-                && sealed.t == Some(costs.t)
-                && sealed.p == Some(costs.p)
-                && sealed.salt.as_deref() == Some(costs.salt.as_str());
-            if !same {
-                return Err(refused("not the costs of the keys this device has"));
-            }
-        }
     }
     Ok(())
 }
@@ -190,8 +179,7 @@ pub fn set_password(
     password: &str,
 ) -> SyncResult<ServerSession> {
     let key = UserKey::of(name)?;
-    let path = store.root().join("users").join(format!("{key}.json"));
-    let record = fsio::read_capped(&path, MAX_RECORD_BYTES)?
+    let record = fsio::read_capped(&store.user_path(&key), MAX_RECORD_BYTES)?
         .ok_or_else(|| SyncError::new("unknown_user", format!("{name} has no record here.")))?;
     let checked = umer_chat_core::door::check_user_record(&record)
         .map_err(|e| SyncError::new("bad_record", e.to_string()))?;
@@ -236,18 +224,24 @@ fn adopt_record(
     name: &str,
     password: &str,
 ) -> SyncResult<User> {
+    write_own_record(store, key, record)?;
+    Ok(store.verify_user(name, password)?)
+}
+
+/// Puts the user's own record, as the server sent it, into the device's folder.
+fn write_own_record(store: &Store, key: &UserKey, record: &[u8]) -> SyncResult<()> {
     if record.len() as u64 > MAX_RECORD_BYTES {
         return Err(SyncError::new(
             "bad_answer",
             "The server sent a record too big to be one.",
         ));
     }
-    let path = store.root().join("users").join(format!("{key}.json"));
+    let path = store.user_path(key);
     fsio::ensure_dir_within(store.root(), &store.root().join("users"))?;
     if fsio::read_capped(&path, MAX_RECORD_BYTES)?.as_deref() != Some(record) {
         fsio::write_atomic(&path, record)?;
     }
-    Ok(store.verify_user(name, password)?)
+    Ok(())
 }
 
 /// What a device has sent and received, kept in its config folder per server and user.
@@ -572,7 +566,7 @@ impl Syncer {
             if key == self.user || entry.record.len() as u64 > MAX_RECORD_BYTES {
                 continue; // our own record is the whole one, kept as it is
             }
-            let path = root.join("users").join(format!("{key}.json"));
+            let path = store.user_path(&key);
             fsio::ensure_dir_within(&root, &root.join("users"))?;
             if fs::read(&path).ok().as_deref() != Some(entry.record.as_bytes()) {
                 fsio::write_atomic(&path, entry.record.as_bytes())?;

@@ -220,14 +220,23 @@ impl Remote {
 
     /// The whole record of an account imported from a folder and not claimed yet.
     pub fn unclaimed(&self, user: &str) -> SyncResult<String> {
-        let answer: Value = self.get(&format!("/v1/users/{}/unclaimed", encode_path(user)))?;
+        self.record_at(&format!("/v1/users/{}/unclaimed", encode_path(user)))
+    }
+
+    /// A user's record without `sealed`, with `recovery`: what a forgotten password is reset
+    /// from on a device that has not signed in before.
+    pub fn recovery(&self, user: &str) -> SyncResult<String> {
+        self.record_at(&format!("/v1/users/{}/recovery", encode_path(user)))
+    }
+
+    fn record_at(&self, path: &str) -> SyncResult<String> {
+        let answer: Value = self.get(path)?;
         answer["record"]
             .as_str()
             .map(str::to_string)
             .ok_or_else(|| SyncError::new("bad_answer", "The server sent no record."))
     }
 
-    /// Claims an imported account: sets its sign-in key, signed with its identity key.
     /// `POST /v1/users/{user}/password`: a new password, proved by the identity key.
     pub fn set_password(
         &self,
@@ -252,6 +261,7 @@ impl Remote {
         )
     }
 
+    /// Claims an imported account: sets its sign-in key, signed with its identity key.
     pub fn claim(
         &self,
         user: &str,
