@@ -711,3 +711,75 @@ fn the_server_speaks_tls_from_a_certificate_and_key() {
         refused.message
     );
 }
+
+/// One account cannot fill everyone's folder with devices: it is signed in on at most
+/// `MAX_DEVICES_PER_USER` devices at once (a new sign-in ends the session seen least
+/// recently), and the server keeps the read markers of as many devices, the newest.
+#[test]
+fn an_account_keeps_so_many_devices_and_their_read_markers_and_no_more() {
+    on_each_database(|backend| {
+        const MAX: usize = 32; // umer_chat_server::auth::MAX_DEVICES_PER_USER
+        let server = TestServer::start(backend);
+        let d = dm_on(&server);
+        let root = d.folder.path();
+        d.store_record();
+        d.alice_store
+            .append_message(&key("alice"), d.dm.as_str(), Some("read me"), None)
+            .unwrap();
+        d.alice
+            .post(
+                &format!("{}/lines", d.path()),
+                json!({"lines": log_lines(root, &d.dm, "alice")}),
+            )
+            .ok();
+        let bob = account_in(root, "bob");
+        let mut tokens = Vec::new();
+        for i in 0..MAX + 2 {
+            let device = umer_chat_core::DeviceId::parse(&format!("{:016x}", 0xb0b0 + i)).unwrap();
+            let answer = server
+                .client()
+                .sign_in("bob", &bob.auth_key, device.as_str())
+                .ok();
+            let token = answer["session"].as_str().unwrap().to_string();
+            // This device reads the DM, and sends its signed markers.
+            let store = umer_chat_tests::support::open_store_as(root, &device);
+            store
+                .verify_user("bob", umer_chat_tests::support::PASSWORD)
+                .unwrap();
+            store.mark_read(&key("bob"), d.dm.as_str()).unwrap();
+            let markers =
+                fs::read(root.join(format!("reads/bob/{}.json", device.as_str()))).unwrap();
+            server
+                .client()
+                .with_token(&token)
+                .send_raw("PUT", &format!("/v1/reads/{}", device.as_str()), markers)
+                .ok();
+            tokens.push(token);
+        }
+        let newest = server.client().with_token(tokens.last().unwrap());
+        let sessions = newest.get("/v1/sessions").ok();
+        assert_eq!(sessions.as_array().unwrap().len(), MAX, "{sessions}");
+        // The first sessions (dm_on's and this test's first two) ended; the rest live.
+        d.bob.get("/v1/chats").refused(401, "not_signed_in");
+        for (i, token) in tokens.iter().enumerate() {
+            let answer = server.client().with_token(token).get("/v1/chats");
+            if i < 2 {
+                answer.refused(401, "not_signed_in");
+            } else {
+                answer.ok();
+            }
+        }
+        // alice is given the markers of bob's newest devices only.
+        let reads = d.alice.get(&format!("{}/reads", d.path())).ok();
+        let bobs = reads
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["name"].as_str().unwrap().starts_with("bob/"))
+            .count();
+        assert_eq!(bobs, MAX, "{reads}");
+        assert!(!reads
+            .to_string()
+            .contains(&format!("bob/{:016x}.json", 0xb0b0)));
+    });
+}

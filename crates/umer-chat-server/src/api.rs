@@ -571,7 +571,13 @@ pub async fn put_read_markers<D: Database>(
     let chats = door::check_read_markers(&bytes, writer)?;
     server
         .db
-        .put_read_markers(signed.user.as_str(), signed.device.as_str(), &bytes)
+        .put_read_markers(
+            signed.user.as_str(),
+            signed.device.as_str(),
+            &bytes,
+            now_ms(),
+            crate::auth::MAX_DEVICES_PER_USER as i64,
+        )
         .await?;
     for chat in chats {
         if server

@@ -34,6 +34,10 @@ pub const ACCOUNT_FAILURES_ALLOWED: i64 = 10;
 /// Failed sign-ins from one address that are allowed in [`FAILURE_WINDOW_MS`].
 pub const ADDRESS_FAILURES_ALLOWED: u32 = 30;
 pub const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
+/// Devices one account may be signed in on at once; a new sign-in past it ends the session
+/// seen least recently. The server keeps read markers of as many devices per account, so a
+/// client cannot put files of made-up devices in everyone's folder without end.
+pub const MAX_DEVICES_PER_USER: usize = 32;
 
 /// Who a request comes from: a live session's user and device.
 #[derive(Debug, Clone)]
@@ -241,6 +245,24 @@ async fn new_session<D: Database>(
             expires_at: now.saturating_add(server.config.session_lifetime_ms),
         })
         .await?;
+    let mut live = server.db.sessions_of(user.as_str(), now).await?;
+    if live.len() > MAX_DEVICES_PER_USER {
+        live.sort_by_key(|session| (session.last_seen, session.created_at));
+        for oldest in &live[..live.len() - MAX_DEVICES_PER_USER] {
+            if oldest.id != id
+                && server
+                    .db
+                    .revoke_session(user.as_str(), &oldest.id, now)
+                    .await?
+            {
+                let id = oldest.id.clone();
+                server
+                    .db
+                    .publish(&server.hub, Push::SessionEnded { id })
+                    .await?;
+            }
+        }
+    }
     Ok(SessionAnswer {
         session: token,
         session_id: id,

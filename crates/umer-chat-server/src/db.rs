@@ -53,6 +53,9 @@ pub enum SignUp {
 }
 
 /// A session as stored (its token only as a hash).
+/// How stale a session's `last_seen` may get before a request writes it again.
+const LAST_SEEN_EVERY_MS: i64 = 60_000;
+
 #[derive(Debug, Clone)]
 pub struct SessionRow {
     pub id: String,
@@ -153,7 +156,8 @@ pub trait Database: Fanout + Clone + Send + Sync + 'static {
     fn users(&self) -> impl Future<Output = DbResult<Vec<UserRow>>> + Send;
 
     fn create_session(&self, session: NewSession<'_>) -> impl Future<Output = DbResult<()>> + Send;
-    /// The live session of a token's hash (not revoked, not expired at `now`), seen now.
+    /// The live session of a token's hash (not revoked, not expired at `now`), seen now (its
+    /// `last_seen` written at most once a minute).
     fn session(
         &self,
         token_hash: &[u8],
@@ -251,11 +255,15 @@ pub trait Database: Fanout + Clone + Send + Sync + 'static {
     ) -> impl Future<Output = DbResult<Vec<String>>> + Send;
 
     /// Replaces a device's read markers.
+    /// Replaces a device's read markers, and drops those of the user's devices beyond the
+    /// `keep` that replaced theirs most recently.
     fn put_read_markers(
         &self,
         user: &str,
         device: &str,
         bytes: &[u8],
+        now: i64,
+        keep: i64,
     ) -> impl Future<Output = DbResult<()>> + Send;
     /// The read markers of the members of `chat` now: (user, device, bytes).
     fn members_read_markers(
@@ -493,15 +501,27 @@ macro_rules! sql_database {
 
             async fn session(&self, token_hash: &[u8], now: i64) -> DbResult<Option<SessionRow>> {
                 let row: Option<SessionTuple> = sqlx::query_as(
-                    "UPDATE sessions SET last_seen = $2 \
-                     WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2 \
-                     RETURNING id, user_key, device, created_at, last_seen, expires_at",
+                    "SELECT id, user_key, device, created_at, last_seen, expires_at FROM sessions \
+                     WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2",
                 )
                 .bind(token_hash)
                 .bind(now)
                 .fetch_optional(&self.pool)
                 .await?;
-                Ok(row.map(session_row))
+                let Some(mut row) = row.map(session_row) else {
+                    return Ok(None);
+                };
+                // A write per request would cost SQLite a commit each; a minute is as fine
+                // as "last seen" needs.
+                if now - row.last_seen >= LAST_SEEN_EVERY_MS {
+                    sqlx::query("UPDATE sessions SET last_seen = $2 WHERE token_hash = $1")
+                        .bind(token_hash)
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await?;
+                    row.last_seen = now;
+                }
+                Ok(Some(row))
             }
 
             async fn sessions_of(&self, user: &str, now: i64) -> DbResult<Vec<SessionRow>> {
@@ -773,14 +793,31 @@ macro_rules! sql_database {
                 Ok(rows.into_iter().map(|(name,)| name).collect())
             }
 
-            async fn put_read_markers(&self, user: &str, device: &str, bytes: &[u8]) -> DbResult<()> {
+            async fn put_read_markers(
+                &self,
+                user: &str,
+                device: &str,
+                bytes: &[u8],
+                now: i64,
+                keep: i64,
+            ) -> DbResult<()> {
                 sqlx::query(
-                    "INSERT INTO read_markers (user_key, device, bytes) VALUES ($1, $2, $3) \
-                     ON CONFLICT (user_key, device) DO UPDATE SET bytes = excluded.bytes",
+                    "INSERT INTO read_markers (user_key, device, bytes, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (user_key, device) DO UPDATE SET bytes = excluded.bytes, updated_at = excluded.updated_at",
                 )
                 .bind(user)
                 .bind(device)
                 .bind(bytes)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                sqlx::query(
+                    "DELETE FROM read_markers WHERE user_key = $1 AND device NOT IN \
+                     (SELECT device FROM read_markers WHERE user_key = $1 \
+                      ORDER BY updated_at DESC, device DESC LIMIT $2)",
+                )
+                .bind(user)
+                .bind(keep)
                 .execute(&self.pool)
                 .await?;
                 Ok(())

@@ -410,7 +410,8 @@ async fn import_read_markers<D: Database>(
             };
             // Only signed markers are receipts; unsigned ones stay in the folder.
             if door::check_read_markers(&bytes, writer).is_ok() {
-                db.put_read_markers(user.as_str(), device.as_str(), &bytes)
+                let keep = crate::auth::MAX_DEVICES_PER_USER as i64;
+                db.put_read_markers(user.as_str(), device.as_str(), &bytes, now_ms(), keep)
                     .await
                     .map_err(|e| e.to_string())?;
                 report.read_markers += 1;
