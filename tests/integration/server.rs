@@ -723,15 +723,7 @@ fn an_account_keeps_so_many_devices_and_their_read_markers_and_no_more() {
         let d = dm_on(&server);
         let root = d.folder.path();
         d.store_record();
-        d.alice_store
-            .append_message(&key("alice"), d.dm.as_str(), Some("read me"), None)
-            .unwrap();
-        d.alice
-            .post(
-                &format!("{}/lines", d.path()),
-                json!({"lines": log_lines(root, &d.dm, "alice")}),
-            )
-            .ok();
+        d.alice_sends("read me");
         let bob = account_in(root, "bob");
         let mut tokens = Vec::new();
         for i in 0..MAX + 2 {

@@ -22,15 +22,7 @@ fn members_are_pushed_lines_changes_and_typing_as_they_commit_and_nobody_else() 
         let root = d.folder.path();
         let chat = d.path();
         d.store_record();
-        d.alice_store
-            .append_message(&key("alice"), d.dm.as_str(), Some("before"), None)
-            .unwrap();
-        d.alice
-            .post(
-                &format!("{chat}/lines"),
-                json!({"lines": log_lines(root, &d.dm, "alice")}),
-            )
-            .ok();
+        d.alice_sends("before");
         sign_up(&open_store(root), &["carol"]);
         let carol = server
             .client()
@@ -392,15 +384,7 @@ fn quiet_connections_are_closed_and_a_push_socket_that_answers_pings_stays() {
         "pinged (0x89) before"
     );
     // The one that answered still gets what is new.
-    d.alice_store
-        .append_message(&key("alice"), d.dm.as_str(), Some("still there?"), None)
-        .unwrap();
-    d.alice
-        .post(
-            &format!("{}/lines", d.path()),
-            json!({"lines": log_lines(d.folder.path(), &d.dm, "alice")}),
-        )
-        .ok();
+    d.alice_sends("still there?");
     assert_eq!(listening.expect(SOON)["type"], "lines");
 }
 

@@ -530,6 +530,24 @@ impl Dm {
         format!("/v1/chats/{}", self.dm)
     }
 
+    /// alice writes `text` in the DM, in the folder, and sends her lines to the server.
+    pub fn alice_sends(&self, text: &str) {
+        self.alice_store
+            .append_message(
+                &crate::support::key("alice"),
+                self.dm.as_str(),
+                Some(text),
+                None,
+            )
+            .expect("alice writes");
+        self.alice
+            .post(
+                &format!("{}/lines", self.path()),
+                json!({"lines": log_lines(self.folder.path(), &self.dm, "alice")}),
+            )
+            .ok();
+    }
+
     /// alice stores the DM's record on the server.
     pub fn store_record(&self) {
         let record = chat_record(self.folder.path(), &self.dm);
