@@ -358,12 +358,16 @@ impl AppState {
 
     /// Puts this device's chats on the server at `url` (checked by the caller): the data
     /// folder becomes the device's own copy of them, `<app data>/servers/<hash of url>`
-    /// (or `$UMER_CHAT_DATA_DIR`), and whoever was signed in is signed out.
+    /// (or `$UMER_CHAT_DATA_DIR`, see `server_copy_dir`), and whoever was signed in is
+    /// signed out.
     pub fn set_server(&self, url: String) -> umer_chat_core::Result<PathBuf> {
-        let dir = match std::env::var_os(config::DATA_DIR_ENV) {
-            Some(dir) => PathBuf::from(dir),
-            None => server_data_dir(&self.default_data_dir, &url),
-        };
+        let previous = self.server();
+        let dir = server_copy_dir(
+            std::env::var_os(config::DATA_DIR_ENV).map(PathBuf::from),
+            &self.default_data_dir,
+            previous.as_deref(),
+            &url,
+        )?;
         let chosen = self.lock().config.chosen_data_dir().map(Path::to_path_buf);
         self.switch_folder(dir, chosen, Some(url))
     }
@@ -456,6 +460,32 @@ fn server_data_dir(default_data_dir: &Path, url: &str) -> PathBuf {
     default_data_dir.with_file_name("servers").join(&id[..16])
 }
 
+/// Where the copy of `url`'s chats goes: `server_data_dir`, or the folder the environment
+/// names (`$UMER_CHAT_DATA_DIR`: tests, a second device on one machine), which then holds
+/// one server's copy only. Another server's chats, or a folder's, would mix with it, and
+/// the device would send them all to this server, so that is refused.
+fn server_copy_dir(
+    overridden: Option<PathBuf>,
+    default_data_dir: &Path,
+    previous_server: Option<&str>,
+    url: &str,
+) -> umer_chat_core::Result<PathBuf> {
+    let Some(dir) = overridden else {
+        return Ok(server_data_dir(default_data_dir, url));
+    };
+    let holds_chats = ["users", "chats"].iter().any(|sub| {
+        std::fs::read_dir(dir.join(sub)).is_ok_and(|mut entries| entries.next().is_some())
+    });
+    if holds_chats && previous_server != Some(url) {
+        return Err(umer_chat_core::Error::InvalidArgument(format!(
+            "{} ({}) already holds other chats; point it at an empty folder to use {url}, or unset it.",
+            config::DATA_DIR_ENV,
+            dir.display()
+        )));
+    }
+    Ok(dir)
+}
+
 fn apply_preferences(store: &Store, config_dir: &Path, preferences: &Preferences) {
     let local = (!preferences.send_read_receipts).then(|| config_dir.join(PRIVATE_READS));
     store.keep_reads_private(local);
@@ -480,5 +510,40 @@ fn move_legacy(legacy_data_dir: Option<&Path>, default_data_dir: &Path) -> Optio
             default_data_dir.display(),
             legacy.display()
         )),
+    }
+}
+
+#[cfg(test)]
+mod server_copy_tests {
+    use super::*;
+
+    #[test]
+    fn an_overridden_folder_holds_one_servers_copy_only() {
+        let default = PathBuf::from("/home/someone/.local/share/umer-chat/data");
+        let a = "https://a.example";
+        // Without the override, each server has a copy of its own beside the default.
+        let copy_a = server_copy_dir(None, &default, None, a).unwrap();
+        let copy_b = server_copy_dir(None, &default, None, "https://b.example").unwrap();
+        assert_ne!(copy_a, copy_b);
+        assert!(copy_a.starts_with("/home/someone/.local/share/umer-chat/servers"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let overridden = || Some(dir.path().to_path_buf());
+        // An empty folder takes any server.
+        assert_eq!(
+            server_copy_dir(overridden(), &default, None, a).unwrap(),
+            dir.path()
+        );
+        std::fs::create_dir_all(dir.path().join("users")).unwrap();
+        std::fs::write(dir.path().join("users/alice.json"), "{}").unwrap();
+        // Holding chats, it goes on with the server it holds them for, and no other.
+        assert_eq!(
+            server_copy_dir(overridden(), &default, Some(a), a).unwrap(),
+            dir.path()
+        );
+        for previous in [None, Some("https://b.example")] {
+            let refused = server_copy_dir(overridden(), &default, previous, a).unwrap_err();
+            assert!(refused.to_string().contains("already holds other chats"));
+        }
     }
 }
