@@ -19,7 +19,6 @@ use crate::reader::ChatReader;
 use crate::store::{parse_record, to_pretty_json, Store};
 use crate::timeline::{Admins, MessageView, Timeline};
 use crate::username::UserKey;
-use serde_json::value::RawValue;
 
 /// Unread counts stop here; the UI shows "999+".
 pub const UNREAD_CAP: usize = 999;
@@ -341,15 +340,9 @@ impl Store {
     /// also be a key this device trusts for `created_by`), an older one's by a key this
     /// device trusts for its creator.
     fn parse_chat_record(&self, path: &std::path::Path, bytes: &[u8]) -> Result<ChatRecord> {
-        #[derive(serde::Deserialize)]
-        struct Envelope<'a> {
-            #[serde(borrow)]
-            record: Option<&'a RawValue>,
-            sig: Option<String>,
-        }
-        let envelope: Envelope = serde_json::from_slice(bytes)
+        let file = crate::format::ChatRecordFile::split(bytes)
             .map_err(|e| Error::corrupt(path, format!("not a JSON record ({e})")))?;
-        let Some(raw) = envelope.record else {
+        let Some(sig) = file.sig else {
             let record: ChatRecord = parse_record(path, bytes)?;
             if record.format >= 2 {
                 return Err(Error::corrupt(
@@ -359,7 +352,8 @@ impl Store {
             }
             return Ok(record);
         };
-        let record: ChatRecord = parse_record(path, raw.get().as_bytes())?;
+        let signed = file.record;
+        let record: ChatRecord = parse_record(path, signed)?;
         if record.format < 2 || record.kind != ChatKind::Group {
             return Err(Error::corrupt(
                 path,
@@ -371,8 +365,6 @@ impl Store {
             .clone()
             .ok_or_else(|| Error::corrupt(path, "a signed record without its creator"))?;
         let signer = self.keyring.sender(&creator);
-        let sig = envelope.sig.unwrap_or_default();
-        let signed = raw.get().as_bytes();
         if record.id.is_bound_group() {
             let key = record.bound_creator_key().ok_or_else(|| {
                 Error::corrupt(path, "its creator key and genesis do not give its id")

@@ -12,9 +12,9 @@ use crate::crypto::{
     MEMBERSHIP_DOMAIN,
 };
 use crate::format::{
-    ChatKind, ChatRecord, KeyEpoch, KeysRecord, SignedEvent, SignedLine, UserRecord,
-    FORMAT_VERSION, LINE_VERSION, MAX_EPOCH_BYTES, MAX_LINE_BYTES, MAX_RECORD_BYTES, MESSAGE_EVENT,
-    SEALED_EVENT,
+    ChatKind, ChatRecord, ChatRecordFile, KeyEpoch, KeysRecord, SignedEvent, SignedLine,
+    UserRecord, FORMAT_VERSION, LINE_VERSION, MAX_EPOCH_BYTES, MAX_LINE_BYTES, MAX_RECORD_BYTES,
+    MESSAGE_EVENT, SEALED_EVENT,
 };
 use crate::groups::parse_membership_line;
 use crate::ids::{check_ts_seq, month_of, ChatId, DeviceId};
@@ -113,24 +113,13 @@ pub fn check_chat_record(
     author: &UserKey,
     keys_of: impl Fn(&UserKey) -> Option<PublicKeys>,
 ) -> Result<ChatRecord, Refusal> {
-    #[derive(Deserialize)]
-    struct Envelope<'a> {
-        #[serde(borrow)]
-        record: Option<&'a RawValue>,
-        sig: Option<String>,
-    }
     let bad = |why: String| Refusal::new("bad_record", format!("The chat record {why}."));
     if bytes.len() as u64 > MAX_RECORD_BYTES {
         return Err(bad("is far too big".into()));
     }
-    let envelope: Envelope =
-        serde_json::from_slice(bytes).map_err(|e| bad(format!("is not readable ({e})")))?;
-    let record: ChatRecord = match envelope.record {
-        None => serde_json::from_slice(bytes).map_err(|e| bad(format!("is not readable ({e})")))?,
-        Some(raw) => {
-            serde_json::from_str(raw.get()).map_err(|e| bad(format!("is not readable ({e})")))?
-        }
-    };
+    let unreadable = |e: serde_json::Error| bad(format!("is not readable ({e})"));
+    let file = ChatRecordFile::split(bytes).map_err(unreadable)?;
+    let record = file.parse().map_err(unreadable)?;
     record.check(id).map_err(bad)?;
     if !record.is_member(author) {
         return Err(Refusal::new(
@@ -138,10 +127,10 @@ pub fn check_chat_record(
             format!("{author} is not a member of chat {id}."),
         ));
     }
-    match (record.kind, envelope.record) {
+    match (record.kind, file.sig.as_deref()) {
         (ChatKind::Dm, None) => Ok(record),
         (ChatKind::Dm, Some(_)) => Err(bad("of a DM is not signed".into())),
-        (ChatKind::Group, Some(raw)) if record.id.is_bound_group() => {
+        (ChatKind::Group, Some(sig)) if record.id.is_bound_group() => {
             let creator_key = record
                 .bound_creator_key()
                 .ok_or_else(|| bad("does not give its id".into()))?;
@@ -151,9 +140,8 @@ pub fn check_chat_record(
                     format!("Only its creator may store chat {id}'s record."),
                 ));
             }
-            let signed = raw.get().as_bytes();
-            let sig = envelope.sig.unwrap_or_default();
-            if !crypto::verify_with_identity_key(&creator_key, CHAT_RECORD_DOMAIN, signed, &sig) {
+            if !crypto::verify_with_identity_key(&creator_key, CHAT_RECORD_DOMAIN, file.record, sig)
+            {
                 return Err(Refusal::new(
                     "bad_signature",
                     "The chat record is not signed by the key its id names.",

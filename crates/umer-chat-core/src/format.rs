@@ -53,6 +53,44 @@ pub struct UserRecord {
     pub extra: Map<String, Value>,
 }
 
+/// A `chats/<id>/chat.json` as stored, split: the record itself (a DM's, a format-1
+/// group's), or a signed group's `{"record": …, "sig": …}`, whose record's exact bytes are
+/// what was signed. Every reader of the file (the folder's, the server's door, `import`)
+/// splits it here, and checks what it needs.
+pub struct ChatRecordFile<'a> {
+    /// The record's bytes: the whole file, or the signed part.
+    pub record: &'a [u8],
+    /// The signature (empty if missing), when the file is a signed envelope.
+    pub sig: Option<String>,
+}
+
+impl<'a> ChatRecordFile<'a> {
+    pub fn split(bytes: &'a [u8]) -> serde_json::Result<ChatRecordFile<'a>> {
+        #[derive(Deserialize)]
+        struct Envelope<'a> {
+            #[serde(borrow)]
+            record: Option<&'a RawValue>,
+            sig: Option<String>,
+        }
+        let envelope: Envelope = serde_json::from_slice(bytes)?;
+        Ok(match envelope.record {
+            Some(raw) => ChatRecordFile {
+                record: raw.get().as_bytes(),
+                sig: Some(envelope.sig.unwrap_or_default()),
+            },
+            None => ChatRecordFile {
+                record: bytes,
+                sig: None,
+            },
+        })
+    }
+
+    /// The record, parsed (its rules not yet checked).
+    pub fn parse(&self) -> serde_json::Result<ChatRecord> {
+        serde_json::from_slice(self.record)
+    }
+}
+
 /// `chats/<id>/chat.json`, written once by its creator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatRecord {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use umer_chat_core::crypto::PublicKeys;
 use umer_chat_core::door;
-use umer_chat_core::format::log_file_name;
+use umer_chat_core::format::{log_file_name, ChatRecordFile};
 use umer_chat_core::groups::{parse_membership_line, with_ops};
 use umer_chat_core::ids::now_ms;
 use umer_chat_core::wire::{LinesPage, StoredLine};
@@ -170,14 +170,7 @@ async fn resolved_chat<D: Database>(server: &Server<D>, chat: &ChatId) -> ApiRes
 
 /// A record the door accepted before.
 fn parse_stored_record(bytes: &[u8]) -> Option<ChatRecord> {
-    #[derive(Deserialize)]
-    struct Envelope {
-        record: Option<ChatRecord>,
-    }
-    match serde_json::from_slice::<Envelope>(bytes).ok()?.record {
-        Some(record) => Some(record),
-        None => serde_json::from_slice(bytes).ok(),
-    }
+    ChatRecordFile::split(bytes).ok()?.parse().ok()
 }
 
 #[derive(Debug, Serialize, Deserialize)]

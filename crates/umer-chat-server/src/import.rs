@@ -15,7 +15,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use umer_chat_core::crypto::{image_kid, verify_with_identity_key, PublicKeys, CHAT_RECORD_DOMAIN};
 use umer_chat_core::format::{
-    is_epoch_name, parse_log_name, MAX_EPOCH_BYTES, MAX_LINE_BYTES, MAX_LOG_BYTES,
+    is_epoch_name, parse_log_name, ChatRecordFile, MAX_EPOCH_BYTES, MAX_LINE_BYTES, MAX_LOG_BYTES,
     MAX_MEMBERSHIP_LOG_BYTES, MAX_RECORD_BYTES,
 };
 use umer_chat_core::fsio::read_capped;
@@ -151,21 +151,11 @@ fn chat_record(
     id: &ChatId,
     keys: &BTreeMap<UserKey, PublicKeys>,
 ) -> Result<ChatRecord, String> {
-    #[derive(Deserialize)]
-    struct Envelope<'a> {
-        #[serde(borrow)]
-        record: Option<&'a serde_json::value::RawValue>,
-        sig: Option<String>,
-    }
-    let envelope: Envelope = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    let record: ChatRecord = match envelope.record {
-        None => serde_json::from_slice(bytes).map_err(|e| e.to_string())?,
-        Some(raw) => serde_json::from_str(raw.get()).map_err(|e| e.to_string())?,
-    };
+    let file = ChatRecordFile::split(bytes).map_err(|e| e.to_string())?;
+    let record = file.parse().map_err(|e| e.to_string())?;
     record.check(id)?;
-    if let Some(raw) = envelope.record {
-        let sig = envelope.sig.unwrap_or_default();
-        let signed = raw.get().as_bytes();
+    if let Some(sig) = file.sig {
+        let signed = file.record;
         let verified = match record.bound_creator_key() {
             Some(key) => verify_with_identity_key(&key, CHAT_RECORD_DOMAIN, signed, &sig),
             None => record

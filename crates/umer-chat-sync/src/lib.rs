@@ -324,18 +324,21 @@ impl Syncer {
         self.unsent_lines(store).len()
     }
 
-    /// The event ids of the device's own lines the server does not have yet, oldest first
-    /// per chat (a line whose id cannot be read counts in [`Syncer::waiting`] only).
-    pub fn waiting_ids(&self, store: &Store) -> Vec<String> {
+    /// How many of the device's own lines the server does not have yet, with the event ids
+    /// of those, oldest first per chat (a line whose id cannot be read is only counted), in
+    /// one read of the files.
+    pub fn waiting_with_ids(&self, store: &Store) -> (usize, Vec<String>) {
         #[derive(Deserialize)]
         struct Id {
             id: String,
         }
-        self.unsent_lines(store)
+        let lines = self.unsent_lines(store);
+        let ids = lines
             .iter()
             .filter_map(|line| serde_json::from_str::<Id>(line).ok())
             .map(|line| line.id)
-            .collect()
+            .collect();
+        (lines.len(), ids)
     }
 
     fn unsent_lines(&self, store: &Store) -> Vec<String> {

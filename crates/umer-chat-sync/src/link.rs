@@ -69,12 +69,7 @@ pub struct Link {
 
 /// How many of the device's lines wait, and the ids of the first of them.
 fn waiting_of(syncer: &Syncer, store: &Store) -> (usize, Vec<String>) {
-    let waiting = syncer.waiting(store);
-    let mut ids = if waiting == 0 {
-        Vec::new()
-    } else {
-        syncer.waiting_ids(store)
-    };
+    let (waiting, mut ids) = syncer.waiting_with_ids(store);
     ids.truncate(MAX_WAITING_IDS);
     (waiting, ids)
 }
