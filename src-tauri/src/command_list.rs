@@ -50,7 +50,7 @@ app_command_list! {
     data_folder() -> String;
     set_data_folder(path: String) -> String;
     chats_place() -> PlaceDto;
-    set_server(url: String) -> PlaceDto;
+    set_server(url: String, allow_plain_http: bool) -> PlaceDto;
     choose_data_folder() -> Option<String>;
     export_chat(chat_id: String) -> Option<ExportDto>;
     group_info(chat_id: String) -> GroupInfoDto;

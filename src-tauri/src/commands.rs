@@ -937,10 +937,15 @@ fn place_dto(state: &AppState) -> PlaceDto {
 }
 
 /// Puts this device's chats on the server at `url`, and signs out. `http://` is taken only
-/// to this machine: anywhere else it would carry sessions and sealed keys in the clear.
+/// to this machine, unless the person said so after being told why (`plain_http`):
+/// anywhere else it carries the session in the clear.
 #[tauri::command]
-pub async fn set_server(state: State<'_, AppState>, url: String) -> CommandResult<PlaceDto> {
-    let url = umer_chat_sync::check_url(&url, false)?;
+pub async fn set_server(
+    state: State<'_, AppState>,
+    url: String,
+    allow_plain_http: bool,
+) -> CommandResult<PlaceDto> {
+    let url = umer_chat_sync::check_url(&url, allow_plain_http)?;
     let state = state.inner();
     let probe = umer_chat_sync::Remote::new(&url);
     blocking(move || Ok(probe.health()?)).await?;

@@ -58,6 +58,8 @@ impl From<umer_chat_sync::SyncError> for CommandError {
             "not_signed_in",
             "bad_server",
             "unknown_user",
+            "wrong_recovery_key",
+            "plain_http",
             "io",
         ];
         CommandError {

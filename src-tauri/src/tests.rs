@@ -1784,3 +1784,23 @@ fn admins_change_a_group_and_everyone_sees_it_the_same_way() {
         "invalid_argument"
     );
 }
+
+/// A plain-http server elsewhere than this machine is refused with `plain_http` and why,
+/// and taken once the person says so (here it then cannot be reached, which is the next
+/// thing said); nothing about the device's place changes meanwhile.
+#[test]
+fn plain_http_to_another_machine_is_refused_with_why_unless_chosen() {
+    let app = TestApp::new(None);
+    let before = app.data_folder();
+    let url = "http://chat.invalid:8470";
+    let refused = app
+        .invoke("set_server", json!({"url": url, "allowPlainHttp": false}))
+        .unwrap_err();
+    assert_eq!(refused["code"], "plain_http", "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("plain http"));
+    let chosen = app
+        .invoke("set_server", json!({"url": url, "allowPlainHttp": true}))
+        .unwrap_err();
+    assert_eq!(chosen["code"], "unreachable", "{chosen}");
+    assert_eq!(app.data_folder(), before);
+}

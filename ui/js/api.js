@@ -96,7 +96,7 @@ export const setDataFolder = (path) => call('set_data_folder', { path });
 export const chooseDataFolder = () => call('choose_data_folder');
 /** { folder, server }: a folder, or a server and the device's copy of its chats. */
 export const chatsPlace = () => call('chats_place');
-export const setServer = (url) => call('set_server', { url });
+export const setServer = (url, allowPlainHttp = false) => call('set_server', { url, allowPlainHttp });
 
 // Export (decrypted: the UI asks first)
 export const exportChat = (chatId) => call('export_chat', { chatId });

@@ -235,6 +235,8 @@ function openPlaceForm() {
   for (const radio of placeForm.querySelectorAll('input[name="place"]')) radio.checked = radio.value === kind;
   $('place-folder').value = kind === 'folder' ? place.folder : '';
   $('place-server').value = place?.server || '';
+  $('place-server-plain').checked = false;
+  $('place-server-plain-line').hidden = true;
   showPlaceFields();
   placeForm.hidden = false;
   $('login-folder-line').hidden = true;
@@ -258,6 +260,8 @@ async function usePlace(change) {
     $('login-username').focus();
   } catch (e) {
     setMessage(placeError, e.message);
+    // Told why plain http is refused, the person may still choose it.
+    if (e.code === 'plain_http') $('place-server-plain-line').hidden = false;
   } finally {
     button.disabled = false;
   }
@@ -265,7 +269,9 @@ async function usePlace(change) {
 
 function submitPlace() {
   const kind = chosenPlace();
-  if (kind === 'server') usePlace(() => api.setServer($('place-server').value.trim()));
+  if (kind === 'server') {
+    usePlace(() => api.setServer($('place-server').value.trim(), $('place-server-plain').checked));
+  }
   else if (kind === 'folder') usePlace(() => api.setDataFolder($('place-folder').value.trim()));
   else usePlace(() => api.setDataFolder(place.defaultFolder));
 }
