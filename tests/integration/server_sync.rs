@@ -409,3 +409,43 @@ fn a_made_up_recovery_part_opens_nothing_and_is_not_kept() {
     assert_eq!(refused.code, "wrong_recovery_key", "{refused}");
     assert!(!folder.path().join("users/alice.json").exists());
 }
+
+/// A sync round where little moved asks the server little: the directory only when it
+/// changed, and of each chat only what moved (its lines, or the rest when its count of
+/// other changes moved), so a device with many quiet chats is not slow on a slow network.
+#[test]
+fn a_quiet_sync_costs_a_few_requests_whatever_the_chats() {
+    let server = TestServer::start(umer_chat_tests::support::server::Backend::Sqlite);
+    let alice = Device::on(&server);
+    let bob = Device::on(&server);
+    alice.ok(None, &["signup", "alice"]);
+    bob.ok(None, &["signup", "bob"]);
+    let mut groups = Vec::new();
+    for i in 0..12 {
+        let name = format!("Group {i}");
+        groups.push(
+            alice
+                .ok(Some("alice"), &["group", "create", &name, "bob"])
+                .trim()
+                .to_string(),
+        );
+    }
+    let store = open_store_as(bob.data.path(), &device_config(bob.config.path()));
+    let device = umer_chat_sync::device::Device::new(&server.url, bob.config.path());
+    let mut signed_in = device.sign_in(&store, "bob", PASSWORD).unwrap();
+    let first = signed_in.synced.take().expect("online");
+    eprintln!("bob's first round: {} requests", first.requests);
+    assert!(store.list_user_chats(&key("bob")).unwrap().len() >= 12);
+
+    let quiet = signed_in.syncer.sync(&store).unwrap();
+    eprintln!("a quiet round: {} requests", quiet.requests);
+    assert!(quiet.requests <= 2, "{quiet:?}");
+
+    // One new line in one group: the round fetches that chat's lines, and nothing else.
+    alice.ok(Some("alice"), &["send", &groups[3], "one new line"]);
+    let one_line = signed_in.syncer.sync(&store).unwrap();
+    eprintln!("a round with one new line: {} requests", one_line.requests);
+    assert_eq!(one_line.received_lines, 1, "{one_line:?}");
+    assert!(one_line.requests <= 4, "{one_line:?}");
+    assert_eq!(bob.texts("bob", &groups[3]), ["one new line"]);
+}

@@ -37,7 +37,10 @@ pub struct DirectoryEntry {
 pub async fn directory<D: Database>(
     State(server): State<Arc<Server<D>>>,
     _signed: Signed,
-) -> ApiResult<Json<Vec<DirectoryEntry>>> {
+    headers: axum::http::HeaderMap,
+) -> ApiResult<axum::response::Response> {
+    use axum::http::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+    use axum::response::IntoResponse;
     let mut out = Vec::new();
     for row in server.db.users().await? {
         let public = door::public_user_record(&row.record).map_err(|_| ApiError::internal())?;
@@ -46,7 +49,22 @@ pub async fn directory<D: Database>(
             record: String::from_utf8(public).map_err(|_| ApiError::internal())?,
         });
     }
-    Ok(Json(out))
+    // A device syncs the directory at every round; unchanged, it is not sent again.
+    let body = serde_json::to_vec(&out).expect("the directory serialises");
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&body);
+    let tag: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let tag = format!("\"{tag}\"");
+    if headers
+        .get(IF_NONE_MATCH)
+        .is_some_and(|asked| asked.as_bytes() == tag.as_bytes())
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(ETAG, tag)]).into_response());
+    }
+    Ok((
+        [(ETAG, tag), (CONTENT_TYPE, "application/json".to_string())],
+        body,
+    )
+        .into_response())
 }
 
 async fn public_keys<D: Database>(
@@ -112,6 +130,11 @@ pub async fn put_chat<D: Database>(
 pub struct ChatEntry {
     pub id: String,
     pub record: String,
+    /// Changes other than lines so far: a device that saw this many has nothing else to
+    /// fetch of the chat but lines.
+    pub changes: i64,
+    /// The sequence number of the chat's last line.
+    pub last_seq: i64,
 }
 
 /// `GET /v1/chats`: the chats the user is in, with their records.
@@ -121,10 +144,12 @@ pub async fn chats<D: Database>(
 ) -> ApiResult<Json<Vec<ChatEntry>>> {
     let rows = server.db.member_chats(signed.user.as_str()).await?;
     let mut out = Vec::with_capacity(rows.len());
-    for (id, record) in rows {
+    for row in rows {
         out.push(ChatEntry {
-            id,
-            record: String::from_utf8(record).map_err(|_| ApiError::internal())?,
+            id: row.id,
+            record: String::from_utf8(row.record).map_err(|_| ApiError::internal())?,
+            changes: row.changes,
+            last_seq: row.last_seq,
         });
     }
     Ok(Json(out))
@@ -276,6 +301,7 @@ pub fn stored_lines<R: std::borrow::Borrow<LineRow>>(
 /// Tells every socket (of every process) that something of `chat` other than its lines
 /// changed; `members` when who is in it may have (each socket then asks the database).
 async fn changed<D: Database>(server: &Server<D>, chat: &ChatId, members: bool) -> ApiResult<()> {
+    server.db.count_change(chat.as_str()).await?;
     let push = Push::Changed {
         chat: chat.to_string(),
         members,

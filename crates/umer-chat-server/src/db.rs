@@ -53,6 +53,16 @@ pub enum SignUp {
 }
 
 /// A session as stored (its token only as a hash).
+/// A chat a user is in, as `GET /v1/chats` lists it.
+pub struct MemberChat {
+    pub id: String,
+    pub record: Vec<u8>,
+    /// Changes other than lines so far (membership, keys, photos, members' read markers).
+    pub changes: i64,
+    /// The sequence number of its last line (0: none yet).
+    pub last_seq: i64,
+}
+
 /// How stale a session's `last_seen` may get before a request writes it again.
 const LAST_SEEN_EVERY_MS: i64 = 60_000;
 
@@ -204,10 +214,9 @@ pub trait Database: Fanout + Clone + Send + Sync + 'static {
     fn chat(&self, id: &str) -> impl Future<Output = DbResult<Option<Vec<u8>>>> + Send;
     fn is_member(&self, chat: &str, user: &str) -> impl Future<Output = DbResult<bool>> + Send;
     /// The chats `user` is a member of, with their records.
-    fn member_chats(
-        &self,
-        user: &str,
-    ) -> impl Future<Output = DbResult<Vec<(String, Vec<u8>)>>> + Send;
+    fn member_chats(&self, user: &str) -> impl Future<Output = DbResult<Vec<MemberChat>>> + Send;
+    /// Counts a change of `chat` other than a line (membership, keys, photos, markers).
+    fn count_change(&self, chat: &str) -> impl Future<Output = DbResult<()>> + Send;
 
     /// Appends a line and gives its sequence number; a line already there by its (chat,
     /// sender, id) keeps the number it has, so a client may send again after any failure.
@@ -652,14 +661,32 @@ macro_rules! sql_database {
                 Ok(row.is_some())
             }
 
-            async fn member_chats(&self, user: &str) -> DbResult<Vec<(String, Vec<u8>)>> {
-                sqlx::query_as(
-                    "SELECT chats.id, chats.record FROM chats JOIN members ON members.chat = chats.id \
+            async fn member_chats(&self, user: &str) -> DbResult<Vec<MemberChat>> {
+                let rows: Vec<(String, Vec<u8>, i64, i64)> = sqlx::query_as(
+                    "SELECT chats.id, chats.record, chats.changes, chats.next_seq - 1 \
+                     FROM chats JOIN members ON members.chat = chats.id \
                      WHERE members.user_key = $1 ORDER BY chats.id",
                 )
                 .bind(user)
                 .fetch_all(&self.pool)
-                .await
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, record, changes, last_seq)| MemberChat {
+                        id,
+                        record,
+                        changes,
+                        last_seq,
+                    })
+                    .collect())
+            }
+
+            async fn count_change(&self, chat: &str) -> DbResult<()> {
+                sqlx::query("UPDATE chats SET changes = changes + 1 WHERE id = $1")
+                    .bind(chat)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn append_line(&self, line: NewLine<'_>) -> DbResult<i64> {

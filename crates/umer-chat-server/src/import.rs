@@ -107,6 +107,7 @@ pub async fn import<D: Database>(db: &D, folder: &Path) -> Result<ImportReport, 
     }
 
     let chats = folder.join("chats");
+    let mut imported = Vec::new();
     for name in names_in(&chats, report) {
         let Ok(id) = ChatId::parse(&name) else {
             report.skipped.push(format!("chats/{name}: not a chat id"));
@@ -137,10 +138,16 @@ pub async fn import<D: Database>(db: &D, folder: &Path) -> Result<ImportReport, 
         import_membership(db, &dir, &record, report).await?;
         import_epochs(db, &dir, &id, report).await?;
         import_lines(db, &dir, &id, report).await?;
+        imported.push(id);
     }
 
     import_photos(db, folder, report).await?;
     import_read_markers(db, folder, report).await?;
+    // Devices that synced before look at these chats' membership, keys, photos and markers
+    // again (their lines they find by sequence number).
+    for id in imported {
+        db.count_change(id.as_str()).await.map_err(sql)?;
+    }
     Ok(outcome)
 }
 

@@ -306,11 +306,13 @@ impl<D: Database> Session<D> {
             .member_chats(user)
             .await
             .map_err(|e| e.to_string())?;
-        self.chats = chats.into_iter().map(|(id, _)| id).collect();
-        let mut chats: Vec<String> = self.chats.iter().cloned().collect();
-        chats.sort();
+        self.chats = chats.iter().map(|chat| chat.id.clone()).collect();
+        // In order of id (the database's); a chat whose cursor is at its last line costs
+        // no read.
         for chat in chats {
-            self.send_lines(&chat, 0).await?;
+            if self.cursors.get(&chat.id).copied().unwrap_or(0) < chat.last_seq {
+                self.send_lines(&chat.id, 0).await?;
+            }
         }
         Ok(())
     }

@@ -95,6 +95,19 @@ pub struct Remote {
     pub base: String,
     pub token: Option<String>,
     agent: ureq::Agent,
+    /// Requests made so far (shared by clones), for the sync report.
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A chat in `GET /v1/chats`.
+#[derive(Debug, Deserialize)]
+pub struct ChatListing {
+    pub id: String,
+    pub record: String,
+    /// Changes other than lines so far (membership, keys, photos, members' read markers).
+    pub changes: i64,
+    /// The sequence number of its last line.
+    pub last_seq: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,7 +129,13 @@ impl Remote {
                 .timeout(Duration::from_secs(60))
                 .redirects(0)
                 .build(),
+            requests: Default::default(),
         }
+    }
+
+    /// How many requests this remote (and its clones) has made.
+    pub fn requests_made(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn with_token(mut self, token: &str) -> Remote {
@@ -125,6 +144,8 @@ impl Remote {
     }
 
     fn request(&self, method: &str, path: &str) -> ureq::Request {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let request = self.agent.request(method, &format!("{}{path}", self.base));
         match &self.token {
             Some(token) => request.set("Authorization", &format!("Bearer {token}")),
@@ -287,8 +308,31 @@ impl Remote {
         self.get("/v1/users")
     }
 
-    /// The chats the user is in, with their records.
-    pub fn chats(&self) -> SyncResult<Vec<Named>> {
+    /// The directory, unless it is the one tagged `known` (`None` then), with its tag.
+    pub fn directory_if_changed(
+        &self,
+        known: Option<&str>,
+    ) -> SyncResult<Option<(Vec<Named>, Option<String>)>> {
+        let mut request = self.request("GET", "/v1/users");
+        if let Some(tag) = known {
+            request = request.set("If-None-Match", tag);
+        }
+        let result = request.call();
+        if let Ok(response) = &result {
+            if response.status() == 304 {
+                return Ok(None);
+            }
+        }
+        let tag = result
+            .as_ref()
+            .ok()
+            .and_then(|response| response.header("ETag"))
+            .map(str::to_string);
+        Ok(Some((Self::answer(result)?, tag)))
+    }
+
+    /// The chats the user is in, with their records, and how far each has got.
+    pub fn chats(&self) -> SyncResult<Vec<ChatListing>> {
         self.get("/v1/chats")
     }
 
