@@ -1049,6 +1049,7 @@ pub async fn export_chat<R: Runtime>(
 }
 
 /// A file name for a chat's export: its title, without characters file systems refuse.
+#[cfg(desktop)]
 fn export_file_name(title: &str) -> String {
     let clean: String = title
         .chars()
