@@ -725,8 +725,29 @@ fn an_account_keeps_so_many_devices_and_their_read_markers_and_no_more() {
         d.store_record();
         d.alice_sends("read me");
         let bob = account_in(root, "bob");
+        // alice's device keeps a copy of its own, synced from the server.
+        let (copy, copy_config) = (temp_dir(), temp_dir());
+        let alice_copy = umer_chat_tests::support::open_store_as(
+            copy.path(),
+            &umer_chat_core::DeviceId::parse("a11ce00000000001").unwrap(),
+        );
+        let session = umer_chat_sync::ServerSession {
+            url: server.url.clone(),
+            user: "alice".into(),
+            token: d.alice.token.clone().expect("alice's session"),
+            session_id: String::new(),
+        };
+        let mut alice_syncer = umer_chat_sync::Syncer::new(&session, copy_config.path()).unwrap();
+        let bobs_files = || fs::read_dir(copy.path().join("reads/bob")).map_or(0, |d| d.count());
         let mut tokens = Vec::new();
         for i in 0..MAX + 2 {
+            if i == 20 {
+                let mut report = umer_chat_sync::SyncReport::default();
+                alice_syncer
+                    .pull_chat(&alice_copy, &d.dm, &mut report)
+                    .unwrap();
+                assert_eq!(bobs_files(), 20);
+            }
             let device = umer_chat_core::DeviceId::parse(&format!("{:016x}", 0xb0b0 + i)).unwrap();
             let answer = server
                 .client()
@@ -773,5 +794,13 @@ fn an_account_keeps_so_many_devices_and_their_read_markers_and_no_more() {
         assert!(!reads
             .to_string()
             .contains(&format!("bob/{:016x}.json", 0xb0b0)));
+        // And her device drops the files of the devices the server no longer lists.
+        let mut report = umer_chat_sync::SyncReport::default();
+        alice_syncer
+            .pull_chat(&alice_copy, &d.dm, &mut report)
+            .unwrap();
+        assert_eq!(bobs_files(), MAX);
+        let oldest = copy.path().join(format!("reads/bob/{:016x}.json", 0xb0b0));
+        assert!(!oldest.exists());
     });
 }

@@ -349,6 +349,11 @@ fn quiet_connections_are_closed_and_a_push_socket_that_answers_pings_stays() {
     unfinished
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
+    // Neither is closed at once...
+    for stream in [&mut silent, &mut unfinished] {
+        assert!(closed_within(stream, Duration::from_millis(300)).is_none());
+    }
+    // ...and both are once the idle time is up.
     for (name, stream) in [("silent", &mut silent), ("unfinished", &mut unfinished)] {
         closed_within(stream, Duration::from_secs(5))
             .unwrap_or_else(|| panic!("the {name} connection is still open"));

@@ -273,6 +273,18 @@ fn a_server_asking_for_a_weak_password_stretch_gets_nothing() {
             "{refused}"
         );
     }
+    // Strong costs with a salt of the server's choosing, for a password that opens the
+    // keys this device holds: refused too (after a change of password elsewhere, the new
+    // one does not open them, and the new salt is taken; see the forgotten-password test).
+    let other_salt =
+        r#"{"kdf":"argon2id","m":19456,"t":2,"p":1,"salt":"b3RoZXJzYWx0b3RoZXJzYWx0"}"#;
+    let url = fake_server(vec![("/v1/prelogin/", other_salt.to_string())]);
+    let folder = temp_dir();
+    let store = umer_chat_tests::support::open_store(folder.path());
+    umer_chat_tests::support::sign_up(&store, &["alice"]);
+    let refused = umer_chat_sync::sign_in(&store, &url, "alice", PASSWORD).unwrap_err();
+    assert_eq!(refused.code, "bad_server", "{refused}");
+    assert!(refused.message.contains("this password opens"), "{refused}");
 }
 
 const NEW_PASSWORD: &str = "a brand new password, long enough";
@@ -448,4 +460,30 @@ fn a_quiet_sync_costs_a_few_requests_whatever_the_chats() {
     assert_eq!(one_line.received_lines, 1, "{one_line:?}");
     assert!(one_line.requests <= 4, "{one_line:?}");
     assert_eq!(bob.texts("bob", &groups[3]), ["one new line"]);
+
+    // A change that is not a line (alice adds carol to a group: a membership line and a new
+    // key epoch) moves that chat's count, and the round takes it.
+    let carol = Device::on(&server);
+    carol.ok(None, &["signup", "carol"]);
+    alice.ok(Some("alice"), &["group", "add", &groups[5], "carol"]);
+    let changed = signed_in.syncer.sync(&store).unwrap();
+    eprintln!(
+        "a round with one changed group: {} requests",
+        changed.requests
+    );
+    assert!(changed.received_files >= 2, "{changed:?}");
+    let members = bob
+        .data
+        .path()
+        .join("chats")
+        .join(&groups[5])
+        .join("members");
+    assert!(
+        has_file_under(&members, ".jsonl"),
+        "no membership line came"
+    );
+    assert!(changed.requests <= 8, "{changed:?}");
+    // And then it is quiet again.
+    let quiet = signed_in.syncer.sync(&store).unwrap();
+    assert!(quiet.requests <= 2, "{quiet:?}");
 }

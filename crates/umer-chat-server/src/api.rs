@@ -506,7 +506,9 @@ pub async fn image_names<D: Database>(
 }
 
 /// The answer to a write-once store of something of `chat`; a new one is pushed to the
-/// chat's sockets (of every process) as a change.
+/// chat's sockets (of every process) as a change, and so is one sent again: the first
+/// sending may have stored it and failed before counting the change (a retry is how a
+/// client finds out), and a change counted twice costs a device one more look.
 async fn written_once<D: Database>(
     server: &Server<D>,
     chat: &ChatId,
@@ -514,7 +516,7 @@ async fn written_once<D: Database>(
     name: &str,
     members: bool,
 ) -> ApiResult<StatusCode> {
-    if outcome == WriteOnce::Created {
+    if outcome != WriteOnce::Different {
         changed(server, chat, members).await?;
     }
     match outcome {

@@ -52,7 +52,6 @@ pub enum SignUp {
     LooksLike(String),
 }
 
-/// A session as stored (its token only as a hash).
 /// A chat a user is in, as `GET /v1/chats` lists it.
 pub struct MemberChat {
     pub id: String,
@@ -66,6 +65,7 @@ pub struct MemberChat {
 /// How stale a session's `last_seen` may get before a request writes it again.
 const LAST_SEEN_EVERY_MS: i64 = 60_000;
 
+/// A session as stored (its token only as a hash).
 #[derive(Debug, Clone)]
 pub struct SessionRow {
     pub id: String,
@@ -263,7 +263,6 @@ pub trait Database: Fanout + Clone + Send + Sync + 'static {
         chat: &str,
     ) -> impl Future<Output = DbResult<Vec<String>>> + Send;
 
-    /// Replaces a device's read markers.
     /// Replaces a device's read markers, and drops those of the user's devices beyond the
     /// `keep` that replaced theirs most recently.
     fn put_read_markers(

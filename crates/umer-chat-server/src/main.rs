@@ -118,7 +118,8 @@ async fn run(args: Args) -> Result<(), String> {
         session_lifetime_ms: args.session_seconds.saturating_mul(1000),
         connections_per_address: args.connections_per_address,
         max_connections: fit_file_limit(args.max_connections),
-        idle_ms: (args.idle_seconds * 1000.0).max(10.0) as u64,
+        // Between 10 ms and a day (an endless one would overflow the timer).
+        idle_ms: (args.idle_seconds * 1000.0).clamp(10.0, 86_400_000.0) as u64,
         slow_client_ms: (args.slow_client_seconds * 1000.0) as u64,
         ..Config::default()
     };

@@ -81,7 +81,7 @@ pub fn sign_in(
     let key = UserKey::of(name)?;
     let remote = Remote::new(url);
     let costs = remote.prelogin(name)?;
-    check_costs(&costs)?;
+    check_costs(store, &key, password, &costs)?;
     let seal = SealedKeys {
         kdf: costs.kdf,
         m: Some(costs.m),
@@ -113,10 +113,16 @@ pub fn sign_in(
 /// The sign-in key is as hard to guess from as the costs it was stretched with: a server
 /// (or one posing as it) that asked for cheap ones could try passwords against it offline.
 /// So the costs are never below what this app seals with, and the salt is never short (the
-/// core caps them from above). They may differ from those of a record this device holds:
-/// a password changed on another device comes with a new salt, and the record the server
-/// then sends must open with the stretch, or nothing is signed in.
-fn check_costs(costs: &remote::Prelogin) -> SyncResult<()> {
+/// core caps them from above). Where this device holds the user's whole record, they are
+/// its own, unless this password does not open it: a password changed on another device
+/// comes with a new salt. (A server, or one posing as it, cannot so get a key stretched
+/// with a salt of its choosing from the password this device knows.)
+fn check_costs(
+    store: &Store,
+    key: &UserKey,
+    password: &str,
+    costs: &remote::Prelogin,
+) -> SyncResult<()> {
     use umer_chat_core::crypto::{SEAL_LANES, SEAL_MEMORY_KIB, SEAL_PASSES};
     let refused = |why: &str| {
         SyncError::new(
@@ -134,6 +140,32 @@ fn check_costs(costs: &remote::Prelogin) -> SyncResult<()> {
     }
     if salt_len < 16 {
         return Err(refused("its salt is too short"));
+    }
+    let Ok(Some(bytes)) = fsio::read_capped(&store.user_path(key), MAX_RECORD_BYTES) else {
+        return Ok(());
+    };
+    let Ok(checked) = umer_chat_core::door::check_user_record(&bytes) else {
+        return Ok(());
+    };
+    let sealed = &checked.sealed;
+    let same = sealed.m == Some(costs.m)
+        && sealed.t == Some(costs.t)
+        && sealed.p == Some(costs.p)
+        && sealed.salt.as_deref() == Some(costs.salt.as_str());
+    let opens_here = || {
+        sealed
+            .password_stretch(password)
+            .ok()
+            .is_some_and(|stretch| {
+                sealed
+                    .open_with_stretch(&stretch, key, &checked.public)
+                    .is_ok()
+            })
+    };
+    if !same && opens_here() {
+        return Err(refused(
+            "not the costs of the keys this device has, which this password opens",
+        ));
     }
     Ok(())
 }
@@ -226,6 +258,55 @@ fn adopt_record(
 ) -> SyncResult<User> {
     write_own_record(store, key, record)?;
     Ok(store.verify_user(name, password)?)
+}
+
+/// The regular files `<device>.json` of other devices than `own` in `dir` (a real folder,
+/// not a link), with their metadata.
+fn other_devices_files(dir: &Path, own: &DeviceId) -> Vec<(DeviceId, PathBuf, fs::Metadata)> {
+    if !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return Vec::new();
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let device = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|d| DeviceId::parse(d).ok())
+                .filter(|device| device != own)?;
+            let metadata = entry.metadata().ok().filter(fs::Metadata::is_file)?;
+            Some((device, entry.path(), metadata))
+        })
+        .collect()
+}
+
+/// Removes `reads/<user>/<device>.json` of devices the server no longer lists for `user`
+/// (never this device's own).
+fn drop_unlisted_markers(root: &Path, user: &UserKey, listed: &BTreeSet<DeviceId>, own: &DeviceId) {
+    let dir = root.join("reads").join(user.as_str());
+    for (device, path, _) in other_devices_files(&dir, own) {
+        if !listed.contains(&device) {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// Typing claims other devices passed on (`presence/<device>.json`) long after they could
+/// mean anything: gone, so devices that come and go do not pile up in this folder.
+fn drop_stale_presence(root: &Path, own: &DeviceId) {
+    const STALE: std::time::Duration = std::time::Duration::from_secs(600);
+    for (_, path, metadata) in other_devices_files(&root.join("presence"), own) {
+        let stale = metadata
+            .modified()
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE));
+        if stale {
+            let _ = fs::remove_file(path);
+        }
+    }
 }
 
 /// Puts the user's own record, as the server sent it, into the device's folder.
@@ -623,15 +704,39 @@ impl Syncer {
             let changed = self.state.changes_taken.get(chat.as_str()) != Some(&entry.changes);
             let cursor = self.state.cursors.get(chat.as_str()).copied().unwrap_or(0);
             if changed {
-                self.pull_chat(store, &chat, report)?;
-                self.state
-                    .changes_taken
-                    .insert(chat.to_string(), entry.changes);
+                // Taken only when every part came: a part that failed is asked again.
+                if self.pull_chat_or_note(store, &chat, report)? {
+                    self.state
+                        .changes_taken
+                        .insert(chat.to_string(), entry.changes);
+                }
             } else if cursor < entry.last_seq {
                 self.pull_lines(store, &chat, report)?;
             }
         }
+        drop_stale_presence(&root, store.device());
         self.save()
+    }
+
+    /// [`Syncer::pull_chat`], with a failure of this chat alone (refused, too big, no
+    /// longer one's chat) noted in the report rather than ending the round; false then.
+    /// Being offline or signed out still ends it.
+    pub fn pull_chat_or_note(
+        &mut self,
+        store: &Store,
+        chat: &ChatId,
+        report: &mut SyncReport,
+    ) -> SyncResult<bool> {
+        match self.pull_chat(store, chat, report) {
+            Ok(()) => Ok(true),
+            Err(e) if e.code == "unreachable" || e.code == "not_signed_in" => Err(e),
+            Err(e) => {
+                report
+                    .problems
+                    .push(format!("{chat}: {e} (asked again at the next round)"));
+                Ok(false)
+            }
+        }
     }
 
     /// One chat's membership changes, key epochs, photos, then lines after its cursor.
@@ -645,7 +750,7 @@ impl Syncer {
         let chat_dir = root.join("chats").join(chat.as_str());
         let own_file = log_file_name(&self.user, store.device());
         let mut by_file: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for entry in self.remote.membership(chat.as_str()).unwrap_or_default() {
+        for entry in self.remote.membership(chat.as_str())? {
             by_file.entry(entry.name).or_default().push(entry.record);
         }
         for (file, lines) in by_file {
@@ -672,7 +777,7 @@ impl Syncer {
                 .collect();
             report.received_files += append(&root, &path, &new)?;
         }
-        for entry in self.remote.key_epochs(chat.as_str()).unwrap_or_default() {
+        for entry in self.remote.key_epochs(chat.as_str())? {
             if !is_epoch_name(&entry.name) {
                 continue;
             }
@@ -688,7 +793,7 @@ impl Syncer {
                 .stored
                 .insert(format!("chats/{chat}/keys/{}", entry.name));
         }
-        for name in self.remote.image_names(chat.as_str()).unwrap_or_default() {
+        for name in self.remote.image_names(chat.as_str())? {
             let path = root.join("images").join(&name);
             let well_named = name.len() == 68 && name.ends_with(".enc");
             if !well_named || fs::symlink_metadata(&path).is_ok() {
@@ -709,7 +814,8 @@ impl Syncer {
             }
             self.state.stored.insert(format!("images/{name}"));
         }
-        for entry in self.remote.read_markers(chat.as_str()).unwrap_or_default() {
+        let mut listed: BTreeMap<UserKey, BTreeSet<DeviceId>> = BTreeMap::new();
+        for entry in self.remote.read_markers(chat.as_str())? {
             // `<user>/<device>.json`, each part checked before it is a path.
             let Some((user, file)) = entry.name.split_once('/') else {
                 continue;
@@ -723,6 +829,10 @@ impl Syncer {
                     .push(format!("read markers named {:?}", entry.name));
                 continue;
             };
+            listed
+                .entry(user.clone())
+                .or_default()
+                .insert(device.clone());
             if &device == store.device() || entry.record.len() as u64 > MAX_RECORD_BYTES {
                 continue;
             }
@@ -733,6 +843,11 @@ impl Syncer {
                 fsio::write_atomic(&path, entry.record.as_bytes())?;
                 report.received_files += 1;
             }
+        }
+        // The server keeps each person's newest devices' markers only: the files of the
+        // others go here too, so no one fills this folder with made-up devices over time.
+        for (user, devices) in &listed {
+            drop_unlisted_markers(&root, user, devices, store.device());
         }
         self.pull_lines(store, chat, report)
     }
@@ -889,4 +1004,38 @@ fn complete_lines_after(path: &Path, from: u64) -> Option<(Vec<String>, u64)> {
         .map(|l| String::from_utf8_lossy(l).into_owned())
         .collect();
     Some((lines, from + end as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_other_devices_stale_typing_claims_go() {
+        let root = tempfile::tempdir().unwrap();
+        let presence = root.path().join("presence");
+        fs::create_dir_all(&presence).unwrap();
+        let own = DeviceId::parse("0000000000000001").unwrap();
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let write = |name: &str, old: bool| {
+            let path = presence.join(name);
+            fs::write(&path, "{}").unwrap();
+            if old {
+                fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .unwrap()
+                    .set_modified(long_ago)
+                    .unwrap();
+            }
+            path
+        };
+        let own_old = write("0000000000000001.json", true);
+        let other_old = write("0000000000000002.json", true);
+        let other_new = write("0000000000000003.json", false);
+        let not_a_device = write("notes.json", true);
+        drop_stale_presence(root.path(), &own);
+        assert!(own_old.exists() && other_new.exists() && not_a_device.exists());
+        assert!(!other_old.exists());
+    }
 }

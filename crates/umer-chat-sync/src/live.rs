@@ -140,12 +140,6 @@ impl Live {
 
     /// The next push within `wait` (`None`: nothing came); `Err` when the socket closed.
     pub fn next(&mut self, wait: Duration) -> SyncResult<Option<Pushed>> {
-        if self.last_heard.elapsed() >= self.server_silent {
-            return Err(SyncError::new(
-                "disconnected",
-                "The server stopped answering.",
-            ));
-        }
         if self.last_pinged.elapsed() >= self.ping_every {
             self.last_pinged = Instant::now();
             self.socket
@@ -176,6 +170,11 @@ impl Live {
                     ),
                 )),
                 Ok(_) => continue,
+                // Silent only once nothing came in the wait just now either: a pong that
+                // waited while this device was busy counts.
+                Err(e) if waited_out(&e) && self.last_heard.elapsed() >= self.server_silent => Err(
+                    SyncError::new("disconnected", "The server stopped answering."),
+                ),
                 Err(e) if waited_out(&e) => Ok(None),
                 Err(e) => Err(SyncError::new("disconnected", e.to_string())),
             };
@@ -220,7 +219,7 @@ impl Syncer {
                         .is_file()
                 });
                 match known {
-                    Some(chat) => self.pull_chat(store, &chat, report),
+                    Some(chat) => self.pull_chat_or_note(store, &chat, report).map(|_| ()),
                     None => self.pull(store, report),
                 }
             }
