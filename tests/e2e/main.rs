@@ -207,14 +207,20 @@ fn open_chat_titled(s: &Session, title: &str) {
     s.wait_text_contains("#chat-title", title, UI);
 }
 
-/// A selector for the chat list's item titled `title`, once it is shown.
+/// A selector for the chat list's item titled `title`, once it is shown. It names the
+/// item by its chat, not its place: a message that arrives between finding and clicking
+/// moves chats up the list.
 fn chat_item_titled(s: &Session, title: &str) -> String {
-    let item = s.wait_until(&format!("a chat titled {title}"), UI, || {
-        s.find_all(".chat-item")
-            .into_iter()
-            .position(|el| s.text_of(&el).contains(title))
-    });
-    format!(".chat-item:nth-child({})", item + 1)
+    s.wait_until(&format!("a chat titled {title}"), UI, || {
+        s.execute(
+            "const item = [...document.querySelectorAll('.chat-item')]
+               .find((li) => li.textContent.includes(arguments[0]));
+             return item ? `.chat-item[data-chat-id=\"${CSS.escape(item.dataset.chatId)}\"]` : null;",
+            json!([title]),
+        )
+        .as_str()
+        .map(str::to_string)
+    })
 }
 
 fn send(s: &Session, text: &str) {

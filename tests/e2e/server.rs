@@ -169,8 +169,14 @@ fn two_windows_talk_through_a_server_and_a_third_on_a_folder_keeps_working() {
     s.click("#group-create");
     s.wait_text_contains("#chat-title", "Server folk", UI);
     send(s, "welcome to the group");
-    a.session
-        .click(&chat_item_titled(&a.session, "Server folk"));
+    // Once its message is in alice's list, the group stays where it is for the click.
+    let group = chat_item_titled(&a.session, "Server folk");
+    a.session.wait_text_contains(
+        &format!("{group} .chat-preview"),
+        "welcome to the group",
+        UI,
+    );
+    a.session.click(&group);
     wait_message(&a.session, "welcome to the group", UI);
 
     // The server goes down: alice's message waits, said so, and goes once it is back.

@@ -159,20 +159,6 @@ impl Session {
         ))
     }
 
-    pub fn find_all(&self, css: &str) -> Vec<Element> {
-        self.call(
-            "POST",
-            "/elements",
-            Some(json!({ "using": "css selector", "value": css })),
-        )
-        .ok()
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|e| e[ELEMENT_KEY].as_str().map(|s| Element(s.to_string())))
-        .collect()
-    }
-
     /// Clicks `css` as a user would, and checks that the page saw a click on it. A click
     /// that reached nothing or another element is a test failure of its own: the page
     /// swallowed it (an element replaced under the pointer between press and release does
