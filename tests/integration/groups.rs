@@ -13,7 +13,7 @@ use umer_chat_core::skip::SkipReason;
 use umer_chat_core::{ChatId, Error, Store};
 use umer_chat_tests::support::{
     cli, copy_tree, file_starting_with, key, open_signed_in, open_store, plant_user, run, sign_up,
-    temp_dir, write_as_a_former_member,
+    temp_dir, texts, write_as_a_former_member,
 };
 
 /// A group alice made with bob and carol, in `dir`; dave and erin have accounts too. Bob's
@@ -356,15 +356,6 @@ fn a_thousand_operations_on_one_group_resolve_and_the_newest_name_wins() {
     assert_eq!(members(&seen), ["alice", "bob", "carol"]);
     assert_eq!(seen.state().admins.len(), 1);
     assert_eq!(seen.name.as_deref(), Some("name 995"));
-}
-
-fn texts(store: &Store, who: &str, chat: &ChatId) -> Vec<String> {
-    store
-        .all_messages(&key(who), chat.as_str())
-        .unwrap()
-        .into_iter()
-        .filter_map(|m| m.text)
-        .collect()
 }
 
 #[test]

@@ -15,7 +15,8 @@ use tempfile::TempDir;
 use umer_chat_core::ids::{month_of, now_ms};
 use umer_chat_core::{DeviceId, SkipReason, Store};
 use umer_chat_tests::support::{
-    cli, cli_under, device_config, message, open_store_as, run, sign_in, sign_up, temp_dir, Output,
+    alice_and_bob_with_a_dm, cli, cli_under, device_config, files_under, key, message,
+    open_store_as, run, sign_in, sign_up, temp_dir, texts, Output,
 };
 
 /// Far more than any command needs here, far less than a runaway read would take.
@@ -344,6 +345,68 @@ fn symlinks_never_send_a_write_outside_the_folder() {
                 .contains("through a symlink")),
         "nothing was written through the symlink"
     );
+}
+
+/// A device keeps its own log open from one append to the next (`OwnLogs` in the core).
+/// Whatever is put at the log's path in between is what the next append finds, as if it
+/// opened the path afresh: a sync tool's copy renamed over it, a symlink out of the folder,
+/// another process of the same device writing to it.
+#[test]
+fn a_log_kept_open_is_written_only_while_its_path_still_names_it() {
+    let dir = temp_dir();
+    let outside = temp_dir();
+    let (alice, bob, dm) = alice_and_bob_with_a_dm(dir.path());
+    let send = |store: &Store, text: &str| {
+        store
+            .append_message(&key("alice"), dm.as_str(), Some(text), None)
+            .expect("append")
+    };
+    let lines = |path: &Path| fs::read_to_string(path).unwrap().lines().count();
+    send(&alice, "one");
+    let log = files_under(dir.path())
+        .into_iter()
+        .find(|p| name_of(p) == log_name("alice", alice.device()))
+        .expect("alice's log");
+
+    // A sync tool keeps the old file as a version and puts its copy in place: the next line
+    // goes to the file at the log's path.
+    let version = log.with_extension("version");
+    fs::rename(&log, &version).unwrap();
+    fs::copy(&version, &log).unwrap();
+    send(&alice, "two");
+    assert_eq!((lines(&log), lines(&version)), (2, 1));
+    assert_eq!(texts(&bob, "bob", &dm), ["one", "two"]);
+    fs::remove_file(&version).unwrap();
+    // Its copy renamed over the log.
+    let copy = log.with_extension("sync-tmp");
+    fs::copy(&log, &copy).unwrap();
+    fs::rename(&copy, &log).unwrap();
+    send(&alice, "two and a half");
+    assert_eq!(lines(&log), 3);
+    assert_eq!(texts(&bob, "bob", &dm), ["one", "two", "two and a half"]);
+
+    // The log taken away and a symlink out of the folder in its place.
+    let victim = outside.path().join("victim.txt");
+    fs::write(&victim, "untouched").unwrap();
+    fs::rename(&log, log.with_extension("taken")).unwrap();
+    symlink(&victim, &log).unwrap();
+    send(&alice, "three");
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
+    assert!(fs::symlink_metadata(&log).unwrap().is_file());
+    assert_eq!(lines(&log), 1);
+
+    // Another process of this device appends between two of this one's.
+    let twin = open_store_as(dir.path(), alice.device());
+    sign_in(&twin, &["alice"]);
+    send(&twin, "four");
+    let five = send(&alice, "five");
+    let four_seq = twin.all_messages(&key("alice"), dm.as_str()).unwrap()[1].seq;
+    assert!(
+        five.seq > four_seq,
+        "the line after another process's follows it"
+    );
+    assert_eq!(lines(&log), 3);
+    assert_eq!(texts(&bob, "bob", &dm), ["three", "four", "five"]);
 }
 
 #[test]

@@ -143,6 +143,17 @@ pub fn message(
     }
 }
 
+/// The texts of every message of `chat` as `who` (signed in on `store`) reads them, oldest
+/// first.
+pub fn texts(store: &Store, who: &str, chat: &ChatId) -> Vec<String> {
+    store
+        .all_messages(&key(who), chat.as_str())
+        .expect("read the chat")
+        .into_iter()
+        .filter_map(|m| m.text)
+        .collect()
+}
+
 /// The key of a valid username.
 pub fn key(name: &str) -> UserKey {
     UserKey::of(name).expect("a valid username")
