@@ -354,6 +354,10 @@ impl AppendFile {
     /// Unlocks the log and hands back its file, to keep open for the next append; `None`
     /// (and the file closed, which unlocks it) when the unlock fails.
     pub fn into_kept(self) -> Option<File> {
+        // Where `relock` cannot tell the file is still at its path, it is not kept.
+        if cfg!(not(unix)) {
+            return None;
+        }
         self.file.unlock().ok()?;
         Some(self.file)
     }
