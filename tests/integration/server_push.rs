@@ -361,6 +361,28 @@ fn quiet_connections_are_closed_and_a_push_socket_that_answers_pings_stays() {
         eprintln!("the {name} connection was closed after {closed:?}");
         assert!(closed >= Duration::from_millis(900), "{name}: {closed:?}");
     }
+    // One that trickles its header, a byte every 250 ms, is never quiet, but is closed once
+    // its header has taken longer than the idle time.
+    let mut trickling = std::net::TcpStream::connect(&address).unwrap();
+    let began = Instant::now();
+    let header = [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ".as_slice(),
+        &[b'a'; 60],
+    ]
+    .concat();
+    let closed = header
+        .iter()
+        .find_map(|byte| {
+            let gone = trickling.write_all(&[*byte]).is_err()
+                || closed_within(&mut trickling, Duration::from_millis(250)).is_some();
+            gone.then(|| began.elapsed())
+        })
+        .expect("the trickling connection is still open after its whole header");
+    eprintln!("the trickling connection was closed after {closed:?}");
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(4)).contains(&closed),
+        "{closed:?}"
+    );
 
     // A push socket whose client reads (so answers the server's pings) stays open across
     // several idle periods; one whose client never reads is closed with 4408.

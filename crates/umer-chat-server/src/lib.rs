@@ -173,10 +173,40 @@ pub async fn serve<D: Database>(
     if let Some(tls) = tls {
         listener = listener.with_tls(tls);
     }
+    let header_timeout = HEADER_TIMEOUT.min(limits.idle);
     let app = router(Arc::new(server));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<net::Peer>(),
-    )
-    .await
+    loop {
+        let (stream, peer) = axum::serve::Listener::accept(&mut listener).await;
+        let app = app.clone();
+        tokio::spawn(async move {
+            // Handlers learn the peer as axum's `ConnectInfo` tells it.
+            let service = tower::ServiceExt::map_request(
+                app,
+                move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(net::Peer(peer)));
+                    request
+                },
+            );
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let connection = http
+                .serve_connection(
+                    hyper_util::rt::TokioIo::new(stream),
+                    hyper_util::service::TowerToHyperService::new(service),
+                )
+                .with_upgrades();
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection ended");
+            }
+        });
+    }
 }
+
+/// How long a client has to send a request's whole header, from when the server waits for
+/// it (a kept-alive connection's next request too), and at most the idle time. A client
+/// that trickles a byte now and then is never idle, and would otherwise hold its slot for
+/// ever.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

@@ -1,8 +1,9 @@
 //! The listening socket: at most so many connections from one address at once, and so many
 //! in all, so one client opening thousands cannot take the server's file descriptors from
 //! everyone else. A connection over a limit is closed as soon as it is accepted, and one on
-//! which nothing moves for `Config::idle_ms` is closed too (hyper, as axum runs it, has no
-//! timer of its own: a client that connects and says nothing would hold its slot for ever).
+//! which nothing moves for `Config::idle_ms` is closed too (a client that connects and says
+//! nothing would hold its slot for ever); one that trickles a request's header is closed by
+//! hyper's header timer (`serve`).
 //! With `--tls-cert` and `--tls-key` every connection is TLS (rustls), its handshake run off
 //! the accept loop.
 
@@ -15,8 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
+use axum::serve::Listener;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -27,12 +27,6 @@ use tokio_rustls::{rustls, TlsAcceptor};
 /// The peer of a connection, for handlers (`ConnectInfo<Peer>`).
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, LimitedListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, LimitedListener>) -> Peer {
-        Peer(*stream.remote_addr())
-    }
-}
 
 /// The connections open now, by the address they count against, and in all.
 #[derive(Default)]
