@@ -323,45 +323,6 @@ impl AppendFile {
         Ok(AppendFile { file, len })
     }
 
-    /// Locks again a log this process appended to and kept open (see
-    /// [`AppendFile::into_kept`]), when `path` still names that very file and nobody wrote
-    /// to it since: its length is still `len`. `None` otherwise, and the caller opens the
-    /// path afresh ([`AppendFile::open_locked`]), with every check that makes. This saves
-    /// the walk down the folder, the open and the torn-line read of each append.
-    pub fn relock(file: File, path: &Path, len: u64) -> Option<Self> {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            file.lock().ok()?;
-            let held = file.metadata().ok()?;
-            // A sync tool's rename over our log (or anything else now at its path) means
-            // that path is another file: the kept one is no longer where readers look.
-            let named = fs::symlink_metadata(path).ok()?;
-            let same = named.is_file()
-                && (named.dev(), named.ino()) == (held.dev(), held.ino())
-                && held.nlink() == 1
-                && held.len() == len;
-            same.then_some(AppendFile { file, len })
-        }
-        // Without inode numbers in std, whether the path still names the file is unknown.
-        #[cfg(not(unix))]
-        {
-            let _ = (file, path, len);
-            None
-        }
-    }
-
-    /// Unlocks the log and hands back its file, to keep open for the next append; `None`
-    /// (and the file closed, which unlocks it) when the unlock fails.
-    pub fn into_kept(self) -> Option<File> {
-        // Where `relock` cannot tell the file is still at its path, it is not kept.
-        if cfg!(not(unix)) {
-            return None;
-        }
-        self.file.unlock().ok()?;
-        Some(self.file)
-    }
-
     pub fn len(&self) -> u64 {
         self.len
     }

@@ -12,7 +12,6 @@ use crate::format::{
     log_file_name, Event, KeyEpoch, SignedEvent, Trust, LINE_VERSION, MAX_LOG_BYTES,
     MAX_TEXT_CHARS, SEALED_EVENT,
 };
-use crate::fsio::AppendFile;
 use crate::ids::{month_of, now_ms, ChatId, DeviceId, EventKey, MAX_SEQ};
 use crate::keys::Identity;
 use crate::listing;
@@ -102,17 +101,7 @@ impl Store {
             .join(log_file_name(user, self.device()));
         // The lock orders appends of several processes of this device; other devices write
         // other files, so no lock is ever shared between devices.
-        let (remembered, kept) = {
-            let mut own = self.own_logs.lock().expect("own logs");
-            (own.last(&path), own.take_open(&path))
-        };
-        let relocked = kept
-            .zip(remembered)
-            .and_then(|(file, (len, ..))| AppendFile::relock(file, &path, len));
-        let mut log = match relocked {
-            Some(log) => log,
-            None => self.open_log(&path)?,
-        };
+        let mut log = self.open_log(&path)?;
         if log.len() >= MAX_LOG_BYTES {
             return Err(Error::FileTooLarge {
                 path,
@@ -123,9 +112,13 @@ impl Store {
         // Only a line every reader accepts counts: a line someone planted in our log with an
         // absurd `ts` or `seq` is skipped by readers, and is not inherited here either. When
         // this process wrote the last line (the length is what it left), it knows them.
-        let known = remembered
+        let known = self
+            .appended
+            .lock()
+            .expect("appended")
+            .get(&path)
             .filter(|(len, ..)| *len == log.len())
-            .map(|(_, ts, seq)| (ts, seq));
+            .map(|&(_, ts, seq)| (ts, seq));
         let last =
             known.or_else(|| last_valid_event(&path, &reader, user, self.device(), log.len()));
         let (mut ts, file_seq) = match last {
@@ -151,11 +144,10 @@ impl Store {
         }
         log.append_line(&line, &path)?;
         self.next_seq.fetch_max(seq + 1, Ordering::Relaxed);
-        let last = (log.len(), ts, seq);
-        self.own_logs
+        self.appended
             .lock()
-            .expect("own logs")
-            .appended(&path, last, log.into_kept());
+            .expect("appended")
+            .insert(path.clone(), (log.len(), ts, seq));
         self.wrote(&path);
         // An open chat shows its own user's event at once, before any poll.
         if let Some(loaded) = self

@@ -1,7 +1,7 @@
 //! [`Store`]: one data folder, seen from one device. The domain API is split over the
 //! modules `users`, `chats`, `messages`, `images`, `reads`, `search` and `doctor`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -22,45 +22,6 @@ use crate::username::UserKey;
 /// A refused record's file stamp, the keyring generation, and why.
 pub(crate) type RefusedRecord = (Option<fsio::Stamp>, u64, String);
 
-/// This process's own logs: what it last appended to each, and the few it appended to last,
-/// kept open, so that a chat's next append neither reads its last line back nor walks the
-/// folder and opens the file again.
-#[derive(Default)]
-pub(crate) struct OwnLogs {
-    /// Per log: its length after this process's last append, and that line's `ts` and `seq`.
-    last: HashMap<PathBuf, (u64, i64, u64)>,
-    /// Open (unlocked) files of the logs appended to most recently, newest last.
-    open: VecDeque<(PathBuf, fs::File)>,
-}
-
-/// How many logs a process keeps open: a few chats talked in at once, far below any limit
-/// on open files.
-const KEPT_OPEN_LOGS: usize = 8;
-
-impl OwnLogs {
-    /// The length this process left `path` at, and the `ts` and `seq` of its line there.
-    pub(crate) fn last(&self, path: &Path) -> Option<(u64, i64, u64)> {
-        self.last.get(path).copied()
-    }
-
-    /// The open file of `path`, if kept, for [`fsio::AppendFile::relock`].
-    pub(crate) fn take_open(&mut self, path: &Path) -> Option<fs::File> {
-        let at = self.open.iter().position(|(p, _)| p == path)?;
-        self.open.remove(at).map(|(_, file)| file)
-    }
-
-    /// Notes an append to `path`, and keeps its file open when given.
-    pub(crate) fn appended(&mut self, path: &Path, last: (u64, i64, u64), file: Option<fs::File>) {
-        self.last.insert(path.to_path_buf(), last);
-        if let Some(file) = file {
-            if self.open.len() == KEPT_OPEN_LOGS {
-                self.open.pop_front();
-            }
-            self.open.push_back((path.to_path_buf(), file));
-        }
-    }
-}
-
 pub struct Store {
     root: PathBuf,
     device: DeviceId,
@@ -78,8 +39,9 @@ pub struct Store {
     /// The next sequence number this process gives, across all of this device's logs, so
     /// that two users appending through one device in one millisecond keep send order.
     pub(crate) next_seq: AtomicU64,
-    /// The logs this process appended to (see [`OwnLogs`]).
-    pub(crate) own_logs: Mutex<OwnLogs>,
+    /// Per log this process appended to: its length after that append, and the `ts` and
+    /// `seq` it wrote, so the next append need not read the line back.
+    pub(crate) appended: Mutex<HashMap<PathBuf, (u64, i64, u64)>>,
     /// Identities signed in through this store, public keys read, keys pinned.
     pub(crate) keyring: Arc<Keyring>,
     /// Sealed group names opened by a member in this process, never written anywhere.
@@ -152,7 +114,7 @@ impl Store {
             pin_tried: Mutex::new(HashSet::new()),
             refused_records: Mutex::new(HashMap::new()),
             next_seq: AtomicU64::new(0),
-            own_logs: Mutex::new(OwnLogs::default()),
+            appended: Mutex::new(HashMap::new()),
             keyring: Arc::new(Keyring::new(&root)),
             opened_names: Mutex::new(HashMap::new()),
             renamed_to: Mutex::default(),
