@@ -173,7 +173,8 @@ pub async fn serve<D: Database>(
     if let Some(tls) = tls {
         listener = listener.with_tls(tls);
     }
-    let header_timeout = HEADER_TIMEOUT.min(limits.idle);
+    // The idle time, also between requests: as long as a kept-alive connection lived before.
+    let header_timeout = limits.idle;
     let app = router(Arc::new(server));
     loop {
         let (stream, peer) = axum::serve::Listener::accept(&mut listener).await;
@@ -204,9 +205,3 @@ pub async fn serve<D: Database>(
         });
     }
 }
-
-/// How long a client has to send a request's whole header, from when the server waits for
-/// it (a kept-alive connection's next request too), and at most the idle time. A client
-/// that trickles a byte now and then is never idle, and would otherwise hold its slot for
-/// ever.
-const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

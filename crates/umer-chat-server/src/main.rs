@@ -42,7 +42,7 @@ struct Args {
     max_connections: usize,
     /// Seconds a connection may stay quiet before it is closed (push connections are
     /// pinged, so a client that is there stays connected). A request's header must also
-    /// come whole within 30 seconds, or this, if shorter.
+    /// come whole within this time, however it trickles.
     #[arg(long, default_value_t = 60.0)]
     idle_seconds: f64,
     /// Seconds a push connection may leave a message untaken before it is closed (its
