@@ -212,12 +212,14 @@ fn open_chat_titled(s: &Session, title: &str) {
 /// moves chats up the list.
 fn chat_item_titled(s: &Session, title: &str) -> String {
     s.wait_until(&format!("a chat titled {title}"), UI, || {
-        s.execute(
+        // A page that is being rendered again may fail the script: ask again.
+        s.try_execute(
             "const item = [...document.querySelectorAll('.chat-item')]
-               .find((li) => li.textContent.includes(arguments[0]));
+               .find((li) => li.querySelector('.chat-title')?.textContent.includes(arguments[0]));
              return item ? `.chat-item[data-chat-id=\"${CSS.escape(item.dataset.chatId)}\"]` : null;",
             json!([title]),
         )
+        .ok()?
         .as_str()
         .map(str::to_string)
     })

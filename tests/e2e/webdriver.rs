@@ -345,7 +345,8 @@ impl Session {
             .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
-    fn try_execute(&self, script: &str, args: Value) -> Result<Value, String> {
+    /// [`Session::execute`], with a script that failed (a page being rendered again) as an error.
+    pub fn try_execute(&self, script: &str, args: Value) -> Result<Value, String> {
         self.call(
             "POST",
             "/execute/sync",
