@@ -16,7 +16,7 @@ use umer_chat_core::ids::{month_of, now_ms};
 use umer_chat_core::{DeviceId, SkipReason, Store};
 use umer_chat_tests::support::{
     alice_and_bob_with_a_dm, cli, cli_under, device_config, files_under, key, message,
-    open_store_as, run, sign_in, sign_up, temp_dir, texts, Output,
+    open_signed_in, open_store_as, run, sign_in, sign_up, temp_dir, texts, Output,
 };
 
 /// Far more than any command needs here, far less than a runaway read would take.
@@ -350,7 +350,9 @@ fn symlinks_never_send_a_write_outside_the_folder() {
 /// One process appends to its log, and between two appends the log's path changes under
 /// it: a sync tool's copy put in place or renamed over it, a symlink out of the folder,
 /// another writer of the same device (a second store here; flock is per open file, so it
-/// counts as another process). Each next append takes the path as it is now. (A log kept
+/// counts as another process), a folder on the way swapped for a symlink or a file, a torn
+/// rewrite, a hard link. Each next append takes the path as it is now; on Linux the quick
+/// open (`openat2`, no symlink anywhere) gives way to the careful one for each. (A log kept
 /// open between appends was tried and dropped: checking that its path still names it cost
 /// nearly what it saved; BENCHMARKS.md.)
 #[test]
@@ -433,6 +435,48 @@ fn a_log_changed_between_two_appends_is_taken_as_its_path_is_now() {
     send(&alice, "seven");
     assert_eq!(lines(&log), 1);
     assert_eq!(texts(&bob, "bob", &dm), ["seven"]);
+
+    // The month's folder replaced by a file: a real folder takes its place.
+    let month_file = month.with_file_name("month-file");
+    fs::rename(&month, &month_file).unwrap();
+    fs::write(&month, "not a folder").unwrap();
+    send(&alice, "eight");
+    assert!(fs::symlink_metadata(&month).unwrap().is_dir());
+    assert_eq!(texts(&bob, "bob", &dm), ["eight"]);
+
+    // A hard link to another file in the log's place: refused, and both left as they are.
+    let linked = dir.path().join("linked.txt");
+    fs::write(&linked, "untouched").unwrap();
+    fs::remove_file(&log).unwrap();
+    fs::hard_link(&linked, &log).unwrap();
+    let refused = alice
+        .append_message(&key("alice"), dm.as_str(), Some("nine"), None)
+        .expect_err("a hard-linked log is never written");
+    assert_eq!(refused.code(), "not_a_regular_file", "{refused}");
+    assert_eq!(fs::read_to_string(&linked).unwrap(), "untouched");
+    assert_eq!(fs::read_to_string(&log).unwrap(), "untouched");
+}
+
+/// A data folder opened through a symlink (or a path with one on its way) cannot take the
+/// one-call open that refuses every symlink (`fsio::open_append_no_symlinks`); its appends
+/// go the careful way, and land in the real folder.
+#[test]
+fn a_data_folder_reached_through_a_symlink_still_takes_appends() {
+    let dir = temp_dir();
+    let (alice, bob, dm) = alice_and_bob_with_a_dm(dir.path());
+    drop(alice);
+    let elsewhere = temp_dir();
+    let link = elsewhere.path().join("data-link");
+    symlink(dir.path(), &link).unwrap();
+    let through = open_signed_in(&link, &["alice"]);
+    through
+        .append_message(&key("alice"), dm.as_str(), Some("through the link"), None)
+        .expect("append through a symlinked root");
+    assert_eq!(texts(&bob, "bob", &dm), ["through the link"]);
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 #[test]

@@ -238,6 +238,55 @@ pub fn move_aside(path: &Path) -> Result<PathBuf> {
     Ok(aside)
 }
 
+/// `root` made absolute, when no symlink is anywhere on its way: only then can a file under
+/// it be opened by the kernel refusing every symlink on the way (`open_append_no_symlinks`).
+/// Checked once, when a store opens; a root that becomes a symlink later only makes those
+/// opens fail, and the careful way is taken.
+pub fn symlink_free_root(root: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(root).ok()?;
+    (fs::canonicalize(&absolute).ok()? == absolute).then_some(absolute)
+}
+
+/// Opens `path` (absolute) to append to, creating it, in one `openat2` call that refuses a
+/// symlink in any of its components: no folder swapped for a symlink between a check and the
+/// open can send a write out of the data folder. `None` whenever this cannot say more: a
+/// folder missing, a symlink on the way, a non-Linux system, or a kernel or sandbox without
+/// `openat2`. The caller then takes the careful way (`ensure_dir_within`, then
+/// `AppendFile::open_locked`), which makes folders and moves squatters aside.
+pub fn open_append_no_symlinks(path: &Path) -> Option<File> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{openat2, Mode, OFlags, ResolveFlags, CWD};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        // Linux before 5.6, or a seccomp filter that refuses the call: ask only once.
+        static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
+        if !path.is_absolute() || UNAVAILABLE.load(Ordering::Relaxed) {
+            return None;
+        }
+        let flags = OFlags::RDWR
+            | OFlags::APPEND
+            | OFlags::CREATE
+            | OFlags::NOFOLLOW
+            | OFlags::NONBLOCK
+            | OFlags::CLOEXEC;
+        let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        match openat2(CWD, path, flags, Mode::from_raw_mode(0o666), resolve) {
+            Ok(fd) => Some(File::from(fd)),
+            Err(e) => {
+                if e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::PERM {
+                    UNAVAILABLE.store(true, Ordering::Relaxed);
+                }
+                None
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 /// Prefix of entries moved out of our way by [`move_aside`].
 pub const MOVED_ASIDE_PREFIX: &str = ".umer-moved-aside-";
 
@@ -272,6 +321,9 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// What a log with more than one link is called in `NotARegularFile`.
+const HARD_LINKED: &str = "file with other hard links";
+
 /// An append-only log file, open and locked against other processes on this machine.
 pub struct AppendFile {
     file: File,
@@ -285,33 +337,40 @@ impl AppendFile {
     /// repair below can only ever cut our own file.
     /// Its folder must exist: `Store::open_log` makes it, checking every folder on the way.
     pub fn open_locked(path: &Path) -> Result<Self> {
-        let dir = parent(path);
         let open = || {
             no_follow(OpenOptions::new().read(true).append(true).create(true))
                 .open(path)
                 .map_err(|e| open_error(path, "open", e))
-                .and_then(|file| regular(file, path))
         };
-        let (file, meta) = match open() {
-            Ok(opened) => opened,
-            Err(Error::NotARegularFile { .. }) => {
+        match open().and_then(|file| Self::lock(file, path)) {
+            // A hard-linked file stays where it is: it may be our own log, and it is refused.
+            Err(Error::NotARegularFile { kind, .. }) if kind != HARD_LINKED => {
                 move_aside(path)?;
-                open()?
+                Self::lock(open()?, path)
             }
-            Err(e) => return Err(e),
-        };
+            other => other,
+        }
+    }
+
+    /// Locks a log opened for appending, then checks what it is: a regular file with one
+    /// link (anything else is `NotARegularFile`, for the caller to move aside). A new file's
+    /// folder entry is made durable, and a torn last line is cut off.
+    pub fn lock(file: File, path: &Path) -> Result<Self> {
+        file.lock().map_err(Error::io("lock", path))?;
+        // One stat, after the lock, for what the file is and how long.
+        let meta = file.metadata().map_err(Error::io("stat", path))?;
+        if !meta.is_file() {
+            return Err(Error::not_regular(path, entry_kind(&meta)));
+        }
         #[cfg(unix)]
         if std::os::unix::fs::MetadataExt::nlink(&meta) > 1 {
             // A hard link could tie our log to a file elsewhere; never write through one.
-            return Err(Error::not_regular(path, "file with other hard links"));
+            return Err(Error::not_regular(path, HARD_LINKED));
         }
-        file.lock().map_err(Error::io("lock", path))?;
-        #[cfg(not(unix))]
-        let _ = meta;
-        let mut len = file.metadata().map_err(Error::io("stat", path))?.len();
+        let mut len = meta.len();
         if len == 0 {
             // A new file: make its directory entry durable before anything is acknowledged.
-            sync_dir(dir)?;
+            sync_dir(parent(path))?;
         }
         let complete = complete_len(&file, len).map_err(Error::io("read", path))?;
         if complete != len {
@@ -355,6 +414,15 @@ impl AppendFile {
 /// Length of the prefix of `file`'s first `len` bytes that ends with a newline: where the
 /// line holding byte `len - 1` starts (`len` itself when that byte is a newline).
 pub(crate) fn complete_len(file: &File, len: u64) -> std::io::Result<u64> {
+    if len == 0 {
+        return Ok(0);
+    }
+    // Nearly always the file ends with a newline, which one byte says.
+    let mut last = [0u8];
+    read_exact_at(file, &mut last, len - 1)?;
+    if last[0] == b'\n' {
+        return Ok(len);
+    }
     let mut end = len;
     let mut buf = [0u8; 4096];
     while end > 0 {

@@ -24,6 +24,8 @@ pub(crate) type RefusedRecord = (Option<fsio::Stamp>, u64, String);
 
 pub struct Store {
     root: PathBuf,
+    /// `root` made absolute, when no symlink is on its way (see `fsio::symlink_free_root`).
+    symlink_free_root: Option<PathBuf>,
     device: DeviceId,
     /// chat.json is written once, so a parsed one never goes stale.
     pub(crate) chat_cache: Mutex<HashMap<ChatId, Arc<ChatRecord>>>,
@@ -106,6 +108,7 @@ impl Store {
         let root = root.into();
         fs::create_dir_all(&root).map_err(Error::io("create folder", &root))?;
         let store = Store {
+            symlink_free_root: fsio::symlink_free_root(&root),
             root: root.clone(),
             device,
             chat_cache: Mutex::new(HashMap::new()),
@@ -177,6 +180,20 @@ impl Store {
 
     /// One of this device's own logs, open and locked for appending.
     pub(crate) fn open_log(&self, path: &Path) -> Result<AppendFile> {
+        // The quick way: one open that follows no symlink, from a root that has none.
+        let beneath = |abs: &PathBuf| Some(abs.join(path.strip_prefix(&self.root).ok()?));
+        if let Some(file) = self
+            .symlink_free_root
+            .as_ref()
+            .and_then(beneath)
+            .and_then(|abs| fsio::open_append_no_symlinks(&abs))
+        {
+            match AppendFile::lock(file, path) {
+                // Something else squats our log's path: the careful way moves it aside.
+                Err(Error::NotARegularFile { .. }) => {}
+                other => return other,
+            }
+        }
         self.ensure_parent(path)?;
         AppendFile::open_locked(path)
     }
