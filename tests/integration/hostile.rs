@@ -457,6 +457,43 @@ fn a_log_changed_between_two_appends_is_taken_as_its_path_is_now() {
     assert_eq!(fs::read_to_string(&log).unwrap(), "untouched");
 }
 
+/// A FIFO at our log's path, locked by whoever planted it: it is moved aside without ever
+/// being locked or waited on (what a log is, is checked before its lock is taken).
+#[test]
+fn a_locked_fifo_at_our_log_path_is_moved_aside_without_waiting() {
+    let dir = temp_dir();
+    let (alice, bob, dm) = alice_and_bob_with_a_dm(dir.path());
+    let sent = alice
+        .append_message(&key("alice"), dm.as_str(), Some("one"), None)
+        .expect("append");
+    let log = files_under(dir.path())
+        .into_iter()
+        .find(|p| name_of(p) == log_name("alice", alice.device()))
+        .expect("alice's log");
+    fs::rename(&log, log.with_extension("kept")).unwrap();
+    mkfifo(&log);
+    let fifo = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&log)
+        .unwrap();
+    fifo.lock().unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    let chat = dm.clone();
+    std::thread::spawn(move || {
+        let result = alice.append_message(&key("alice"), chat.as_str(), Some("two"), None);
+        done.send(result.map(|e| e.seq)).unwrap();
+    });
+    let seq = finished
+        .recv_timeout(TIME_LIMIT)
+        .expect("the append never waits on someone else's lock")
+        .expect("append");
+    assert!(seq > sent.seq);
+    assert!(fs::symlink_metadata(&log).unwrap().is_file());
+    assert_eq!(texts(&bob, "bob", &dm), ["two"]);
+    drop(fifo);
+}
+
 /// A data folder opened through a symlink (or a path with one on its way) cannot take the
 /// one-call open that refuses every symlink (`fsio::open_append_no_symlinks`); its appends
 /// go the careful way, and land in the real folder.

@@ -6,7 +6,8 @@
 //! And the only ways it opens files of the data folder, which anyone who shares the folder
 //! can fill with anything: [`open_regular`] never follows a symlink, never blocks on a FIFO
 //! and hands back only regular files; [`read_capped`] also bounds the length.
-//! [`ensure_dir_within`] makes sure no folder on the way to a write is a symlink.
+//! [`ensure_dir_within`] makes sure no folder on the way to a write is a symlink, and
+//! [`AppendFile::open_within`] opens a log (on Linux) in one call that follows no symlink.
 
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{Read, Write};
@@ -238,30 +239,37 @@ pub fn move_aside(path: &Path) -> Result<PathBuf> {
     Ok(aside)
 }
 
-/// `root` made absolute, when no symlink is anywhere on its way: only then can a file under
-/// it be opened by the kernel refusing every symlink on the way (`open_append_no_symlinks`).
-/// Checked once, when a store opens; a root that becomes a symlink later only makes those
-/// opens fail, and the careful way is taken.
+/// `root` made absolute, when no symlink is anywhere on its way: only then can a log under
+/// it be opened by the kernel refusing every symlink on the way (see
+/// [`AppendFile::open_within`]). Checked once, when a store opens; a root that becomes a
+/// symlink later only makes those opens fail with an error.
 pub fn symlink_free_root(root: &Path) -> Option<PathBuf> {
     let absolute = std::path::absolute(root).ok()?;
     (fs::canonicalize(&absolute).ok()? == absolute).then_some(absolute)
 }
 
-/// Opens `path` (absolute) to append to, creating it, in one `openat2` call that refuses a
-/// symlink in any of its components: no folder swapped for a symlink between a check and the
-/// open can send a write out of the data folder. `None` whenever this cannot say more: a
-/// folder missing, a symlink on the way, a non-Linux system, or a kernel or sandbox without
-/// `openat2`. The caller then takes the careful way (`ensure_dir_within`, then
-/// `AppendFile::open_locked`), which makes folders and moves squatters aside.
-pub fn open_append_no_symlinks(path: &Path) -> Option<File> {
+/// What the one-call open of a log gave.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // only Linux has the call
+enum QuickOpen {
+    Opened(File),
+    /// Something is in the way: a folder missing or not a folder, a symlink anywhere, or
+    /// something other than a file at the log's own name.
+    Refused(std::io::Error),
+    /// Not on this system: not Linux, or a kernel before 5.6 (or a sandbox) without openat2.
+    Unavailable,
+}
+
+/// Opens `path` (absolute, under a root with no symlink) to append to, creating it, in one
+/// `openat2` call that refuses a symlink in any of its components.
+fn open_append_no_symlinks(path: &Path) -> QuickOpen {
     #[cfg(target_os = "linux")]
     {
         use rustix::fs::{openat2, Mode, OFlags, ResolveFlags, CWD};
         use std::sync::atomic::{AtomicBool, Ordering};
-        // Linux before 5.6, or a seccomp filter that refuses the call: ask only once.
+        // A kernel without the call says so once; the careful way is taken from then on.
         static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
-        if !path.is_absolute() || UNAVAILABLE.load(Ordering::Relaxed) {
-            return None;
+        if UNAVAILABLE.load(Ordering::Relaxed) {
+            return QuickOpen::Unavailable;
         }
         let flags = OFlags::RDWR
             | OFlags::APPEND
@@ -271,21 +279,25 @@ pub fn open_append_no_symlinks(path: &Path) -> Option<File> {
             | OFlags::CLOEXEC;
         let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
         match openat2(CWD, path, flags, Mode::from_raw_mode(0o666), resolve) {
-            Ok(fd) => Some(File::from(fd)),
-            Err(e) => {
-                if e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::PERM {
-                    UNAVAILABLE.store(true, Ordering::Relaxed);
-                }
-                None
+            Ok(fd) => QuickOpen::Opened(File::from(fd)),
+            Err(e) if e == rustix::io::Errno::NOSYS => {
+                UNAVAILABLE.store(true, Ordering::Relaxed);
+                QuickOpen::Unavailable
             }
+            Err(e) => QuickOpen::Refused(e.into()),
         }
     }
     #[cfg(not(target_os = "linux"))]
     {
         let _ = path;
-        None
+        QuickOpen::Unavailable
     }
 }
+
+/// How often an append clears what is in its log's way and opens it again before it gives
+/// up with an error: someone who keeps swapping things in faster than that wins an error,
+/// never a write through a symlink.
+const OPEN_ROUNDS: usize = 4;
 
 /// Prefix of entries moved out of our way by [`move_aside`].
 pub const MOVED_ASIDE_PREFIX: &str = ".umer-moved-aside-";
@@ -311,7 +323,12 @@ pub fn open_lock_file(path: &Path) -> Result<File> {
 pub fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
-        File::open(dir)
+        use std::os::unix::fs::OpenOptionsExt;
+        // A FIFO swapped in for the folder fails at once instead of blocking the open.
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK)
+            .open(dir)
             .and_then(|d| d.sync_all())
             .map_err(Error::io("sync folder", dir))?;
     }
@@ -331,11 +348,63 @@ pub struct AppendFile {
 }
 
 impl AppendFile {
-    /// Opens (creating if needed) and locks `path`; a torn last line is cut off first.
-    /// Only a regular file with one link is ever opened: a symlink, FIFO or folder that
-    /// someone put at our own log's path is moved aside first (see [`move_aside`]), so the
-    /// repair below can only ever cut our own file.
-    /// Its folder must exist: `Store::open_log` makes it, checking every folder on the way.
+    /// Opens (creating if needed) and locks `path`, a log under the data folder `root` that
+    /// only this device writes; a torn last line is cut off first. Only a regular file with
+    /// one link is ever opened: a symlink, FIFO or folder that someone put at our own log's
+    /// path is moved aside first (see [`move_aside`]), so the repair can only ever cut our
+    /// own file, and every folder on the way is made a real one ([`ensure_dir_within`]).
+    ///
+    /// With `quick_root` ([`symlink_free_root`] of `root`) on Linux, the log is opened by one
+    /// `openat2` that refuses a symlink anywhere on the way, so nothing swapped in between a
+    /// check and the open can send the write elsewhere; what is in the way is cleared and
+    /// the open tried again. Elsewhere the folders are checked, then the log is opened by
+    /// its path without following a symlink at its own name.
+    pub fn open_within(root: &Path, quick_root: Option<&Path>, path: &Path) -> Result<Self> {
+        let dir = parent(path);
+        // Only plain names below the root: no `..` can lead the quick open out of it.
+        let quick = quick_root.and_then(|quick_root| {
+            let rel = path.strip_prefix(root).ok()?;
+            rel.components()
+                .all(|c| matches!(c, Component::Normal(_)))
+                .then(|| quick_root.join(rel))
+        });
+        let Some(quick) = quick else {
+            ensure_dir_within(root, dir)?;
+            return Self::open_locked(path);
+        };
+        let mut refused = None;
+        for _ in 0..OPEN_ROUNDS {
+            match open_append_no_symlinks(&quick) {
+                QuickOpen::Opened(file) => match Self::lock(file, path) {
+                    Err(Error::NotARegularFile { kind, .. }) if kind != HARD_LINKED => {
+                        move_aside(path)?;
+                    }
+                    other => return other,
+                },
+                QuickOpen::Refused(e) => {
+                    // A folder missing or squatted is made a real one; a squatter at the
+                    // log's own name (a symlink, folder, socket) is moved aside.
+                    ensure_dir_within(root, dir)?;
+                    if fs::symlink_metadata(path).is_ok_and(|meta| !meta.is_file()) {
+                        move_aside(path)?;
+                    }
+                    refused = Some(e);
+                }
+                QuickOpen::Unavailable => {
+                    ensure_dir_within(root, dir)?;
+                    return Self::open_locked(path);
+                }
+            }
+        }
+        Err(match refused {
+            Some(e) => open_error(path, "open", e),
+            None => Error::not_regular(path, "entry that keeps changing"),
+        })
+    }
+
+    /// Opens (creating if needed) and locks `path` by its path, without following a symlink
+    /// at its own name. Its folder must exist: [`AppendFile::open_within`] makes it,
+    /// checking every folder on the way.
     pub fn open_locked(path: &Path) -> Result<Self> {
         let open = || {
             no_follow(OpenOptions::new().read(true).append(true).create(true))
@@ -352,22 +421,22 @@ impl AppendFile {
         }
     }
 
-    /// Locks a log opened for appending, then checks what it is: a regular file with one
-    /// link (anything else is `NotARegularFile`, for the caller to move aside). A new file's
-    /// folder entry is made durable, and a torn last line is cut off.
-    pub fn lock(file: File, path: &Path) -> Result<Self> {
-        file.lock().map_err(Error::io("lock", path))?;
-        // One stat, after the lock, for what the file is and how long.
-        let meta = file.metadata().map_err(Error::io("stat", path))?;
-        if !meta.is_file() {
-            return Err(Error::not_regular(path, entry_kind(&meta)));
-        }
+    /// Checks what an opened log is, then locks it: a regular file with one link (anything
+    /// else is `NotARegularFile`, checked before the lock so that nothing else is ever
+    /// locked or waited on). A new file's folder entry is made durable, and a torn last line
+    /// is cut off.
+    fn lock(file: File, path: &Path) -> Result<Self> {
+        let (file, meta) = regular(file, path)?;
         #[cfg(unix)]
         if std::os::unix::fs::MetadataExt::nlink(&meta) > 1 {
             // A hard link could tie our log to a file elsewhere; never write through one.
             return Err(Error::not_regular(path, HARD_LINKED));
         }
-        let mut len = meta.len();
+        #[cfg(not(unix))]
+        let _ = meta;
+        file.lock().map_err(Error::io("lock", path))?;
+        // The length once locked: another process of this device may have just appended.
+        let mut len = file.metadata().map_err(Error::io("stat", path))?.len();
         if len == 0 {
             // A new file: make its directory entry durable before anything is acknowledged.
             sync_dir(parent(path))?;
@@ -464,6 +533,43 @@ pub fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The quick open is taken where it can be, and refuses a symlink on the way; the log
+    /// then lands in a real folder, and nothing goes through the symlink.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_log_opens_in_one_call_that_follows_no_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        let month = root.join("chats/c/log/2026-12");
+        fs::create_dir_all(&month).unwrap();
+        let quick_root = symlink_free_root(&root).expect("a temp folder has no symlink");
+        let log = month.join("alice.dev.jsonl");
+        assert!(matches!(
+            open_append_no_symlinks(&quick_root.join("chats/c/log/2026-12/alice.dev.jsonl")),
+            QuickOpen::Opened(_)
+        ));
+
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::remove_dir_all(root.join("chats/c/log")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, root.join("chats/c/log")).unwrap();
+        assert!(matches!(
+            open_append_no_symlinks(&quick_root.join("chats/c/log/2026-12/alice.dev.jsonl")),
+            QuickOpen::Refused(_)
+        ));
+        let mut file = AppendFile::open_within(&root, Some(&quick_root), &log).unwrap();
+        file.append_line("{}", &log).unwrap();
+        assert_eq!(fs::read_to_string(&log).unwrap(), "{}\n");
+        assert!(fs::symlink_metadata(root.join("chats/c/log"))
+            .unwrap()
+            .is_dir());
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+        assert!(
+            symlink_free_root(&root.join("chats/c/../c")).is_none(),
+            "a root spelled with `..` takes the careful way"
+        );
+    }
 
     #[test]
     fn write_once_keeps_the_first_version() {

@@ -180,22 +180,7 @@ impl Store {
 
     /// One of this device's own logs, open and locked for appending.
     pub(crate) fn open_log(&self, path: &Path) -> Result<AppendFile> {
-        // The quick way: one open that follows no symlink, from a root that has none.
-        let beneath = |abs: &PathBuf| Some(abs.join(path.strip_prefix(&self.root).ok()?));
-        if let Some(file) = self
-            .symlink_free_root
-            .as_ref()
-            .and_then(beneath)
-            .and_then(|abs| fsio::open_append_no_symlinks(&abs))
-        {
-            match AppendFile::lock(file, path) {
-                // Something else squats our log's path: the careful way moves it aside.
-                Err(Error::NotARegularFile { .. }) => {}
-                other => return other,
-            }
-        }
-        self.ensure_parent(path)?;
-        AppendFile::open_locked(path)
+        AppendFile::open_within(&self.root, self.symlink_free_root.as_deref(), path)
     }
 
     pub(crate) fn ensure_parent(&self, path: &Path) -> Result<()> {

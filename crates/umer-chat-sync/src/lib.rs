@@ -953,9 +953,8 @@ fn append(root: &Path, path: &Path, lines: &[String]) -> SyncResult<usize> {
     if lines.is_empty() {
         return Ok(0);
     }
-    let dir = path.parent().expect("a file in a folder");
-    fsio::ensure_dir_within(root, dir)?;
-    let mut file = AppendFile::open_locked(path)?;
+    let quick_root = fsio::symlink_free_root(root);
+    let mut file = AppendFile::open_within(root, quick_root.as_deref(), path)?;
     let mut bytes = Vec::new();
     for line in lines {
         bytes.extend_from_slice(line.as_bytes());
