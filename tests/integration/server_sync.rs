@@ -145,6 +145,52 @@ fn two_devices_with_folders_of_their_own_talk_through_a_server() {
     });
 }
 
+/// One chat whose new lines cannot be written on this device (here a hard link in the place
+/// of their file, which is never written through) is noted, and the round goes on with the
+/// other chats; once the file is put right, the next round brings what it missed.
+#[test]
+fn a_chat_whose_lines_cannot_be_written_here_does_not_hold_up_the_others() {
+    on_each_database(|backend| {
+        let server = TestServer::start(backend);
+        let alice = Device::on(&server);
+        let bob = Device::on(&server);
+        alice.ok(None, &["signup", "alice"]);
+        bob.ok(None, &["signup", "bob"]);
+        let dm = alice.ok(Some("alice"), &["dm", "bob"]).trim().to_string();
+        let group = alice
+            .ok(Some("alice"), &["group", "create", "Hike", "bob"])
+            .trim()
+            .to_string();
+        alice.ok(Some("alice"), &["send", &dm, "one"]);
+        alice.ok(Some("alice"), &["send", &group, "one"]);
+        assert_eq!(bob.texts("bob", &dm), ["one"]);
+        assert_eq!(bob.texts("bob", &group), ["one"]);
+
+        // alice's DM log in bob's folder gets a second name: it is never written through.
+        let dm_dir = bob.data.path().join("chats").join(&dm);
+        let log = umer_chat_tests::support::files_under(&dm_dir)
+            .into_iter()
+            .find(|p| p.to_string_lossy().contains("/log/"))
+            .expect("alice's DM log in bob's folder");
+        let second_name = bob.data.path().join("second-name");
+        std::fs::hard_link(&log, &second_name).unwrap();
+        alice.ok(Some("alice"), &["send", &dm, "two"]);
+        alice.ok(Some("alice"), &["send", &group, "two"]);
+        let synced = run(&mut bob.cli(Some("bob"), &["sync"]));
+        assert_eq!(synced.code(), 0, "{synced:?}");
+        assert!(
+            synced.stderr.contains(&dm) && synced.stderr.contains("next round"),
+            "the DM's failure is reported: {}",
+            synced.stderr
+        );
+        assert_eq!(bob.texts("bob", &group), ["one", "two"]);
+        assert_eq!(bob.texts("bob", &dm), ["one"]);
+
+        std::fs::remove_file(&second_name).unwrap();
+        assert_eq!(bob.texts("bob", &dm), ["one", "two"]);
+    });
+}
+
 #[test]
 fn what_is_sent_offline_waits_and_goes_once_in_order_when_the_server_is_back() {
     on_each_database(|backend| {

@@ -711,7 +711,8 @@ impl Syncer {
                         .insert(chat.to_string(), entry.changes);
                 }
             } else if cursor < entry.last_seq {
-                self.pull_lines(store, &chat, report)?;
+                let pulled = self.pull_lines(store, &chat, report);
+                note_chat_failure(&chat, pulled, report)?;
             }
         }
         drop_stale_presence(&root, store.device());
@@ -727,16 +728,8 @@ impl Syncer {
         chat: &ChatId,
         report: &mut SyncReport,
     ) -> SyncResult<bool> {
-        match self.pull_chat(store, chat, report) {
-            Ok(()) => Ok(true),
-            Err(e) if e.code == "unreachable" || e.code == "not_signed_in" => Err(e),
-            Err(e) => {
-                report
-                    .problems
-                    .push(format!("{chat}: {e} (asked again at the next round)"));
-                Ok(false)
-            }
-        }
+        let pulled = self.pull_chat(store, chat, report);
+        note_chat_failure(chat, pulled, report)
     }
 
     /// One chat's membership changes, key epochs, photos, then lines after its cursor.
@@ -945,6 +938,27 @@ impl Syncer {
     /// Saves the cursors after lines were written from a push.
     pub fn remember(&self) -> SyncResult<()> {
         self.save()
+    }
+}
+
+/// What one chat's part of a round gave: a failure of this chat alone (refused, too big, no
+/// longer one's chat, a file here in the way of its lines) is noted in the report and the
+/// round goes on with the other chats; false then. Being offline or signed out still ends
+/// the round. Nothing of the failed part counts as taken, so the next round asks again.
+fn note_chat_failure(
+    chat: &ChatId,
+    pulled: SyncResult<()>,
+    report: &mut SyncReport,
+) -> SyncResult<bool> {
+    match pulled {
+        Ok(()) => Ok(true),
+        Err(e) if e.code == "unreachable" || e.code == "not_signed_in" => Err(e),
+        Err(e) => {
+            report
+                .problems
+                .push(format!("{chat}: {e} (asked again at the next round)"));
+            Ok(false)
+        }
     }
 }
 
