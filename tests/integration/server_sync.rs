@@ -53,6 +53,16 @@ impl Device {
     }
 }
 
+/// alice and bob signed up on `server`, each on a device of their own, and their DM.
+fn alice_and_bob_with_a_dm_on(server: &TestServer) -> (Device, Device, String) {
+    let alice = Device::on(server);
+    let bob = Device::on(server);
+    alice.ok(None, &["signup", "alice"]);
+    bob.ok(None, &["signup", "bob"]);
+    let dm = alice.ok(Some("alice"), &["dm", "bob"]).trim().to_string();
+    (alice, bob, dm)
+}
+
 fn has_file_under(dir: &Path, suffix: &str) -> bool {
     umer_chat_tests::support::files_under(dir)
         .iter()
@@ -152,11 +162,7 @@ fn two_devices_with_folders_of_their_own_talk_through_a_server() {
 fn a_chat_whose_lines_cannot_be_written_here_does_not_hold_up_the_others() {
     on_each_database(|backend| {
         let server = TestServer::start(backend);
-        let alice = Device::on(&server);
-        let bob = Device::on(&server);
-        alice.ok(None, &["signup", "alice"]);
-        bob.ok(None, &["signup", "bob"]);
-        let dm = alice.ok(Some("alice"), &["dm", "bob"]).trim().to_string();
+        let (alice, bob, dm) = alice_and_bob_with_a_dm_on(&server);
         let group = alice
             .ok(Some("alice"), &["group", "create", "Hike", "bob"])
             .trim()
@@ -195,11 +201,7 @@ fn a_chat_whose_lines_cannot_be_written_here_does_not_hold_up_the_others() {
 fn what_is_sent_offline_waits_and_goes_once_in_order_when_the_server_is_back() {
     on_each_database(|backend| {
         let mut server = TestServer::start(backend);
-        let alice = Device::on(&server);
-        let bob = Device::on(&server);
-        alice.ok(None, &["signup", "alice"]);
-        bob.ok(None, &["signup", "bob"]);
-        let dm = alice.ok(Some("alice"), &["dm", "bob"]).trim().to_string();
+        let (alice, bob, dm) = alice_and_bob_with_a_dm_on(&server);
         alice.ok(Some("alice"), &["send", &dm, "before"]);
 
         server.kill();
@@ -237,11 +239,7 @@ fn what_is_sent_offline_waits_and_goes_once_in_order_when_the_server_is_back() {
 fn a_watching_device_gets_each_message_as_it_is_sent() {
     on_each_database(|backend| {
         let server = TestServer::start(backend);
-        let alice = Device::on(&server);
-        let bob = Device::on(&server);
-        alice.ok(None, &["signup", "alice"]);
-        bob.ok(None, &["signup", "bob"]);
-        let dm = alice.ok(Some("alice"), &["dm", "bob"]).trim().to_string();
+        let (alice, bob, dm) = alice_and_bob_with_a_dm_on(&server);
         let mut watching = Running::spawn(&mut bob.cli(Some("bob"), &["sync", "--watch"]));
         let stdout = watching.child().stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
