@@ -692,31 +692,43 @@ impl Syncer {
             if entry.record.len() as u64 > MAX_RECORD_BYTES {
                 continue;
             }
-            let dir = root.join("chats").join(chat.as_str());
-            fsio::ensure_dir_within(&root, &dir)?;
-            if fsio::write_once(&dir.join("chat.json"), entry.record.as_bytes())? {
-                report.received_files += 1;
-            }
-            self.state.stored.insert(format!("chats/{chat}/chat.json"));
-            // Only what moved: a sync of a hundred quiet chats is one request, not five
-            // hundred. The count is the one listed before anything was fetched, so a change
-            // made meanwhile is fetched again next time, never missed.
-            let changed = self.state.changes_taken.get(chat.as_str()) != Some(&entry.changes);
-            let cursor = self.state.cursors.get(chat.as_str()).copied().unwrap_or(0);
-            if changed {
-                // Taken only when every part came: a part that failed is asked again.
-                if self.pull_chat_or_note(store, &chat, report)? {
-                    self.state
-                        .changes_taken
-                        .insert(chat.to_string(), entry.changes);
-                }
-            } else if cursor < entry.last_seq {
-                let pulled = self.pull_lines(store, &chat, report);
-                note_chat_failure(&chat, pulled, report)?;
-            }
+            let pulled = self.pull_listed_chat(store, &chat, &entry, report);
+            note_chat_failure(&chat, pulled, report)?;
         }
         drop_stale_presence(&root, store.device());
         self.save()
+    }
+
+    /// One chat as the server lists it: its record, then only what moved (a sync of a
+    /// hundred quiet chats is one request, not five hundred).
+    fn pull_listed_chat(
+        &mut self,
+        store: &Store,
+        chat: &ChatId,
+        entry: &remote::ChatListing,
+        report: &mut SyncReport,
+    ) -> SyncResult<()> {
+        let root = store.root();
+        let dir = root.join("chats").join(chat.as_str());
+        fsio::ensure_dir_within(root, &dir)?;
+        if fsio::write_once(&dir.join("chat.json"), entry.record.as_bytes())? {
+            report.received_files += 1;
+        }
+        self.state.stored.insert(format!("chats/{chat}/chat.json"));
+        // The count is the one listed before anything was fetched, so a change made
+        // meanwhile is fetched again next time, never missed.
+        let changed = self.state.changes_taken.get(chat.as_str()) != Some(&entry.changes);
+        let cursor = self.state.cursors.get(chat.as_str()).copied().unwrap_or(0);
+        if changed {
+            // Taken only when every part came: a part that failed is asked again.
+            self.pull_chat(store, chat, report)?;
+            self.state
+                .changes_taken
+                .insert(chat.to_string(), entry.changes);
+        } else if cursor < entry.last_seq {
+            self.pull_lines(store, chat, report)?;
+        }
+        Ok(())
     }
 
     /// [`Syncer::pull_chat`], with a failure of this chat alone (refused, too big, no
