@@ -383,6 +383,43 @@ fn quiet_connections_are_closed_and_a_push_socket_that_answers_pings_stays() {
         (Duration::from_millis(900)..Duration::from_secs(4)).contains(&closed),
         "{closed:?}"
     );
+    // One that sends its header at once and trickles its body, a byte every 250 ms, is cut
+    // off once the body falls behind the slowest pace allowed (after the idle time)...
+    let mut trickling = std::net::TcpStream::connect(&address).unwrap();
+    trickling
+        .write_all(b"POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+        .unwrap();
+    let began = Instant::now();
+    let closed = (0..999)
+        .find_map(|_| {
+            let gone = trickling.write_all(b" ").is_err()
+                || closed_within(&mut trickling, Duration::from_millis(250)).is_some();
+            gone.then(|| began.elapsed())
+        })
+        .expect("the trickled body was taken to its end");
+    eprintln!("the trickled body's connection was closed after {closed:?}");
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(4)).contains(&closed),
+        "{closed:?}"
+    );
+    // ...while one that keeps a slow but steady pace (32 KiB a second, for longer than the
+    // idle time) is read to its end and answered.
+    let mut steady = std::net::TcpStream::connect(&address).unwrap();
+    steady
+        .write_all(b"POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 65536\r\n\r\n")
+        .unwrap();
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(250));
+        steady.write_all(&[b' '; 8192]).unwrap();
+    }
+    steady
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let got = std::io::Read::read(&mut steady, &mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..got]);
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    assert!(!answer.contains("slower"), "{answer}");
 
     // A push socket whose client reads (so answers the server's pings) stays open across
     // several idle periods; one whose client never reads is closed with 4408.

@@ -180,10 +180,13 @@ pub async fn serve<D: Database>(
         let (stream, peer) = axum::serve::Listener::accept(&mut listener).await;
         let app = app.clone();
         tokio::spawn(async move {
-            // Handlers learn the peer as axum's `ConnectInfo` tells it.
+            // Handlers learn the peer as axum's `ConnectInfo` tells it, and read a body that
+            // must keep coming (`SteadyBody`).
             let service = tower::ServiceExt::map_request(
                 app,
-                move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                move |request: axum::extract::Request<hyper::body::Incoming>| {
+                    let mut request =
+                        request.map(|body| net::SteadyBody::new(body, header_timeout));
                     request
                         .extensions_mut()
                         .insert(axum::extract::ConnectInfo(net::Peer(peer)));

@@ -3,7 +3,8 @@
 //! everyone else. A connection over a limit is closed as soon as it is accepted, and one on
 //! which nothing moves for `Config::idle_ms` is closed too (a client that connects and says
 //! nothing would hold its slot for ever); one that trickles a request's header is closed by
-//! hyper's header timer (`serve`).
+//! hyper's header timer (`serve`), and one that trickles a request's body by
+//! [`SteadyBody`].
 //! With `--tls-cert` and `--tls-key` every connection is TLS (rustls), its handshake run off
 //! the accept loop.
 
@@ -333,6 +334,82 @@ impl AsyncWrite for CountedStream {
             Stream::Plain(stream) => stream.is_write_vectored(),
             Stream::Tls(stream) => stream.is_write_vectored(),
         }
+    }
+}
+
+/// The slowest a request's body may come on average, once the idle time has passed: a photo
+/// at the largest size takes under 20 minutes at this rate, a slow mobile link's pace.
+pub const MIN_BODY_BYTES_PER_SECOND: u64 = 8 * 1024;
+
+/// A request's body that must keep coming: after the idle time, at least
+/// [`MIN_BODY_BYTES_PER_SECOND`] on average since the request began. A client that moves a
+/// byte now and then, never quiet long enough to be closed as idle, would otherwise hold a
+/// connection slot of its address for as long as it likes; this one is cut off, and the
+/// request fails as a body that did not come.
+pub struct SteadyBody {
+    inner: hyper::body::Incoming,
+    began: std::time::Instant,
+    grace: Duration,
+    received: u64,
+}
+
+impl SteadyBody {
+    pub fn new(inner: hyper::body::Incoming, grace: Duration) -> SteadyBody {
+        SteadyBody {
+            inner,
+            began: std::time::Instant::now(),
+            grace,
+            received: 0,
+        }
+    }
+
+    fn too_slow(&self) -> bool {
+        let earned =
+            Duration::from_secs_f64(self.received as f64 / MIN_BODY_BYTES_PER_SECOND as f64);
+        self.began.elapsed() > self.grace + earned
+    }
+}
+
+/// What a body that came too slowly fails with.
+#[derive(Debug)]
+pub struct BodyTooSlow;
+
+impl std::fmt::Display for BodyTooSlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the request's body came slower than {MIN_BODY_BYTES_PER_SECOND} bytes a second"
+        )
+    }
+}
+
+impl std::error::Error for BodyTooSlow {}
+
+impl hyper::body::Body for SteadyBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &poll {
+            this.received += frame.data_ref().map_or(0, |data| data.len() as u64);
+        }
+        if !matches!(poll, Poll::Ready(None)) && this.too_slow() {
+            return Poll::Ready(Some(Err(BodyTooSlow.into())));
+        }
+        poll.map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
