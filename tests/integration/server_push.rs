@@ -334,6 +334,28 @@ fn closed_within(stream: &mut std::net::TcpStream, limit: Duration) -> Option<Du
     None
 }
 
+/// Sends `at_once` to the server at `address`, then `trickled` a byte every 250 ms, and
+/// checks that the connection is closed once the idle time (1 s) is up, well before the end.
+fn assert_closed_after_the_idle_time(what: &str, address: &str, at_once: &[u8], trickled: &[u8]) {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.write_all(at_once).unwrap();
+    let began = Instant::now();
+    let closed = trickled
+        .iter()
+        .find_map(|byte| {
+            let gone = stream.write_all(&[*byte]).is_err()
+                || closed_within(&mut stream, Duration::from_millis(250)).is_some();
+            gone.then(|| began.elapsed())
+        })
+        .unwrap_or_else(|| panic!("{what} connection is still open after its last byte"));
+    eprintln!("{what} connection was closed after {closed:?}");
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(4)).contains(&closed),
+        "{what}: {closed:?}"
+    );
+}
+
 #[test]
 fn quiet_connections_are_closed_and_a_push_socket_that_answers_pings_stays() {
     use std::io::Write;
@@ -363,44 +385,20 @@ fn quiet_connections_are_closed_and_a_push_socket_that_answers_pings_stays() {
     }
     // One that trickles its header, a byte every 250 ms, is never quiet, but is closed once
     // its header has taken longer than the idle time.
-    let mut trickling = std::net::TcpStream::connect(&address).unwrap();
-    let began = Instant::now();
     let header = [
         b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ".as_slice(),
         &[b'a'; 60],
     ]
     .concat();
-    let closed = header
-        .iter()
-        .find_map(|byte| {
-            let gone = trickling.write_all(&[*byte]).is_err()
-                || closed_within(&mut trickling, Duration::from_millis(250)).is_some();
-            gone.then(|| began.elapsed())
-        })
-        .expect("the trickling connection is still open after its whole header");
-    eprintln!("the trickling connection was closed after {closed:?}");
-    assert!(
-        (Duration::from_millis(900)..Duration::from_secs(4)).contains(&closed),
-        "{closed:?}"
-    );
+    assert_closed_after_the_idle_time("the trickled header's", &address, b"", &header);
     // One that sends its header at once and trickles its body, a byte every 250 ms, is cut
     // off once the body falls behind the slowest pace allowed (after the idle time)...
-    let mut trickling = std::net::TcpStream::connect(&address).unwrap();
-    trickling
-        .write_all(b"POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
-        .unwrap();
-    let began = Instant::now();
-    let closed = (0..999)
-        .find_map(|_| {
-            let gone = trickling.write_all(b" ").is_err()
-                || closed_within(&mut trickling, Duration::from_millis(250)).is_some();
-            gone.then(|| began.elapsed())
-        })
-        .expect("the trickled body was taken to its end");
-    eprintln!("the trickled body's connection was closed after {closed:?}");
-    assert!(
-        (Duration::from_millis(900)..Duration::from_secs(4)).contains(&closed),
-        "{closed:?}"
+    assert_closed_after_the_idle_time(
+        "the trickled body's",
+        &address,
+        b"POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 1000\r\n\r\n{",
+        &[b' '; 999],
     );
     // ...while one that keeps a slow but steady pace (32 KiB a second, for longer than the
     // idle time) is read to its end and answered.
