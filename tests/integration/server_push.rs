@@ -400,6 +400,15 @@ fn quiet_connections_are_closed_and_a_push_socket_that_answers_pings_stays() {
           Content-Length: 1000\r\n\r\n{",
         &[b' '; 999],
     );
+    // A chunked body whose chunk size is padded with spaces, byte by byte, gives no data at
+    // all: the body's own timer cuts it off.
+    assert_closed_after_the_idle_time(
+        "the padded chunk's",
+        &address,
+        b"POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Transfer-Encoding: chunked\r\n\r\n1",
+        &[b' '; 999],
+    );
     // ...while one that keeps a slow but steady pace (32 KiB a second, for longer than the
     // idle time) is read to its end and answered.
     let mut steady = std::net::TcpStream::connect(&address).unwrap();

@@ -338,18 +338,22 @@ impl AsyncWrite for CountedStream {
 }
 
 /// The slowest a request's body may come on average, once the idle time has passed: a photo
-/// at the largest size takes under 20 minutes at this rate, a slow mobile link's pace.
+/// of the largest size (10 MiB) takes about 21 minutes at this rate, a slow mobile link's
+/// pace.
 pub const MIN_BODY_BYTES_PER_SECOND: u64 = 8 * 1024;
 
 /// A request's body that must keep coming: after the idle time, at least
-/// [`MIN_BODY_BYTES_PER_SECOND`] on average since the request began. A client that moves a
-/// byte now and then, never quiet long enough to be closed as idle, would otherwise hold a
+/// [`MIN_BODY_BYTES_PER_SECOND`] on average since it was first asked for. A client that moves
+/// a byte now and then, never quiet long enough to be closed as idle, would otherwise hold a
 /// connection slot of its address for as long as it likes; this one is cut off, and the
-/// request fails as a body that did not come.
+/// request fails as a body that did not come. A timer runs while the body waits, so framing
+/// that gives no data (a chunk size padded with spaces, byte by byte) is cut off too.
 pub struct SteadyBody {
     inner: hyper::body::Incoming,
-    began: std::time::Instant,
     grace: Duration,
+    /// From the first time the handler asks for the body (time spent before that, e.g.
+    /// looking up a session, is the server's, not the client's), with the deadline then.
+    clock: Option<(Instant, Pin<Box<Sleep>>)>,
     received: u64,
 }
 
@@ -357,16 +361,15 @@ impl SteadyBody {
     pub fn new(inner: hyper::body::Incoming, grace: Duration) -> SteadyBody {
         SteadyBody {
             inner,
-            began: std::time::Instant::now(),
             grace,
+            clock: None,
             received: 0,
         }
     }
 
-    fn too_slow(&self) -> bool {
-        let earned =
-            Duration::from_secs_f64(self.received as f64 / MIN_BODY_BYTES_PER_SECOND as f64);
-        self.began.elapsed() > self.grace + earned
+    fn deadline(&self, began: Instant) -> Instant {
+        let earned = self.received as f64 / MIN_BODY_BYTES_PER_SECOND as f64;
+        began + self.grace + Duration::from_secs_f64(earned)
     }
 }
 
@@ -394,11 +397,32 @@ impl hyper::body::Body for SteadyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
+        if this.clock.is_none() {
+            let began = Instant::now();
+            let sleep = Box::pin(tokio::time::sleep_until(this.deadline(began)));
+            this.clock = Some((began, sleep));
+        }
         let poll = Pin::new(&mut this.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &poll {
-            this.received += frame.data_ref().map_or(0, |data| data.len() as u64);
+            let data = frame.data_ref().map_or(0, |data| data.len() as u64);
+            if data > 0 {
+                this.received += data;
+                let (began, _) = this.clock.as_ref().expect("started above");
+                let deadline = this.deadline(*began);
+                this.clock
+                    .as_mut()
+                    .expect("started above")
+                    .1
+                    .as_mut()
+                    .reset(deadline);
+            }
         }
-        if !matches!(poll, Poll::Ready(None)) && this.too_slow() {
+        if matches!(poll, Poll::Ready(None)) {
+            return poll.map_err(Into::into);
+        }
+        // Polled on every wait, so the timer wakes this body even when no byte comes.
+        let (_, sleep) = this.clock.as_mut().expect("started above");
+        if sleep.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Some(Err(BodyTooSlow.into())));
         }
         poll.map_err(Into::into)
