@@ -270,6 +270,61 @@ fn a_watching_device_gets_each_message_as_it_is_sent() {
     });
 }
 
+/// A watching device that cannot write a pushed line (a hard link in the place of its file,
+/// never written through) says so and keeps watching; once the file is put right, the next
+/// push brings that line too, since pushed lines after a gap are asked for from the cursor.
+#[test]
+fn a_pushed_line_that_could_not_be_written_comes_with_the_next_one() {
+    on_each_database(|backend| {
+        let server = TestServer::start(backend);
+        let (alice, bob, dm) = alice_and_bob_with_a_dm_on(&server);
+        alice.ok(Some("alice"), &["send", &dm, "one"]);
+        assert_eq!(bob.texts("bob", &dm), ["one"]);
+        let log = umer_chat_tests::support::files_under(&bob.data.path().join("chats").join(&dm))
+            .into_iter()
+            .find(|p| p.to_string_lossy().contains("/log/"))
+            .expect("alice's DM log in bob's folder");
+        let second_name = bob.data.path().join("second-name");
+        std::fs::hard_link(&log, &second_name).unwrap();
+
+        let mut watch = bob.cli(Some("bob"), &["sync", "--watch"]);
+        watch.stderr(std::process::Stdio::piped());
+        let mut watching = Running::spawn(watch.stdout(std::process::Stdio::piped()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = watching.child().stdout.take().unwrap();
+        let stderr = watching.child().stderr.take().unwrap();
+        for (name, pipe) in [
+            ("out", Box::new(stdout) as Box<dyn std::io::Read + Send>),
+            ("err", Box::new(stderr)),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if tx.send((name, line)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let next = |wanted: &str, text: &str| loop {
+            let (name, line) = rx.recv_timeout(Duration::from_secs(20)).expect(wanted);
+            if name == wanted && line.contains(text) {
+                return line;
+            }
+        };
+        next("out", "synced");
+        alice.ok(Some("alice"), &["send", &dm, "two"]);
+        let problem = next("err", "next round");
+        assert!(problem.contains(&dm), "{problem}");
+        std::fs::remove_file(&second_name).unwrap();
+        alice.ok(Some("alice"), &["send", &dm, "three"]);
+        let taken = next("out", "received");
+        assert!(taken.contains("\"received\":2"), "{taken}");
+        watching.kill();
+        assert_eq!(bob.texts("bob", &dm), ["one", "two", "three"]);
+    });
+}
+
 /// A server that answers every request by its path from `answers` (a path prefix and a JSON
 /// body, the first that fits), as a hostile one may.
 fn fake_server(answers: Vec<(&'static str, String)>) -> String {

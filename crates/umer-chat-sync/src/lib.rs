@@ -953,10 +953,20 @@ impl Syncer {
     }
 }
 
+/// Failures that are not one chat's: offline, signed out, the server failing or asking to
+/// wait, this device's disk. Each ends a round rather than failing every chat in turn.
+const ENDS_A_ROUND: [&str; 5] = [
+    "unreachable",
+    "not_signed_in",
+    "server_error",
+    "too_many_attempts",
+    "io",
+];
+
 /// What one chat's part of a round gave: a failure of this chat alone (refused, too big, no
 /// longer one's chat, a file here in the way of its lines) is noted in the report and the
-/// round goes on with the other chats; false then. Being offline or signed out still ends
-/// the round. Nothing of the failed part counts as taken, so the next round asks again.
+/// round goes on with the other chats; false then. What [`ENDS_A_ROUND`] names still ends
+/// it. Nothing of the failed part counts as taken, so the next round asks again.
 fn note_chat_failure(
     chat: &ChatId,
     pulled: SyncResult<()>,
@@ -964,7 +974,7 @@ fn note_chat_failure(
 ) -> SyncResult<bool> {
     match pulled {
         Ok(()) => Ok(true),
-        Err(e) if e.code == "unreachable" || e.code == "not_signed_in" => Err(e),
+        Err(e) if ENDS_A_ROUND.contains(&e.code.as_str()) => Err(e),
         Err(e) => {
             report
                 .problems

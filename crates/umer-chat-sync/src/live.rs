@@ -14,7 +14,7 @@ use tungstenite::HandshakeError;
 use tungstenite::{Message, WebSocket};
 use umer_chat_core::{ChatId, DeviceId, Store};
 
-use crate::{Remote, SyncError, SyncReport, SyncResult, Syncer};
+use crate::{note_chat_failure, Remote, SyncError, SyncReport, SyncResult, Syncer};
 pub use umer_chat_core::wire::Pushed;
 
 /// An open push socket.
@@ -207,8 +207,22 @@ impl Syncer {
                     return self.pull(store, report);
                 }
                 let own_file = umer_chat_core::format::log_file_name(self.user(), store.device());
-                report.received_lines +=
-                    self.write_lines(&root, &chat, &own_file, &lines, report)?;
+                // A chat's lines are numbered without gaps: pushed lines that do not follow
+                // the cursor come after some this device missed or could not write, which
+                // are asked for from the cursor instead.
+                let cursor = self.state.cursors.get(chat.as_str()).copied().unwrap_or(0);
+                let first_new = lines
+                    .iter()
+                    .map(|l| l.seq)
+                    .filter(|&seq| seq > cursor)
+                    .min();
+                let taken = match first_new {
+                    Some(first) if first > cursor + 1 => self.pull_lines(store, &chat, report),
+                    _ => self
+                        .write_lines(&root, &chat, &own_file, &lines, report)
+                        .map(|written| report.received_lines += written),
+                };
+                note_chat_failure(&chat, taken, report)?;
                 self.remember()
             }
             Pushed::Changed { chat } => {
